@@ -1,0 +1,79 @@
+"""Every Redis key and queue name runq uses, in one place.
+
+All keys share the `runq:` prefix so an operator can find (and back up, or flush)
+runq's data with one pattern, and so several runq deployments can share a Redis
+by changing `PREFIX`.
+"""
+
+from __future__ import annotations
+
+PREFIX = "runq"
+
+# Celery queues.
+QUEUE_RUNS = "runs"
+QUEUE_TOOLS = "tools"
+
+
+def job(job_id: str) -> str:
+    """The job record (JSON): spec, status, handles, counters, result."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_lock(job_id: str) -> str:
+    """Short lease owned by the task currently acting on the job."""
+    return f"{PREFIX}:lock:{job_id}"
+
+
+def events(job_id: str) -> str:
+    """The job's event stream (a Redis Stream)."""
+    return f"{PREFIX}:events:{job_id}"
+
+
+def idempotency(scope: str, key: str) -> str:
+    """Maps a producer's idempotency key to the job it created."""
+    return f"{PREFIX}:idem:{scope}:{key}"
+
+
+def leases() -> str:
+    """Sorted set of non-terminal job ids scored by when their lease expires."""
+    return f"{PREFIX}:leases"
+
+
+def tool_output(job_id: str, round_no: int) -> str:
+    """Hash of call_id -> stored tool output for one tool round of a job."""
+    return f"{PREFIX}:tools:{job_id}:{round_no}"
+
+
+def tool_round_submitted(job_id: str, round_no: int) -> str:
+    """Set once when a round's outputs have been handed to submit (fan-in guard)."""
+    return f"{PREFIX}:tools:{job_id}:{round_no}:submitted"
+
+
+def conversation_lock(conversation: str) -> str:
+    """Serialises jobs that continue the same conversation or thread."""
+    return f"{PREFIX}:conv:{conversation}"
+
+
+def rate_bucket(link: str) -> str:
+    """Token bucket state (requests and tokens) for one backend link."""
+    return f"{PREFIX}:rl:{link}"
+
+
+def breaker(link: str) -> str:
+    """Circuit breaker state for one backend link."""
+    return f"{PREFIX}:cb:{link}"
+
+
+def answer_cache(fingerprint: str) -> str:
+    """The answer of an earlier identical job (the `cache` fallback link)."""
+    return f"{PREFIX}:cache:{fingerprint}"
+
+
+def upload_cache(content_hash: str) -> str:
+    """File id of an already uploaded document, by content hash."""
+    return f"{PREFIX}:upload:{content_hash}"
+
+
+def tenant_jobs(tenant: str) -> str:
+    """Ids of the jobs a gateway tenant submitted."""
+    return f"{PREFIX}:tenant:{tenant}"
