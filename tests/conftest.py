@@ -1,0 +1,52 @@
+"""Shared fixtures: a real Redis from the project's launcher, and helpers to wait on conditions.
+
+A test that needs Redis gets it from `redis_url`; if the launcher cannot start one the
+fixture errors, so the test fails (never skips) — under CI and everywhere else.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from worker.launcher import EmbeddedRedis
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def runq_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("runq-home")
+
+
+@pytest.fixture(scope="session")
+def redis_server(runq_home: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(runq_home).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+def wait_for(
+    condition: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.05,
+    what: str = "condition",
+) -> T:
+    """Return the first truthy value of `condition()`, or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
