@@ -1,0 +1,41 @@
+"""Fixtures: a real sandbox served by uvicorn in a thread, and official clients."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+from sandbox_helpers import admin
+
+from sandbox.config import SandboxConfig
+from sandbox.server import SandboxServer
+
+LATENCY_MS = 150
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[SandboxServer]:
+    config = SandboxConfig(port=0, latency_ms=LATENCY_MS, hang_seconds=5.0)
+    with SandboxServer(config) as srv:
+        yield srv
+
+
+@pytest.fixture(autouse=True)
+def _fresh_state(request: pytest.FixtureRequest) -> None:
+    """Each test starts from an empty sandbox (only when it uses the shared server)."""
+    if "server" in request.fixturenames:
+        srv = request.getfixturevalue("server")
+        admin(srv.url, "/sandbox/reset", "POST")
+
+
+@pytest.fixture
+def client(server: SandboxServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=10)
+
+
+@pytest.fixture
+def aclient(server: SandboxServer) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=10
+    )

@@ -1,0 +1,90 @@
+"""The command line: ``python -m sandbox --port 0`` prints the real URL and serves."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import openai
+import pytest
+
+from sandbox.cli import build_parser
+from sandbox.config import SandboxConfig, parse_faults
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cli_port_zero_prints_real_url_and_serves() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", "0", "--latency-ms", "0"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        assert line.startswith("sandbox listening on http://127.0.0.1:")
+        url = line.rsplit(" ", 1)[1]
+        assert not url.endswith(":0/v1")
+        client = openai.OpenAI(base_url=url, api_key="k", max_retries=0, timeout=10)
+        assert client.responses.create(model="gpt-4o-mini", input="cli").output_text == "Echo: cli"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_env_gives_defaults() -> None:
+    cfg = SandboxConfig.from_env(
+        {
+            "RUNQ_SANDBOX_PORT": "9000",
+            "RUNQ_SANDBOX_LATENCY_MS": "5",
+            "RUNQ_SANDBOX_FAULTS": "500=0.5,hang=0.1",
+            "RUNQ_SANDBOX_API_KEYS": "a,b",
+            "RUNQ_SANDBOX_TOKENS_PER_SECOND": "50",
+        }
+    )
+    assert (cfg.port, cfg.latency_ms, cfg.api_keys) == (9000, 5, ["a", "b"])
+    assert cfg.faults == {"500": 0.5, "hang": 0.1}
+    assert cfg.tokens_per_second == 50.0
+    assert cfg.host == "127.0.0.1"
+
+
+def test_bad_fault_profile_is_refused() -> None:
+    with pytest.raises(ValueError, match="bad fault entry"):
+        parse_faults("404=0.1")
+    with pytest.raises(ValueError, match="more than 1"):
+        parse_faults("500=0.7,503=0.7")
+
+
+def test_parser_knows_every_documented_flag() -> None:
+    args = build_parser().parse_args(
+        [
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "1",
+            "--latency-ms",
+            "2",
+            "--rpm",
+            "3",
+            "--tpm",
+            "4",
+            "--faults",
+            "500=0.1",
+            "--seed",
+            "5",
+        ]
+    )
+    assert (args.host, args.port, args.latency_ms, args.rpm, args.tpm, args.seed) == (
+        "0.0.0.0",
+        1,
+        2,
+        3,
+        4,
+        5,
+    )
