@@ -9,9 +9,8 @@ from __future__ import annotations
 
 PREFIX = "runq"
 
-# Celery queues.
-QUEUE_RUNS = "runs"
-QUEUE_TOOLS = "tools"
+# Queue names live with the Celery configuration (config.celery): config imports nothing
+# of ours, and Celery routing is where queues are decided.
 
 
 def job(job_id: str) -> str:
@@ -22,6 +21,11 @@ def job(job_id: str) -> str:
 def job_lock(job_id: str) -> str:
     """Short lease owned by the task currently acting on the job."""
     return f"{PREFIX}:lock:{job_id}"
+
+
+def cancel(job_id: str) -> str:
+    """Set when a producer asks to cancel; the job's next step honours it."""
+    return f"{PREFIX}:cancel:{job_id}"
 
 
 def events(job_id: str) -> str:
@@ -42,6 +46,11 @@ def leases() -> str:
 def tool_output(job_id: str, round_no: int) -> str:
     """Hash of call_id -> stored tool output for one tool round of a job."""
     return f"{PREFIX}:tools:{job_id}:{round_no}"
+
+
+def tool_started(job_id: str, round_no: int) -> str:
+    """Hash of call_id -> 1 once a non-idempotent tool began running (never run it twice)."""
+    return f"{PREFIX}:tools:{job_id}:{round_no}:started"
 
 
 def tool_round_submitted(job_id: str, round_no: int) -> str:

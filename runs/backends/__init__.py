@@ -1,0 +1,32 @@
+"""Backend adapters behind one interface (`Backend`), chosen per job."""
+
+from __future__ import annotations
+
+from runs.backends.base import Backend, RunState, ToolCallRequest
+from runs.backends.client import get_client
+from runs.backends.responses import ResponsesBackend
+from runs.errors import ConfigurationError
+from runs.job import Job
+from runs.tools import ToolRegistry
+
+__all__ = ["Backend", "BackendFactory", "RunState", "ToolCallRequest"]
+
+
+class BackendFactory:
+    """Builds the adapter for a job from the endpoint settings and the tool registry."""
+
+    def __init__(
+        self, *, base_url: str | None, api_key: str, timeout: float, registry: ToolRegistry
+    ) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self.registry = registry
+
+    def __call__(self, job: Job) -> Backend:
+        client = get_client(self.base_url, self.api_key, self.timeout)
+        name = job.spec.backend
+        if name == "responses":
+            tools = self.registry.openai_tools(job.spec.tools, "responses") if job.spec.tools else []
+            return ResponsesBackend(client, tools)
+        raise ConfigurationError(f"backend {name!r} is not available in this worker")

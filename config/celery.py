@@ -1,0 +1,56 @@
+"""Celery configuration derived from `Settings`: the few choices that make runq safe.
+
+- JSON only: a job spec is data, never code (no pickle, ever).
+- `acks_late` + `task_reject_on_worker_lost`: a task whose worker dies is redelivered,
+  so every task is idempotent (the job record decides what is due).
+- Task events on, so Flower sees every step by name with the job id in its arguments.
+- An explicit visibility timeout above the longest task and the longest countdown, or
+  Redis redelivers messages that are still being worked on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+
+QUEUE_RUNS = "runs"
+QUEUE_TOOLS = "tools"
+
+
+def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
+    """The Celery settings for a broker/result backend at `broker_url`."""
+    transport = {
+        "visibility_timeout": settings.visibility_timeout,
+        "health_check_interval": 10,
+    }
+    return {
+        "broker_url": broker_url,
+        "result_backend": broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {"health_check_interval": 10},
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "result_expires": settings.result_expires,
+        "result_extended": True,
+        "task_default_queue": QUEUE_RUNS,
+        "task_routes": {
+            "runq.tools.*": {"queue": QUEUE_TOOLS},
+            "runq.*": {"queue": QUEUE_RUNS},
+        },
+        # Steps are short; one message at a time per process keeps redelivery cheap.
+        "worker_prefetch_multiplier": 4,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

@@ -1,0 +1,180 @@
+"""The Python API for producers: `submit(...) -> JobHandle`.
+
+    from producers import submit
+
+    handle = submit("Summarise our refund policy", tools=["calculator"])
+    print(handle.result(timeout=60)["output_text"])
+
+A producer writes the job record, then sends one `runq.jobs.start` message; everything
+else happens in workers. A bad job is refused here, before anything is enqueued, with
+an `InvalidJobError` that names the option. With an `idempotency_key`, submitting twice
+returns the same job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import Any
+
+import redis
+from celery import Celery
+
+from config.settings import Settings, get_settings
+from runs import keys
+from runs.errors import ConfigurationError, JobTimeoutError
+from runs.events import Event, EventLog
+from runs.job import Job, JobSpec
+from runs.store import JobStore
+from worker.celery_app import make_app
+from worker.launcher import resolve_redis_url
+
+# Until a worker takes the job, the sweeper waits this long before re-sending its start.
+SUBMIT_LEASE = 60.0
+
+
+class Client:
+    """A connection to one runq deployment (its Redis)."""
+
+    def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        url = redis_url or resolve_redis_url(self.settings)
+        if not url:
+            raise ConfigurationError(
+                "no Redis to submit to: set REDIS_URL=redis://HOST:PORT/DB, or run `runq up` "
+                "in this folder first"
+            )
+        self.redis_url = url
+        self.redis = redis.Redis.from_url(url, health_check_interval=10)
+        self.store = JobStore(
+            self.redis, events_maxlen=self.settings.events_maxlen,
+            events_ttl=self.settings.result_expires, result_ttl=self.settings.result_expires,
+        )  # fmt: skip
+        self.events = EventLog(
+            self.redis, maxlen=self.settings.events_maxlen, ttl=self.settings.result_expires
+        )
+
+    @cached_property
+    def app(self) -> Celery:
+        return make_app(self.redis_url)
+
+    def spec(self, input: str | list[dict[str, Any]], **options: Any) -> JobSpec:
+        """A validated spec: settings give the defaults, `options` override them."""
+        s = self.settings
+        defaults: dict[str, Any] = {
+            "backend": s.backend, "model": s.model, "mode": s.mode,
+            "deadline": s.job_deadline, "max_tool_rounds": s.max_tool_rounds,
+        }  # fmt: skip
+        for name, value in options.items():
+            if value is not None:
+                defaults[name] = value
+        unknown = set(defaults) - set(JobSpec.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        if "continue_job" in defaults:
+            defaults = self._continuation(defaults)
+        return JobSpec(input=input, **defaults).validate()
+
+    def _continuation(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Continue an earlier job's conversation: its backend ids become this job's link."""
+        earlier = self.store.get(options["continue_job"])
+        ids = earlier.handle
+        options.setdefault("backend", earlier.spec.backend)
+        if ids.get("thread_id"):
+            options["thread_id"] = ids["thread_id"]
+        elif ids.get("conversation_id") or earlier.spec.conversation_id:
+            options["conversation_id"] = ids.get("conversation_id") or earlier.spec.conversation_id
+        elif ids.get("response_id"):
+            options["previous_response_id"] = ids["response_id"]
+        return options
+
+    def submit(
+        self,
+        input: str | list[dict[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        job_id: str | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        spec = self.spec(input, **options)
+        job = Job.new(spec, job_id)
+        idem = keys.idempotency(spec.tenant or "default", idempotency_key) if idempotency_key else None
+        created = self.store.create(
+            job,
+            [{"type": "job.status", "status": job.status}],
+            lease_until=time.time() + SUBMIT_LEASE,
+            idempotency_key=idem,
+        )
+        if created is None:  # a job with this id exists already (a deterministic id)
+            return JobHandle(job.id, self)
+        if created != job.id:  # the idempotency key was used before
+            return JobHandle(created, self)
+        self.app.send_task("runq.jobs.start", args=[job.id, 0])
+        return JobHandle(job.id, self)
+
+    def get_job(self, job_id: str) -> JobHandle:
+        self.store.get(job_id)  # raises JobNotFoundError
+        return JobHandle(job_id, self)
+
+
+class JobHandle:
+    """A producer's view of one job."""
+
+    def __init__(self, job_id: str, client: Client) -> None:
+        self.id = job_id
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.id!r})"
+
+    def job(self) -> Job:
+        """The full job record."""
+        return self.client.store.get(self.id)
+
+    def status(self) -> str:
+        return self.job().status
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the job to end and return its result (also for failed or cancelled jobs).
+
+        Raises `JobTimeoutError` when `timeout` seconds pass first.
+        """
+        job = self.job()
+        if job.terminal:
+            return job.result()
+        for event in self.events(timeout=timeout):
+            if event.final:
+                return dict(event.data["result"])
+        job = self.job()
+        if job.terminal:
+            return job.result()
+        raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
+
+    def events(self, after: str = "0-0", timeout: float | None = None) -> Iterator[Event]:
+        """The job's events from the start (or after a stream id), live, ending at the final one."""
+        return self.client.events.follow(self.id, after=after, timeout=timeout)
+
+    def cancel(self) -> None:
+        """Ask the job to stop; it ends `cancelled` and its run is cancelled at the backend."""
+        self.client.store.request_cancel(self.id)
+        self.client.app.send_task("runq.jobs.cancel", args=[self.id, 0])
+
+
+_default: Client | None = None
+
+
+def default_client() -> Client:
+    global _default
+    if _default is None:
+        _default = Client()
+    return _default
+
+
+def submit(input: str | list[dict[str, Any]], **options: Any) -> JobHandle:
+    """Enqueue a conversation job on the default deployment; see `Client.submit`."""
+    return default_client().submit(input, **options)
+
+
+def get_job(job_id: str) -> JobHandle:
+    return default_client().get_job(job_id)

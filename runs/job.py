@@ -1,0 +1,204 @@
+"""The job: what a producer asked for (`JobSpec`) and everything runq knows about it (`Job`).
+
+The job record is the truth. Tasks carry only the job id and a step token; whatever a
+task may do is decided by reading this record, and every outcome is written here before
+the next step is scheduled. The record is plain JSON so any producer, in any language,
+can read it from Redis.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from config.settings import BACKENDS, MODES
+from runs.errors import InvalidJobError
+
+QUEUED = "queued"
+RUNNING = "running"
+WAITING_TOOLS = "waiting_tools"
+RETRYING = "retrying"
+FALLING_BACK = "falling_back"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+STATUSES = (QUEUED, RUNNING, WAITING_TOOLS, RETRYING, FALLING_BACK, SUCCEEDED, FAILED, CANCELLED)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+# Allowed transitions; anything else is a bug in a step, refused loudly.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({RUNNING, RETRYING, FALLING_BACK, FAILED, CANCELLED}),
+    RUNNING: frozenset({RUNNING, WAITING_TOOLS, RETRYING, FALLING_BACK, *TERMINAL}),
+    WAITING_TOOLS: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
+    RETRYING: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
+    FALLING_BACK: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
+    SUCCEEDED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+MAX_INPUT_CHARS = 1_000_000
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex
+
+
+@dataclass
+class JobSpec:
+    """What to run. Validated before anything is enqueued: a bad spec never reaches Redis."""
+
+    input: str | list[dict[str, Any]]
+    backend: str = "responses"
+    model: str = "gpt-5-mini"
+    mode: str = "poll"
+    instructions: str | None = None
+    tools: list[str] = field(default_factory=list)
+    deadline: float = 600.0
+    max_tool_rounds: int = 8
+    max_output_tokens: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    vector_store_ids: list[str] = field(default_factory=list)
+    continue_job: str | None = None
+    previous_response_id: str | None = None
+    conversation_id: str | None = None
+    thread_id: str | None = None
+    tenant: str | None = None
+
+    def validate(self) -> JobSpec:
+        """Raise `InvalidJobError` naming the first bad option."""
+        if isinstance(self.input, str):
+            if not self.input.strip():
+                raise InvalidJobError("input", "must not be empty")
+            if len(self.input) > MAX_INPUT_CHARS:
+                raise InvalidJobError("input", f"is longer than {MAX_INPUT_CHARS} characters")
+        elif isinstance(self.input, list):
+            if not self.input or not all(isinstance(item, dict) for item in self.input):
+                raise InvalidJobError("input", "must be a non-empty list of message objects")
+        else:
+            raise InvalidJobError("input", "must be text or a list of message objects")
+        if self.backend not in BACKENDS:
+            raise InvalidJobError(
+                "backend", f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        if self.mode not in MODES:
+            raise InvalidJobError(
+                "mode", f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"
+            )
+        if not self.model or not self.model.strip():
+            raise InvalidJobError("model", "must not be empty")
+        if not isinstance(self.deadline, int | float) or self.deadline <= 0:
+            raise InvalidJobError("deadline", f"must be a positive number of seconds, got {self.deadline!r}")
+        if self.max_tool_rounds < 1:
+            raise InvalidJobError("max_tool_rounds", "must be at least 1")
+        if self.max_output_tokens is not None and self.max_output_tokens < 1:
+            raise InvalidJobError("max_output_tokens", "must be at least 1")
+        for key, value in self.metadata.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidJobError("metadata", "keys and values must be strings")
+        if self.previous_response_id and self.conversation_id:
+            raise InvalidJobError(
+                "conversation_id", "cannot be combined with previous_response_id"
+            )
+        if self.thread_id and self.backend != "assistants":
+            raise InvalidJobError("thread_id", "only the assistants backend has threads")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Job:
+    """A job's whole state. `step` + `token` say which step is due; stale tasks see a mismatch."""
+
+    id: str
+    spec: JobSpec
+    status: str = QUEUED
+    step: str = "start"
+    token: int = 0
+    attempt: int = 0
+    round: int = 0
+    handle: dict[str, str] = field(default_factory=dict)
+    stream_seq: int | None = None
+    pending_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    output_text: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    polls: int = 0
+    source: str | None = None
+    fallback_used: bool = False
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    version: int = 0
+
+    @classmethod
+    def new(cls, spec: JobSpec, job_id: str | None = None) -> Job:
+        return cls(id=job_id or new_job_id(), spec=spec, timings={"queued_at": time.time()})
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def move(self, status: str) -> None:
+        """Change status, refusing transitions the state machine does not allow."""
+        if status != self.status and status not in TRANSITIONS[self.status]:
+            raise ValueError(f"job {self.id}: illegal transition {self.status} -> {status}")
+        self.status = status
+
+    def due(self, step: str) -> int:
+        """Make `step` the next due step and return its fresh token."""
+        self.step = step
+        self.token += 1
+        return self.token
+
+    def mark(self, name: str) -> None:
+        """Record a timestamp once (the first time it happens)."""
+        self.timings.setdefault(name, time.time())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["spec"] = self.spec.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        data = dict(data)
+        data["spec"] = JobSpec.from_dict(data["spec"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def result(self) -> dict[str, Any]:
+        """What a producer gets: stable keys, whatever the backend was."""
+        timings = dict(self.timings)
+        queued = timings.get("queued_at")
+        finished = timings.get("finished_at")
+        if queued and finished:
+            timings["total_s"] = round(finished - queued, 4)
+        return {
+            "job_id": self.id,
+            "status": self.status,
+            "output_text": self.output_text,
+            "citations": self.citations,
+            "tool_calls": self.tool_calls,
+            "usage": self.usage,
+            "timings": timings,
+            "source": self.source,
+            "fallback_used": self.fallback_used,
+            "attempts": self.attempts,
+            "error": self.error,
+            "backend": self.spec.backend,
+            "model": self.spec.model,
+            "mode": self.spec.mode,
+            "backend_ids": dict(self.handle),
+        }

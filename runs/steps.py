@@ -1,0 +1,345 @@
+"""The steps of a job — start, poll, submit tool outputs, finish, cancel — with no Celery in them.
+
+Every step has the same shape, which is what makes redelivered and duplicated tasks
+harmless:
+
+1. claim the job (a short lock) and read its record;
+2. act only if the record says this step, with this token, is due;
+3. do at most one backend call;
+4. commit the outcome (record + events + lease, atomically), then schedule the next step.
+
+A task never sleeps while a run waits: it returns, and the `Scheduler` brings the next
+step back after a countdown. Errors go through the retry policy, never a nested except.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from runs import job as J
+from runs.backends.base import COMPLETED, REQUIRES_TOOLS, WAITING, Backend, RunState
+from runs.classify import classify_run_failure
+from runs.errors import BackendError, JobNotFoundError
+from runs.events import FINAL
+from runs.job import Job
+from runs.retry import RetryPolicies
+from runs.store import JobStore
+from runs.toolcalls import StoredOutput
+
+log = structlog.get_logger("runq.steps")
+
+START, POLL, STREAM, SUBMIT = "start", "poll", "stream", "submit_tool_outputs"
+STEPS = (START, POLL, STREAM, SUBMIT)
+# A job ends inside the step that sees its run end (no extra task round trip); its record
+# then says step "finish".
+FINISH = "finish"
+_HEALTHY = WAITING | {REQUIRES_TOOLS, COMPLETED}
+
+
+class Scheduler(Protocol):
+    """How the core asks for future work; Celery implements it in `tasks/`."""
+
+    def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None: ...
+
+    def dispatch_tools(self, job: Job, token: int) -> None: ...
+
+    def publish_result(self, job: Job) -> None: ...
+
+
+@dataclass
+class StepConfig:
+    poll_interval_min: float = 0.25
+    poll_interval_max: float = 5.0
+    request_timeout: float = 30.0
+    lease_grace: float = 60.0
+    tool_errors_fail_job: bool = False
+
+    @property
+    def lock_seconds(self) -> float:
+        """A step holds its job at most one request plus margin; then others may act."""
+        return self.request_timeout + 10.0
+
+
+class Steps:
+    """Drives jobs one step at a time."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        backend_for: Callable[[Job], Backend],
+        scheduler: Scheduler,
+        tool_outputs: Callable[[str, int], dict[str, StoredOutput]],
+        *,
+        config: StepConfig | None = None,
+        retry: RetryPolicies | None = None,
+    ) -> None:
+        self.store = store
+        self.backend_for = backend_for
+        self.scheduler = scheduler
+        self.tool_outputs = tool_outputs
+        self.config = config or StepConfig()
+        self.retry = retry or RetryPolicies()
+
+    # -- the common frame --------------------------------------------------------------
+    def run(self, step: str, job_id: str, token: int) -> str:
+        """Run `step` for the job if it is due; returns what happened (for logs and tests)."""
+        try:
+            claim = self.store.claim(job_id, self.config.lock_seconds)
+        except JobNotFoundError:
+            log.warning("job.not_found", job_id=job_id, step=step)
+            return "not_found"
+        if not claim.acquired:
+            # Another task holds the job right now: come back when its lock ends.
+            self.scheduler.schedule(step, job_id, token, countdown=claim.busy_for + 0.05)
+            return "busy"
+        job = claim.job
+        assert job is not None
+        owner = claim.owner
+        try:
+            if job.terminal or job.step != step or job.token != token:
+                self.store.release(job_id, owner)
+                return "stale"
+            if claim.cancel_requested:
+                self._end_cancelled(job, owner)
+                return "cancelled"
+            if self._deadline_passed(job):
+                self._fail(job, owner, "deadline_exceeded",
+                           f"the job's deadline of {job.spec.deadline:g}s passed", cancel_run=True)  # fmt: skip
+                return "deadline_exceeded"
+            action = getattr(self, "_" + step)
+            return str(action(job, owner))
+        except BaseException:
+            self.store.release(job_id, owner)
+            raise
+
+    def cancel(self, job_id: str) -> str:
+        """End the job `cancelled` now (the producer already raised its cancel flag)."""
+        try:
+            claim = self.store.claim(job_id, self.config.lock_seconds)
+        except JobNotFoundError:
+            return "not_found"
+        if not claim.acquired:
+            # The step holding the job sees the flag when it commits its next claim.
+            self.scheduler.schedule("cancel", job_id, 0, countdown=claim.busy_for + 0.05)
+            return "busy"
+        job = claim.job
+        assert job is not None
+        if job.terminal:
+            self.store.release(job_id, claim.owner)
+            return "stale"
+        self._end_cancelled(job, claim.owner)
+        return "cancelled"
+
+    def _deadline_passed(self, job: Job) -> bool:
+        return time.time() > job.timings["queued_at"] + job.spec.deadline
+
+    def _remaining(self, job: Job) -> float:
+        return job.timings["queued_at"] + job.spec.deadline - time.time()
+
+    def _advance(
+        self, job: Job, owner: str, step: str, countdown: float, events: list[dict[str, Any]]
+    ) -> bool:
+        """Commit the job with `step` due after `countdown`, then schedule that step."""
+        countdown = max(0.0, min(countdown, self._remaining(job)))
+        token = job.due(step)
+        lease = time.time() + countdown + self.config.lease_grace + self.config.lock_seconds
+        if not self.store.commit(job, events, owner=owner, lease_until=lease):
+            log.warning("job.commit_conflict", job_id=job.id, step=step)
+            return False
+        self.scheduler.schedule(step, job.id, token, countdown)
+        return True
+
+    # -- steps -------------------------------------------------------------------------
+    def _start(self, job: Job, owner: str) -> str:
+        backend = self.backend_for(job)
+        events: list[dict[str, Any]] = []
+        if job.status != J.RUNNING:
+            job.move(J.RUNNING)
+            events.append({"type": "job.status", "status": J.RUNNING, "attempt": job.attempt})
+        job.mark("started_at")
+        try:
+            state = backend.start(job)
+        except BackendError as err:
+            return self._on_error(job, owner, err, START)
+        job.handle.update(state.handle)
+        job.mark("run_created_at")
+        events.append({"type": "run.created", **state.handle, "attempt": job.attempt})
+        log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
+        return self._after_state(job, owner, state, events)
+
+    def _poll(self, job: Job, owner: str) -> str:
+        try:
+            state = self.backend_for(job).retrieve(job)
+        except BackendError as err:
+            return self._on_error(job, owner, err, POLL)
+        job.polls += 1
+        return self._after_state(job, owner, state, [])
+
+    def _submit_tool_outputs(self, job: Job, owner: str) -> str:
+        outputs = self.tool_outputs(job.id, job.round)
+        missing = StoredOutput('{"error": {"code": "missing_output"}}', "missing_output")
+        stored = {c["call_id"]: outputs.get(c["call_id"], missing) for c in job.pending_calls}
+        for call in job.pending_calls:
+            out = stored[call["call_id"]]
+            job.tool_calls.append({**call, "output": out.output, "error": out.error,
+                                   "round": job.round})  # fmt: skip
+        failed = [c for c in job.tool_calls if c["round"] == job.round and c["error"]]
+        if failed and self.config.tool_errors_fail_job:
+            first = failed[0]
+            return self._fail(job, owner, "tool_error",
+                              f"tool {first['name']!r} failed ({first['error']}): {first['output']}",
+                              cancel_run=True)  # fmt: skip
+        pairs = [(call_id, out.output) for call_id, out in stored.items()]
+        try:
+            state = self.backend_for(job).submit_tool_outputs(job, pairs)
+        except BackendError as err:
+            return self._on_error(job, owner, err, SUBMIT)
+        job.pending_calls = []
+        job.handle.update(state.handle)
+        job.move(J.RUNNING)
+        events = [{"type": "job.status", "status": J.RUNNING, "round": job.round}]
+        return self._after_state(job, owner, state, events)
+
+    # -- what a run state means --------------------------------------------------------
+    def _after_state(
+        self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
+    ) -> str:
+        _add_usage(job, state.usage)
+        if job.status in (J.RETRYING, J.FALLING_BACK) and state.status in _HEALTHY:
+            job.move(J.RUNNING)
+            events.append({"type": "job.status", "status": J.RUNNING, "attempt": job.attempt})
+        if state.waiting:
+            self._advance(job, owner, POLL, self._poll_interval(job, state), events)
+            return "waiting"
+        if state.status == REQUIRES_TOOLS:
+            return self._tool_round(job, owner, state, events)
+        if state.status == COMPLETED:
+            return self._succeed(job, owner, state, events)
+        err = classify_run_failure(state.status, state.error_code)
+        if state.error_message:
+            err.args = (f"{err.args[0]}: {state.error_message}",)
+        return self._on_error(job, owner, err, START, events=events, run_ended=True)
+
+    def _poll_interval(self, job: Job, state: RunState) -> float:
+        """The server's `openai-poll-after-ms` if given, else min·1.5^polls up to max."""
+        cfg = self.config
+        if state.poll_after is not None:
+            return max(0.01, min(state.poll_after, cfg.poll_interval_max))
+        return min(cfg.poll_interval_max, cfg.poll_interval_min * (1.5 ** job.polls))
+
+    def _tool_round(
+        self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
+    ) -> str:
+        if job.round >= job.spec.max_tool_rounds:
+            return self._fail(job, owner, "max_tool_rounds_exceeded",
+                              f"the model asked for more than {job.spec.max_tool_rounds} tool rounds",
+                              cancel_run=False, events=events)  # fmt: skip
+        job.round += 1
+        job.pending_calls = [
+            {"call_id": c.call_id, "name": c.name, "arguments": c.arguments}
+            for c in state.tool_calls
+        ]
+        job.move(J.WAITING_TOOLS)
+        events.append({"type": "job.status", "status": J.WAITING_TOOLS, "round": job.round})
+        events.extend({"type": "tool.call", "round": job.round, **call} for call in job.pending_calls)
+        token = job.due(SUBMIT)
+        lease = time.time() + self.config.lease_grace + self.config.lock_seconds * 2
+        if not self.store.commit(job, events, owner=owner, lease_until=lease):
+            return "conflict"
+        self.scheduler.dispatch_tools(job, token)
+        log.info("job.tools_dispatched", job_id=job.id, round=job.round, calls=len(state.tool_calls))
+        return "tools"
+
+    def _succeed(
+        self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
+    ) -> str:
+        job.output_text = state.output_text
+        job.citations = state.citations
+        job.source = job.source or f"{job.spec.backend}:{job.spec.model}"
+        job.mark("run_completed_at")
+        return self._end(job, owner, J.SUCCEEDED, events)
+
+    def _on_error(
+        self,
+        job: Job,
+        owner: str,
+        err: BackendError,
+        step: str,
+        *,
+        events: list[dict[str, Any]] | None = None,
+        run_ended: bool = False,
+    ) -> str:
+        """Retry the step (or restart the run) after the policy's delay, or fail the job."""
+        events = list(events or [])
+        decision = self.retry.decide(err, job.attempt)
+        entry = {"attempt": job.attempt, "step": step, "code": err.code, "error": str(err)}
+        if decision.retry and decision.delay < self._remaining(job):
+            job.attempt += 1
+            if run_ended:
+                # The run itself ended badly: start a fresh one; the old handle is history.
+                job.handle = {}
+                job.round = 0
+                job.pending_calls = []
+                step = START
+            job.move(J.RETRYING)
+            events.append({"type": "job.retry", **entry, "delay": round(decision.delay, 3)})
+            log.warning("job.retry_scheduled", job_id=job.id, delay=decision.delay, **entry)
+            self._advance(job, owner, step, decision.delay, events)
+            return "retrying"
+        job.attempts.append({"link": f"{job.spec.backend}:{job.spec.model}", **entry})
+        return self._fail(job, owner, err.code, str(err), cancel_run=not run_ended,
+                          events=events)  # fmt: skip
+
+    # -- endings -----------------------------------------------------------------------
+    def _fail(
+        self,
+        job: Job,
+        owner: str,
+        code: str,
+        message: str,
+        *,
+        cancel_run: bool,
+        events: list[dict[str, Any]] | None = None,
+    ) -> str:
+        if cancel_run:
+            self._cancel_run(job)
+        job.error = {"code": code, "message": message}
+        log.warning("job.failed", job_id=job.id, code=code, reason=message)
+        self._end(job, owner, J.FAILED, list(events or []))
+        return code
+
+    def _end_cancelled(self, job: Job, owner: str) -> None:
+        self._cancel_run(job)
+        job.error = {"code": "cancelled", "message": "cancelled by request"}
+        self._end(job, owner, J.CANCELLED, [])
+
+    def _cancel_run(self, job: Job) -> None:
+        if not job.handle:
+            return
+        try:
+            self.backend_for(job).cancel(job)
+        except BackendError as err:
+            log.warning("job.cancel_at_backend_failed", job_id=job.id, error=str(err))
+
+    def _end(self, job: Job, owner: str, status: str, events: list[dict[str, Any]]) -> str:
+        job.move(status)
+        job.step = FINISH
+        job.mark("finished_at")
+        result = job.result()
+        events.append({"type": FINAL, "status": status, "result": result})
+        if not self.store.commit(job, events, owner=owner):
+            log.warning("job.commit_conflict", job_id=job.id, step=FINISH)
+            return "conflict"
+        self.scheduler.publish_result(job)
+        log.info("job.finished", job_id=job.id, status=status, source=job.source)
+        return status
+
+
+def _add_usage(job: Job, usage: dict[str, int]) -> None:
+    for key, value in usage.items():
+        job.usage[key] = job.usage.get(key, 0) + int(value)

@@ -1,0 +1,150 @@
+"""One tool call of a round, and the crash-safe fan-in that ends the round.
+
+Each call of a round runs as its own task. Its output is stored under
+`(job, round, call_id)` with HSETNX, so a redelivered task finds the output and does not
+run the tool again. After storing, one Lua script counts the round's outputs and, when
+the last one is in, sets the round's "submitted" flag with NX: exactly one task — even
+if several tasks run twice, concurrently — learns that it completed the round and
+schedules the submit step.
+
+Non-idempotent tools get one more guard: a "started" mark set before the tool runs. A
+task that finds the mark but no output knows an earlier attempt died mid-call; rather
+than run the tool a second time it reports the interruption to the model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import structlog
+
+from runs import keys
+from runs.errors import ToolError
+from runs.events import EventLog
+from runs.tools import ToolRegistry, error_output
+
+log = structlog.get_logger("runq.tools")
+
+STORE_AND_COUNT = """
+redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+  if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return 1 end
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """Everything a tool task needs, carried in its (JSON) arguments."""
+
+    job_id: str
+    round: int
+    call_id: str
+    name: str
+    arguments: str
+    expected: int  # calls in this round: the fan-in completes at this count
+
+
+@dataclass(frozen=True)
+class StoredOutput:
+    output: str
+    error: str | None  # the ToolError code, or None when the tool ran fine
+    seconds: float = 0.0
+
+    def dumps(self) -> str:
+        return json.dumps({"output": self.output, "error": self.error, "seconds": self.seconds})
+
+    @classmethod
+    def loads(cls, raw: bytes | str) -> StoredOutput:
+        data = json.loads(raw)
+        return cls(data["output"], data.get("error"), float(data.get("seconds", 0.0)))
+
+
+class ToolCalls:
+    """Runs tool calls once and tells which call completed its round."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        registry: ToolRegistry,
+        events: EventLog,
+        *,
+        ttl: int = 24 * 3600,
+    ) -> None:
+        self.redis = client
+        self.registry = registry
+        self.events = events
+        self.ttl = ttl
+        self._store_and_count = client.register_script(STORE_AND_COUNT)
+
+    def run(self, call: ToolCall, allowed: list[str] | None, cancelled: bool = False) -> bool:
+        """Execute (at most once) and store the call; True if it completed the round."""
+        out_key = keys.tool_output(call.job_id, call.round)
+        raw = self.redis.hget(out_key, call.call_id)
+        if raw is None:
+            stored = self._execute(call, allowed, cancelled)
+            self.events.append(call.job_id, {
+                "type": "tool.output", "round": call.round, "call_id": call.call_id,
+                "name": call.name, "output": stored.output, "error": stored.error,
+                "seconds": round(stored.seconds, 4),
+            })  # fmt: skip
+            raw = stored.dumps()
+        completed = self._store_and_count(
+            keys=[out_key, keys.tool_round_submitted(call.job_id, call.round)],
+            args=[call.call_id, raw, call.expected, self.ttl],
+        )
+        return bool(int(completed))
+
+    def outputs(self, job_id: str, round_no: int) -> dict[str, StoredOutput]:
+        raw = self.redis.hgetall(keys.tool_output(job_id, round_no))
+        return {k.decode(): StoredOutput.loads(v) for k, v in raw.items()}
+
+    def _execute(self, call: ToolCall, allowed: list[str] | None, cancelled: bool) -> StoredOutput:
+        started = time.perf_counter()
+        try:
+            if cancelled:
+                raise ToolError("the job was cancelled; the tool did not run", code="cancelled")
+            if allowed is not None and call.name not in allowed:
+                raise ToolError(
+                    f"tool {call.name!r} is not enabled for this job "
+                    f"(enabled: {', '.join(allowed) or 'none'})",
+                    code="unknown_tool",
+                )
+            spec = self.registry.get(call.name)
+            arguments = self.registry.parse_arguments(call.name, call.arguments)
+            if not spec.idempotent and not self._mark_started(call):
+                raise ToolError(
+                    f"an earlier attempt of non-idempotent tool {call.name!r} was interrupted; "
+                    "it is not run twice",
+                    code="tool_interrupted",
+                )
+            output = self._with_retries(spec.retries, call.name, arguments)
+            log.info("tool.succeeded", job_id=call.job_id, tool=call.name, call_id=call.call_id)
+            return StoredOutput(output, None, time.perf_counter() - started)
+        except ToolError as err:
+            log.warning("tool.failed", job_id=call.job_id, tool=call.name, call_id=call.call_id,
+                        code=err.code, reason=str(err))  # fmt: skip
+            return StoredOutput(error_output(err), err.code, time.perf_counter() - started)
+
+    def _with_retries(self, retries: int, name: str, arguments: dict[str, Any]) -> str:
+        for attempt in range(retries + 1):
+            try:
+                return self.registry.execute(name, arguments)
+            except ToolError as err:
+                if err.code not in ("tool_raised", "tool_timeout") or attempt == retries:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _mark_started(self, call: ToolCall) -> bool:
+        key = keys.tool_started(call.job_id, call.round)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hsetnx(key, call.call_id, "1")
+        pipe.expire(key, self.ttl)
+        first, _ = pipe.execute()
+        return bool(first)

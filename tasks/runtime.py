@@ -1,0 +1,97 @@
+"""The per-process objects tasks need, built once from settings (and again after a fork)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from config.settings import get_settings
+from runs.backends import BackendFactory
+from runs.errors import ToolError
+from runs.events import EventLog
+from runs.job import Job
+from runs.retry import RetryPolicies
+from runs.steps import StepConfig, Steps
+from runs.store import JobStore
+from runs.toolcalls import ToolCalls
+from runs.tools import registry
+from worker.celery_app import app
+from worker.launcher import resolve_base_url
+
+
+class CeleryScheduler:
+    """The core's `Scheduler`, on Celery: every future step is a message."""
+
+    def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
+        options: dict[str, Any] = {"countdown": countdown} if countdown > 0 else {}
+        app.send_task(f"runq.jobs.{step}", args=[job_id, token], **options)
+
+    def dispatch_tools(self, job: Job, token: int) -> None:
+        expected = len(job.pending_calls)
+        for call in job.pending_calls:
+            try:
+                queue = registry.get(call["name"]).queue
+            except ToolError:  # unknown tool: the tools queue reports it to the model
+                queue = "tools"
+            app.send_task(
+                "runq.tools.call",
+                args=[job.id, job.round, call["call_id"], call["name"], call["arguments"],
+                      expected, token],  # fmt: skip
+                queue=queue,
+            )
+
+    def publish_result(self, job: Job) -> None:
+        """The result backend entry under the job id: `AsyncResult(job_id).get()` works."""
+        app.backend.store_result(job.id, job.result(), "SUCCESS")
+
+
+@dataclass
+class Runtime:
+    redis: redis.Redis
+    store: JobStore
+    events: EventLog
+    steps: Steps
+    tools: ToolCalls
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = _build()
+    return _runtime
+
+
+def reset_runtime() -> None:
+    global _runtime
+    _runtime = None
+
+
+def _build() -> Runtime:
+    settings = get_settings()
+    client = redis.Redis.from_url(str(app.conf.broker_url), health_check_interval=10)
+    store = JobStore(
+        client, events_maxlen=settings.events_maxlen, result_ttl=settings.result_expires,
+        events_ttl=settings.result_expires,
+    )  # fmt: skip
+    events = EventLog(client, maxlen=settings.events_maxlen, ttl=settings.result_expires)
+    factory = BackendFactory(
+        base_url=resolve_base_url(settings), api_key=settings.api_key_value(),
+        timeout=settings.request_timeout, registry=registry,
+    )  # fmt: skip
+    tools = ToolCalls(client, registry, events)
+    config = StepConfig(
+        poll_interval_min=settings.poll_interval_min,
+        poll_interval_max=settings.poll_interval_max,
+        request_timeout=settings.request_timeout,
+        tool_errors_fail_job=settings.tool_errors_fail_job,
+    )
+    steps = Steps(
+        store, factory, CeleryScheduler(), tools.outputs, config=config,
+        retry=RetryPolicies(test_mode=settings.test_mode),
+    )  # fmt: skip
+    return Runtime(client, store, events, steps, tools)

@@ -1,0 +1,79 @@
+"""Celery signal handlers: logging in every process, log context per task, startup checks."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import structlog
+from celery import signals
+
+from config.logging import configure_logging
+from config.settings import ConfigError, get_settings
+
+log = structlog.get_logger("runq.worker")
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    """Celery must not install its own handlers: structlog renders every record."""
+    configure_logging(get_settings(), process="worker")
+
+
+@signals.worker_init.connect
+def _check_worker(sender: Any = None, **_: Any) -> None:
+    """Refuse to start a worker that could not do any work, with a message saying why."""
+    from worker.celery_app import redis_url
+
+    try:
+        settings = get_settings()
+    except ConfigError as exc:
+        _refuse(str(exc))
+    if redis_url() is None:
+        _refuse(
+            "no Redis configured: set REDIS_URL=redis://HOST:PORT/DB, or start the embedded "
+            "stack with `runq up` in this folder"
+        )
+    from worker.launcher import resolve_base_url
+
+    if not (settings.openai_api_key or resolve_base_url(settings)):
+        _refuse(
+            "no model backend configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
+            "OpenAI-compatible server such as the sandbox: `runq sandbox --port 8765` then "
+            "OPENAI_BASE_URL=http://127.0.0.1:8765/v1), or use `runq up`, which starts one"
+        )
+    from runs.tools import load_tool_modules
+
+    load_tool_modules(settings.tool_modules)
+    log.info("worker.ready_check_passed", tool_modules=settings.tool_modules)
+
+
+def _refuse(message: str) -> None:
+    print(f"runq worker: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    """A forked child must not reuse the parent's sockets."""
+    from runs.backends.client import reset_clients
+    from tasks.runtime import reset_runtime
+
+    reset_clients()
+    reset_runtime()
+
+
+@signals.task_prerun.connect
+def _bind_context(task_id: str | None = None, task: Any = None, args: Any = None,
+                  **_: Any) -> None:  # fmt: skip
+    structlog.contextvars.clear_contextvars()
+    context: dict[str, Any] = {"task_id": task_id, "task_name": getattr(task, "name", None)}
+    if args:
+        context["job_id"] = args[0]
+    structlog.contextvars.bind_contextvars(process="worker", **context)
+
+
+@signals.task_postrun.connect
+def _clear_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(process="worker")
