@@ -212,7 +212,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     sub.add_parser("sandbox", help="run the offline OpenAI-compatible server", add_help=False)
+    _add_plugin_commands(sub)
     return parser
+
+
+# Commands that live in their own modules (operations, document Q&A, the gateway); each
+# module exposes `add_commands(subparsers)`.
+PLUGIN_COMMANDS = ("producers.ops_cli", "producers.qa_cli")
+
+
+def _add_plugin_commands(sub: Any) -> None:
+    import importlib
+
+    for name in PLUGIN_COMMANDS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.add_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
