@@ -12,7 +12,10 @@ there, else takes nothing and says exactly how long until both would be: the cal
 re-schedules its task with that countdown instead of sleeping.
 
 Time comes from the Redis server (`TIME`) so that workers with skewed clocks still
-agree; tests pass a `clock` to make every wait exact.
+agree; tests pass a `clock` to make every wait exact (waits are exact to the
+microsecond, Redis TIME's resolution). Nothing is reserved for a caller that was told
+to wait: whoever comes first after the refill gets it, so under contention a caller
+may be told to wait again (with a new exact wait).
 
 Estimates are corrected once the real usage is known (`correct`), and the bucket is
 calibrated from the `x-ratelimit-*` headers of each response (`calibrate`), so other
