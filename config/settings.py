@@ -100,6 +100,7 @@ class Settings(BaseSettings):
     # Operations.
     home: Path = Path(".runq")
     visibility_timeout: int = Field(default=3600, gt=0, description="seconds")
+    sweep_interval: float = Field(default=10.0, gt=0, description="seconds between sweeps")
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
     events_maxlen: int = Field(default=2000, ge=10)

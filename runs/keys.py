@@ -43,6 +43,11 @@ def leases() -> str:
     return f"{PREFIX}:leases"
 
 
+def sweeper_lock() -> str:
+    """Held for one sweep interval by the worker that sweeps (one sweep fleet-wide)."""
+    return f"{PREFIX}:sweeper"
+
+
 def tool_output(job_id: str, round_no: int) -> str:
     """Hash of call_id -> stored tool output for one tool round of a job."""
     return f"{PREFIX}:tools:{job_id}:{round_no}"

@@ -203,6 +203,12 @@ class JobStore:
         ids = self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
         return [i.decode() for i in ids]
 
+    def extend_lease(self, job_id: str, until: float) -> None:
+        self.redis.zadd(keys.leases(), {job_id: until}, xx=True)
+
+    def drop_lease(self, job_id: str) -> None:
+        self.redis.zrem(keys.leases(), job_id)
+
     def _write(
         self,
         job: Job,

@@ -15,6 +15,7 @@ from runs.job import Job
 from runs.retry import RetryPolicies
 from runs.steps import StepConfig, Steps
 from runs.store import JobStore
+from runs.sweeper import Sweeper
 from runs.toolcalls import ToolCalls
 from runs.tools import registry
 from worker.celery_app import app
@@ -54,6 +55,7 @@ class Runtime:
     events: EventLog
     steps: Steps
     tools: ToolCalls
+    sweeper: Sweeper
 
 
 _runtime: Runtime | None = None
@@ -94,4 +96,5 @@ def _build() -> Runtime:
         store, factory, CeleryScheduler(), tools.outputs, config=config,
         retry=RetryPolicies(test_mode=settings.test_mode),
     )  # fmt: skip
-    return Runtime(client, store, events, steps, tools)
+    sweeper = Sweeper(store, steps.scheduler, tools, interval=settings.sweep_interval)
+    return Runtime(client, store, events, steps, tools, sweeper)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from typing import Any
 
 import structlog
@@ -51,6 +52,25 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
 def _refuse(message: str) -> None:
     print(f"runq worker: {message}", file=sys.stderr, flush=True)
     raise SystemExit(2)
+
+
+@signals.worker_ready.connect
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
+    """Each worker runs the sweeper in a daemon thread; a Redis lock makes one sweep fleet-wide."""
+    from tasks.runtime import runtime
+
+    sweeper = runtime().sweeper
+    owner = str(getattr(sender, "hostname", "worker"))
+
+    def loop() -> None:
+        stop = threading.Event()
+        while not stop.wait(sweeper.interval):
+            try:
+                sweeper.sweep_if_due(owner)
+            except Exception:  # a Redis blip must not kill the thread; next interval retries
+                log.exception("sweeper.failed")
+
+    threading.Thread(target=loop, name="runq-sweeper", daemon=True).start()
 
 
 @signals.worker_process_init.connect

@@ -1,0 +1,85 @@
+"""Core unit tests run on fakeredis (with Lua) and an in-memory backend: no servers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import fakeredis
+import pytest
+
+from runs.backends.base import RunState
+from runs.errors import BackendError
+from runs.job import Job
+from runs.store import JobStore
+
+
+@pytest.fixture
+def fake_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def store(fake_redis: fakeredis.FakeRedis) -> JobStore:
+    return JobStore(fake_redis, events_maxlen=50, events_ttl=600, result_ttl=900)
+
+
+@dataclass
+class RecordingScheduler:
+    """Records what the core asked for instead of sending Celery messages."""
+
+    scheduled: list[tuple[str, str, int, float]] = field(default_factory=list)
+    dispatched: list[tuple[str, int, list[str]]] = field(default_factory=list)
+    published: list[dict[str, Any]] = field(default_factory=list)
+
+    def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
+        self.scheduled.append((step, job_id, token, countdown))
+
+    def dispatch_tools(self, job: Job, token: int) -> None:
+        self.dispatched.append((job.id, token, [c["call_id"] for c in job.pending_calls]))
+
+    def publish_result(self, job: Job) -> None:
+        self.published.append(job.result())
+
+    def last(self) -> tuple[str, str, int, float]:
+        return self.scheduled[-1]
+
+
+@dataclass
+class ScriptedBackend:
+    """Plays back run states (or raises errors) in order; counts every call."""
+
+    states: list[RunState | BackendError] = field(default_factory=list)
+    calls: list[str] = field(default_factory=list)
+    submitted: list[list[tuple[str, str]]] = field(default_factory=list)
+    name: str = "responses"
+
+    def _next(self, what: str) -> RunState:
+        self.calls.append(what)
+        item = self.states.pop(0)
+        if isinstance(item, BackendError):
+            raise item
+        return item
+
+    def start(self, job: Job) -> RunState:
+        return self._next("start")
+
+    def retrieve(self, job: Job) -> RunState:
+        return self._next("retrieve")
+
+    def submit_tool_outputs(self, job: Job, outputs: list[tuple[str, str]]) -> RunState:
+        self.submitted.append(outputs)
+        return self._next("submit")
+
+    def cancel(self, job: Job) -> None:
+        self.calls.append("cancel")
+
+
+@pytest.fixture
+def scheduler() -> RecordingScheduler:
+    return RecordingScheduler()
+
+
+@pytest.fixture
+def backend() -> ScriptedBackend:
+    return ScriptedBackend()

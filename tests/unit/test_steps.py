@@ -1,0 +1,214 @@
+"""The steps, driven by hand: fakeredis for the store, a scripted backend, a recording scheduler."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from runs.backends.base import RunState, ToolCallRequest
+from runs.errors import BackendError
+from runs.events import EventLog
+from runs.job import CANCELLED, FAILED, RETRYING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
+from runs.retry import RetryPolicies
+from runs.steps import StepConfig, Steps
+from runs.store import JobStore
+from runs.toolcalls import StoredOutput
+
+
+def _steps(store, backend, scheduler, outputs=None, **config) -> Steps:
+    return Steps(
+        store, lambda job: backend, scheduler, lambda job_id, rnd: dict(outputs or {}),
+        config=StepConfig(**config), retry=RetryPolicies(test_mode=True),
+    )
+
+
+def _submit(store: JobStore, **spec) -> Job:
+    job = Job.new(JobSpec(input="hello", **spec).validate())
+    store.create(job, [], lease_until=time.time() + 60)
+    return job
+
+
+def _run_due(steps: Steps, scheduler) -> str:
+    step, job_id, token, _ = scheduler.last()
+    return steps.run(step, job_id, token)
+
+
+def test_a_job_goes_start_poll_finish(store, backend, scheduler, fake_redis) -> None:
+    backend.states = [
+        RunState("queued", handle={"response_id": "resp_1"}),
+        RunState("in_progress", handle={"response_id": "resp_1"}),
+        RunState("completed", handle={"response_id": "resp_1"}, output_text="Echo: hello",
+                 usage={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}),
+    ]
+    steps = _steps(store, backend, scheduler, poll_interval_min=0.2)
+    job = _submit(store)
+    assert steps.run("start", job.id, 0) == "waiting"
+    assert store.get(job.id).handle == {"response_id": "resp_1"}  # persisted before polling
+    assert scheduler.last()[0] == "poll"
+    assert scheduler.last()[3] == pytest.approx(0.2)
+    assert _run_due(steps, scheduler) == "waiting"
+    assert scheduler.last()[3] == pytest.approx(0.3)  # adaptive: min * 1.5^polls
+    assert _run_due(steps, scheduler) == SUCCEEDED
+    done = store.get(job.id)
+    assert done.status == SUCCEEDED
+    assert done.output_text == "Echo: hello"
+    assert done.usage["total_tokens"] == 3
+    assert {"queued_at", "run_created_at", "finished_at"} <= set(done.timings)
+    assert scheduler.published[0]["status"] == SUCCEEDED
+    events = EventLog(fake_redis).read(job.id)
+    assert events[-1].final and events[-1].data["result"]["output_text"] == "Echo: hello"
+
+
+def test_server_poll_hint_is_honoured(store, backend, scheduler) -> None:
+    backend.states = [RunState("queued", handle={"response_id": "r"}, poll_after=1.25)]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    steps.run("start", job.id, 0)
+    assert scheduler.last()[3] == pytest.approx(1.25)
+
+
+def test_a_stale_duplicate_does_nothing(store, backend, scheduler) -> None:
+    backend.states = [RunState("queued", handle={"response_id": "r"})]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    steps.run("start", job.id, 0)
+    assert steps.run("start", job.id, 0) == "stale"  # a redelivered start: no second run
+    assert backend.calls == ["start"]
+
+
+def test_a_busy_job_is_retried_after_the_lock(store, backend, scheduler) -> None:
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    store.claim(job.id, lock_seconds=5, owner="someone-else")
+    assert steps.run("start", job.id, 0) == "busy"
+    step, _, token, countdown = scheduler.last()
+    assert (step, token) == ("start", 0)
+    assert 4.9 < countdown <= 5.1
+    assert backend.calls == []
+
+
+def test_cancel_flag_cancels_the_run(store, backend, scheduler) -> None:
+    backend.states = [RunState("queued", handle={"response_id": "r"})]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    steps.run("start", job.id, 0)
+    store.request_cancel(job.id)
+    assert _run_due(steps, scheduler) == "cancelled"
+    assert store.get(job.id).status == CANCELLED
+    assert backend.calls == ["start", "cancel"]
+
+
+def test_cancel_step_ends_a_job_waiting_for_tools(store, backend, scheduler) -> None:
+    backend.states = [RunState("requires_tools", handle={"response_id": "r"},
+                               tool_calls=[ToolCallRequest("c1", "calculator", "{}")])]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    steps.run("start", job.id, 0)
+    assert store.get(job.id).status == WAITING_TOOLS
+    store.request_cancel(job.id)
+    assert steps.cancel(job.id) == "cancelled"
+    assert store.get(job.id).status == CANCELLED
+    assert "cancel" in backend.calls
+
+
+def test_deadline_fails_the_job_and_cancels_the_run(store, backend, scheduler) -> None:
+    backend.states = [RunState("queued", handle={"response_id": "r"})]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store, deadline=30)
+    steps.run("start", job.id, 0)
+    aged = store.get(job.id)
+    aged.timings["queued_at"] -= 31  # as if the job had been queued 31 s ago
+    assert store.commit(aged)
+    assert _run_due(steps, scheduler) == "deadline_exceeded"
+    failed = store.get(job.id)
+    assert failed.status == FAILED
+    assert failed.error["code"] == "deadline_exceeded"
+    assert backend.calls[-1] == "cancel"
+
+
+def test_tool_round_dispatches_then_submits(store, backend, scheduler) -> None:
+    calls = [ToolCallRequest("c1", "calculator", '{"expression": "2+2"}'),
+             ToolCallRequest("c2", "current_time", "{}")]
+    backend.states = [
+        RunState("requires_tools", handle={"response_id": "r1"}, tool_calls=calls),
+        RunState("queued", handle={"response_id": "r2"}),
+    ]
+    outputs = {"c1": StoredOutput("4", None), "c2": StoredOutput("noon", None)}
+    steps = _steps(store, backend, scheduler, outputs=outputs)
+    job = _submit(store, tools=["calculator", "current_time"])
+    assert steps.run("start", job.id, 0) == "tools"
+    job_id, token, call_ids = scheduler.dispatched[0]
+    assert call_ids == ["c1", "c2"]
+    assert steps.run("submit_tool_outputs", job_id, token) == "waiting"
+    assert backend.submitted == [[("c1", "4"), ("c2", "noon")]]
+    after = store.get(job.id)
+    assert after.handle["response_id"] == "r2"
+    assert [c["round"] for c in after.tool_calls] == [1, 1]
+    assert steps.run("submit_tool_outputs", job_id, token) == "stale"  # fan-in duplicate
+
+
+def test_tool_errors_can_fail_the_job(store, backend, scheduler) -> None:
+    backend.states = [RunState("requires_tools", handle={"response_id": "r1"},
+                               tool_calls=[ToolCallRequest("c1", "nope", "{}")])]
+    outputs = {"c1": StoredOutput('{"error": {"code": "unknown_tool"}}', "unknown_tool")}
+    steps = _steps(store, backend, scheduler, outputs=outputs, tool_errors_fail_job=True)
+    job = _submit(store)
+    steps.run("start", job.id, 0)
+    _, token, _ = scheduler.dispatched[0]
+    assert steps.run("submit_tool_outputs", job.id, token) == "tool_error"
+    assert store.get(job.id).status == FAILED
+
+
+def test_too_many_tool_rounds_fail_the_job(store, backend, scheduler) -> None:
+    round_state = RunState("requires_tools", handle={"response_id": "r"},
+                           tool_calls=[ToolCallRequest("c1", "calculator", "{}")])
+    backend.states = [round_state, round_state]
+    steps = _steps(store, backend, scheduler, outputs={"c1": StoredOutput("1", None)})
+    job = _submit(store, max_tool_rounds=1)
+    steps.run("start", job.id, 0)
+    _, token, _ = scheduler.dispatched[0]
+    assert steps.run("submit_tool_outputs", job.id, token) == "max_tool_rounds_exceeded"
+
+
+def test_retryable_error_reschedules_the_step(store, backend, scheduler) -> None:
+    backend.states = [
+        BackendError("slow down", code="rate_limited", retryable=True, retry_after=0.0),
+        RunState("queued", handle={"response_id": "r"}),
+    ]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    assert steps.run("start", job.id, 0) == "retrying"
+    assert store.get(job.id).status == RETRYING
+    assert store.get(job.id).attempt == 1
+    assert _run_due(steps, scheduler) == "waiting"
+    assert store.get(job.id).status == "running"
+
+
+def test_final_error_fails_with_the_reason(store, backend, scheduler) -> None:
+    backend.states = [BackendError("bad model", code="bad_request", retryable=False,
+                                   status_code=400)]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    assert steps.run("start", job.id, 0) == "bad_request"
+    failed = store.get(job.id)
+    assert failed.status == FAILED
+    assert failed.error == {"code": "bad_request", "message": "bad model"}
+    assert failed.attempts[0]["code"] == "bad_request"
+    assert scheduler.published[0]["status"] == FAILED
+
+
+def test_failed_run_restarts_with_a_fresh_run(store, backend, scheduler) -> None:
+    backend.states = [
+        RunState("queued", handle={"response_id": "r1"}),
+        RunState("failed", handle={"response_id": "r1"}, error_code="server_error"),
+        RunState("queued", handle={"response_id": "r2"}),
+    ]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    steps.run("start", job.id, 0)
+    assert _run_due(steps, scheduler) == "retrying"
+    assert scheduler.last()[0] == "start"
+    assert store.get(job.id).handle == {}
+    assert _run_due(steps, scheduler) == "waiting"
+    assert store.get(job.id).handle == {"response_id": "r2"}

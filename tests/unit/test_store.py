@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import time
+
+import fakeredis
+import pytest
+
+from runs import keys
+from runs.errors import JobNotFoundError
+from runs.events import EventLog
+from runs.job import RUNNING, SUCCEEDED, Job, JobSpec
+from runs.store import JobStore
+
+
+def _new(store: JobStore, **kw) -> Job:
+    job = Job.new(JobSpec(input="hi").validate())
+    assert store.create(job, [{"type": "job.status", "status": "queued"}],
+                        lease_until=time.time() + 60, **kw) == job.id
+    return job
+
+
+def test_create_and_get(store: JobStore) -> None:
+    job = _new(store)
+    assert store.get(job.id) == job
+    with pytest.raises(JobNotFoundError):
+        store.get("job_missing")
+
+
+def test_create_twice_with_the_same_id_writes_once(store: JobStore) -> None:
+    job = _new(store)
+    assert store.create(job, [], lease_until=time.time()) is None
+
+
+def test_idempotency_key_returns_the_first_job(store: JobStore) -> None:
+    first = _new(store, idempotency_key=keys.idempotency("t", "k1"))
+    second = Job.new(JobSpec(input="other").validate())
+    got = store.create(second, [], lease_until=time.time(), idempotency_key=keys.idempotency("t", "k1"))
+    assert got == first.id
+    assert not store.exists(second.id)
+
+
+def test_claim_is_exclusive_until_released(store: JobStore) -> None:
+    job = _new(store)
+    first = store.claim(job.id, lock_seconds=30)
+    assert first.acquired
+    second = store.claim(job.id, lock_seconds=30)
+    assert not second.acquired
+    assert 29 < second.busy_for <= 30
+    store.release(job.id, first.owner)
+    assert store.claim(job.id, lock_seconds=30).acquired
+
+
+def test_commit_is_compare_and_set(store: JobStore) -> None:
+    job = _new(store)
+    a = store.get(job.id)
+    b = store.get(job.id)
+    a.move(RUNNING)
+    assert store.commit(a, [{"type": "x"}], lease_until=time.time() + 10)
+    b.move(RUNNING)
+    assert not store.commit(b, [], lease_until=time.time() + 10)
+    assert b.version == 0  # a failed commit leaves the caller's version alone
+    assert store.get(job.id).version == 1
+
+
+def test_commit_releases_the_lock_and_appends_events(store: JobStore, fake_redis) -> None:
+    job = _new(store)
+    claim = store.claim(job.id, lock_seconds=30)
+    got = claim.job
+    got.move(RUNNING)
+    assert store.commit(got, [{"type": "a"}, {"type": "b"}], owner=claim.owner,
+                        lease_until=time.time() + 5)
+    assert store.claim(job.id, lock_seconds=30).acquired
+    events = EventLog(fake_redis).read(job.id)
+    assert [e.type for e in events] == ["job.status", "a", "b"]
+    assert 0 < fake_redis.ttl(keys.events(job.id)) <= 600
+
+
+def test_terminal_commit_drops_the_lease_and_sets_ttl(store: JobStore, fake_redis) -> None:
+    job = _new(store)
+    assert fake_redis.zscore(keys.leases(), job.id) is not None
+    job.move(RUNNING)
+    job.move(SUCCEEDED)
+    assert store.commit(job, [])
+    assert fake_redis.zscore(keys.leases(), job.id) is None
+    assert 0 < fake_redis.ttl(keys.job(job.id)) <= 900
+
+
+def test_expired_leases_lists_stuck_jobs(store: JobStore) -> None:
+    job = _new(store)
+    assert store.expired_leases(time.time()) == []
+    assert store.expired_leases(time.time() + 120) == [job.id]
+
+
+def test_cancel_flag_is_seen_by_claim(store: JobStore) -> None:
+    job = _new(store)
+    store.request_cancel(job.id)
+    assert store.claim(job.id, lock_seconds=1).cancel_requested
+
+
+def test_event_stream_is_bounded(fake_redis: fakeredis.FakeRedis) -> None:
+    log = EventLog(fake_redis, maxlen=10, ttl=60)
+    for i in range(200):
+        log.append("j", {"type": "text.delta", "delta": str(i)})
+    assert fake_redis.xlen(keys.events("j")) < 200
+    assert fake_redis.ttl(keys.events("j")) > 0
+
+
+def test_follow_resumes_after_an_id(fake_redis: fakeredis.FakeRedis) -> None:
+    log = EventLog(fake_redis)
+    first = log.append("j", {"type": "a"})
+    log.append("j", {"type": "b"})
+    log.append("j", {"type": "job.final"})
+    assert [e.type for e in log.follow("j", after=first, timeout=1)] == ["b", "job.final"]

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import time
+
+from runs.events import EventLog
+from runs.job import RUNNING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
+from runs.sweeper import Sweeper
+from runs.toolcalls import ToolCalls
+from runs.tools import ToolRegistry
+
+
+def _sweeper(store, scheduler, fake_redis) -> Sweeper:
+    return Sweeper(store, scheduler, ToolCalls(fake_redis, ToolRegistry(), EventLog(fake_redis)),
+                   extension=30)
+
+
+def test_a_job_whose_driver_died_is_redriven_once(store, scheduler, fake_redis) -> None:
+    job = Job.new(JobSpec(input="hi").validate())
+    store.create(job, [], lease_until=time.time() - 1)  # the producer died after writing
+    sweeper = _sweeper(store, scheduler, fake_redis)
+    assert sweeper.sweep() == [job.id]
+    assert scheduler.scheduled == [("start", job.id, 0, 0)]
+    assert sweeper.sweep() == []  # the lease was extended: no second re-drive at once
+    assert sweeper.sweep(now=time.time() + 31) == [job.id]
+
+
+def test_terminal_jobs_are_dropped_from_the_index(store, scheduler, fake_redis) -> None:
+    job = Job.new(JobSpec(input="hi").validate())
+    store.create(job, [], lease_until=time.time() - 1)
+    job.move(RUNNING)
+    job.move(SUCCEEDED)
+    store.commit(job)
+    assert _sweeper(store, scheduler, fake_redis).sweep() == []
+    assert scheduler.scheduled == []
+
+
+def test_waiting_tools_redispatches_missing_calls(store, scheduler, fake_redis) -> None:
+    job = Job.new(JobSpec(input="hi").validate())
+    store.create(job, [], lease_until=time.time() - 1)
+    job.move(RUNNING)
+    job.move(WAITING_TOOLS)
+    job.round = 1
+    job.pending_calls = [{"call_id": "c1", "name": "x", "arguments": "{}"}]
+    token = job.due("submit_tool_outputs")
+    store.commit(job, lease_until=time.time() - 1)
+    assert _sweeper(store, scheduler, fake_redis).sweep() == [job.id]
+    assert scheduler.dispatched == [(job.id, token, ["c1"])]
+
+
+def test_only_one_worker_sweeps_per_interval(store, scheduler, fake_redis) -> None:
+    sweeper = _sweeper(store, scheduler, fake_redis)
+    job = Job.new(JobSpec(input="hi").validate())
+    store.create(job, [], lease_until=time.time() - 1)
+    assert sweeper.sweep_if_due("w1") == [job.id]
+    store.extend_lease(job.id, time.time() - 1)
+    assert sweeper.sweep_if_due("w2") == []  # w1 holds this interval
