@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from sandbox import admin, conversations, models_api, responses
+from sandbox import admin, conversations, files, models_api, responses, vector_stores
 from sandbox.config import SandboxConfig
 from sandbox.errors import SandboxError
 from sandbox.gateway import Gateway
@@ -25,6 +25,8 @@ def all_routes() -> list[BaseRoute]:
     return [
         *responses.routes,
         *conversations.routes,
+        *files.routes,
+        *vector_stores.routes,
         *models_api.routes,
         *admin.routes,
     ]

@@ -77,8 +77,18 @@ def usage_block(input_tokens: int, output_tokens: int) -> dict[str, Any]:
 
 
 def output_items(reply: Reply, status: str = "completed") -> list[dict[str, Any]]:
-    """Output items for a model reply: function calls, or one assistant message."""
+    """Output items for a model reply: file_search call, function calls, or a message."""
     items: list[dict[str, Any]] = []
+    if reply.searched:
+        items.append(
+            {
+                "type": "file_search_call",
+                "id": new_id("fs"),
+                "status": "completed",
+                "queries": reply.search_queries,
+                "results": None,
+            }
+        )
     for call in reply.calls:
         items.append(
             {
@@ -101,7 +111,7 @@ def output_items(reply: Reply, status: str = "completed") -> list[dict[str, Any]
                     {
                         "type": "output_text",
                         "text": reply.text,
-                        "annotations": list(reply.annotations),
+                        "annotations": reply.responses_annotations(),
                         "logprobs": [],
                     }
                 ],
@@ -142,10 +152,12 @@ def input_item(turn: Turn) -> dict[str, Any]:
     }
 
 
-def render(rec: ResponseRecord, now: float | None = None) -> dict[str, Any]:
-    """The response object as a client sees it at ``now``."""
+def render(
+    rec: ResponseRecord, now: float | None = None, force_status: str | None = None
+) -> dict[str, Any]:
+    """The response object as a client sees it at ``now`` (or in ``force_status``)."""
     now = time.time() if now is None else now
-    status = rec.status(now)
+    status = force_status or rec.status(now)
     final = status == rec.final_status and rec.timeline.phase(now) == "done"
     final = final and rec.cancelled_at is None
     p = rec.params

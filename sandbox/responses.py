@@ -7,11 +7,12 @@ status is then derived lazily from the clock (see :mod:`sandbox.lifecycle`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from sandbox import model
@@ -19,6 +20,7 @@ from sandbox.errors import bad_request, not_found
 from sandbox.http import metadata, ok, opt_bool, opt_int, opt_str, page, read_json
 from sandbox.ids import new_id
 from sandbox.lifecycle import Timeline
+from sandbox.response_events import stream_events
 from sandbox.response_objects import (
     FAULT_ENDINGS,
     ResponseRecord,
@@ -29,7 +31,9 @@ from sandbox.response_objects import (
 )
 from sandbox.state import SandboxState, get_state
 from sandbox.tokens import count_tokens, split_tokens
+from sandbox.tool_policy import ScriptError
 from sandbox.transcript import Turn, turns_from_response_input
+from sandbox.vector_stores import search_stores
 
 POLL_AFTER_HEADER = "openai-poll-after-ms"
 
@@ -61,6 +65,32 @@ def _history(state: SandboxState, body: dict[str, Any]) -> tuple[list[Turn], dic
     return [], None
 
 
+def _tools(
+    state: SandboxState, tools: list[Any]
+) -> tuple[list[dict[str, Any]], model.Searcher | None]:
+    """Function tools for the policy, and a searcher when file_search is enabled."""
+    functions: list[dict[str, Any]] = []
+    searcher = None
+    for i, tool in enumerate(tools):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind == "function":
+            if not isinstance(tool.get("name"), str):
+                raise bad_request(
+                    f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name"
+                )
+            functions.append(tool)
+        elif kind == "file_search":
+            ids = tool.get("vector_store_ids") or []
+            for vs_id in ids:
+                if vs_id not in state.store.vector_stores:
+                    raise not_found("vector store", vs_id, f"tools[{i}].vector_store_ids")
+            limit = int(tool.get("max_num_results") or 20)
+            searcher = functools.partial(search_stores, state, list(ids), limit=limit)
+        else:
+            raise bad_request(f"Unsupported tool type: {kind!r}.", f"tools[{i}].type")
+    return functions, searcher
+
+
 def _truncate(text: str, max_tokens: int) -> str:
     return "".join(split_tokens(text)[:max_tokens])
 
@@ -84,12 +114,26 @@ def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) 
     new_turns = turns_from_response_input(body.get("input"))
     turns = earlier + new_turns
 
-    reply = model.reply(turns)
+    functions, searcher = _tools(state, tools)
+    try:
+        reply = model.reply(
+            model.ModelInput(
+                turns=turns,
+                tools=functions,
+                tool_choice=body.get("tool_choice") or "auto",
+                instructions=instructions,
+                metadata=meta,
+                search=searcher,
+                fault=fault,
+            )
+        )
+    except ScriptError as exc:
+        raise bad_request(str(exc), "metadata") from exc
     text_out = reply.text + "".join(c.arguments for c in reply.calls)
     out_tokens = count_tokens(text_out)
     final_status, error, incomplete = "completed", None, None
     if max_out is not None and out_tokens > max_out and not reply.calls:
-        reply.text = _truncate(reply.text, max_out)
+        reply.segments = [model.Segment(_truncate(reply.text, max_out))]
         out_tokens = max_out
         final_status, incomplete = "incomplete", {"reason": "max_output_tokens"}
     if fault in FAULT_ENDINGS:
@@ -176,6 +220,9 @@ async def create_response(request: Request) -> Response:
     state.stats.count_created("responses", rec.job_id)
     if rec.background:
         state.stats.response_started(rec.id, rec.timeline.done_at)
+    if opt_bool(body, "stream", False):
+        return _stream(rec, -1)
+    if rec.background:
         return ok(render(rec), headers=_poll_headers(rec))
     delay = rec.timeline.done_at - time.time()
     if delay > 0:
@@ -183,9 +230,27 @@ async def create_response(request: Request) -> Response:
     return ok(render(rec))
 
 
+def _stream(rec: ResponseRecord, starting_after: int) -> StreamingResponse:
+    return StreamingResponse(
+        stream_events(rec, starting_after),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache"},
+    )
+
+
 async def retrieve_response(request: Request) -> Response:
     state = get_state(request)
     rec = _lookup(state, request.path_params["response_id"])
+    if request.query_params.get("stream", "").lower() == "true":
+        if not rec.background:
+            raise bad_request("Only background responses can be streamed again.", "stream")
+        try:
+            after = int(request.query_params.get("starting_after", "-1"))
+        except ValueError as exc:
+            raise bad_request(
+                "Invalid 'starting_after': expected an integer.", "starting_after"
+            ) from exc
+        return _stream(rec, after)
     return ok(render(rec), headers=_poll_headers(rec))
 
 
