@@ -276,7 +276,7 @@ class Steps:
     ) -> str:
         """Retry the step (or restart the run) after the policy's delay, or fail the job."""
         events = list(events or [])
-        decision = self.retry.decide(err, job.attempt)
+        decision = self.retry.decide(err, job.attempt, time_left=self._remaining(job))
         entry = {"attempt": job.attempt, "step": step, "code": err.code, "error": str(err)}
         if decision.retry and decision.delay < self._remaining(job):
             job.attempt += 1

@@ -1,0 +1,136 @@
+"""One conversation job end to end: real Redis, a real Celery worker, the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+from celery.result import AsyncResult
+
+from producers.api import Client
+from runs import keys
+from runs.errors import InvalidJobError
+from worker.celery_app import make_app
+from worker.launcher import SandboxProcess, Stack
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _stats(sandbox: SandboxProcess) -> dict:
+    with urllib.request.urlopen(sandbox.base_url.removesuffix("/v1") + "/sandbox/stats") as resp:
+        return json.loads(resp.read())
+
+
+def test_a_job_succeeds_with_output_usage_and_timings(client: Client, sandbox) -> None:
+    handle = client.submit("hello from the skeleton test")
+    result = handle.result(timeout=60)
+    assert result["status"] == "succeeded"
+    assert "hello from the skeleton test" in result["output_text"]
+    assert result["usage"]["total_tokens"] > 0
+    timings = result["timings"]
+    assert timings["queued_at"] <= timings["run_created_at"] <= timings["finished_at"]
+    assert result["backend_ids"]["response_id"].startswith("resp")
+    assert handle.status() == "succeeded"
+    # The job id went to the backend in metadata: exactly one response for this job.
+    assert _stats(sandbox)["responses_created_by_job"][handle.id] == 1
+
+
+def test_result_backend_holds_the_result_under_the_job_id(client: Client) -> None:
+    handle = client.submit("celery result backend")
+    expected = handle.result(timeout=60)
+    app = make_app(client.redis_url)
+    got = AsyncResult(handle.id, app=app).get(timeout=30)
+    assert got["job_id"] == handle.id
+    assert got["output_text"] == expected["output_text"]
+
+
+def test_events_end_with_a_final_event(client: Client) -> None:
+    handle = client.submit("events please")
+    types = [event.type for event in handle.events(timeout=60)]
+    assert types[0] == "job.status"
+    assert "run.created" in types
+    assert types[-1] == "job.final"
+
+
+def test_idempotency_key_makes_a_double_submit_one_job(client: Client) -> None:
+    first = client.submit("only once", idempotency_key="skeleton-idem-1")
+    second = client.submit("only once", idempotency_key="skeleton-idem-1")
+    assert first.id == second.id
+    assert first.result(timeout=60)["status"] == "succeeded"
+
+
+def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "producers.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=120)  # fmt: skip
+
+
+def test_cli_submit_wait_json(stack: Stack, tmp_path: Path) -> None:
+    env = {**os.environ, "REDIS_URL": str(stack.redis_url), "PYTHONPATH": str(ROOT)}
+    done = _cli("submit", "hello", "--wait", "--json", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded"
+    assert {"job_id", "output_text", "usage", "timings"} <= set(result)
+    status = _cli("status", result["job_id"], env=env, cwd=tmp_path)
+    assert status.stdout.strip() == "succeeded"
+    again = _cli("result", result["job_id"], "--json", env=env, cwd=tmp_path)
+    assert json.loads(again.stdout)["output_text"] == result["output_text"]
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["submit", ""], "input"),
+        (["submit", "hi", "--backend", "telepathy"], "backend"),
+        (["submit", "hi", "--deadline", "-5"], "deadline"),
+    ],
+)
+def test_bad_input_is_refused_before_enqueueing(
+    stack: Stack, client: Client, tmp_path: Path, args: list[str], named: str
+) -> None:
+    jobs_before = len(client.redis.keys(keys.job("*")))
+    queued_before = client.redis.llen("runs")
+    env = {**os.environ, "REDIS_URL": str(stack.redis_url), "PYTHONPATH": str(ROOT)}
+    done = _cli(*args, env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert f"error: {named}:" in done.stderr
+    assert len(client.redis.keys(keys.job("*"))) == jobs_before
+    assert client.redis.llen("runs") == queued_before
+
+
+def test_python_api_refuses_bad_input(client: Client) -> None:
+    with pytest.raises(InvalidJobError) as info:
+        client.submit("hi", backend="telepathy")
+    assert info.value.option == "backend"
+
+
+def test_worker_without_a_backend_refuses_to_start(redis_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNQ_"))}
+    env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "runs,tools"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "OPENAI_API_KEY" in done.stderr and "OPENAI_BASE_URL" in done.stderr
+
+
+def test_waiting_does_not_hold_a_slot(tmp_path: Path) -> None:
+    """Concurrency 1 and 3 s of backend latency: five runs are in progress at once.
+
+    Its own Redis: a worker of another stack must not take these jobs.
+    """
+    with Stack(home=tmp_path, sandbox_latency_ms=3000, concurrency=1,
+               worker_log=tmp_path / "worker.log") as stack:  # fmt: skip
+        assert stack.sandbox is not None and stack.redis_url is not None
+        client = Client(stack.redis_url)
+        handles = [client.submit(f"slot test {i}") for i in range(5)]
+        results = [h.result(timeout=60) for h in handles]
+        assert [r["status"] for r in results] == ["succeeded"] * 5
+        assert _stats(stack.sandbox)["peak_in_flight_responses"] >= 5
