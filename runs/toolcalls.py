@@ -124,7 +124,9 @@ class ToolCalls:
                     "it is not run twice",
                     code="tool_interrupted",
                 )
-            output = self._with_retries(spec.retries, call.name, arguments)
+            # A timed-out thread may still be running: never retry a non-idempotent tool.
+            retries = spec.retries if spec.idempotent else 0
+            output = self._with_retries(retries, call.name, arguments)
             log.info("tool.succeeded", job_id=call.job_id, tool=call.name, call_id=call.call_id)
             return StoredOutput(output, None, time.perf_counter() - started)
         except ToolError as err:
