@@ -168,7 +168,7 @@ def test_threads_race_for_the_probe(clock):
 def test_key_expires_when_idle(redis, clock):
     breaker = _breaker(redis, clock, open_seconds=10.0, probe_timeout=5.0, idle_seconds=60.0)
     breaker.record_failure()
-    assert redis.pttl(breaker.key) == 75_000
+    assert 74_000 < redis.pttl(breaker.key) <= 75_000  # ms tick between SET and PTTL
     breaker.record_success()
     assert not redis.exists(breaker.key)
 
