@@ -14,7 +14,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from sandbox import admin, conversations, files, models_api, responses, vector_stores
+from sandbox import (
+    admin,
+    assistants,
+    chat,
+    conversations,
+    files,
+    models_api,
+    responses,
+    runs,
+    vector_stores,
+)
 from sandbox.config import SandboxConfig
 from sandbox.errors import SandboxError
 from sandbox.gateway import Gateway
@@ -25,6 +35,9 @@ def all_routes() -> list[BaseRoute]:
     return [
         *responses.routes,
         *conversations.routes,
+        *chat.routes,
+        *assistants.routes,
+        *runs.routes,
         *files.routes,
         *vector_stores.routes,
         *models_api.routes,
