@@ -91,3 +91,8 @@ def upload_cache(content_hash: str) -> str:
 def tenant_jobs(tenant: str) -> str:
     """Ids of the jobs a gateway tenant submitted."""
     return f"{PREFIX}:tenant:{tenant}"
+
+
+def metrics() -> str:
+    """Hash of metric series -> value, shared by every worker process (runs.metrics)."""
+    return f"{PREFIX}:metrics"
