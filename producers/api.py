@@ -72,22 +72,13 @@ class Client:
         unknown = set(defaults) - set(JobSpec.__dataclass_fields__)
         if unknown:
             raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
-        if "continue_job" in defaults:
-            defaults = self._continuation(defaults)
+        if "continue_job" in options and options["continue_job"]:
+            # The earlier job must exist; the worker waits for it to end, then continues
+            # its conversation on the same backend.
+            earlier = self.store.get(options["continue_job"])
+            if options.get("backend") is None:
+                defaults["backend"] = earlier.spec.backend
         return JobSpec(input=input, **defaults).validate()
-
-    def _continuation(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Continue an earlier job's conversation: its backend ids become this job's link."""
-        earlier = self.store.get(options["continue_job"])
-        ids = earlier.handle
-        options.setdefault("backend", earlier.spec.backend)
-        if ids.get("thread_id"):
-            options["thread_id"] = ids["thread_id"]
-        elif ids.get("conversation_id") or earlier.spec.conversation_id:
-            options["conversation_id"] = ids.get("conversation_id") or earlier.spec.conversation_id
-        elif ids.get("response_id"):
-            options["previous_response_id"] = ids["response_id"]
-        return options
 
     def submit(
         self,

@@ -130,6 +130,8 @@ class Job:
     handle: dict[str, str] = field(default_factory=dict)
     stream_seq: int | None = None
     pending_calls: list[dict[str, Any]] = field(default_factory=list)
+    # Chat Completions keeps no state at the server: the messages so far live here.
+    transcript: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     output_text: str | None = None
     citations: list[dict[str, Any]] = field(default_factory=list)

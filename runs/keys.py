@@ -96,3 +96,8 @@ def tenant_jobs(tenant: str) -> str:
 def metrics() -> str:
     """Hash of metric series -> value, shared by every worker process (runs.metrics)."""
     return f"{PREFIX}:metrics"
+
+
+def vector_store_cache(fingerprint: str) -> str:
+    """Vector store id already built for one set of file ids (fingerprint of the sorted ids)."""
+    return f"{PREFIX}:vs:{fingerprint}"

@@ -24,7 +24,7 @@ import structlog
 from runs import job as J
 from runs.backends.base import COMPLETED, REQUIRES_TOOLS, WAITING, Backend, RunState
 from runs.classify import classify_run_failure
-from runs.errors import BackendError, JobNotFoundError
+from runs.errors import BackendError, JobNotFoundError, RunqError
 from runs.events import FINAL
 from runs.job import Job
 from runs.retry import RetryPolicies
@@ -58,6 +58,7 @@ class StepConfig:
     request_timeout: float = 30.0
     lease_grace: float = 60.0
     tool_errors_fail_job: bool = False
+    turn_wait: float = 0.5  # seconds between looks while another job has the conversation
 
     @property
     def lock_seconds(self) -> float:
@@ -112,7 +113,15 @@ class Steps:
                            f"the job's deadline of {job.spec.deadline:g}s passed", cancel_run=True)  # fmt: skip
                 return "deadline_exceeded"
             action = getattr(self, "_" + step)
-            return str(action(job, owner))
+            try:
+                return str(action(job, owner))
+            except (RunqError, ValueError) as err:
+                if isinstance(err, BackendError):
+                    raise
+                # A bad job (unknown tool, unusable spec) fails alone, with its reason.
+                code = getattr(err, "code", None) or type(err).__name__
+                self._fail(job, owner, str(code), str(err), cancel_run=True)
+                return str(code)
         except BaseException:
             self.store.release(job_id, owner)
             raise
@@ -156,6 +165,13 @@ class Steps:
 
     # -- steps -------------------------------------------------------------------------
     def _start(self, job: Job, owner: str) -> str:
+        waiting_for = self._turn_blocker(job)
+        if waiting_for is not None:
+            # Another job on this conversation goes first; this one keeps its place.
+            self.store.release(job.id, owner)
+            self.scheduler.schedule(START, job.id, job.token, self.config.turn_wait)
+            log.info("job.waiting_turn", job_id=job.id, behind=waiting_for)
+            return "waiting_turn"
         backend = self.backend_for(job)
         events: list[dict[str, Any]] = []
         if job.status != J.RUNNING:
@@ -171,6 +187,33 @@ class Steps:
         events.append({"type": "run.created", **state.handle, "attempt": job.attempt})
         log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
         return self._after_state(job, owner, state, events)
+
+    def _turn_blocker(self, job: Job) -> str | None:
+        """The job this one must wait for, or None once it may talk to its conversation.
+
+        A continuation waits until the earlier job ended, then takes over its backend ids;
+        jobs on one thread or conversation take turns through a lock in Redis, because a
+        thread with an active run refuses new messages.
+        """
+        spec = job.spec
+        if spec.continue_job and not (spec.previous_response_id or spec.thread_id
+                                      or spec.conversation_id):  # fmt: skip
+            earlier = self.store.get(spec.continue_job)
+            if not earlier.terminal:
+                return earlier.id
+            ids = earlier.handle
+            if ids.get("thread_id"):
+                spec.thread_id = ids["thread_id"]
+            elif earlier.spec.conversation_id:
+                spec.conversation_id = earlier.spec.conversation_id
+            elif ids.get("response_id"):
+                spec.previous_response_id = ids["response_id"]
+        conversation = spec.thread_id or spec.conversation_id
+        if conversation and not job.handle:
+            holder = self.store.take_conversation(conversation, job.id, spec.deadline)
+            if holder != job.id:
+                return holder
+        return None
 
     def _poll(self, job: Job, owner: str) -> str:
         try:
@@ -210,6 +253,8 @@ class Steps:
         self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
     ) -> str:
         _add_usage(job, state.usage)
+        if state.transcript is not None:
+            job.transcript = state.transcript
         if job.status in (J.RETRYING, J.FALLING_BACK) and state.status in _HEALTHY:
             job.move(J.RUNNING)
             events.append({"type": "job.status", "status": J.RUNNING, "attempt": job.attempt})
@@ -327,6 +372,9 @@ class Steps:
             log.warning("job.cancel_at_backend_failed", job_id=job.id, error=str(err))
 
     def _end(self, job: Job, owner: str, status: str, events: list[dict[str, Any]]) -> str:
+        conversation = job.spec.thread_id or job.spec.conversation_id
+        if conversation:
+            self.store.give_back_conversation(conversation, job.id)
         job.move(status)
         job.step = FINISH
         job.mark("finished_at")

@@ -203,6 +203,33 @@ class JobStore:
         ids = self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
         return [i.decode() for i in ids]
 
+    def take_conversation(self, conversation: str, job_id: str, ttl: float) -> str:
+        """Hold the conversation for `job_id`; return the holder (itself, or the job before it).
+
+        A holder that ended without giving the conversation back (its record is terminal
+        or gone) is replaced.
+        """
+        key = keys.conversation_lock(conversation)
+        ms = max(1000, int(ttl * 1000))
+        if self.redis.set(key, job_id, nx=True, px=ms):
+            return job_id
+        holder = self.redis.get(key)
+        if holder is None:
+            return self.take_conversation(conversation, job_id, ttl)
+        holder_id = holder.decode()
+        if holder_id == job_id:
+            return job_id
+        try:
+            if not self.get(holder_id).terminal:
+                return holder_id
+        except JobNotFoundError:
+            pass
+        self._release(keys=[key], args=[holder_id])
+        return self.take_conversation(conversation, job_id, ttl)
+
+    def give_back_conversation(self, conversation: str, job_id: str) -> None:
+        self._release(keys=[keys.conversation_lock(conversation)], args=[job_id])
+
     def extend_lease(self, job_id: str, until: float) -> None:
         self.redis.zadd(keys.leases(), {job_id: until}, xx=True)
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from runs.backends.assistants import AssistantsBackend
 from runs.backends.base import Backend, RunState, ToolCallRequest
+from runs.backends.chat import ChatBackend
 from runs.backends.client import get_client
 from runs.backends.responses import ResponsesBackend
 from runs.errors import ConfigurationError
@@ -26,7 +28,15 @@ class BackendFactory:
     def __call__(self, job: Job) -> Backend:
         client = get_client(self.base_url, self.api_key, self.timeout)
         name = job.spec.backend
-        if name == "responses":
-            tools = self.registry.openai_tools(job.spec.tools, "responses") if job.spec.tools else []
-            return ResponsesBackend(client, tools)
-        raise ConfigurationError(f"backend {name!r} is not available in this worker")
+        adapter = ADAPTERS.get(name)
+        if adapter is None:
+            raise ConfigurationError(f"backend {name!r} is not available in this worker")
+        tools = self.registry.openai_tools(job.spec.tools, name) if job.spec.tools else []
+        return adapter(client, tools)
+
+
+ADAPTERS: dict[str, type[ResponsesBackend] | type[AssistantsBackend] | type[ChatBackend]] = {
+    "responses": ResponsesBackend,
+    "assistants": AssistantsBackend,
+    "chat": ChatBackend,
+}

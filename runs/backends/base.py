@@ -48,6 +48,7 @@ class RunState:
     error_code: str | None = None
     error_message: str | None = None
     poll_after: float | None = None  # the server's hint, in seconds
+    transcript: list[dict[str, Any]] | None = None  # chat: the messages to keep
 
     @property
     def waiting(self) -> bool:

@@ -1,0 +1,108 @@
+"""Chat Completions: what every OpenAI-compatible server speaks (vLLM, Ollama, LiteLLM).
+
+There is no run at the server: one request is one model turn, and runq drives the tool
+loop itself. The messages so far are kept in the job record (`Job.transcript`), so a
+tool round survives a worker crash like any other step. The request holds a worker slot
+for its duration — the price of a protocol without background mode.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from runs.backends.base import COMPLETED, INCOMPLETE, REQUIRES_TOOLS, RunState, ToolCallRequest
+from runs.backends.client import classified
+from runs.errors import BackendError
+from runs.job import Job
+
+
+def _messages(job: Job) -> list[dict[str, Any]]:
+    spec = job.spec
+    messages: list[dict[str, Any]] = []
+    if spec.instructions:
+        messages.append({"role": "system", "content": spec.instructions})
+    if isinstance(spec.input, str):
+        messages.append({"role": "user", "content": spec.input})
+    else:
+        messages.extend(spec.input)
+    return messages
+
+
+class ChatBackend:
+    name = "chat"
+
+    def __init__(self, client: openai.OpenAI, tools: list[dict[str, Any]] | None = None) -> None:
+        self.client = client
+        self.tools = tools or []
+
+    def _complete(self, job: Job, messages: list[dict[str, Any]]) -> RunState:
+        params: dict[str, Any] = {
+            "model": job.spec.model,
+            "messages": messages,
+            "store": True,
+            "metadata": {**job.spec.metadata, "runq_job_id": job.id,
+                         "runq_attempt": str(job.attempt), "runq_round": str(job.round)},
+        }  # fmt: skip
+        if self.tools:
+            params["tools"] = self.tools
+            params["parallel_tool_calls"] = True
+        if job.spec.max_output_tokens:
+            params["max_completion_tokens"] = job.spec.max_output_tokens
+        completion = self.client.chat.completions.create(**params)
+        choice = completion.choices[0]
+        message = choice.message
+        calls = [
+            ToolCallRequest(c.id, c.function.name, c.function.arguments or "")
+            for c in (message.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        assistant: dict[str, Any] = {"role": "assistant", "content": message.content}
+        if calls:
+            assistant["tool_calls"] = [
+                {"id": c.call_id, "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments}}
+                for c in calls
+            ]  # fmt: skip
+        usage = completion.usage
+        if calls:
+            status = REQUIRES_TOOLS
+        elif choice.finish_reason == "length":
+            status = INCOMPLETE
+        else:
+            status = COMPLETED
+        return RunState(
+            status=status,
+            handle={"chat_completion_id": completion.id},
+            tool_calls=calls,
+            output_text=message.content or "",
+            usage={
+                "input_tokens": usage.prompt_tokens if usage else 0,
+                "output_tokens": usage.completion_tokens if usage else 0,
+                "total_tokens": usage.total_tokens if usage else 0,
+            },
+            error_code="max_output_tokens" if status == INCOMPLETE else None,
+            transcript=[*messages, assistant],
+        )
+
+    @classified
+    def start(self, job: Job) -> RunState:
+        return self._complete(job, _messages(job))
+
+    def retrieve(self, job: Job) -> RunState:
+        raise BackendError(
+            "Chat Completions has no run to look at; the job restarts its turn",
+            code="not_resumable", retryable=True,
+        )  # fmt: skip
+
+    @classified
+    def submit_tool_outputs(self, job: Job, outputs: list[tuple[str, str]]) -> RunState:
+        tool_messages = [
+            {"role": "tool", "tool_call_id": call_id, "content": output}
+            for call_id, output in outputs
+        ]
+        return self._complete(job, [*job.transcript, *tool_messages])
+
+    def cancel(self, job: Job) -> None:
+        """Nothing runs at the server between requests: there is nothing to cancel."""

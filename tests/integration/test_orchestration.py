@@ -1,0 +1,103 @@
+"""Tool rounds on every protocol, continuity, cancellation and bad tool calls — for real."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+
+import pytest
+
+from producers.api import Client
+from tests.conftest import wait_for
+from tests.integration.conftest import worker_log
+
+pytestmark = pytest.mark.integration
+
+TWO_THEN_ONE = json.dumps([
+    [{"name": "calculator", "arguments": {"expression": "6*7"}},
+     {"name": "convert_units", "arguments": {"value": 10, "from_unit": "km", "to_unit": "mi"}}],
+    [{"name": "calculator", "arguments": {"expression": "42+1"}}],
+])  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["responses", "assistants", "chat"])
+def test_two_parallel_calls_then_one(client: Client, stack, backend: str) -> None:
+    handle = client.submit(
+        "Use the tools, please.", backend=backend, tools=["calculator", "convert_units"],
+        metadata={"sandbox_script": TWO_THEN_ONE},
+    )  # fmt: skip
+    result = handle.result(timeout=90)
+    assert result["status"] == "succeeded", result["error"]
+    calls = result["tool_calls"]
+    assert [(c["round"], c["name"]) for c in calls] == [
+        (1, "calculator"), (1, "convert_units"), (2, "calculator"),
+    ]
+    assert json.loads(calls[0]["output"])["result"] == 42
+    assert json.loads(calls[2]["output"])["result"] == 43
+    assert calls[1]["error"] is None and "6.21" in calls[1]["output"]
+    assert "43" in result["output_text"]  # the answer uses the tool outputs
+    # Each call ran as its own task on the tools queue.
+    log = worker_log(stack)
+    tool_tasks = [line for line in log.splitlines()
+                  if handle.id in line and "runq.tools.call" in line and "succeeded in" in line]
+    assert len(tool_tasks) == 3
+
+
+@pytest.mark.parametrize(
+    ("script", "code"),
+    [
+        ([[{"name": "teleport", "arguments": {}}]], "unknown_tool"),
+        ([[{"name": "calculator", "arguments": {"expression": 7}}]], "invalid_arguments"),
+        ([[{"name": "calculator", "arguments": {"expression": "1/0"}}]], "tool_raised"),
+    ],
+)
+def test_bad_tool_calls_become_error_outputs(client: Client, script, code: str) -> None:
+    handle = client.submit("Try the tool.", tools=["calculator"],
+                           metadata={"sandbox_script": json.dumps(script)})  # fmt: skip
+    result = handle.result(timeout=60)
+    assert result["status"] == "succeeded"
+    assert result["tool_calls"][0]["error"] == code
+    assert code in result["tool_calls"][0]["output"]
+    # The worker kept running: another job still goes through.
+    assert client.submit("still alive?").result(timeout=60)["status"] == "succeeded"
+
+
+def test_unknown_tool_name_in_the_job_fails_alone(client: Client) -> None:
+    result = client.submit("hi", tools=["no_such_tool"]).result(timeout=60)
+    assert result["status"] == "failed"
+    assert "no_such_tool" in result["error"]["message"]
+
+
+@pytest.mark.parametrize("backend", ["responses", "assistants"])
+def test_a_continuation_sees_the_earlier_turn(client: Client, backend: str) -> None:
+    first = client.submit("My name is Ada Lovelace.", backend=backend)
+    second = client.submit("What did I say before?", backend=backend, continue_job=first.id)
+    first_result = first.result(timeout=60)
+    result = second.result(timeout=60)
+    assert result["status"] == "succeeded", result["error"]
+    assert "Ada Lovelace" in result["output_text"]
+    if backend == "assistants":
+        assert result["backend_ids"]["thread_id"] == first_result["backend_ids"]["thread_id"]
+
+
+def test_two_jobs_on_one_thread_take_turns(client: Client) -> None:
+    first = client.submit("Turn one.", backend="assistants")
+    thread = first.result(timeout=60)["backend_ids"]["thread_id"]
+    a = client.submit("Turn two.", backend="assistants", thread_id=thread)
+    b = client.submit("Turn three.", backend="assistants", thread_id=thread)
+    results = [a.result(timeout=60), b.result(timeout=60)]
+    assert [r["status"] for r in results] == ["succeeded", "succeeded"]
+
+
+def test_cancel_during_a_tool_round(client: Client, sandbox) -> None:
+    script = json.dumps([[{"name": "calculator", "arguments": {"expression": "1+1"}}]])
+    handle = client.submit("slow tools", tools=["calculator"], metadata={"sandbox_script": script},
+                           instructions="sandbox_latency_ms: 3000")  # fmt: skip
+    wait_for(lambda: handle.status() in ("waiting_tools", "running") and handle.job().handle,
+             timeout=30, what="the run to exist")  # fmt: skip
+    handle.cancel()
+    result = handle.result(timeout=10)
+    assert result["status"] == "cancelled"
+    url = sandbox.base_url.removesuffix("/v1") + "/sandbox/stats"
+    stats = json.loads(urllib.request.urlopen(url).read())
+    assert stats["response_cancel_requests_by_job"].get(handle.id, 0) >= 1
