@@ -1,0 +1,28 @@
+# runq: one image for every role (worker, gateway, Flower, metrics, sandbox); the
+# compose file picks the role with `command:`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /src
+COPY . /src
+RUN pip install . \
+    && rm -rf /src/build
+
+# Never run workers as root (Celery warns, and a tool bug must not own the container).
+RUN groupadd --system --gid 10001 runq \
+    && useradd --system --uid 10001 --gid runq --create-home --home-dir /home/runq runq
+USER runq
+WORKDIR /home/runq
+
+# Logs are JSON lines on stderr, for the log stack to ingest.
+ENV RUNQ_LOG_FORMAT=json \
+    RUNQ_HOME=/home/runq/.runq
+
+# gateway, Flower, metrics, sandbox
+EXPOSE 8000 5555 9808 8765
+
+CMD ["runq", "--help"]

@@ -1,0 +1,191 @@
+"""docker-compose.yml, Dockerfile and .env.example, checked without a Docker engine.
+
+`docker compose config` is the real validator (docs/operations.md says to run it); these
+tests pin the properties the production shape depends on, so that a careless edit fails
+here: AOF and a volume on Redis, scalable workers, auth on Flower, the sandbox behind a
+profile, every ${VAR} documented, every runq command line accepted by runq's parser.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from config.settings import Settings
+from producers.cli import build_parser
+from sandbox.cli import build_parser as sandbox_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
+COMPOSE: dict[str, Any] = yaml.safe_load(COMPOSE_TEXT)
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+RUNQ_SERVICES = ["worker-runs", "worker-tools", "flower", "gateway", "metrics", "sandbox"]
+WORKERS = ["worker-runs", "worker-tools"]
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
+# RUNQ_* variables read outside `Settings`.
+NON_SETTINGS_VARS = {"RUNQ_FLOWER_BASIC_AUTH", "RUNQ_PRICES", "RUNQ_RUNS_CONCURRENCY",
+                     "RUNQ_TOOLS_CONCURRENCY"}  # fmt: skip
+
+
+def env_example() -> dict[str, str]:
+    values = {}
+    for line in (ROOT / ".env.example").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, sep, value = line.partition("=")
+            assert sep, f".env.example: {line!r} is not NAME=value"
+            values[name] = value
+    return values
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's ${VAR}, ${VAR:-default} and ${VAR:?error}, against `env`."""
+
+    def sub(match: re.Match[str]) -> str:
+        name, op, arg = match.group(1), match.group(2), match.group(3) or ""
+        current = env.get(name, "")
+        if op in (":-", "-") and not current:
+            return arg
+        if op in (":?", "?") and not current:
+            raise ValueError(arg)
+        return current
+
+    return INTERPOLATION.sub(sub, value)
+
+
+def command(service: str, env: dict[str, str] | None = None) -> list[str]:
+    raw = SERVICES[service]["command"]
+    argv = raw if isinstance(raw, list) else shlex.split(raw)
+    return [interpolate(str(a), env or {}) for a in argv]
+
+
+def test_services_and_profiles() -> None:
+    assert {"redis", *RUNQ_SERVICES} <= set(SERVICES)
+    assert SERVICES["sandbox"]["profiles"] == ["offline"]
+    for name, service in SERVICES.items():
+        if name != "sandbox":
+            assert "profiles" not in service, f"{name} must run without a profile"
+
+
+def test_redis_is_durable_and_healthchecked() -> None:
+    redis = SERVICES["redis"]
+    assert redis["image"].split(":")[1].startswith("7")
+    argv = redis["command"]
+    assert argv[0] == "redis-server"
+    joined = " ".join(argv)
+    assert "--appendonly yes" in joined
+    assert "--appendfsync everysec" in joined
+    assert "--maxmemory-policy noeviction" in joined
+    (volume,) = redis["volumes"]
+    name, target = volume.split(":")[:2]
+    assert target == "/data" and name in COMPOSE["volumes"]
+    assert "redis-cli" in redis["healthcheck"]["test"] and "ping" in redis["healthcheck"]["test"]
+    assert "ports" not in redis  # not on the host network by default
+
+
+@pytest.mark.parametrize("service", RUNQ_SERVICES)
+def test_runq_services_find_redis_and_the_backend(service: str) -> None:
+    env = SERVICES[service].get("environment") or {}
+    if service == "sandbox":  # the sandbox needs neither
+        return
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert "OPENAI_API_KEY" in env and "OPENAI_BASE_URL" in env
+    assert env["RUNQ_LOG_FORMAT"] == "json"
+    assert SERVICES[service]["depends_on"]["redis"]["condition"] == "service_healthy"
+
+
+@pytest.mark.parametrize("service", WORKERS)
+def test_workers_scale(service: str) -> None:
+    worker = SERVICES[service]
+    assert "ports" not in worker and "container_name" not in worker
+    assert "hostname" not in worker  # Celery node names must differ per container
+
+
+def test_no_service_pins_a_container_name() -> None:
+    assert [n for n, s in SERVICES.items() if "container_name" in s] == []
+
+
+def test_worker_commands_take_their_queue() -> None:
+    parser = build_parser()
+    runs = parser.parse_args(command("worker-runs")[1:])
+    tools = parser.parse_args(command("worker-tools")[1:])
+    assert (runs.command, runs.queues, runs.concurrency) == ("worker", "runs", 8)
+    assert (tools.command, tools.queues) == ("worker", "tools")
+    custom = parser.parse_args(command("worker-runs", {"RUNQ_RUNS_CONCURRENCY": "32"})[1:])
+    assert custom.concurrency == 32
+
+
+def test_flower_requires_basic_auth() -> None:
+    flower = SERVICES["flower"]
+    args = build_parser().parse_args(command("flower")[1:])
+    assert args.command == "flower" and not args.demo and args.basic_auth is None
+    assert args.address == "0.0.0.0" and args.port == 5555
+    auth = flower["environment"]["RUNQ_FLOWER_BASIC_AUTH"]
+    # Unset, compose refuses to start anything, with a message naming the variable.
+    with pytest.raises(ValueError, match="RUNQ_FLOWER_BASIC_AUTH"):
+        interpolate(auth, {})
+    assert interpolate(auth, {"RUNQ_FLOWER_BASIC_AUTH": "ops:pw"}) == "ops:pw"
+    assert "5555" in flower["ports"][0]
+
+
+def test_metrics_and_sandbox_commands_parse() -> None:
+    metrics = build_parser().parse_args(command("metrics")[1:])
+    assert (metrics.command, metrics.host, metrics.port) == ("metrics", "0.0.0.0", 9808)
+    assert command("sandbox")[:2] == ["runq", "sandbox"]
+    sandbox = sandbox_parser().parse_args(command("sandbox")[2:])
+    assert (sandbox.host, sandbox.port) == ("0.0.0.0", 8765)
+    assert command("gateway") == ["runq", "gateway", "--host", "0.0.0.0", "--port", "8000"]
+
+
+def test_every_reference_is_in_env_example() -> None:
+    documented = env_example()
+    referenced = {m.group(1) for m in INTERPOLATION.finditer(COMPOSE_TEXT)}
+    assert referenced, "the compose file reads its settings from .env"
+    assert sorted(referenced - set(documented)) == []
+    assert {"OPENAI_API_KEY", "OPENAI_BASE_URL", "RUNQ_FLOWER_BASIC_AUTH"} <= referenced
+
+
+def test_env_example_holds_no_secret() -> None:
+    documented = env_example()
+    for name in ("OPENAI_API_KEY", "RUNQ_FLOWER_BASIC_AUTH"):
+        assert documented[name] == "", f"{name} must be left for the operator to fill in"
+    assert not re.search(r"sk-[A-Za-z0-9]{8,}", (ROOT / ".env.example").read_text())
+
+
+def test_runq_variables_are_real_settings() -> None:
+    """A typo in a RUNQ_* name would be ignored silently by pydantic-settings."""
+    fields = {"RUNQ_" + name.upper() for name in Settings.model_fields}
+    names = set(env_example())
+    for service in RUNQ_SERVICES:
+        names |= set(SERVICES[service].get("environment") or {})
+    unknown = {n for n in names if n.startswith("RUNQ_")} - fields - NON_SETTINGS_VARS
+    assert sorted(unknown) == []
+
+
+def test_env_example_values_are_valid_settings() -> None:
+    env = {k: v for k, v in env_example().items() if v and k.removeprefix("RUNQ_").lower()
+           in Settings.model_fields}  # fmt: skip
+    settings = Settings(**{k.removeprefix("RUNQ_").lower(): v for k, v in env.items()})
+    assert settings.poll_interval_min <= settings.poll_interval_max
+
+
+def test_dockerfile_installs_the_package_as_a_non_root_user() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    instructions = [line.split(None, 1) for line in text.splitlines()
+                    if line and not line.startswith((" ", "#"))]  # fmt: skip
+    assert instructions[0] == ["FROM", "python:3.11-slim"]
+    assert re.search(r"pip install \.", text)
+    users = [rest.strip() for op, *rest_ in instructions if op == "USER" for rest in rest_]
+    assert users and users[-1] not in ("root", "0")
+    assert re.search(rf"useradd .*\b{re.escape(users[-1])}\b", text)
+
+
+def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
+    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".env", ".git", ".venv", ".runq"} <= ignored
+    assert "README.md" not in ignored  # pyproject's readme: `pip install .` needs it
