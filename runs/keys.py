@@ -33,6 +33,11 @@ def events(job_id: str) -> str:
     return f"{PREFIX}:events:{job_id}"
 
 
+def stream_seq(job_id: str) -> str:
+    """Hash run id -> last `sequence_number` already forwarded (where a stream resumes)."""
+    return f"{PREFIX}:seq:{job_id}"
+
+
 def idempotency(scope: str, key: str) -> str:
     """Maps a producer's idempotency key to the job it created."""
     return f"{PREFIX}:idem:{scope}:{key}"

@@ -1,0 +1,306 @@
+"""Batch document Q&A: `runq ask DOCS... --questions FILE --out results.jsonl`.
+
+1. Collect the documents (folders recurse; unsupported files are listed with a reason),
+   upload each content once and build one vector store (see `producers.ask_corpus`).
+2. Enqueue one Responses job per question with `vector_store_ids=[store]`. Job ids are
+   deterministic: `ask_<digest>` where the digest covers the corpus content (file
+   hashes, not file ids), the question and the options that change an answer (backend,
+   model, mode, instructions). A re-run therefore finds its earlier jobs and reuses the
+   finished results.
+3. Failed or cancelled answers run again under a **new id with a retry counter**
+   (`ask_<digest>-r1`, `-r2`, ...): the failed record stays for post-mortems (it expires
+   with the other results) and nothing is ever deleted or overwritten. A re-run looks
+   up the highest existing attempt of each question.
+4. Wait with a live progress bar (done, failed, fallback, rate); write the results.
+
+Ctrl-C stops waiting, not the jobs: they keep running in the workers, and the same
+command collects them later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openai
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from producers import ask_corpus
+from producers.api import Client
+from producers.ask_corpus import Corpus
+from runs import keys
+from runs.errors import RunqError
+from runs.job import CANCELLED, FAILED, TERMINAL, Job
+from worker.launcher import resolve_base_url
+
+MAX_ATTEMPTS = 50
+ANSWER_OPTIONS = ("backend", "model", "mode", "instructions")
+DEFAULT_INSTRUCTIONS = (
+    "Answer the question from the provided files only and cite the file you used. "
+    "If the files do not contain the answer, say that you could not find it."
+)
+
+
+class AskInterrupted(RunqError):
+    """Ctrl-C while waiting: the jobs keep running; the same command collects them."""
+
+    def __init__(self, report: AskReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+@dataclass
+class AskReport:
+    """What one `runq ask` did; the counters say what a re-run reused."""
+
+    corpus: Corpus
+    questions: list[str]
+    job_ids: list[str] = field(default_factory=list)
+    submitted: int = 0
+    reused_results: int = 0
+    in_flight: int = 0  # found running from an earlier invocation
+    retried: int = 0
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> result
+    ingestion_failures: list[tuple[str, str]] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def done(self) -> int:
+        return sum(r["status"] == "succeeded" for r in self.results.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(r["status"] != "succeeded" for r in self.results.values())
+
+    @property
+    def pending(self) -> int:
+        return len(self.job_ids) - len(self.results)
+
+    def counters(self) -> dict[str, Any]:
+        c = self.corpus
+        return {
+            "documents": len(c.documents),
+            "skipped": len(c.skipped),
+            "uploaded": c.uploaded,
+            "reused_uploads": c.reused_uploads,
+            "vector_store_reused": c.vector_store_reused,
+            "questions": len(self.questions),
+            "submitted": self.submitted,
+            "reused_results": self.reused_results,
+            "in_flight": self.in_flight,
+            "retried": self.retried,
+            "succeeded": self.done,
+            "failed": self.failed,
+            "pending": self.pending,
+            "elapsed_s": round(self.elapsed, 3),
+        }
+
+
+def read_questions(path: str | Path) -> list[str]:
+    """One question a line; blank lines and `#` comments are ignored."""
+    lines = (line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def answer_options(client: Client, options: dict[str, Any]) -> dict[str, Any]:
+    """The options that change an answer, resolved against the settings' defaults."""
+    s = client.settings
+    resolved = {
+        "backend": s.backend,
+        "model": s.model,
+        "mode": s.mode,
+        "instructions": DEFAULT_INSTRUCTIONS,
+    }
+    resolved.update({k: v for k, v in options.items() if v is not None})
+    return resolved
+
+
+def question_digest(corpus_fingerprint: str, question: str, options: dict[str, Any]) -> str:
+    shown = {k: options.get(k) for k in ANSWER_OPTIONS}
+    payload = json.dumps([corpus_fingerprint, question, shown], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def attempt_id(digest: str, attempt: int) -> str:
+    return f"ask_{digest}" if attempt == 0 else f"ask_{digest}-r{attempt}"
+
+
+def latest_attempt(client: Client, digest: str) -> tuple[int, Job | None]:
+    """The highest attempt of a question that has a record (-1, None when none has)."""
+    ids = [attempt_id(digest, n) for n in range(MAX_ATTEMPTS)]
+    records = client.redis.mget([keys.job(i) for i in ids])
+    for n in range(MAX_ATTEMPTS - 1, -1, -1):
+        if records[n] is not None:
+            return n, Job.from_dict(json.loads(records[n]))
+    return -1, None
+
+
+def openai_client(client: Client) -> openai.OpenAI:
+    base_url = resolve_base_url(client.settings)
+    if not base_url and not client.settings.openai_api_key:
+        raise ask_corpus.CorpusError(
+            "no backend to upload documents to: set OPENAI_BASE_URL (or OPENAI_API_KEY), "
+            "or run `runq up` in this folder first"
+        )
+    return openai.OpenAI(
+        api_key=client.settings.api_key_value(),
+        base_url=base_url,
+        timeout=client.settings.request_timeout,
+        max_retries=3,
+    )
+
+
+def enqueue(client: Client, report: AskReport, options: dict[str, Any]) -> None:
+    """Submit the questions that have no usable job yet; adopt the others."""
+    corpus = report.corpus
+    assert corpus.vector_store_id is not None
+    resolved = answer_options(client, options)
+    for question in report.questions:
+        digest = question_digest(corpus.fingerprint, question, resolved)
+        attempt, job = latest_attempt(client, digest)
+        if job is not None and job.status not in (FAILED, CANCELLED):
+            report.job_ids.append(job.id)
+            if job.terminal:
+                report.reused_results += 1
+                report.results[job.id] = job.result()
+            else:
+                report.in_flight += 1
+            continue
+        if job is not None:
+            report.retried += 1
+        job_id = attempt_id(digest, attempt + 1)
+        handle = client.submit(
+            question,
+            job_id=job_id,
+            vector_store_ids=[corpus.vector_store_id],
+            metadata={"runq_ask": digest, "corpus": corpus.fingerprint[:16]},
+            **resolved,
+        )
+        report.job_ids.append(handle.id)
+        report.submitted += 1
+
+
+def _poll(client: Client, report: AskReport) -> None:
+    pending = [j for j in report.job_ids if j not in report.results]
+    if not pending:
+        return
+    for job_id, raw in zip(pending, client.redis.mget([keys.job(j) for j in pending]), strict=True):
+        if raw is None:
+            continue
+        job = Job.from_dict(json.loads(raw))
+        if job.status in TERMINAL:
+            report.results[job_id] = job.result()
+
+
+def wait(
+    client: Client,
+    report: AskReport,
+    *,
+    timeout: float,
+    console: Console,
+    interval: float = 0.2,
+    on_tick: Callable[[AskReport], None] | None = None,
+) -> None:
+    """Wait for every job with a live progress bar; Ctrl-C raises `AskInterrupted`."""
+    started = time.monotonic()
+    deadline = started + timeout
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("answering", total=len(report.job_ids), stats="")
+        try:
+            while True:
+                _poll(client, report)
+                elapsed = max(time.monotonic() - started, 1e-6)
+                fallback = sum(bool(r.get("fallback_used")) for r in report.results.values())
+                rate = (len(report.results) - report.reused_results) / elapsed
+                stats = (
+                    f"done {report.done}  failed {report.failed}  fallback {fallback}  {rate:.1f}/s"
+                )
+                progress.update(task, completed=len(report.results), stats=stats)
+                if on_tick is not None:
+                    on_tick(report)
+                if report.pending == 0 or time.monotonic() > deadline:
+                    return
+                time.sleep(interval)
+        except KeyboardInterrupt:
+            raise AskInterrupted(report) from None
+
+
+def prepare(
+    client: Client, paths: Sequence[str], console: Console, *, ingest_timeout: float = 600.0
+) -> Corpus:
+    """Collect, upload and index the documents; print what was skipped and why."""
+    corpus = ask_corpus.collect(paths)
+    for path, reason in corpus.skipped:
+        console.print(f"[yellow]skipped[/] {path}: {reason}")
+    if not corpus.documents:
+        raise ask_corpus.CorpusError(
+            "no supported documents found (pdf, docx, txt, md, html, json)"
+        )
+    api = openai_client(client)
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+    ) as progress:
+        up = progress.add_task("uploading", total=len(corpus.documents))
+        ask_corpus.upload(corpus, api, client.redis, on_file=lambda _d, _r: progress.advance(up))
+        store_id = ask_corpus.vector_store(corpus, api, client.redis)
+        ingest = progress.add_task("indexing", total=len(corpus.documents))
+        failures = ask_corpus.wait_ingested(
+            api,
+            store_id,
+            timeout=ingest_timeout,
+            on_progress=lambda done, total: progress.update(ingest, completed=done, total=total),
+        )
+    names = {fid: doc.name for fid, doc in corpus.by_file_id().items()}
+    for file_id, error in failures:
+        corpus.skipped.append((names.get(file_id, file_id), f"ingestion failed: {error}"))
+        console.print(f"[yellow]not indexed[/] {names.get(file_id, file_id)}: {error}")
+    return corpus
+
+
+def run_ask(
+    client: Client,
+    paths: Sequence[str],
+    questions: Sequence[str],
+    *,
+    console: Console | None = None,
+    timeout: float = 900.0,
+    **options: Any,
+) -> AskReport:
+    """Answer `questions` from the documents under `paths`; see the module docstring."""
+    console = console or Console(stderr=True)
+    started = time.monotonic()
+    if not questions:
+        raise ask_corpus.CorpusError("no questions: give --questions FILE or -q TEXT")
+    corpus = prepare(client, paths, console)
+    report = AskReport(corpus=corpus, questions=list(dict.fromkeys(questions)))
+    enqueue(client, report, options)
+    try:
+        wait(client, report, timeout=timeout, console=console)
+    finally:
+        report.elapsed = time.monotonic() - started
+    return report
