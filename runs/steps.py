@@ -58,6 +58,7 @@ class StepConfig:
     request_timeout: float = 30.0
     lease_grace: float = 60.0
     tool_errors_fail_job: bool = False
+    stream_lock_seconds: float = 10.0  # renewed while the stream runs; short so a crash frees it
     turn_wait: float = 0.5  # seconds between looks while another job has the conversation
 
     @property
@@ -90,7 +91,8 @@ class Steps:
     def run(self, step: str, job_id: str, token: int) -> str:
         """Run `step` for the job if it is due; returns what happened (for logs and tests)."""
         try:
-            claim = self.store.claim(job_id, self.config.lock_seconds)
+            lock = self.config.stream_lock_seconds if step == STREAM else self.config.lock_seconds
+            claim = self.store.claim(job_id, lock)
         except JobNotFoundError:
             log.warning("job.not_found", job_id=job_id, step=step)
             return "not_found"
@@ -223,6 +225,34 @@ class Steps:
         job.polls += 1
         return self._after_state(job, owner, state, [])
 
+    def _stream(self, job: Job, owner: str) -> str:
+        """Follow the run's stream, forwarding text deltas; resume after the last one seen.
+
+        The stream holds a worker slot while it runs (that is what buys the latency), and
+        renews the job's short lock as events arrive; if the worker dies, the lock lapses
+        within seconds and the redelivered step resumes from the stored sequence number.
+        """
+        backend = self.backend_for(job)
+        run_id = job.handle.get("response_id", "")
+        renew_every = self.config.stream_lock_seconds / 3
+        renewed = time.monotonic()
+
+        def on_delta(seq: int, delta: str) -> None:
+            nonlocal renewed
+            self.store.forward_delta(job.id, run_id, seq, delta)
+            if time.monotonic() - renewed > renew_every:
+                self.store.extend_lock(job.id, owner, self.config.stream_lock_seconds)
+                renewed = time.monotonic()
+
+        try:
+            after = self.store.stream_position(job.id, run_id)
+            state = backend.stream(job, after, on_delta)  # type: ignore[attr-defined]
+            if state is None:
+                state = backend.retrieve(job)
+        except BackendError as err:
+            return self._on_error(job, owner, err, STREAM)
+        return self._after_state(job, owner, state, [])
+
     def _submit_tool_outputs(self, job: Job, owner: str) -> str:
         outputs = self.tool_outputs(job.id, job.round)
         missing = StoredOutput('{"error": {"code": "missing_output"}}', "missing_output")
@@ -259,6 +289,9 @@ class Steps:
             job.move(J.RUNNING)
             events.append({"type": "job.status", "status": J.RUNNING, "attempt": job.attempt})
         if state.waiting:
+            if job.spec.mode == "stream" and hasattr(self.backend_for(job), "stream"):
+                self._advance(job, owner, STREAM, 0, events)
+                return "streaming"
             self._advance(job, owner, POLL, self._poll_interval(job, state), events)
             return "waiting"
         if state.status == REQUIRES_TOOLS:

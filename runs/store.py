@@ -73,6 +73,11 @@ if ARGV[10] ~= '' then redis.call('SET', KEYS[5], ARGV[10], 'EX', ARGV[9]) end
 return 1
 """
 
+EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -121,6 +126,7 @@ class JobStore:
         self._claim = client.register_script(CLAIM)
         self._commit = client.register_script(COMMIT)
         self._release = client.register_script(RELEASE)
+        self._extend = client.register_script(EXTEND)
 
     # -- reading -----------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
@@ -229,6 +235,28 @@ class JobStore:
 
     def give_back_conversation(self, conversation: str, job_id: str) -> None:
         self._release(keys=[keys.conversation_lock(conversation)], args=[job_id])
+
+    def stream_position(self, job_id: str, run_id: str) -> int | None:
+        raw = self.redis.hget(keys.stream_seq(job_id), run_id)
+        return int(raw) if raw is not None else None
+
+    def forward_delta(self, job_id: str, run_id: str, seq: int, delta: str) -> None:
+        """Append a text delta to the job's events and remember its sequence number.
+
+        One transaction, so a resumed stream neither repeats nor skips a delta.
+        """
+        pipe = self.redis.pipeline(transaction=True)
+        events_key = keys.events(job_id)
+        payload = json.dumps({"ts": time.time(), "type": "text.delta", "seq": seq, "delta": delta})
+        pipe.xadd(events_key, {"data": payload}, maxlen=self.events_maxlen, approximate=True)
+        pipe.expire(events_key, self.events_ttl)
+        pipe.hset(keys.stream_seq(job_id), run_id, seq)
+        pipe.expire(keys.stream_seq(job_id), self.events_ttl)
+        pipe.execute()
+
+    def extend_lock(self, job_id: str, owner: str, seconds: float) -> bool:
+        """Keep holding the job during a long step (a stream); False if the lock was lost."""
+        return bool(self._extend(keys=[keys.job_lock(job_id)], args=[owner, int(seconds * 1000)]))
 
     def extend_lease(self, job_id: str, until: float) -> None:
         self.redis.zadd(keys.leases(), {job_id: until}, xx=True)

@@ -22,6 +22,12 @@ def poll(job_id: str, token: int) -> str:
     return runtime().steps.run("poll", job_id, token)
 
 
+@app.task(name="runq.jobs.stream", ignore_result=True)
+def stream(job_id: str, token: int) -> str:
+    """Follow the run's event stream, forwarding text deltas (stream mode)."""
+    return runtime().steps.run("stream", job_id, token)
+
+
 @app.task(name="runq.jobs.submit_tool_outputs", ignore_result=True)
 def submit_tool_outputs(job_id: str, token: int) -> str:
     """Send a finished tool round's outputs back to the model."""

@@ -8,6 +8,7 @@ response with `previous_response_id` and `function_call_output` items.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -78,6 +79,11 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
     )
 
 
+TERMINAL_EVENTS = frozenset(
+    {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
+)
+
+
 class ResponsesBackend:
     """Drives a job as background responses."""
 
@@ -137,6 +143,30 @@ class ResponsesBackend:
             for call_id, output in outputs
         ]
         return normalize(self.client.responses.create(**params))
+
+    @classified
+    def stream(
+        self, job: Job, after: int | None, on_delta: Callable[[int, str], None]
+    ) -> RunState | None:
+        """Follow the run's event stream from `after`; deltas go to `on_delta(seq, text)`.
+
+        Returns the final state from the terminal event, or None if the stream ended
+        without one (the caller then looks at the run).
+        """
+        options: dict[str, Any] = {"stream": True}
+        if after is not None:
+            options["starting_after"] = after
+        events = self.client.responses.retrieve(job.handle["response_id"], **options)
+        try:
+            for event in events:
+                kind = getattr(event, "type", "")
+                if kind == "response.output_text.delta":
+                    on_delta(int(event.sequence_number), event.delta)
+                elif kind in TERMINAL_EVENTS:
+                    return normalize(event.response)
+        finally:
+            events.close()
+        return None
 
     @classified
     def cancel(self, job: Job) -> None:
