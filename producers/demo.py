@@ -1,8 +1,15 @@
-"""`runq demo`: start the embedded stack, answer the sample questions, print them, stop."""
+"""`runq demo`: start the embedded stack, answer the sample questions from the sample docs, stop.
+
+A private Redis, the sandbox and one worker start under a temporary folder; `runq ask`'s
+code uploads `examples/docs`, indexes it and answers `examples/questions.txt` (or
+`--questions FILE`); a table shows each question, its answer and the cited file; then
+every service stops (also on Ctrl-C), so nothing is left running.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -13,44 +20,54 @@ from rich.table import Table
 from config.settings import get_settings, load_settings
 from worker.launcher import Stack
 
-SAMPLE_QUESTIONS = Path(__file__).resolve().parent.parent / "examples" / "questions.txt"
-
-
-def _questions(path: str | None) -> list[str]:
-    source = Path(path) if path else SAMPLE_QUESTIONS
-    lines = [line.strip() for line in source.read_text().splitlines()]
-    return [line for line in lines if line and not line.startswith("#")]
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+SAMPLE_DOCS = EXAMPLES / "docs"
+SAMPLE_QUESTIONS = EXAMPLES / "questions.txt"
+ANSWER_TIMEOUT = 90.0
 
 
 def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int:
+    from producers import ask, ask_output
     from producers.api import Client
 
     console = Console()
-    questions = _questions(questions_file)
-    settings = get_settings()
-    home = Path(tempfile.mkdtemp(prefix="demo-", dir=_ensure(settings.home)))
+    questions = ask.read_questions(questions_file or SAMPLE_QUESTIONS)
+    home = Path(tempfile.mkdtemp(prefix="demo-", dir=_ensure(get_settings().home)))
     started = time.monotonic()
     console.print(f"[bold]runq demo[/]: starting Redis, the sandbox and a worker under {home}")
-    with Stack(home=home, sandbox_latency_ms=latency_ms, workers=1, concurrency=2,
-               worker_log=home / "worker.log") as stack:  # fmt: skip
-        assert stack.redis_url is not None
-        client = Client(stack.redis_url, load_settings(redis_url=stack.redis_url))
-        handles = [client.submit(q) for q in questions]
-        console.print(f"submitted {len(handles)} jobs; waiting for answers...")
-        results = [h.result(timeout=90) for h in handles]
-    table = Table(title="runq demo: answers", show_lines=True)
+    try:
+        with Stack(
+            home=home,
+            sandbox_latency_ms=latency_ms,
+            workers=1,
+            concurrency=2,
+            worker_log=home / "worker.log",
+        ) as stack:
+            settings = load_settings(redis_url=stack.redis_url, openai_base_url=stack.base_url)
+            client = Client(stack.redis_url, settings)
+            console.print(f"asking {len(questions)} questions about {SAMPLE_DOCS.name}/ ...")
+            report = ask.run_ask(
+                client, [str(SAMPLE_DOCS)], questions, console=console, timeout=ANSWER_TIMEOUT
+            )
+            client.redis.close()
+    except KeyboardInterrupt:
+        console.print("interrupted; all services stopped.")
+        return 130
+    rows = ask_output.rows(report)
+    table = Table(title="runq demo: answers from examples/docs", show_lines=True)
     table.add_column("question", ratio=2)
     table.add_column("answer", ratio=3)
-    table.add_column("status")
-    table.add_column("tokens", justify="right")
-    for question, result in zip(questions, results, strict=True):
-        table.add_row(question, result.get("output_text") or str(result.get("error")),
-                      result["status"], str(result["usage"].get("total_tokens", "")))  # fmt: skip
+    table.add_column("cited file")
+    for row in rows:
+        files = ", ".join(dict.fromkeys(c["file"] for c in row["citations"] if c["file"]))
+        table.add_row(row["question"], row["answer"] or row["status"], files or "-")
     console.print(table)
-    ok = sum(r["status"] == "succeeded" for r in results)
-    console.print(f"{ok}/{len(results)} succeeded in {time.monotonic() - started:.1f}s; "
-                  "all services stopped.")  # fmt: skip
-    return 0 if ok == len(results) else 1
+    ok = sum(r["status"] == "succeeded" for r in rows)
+    console.print(
+        f"{ok}/{len(rows)} answered in {time.monotonic() - started:.1f}s; all services stopped."
+    )
+    shutil.rmtree(home, ignore_errors=True)
+    return 0 if ok == len(rows) else 1
 
 
 def _ensure(path: Path) -> str:

@@ -1,0 +1,79 @@
+"""Request and response bodies of the gateway, as they appear in its OpenAPI description."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JOB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+
+
+class JobRequest(BaseModel):
+    """A conversation job. Omitted options take the deployment's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: str | list[dict[str, Any]] = Field(
+        description="the user's message, or a list of Responses-style message objects",
+        examples=["What is the default geofencing radius?"],
+    )
+    backend: Literal["responses", "assistants", "chat"] | None = None
+    model: str | None = Field(default=None, min_length=1, max_length=200)
+    mode: Literal["poll", "stream"] | None = None
+    tools: list[str] | None = Field(default=None, max_length=64)
+    instructions: str | None = Field(default=None, max_length=100_000)
+    deadline: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description="seconds")
+    metadata: dict[str, str] | None = Field(default=None, max_length=16)
+
+
+class Links(BaseModel):
+    self: str
+    events: str
+    cancel: str
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status: str
+    created: bool = Field(description="false when the Idempotency-Key matched an earlier job")
+    links: Links
+
+
+class JobView(BaseModel):
+    """A job's status and, once it ended, its result."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    status: str
+    output_text: str | None = None
+    citations: list[dict[str, Any]] = []
+    tool_calls: list[dict[str, Any]] = []
+    usage: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    source: str | None = None
+    fallback_used: bool = False
+    error: dict[str, Any] | None = None
+    backend: str | None = None
+    model: str | None = None
+    mode: str | None = None
+    metadata: dict[str, Any] = {}
+
+
+class CancelAccepted(BaseModel):
+    job_id: str
+    status: str
+    cancel_requested: bool = True
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    redis: bool
+
+
+class Problem(BaseModel):
+    """An error that is not a validation error."""
+
+    detail: str
