@@ -191,7 +191,6 @@ async def create_chat_completion(request: Request) -> Response:
         "id": new_id("chatcmpl"),
         "created": int(timeline.created_at),
         "model": model_name,
-        "system_fingerprint": None,
         "service_tier": "default",
     }
     if opt_bool(body, "stream", False):

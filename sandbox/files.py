@@ -35,8 +35,6 @@ class FileRecord:
             "filename": self.filename,
             "purpose": self.purpose,
             "status": "processed",
-            "status_details": None,
-            "expires_at": None,
         }
 
 

@@ -192,6 +192,5 @@ def render(
         "top_logprobs": 0,
         "top_p": p.get("top_p", 1.0),
         "truncation": "disabled",
-        "usage": rec.usage if final else None,
-        "user": None,
+        **({"usage": rec.usage} if final else {}),  # the spec's usage is not nullable
     }

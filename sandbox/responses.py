@@ -78,6 +78,9 @@ def _tools(
                 raise bad_request(
                     f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name"
                 )
+            tool.setdefault("strict", True)  # the Responses API's default
+            tool.setdefault("parameters", {})
+            tool.setdefault("description", None)
             functions.append(tool)
         elif kind == "file_search":
             ids = tool.get("vector_store_ids") or []

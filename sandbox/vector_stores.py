@@ -94,7 +94,6 @@ class VectorStoreRecord:
             ),
             "file_counts": counts,
             "status": "in_progress" if counts["in_progress"] else "completed",
-            "expires_after": None,
             "expires_at": None,
             "last_active_at": self.created_at,
             "metadata": self.metadata,
@@ -164,7 +163,7 @@ async def create_store(request: Request) -> Response:
     state = get_state(request)
     body = await read_json(request)
     name = body.get("name")
-    rec = VectorStoreRecord(new_id("vs"), name, int(time.time()), metadata(body))
+    rec = VectorStoreRecord(new_id("vs"), name or "", int(time.time()), metadata(body))
     for file_id in _file_ids(body, required=False):
         add_file(state, rec, file_id)
     state.store.vector_stores[rec.id] = rec
