@@ -1,0 +1,118 @@
+"""`runq ask` end to end: the real CLI, a real Redis, a real worker and the sandbox over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from config.settings import load_settings
+from producers import ask
+from producers.api import Client
+from runs import keys
+from worker.launcher import Stack
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "examples" / "docs"
+QUESTIONS = ROOT / "examples" / "questions.txt"
+EXPECTED = json.loads((ROOT / "examples" / "expected_sources.json").read_text())
+
+
+def run_cli(stack: Stack, cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    env = {**os.environ, "REDIS_URL": str(stack.redis_url), "OPENAI_BASE_URL": str(stack.base_url),
+           "COLUMNS": "200", "RUNQ_HOME": str(cwd / ".runq")}  # fmt: skip
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "producers.cli", "ask", *args], cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    return proc, time.monotonic() - started
+
+
+def counters(stderr: str) -> dict[str, str]:
+    line = next(ln for ln in stderr.splitlines() if ln.startswith("runq ask: "))
+    return dict(part.split("=", 1) for part in line[len("runq ask: ") :].split())
+
+
+def rows(path: Path) -> dict[str, dict[str, Any]]:
+    return {r["question"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+
+def check_answers(results: dict[str, dict[str, Any]]) -> None:
+    assert set(results) == set(EXPECTED)
+    for question, want in EXPECTED.items():
+        row = results[question]
+        assert row["status"] == "succeeded", row
+        cited = {c["file"] for c in row["citations"]}
+        if want["file"] is None:
+            assert not row["answered"] and not cited, f"unanswerable question got: {row}"
+            assert "could not find" in row["answer"].lower(), row["answer"]
+            continue
+        assert cited == {want["file"]}, (question, cited)
+        assert want["phrase"].lower() in row["answer"].lower(), (question, row["answer"])
+        assert any(want["phrase"].lower() in c["quote"].lower() for c in row["citations"]), row
+        assert row["source_link"].endswith(want["file"])
+        assert row["tokens"] and row["latency_s"] is not None
+
+
+def test_ask_answers_every_question_then_reuses_everything(stack: Stack, tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    args = [str(DOCS), "--questions", str(QUESTIONS), "--out", str(out)]
+    first, first_s = run_cli(stack, tmp_path, *args)
+    assert first.returncode in (0, 1), first.stderr
+    assert "logo.png: unsupported type .png" in first.stderr
+    c1 = counters(first.stderr)
+    assert c1["documents"] == "6" and c1["skipped"] == "1"
+    assert c1["submitted"] == "10" and c1["pending"] == "0"
+
+    second, second_s = run_cli(stack, tmp_path, *args)
+    c2 = counters(second.stderr)
+    assert c2["uploaded"] == "0" and c2["reused_uploads"] == "6"
+    assert c2["vector_store_reused"] == "True"
+    assert c2["submitted"] == "0" and c2["reused_results"] == "10"
+    print(f"\nrunq ask: first run {first_s:.2f}s, second run {second_s:.2f}s, "
+          f"ratio {second_s / first_s:.2f}")  # fmt: skip
+    check_answers(rows(out))
+    assert first.returncode == 0
+
+
+def test_a_failed_answer_runs_again_under_a_new_attempt(stack: Stack) -> None:
+    settings = load_settings(redis_url=stack.redis_url, openai_base_url=stack.base_url)
+    client = Client(stack.redis_url, settings)
+    question = "What does error code E7 mean?"
+    first = ask.run_ask(client, [str(DOCS)], [question], timeout=60)
+    (job_id,) = first.job_ids
+    assert first.results[job_id]["status"] == "succeeded"
+    # Make the finished job look failed, as a job whose retries ran out would.
+    record = json.loads(client.redis.get(keys.job(job_id)))
+    record["status"] = "failed"
+    client.redis.set(keys.job(job_id), json.dumps(record))
+
+    second = ask.run_ask(client, [str(DOCS)], [question], timeout=60)
+    assert second.retried == 1 and second.submitted == 1 and second.reused_results == 0
+    (retry_id,) = second.job_ids
+    assert retry_id.startswith(job_id.split("-r")[0]) and retry_id.endswith("-r1")
+    assert second.results[retry_id]["status"] == "succeeded"
+    assert client.redis.exists(keys.job(job_id)), "the failed attempt is kept, not deleted"
+
+    third = ask.run_ask(client, [str(DOCS)], [question], timeout=60)
+    assert third.submitted == 0 and third.reused_results == 1 and third.job_ids == [retry_id]
+
+
+def test_ask_without_a_stack_says_what_to_do(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_BASE_URL")}
+    env["RUNQ_HOME"] = str(tmp_path / ".runq")
+    proc = subprocess.run(
+        [sys.executable, "-m", "producers.cli", "ask", str(DOCS), "-q", "hello?"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "REDIS_URL" in proc.stderr and "runq up" in proc.stderr
