@@ -1,0 +1,1 @@
+"""Benchmarks and chaos runs for runq (`make bench`, `make chaos`); see docs/benchmarks.md."""
