@@ -1,0 +1,95 @@
+"""The gateway's web page in headless Chromium (Debian's chromium + chromedriver, Selenium).
+
+The page must show the answer coming in: at least two distinct partial states (from the
+job's events) or a `text.delta` before the final answer. Under CI (`RUNQ_CI`) a missing
+Chromium fails the test; elsewhere it is skipped with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.integration.test_gateway import start_gateway, stop
+from worker.launcher import Stack
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage")  # fmt: skip
+
+
+def _require_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium (pip)")
+    if not missing:
+        return
+    message = f"missing {', '.join(missing)}: apt-get install -y chromium chromium-driver"
+    if os.environ.get("RUNQ_CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    _require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    profile = tmp_path / "chrome-profile"
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_page_streams_an_answer(stack: Stack, browser: Any, tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    proc, base = start_gateway(str(stack.redis_url), tmp_path, "--demo")
+    try:
+        browser.get(base + "/")
+        assert browser.find_element(By.ID, "token").get_attribute("value") == "demo"
+        assert "http" not in " ".join(
+            (e.get_attribute("src") or "") + (e.get_attribute("href") or "")
+            for e in browser.find_elements(By.CSS_SELECTOR, "script, link, img")
+        ), "the page must not load external assets"
+        browser.find_element(By.ID, "question").send_keys("Please echo this question back")
+        browser.find_element(By.ID, "send").click()
+
+        def final_state() -> str | None:
+            state = browser.find_element(By.ID, "status").get_attribute("data-state")
+            return state if state in ("succeeded", "failed", "cancelled") else None
+
+        assert wait_for(final_state, timeout=60, what="the final answer") == "succeeded"
+        answer = browser.find_element(By.ID, "answer").text
+        assert "echo this question back" in answer.lower()
+        states = browser.execute_script("return window.runqStates")
+    finally:
+        stop(proc)
+    before_final = [s for s in states if s["type"] not in ("submit", "job.final")]
+    deltas = [s for s in before_final if s["type"] == "text.delta"]
+    distinct = {(s["status"], s["answer"]) for s in before_final}
+    assert deltas or len(distinct) >= 2, f"the page did not update before the final: {states}"
+    if deltas:
+        partial = [s["answer"] for s in deltas]
+        assert partial[0] != partial[-1] and answer.startswith(partial[0])
+    assert states[-1]["type"] == "job.final"
