@@ -20,6 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
@@ -54,11 +55,12 @@ def create_app(
     """The gateway for `tokens` ({token: tenant}); Redis from `redis_url` or the settings."""
     settings = settings or get_settings()
 
+    from runs.tools import load_tool_modules, registry
+
+    load_tool_modules(settings.tool_modules)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from runs.tools import load_tool_modules
-
-        load_tool_modules(settings.tool_modules)
         app.state.client = AsyncClient(redis_url, settings)
         _mount_metrics(app, app.state.client)
         try:
@@ -79,7 +81,27 @@ def create_app(
     app.include_router(router)
     app.add_exception_handler(InvalidJobError, _invalid_job)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.openapi = lambda: _openapi(app, sorted(registry.names()))  # type: ignore[method-assign]
     return app
+
+
+def _openapi(app: FastAPI, tools: list[str]) -> dict[str, Any]:
+    """FastAPI's description, with the registered tool names as the enum of `tools`."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        props = schema["components"]["schemas"]["JobRequest"]["properties"]
+        props["tools"] = {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string", "enum": tools}, "maxItems": 64},
+                {"type": "null"},
+            ],
+            "title": "Tools",
+            "description": "functions the model may call (the registered tools)",
+        }
+        app.openapi_schema = schema
+    return app.openapi_schema
 
 
 def _mount_metrics(app: FastAPI, client: AsyncClient) -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from runs.job import MAX_INPUT_CHARS
+
+# Text with at least one non-blank character, as `JobSpec.validate` wants it.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS, pattern=r"\S")]
 JOB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
 
@@ -15,12 +19,14 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str | list[dict[str, Any]] = Field(
+    input: Text | Annotated[list[dict[str, Any]], Field(min_length=1)] = Field(
         description="the user's message, or a list of Responses-style message objects",
         examples=["What is the default geofencing radius?"],
     )
     backend: Literal["responses", "assistants", "chat"] | None = None
-    model: str | None = Field(default=None, min_length=1, max_length=200)
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")] | None = (
+        None
+    )
     mode: Literal["poll", "stream"] | None = None
     tools: list[str] | None = Field(default=None, max_length=64)
     instructions: str | None = Field(default=None, max_length=100_000)

@@ -91,9 +91,7 @@ async def submit(
     body: JobRequest,
     request: Request,
     owner: Tenant,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)
-    ] = None,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", max_length=200)] = "",
 ) -> Any:
     """Submit a job for the token's tenant; a repeated `Idempotency-Key` returns the first job."""
     unknown = _unknown_tools(body.tools)
@@ -101,7 +99,7 @@ async def submit(
         return invalid("tools", f"unknown tool(s): {', '.join(unknown)}")
     options = body.model_dump(exclude_none=True)
     handle = await client_of(request).submit(
-        options.pop("input"), idempotency_key=idempotency_key, tenant=owner, **options
+        options.pop("input"), idempotency_key=idempotency_key or None, tenant=owner, **options
     )
     base = f"/v1/jobs/{handle.id}"
     created = JobCreated(
@@ -127,10 +125,10 @@ async def events(
     job_id: JobId,
     request: Request,
     owner: Tenant,
-    last_event_id: Annotated[
-        str | None, Header(alias="Last-Event-ID", pattern=STREAM_ID_PATTERN)
-    ] = None,
-    after: Annotated[str | None, Query(pattern=STREAM_ID_PATTERN)] = None,
+    # Plain `str` with an empty default (not `str | None`): headers are never null, and an
+    # `anyOf [string, null]` in the description invites clients to send "null".
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=STREAM_ID_PATTERN)] = "",
+    after: Annotated[str, Query(pattern=STREAM_ID_PATTERN)] = "",
 ) -> Any:
     """Events after `Last-Event-ID` (or `?after=`), live; the stream ends after `job.final`.
 
