@@ -217,8 +217,8 @@ class Metrics:
         observations: Iterable[tuple[str, dict[str, str], float]],
     ) -> None:
         pipe = self.redis.pipeline(transaction=True)
-        for field, amount in ints:
-            pipe.hincrby(self.key, field, amount)
+        for field, count in ints:
+            pipe.hincrby(self.key, field, count)
         for field, amount in floats:
             pipe.hincrbyfloat(self.key, field, amount)
         for series, labels, value in observations:
