@@ -1,0 +1,98 @@
+"""`runq ask` without servers: which files are used, job ids, result rows and files."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from producers import ask, ask_output
+from producers.ask_corpus import Corpus, Document, collect
+
+
+def make_tree(root: Path) -> None:
+    (root / "sub").mkdir(parents=True)
+    (root / "a.txt").write_text("Alpha facts.")
+    (root / "sub" / "b.md").write_text("# Beta\nMore facts.")
+    (root / "sub" / "copy.txt").write_text("Alpha facts.")
+    (root / "logo.png").write_bytes(b"\x89PNG....")
+    (root / "empty.json").write_text("")
+    (root / "fake.pdf").write_text("not a pdf")
+    (root / ".hidden.txt").write_text("ignored")
+
+
+def test_collect_recurses_and_says_why_files_are_skipped(tmp_path: Path) -> None:
+    make_tree(tmp_path)
+    corpus = collect([str(tmp_path), str(tmp_path / "missing.docx")])
+    assert sorted(d.name for d in corpus.documents) == ["a.txt", "b.md"]
+    reasons = {Path(p).name: r for p, r in corpus.skipped}
+    assert reasons["logo.png"].startswith("unsupported type .png")
+    assert reasons["empty.json"] == "empty file"
+    assert "not a valid PDF" in reasons["fake.pdf"]
+    assert reasons["copy.txt"].startswith("same content as")
+    assert reasons["missing.docx"] == "not found"
+    assert ".hidden.txt" not in reasons
+
+
+def test_corpus_fingerprint_depends_on_content_only(tmp_path: Path) -> None:
+    one = Corpus(documents=[Document(tmp_path / "x", "h1", 1), Document(tmp_path / "y", "h2", 1)])
+    two = Corpus(documents=[Document(tmp_path / "z", "h2", 1), Document(tmp_path / "w", "h1", 1)])
+    assert one.fingerprint == two.fingerprint
+    assert Corpus(documents=[Document(tmp_path / "x", "h3", 1)]).fingerprint != one.fingerprint
+
+
+def test_job_ids_are_deterministic_per_corpus_question_and_options() -> None:
+    opts = {"backend": "responses", "model": "m", "mode": "poll", "instructions": "i"}
+    d = ask.question_digest("corpus", "Q?", opts)
+    assert d == ask.question_digest("corpus", "Q?", dict(opts, deadline=5))
+    assert d != ask.question_digest("corpus2", "Q?", opts)
+    assert d != ask.question_digest("corpus", "Q2?", opts)
+    assert d != ask.question_digest("corpus", "Q?", dict(opts, model="other"))
+    assert ask.attempt_id(d, 0) == f"ask_{d}" and ask.attempt_id(d, 2) == f"ask_{d}-r2"
+
+
+def test_read_questions_skips_blank_lines_and_comments(tmp_path: Path) -> None:
+    path = tmp_path / "q.txt"
+    path.write_text("# header\nFirst?\n\n  Second?  \n")
+    assert ask.read_questions(path) == ["First?", "Second?"]
+
+
+def report(tmp_path: Path) -> ask.AskReport:
+    doc = Document(tmp_path / "docs" / "faq.html", "h", 1)
+    corpus = Corpus(documents=[doc], file_ids={"h": "file_1"}, vector_store_id="vs_1")
+    text = "The radius is 400 metres. It can change."
+    result = {
+        "status": "succeeded", "output_text": text, "source": "responses:m",
+        "citations": [{"file_id": "file_1", "filename": "faq.html", "index": 25, "quote": None}],
+        "usage": {"total_tokens": 42}, "timings": {"total_s": 0.5}, "fallback_used": False,
+    }  # fmt: skip
+    missing = {"status": "succeeded", "output_text": "I could not find an answer.",
+               "citations": [], "usage": {}, "timings": {}}  # fmt: skip
+    r = ask.AskReport(corpus=corpus, questions=["Radius?", "CEO?", "Later?"],
+                      job_ids=["j1", "j2", "j3"])  # fmt: skip
+    r.results = {"j1": result, "j2": missing}
+    return r
+
+
+def test_rows_carry_citations_with_quotes_and_links(tmp_path: Path) -> None:
+    rows = ask_output.rows(report(tmp_path))
+    first, second, third = rows
+    assert first["citations"] == [{"file": "faq.html", "quote": "The radius is 400 metres."}]
+    assert first["answered"] and first["source_link"].endswith("docs/faq.html")
+    assert (first["tokens"], first["latency_s"], first["source"]) == (42, 0.5, "responses:m")
+    assert not second["answered"] and second["citations"] == []
+    assert third["status"] == "pending"
+
+
+def test_output_formats_follow_the_extension(tmp_path: Path) -> None:
+    rows = ask_output.rows(report(tmp_path))
+    assert ask_output.write(tmp_path / "r.jsonl", rows) == "jsonl"
+    lines = (tmp_path / "r.jsonl").read_text().splitlines()
+    assert json.loads(lines[0])["question"] == "Radius?" and len(lines) == 3
+    assert ask_output.write(tmp_path / "r.csv", rows) == "csv"
+    with (tmp_path / "r.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert table[0]["cited_files"] == "faq.html" and "400 metres" in table[0]["quotes"]
+    assert ask_output.write(tmp_path / "r.md", rows) == "md"
+    md = (tmp_path / "r.md").read_text()
+    assert md.startswith("| question |") and "[faq.html](" in md

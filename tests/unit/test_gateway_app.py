@@ -1,0 +1,60 @@
+"""The gateway app in-process (FastAPI's TestClient) on a real Redis; no worker runs the jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from config.settings import load_settings
+from producers.gateway import create_app
+from runs.job import MAX_INPUT_CHARS
+
+A, B = {"Authorization": "Bearer ta"}, {"Authorization": "Bearer tb"}
+
+
+@pytest.fixture
+def http(redis_url: str) -> Iterator[TestClient]:
+    url = redis_url.rsplit("/", 1)[0] + "/6"  # a database no worker reads
+    app = create_app({"ta": "alice", "tb": "bob"}, redis_url=url,
+                     settings=load_settings(redis_url=url), demo=True)  # fmt: skip
+    with TestClient(app) as client:
+        yield client
+
+
+def test_submit_view_and_tenants(http: TestClient) -> None:
+    resp = http.post("/v1/jobs", json={"input": "hi", "metadata": {"k": "v"}}, headers=A)
+    assert resp.status_code == 201
+    job_id = resp.json()["job_id"]
+    view = http.get(f"/v1/jobs/{job_id}", headers=A).json()
+    assert view["status"] == "queued" and view["metadata"] == {"k": "v"}
+    assert http.get(f"/v1/jobs/{job_id}", headers=B).status_code == 404
+    assert http.get(f"/v1/jobs/{job_id}").status_code == 401
+    assert http.get(f"/v1/jobs/{job_id}", headers={"Authorization": "Bearer x"}).status_code == 401
+    assert http.post(f"/v1/jobs/{job_id}/cancel", headers=A).json()["cancel_requested"]
+
+
+def test_422_names_the_field(http: TestClient) -> None:
+    cases = {
+        "input": {"input": "x" * (MAX_INPUT_CHARS + 1)},
+        "backend": {"input": "x", "backend": "y"},
+        "tools": {"input": "x", "tools": ["nope"]},
+        "extra": {"input": "x", "extra": 1},
+    }
+    for field, body in cases.items():
+        resp = http.post("/v1/jobs", json=body, headers=A)
+        assert resp.status_code == 422 and field in resp.json()["detail"][0]["loc"], resp.text
+    resp = http.get("/v1/jobs/x/events", headers={**A, "Last-Event-ID": "nope"})
+    assert resp.status_code == 422 and "Last-Event-ID" in resp.json()["detail"][0]["loc"]
+
+
+def test_health_page_and_openapi(http: TestClient) -> None:
+    assert http.get("/healthz").json() == {"status": "ok", "redis": True}
+    page = http.get("/")
+    assert page.status_code == 200 and 'value="demo"' in page.text
+    assert 'src="http' not in page.text and 'href="http' not in page.text
+    spec = http.get("/openapi.json").json()
+    tools = spec["components"]["schemas"]["JobRequest"]["properties"]["tools"]
+    assert "calculator" in tools["anyOf"][0]["items"]["enum"]
+    assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
