@@ -104,7 +104,7 @@ def run_flower(options: FlowerOptions, redis_url: str | None = None) -> int:
         redis_url = Client().redis_url  # REDIS_URL, or the `runq up` of this folder
     argv, env = flower_command(options, redis_url)
     where = f"http://{options.address}:{options.port}{options.url_prefix or ''}/"
-    auth = "no auth (demo)" if options.demo else "basic auth"
-    print(f"flower starting on {where} ({auth})", flush=True)
+    auth = "without authentication (--demo)" if options.demo else "with basic auth"
+    print(f"flower starting on {where} {auth}", flush=True)
     os.execve(argv[0], argv, env)
     return 0  # pragma: no cover - execve does not return

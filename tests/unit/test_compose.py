@@ -18,6 +18,8 @@ import yaml
 
 from config.settings import Settings
 from producers.cli import build_parser
+from producers.flower import FlowerOptions, flower_command
+from runs.errors import ConfigurationError
 from sandbox.cli import build_parser as sandbox_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,3 +191,42 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".env", ".git", ".venv", ".runq"} <= ignored
     assert "README.md" not in ignored  # pyproject's readme: `pip install .` needs it
+
+
+# -- the Flower service's command line, as `runq flower` turns it into Flower's ----------
+def _flower_options(argv: list[str]) -> FlowerOptions:
+    args = build_parser().parse_args(argv[1:])
+    return FlowerOptions(port=args.port, address=args.address, basic_auth=args.basic_auth,
+                         demo=args.demo, url_prefix=args.url_prefix)  # fmt: skip
+
+
+def test_flower_gets_the_credentials_in_its_environment_not_its_argv() -> None:
+    options = _flower_options(command("flower"))
+    environ = {"RUNQ_FLOWER_BASIC_AUTH": "ops:s3cret-pw", "FLOWER_UNAUTHENTICATED_API": "1"}
+    argv, env = flower_command(options, "redis://redis:6379/0", environ)
+    assert argv[1:6] == ["-m", "celery", "-A", "worker", "flower"]
+    assert "--address=0.0.0.0" in argv and "--port=5555" in argv
+    assert any(a.startswith("--tasks_columns=") and "args" in a for a in argv)
+    assert not any("s3cret" in a for a in argv)
+    assert env["FLOWER_BASIC_AUTH"] == "ops:s3cret-pw"
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert "FLOWER_UNAUTHENTICATED_API" not in env and "RUNQ_FLOWER_BASIC_AUTH" not in env
+
+
+def test_flower_refuses_to_run_open() -> None:
+    with pytest.raises(ConfigurationError, match="RUNQ_FLOWER_BASIC_AUTH=user:password"):
+        flower_command(_flower_options(command("flower")), "redis://redis:6379/0", {})
+
+
+@pytest.mark.parametrize("auth", ["nocolon", "user:", ":pw", "a:b,c:d"])
+def test_flower_refuses_malformed_credentials(auth: str) -> None:
+    with pytest.raises(ConfigurationError, match="--basic-auth"):
+        flower_command(FlowerOptions(basic_auth=auth), "redis://r:6379/0", {})
+
+
+def test_flower_demo_is_open_on_loopback_only() -> None:
+    argv, env = flower_command(FlowerOptions(demo=True), "redis://r:6379/0",
+                               {"FLOWER_BASIC_AUTH": "stale:value"})  # fmt: skip
+    assert "--address=127.0.0.1" in argv and "FLOWER_BASIC_AUTH" not in env
+    with pytest.raises(ConfigurationError, match=r"127\.0\.0\.1 only"):
+        flower_command(FlowerOptions(demo=True, address="0.0.0.0"), "redis://r:6379/0", {})
