@@ -105,6 +105,7 @@ def configure_logging(settings: Settings, *, process: str = "runq") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    logging.captureWarnings(True)  # warnings become JSON records too, not raw stderr lines
     structlog.contextvars.bind_contextvars(process=process)
     for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

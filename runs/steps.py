@@ -27,6 +27,7 @@ from runs.classify import classify_run_failure
 from runs.errors import BackendError, JobNotFoundError, RunqError
 from runs.events import FINAL
 from runs.job import Job
+from runs.metrics import Metrics
 from runs.retry import RetryPolicies
 from runs.store import JobStore
 from runs.toolcalls import StoredOutput
@@ -79,6 +80,7 @@ class Steps:
         *,
         config: StepConfig | None = None,
         retry: RetryPolicies | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.store = store
         self.backend_for = backend_for
@@ -86,6 +88,7 @@ class Steps:
         self.tool_outputs = tool_outputs
         self.config = config or StepConfig()
         self.retry = retry or RetryPolicies()
+        self.metrics = metrics
 
     # -- the common frame --------------------------------------------------------------
     def run(self, step: str, job_id: str, token: int) -> str:
@@ -367,6 +370,8 @@ class Steps:
             job.move(J.RETRYING)
             events.append({"type": "job.retry", **entry, "delay": round(decision.delay, 3)})
             log.warning("job.retry_scheduled", job_id=job.id, delay=decision.delay, **entry)
+            if self.metrics is not None:
+                self.metrics.retry(link=f"{job.spec.backend}:{job.spec.model}", code=err.code)
             self._advance(job, owner, step, decision.delay, events)
             return "retrying"
         job.attempts.append({"link": f"{job.spec.backend}:{job.spec.model}", **entry})
@@ -418,7 +423,21 @@ class Steps:
             return "conflict"
         self.scheduler.publish_result(job)
         log.info("job.finished", job_id=job.id, status=status, source=job.source)
+        if self.metrics is not None:
+            self._record_metrics(job)
         return status
+
+    def _record_metrics(self, job: Job) -> None:
+        assert self.metrics is not None
+        t = job.timings
+        self.metrics.job_finished(
+            status=job.status, source=job.source, model=job.spec.model,
+            latency_s=t["finished_at"] - t["queued_at"],
+            input_tokens=job.usage.get("input_tokens", 0),
+            output_tokens=job.usage.get("output_tokens", 0),
+        )  # fmt: skip
+        if "run_completed_at" in t and "run_created_at" in t:
+            self.metrics.run_wait(t["run_completed_at"] - t["run_created_at"])
 
 
 def _add_usage(job: Job, usage: dict[str, int]) -> None:

@@ -25,6 +25,7 @@ import structlog
 from runs import keys
 from runs.errors import ToolError
 from runs.events import EventLog
+from runs.metrics import Metrics
 from runs.tools import ToolRegistry, error_output
 
 log = structlog.get_logger("runq.tools")
@@ -76,8 +77,10 @@ class ToolCalls:
         events: EventLog,
         *,
         ttl: int = 24 * 3600,
+        metrics: Metrics | None = None,
     ) -> None:
         self.redis = client
+        self.metrics = metrics
         self.registry = registry
         self.events = events
         self.ttl = ttl
@@ -89,6 +92,8 @@ class ToolCalls:
         raw = self.redis.hget(out_key, call.call_id)
         if raw is None:
             stored = self._execute(call, allowed, cancelled)
+            if self.metrics is not None:
+                self.metrics.tool_call(name=call.name, seconds=stored.seconds, error=stored.error)
             self.events.append(call.job_id, {
                 "type": "tool.output", "round": call.round, "call_id": call.call_id,
                 "name": call.name, "output": stored.output, "error": stored.error,

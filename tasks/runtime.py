@@ -12,6 +12,7 @@ from runs.backends import BackendFactory
 from runs.errors import ToolError
 from runs.events import EventLog
 from runs.job import Job
+from runs.metrics import Metrics
 from runs.retry import RetryPolicies
 from runs.steps import StepConfig, Steps
 from runs.store import JobStore
@@ -85,7 +86,8 @@ def _build() -> Runtime:
         base_url=resolve_base_url(settings), api_key=settings.api_key_value(),
         timeout=settings.request_timeout, registry=registry,
     )  # fmt: skip
-    tools = ToolCalls(client, registry, events)
+    metrics = Metrics(client)
+    tools = ToolCalls(client, registry, events, metrics=metrics)
     config = StepConfig(
         poll_interval_min=settings.poll_interval_min,
         poll_interval_max=settings.poll_interval_max,
@@ -94,7 +96,7 @@ def _build() -> Runtime:
     )
     steps = Steps(
         store, factory, CeleryScheduler(), tools.outputs, config=config,
-        retry=RetryPolicies(test_mode=settings.test_mode),
+        retry=RetryPolicies(test_mode=settings.test_mode), metrics=metrics,
     )  # fmt: skip
     sweeper = Sweeper(store, steps.scheduler, tools, interval=settings.sweep_interval)
     return Runtime(client, store, events, steps, tools, sweeper)

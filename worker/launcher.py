@@ -206,6 +206,8 @@ class WorkerProcess:
         ]  # fmt: skip
         if self.name:
             args += ["-n", self.name]
+        if self.log_path is not None:
+            args.insert(3, "--quiet")  # a log file holds JSON lines only, not the banner
         env = {**os.environ, "REDIS_URL": self.redis_url, **self.env}
         if self.base_url:
             env["OPENAI_BASE_URL"] = self.base_url

@@ -15,6 +15,7 @@ from config.settings import ConfigError, get_settings
 log = structlog.get_logger("runq.worker")
 
 
+@signals.celeryd_init.connect
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     """Celery must not install its own handlers: structlog renders every record."""
