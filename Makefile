@@ -34,5 +34,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Benchmarks: `make bench` (N=1000, L=500 ms; writes docs/benchmarks.md and
+# bench/results/latest.json), `make bench QUICK=1` (the CI smoke run), `make bench FULL=1`.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(if $(QUICK),--quick,) $(if $(FULL),--full,)
+
+# Reliability harness: faults, worker kills and a Redis restart (docs/reliability.md).
+chaos: $(STAMP)
+	$(BIN)/python -m bench.chaos $(if $(QUICK),--quick,)
+
 clean:
 	rm -rf $(VENV) .runq .pytest_cache .mypy_cache .ruff_cache
