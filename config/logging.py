@@ -17,7 +17,10 @@ import structlog
 
 from config.settings import Settings
 
-SECRET_FIELDS = re.compile(r"(api[_-]?key|authorization|token|secret|password)", re.I)
+# Field names that hold secrets: `token` and `*_token`, but not `input_tokens` (usage).
+SECRET_FIELDS = re.compile(
+    r"(api[_-]?key|authorization|(^|[_-])token$|secret|password|credential)", re.I
+)
 SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
@@ -59,7 +62,7 @@ def redact_processor(_logger: Any, _method: str, event: dict[str, Any]) -> dict[
     return {
         key: (
             REDACTED
-            if SECRET_FIELDS.search(key) and key not in ("tokens", "token_count") and value
+            if SECRET_FIELDS.search(key) and value
             else _redact(value)
         )
         for key, value in event.items()
