@@ -119,7 +119,7 @@ class AsyncClient:
 
     async def read_events(self, job_id: str, after: str, block_ms: int) -> list[Event]:
         """Events after `after` (a stream id), waiting up to `block_ms` for the first."""
-        reply = await self.redis.xread({keys.events(job_id): after}, block=block_ms, count=500)
+        reply: Any = await self.redis.xread({keys.events(job_id): after}, block=block_ms, count=500)
         if not reply:
             return []
         return [_decode(entry_id, fields) for entry_id, fields in reply[0][1]]

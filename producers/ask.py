@@ -143,8 +143,9 @@ def latest_attempt(client: Client, digest: str) -> tuple[int, Job | None]:
     ids = [attempt_id(digest, n) for n in range(MAX_ATTEMPTS)]
     records = client.redis.mget([keys.job(i) for i in ids])
     for n in range(MAX_ATTEMPTS - 1, -1, -1):
-        if records[n] is not None:
-            return n, Job.from_dict(json.loads(records[n]))
+        raw = records[n]
+        if raw is not None:
+            return n, Job.from_dict(json.loads(raw))
     return -1, None
 
 
@@ -198,7 +199,7 @@ def _poll(client: Client, report: AskReport) -> None:
     if not pending:
         return
     for job_id, raw in zip(pending, client.redis.mget([keys.job(j) for j in pending]), strict=True):
-        if raw is None:
+        if not raw:
             continue
         job = Job.from_dict(json.loads(raw))
         if job.status in TERMINAL:

@@ -130,7 +130,7 @@ def _cached_file(api: openai.OpenAI, r: redis.Redis, doc: Document) -> str | Non
     cached = r.get(keys.upload_cache(doc.sha256))
     if cached is None:
         return None
-    file_id = cached.decode()
+    file_id = _text(cached)
     try:
         api.files.retrieve(file_id)
     except openai.NotFoundError:
@@ -175,7 +175,7 @@ def vector_store(corpus: Corpus, api: openai.OpenAI, r: redis.Redis) -> str:
     cached = r.get(key)
     if cached is not None:
         try:
-            store = api.vector_stores.retrieve(cached.decode())
+            store = api.vector_stores.retrieve(_text(cached))
             if store.status != "expired":
                 corpus.vector_store_id, corpus.vector_store_reused = store.id, True
                 return store.id
@@ -213,6 +213,10 @@ def wait_ingested(
         return []
     failed = api.vector_stores.files.list(store_id, filter="failed")
     return [(f.id, _error_message(f.last_error)) for f in failed]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _error_message(error: Any) -> str:

@@ -26,7 +26,8 @@ def _quote(text: str, citation: dict[str, Any], previous_end: int) -> str:
 
 def citations(result: dict[str, Any]) -> list[dict[str, Any]]:
     text = result.get("output_text") or ""
-    out, previous_end = [], 0
+    out: list[dict[str, Any]] = []
+    previous_end = 0
     for c in sorted(result.get("citations") or [], key=lambda c: int(c.get("index") or 0)):
         out.append(
             {
@@ -41,7 +42,7 @@ def citations(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def rows(report: AskReport) -> list[dict[str, Any]]:
     paths = {fid: str(doc.path) for fid, doc in report.corpus.by_file_id().items()}
-    out = []
+    out: list[dict[str, Any]] = []
     for question, job_id in zip(report.questions, report.job_ids, strict=False):
         result = report.results.get(job_id)
         if result is None:

@@ -50,7 +50,8 @@ def invalid(field: str, message: str) -> JSONResponse:
 
 
 def client_of(request: Request) -> AsyncClient:
-    return request.app.state.client  # type: ignore[no-any-return]
+    client: AsyncClient = request.app.state.client
+    return client
 
 
 async def tenant(
