@@ -2,7 +2,7 @@
 
 BM25 (k1=1.2, b=0.75) ranks the chunks of the searched vector stores; the answer is
 then built from sentences of the top chunks. A sentence supports the answer when it
-contains at least ``min(2, n)`` of the query's ``n`` distinct content terms
+contains at least ``max(min(2, n), ceil(n / 2))`` of the query's ``n`` distinct content terms
 (lower-cased, stop words removed, a plural ``s`` stripped); when no sentence does, the
 model says it could not find an answer instead of citing something irrelevant.
 """
@@ -196,7 +196,7 @@ def best_sentences(
     q = set(terms(query))
     if not q:
         return []
-    need = min(2, len(q))
+    need = max(min(2, len(q)), (len(q) + 1) // 2)
     candidates: list[tuple[int, int, str, dict[str, Any]]] = []
     seen: set[str] = set()
     for rank, hit in enumerate(hits[:5]):
