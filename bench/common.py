@@ -216,4 +216,5 @@ def machine_info() -> dict[str, Any]:
         "celery": celery.__version__,
         "openai": openai.__version__,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "loadavg_1_5_15": [round(x, 2) for x in os.getloadavg()],
     }

@@ -1,0 +1,252 @@
+"""`python -m bench.chaos`: runq under backend faults, SIGKILLed workers and a Redis restart.
+
+N jobs (500; `--quick`: 40), each with one scripted round of the non-idempotent example
+tool `append_note` (one line per call in `<RUNQ_HOME>/notes.txt`, the note being the job
+id), against the sandbox with a fault profile. While they run, worker processes are
+killed with SIGKILL at random intervals (`--kills`, 20): even kills take down a whole
+worker (Celery main process and pool, its process group) and start a new one; odd kills
+hit one pool process, which Celery replaces. Once, half-way, Redis (AOF on,
+`appendfsync everysec`) is stopped and started again on the same port.
+
+Counted at the end:
+
+- lost: submitted jobs that are not terminal when the run ends (or have no record);
+- duplicate runs: jobs for which the sandbox created more than one response for the same
+  `(runq_attempt, runq_round)` (metadata runq sends with every create). A retry bumps the
+  attempt, so retried runs are not duplicates; a second create of the same step is;
+- duplicate tool executions: lines in `notes.txt` beyond one per job;
+- time to recover: for each fault (kill or Redis restart), the time until the next job
+  reached a terminal state; and the time from the last fault to the last job's end.
+
+    python -m bench.chaos [--jobs 500] [--faults SPEC] [--seed 7] [--kills 20] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bench.common import ProbeSandbox, descendants, machine_info, percentile
+from config.settings import load_settings
+from producers.api import Client
+from worker.launcher import EmbeddedRedis, WorkerProcess, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FAULTS = "429=0.1,500=0.05,hang=0.02,failed=0.02,expired=0.01"
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def log(msg: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+class Fleet:
+    """`count` runq workers that can be SIGKILLed and replaced."""
+
+    def __init__(self, url: str, base_url: str, home: Path, count: int, env: dict[str, str]):
+        self.url, self.base_url, self.home, self.env = url, base_url, home, env
+        self.workers: list[WorkerProcess | None] = [None] * count
+        self.started = 0
+        for i in range(count):
+            self.start(i)
+
+    def start(self, index: int) -> None:
+        self.started += 1
+        self.workers[index] = WorkerProcess(
+            self.url, self.base_url, queues="runs,tools", concurrency=2, pool="prefork",
+            name=f"chaos{index}-{self.started}-{os.getpid()}@%h", env=self.env,
+            log_path=self.home / "worker.log",
+        ).start()  # fmt: skip
+
+    def kill_worker(self, index: int) -> None:
+        proc = self.workers[index]
+        if proc is not None and proc.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.proc.pid, signal.SIGKILL)
+            proc.proc.wait(timeout=10)
+        self.workers[index] = None
+
+    def kill_pool_process(self, index: int) -> bool:
+        proc = self.workers[index]
+        if proc is None or proc.proc is None:
+            return False
+        children = [p for p in descendants(proc.proc.pid) if p != proc.proc.pid]
+        if not children:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(random.choice(children), signal.SIGKILL)
+        return True
+
+    def stop(self) -> None:
+        for proc in self.workers:
+            if proc is not None:
+                proc.stop()
+
+
+def job_states(client: Client, ids: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for job_id in ids:
+        try:
+            out[job_id] = client.store.get(job_id)
+        except Exception:  # missing record, or Redis is restarting
+            out[job_id] = None
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--jobs", type=int)
+    parser.add_argument("--faults", default=DEFAULT_FAULTS)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--kills", type=int)
+    parser.add_argument("--latency-ms", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2, help="celery workers (concurrency 2)")
+    parser.add_argument(
+        "--request-timeout", type=float, default=5.0,
+        help="RUNQ_REQUEST_TIMEOUT for workers (a hang costs this long)",
+    )  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up after this long")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", help="JSON (default bench/results/chaos.json; quick: chaos-quick)")
+    args = parser.parse_args(argv)
+    n = args.jobs or (40 if args.quick else 500)
+    kills = args.kills if args.kills is not None else (4 if args.quick else 20)
+    name = "chaos-quick.json" if args.quick else "chaos.json"
+    out = Path(args.out) if args.out else ROOT / "bench" / "results" / name
+    rng = random.Random(args.seed)
+    random.seed(args.seed)
+    home = Path(tempfile.mkdtemp(prefix="runq-chaos-"))
+    port = free_port()
+    server = EmbeddedRedis(home, port=port, appendonly=True).start()
+    sandbox = ProbeSandbox(
+        latency_ms=args.latency_ms, extra_args=["--faults", args.faults, "--seed", str(args.seed)],
+        env={"RUNQ_SANDBOX_HANG_SECONDS": "60"},
+    ).start()  # fmt: skip
+    env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json", "RUNQ_SWEEP_INTERVAL": "5",
+           "RUNQ_REQUEST_TIMEOUT": str(args.request_timeout)}  # fmt: skip
+    fleet = Fleet(server.url, sandbox.base_url, home, args.workers, env)
+    client = Client(server.url, load_settings(redis_url=server.url, home=home))
+    faults: list[tuple[float, str]] = []
+    try:
+        ids = [f"chaos-{i:05d}" for i in range(n)]
+        t0 = time.time()
+        for job_id in ids:
+            script = json.dumps([[{"name": "append_note", "arguments": {"note": job_id}}]])
+            client.submit("Save a note", job_id=job_id, tools=["append_note"],
+                          metadata={"sandbox_script": script})  # fmt: skip
+        log(f"submitted {n} jobs; faults {args.faults} seed {args.seed}")
+        redis_restart_at = kills // 2
+        for k in range(kills):
+            time.sleep(rng.uniform(0.5, 3.0))
+            index = rng.randrange(args.workers)
+            if k % 2 == 0:
+                fleet.kill_worker(index)
+                faults.append((time.time(), f"SIGKILL worker {index} (whole process group)"))
+                time.sleep(rng.uniform(0.2, 1.5))
+                fleet.start(index)
+            elif fleet.kill_pool_process(index):
+                faults.append((time.time(), f"SIGKILL one pool process of worker {index}"))
+            if k == redis_restart_at:
+                server.stop()
+                faults.append((time.time(), "Redis stopped"))
+                time.sleep(1.0)
+                server = EmbeddedRedis(home, port=port, appendonly=True).start()
+                faults.append((time.time(), "Redis started (same port, AOF)"))
+                log("Redis restarted")
+        log(f"{len(faults)} faults injected; waiting for every job to end")
+        deadline = time.time() + args.timeout
+        states: dict[str, Any] = {}
+        while time.time() < deadline:
+            states = job_states(client, ids)
+            done = sum(1 for j in states.values() if j is not None and j.status in TERMINAL)
+            if done == n:
+                break
+            time.sleep(2.0)
+        ended = time.time()
+        states = job_states(client, ids)
+        rows = sandbox.get("/bench/responses")
+        stats = sandbox.stats()
+    finally:
+        fleet.stop()
+        sandbox.stop()
+        server.stop()
+
+    status = Counter((j.status if j is not None else "missing") for j in states.values())
+    terminal = sum(v for k, v in status.items() if k in TERMINAL)
+    lost = n - terminal
+    per_step = Counter((r["job"], r["attempt"], r["round"]) for r in rows if r["job"] in states)
+    dup_jobs = sorted({job for (job, _, _), c in per_step.items() if c > 1})
+    retried_runs = sum(1 for j in states.values() if j is not None and j.attempt > 0)
+    notes_file = home / "notes.txt"
+    lines = notes_file.read_text().splitlines() if notes_file.exists() else []
+    per_note = Counter(line.split("\t", 1)[-1] for line in lines if line)
+    dup_tools = sum(c - 1 for c in per_note.values() if c > 1)
+    finish_times = sorted(j.timings.get("finished_at", 0.0) for j in states.values()
+                          if j is not None and j.status in TERMINAL)  # fmt: skip
+    recover = []
+    for at, _what in faults:
+        after = [t for t in finish_times if t > at]
+        if after:
+            recover.append(after[0] - at)
+    last_fault = max((at for at, _ in faults), default=t0)
+    last_end = finish_times[-1] if finish_times else ended
+    failed_codes = Counter((j.error or {}).get("code") for j in states.values()
+                           if j is not None and j.status == "failed")  # fmt: skip
+    report = {
+        "command": "python -m bench.chaos " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "jobs": n,
+        "faults_profile": args.faults,
+        "seed": args.seed,
+        "latency_ms": args.latency_ms,
+        "workers": f"{args.workers} celery workers x 2 prefork",
+        "request_timeout_s": args.request_timeout,
+        "submitted": n,
+        "succeeded": status.get("succeeded", 0),
+        "failed": status.get("failed", 0),
+        "cancelled": status.get("cancelled", 0),
+        "lost": lost,
+        "non_terminal_by_status": {k: v for k, v in status.items() if k not in TERMINAL},
+        "failed_by_code": dict(failed_codes),
+        "terminal_pct": round(100.0 * terminal / n, 2),
+        "succeeded_pct": round(100.0 * status.get("succeeded", 0) / n, 2),
+        "jobs_with_retried_runs": retried_runs,
+        "duplicate_run_jobs": len(dup_jobs),
+        "duplicate_runs_pct": round(100.0 * len(dup_jobs) / n, 2),
+        "duplicate_run_examples": dup_jobs[:10],
+        "responses_created": len(rows),
+        "tool_executions": len(lines),
+        "jobs_with_a_note": len(per_note),
+        "duplicate_tool_executions": dup_tools,
+        "faults": [{"at_s": round(at - t0, 2), "what": what} for at, what in faults],
+        "sandbox_faults": stats.get("faults"),
+        "recover_s_median": round(percentile(recover, 50), 2) if recover else None,
+        "recover_s_max": round(max(recover), 2) if recover else None,
+        "drain_after_last_fault_s": round(last_end - last_fault, 2),
+        "total_s": round(ended - t0, 2),
+        "machine": machine_info(),
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    log(json.dumps({k: report[k] for k in ("submitted", "succeeded", "failed", "lost",
+                    "duplicate_run_jobs", "duplicate_tool_executions", "recover_s_max",
+                    "drain_after_last_fault_s")}))  # fmt: skip
+    log(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
