@@ -380,7 +380,8 @@ def profile_runq_poll(cfg: Config, jobs: int, log: Callable[[str], None]) -> str
     buf = io.StringIO()
     stats = pstats.Stats(str(prof), stream=buf)
     stats.strip_dirs().sort_stats("tottime").print_stats(25)
-    return buf.getvalue()
+    # The first line names the profile file (a temporary path): leave it out.
+    return "\n".join(line for line in buf.getvalue().splitlines() if str(prof) not in line)
 
 
 # -- report ---------------------------------------------------------------------------------
