@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, help="seed of the fault dice")
     parser.add_argument("--api-keys", help="comma-separated accepted keys (default: any)")
     parser.add_argument("--snapshot", help="JSON file to load state from and save it to")
+    parser.add_argument(
+        "--snapshot-interval", type=float, help="seconds between snapshot saves (0 = exit only)"
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     return parser
 
@@ -47,13 +50,18 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             api_keys=[k for k in args.api_keys.split(",") if k] if args.api_keys else None,
             snapshot_path=args.snapshot,
+            snapshot_interval_seconds=args.snapshot_interval,
         )
     except ValueError as exc:
         parser.error(str(exc))
     from sandbox.server import SandboxServer  # after parsing: --help stays instant
+    from sandbox.snapshot import SnapshotError
 
     try:
         server = SandboxServer(config, log_level=args.log_level)
+    except SnapshotError as exc:
+        print(f"sandbox: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"sandbox: cannot bind {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 1

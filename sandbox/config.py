@@ -65,7 +65,8 @@ class SandboxConfig:
     api_keys: list[str] = field(default_factory=list)  # empty = any bearer key accepted
     hang_seconds: float = 600.0  # how long a "hang" fault holds the request
     run_expiry_seconds: float = 600.0  # a run waiting for tool outputs expires after this
-    snapshot_path: str | None = None  # optional JSON snapshot of the state, saved on exit
+    snapshot_path: str | None = None  # JSON snapshot: loaded at startup, saved on exit
+    snapshot_interval_seconds: float = 30.0  # also save this often while serving; 0 = off
     models: list[str] = field(
         default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-5-mini", "gpt-5"]
     )

@@ -58,6 +58,10 @@ class Stats:
         with self._lock:
             self.cancelled.setdefault(kind, Counter())[job_id or ""] += 1
 
+    def total_requests(self) -> int:
+        with self._lock:
+            return sum(self.requests.values())
+
     # -- in flight --------------------------------------------------------------------
     def _prune(self, now: float) -> None:
         heap = self._heap
