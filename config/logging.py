@@ -60,11 +60,7 @@ def _redact(value: Any) -> Any:
 def redact_processor(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: no secret leaves the process through a log line."""
     return {
-        key: (
-            REDACTED
-            if SECRET_FIELDS.search(key) and value
-            else _redact(value)
-        )
+        key: (REDACTED if SECRET_FIELDS.search(key) and value else _redact(value))
         for key, value in event.items()
     }
 

@@ -65,6 +65,8 @@ class _TomlSource(PydanticBaseSettingsSource):
         table = data.get("runq", {})
         if not isinstance(table, dict):
             raise ConfigError(f"[runq] in {path!r} must be a table")
+        if "chains" in data:  # fallback chains live in top-level [chains.NAME] tables
+            table = {**table, "chains": data["chains"]}
         return table
 
 
@@ -96,6 +98,14 @@ class Settings(BaseSettings):
     tool_errors_fail_job: bool = False
     tool_modules: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["examples.tools"])
     request_timeout: float = Field(default=30.0, gt=0, description="seconds per HTTP call")
+
+    # Resilience: fallback chains (see runs.chains), breakers, global rate limits.
+    chain: str | None = None
+    chains: dict[str, Any] = Field(default_factory=dict)
+    breaker_failures: int = Field(default=5, ge=0, description="0 disables breakers")
+    breaker_open_seconds: float = Field(default=30.0, gt=0)
+    rpm: float | None = Field(default=None, ge=0, description="requests/min per link")
+    tpm: float | None = Field(default=None, ge=0, description="tokens/min per link")
 
     # Operations.
     home: Path = Path(".runq")

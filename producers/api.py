@@ -23,7 +23,7 @@ from celery import Celery
 
 from config.settings import Settings, get_settings
 from runs import keys
-from runs.errors import ConfigurationError, JobTimeoutError
+from runs.errors import ConfigurationError, InvalidJobError, JobTimeoutError
 from runs.events import Event, EventLog
 from runs.job import Job, JobSpec
 from runs.store import JobStore
@@ -48,9 +48,11 @@ class Client:
         self.redis_url = url
         self.redis = redis.Redis.from_url(url, health_check_interval=10)
         self.store = JobStore(
-            self.redis, events_maxlen=self.settings.events_maxlen,
-            events_ttl=self.settings.result_expires, result_ttl=self.settings.result_expires,
-        )  # fmt: skip
+            self.redis,
+            events_maxlen=self.settings.events_maxlen,
+            events_ttl=self.settings.result_expires,
+            result_ttl=self.settings.result_expires,
+        )
         self.events = EventLog(
             self.redis, maxlen=self.settings.events_maxlen, ttl=self.settings.result_expires
         )
@@ -63,22 +65,29 @@ class Client:
         """A validated spec: settings give the defaults, `options` override them."""
         s = self.settings
         defaults: dict[str, Any] = {
-            "backend": s.backend, "model": s.model, "mode": s.mode,
-            "deadline": s.job_deadline, "max_tool_rounds": s.max_tool_rounds,
-        }  # fmt: skip
+            "backend": s.backend,
+            "model": s.model,
+            "mode": s.mode,
+            "deadline": s.job_deadline,
+            "max_tool_rounds": s.max_tool_rounds,
+        }
         for name, value in options.items():
             if value is not None:
                 defaults[name] = value
         unknown = set(defaults) - set(JobSpec.__dataclass_fields__)
         if unknown:
             raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
-        if "continue_job" in options and options["continue_job"]:
+        if options.get("continue_job"):
             # The earlier job must exist; the worker waits for it to end, then continues
             # its conversation on the same backend.
             earlier = self.store.get(options["continue_job"])
             if options.get("backend") is None:
                 defaults["backend"] = earlier.spec.backend
-        return JobSpec(input=input, **defaults).validate()
+        spec = JobSpec(input=input, **defaults).validate()
+        if spec.chain and spec.chain not in self.settings.chains:
+            known = ", ".join(sorted(self.settings.chains)) or "none configured"
+            raise InvalidJobError("chain", f"unknown chain {spec.chain!r} (chains: {known})")
+        return spec
 
     def submit(
         self,
@@ -90,7 +99,9 @@ class Client:
     ) -> JobHandle:
         spec = self.spec(input, **options)
         job = Job.new(spec, job_id)
-        idem = keys.idempotency(spec.tenant or "default", idempotency_key) if idempotency_key else None
+        idem = (
+            keys.idempotency(spec.tenant or "default", idempotency_key) if idempotency_key else None
+        )
         created = self.store.create(
             job,
             [{"type": "job.status", "status": job.status}],

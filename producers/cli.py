@@ -66,8 +66,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     job = _client().get_job(args.job_id).job()
     if args.json:
-        _print_json({"job_id": job.id, "status": job.status, "step": job.step,
-                     "attempt": job.attempt, "round": job.round})  # fmt: skip
+        _print_json(
+            {
+                "job_id": job.id,
+                "status": job.status,
+                "step": job.step,
+                "attempt": job.attempt,
+                "round": job.round,
+            }
+        )
     else:
         print(job.status)
     return 0
@@ -127,8 +134,17 @@ def cmd_tools(args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from worker import app
 
-    argv = ["worker", "-Q", args.queues, "--concurrency", str(args.concurrency),
-            "--pool", args.pool, "--loglevel", args.loglevel]  # fmt: skip
+    argv = [
+        "worker",
+        "-Q",
+        args.queues,
+        "--concurrency",
+        str(args.concurrency),
+        "--pool",
+        args.pool,
+        "--loglevel",
+        args.loglevel,
+    ]
     app.worker_main(argv)
     return 0
 
@@ -160,8 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tool", action="append", metavar="NAME", help="a tool the model may call")
     p.add_argument("--instructions")
     p.add_argument("--deadline", type=float, help="seconds the job may take in all")
-    p.add_argument("--continue", dest="continue_job", metavar="JOB_ID",
-                   help="continue the conversation of an earlier job")  # fmt: skip
+    p.add_argument(
+        "--continue",
+        dest="continue_job",
+        metavar="JOB_ID",
+        help="continue the conversation of an earlier job",
+    )
     p.add_argument("--idempotency-key")
     p.add_argument("--wait", action="store_true", help="wait for the result")
     p.add_argument("--timeout", type=float, default=None)

@@ -31,7 +31,7 @@ def run_up(*, workers: int = 1, concurrency: int = 2) -> int:
         print(f"runq up: redis   {stack.redis_url}", flush=True)
         print(f"runq up: backend {stack.base_url}", flush=True)
         print(f"runq up: {workers} worker(s), concurrency {concurrency}; pid {os.getpid()}")
-        print("runq up: from another terminal in this folder: runq submit \"hello\" --wait")
+        print('runq up: from another terminal in this folder: runq submit "hello" --wait')
         print("runq up: Ctrl-C stops everything", flush=True)
         while not stopping.wait(0.5):
             for proc in stack.worker_procs:

@@ -55,16 +55,21 @@ class EventLog:
     def append(self, job_id: str, event: dict[str, Any]) -> str:
         key = keys.events(job_id)
         pipe = self.redis.pipeline(transaction=True)
-        pipe.xadd(key, {"data": json.dumps({"ts": time.time(), **event})},
-                  maxlen=self.maxlen, approximate=True)  # fmt: skip
+        pipe.xadd(
+            key,
+            {"data": json.dumps({"ts": time.time(), **event})},
+            maxlen=self.maxlen,
+            approximate=True,
+        )
         pipe.expire(key, self.ttl)
         entry_id, _ = pipe.execute()
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def read(self, job_id: str, after: str = "0-0", count: int = 500) -> list[Event]:
         """Events strictly after `after` (a stream id), oldest first, without waiting."""
-        entries = self.redis.xrange(keys.events(job_id), min=f"({after}" if after != "0-0" else "-",
-                                    count=count)  # fmt: skip
+        entries = self.redis.xrange(
+            keys.events(job_id), min=f"({after}" if after != "0-0" else "-", count=count
+        )
         return [_decode(entry_id, fields) for entry_id, fields in entries]
 
     def wait(self, job_id: str, after: str, block_ms: int) -> list[Event]:

@@ -67,9 +67,23 @@ class JobSpec:
     conversation_id: str | None = None
     thread_id: str | None = None
     tenant: str | None = None
+    chain: str | None = None
 
     def validate(self) -> JobSpec:
         """Raise `InvalidJobError` naming the first bad option."""
+        self._validate_input()
+        self._validate_choices()
+        self._validate_limits()
+        for key, value in self.metadata.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidJobError("metadata", "keys and values must be strings")
+        if self.previous_response_id and self.conversation_id:
+            raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
+        if self.thread_id and self.backend != "assistants":
+            raise InvalidJobError("thread_id", "only the assistants backend has threads")
+        return self
+
+    def _validate_input(self) -> None:
         if isinstance(self.input, str):
             if not self.input.strip():
                 raise InvalidJobError("input", "must not be empty")
@@ -80,6 +94,8 @@ class JobSpec:
                 raise InvalidJobError("input", "must be a non-empty list of message objects")
         else:
             raise InvalidJobError("input", "must be text or a list of message objects")
+
+    def _validate_choices(self) -> None:
         if self.backend not in BACKENDS:
             raise InvalidJobError(
                 "backend", f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
@@ -90,22 +106,16 @@ class JobSpec:
             )
         if not self.model or not self.model.strip():
             raise InvalidJobError("model", "must not be empty")
+
+    def _validate_limits(self) -> None:
         if not isinstance(self.deadline, int | float) or self.deadline <= 0:
-            raise InvalidJobError("deadline", f"must be a positive number of seconds, got {self.deadline!r}")
+            raise InvalidJobError(
+                "deadline", f"must be a positive number of seconds, got {self.deadline!r}"
+            )
         if self.max_tool_rounds < 1:
             raise InvalidJobError("max_tool_rounds", "must be at least 1")
         if self.max_output_tokens is not None and self.max_output_tokens < 1:
             raise InvalidJobError("max_output_tokens", "must be at least 1")
-        for key, value in self.metadata.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise InvalidJobError("metadata", "keys and values must be strings")
-        if self.previous_response_id and self.conversation_id:
-            raise InvalidJobError(
-                "conversation_id", "cannot be combined with previous_response_id"
-            )
-        if self.thread_id and self.backend != "assistants":
-            raise InvalidJobError("thread_id", "only the assistants backend has threads")
-        return self
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,7 +136,8 @@ class Job:
     step: str = "start"
     token: int = 0
     attempt: int = 0
-    round: int = 0
+    round: int = 0  # never reused within a job: tool outputs are keyed by it
+    round_base: int = 0  # `round` when the current run started (rounds per run = difference)
     handle: dict[str, str] = field(default_factory=dict)
     stream_seq: int | None = None
     pending_calls: list[dict[str, Any]] = field(default_factory=list)
@@ -142,6 +153,11 @@ class Job:
     source: str | None = None
     fallback_used: bool = False
     attempts: list[dict[str, Any]] = field(default_factory=list)
+    # The chain's links (no secrets: API keys are named by env variable) and the one in use.
+    links: list[dict[str, Any]] = field(default_factory=list)
+    link_index: int = 0
+    retries: dict[str, int] = field(default_factory=dict)  # per error class, on this link
+    rate_tokens: int = 0  # tokens taken from the link's bucket for the current call
     version: int = 0
 
     @classmethod

@@ -58,9 +58,13 @@ def tool_output(job_id: str, round_no: int) -> str:
     return f"{PREFIX}:tools:{job_id}:{round_no}"
 
 
-def tool_started(job_id: str, round_no: int) -> str:
-    """Hash of call_id -> 1 once a non-idempotent tool began running (never run it twice)."""
-    return f"{PREFIX}:tools:{job_id}:{round_no}:started"
+def tool_effects(job_id: str) -> str:
+    """Hash of effect id -> state ("started" or the stored output) of non-idempotent calls.
+
+    Keyed by the job and the call's tool and arguments, not by round or call id: a run
+    restarted after a failure asks again with new call ids, and must not repeat the effect.
+    """
+    return f"{PREFIX}:effects:{job_id}"
 
 
 def tool_round_submitted(job_id: str, round_no: int) -> str:

@@ -69,17 +69,21 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "tool_errors": ("Tool calls that ended in an error.", ("tool", "error")),
     "retries": ("Retries scheduled, by backend link and error code.", ("link", "code")),
     "ratelimit_wait_seconds": (
-        "Seconds steps were deferred waiting for a rate-limit token.", ("link",)),
+        "Seconds steps were deferred waiting for a rate-limit token.",
+        ("link",),
+    ),
     "tokens": ("Tokens used by finished jobs.", ("model", "direction")),
     "cost_usd": ("Estimated cost of finished jobs in USD (price table).", ("model",)),
-}  # fmt: skip
+}
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
-    "job_latency_seconds": (
-        "Seconds from submit to the end of a job.", (), JOB_BUCKETS),
+    "job_latency_seconds": ("Seconds from submit to the end of a job.", (), JOB_BUCKETS),
     "run_wait_seconds": (
-        "Seconds from run created to run completed at the backend.", (), JOB_BUCKETS),
+        "Seconds from run created to run completed at the backend.",
+        (),
+        JOB_BUCKETS,
+    ),
     "tool_latency_seconds": ("Seconds one tool call took.", ("tool",), TOOL_BUCKETS),
-}  # fmt: skip
+}
 NAMESPACE = "runq"
 MAX_LABEL = 120
 _DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
@@ -137,9 +141,8 @@ def load_prices(
         ok = (
             isinstance(pair, list | tuple)
             and len(pair) == 2
-            and all(isinstance(p, int | float) and not isinstance(p, bool) and p >= 0
-                    for p in pair)
-        )  # fmt: skip
+            and all(isinstance(p, int | float) and not isinstance(p, bool) and p >= 0 for p in pair)
+        )
         if not ok:
             raise ConfigurationError(f"{hint}; bad entry for {model!r}: {pair!r}")
         prices[str(model)] = (float(pair[0]), float(pair[1]))
@@ -271,8 +274,9 @@ class RedisCollector:
     def collect(self) -> Iterator[Metric]:
         yield from self._families(self.metrics.snapshot())
 
-    def _families(self, data: Mapping[tuple[str, tuple[tuple[str, str], ...]], float]
-                  ) -> Iterator[Metric]:  # fmt: skip
+    def _families(
+        self, data: Mapping[tuple[str, tuple[tuple[str, str], ...]], float]
+    ) -> Iterator[Metric]:
         for series, (doc, names) in COUNTERS.items():
             family = CounterMetricFamily(f"{NAMESPACE}_{series}", doc, labels=names)
             for (stored, labels), value in sorted(data.items()):

@@ -160,6 +160,10 @@ class RetryPolicies:
                 raise ConfigurationError(f"retry policy {name!r} must be a table of numbers")
         return cls(**kwargs)
 
+    def class_of(self, err: BackendError) -> str:
+        """The name of the policy that governs this error (attempts are counted per class)."""
+        return POLICY_OF_CODE.get(err.code, "transient")
+
     def for_error(self, err: BackendError) -> RetryPolicy:
         """The policy for this error's class (by `err.code`)."""
         policy: RetryPolicy = getattr(self, POLICY_OF_CODE.get(err.code, "transient"))

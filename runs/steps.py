@@ -24,10 +24,12 @@ import structlog
 from runs import job as J
 from runs.backends.base import COMPLETED, REQUIRES_TOOLS, WAITING, Backend, RunState
 from runs.classify import classify_run_failure
+from runs.endings import Endings
 from runs.errors import BackendError, JobNotFoundError, RunqError
-from runs.events import FINAL
 from runs.job import Job
+from runs.links import LinkServices
 from runs.metrics import Metrics
+from runs.ratelimit import estimate_tokens
 from runs.retry import RetryPolicies
 from runs.store import JobStore
 from runs.toolcalls import StoredOutput
@@ -61,6 +63,7 @@ class StepConfig:
     tool_errors_fail_job: bool = False
     stream_lock_seconds: float = 10.0  # renewed while the stream runs; short so a crash frees it
     turn_wait: float = 0.5  # seconds between looks while another job has the conversation
+    deadline_margin: float = 2.0  # a model link is skipped with less time than this left
 
     @property
     def lock_seconds(self) -> float:
@@ -68,7 +71,7 @@ class StepConfig:
         return self.request_timeout + 10.0
 
 
-class Steps:
+class Steps(Endings):
     """Drives jobs one step at a time."""
 
     def __init__(
@@ -81,6 +84,7 @@ class Steps:
         config: StepConfig | None = None,
         retry: RetryPolicies | None = None,
         metrics: Metrics | None = None,
+        services: LinkServices | None = None,
     ) -> None:
         self.store = store
         self.backend_for = backend_for
@@ -89,6 +93,7 @@ class Steps:
         self.config = config or StepConfig()
         self.retry = retry or RetryPolicies()
         self.metrics = metrics
+        self.services = services or LinkServices()
 
     # -- the common frame --------------------------------------------------------------
     def run(self, step: str, job_id: str, token: int) -> str:
@@ -114,8 +119,13 @@ class Steps:
                 self._end_cancelled(job, owner)
                 return "cancelled"
             if self._deadline_passed(job):
-                self._fail(job, owner, "deadline_exceeded",
-                           f"the job's deadline of {job.spec.deadline:g}s passed", cancel_run=True)  # fmt: skip
+                self._fail(
+                    job,
+                    owner,
+                    "deadline_exceeded",
+                    f"the job's deadline of {job.spec.deadline:g}s passed",
+                    cancel_run=True,
+                )
                 return "deadline_exceeded"
             action = getattr(self, "_" + step)
             try:
@@ -152,9 +162,6 @@ class Steps:
     def _deadline_passed(self, job: Job) -> bool:
         return time.time() > job.timings["queued_at"] + job.spec.deadline
 
-    def _remaining(self, job: Job) -> float:
-        return job.timings["queued_at"] + job.spec.deadline - time.time()
-
     def _advance(
         self, job: Job, owner: str, step: str, countdown: float, events: list[dict[str, Any]]
     ) -> bool:
@@ -177,6 +184,18 @@ class Steps:
             self.scheduler.schedule(START, job.id, job.token, self.config.turn_wait)
             log.info("job.waiting_turn", job_id=job.id, behind=waiting_for)
             return "waiting_turn"
+        link = self._link(job)
+        if link.instant:
+            return self._answer_instantly(job, owner, link)
+        if self._remaining(job) < self.config.deadline_margin:
+            err = BackendError("too little time left for this link", code="deadline_near")
+            return self._fall_back(job, owner, err, [], run_ended=True)
+        breaker = self.services.breaker(link)
+        if breaker is not None and not breaker.allow():
+            err = BackendError(f"circuit breaker of {link.name} is open", code="circuit_open")
+            return self._fall_back(job, owner, err, [], run_ended=True)
+        if not self._take_capacity(job, owner, link, START):
+            return "rate_limited"
         backend = self.backend_for(job)
         events: list[dict[str, Any]] = []
         if job.status != J.RUNNING:
@@ -188,10 +207,37 @@ class Steps:
         except BackendError as err:
             return self._on_error(job, owner, err, START)
         job.handle.update(state.handle)
+        self._calibrate(link, state)
         job.mark("run_created_at")
         events.append({"type": "run.created", **state.handle, "attempt": job.attempt})
         log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
         return self._after_state(job, owner, state, events)
+
+    def _take_capacity(self, job: Job, owner: str, link: Any, step: str) -> bool:
+        """A request (and its estimated tokens) from the link's global bucket, or come back.
+
+        Without capacity the step gives the job back untouched and is re-scheduled after
+        the bucket's exact wait; nothing is sent to the backend.
+        """
+        limiter = self.services.limiter(link)
+        if limiter is None:
+            return True
+        text = job.spec.input if isinstance(job.spec.input, str) else str(job.spec.input)
+        got = limiter.acquire(estimate_tokens(text, job.spec.max_output_tokens))
+        if got.ok:
+            job.rate_tokens = got.tokens
+            return True
+        self.store.release(job.id, owner)
+        self.scheduler.schedule(step, job.id, job.token, got.wait)
+        if self.metrics is not None:
+            self.metrics.ratelimit_wait(link=link.name, seconds=got.wait)
+        log.info("job.rate_limited", job_id=job.id, link=link.name, wait=round(got.wait, 3))
+        return False
+
+    def _calibrate(self, link: Any, state: RunState) -> None:
+        limiter = self.services.limiter(link)
+        if limiter is not None and state.headers:
+            limiter.calibrate(state.headers)
 
     def _turn_blocker(self, job: Job) -> str | None:
         """The job this one must wait for, or None once it may talk to its conversation.
@@ -201,8 +247,9 @@ class Steps:
         thread with an active run refuses new messages.
         """
         spec = job.spec
-        if spec.continue_job and not (spec.previous_response_id or spec.thread_id
-                                      or spec.conversation_id):  # fmt: skip
+        if spec.continue_job and not (
+            spec.previous_response_id or spec.thread_id or spec.conversation_id
+        ):
             earlier = self.store.get(spec.continue_job)
             if not earlier.terminal:
                 return earlier.id
@@ -260,21 +307,34 @@ class Steps:
         outputs = self.tool_outputs(job.id, job.round)
         missing = StoredOutput('{"error": {"code": "missing_output"}}', "missing_output")
         stored = {c["call_id"]: outputs.get(c["call_id"], missing) for c in job.pending_calls}
-        for call in job.pending_calls:
-            out = stored[call["call_id"]]
-            job.tool_calls.append({**call, "output": out.output, "error": out.error,
-                                   "round": job.round})  # fmt: skip
-        failed = [c for c in job.tool_calls if c["round"] == job.round and c["error"]]
+        done = [
+            {
+                **call,
+                "output": stored[call["call_id"]].output,
+                "error": stored[call["call_id"]].error,
+                "round": job.round,
+            }
+            for call in job.pending_calls
+        ]
+        failed = [c for c in done if c["error"]]
         if failed and self.config.tool_errors_fail_job:
+            job.tool_calls.extend(done)
             first = failed[0]
-            return self._fail(job, owner, "tool_error",
-                              f"tool {first['name']!r} failed ({first['error']}): {first['output']}",
-                              cancel_run=True)  # fmt: skip
+            return self._fail(
+                job,
+                owner,
+                "tool_error",
+                f"tool {first['name']!r} failed ({first['error']}): {first['output']}",
+                cancel_run=True,
+            )
+        if not self._take_capacity(job, owner, self._link(job), SUBMIT):
+            return "rate_limited"
         pairs = [(call_id, out.output) for call_id, out in stored.items()]
         try:
             state = self.backend_for(job).submit_tool_outputs(job, pairs)
         except BackendError as err:
             return self._on_error(job, owner, err, SUBMIT)
+        job.tool_calls.extend(done)  # only once the round was handed over
         job.pending_calls = []
         job.handle.update(state.handle)
         job.move(J.RUNNING)
@@ -311,15 +371,20 @@ class Steps:
         cfg = self.config
         if state.poll_after is not None:
             return max(0.01, min(state.poll_after, cfg.poll_interval_max))
-        return min(cfg.poll_interval_max, cfg.poll_interval_min * (1.5 ** job.polls))
+        return min(cfg.poll_interval_max, cfg.poll_interval_min * (1.5**job.polls))
 
     def _tool_round(
         self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
     ) -> str:
-        if job.round >= job.spec.max_tool_rounds:
-            return self._fail(job, owner, "max_tool_rounds_exceeded",
-                              f"the model asked for more than {job.spec.max_tool_rounds} tool rounds",
-                              cancel_run=False, events=events)  # fmt: skip
+        if job.round - job.round_base >= job.spec.max_tool_rounds:
+            return self._fail(
+                job,
+                owner,
+                "max_tool_rounds_exceeded",
+                f"the model asked for more than {job.spec.max_tool_rounds} tool rounds",
+                cancel_run=False,
+                events=events,
+            )
         job.round += 1
         job.pending_calls = [
             {"call_id": c.call_id, "name": c.name, "arguments": c.arguments}
@@ -327,117 +392,16 @@ class Steps:
         ]
         job.move(J.WAITING_TOOLS)
         events.append({"type": "job.status", "status": J.WAITING_TOOLS, "round": job.round})
-        events.extend({"type": "tool.call", "round": job.round, **call} for call in job.pending_calls)
+        events.extend({"type": "tool.call", "round": job.round, **c} for c in job.pending_calls)
         token = job.due(SUBMIT)
         lease = time.time() + self.config.lease_grace + self.config.lock_seconds * 2
         if not self.store.commit(job, events, owner=owner, lease_until=lease):
             return "conflict"
         self.scheduler.dispatch_tools(job, token)
-        log.info("job.tools_dispatched", job_id=job.id, round=job.round, calls=len(state.tool_calls))
+        log.info(
+            "job.tools_dispatched", job_id=job.id, round=job.round, calls=len(state.tool_calls)
+        )
         return "tools"
-
-    def _succeed(
-        self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
-    ) -> str:
-        job.output_text = state.output_text
-        job.citations = state.citations
-        job.source = job.source or f"{job.spec.backend}:{job.spec.model}"
-        job.mark("run_completed_at")
-        return self._end(job, owner, J.SUCCEEDED, events)
-
-    def _on_error(
-        self,
-        job: Job,
-        owner: str,
-        err: BackendError,
-        step: str,
-        *,
-        events: list[dict[str, Any]] | None = None,
-        run_ended: bool = False,
-    ) -> str:
-        """Retry the step (or restart the run) after the policy's delay, or fail the job."""
-        events = list(events or [])
-        decision = self.retry.decide(err, job.attempt, time_left=self._remaining(job))
-        entry = {"attempt": job.attempt, "step": step, "code": err.code, "error": str(err)}
-        if decision.retry and decision.delay < self._remaining(job):
-            job.attempt += 1
-            if run_ended:
-                # The run itself ended badly: start a fresh one; the old handle is history.
-                job.handle = {}
-                job.round = 0
-                job.pending_calls = []
-                step = START
-            job.move(J.RETRYING)
-            events.append({"type": "job.retry", **entry, "delay": round(decision.delay, 3)})
-            log.warning("job.retry_scheduled", job_id=job.id, delay=decision.delay, **entry)
-            if self.metrics is not None:
-                self.metrics.retry(link=f"{job.spec.backend}:{job.spec.model}", code=err.code)
-            self._advance(job, owner, step, decision.delay, events)
-            return "retrying"
-        job.attempts.append({"link": f"{job.spec.backend}:{job.spec.model}", **entry})
-        return self._fail(job, owner, err.code, str(err), cancel_run=not run_ended,
-                          events=events)  # fmt: skip
-
-    # -- endings -----------------------------------------------------------------------
-    def _fail(
-        self,
-        job: Job,
-        owner: str,
-        code: str,
-        message: str,
-        *,
-        cancel_run: bool,
-        events: list[dict[str, Any]] | None = None,
-    ) -> str:
-        if cancel_run:
-            self._cancel_run(job)
-        job.error = {"code": code, "message": message}
-        log.warning("job.failed", job_id=job.id, code=code, reason=message)
-        self._end(job, owner, J.FAILED, list(events or []))
-        return code
-
-    def _end_cancelled(self, job: Job, owner: str) -> None:
-        self._cancel_run(job)
-        job.error = {"code": "cancelled", "message": "cancelled by request"}
-        self._end(job, owner, J.CANCELLED, [])
-
-    def _cancel_run(self, job: Job) -> None:
-        if not job.handle:
-            return
-        try:
-            self.backend_for(job).cancel(job)
-        except BackendError as err:
-            log.warning("job.cancel_at_backend_failed", job_id=job.id, error=str(err))
-
-    def _end(self, job: Job, owner: str, status: str, events: list[dict[str, Any]]) -> str:
-        conversation = job.spec.thread_id or job.spec.conversation_id
-        if conversation:
-            self.store.give_back_conversation(conversation, job.id)
-        job.move(status)
-        job.step = FINISH
-        job.mark("finished_at")
-        result = job.result()
-        events.append({"type": FINAL, "status": status, "result": result})
-        if not self.store.commit(job, events, owner=owner):
-            log.warning("job.commit_conflict", job_id=job.id, step=FINISH)
-            return "conflict"
-        self.scheduler.publish_result(job)
-        log.info("job.finished", job_id=job.id, status=status, source=job.source)
-        if self.metrics is not None:
-            self._record_metrics(job)
-        return status
-
-    def _record_metrics(self, job: Job) -> None:
-        assert self.metrics is not None
-        t = job.timings
-        self.metrics.job_finished(
-            status=job.status, source=job.source, model=job.spec.model,
-            latency_s=t["finished_at"] - t["queued_at"],
-            input_tokens=job.usage.get("input_tokens", 0),
-            output_tokens=job.usage.get("output_tokens", 0),
-        )  # fmt: skip
-        if "run_completed_at" in t and "run_created_at" in t:
-            self.metrics.run_wait(t["run_completed_at"] - t["run_created_at"])
 
 
 def _add_usage(job: Job, usage: dict[str, int]) -> None:

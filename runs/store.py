@@ -153,9 +153,13 @@ class JobStore:
         that key created is returned. None means a record with this id already exists.
         """
         outcome = self._write(
-            job, expected=-1, events=events, owner="", lease_until=lease_until,
+            job,
+            expected=-1,
+            events=events,
+            owner="",
+            lease_until=lease_until,
             idem_key=idempotency_key,
-        )  # fmt: skip
+        )
         if isinstance(outcome, bytes):
             return outcome.decode()
         return job.id if outcome == 1 else None
@@ -186,8 +190,12 @@ class JobStore:
         """Compare-and-set the record; False if someone else changed it meanwhile."""
         expected = job.version
         job.version += 1
-        ok = self._write(job, expected=expected, events=list(events), owner=owner,
-                         lease_until=lease_until) == 1  # fmt: skip
+        ok = (
+            self._write(
+                job, expected=expected, events=list(events), owner=owner, lease_until=lease_until
+            )
+            == 1
+        )
         if not ok:
             job.version = expected
         return ok
@@ -286,8 +294,17 @@ class JobStore:
                 idem_key or keys.job_lock(job.id),
             ],
             args=[
-                str(expected), _dump(job), owner, lease, ttl, job.id, len(payloads),
-                self.events_maxlen, self.events_ttl, job.id if idem_key else "", *payloads,
+                str(expected),
+                _dump(job),
+                owner,
+                lease,
+                ttl,
+                job.id,
+                len(payloads),
+                self.events_maxlen,
+                self.events_ttl,
+                job.id if idem_key else "",
+                *payloads,
             ],
-        )  # fmt: skip
+        )
         return result if isinstance(result, bytes) else int(result)

@@ -14,6 +14,7 @@ than run the tool a second time it reports the interruption to the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from runs.metrics import Metrics
 from runs.tools import ToolRegistry, error_output
 
 log = structlog.get_logger("runq.tools")
+_STARTED = "\x00started"
 
 STORE_AND_COUNT = """
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
@@ -94,11 +96,18 @@ class ToolCalls:
             stored = self._execute(call, allowed, cancelled)
             if self.metrics is not None:
                 self.metrics.tool_call(name=call.name, seconds=stored.seconds, error=stored.error)
-            self.events.append(call.job_id, {
-                "type": "tool.output", "round": call.round, "call_id": call.call_id,
-                "name": call.name, "output": stored.output, "error": stored.error,
-                "seconds": round(stored.seconds, 4),
-            })  # fmt: skip
+            self.events.append(
+                call.job_id,
+                {
+                    "type": "tool.output",
+                    "round": call.round,
+                    "call_id": call.call_id,
+                    "name": call.name,
+                    "output": stored.output,
+                    "error": stored.error,
+                    "seconds": round(stored.seconds, 4),
+                },
+            )
             raw = stored.dumps()
         completed = self._store_and_count(
             keys=[out_key, keys.tool_round_submitted(call.job_id, call.round)],
@@ -123,20 +132,21 @@ class ToolCalls:
                 )
             spec = self.registry.get(call.name)
             arguments = self.registry.parse_arguments(call.name, call.arguments)
-            if not spec.idempotent and not self._mark_started(call):
-                raise ToolError(
-                    f"an earlier attempt of non-idempotent tool {call.name!r} was interrupted; "
-                    "it is not run twice",
-                    code="tool_interrupted",
-                )
-            # A timed-out thread may still be running: never retry a non-idempotent tool.
-            retries = spec.retries if spec.idempotent else 0
-            output = self._with_retries(retries, call.name, arguments)
+            if spec.idempotent:
+                output = self._with_retries(spec.retries, call.name, arguments)
+            else:
+                output = self._run_once(call, arguments)
             log.info("tool.succeeded", job_id=call.job_id, tool=call.name, call_id=call.call_id)
             return StoredOutput(output, None, time.perf_counter() - started)
         except ToolError as err:
-            log.warning("tool.failed", job_id=call.job_id, tool=call.name, call_id=call.call_id,
-                        code=err.code, reason=str(err))  # fmt: skip
+            log.warning(
+                "tool.failed",
+                job_id=call.job_id,
+                tool=call.name,
+                call_id=call.call_id,
+                code=err.code,
+                reason=str(err),
+            )
             return StoredOutput(error_output(err), err.code, time.perf_counter() - started)
 
     def _with_retries(self, retries: int, name: str, arguments: dict[str, Any]) -> str:
@@ -148,10 +158,35 @@ class ToolCalls:
                     raise
         raise AssertionError("unreachable")
 
-    def _mark_started(self, call: ToolCall) -> bool:
-        key = keys.tool_started(call.job_id, call.round)
+    def _run_once(self, call: ToolCall, arguments: dict[str, Any]) -> str:
+        """A non-idempotent tool's effect happens at most once per job.
+
+        The same tool with the same arguments in the same job (a redelivered task, or a
+        run restarted after a failure that asks again) gets the stored output. A "started"
+        mark without an output means an earlier attempt died mid-call: the model is told,
+        and the tool is not run again. Never retried (a timed-out thread may still run).
+        """
+        key = keys.tool_effects(call.job_id)
+        effect = hashlib.sha256(
+            json.dumps([call.name, arguments], sort_keys=True, default=str).encode()
+        ).hexdigest()
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hsetnx(key, call.call_id, "1")
+        pipe.hsetnx(key, effect, _STARTED)
+        pipe.hget(key, effect)
         pipe.expire(key, self.ttl)
-        first, _ = pipe.execute()
-        return bool(first)
+        first, state, _ = pipe.execute()
+        if not first:
+            if state is not None and state.decode() != _STARTED:
+                return str(state.decode())
+            raise ToolError(
+                f"an earlier attempt of non-idempotent tool {call.name!r} was interrupted; "
+                "it is not run twice",
+                code="tool_interrupted",
+            )
+        try:
+            output = self.registry.execute(call.name, arguments)
+        except ToolError:
+            self.redis.hdel(key, effect)  # it failed before any effect: a new call may try
+            raise
+        self.redis.hset(key, effect, output)
+        return output

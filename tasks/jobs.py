@@ -6,8 +6,8 @@ recognise a stale duplicate of itself.
 
 from __future__ import annotations
 
-from worker.celery_app import app
 from tasks.runtime import runtime
+from worker.celery_app import app
 
 
 @app.task(name="runq.jobs.start", ignore_result=True)

@@ -9,9 +9,11 @@ import redis
 
 from config.settings import get_settings
 from runs.backends import BackendFactory
+from runs.chains import parse_chains
 from runs.errors import ToolError
 from runs.events import EventLog
 from runs.job import Job
+from runs.links import LinkServices
 from runs.metrics import Metrics
 from runs.retry import RetryPolicies
 from runs.steps import StepConfig, Steps
@@ -39,8 +41,15 @@ class CeleryScheduler:
                 queue = "tools"
             app.send_task(
                 "runq.tools.call",
-                args=[job.id, job.round, call["call_id"], call["name"], call["arguments"],
-                      expected, token],  # fmt: skip
+                args=[
+                    job.id,
+                    job.round,
+                    call["call_id"],
+                    call["name"],
+                    call["arguments"],
+                    expected,
+                    token,
+                ],
                 queue=queue,
             )
 
@@ -78,14 +87,18 @@ def _build() -> Runtime:
     settings = get_settings()
     client = redis.Redis.from_url(str(app.conf.broker_url), health_check_interval=10)
     store = JobStore(
-        client, events_maxlen=settings.events_maxlen, result_ttl=settings.result_expires,
+        client,
+        events_maxlen=settings.events_maxlen,
+        result_ttl=settings.result_expires,
         events_ttl=settings.result_expires,
-    )  # fmt: skip
+    )
     events = EventLog(client, maxlen=settings.events_maxlen, ttl=settings.result_expires)
     factory = BackendFactory(
-        base_url=resolve_base_url(settings), api_key=settings.api_key_value(),
-        timeout=settings.request_timeout, registry=registry,
-    )  # fmt: skip
+        base_url=resolve_base_url(settings),
+        api_key=settings.api_key_value(),
+        timeout=settings.request_timeout,
+        registry=registry,
+    )
     metrics = Metrics(client)
     tools = ToolCalls(client, registry, events, metrics=metrics)
     config = StepConfig(
@@ -94,9 +107,25 @@ def _build() -> Runtime:
         request_timeout=settings.request_timeout,
         tool_errors_fail_job=settings.tool_errors_fail_job,
     )
+    services = LinkServices(
+        client,
+        chains=parse_chains(settings.chains),
+        default_chain=settings.chain,
+        breaker_failures=settings.breaker_failures,
+        breaker_open_seconds=settings.breaker_open_seconds,
+        default_rpm=settings.rpm,
+        default_tpm=settings.tpm,
+        cache_ttl=settings.result_expires,
+    )
     steps = Steps(
-        store, factory, CeleryScheduler(), tools.outputs, config=config,
-        retry=RetryPolicies(test_mode=settings.test_mode), metrics=metrics,
-    )  # fmt: skip
+        store,
+        factory,
+        CeleryScheduler(),
+        tools.outputs,
+        config=config,
+        retry=RetryPolicies(test_mode=settings.test_mode),
+        metrics=metrics,
+        services=services,
+    )
     sweeper = Sweeper(store, steps.scheduler, tools, interval=settings.sweep_interval)
     return Runtime(client, store, events, steps, tools, sweeper)

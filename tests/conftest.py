@@ -38,7 +38,10 @@ def redis_url(redis_server: EmbeddedRedis) -> str:
 
 
 def wait_for(
-    condition: Callable[[], T | None], *, timeout: float = 30.0, interval: float = 0.05,
+    condition: Callable[[], T | None],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.05,
     what: str = "condition",
 ) -> T:
     """Return the first truthy value of `condition()`, or fail after `timeout` seconds."""

@@ -117,16 +117,25 @@ class EmbeddedRedis:
         self.port = self.port or free_port()
         args = [
             binary,
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(data_dir),
-            "--daemonize", "no",
-            "--protected-mode", "yes",
-            "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no",
-            "--appendfsync", "everysec",
-            "--logfile", str(data_dir / f"redis-{self.port}.log"),
-        ]  # fmt: skip
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data_dir),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(data_dir / f"redis-{self.port}.log"),
+        ]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
         _wait_until(self.ping, "redis-server", timeout, self.proc)
         return self
@@ -166,9 +175,12 @@ class SandboxProcess:
         args += list(self.extra_args)
         env = {**os.environ, **self.env}
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env,
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=env,
             start_new_session=True,
-        )  # fmt: skip
+        )
         _wait_until(self.ready, "the sandbox", timeout, self.proc)
         return self
 
@@ -200,10 +212,23 @@ class WorkerProcess:
 
     def start(self) -> WorkerProcess:
         args = [
-            sys.executable, "-m", "celery", "-A", "worker", "worker",
-            "-Q", self.queues, "--concurrency", str(self.concurrency), "--pool", self.pool,
-            "--loglevel", "INFO", "--without-mingle", "--without-gossip",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker",
+            "worker",
+            "-Q",
+            self.queues,
+            "--concurrency",
+            str(self.concurrency),
+            "--pool",
+            self.pool,
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ]
         if self.name:
             args += ["-n", self.name]
         if self.log_path is not None:
@@ -216,9 +241,13 @@ class WorkerProcess:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             out = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT if out else None,
-            env=env, start_new_session=True,
-        )  # fmt: skip
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            env=env,
+            start_new_session=True,
+        )
         return self
 
     def stop(self, timeout: float = 20.0) -> None:

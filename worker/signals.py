@@ -85,8 +85,7 @@ def _after_fork(**_: Any) -> None:
 
 
 @signals.task_prerun.connect
-def _bind_context(task_id: str | None = None, task: Any = None, args: Any = None,
-                  **_: Any) -> None:  # fmt: skip
+def _bind_context(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
     structlog.contextvars.clear_contextvars()
     context: dict[str, Any] = {"task_id": task_id, "task_name": getattr(task, "name", None)}
     if args:

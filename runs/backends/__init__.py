@@ -7,6 +7,7 @@ from runs.backends.base import Backend, RunState, ToolCallRequest
 from runs.backends.chat import ChatBackend
 from runs.backends.client import get_client
 from runs.backends.responses import ResponsesBackend
+from runs.chains import Link
 from runs.errors import ConfigurationError
 from runs.job import Job
 from runs.tools import ToolRegistry
@@ -26,7 +27,12 @@ class BackendFactory:
         self.registry = registry
 
     def __call__(self, job: Job) -> Backend:
-        client = get_client(self.base_url, self.api_key, self.timeout)
+        base_url, api_key = self.base_url, self.api_key
+        if job.links:
+            link = Link.from_dict(job.links[job.link_index])
+            base_url = link.base_url or base_url
+            api_key = link.api_key(api_key)
+        client = get_client(base_url, api_key, self.timeout)
         name = job.spec.backend
         adapter = ADAPTERS.get(name)
         if adapter is None:

@@ -49,15 +49,21 @@ class AssistantsBackend:
         tools = list(self.tools)
         if job.spec.vector_store_ids:
             tools.append({"type": "file_search"})
-        identity = json.dumps([str(self.client.base_url), job.spec.model, job.spec.instructions,
-                               tools], sort_keys=True)  # fmt: skip
+        identity = json.dumps(
+            [str(self.client.base_url), job.spec.model, job.spec.instructions, tools],
+            sort_keys=True,
+        )
         key = hashlib.sha256(identity.encode()).hexdigest()
         with _lock:
             found = _assistants.get(key)
         if found:
             return found
-        params: dict[str, Any] = {"model": job.spec.model, "name": "runq", "tools": tools,
-                                  "metadata": {"runq_assistant": key[:32]}}  # fmt: skip
+        params: dict[str, Any] = {
+            "model": job.spec.model,
+            "name": "runq",
+            "tools": tools,
+            "metadata": {"runq_assistant": key[:32]},
+        }
         if job.spec.instructions:
             params["instructions"] = job.spec.instructions
         if job.spec.vector_store_ids:
@@ -143,12 +149,14 @@ class AssistantsBackend:
                 texts.append(part.text.value)
                 for note in part.text.annotations:
                     if note.type == "file_citation":
-                        citations.append({
-                            "file_id": note.file_citation.file_id,
-                            "filename": None,
-                            "index": offset + note.start_index,
-                            "quote": note.text,
-                        })  # fmt: skip
+                        citations.append(
+                            {
+                                "file_id": note.file_citation.file_id,
+                                "filename": None,
+                                "index": offset + note.start_index,
+                                "quote": note.text,
+                            }
+                        )
         return "".join(texts), citations
 
     @classified

@@ -49,6 +49,7 @@ class RunState:
     error_message: str | None = None
     poll_after: float | None = None  # the server's hint, in seconds
     transcript: list[dict[str, Any]] | None = None  # chat: the messages to keep
+    headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* of the call
 
     @property
     def waiting(self) -> bool:

@@ -14,6 +14,7 @@ import openai
 
 from runs.backends.base import COMPLETED, INCOMPLETE, REQUIRES_TOOLS, RunState, ToolCallRequest
 from runs.backends.client import classified
+from runs.backends.responses import ratelimit_headers
 from runs.errors import BackendError
 from runs.job import Job
 
@@ -42,15 +43,20 @@ class ChatBackend:
             "model": job.spec.model,
             "messages": messages,
             "store": True,
-            "metadata": {**job.spec.metadata, "runq_job_id": job.id,
-                         "runq_attempt": str(job.attempt), "runq_round": str(job.round)},
-        }  # fmt: skip
+            "metadata": {
+                **job.spec.metadata,
+                "runq_job_id": job.id,
+                "runq_attempt": str(job.attempt),
+                "runq_round": str(job.round),
+            },
+        }
         if self.tools:
             params["tools"] = self.tools
             params["parallel_tool_calls"] = True
         if job.spec.max_output_tokens:
             params["max_completion_tokens"] = job.spec.max_output_tokens
-        completion = self.client.chat.completions.create(**params)
+        raw = self.client.chat.completions.with_raw_response.create(**params)
+        completion = raw.parse()
         choice = completion.choices[0]
         message = choice.message
         calls = [
@@ -61,10 +67,13 @@ class ChatBackend:
         assistant: dict[str, Any] = {"role": "assistant", "content": message.content}
         if calls:
             assistant["tool_calls"] = [
-                {"id": c.call_id, "type": "function",
-                 "function": {"name": c.name, "arguments": c.arguments}}
+                {
+                    "id": c.call_id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
                 for c in calls
-            ]  # fmt: skip
+            ]
         usage = completion.usage
         if calls:
             status = REQUIRES_TOOLS
@@ -84,6 +93,7 @@ class ChatBackend:
             },
             error_code="max_output_tokens" if status == INCOMPLETE else None,
             transcript=[*messages, assistant],
+            headers=ratelimit_headers(raw.headers),
         )
 
     @classified
@@ -93,8 +103,9 @@ class ChatBackend:
     def retrieve(self, job: Job) -> RunState:
         raise BackendError(
             "Chat Completions has no run to look at; the job restarts its turn",
-            code="not_resumable", retryable=True,
-        )  # fmt: skip
+            code="not_resumable",
+            retryable=True,
+        )
 
     @classified
     def submit_tool_outputs(self, job: Job, outputs: list[tuple[str, str]]) -> RunState:

@@ -40,17 +40,22 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
                 texts.append(text)
                 for note in _attr(part, "annotations", None) or []:
                     if _attr(note, "type") == "file_citation":
-                        citations.append({
-                            "file_id": _attr(note, "file_id"),
-                            "filename": _attr(note, "filename"),
-                            "index": offset + int(_attr(note, "index", 0) or 0),
-                            "quote": _attr(note, "quote", None),
-                        })  # fmt: skip
+                        citations.append(
+                            {
+                                "file_id": _attr(note, "file_id"),
+                                "filename": _attr(note, "filename"),
+                                "index": offset + int(_attr(note, "index", 0) or 0),
+                                "quote": _attr(note, "quote", None),
+                            }
+                        )
         elif kind == "function_call":
-            calls.append(ToolCallRequest(
-                call_id=_attr(item, "call_id"), name=_attr(item, "name"),
-                arguments=_attr(item, "arguments", "") or "",
-            ))  # fmt: skip
+            calls.append(
+                ToolCallRequest(
+                    call_id=_attr(item, "call_id"),
+                    name=_attr(item, "name"),
+                    arguments=_attr(item, "arguments", "") or "",
+                )
+            )
     status = str(_attr(response, "status", "queued"))
     if status == COMPLETED and calls:
         status = REQUIRES_TOOLS
@@ -75,8 +80,15 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
         usage=usage,
         error_code=str(code) if code else None,
         error_message=message,
-        poll_after=int(poll_after_ms) / 1000.0 if poll_after_ms and poll_after_ms.isdigit() else None,
+        poll_after=int(poll_after_ms) / 1000.0
+        if poll_after_ms and poll_after_ms.isdigit()
+        else None,
     )
+
+
+def ratelimit_headers(headers: Any) -> dict[str, str]:
+    """The `x-ratelimit-*` headers of a reply (they calibrate the link's bucket)."""
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
 
 
 TERMINAL_EVENTS = frozenset(
@@ -127,7 +139,13 @@ class ResponsesBackend:
             params["previous_response_id"] = spec.previous_response_id
         elif spec.conversation_id:
             params["conversation"] = spec.conversation_id
-        return normalize(self.client.responses.create(**params))
+        return self._create(params)
+
+    def _create(self, params: dict[str, Any]) -> RunState:
+        raw = self.client.responses.with_raw_response.create(**params)
+        state = normalize(raw.parse())
+        state.headers = ratelimit_headers(raw.headers)
+        return state
 
     @classified
     def retrieve(self, job: Job) -> RunState:
@@ -142,7 +160,7 @@ class ResponsesBackend:
             {"type": "function_call_output", "call_id": call_id, "output": output}
             for call_id, output in outputs
         ]
-        return normalize(self.client.responses.create(**params))
+        return self._create(params)
 
     @classified
     def stream(

@@ -25,9 +25,14 @@ def sandbox() -> Iterator[SandboxProcess]:
 def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator[Stack]:
     """One worker (concurrency 2) on the session Redis and the module's sandbox."""
     home = tmp_path_factory.mktemp("stack")
-    with Stack(home=home, redis_url=redis_url, base_url=sandbox.base_url, concurrency=2,
-               worker_log=home / "worker.log",
-               worker_env={"RUNQ_TEST_MODE": "1", "RUNQ_LOG_FORMAT": "json"}) as running:  # fmt: skip
+    with Stack(
+        home=home,
+        redis_url=redis_url,
+        base_url=sandbox.base_url,
+        concurrency=2,
+        worker_log=home / "worker.log",
+        worker_env={"RUNQ_TEST_MODE": "1", "RUNQ_LOG_FORMAT": "json"},
+    ) as running:
         yield running
 
 

@@ -13,24 +13,35 @@ from tests.integration.conftest import worker_log
 
 pytestmark = pytest.mark.integration
 
-TWO_THEN_ONE = json.dumps([
-    [{"name": "calculator", "arguments": {"expression": "6*7"}},
-     {"name": "convert_units", "arguments": {"value": 10, "from_unit": "km", "to_unit": "mi"}}],
-    [{"name": "calculator", "arguments": {"expression": "42+1"}}],
-])  # fmt: skip
+TWO_THEN_ONE = json.dumps(
+    [
+        [
+            {"name": "calculator", "arguments": {"expression": "6*7"}},
+            {
+                "name": "convert_units",
+                "arguments": {"value": 10, "from_unit": "km", "to_unit": "mi"},
+            },
+        ],
+        [{"name": "calculator", "arguments": {"expression": "42+1"}}],
+    ]
+)
 
 
 @pytest.mark.parametrize("backend", ["responses", "assistants", "chat"])
 def test_two_parallel_calls_then_one(client: Client, stack, backend: str) -> None:
     handle = client.submit(
-        "Use the tools, please.", backend=backend, tools=["calculator", "convert_units"],
+        "Use the tools, please.",
+        backend=backend,
+        tools=["calculator", "convert_units"],
         metadata={"sandbox_script": TWO_THEN_ONE},
-    )  # fmt: skip
+    )
     result = handle.result(timeout=90)
     assert result["status"] == "succeeded", result["error"]
     calls = result["tool_calls"]
     assert [(c["round"], c["name"]) for c in calls] == [
-        (1, "calculator"), (1, "convert_units"), (2, "calculator"),
+        (1, "calculator"),
+        (1, "convert_units"),
+        (2, "calculator"),
     ]
     assert json.loads(calls[0]["output"])["result"] == 42
     assert json.loads(calls[2]["output"])["result"] == 43
@@ -38,8 +49,11 @@ def test_two_parallel_calls_then_one(client: Client, stack, backend: str) -> Non
     assert "43" in result["output_text"]  # the answer uses the tool outputs
     # Each call ran as its own task on the tools queue.
     log = worker_log(stack)
-    tool_tasks = [line for line in log.splitlines()
-                  if handle.id in line and "runq.tools.call" in line and "succeeded in" in line]
+    tool_tasks = [
+        line
+        for line in log.splitlines()
+        if handle.id in line and "runq.tools.call" in line and "succeeded in" in line
+    ]
     assert len(tool_tasks) == 3
 
 
@@ -52,8 +66,9 @@ def test_two_parallel_calls_then_one(client: Client, stack, backend: str) -> Non
     ],
 )
 def test_bad_tool_calls_become_error_outputs(client: Client, script, code: str) -> None:
-    handle = client.submit("Try the tool.", tools=["calculator"],
-                           metadata={"sandbox_script": json.dumps(script)})  # fmt: skip
+    handle = client.submit(
+        "Try the tool.", tools=["calculator"], metadata={"sandbox_script": json.dumps(script)}
+    )
     result = handle.result(timeout=60)
     assert result["status"] == "succeeded"
     assert result["tool_calls"][0]["error"] == code
@@ -91,10 +106,17 @@ def test_two_jobs_on_one_thread_take_turns(client: Client) -> None:
 
 def test_cancel_during_a_tool_round(client: Client, sandbox) -> None:
     script = json.dumps([[{"name": "calculator", "arguments": {"expression": "1+1"}}]])
-    handle = client.submit("slow tools", tools=["calculator"], metadata={"sandbox_script": script},
-                           instructions="sandbox_latency_ms: 3000")  # fmt: skip
-    wait_for(lambda: handle.status() in ("waiting_tools", "running") and handle.job().handle,
-             timeout=30, what="the run to exist")  # fmt: skip
+    handle = client.submit(
+        "slow tools",
+        tools=["calculator"],
+        metadata={"sandbox_script": script},
+        instructions="sandbox_latency_ms: 3000",
+    )
+    wait_for(
+        lambda: handle.status() in ("waiting_tools", "running") and handle.job().handle,
+        timeout=30,
+        what="the run to exist",
+    )
     handle.cancel()
     result = handle.result(timeout=10)
     assert result["status"] == "cancelled"

@@ -66,8 +66,14 @@ def test_idempotency_key_makes_a_double_submit_one_job(client: Client) -> None:
 
 
 def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "producers.cli", *args], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "producers.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def test_cli_submit_wait_json(stack: Stack, tmp_path: Path) -> None:
@@ -115,8 +121,12 @@ def test_worker_without_a_backend_refuses_to_start(redis_url: str, tmp_path: Pat
     env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
     done = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "runs,tools"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
     assert done.returncode != 0
     assert "OPENAI_API_KEY" in done.stderr and "OPENAI_BASE_URL" in done.stderr
 
@@ -126,8 +136,9 @@ def test_waiting_does_not_hold_a_slot(tmp_path: Path) -> None:
 
     Its own Redis: a worker of another stack must not take these jobs.
     """
-    with Stack(home=tmp_path, sandbox_latency_ms=3000, concurrency=1,
-               worker_log=tmp_path / "worker.log") as stack:  # fmt: skip
+    with Stack(
+        home=tmp_path, sandbox_latency_ms=3000, concurrency=1, worker_log=tmp_path / "worker.log"
+    ) as stack:
         assert stack.sandbox is not None and stack.redis_url is not None
         client = Client(stack.redis_url)
         handles = [client.submit(f"slot test {i}") for i in range(5)]

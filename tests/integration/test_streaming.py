@@ -21,9 +21,14 @@ pytestmark = pytest.mark.integration
 def slow_stack(tmp_path_factory) -> Stack:
     """Its own Redis and a sandbox that streams 40 tokens per second."""
     home = tmp_path_factory.mktemp("stream")
-    with Stack(home=home, sandbox_latency_ms=300, sandbox_args=["--tokens-per-second", "40"],
-               concurrency=2, worker_log=home / "worker.log",
-               worker_env={"RUNQ_TEST_MODE": "1"}) as stack:  # fmt: skip
+    with Stack(
+        home=home,
+        sandbox_latency_ms=300,
+        sandbox_args=["--tokens-per-second", "40"],
+        concurrency=2,
+        worker_log=home / "worker.log",
+        worker_env={"RUNQ_TEST_MODE": "1"},
+    ) as stack:
         yield stack
 
 
@@ -56,8 +61,11 @@ def _pool_children(stack: Stack) -> list[int]:
 def test_a_worker_killed_mid_stream_resumes_without_duplicates(slow_stack: Stack) -> None:
     client = _client(slow_stack)
     handle = client.submit(LONG, mode="stream")
-    wait_for(lambda: sum(e.type == "text.delta" for e in client.events.read(handle.id)) >= 3,
-             timeout=30, what="the stream to start")  # fmt: skip
+    wait_for(
+        lambda: sum(e.type == "text.delta" for e in client.events.read(handle.id)) >= 3,
+        timeout=30,
+        what="the stream to start",
+    )
     for pid in _pool_children(slow_stack):
         os.kill(pid, signal.SIGKILL)
     result = handle.result(timeout=90)

@@ -67,7 +67,18 @@ def test_result_has_the_stable_keys() -> None:
     job = Job.new(JobSpec(input="hi"))
     job.mark("finished_at")
     result = job.result()
-    for key in ("job_id", "status", "output_text", "citations", "tool_calls", "usage",
-                "timings", "source", "fallback_used", "attempts", "backend_ids"):
+    for key in (
+        "job_id",
+        "status",
+        "output_text",
+        "citations",
+        "tool_calls",
+        "usage",
+        "timings",
+        "source",
+        "fallback_used",
+        "attempts",
+        "backend_ids",
+    ):
         assert key in result
     assert result["timings"]["total_s"] >= 0

@@ -18,8 +18,12 @@ from runs.toolcalls import StoredOutput
 
 def _steps(store, backend, scheduler, outputs=None, **config) -> Steps:
     return Steps(
-        store, lambda job: backend, scheduler, lambda job_id, rnd: dict(outputs or {}),
-        config=StepConfig(**config), retry=RetryPolicies(test_mode=True),
+        store,
+        lambda job: backend,
+        scheduler,
+        lambda job_id, rnd: dict(outputs or {}),
+        config=StepConfig(**config),
+        retry=RetryPolicies(test_mode=True),
     )
 
 
@@ -38,8 +42,12 @@ def test_a_job_goes_start_poll_finish(store, backend, scheduler, fake_redis) -> 
     backend.states = [
         RunState("queued", handle={"response_id": "resp_1"}),
         RunState("in_progress", handle={"response_id": "resp_1"}),
-        RunState("completed", handle={"response_id": "resp_1"}, output_text="Echo: hello",
-                 usage={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3}),
+        RunState(
+            "completed",
+            handle={"response_id": "resp_1"},
+            output_text="Echo: hello",
+            usage={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+        ),
     ]
     steps = _steps(store, backend, scheduler, poll_interval_min=0.2)
     job = _submit(store)
@@ -100,8 +108,13 @@ def test_cancel_flag_cancels_the_run(store, backend, scheduler) -> None:
 
 
 def test_cancel_step_ends_a_job_waiting_for_tools(store, backend, scheduler) -> None:
-    backend.states = [RunState("requires_tools", handle={"response_id": "r"},
-                               tool_calls=[ToolCallRequest("c1", "calculator", "{}")])]
+    backend.states = [
+        RunState(
+            "requires_tools",
+            handle={"response_id": "r"},
+            tool_calls=[ToolCallRequest("c1", "calculator", "{}")],
+        )
+    ]
     steps = _steps(store, backend, scheduler)
     job = _submit(store)
     steps.run("start", job.id, 0)
@@ -128,8 +141,10 @@ def test_deadline_fails_the_job_and_cancels_the_run(store, backend, scheduler) -
 
 
 def test_tool_round_dispatches_then_submits(store, backend, scheduler) -> None:
-    calls = [ToolCallRequest("c1", "calculator", '{"expression": "2+2"}'),
-             ToolCallRequest("c2", "current_time", "{}")]
+    calls = [
+        ToolCallRequest("c1", "calculator", '{"expression": "2+2"}'),
+        ToolCallRequest("c2", "current_time", "{}"),
+    ]
     backend.states = [
         RunState("requires_tools", handle={"response_id": "r1"}, tool_calls=calls),
         RunState("queued", handle={"response_id": "r2"}),
@@ -149,8 +164,13 @@ def test_tool_round_dispatches_then_submits(store, backend, scheduler) -> None:
 
 
 def test_tool_errors_can_fail_the_job(store, backend, scheduler) -> None:
-    backend.states = [RunState("requires_tools", handle={"response_id": "r1"},
-                               tool_calls=[ToolCallRequest("c1", "nope", "{}")])]
+    backend.states = [
+        RunState(
+            "requires_tools",
+            handle={"response_id": "r1"},
+            tool_calls=[ToolCallRequest("c1", "nope", "{}")],
+        )
+    ]
     outputs = {"c1": StoredOutput('{"error": {"code": "unknown_tool"}}', "unknown_tool")}
     steps = _steps(store, backend, scheduler, outputs=outputs, tool_errors_fail_job=True)
     job = _submit(store)
@@ -161,8 +181,11 @@ def test_tool_errors_can_fail_the_job(store, backend, scheduler) -> None:
 
 
 def test_too_many_tool_rounds_fail_the_job(store, backend, scheduler) -> None:
-    round_state = RunState("requires_tools", handle={"response_id": "r"},
-                           tool_calls=[ToolCallRequest("c1", "calculator", "{}")])
+    round_state = RunState(
+        "requires_tools",
+        handle={"response_id": "r"},
+        tool_calls=[ToolCallRequest("c1", "calculator", "{}")],
+    )
     backend.states = [round_state, round_state]
     steps = _steps(store, backend, scheduler, outputs={"c1": StoredOutput("1", None)})
     job = _submit(store, max_tool_rounds=1)
@@ -186,8 +209,9 @@ def test_retryable_error_reschedules_the_step(store, backend, scheduler) -> None
 
 
 def test_final_error_fails_with_the_reason(store, backend, scheduler) -> None:
-    backend.states = [BackendError("bad model", code="bad_request", retryable=False,
-                                   status_code=400)]
+    backend.states = [
+        BackendError("bad model", code="bad_request", retryable=False, status_code=400)
+    ]
     steps = _steps(store, backend, scheduler)
     job = _submit(store)
     assert steps.run("start", job.id, 0) == "bad_request"

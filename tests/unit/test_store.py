@@ -14,8 +14,12 @@ from runs.store import JobStore
 
 def _new(store: JobStore, **kw) -> Job:
     job = Job.new(JobSpec(input="hi").validate())
-    assert store.create(job, [{"type": "job.status", "status": "queued"}],
-                        lease_until=time.time() + 60, **kw) == job.id
+    assert (
+        store.create(
+            job, [{"type": "job.status", "status": "queued"}], lease_until=time.time() + 60, **kw
+        )
+        == job.id
+    )
     return job
 
 
@@ -34,7 +38,9 @@ def test_create_twice_with_the_same_id_writes_once(store: JobStore) -> None:
 def test_idempotency_key_returns_the_first_job(store: JobStore) -> None:
     first = _new(store, idempotency_key=keys.idempotency("t", "k1"))
     second = Job.new(JobSpec(input="other").validate())
-    got = store.create(second, [], lease_until=time.time(), idempotency_key=keys.idempotency("t", "k1"))
+    got = store.create(
+        second, [], lease_until=time.time(), idempotency_key=keys.idempotency("t", "k1")
+    )
     assert got == first.id
     assert not store.exists(second.id)
 
@@ -67,8 +73,9 @@ def test_commit_releases_the_lock_and_appends_events(store: JobStore, fake_redis
     claim = store.claim(job.id, lock_seconds=30)
     got = claim.job
     got.move(RUNNING)
-    assert store.commit(got, [{"type": "a"}, {"type": "b"}], owner=claim.owner,
-                        lease_until=time.time() + 5)
+    assert store.commit(
+        got, [{"type": "a"}, {"type": "b"}], owner=claim.owner, lease_until=time.time() + 5
+    )
     assert store.claim(job.id, lock_seconds=30).acquired
     events = EventLog(fake_redis).read(job.id)
     assert [e.type for e in events] == ["job.status", "a", "b"]

@@ -10,8 +10,9 @@ from runs.tools import ToolRegistry
 
 
 def _sweeper(store, scheduler, fake_redis) -> Sweeper:
-    return Sweeper(store, scheduler, ToolCalls(fake_redis, ToolRegistry(), EventLog(fake_redis)),
-                   extension=30)
+    return Sweeper(
+        store, scheduler, ToolCalls(fake_redis, ToolRegistry(), EventLog(fake_redis)), extension=30
+    )
 
 
 def test_a_job_whose_driver_died_is_redriven_once(store, scheduler, fake_redis) -> None:

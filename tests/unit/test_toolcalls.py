@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 
@@ -48,8 +49,9 @@ def test_redelivered_call_does_not_run_again() -> None:
 def test_exactly_one_call_completes_the_round_under_duplicates() -> None:
     redis, ran = fakeredis.FakeRedis(), []
     tools = _calls(redis, ran)
-    calls = [ToolCall("j2", 1, f"c{i}", "add", f'{{"a": {i}, "b": 1}}', expected=3)
-             for i in range(3)]
+    calls = [
+        ToolCall("j2", 1, f"c{i}", "add", f'{{"a": {i}, "b": 1}}', expected=3) for i in range(3)
+    ]
     completions: list[bool] = []
     lock = threading.Lock()
 
@@ -95,17 +97,31 @@ def test_tool_not_enabled_for_the_job_is_refused() -> None:
 def test_interrupted_non_idempotent_call_is_not_run_twice() -> None:
     redis, ran = fakeredis.FakeRedis(), []
     tools = _calls(redis, ran)
-    # An earlier attempt marked the call started, then its worker died before storing.
-    redis.hset(keys.tool_started("j5", 1), "c1", "1")
+    # An earlier attempt marked the effect started, then its worker died before storing.
+    effect = hashlib.sha256(json.dumps(["charge", {"amount": 5}], sort_keys=True).encode())
+    redis.hset(keys.tool_effects("j5"), effect.hexdigest(), "\x00started")
     tools.run(ToolCall("j5", 1, "c1", "charge", '{"amount": 5}', expected=1), allowed=["charge"])
     assert ran == []
     assert tools.outputs("j5", 1)["c1"].error == "tool_interrupted"
 
 
+def test_a_restarted_run_asking_again_gets_the_stored_effect() -> None:
+    redis, ran = fakeredis.FakeRedis(), []
+    tools = _calls(redis, ran)
+    tools.run(ToolCall("j7", 1, "c1", "charge", '{"amount": 5}', expected=1), allowed=["charge"])
+    # The run failed after the round; the fresh run asks again, with a new call id.
+    tools.run(ToolCall("j7", 1, "c9", "charge", '{"amount": 5}', expected=1), allowed=["charge"])
+    assert ran == ["charge"]
+    assert tools.outputs("j7", 1)["c9"].output == "charged 5"
+
+
 def test_cancelled_job_runs_no_tool() -> None:
     redis, ran = fakeredis.FakeRedis(), []
     tools = _calls(redis, ran)
-    tools.run(ToolCall("j6", 1, "c1", "add", '{"a": 1, "b": 1}', expected=1), allowed=["add"],
-              cancelled=True)
+    tools.run(
+        ToolCall("j6", 1, "c1", "add", '{"a": 1, "b": 1}', expected=1),
+        allowed=["add"],
+        cancelled=True,
+    )
     assert ran == []
     assert tools.outputs("j6", 1)["c1"].error == "cancelled"
