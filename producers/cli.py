@@ -50,6 +50,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         instructions=args.instructions,
         deadline=args.deadline,
         continue_job=getattr(args, "continue_job", None),
+        chain=args.chain,
         idempotency_key=args.idempotency_key,
     )
     if not args.wait:
@@ -182,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JOB_ID",
         help="continue the conversation of an earlier job",
     )
+    p.add_argument("--chain", help="a fallback chain named in configuration")
     p.add_argument("--idempotency-key")
     p.add_argument("--wait", action="store_true", help="wait for the result")
     p.add_argument("--timeout", type=float, default=None)
