@@ -275,7 +275,7 @@ async def delete_response(request: Request) -> Response:
     state = get_state(request)
     rec = _lookup(state, request.path_params["response_id"])
     del state.store.responses[rec.id]
-    return ok({"id": rec.id, "object": "response.deleted", "deleted": True})
+    return ok({"id": rec.id, "object": "response", "deleted": True})
 
 
 async def list_input_items(request: Request) -> Response:

@@ -143,6 +143,11 @@ def search_stores(
     return bm25(query, chunks, top_k=limit)
 
 
+def unit_score(bm25_score: float) -> float:
+    """A BM25 score (unbounded) squashed into the API's [0, 1] range, order kept."""
+    return round(bm25_score / (bm25_score + 1.0), 6)
+
+
 def lookup_store(state: SandboxState, store_id: str) -> VectorStoreRecord:
     rec = state.store.vector_stores.get(store_id)
     if rec is None:
@@ -212,6 +217,15 @@ async def retrieve_store_file(request: Request) -> Response:
     return ok(item.to_json(time.time()))
 
 
+async def delete_store_file(request: Request) -> Response:
+    """Remove a file from the store (its chunks stop being searched); the file remains."""
+    rec = lookup_store(get_state(request), request.path_params["vs_id"])
+    file_id = request.path_params["file_id"]
+    if rec.files.pop(file_id, None) is None:
+        raise not_found("file", file_id)
+    return ok({"id": file_id, "object": "vector_store.file.deleted", "deleted": True})
+
+
 def _batch_json(rec: VectorStoreRecord, batch_id: str) -> dict[str, Any]:
     ids = rec.batches[batch_id]
     counts = rec.counts(ids)
@@ -262,7 +276,7 @@ async def search(request: Request) -> Response:
         {
             "file_id": h["file_id"],
             "filename": h["filename"],
-            "score": h["score"],
+            "score": unit_score(h["score"]),
             "attributes": {},
             "content": [{"type": "text", "text": h["text"]}],
         }
@@ -287,6 +301,7 @@ routes = [
     Route("/v1/vector_stores/{vs_id}/files", create_store_file, methods=["POST"]),
     Route("/v1/vector_stores/{vs_id}/files", list_store_files, methods=["GET"]),
     Route("/v1/vector_stores/{vs_id}/files/{file_id}", retrieve_store_file, methods=["GET"]),
+    Route("/v1/vector_stores/{vs_id}/files/{file_id}", delete_store_file, methods=["DELETE"]),
     Route("/v1/vector_stores/{vs_id}/file_batches", create_batch, methods=["POST"]),
     Route("/v1/vector_stores/{vs_id}/file_batches/{batch_id}", retrieve_batch, methods=["GET"]),
     Route("/v1/vector_stores/{vs_id}/search", search, methods=["POST"]),

@@ -9,23 +9,46 @@ as an error under ``RUNQ_CI`` (fail, never skip); elsewhere only the type checks
 from __future__ import annotations
 
 import functools
+import json
 import os
 import warnings
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jsonschema
 import openai
+import pydantic
 import pytest
 import yaml
-from openai.types import FileObject, Model
-from openai.types.beta import Assistant, Thread
+from openai.types import (
+    FileDeleted,
+    FileObject,
+    Model,
+    VectorStoreDeleted,
+    VectorStoreSearchResponse,
+)
+from openai.types.beta import (
+    Assistant,
+    AssistantDeleted,
+    AssistantStreamEvent,
+    Thread,
+    ThreadDeleted,
+)
 from openai.types.beta.threads import Message, Run
 from openai.types.beta.threads.runs import RunStep
-from openai.types.chat import ChatCompletion
-from openai.types.responses import Response
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.conversations import Conversation, ConversationDeletedResource
+from openai.types.conversations.conversation_item_list import ConversationItemList
+from openai.types.responses import Response, ResponseItemList, ResponseStreamEvent
 from openai.types.vector_store import VectorStore
+from openai.types.vector_stores import (
+    VectorStoreFile,
+    VectorStoreFileBatch,
+    VectorStoreFileDeleted,
+)
 from pydantic import BaseModel
+from sandbox_helpers import wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,24 +87,84 @@ def allow_nullable(node: Any) -> Any:
     return out
 
 
-def check(data: dict[str, Any], model: type[BaseModel], schema: str) -> None:
-    """Strict enough: the type parses, no required field is missing, the schema holds."""
-    missing = [
-        n for n, f in model.model_fields.items() if f.is_required() and (f.alias or n) not in data
-    ]
-    assert not missing, f"{model.__name__} lacks required {missing}"
+def check(data: Any, model: Any, schema: str | dict[str, Any]) -> Any:
+    """Strict enough: the type parses, no required field is missing, the schema holds.
+
+    ``model`` is a pydantic class or a union (e.g. ``ResponseStreamEvent``), parsed with a
+    ``TypeAdapter``; the required-field check applies to the class it resolved to.
+    ``schema`` is a component name or a schema (e.g. one taken from an operation).
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model.model_validate(data)
-    comps = components()
-    if comps is not None:
-        validator = jsonschema.Draft202012Validator(
-            {"$ref": f"#/components/schemas/{schema}", "components": comps}
-        )
-        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.path))
+        parsed = pydantic.TypeAdapter(model).validate_python(data)
+    if isinstance(parsed, BaseModel):
+        fields = type(parsed).model_fields
+        missing = [n for n, f in fields.items() if f.is_required() and (f.alias or n) not in data]
+        assert not missing, f"{type(parsed).__name__} lacks required {missing}"
+    if components() is not None:
+        errors = sorted(validator(schema).iter_errors(data), key=lambda e: list(e.path))
         assert not errors, f"{schema}: " + "; ".join(
             f"{list(e.path)}: {e.message[:200]}" for e in errors[:5]
         )
+    return parsed
+
+
+_VALIDATORS: dict[str, jsonschema.Draft202012Validator] = {}
+
+
+def validator(schema: str | dict[str, Any]) -> jsonschema.Draft202012Validator:
+    if isinstance(schema, str):
+        schema = {"$ref": f"#/components/schemas/{schema}"}
+    key = json.dumps(schema, sort_keys=True)
+    if key not in _VALIDATORS:
+        _VALIDATORS[key] = jsonschema.Draft202012Validator({**schema, "components": components()})
+    return _VALIDATORS[key]
+
+
+@functools.lru_cache(maxsize=1)
+def spec_paths() -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with spec_path().open() as fh:
+        paths: dict[str, Any] = yaml.load(fh, Loader=loader)["paths"]
+    return paths
+
+
+def op_schema(method: str, path: str, media: str = "application/json") -> dict[str, Any]:
+    """The 200 schema of an operation, e.g. ``op_schema("get", "/responses/{response_id}")``."""
+    content = spec_paths()[path][method]["responses"]["200"].get("content") or {}
+    assert media in content, f"{method.upper()} {path} has no {media} response in the spec"
+    schema: dict[str, Any] = content[media]["schema"]
+    return schema
+
+
+def check_op(data: Any, model: Any, method: str, path: str) -> Any:
+    """Validate ``data`` as the 200 body of that operation (and as ``model``)."""
+    return check(data, model, op_schema(method, path))
+
+
+def variant_by_tag(union: str, tag: str, value: str) -> str | dict[str, Any]:
+    """The member of a spec union whose ``tag`` property is the constant ``value``.
+
+    Members are ``$ref``s (``ResponseStreamEvent``) or inline objects (``RunStreamEvent``);
+    nested unions (``AssistantStreamEvent`` of ``RunStreamEvent``...) are searched too.
+    """
+    comps = components()
+    assert comps is not None
+    node = comps["schemas"][union]
+    for member in node.get("oneOf") or node.get("anyOf") or []:
+        target = member
+        if "$ref" in member:
+            name = member["$ref"].rsplit("/", 1)[1]
+            target = comps["schemas"][name]
+            if "oneOf" in target or "anyOf" in target:
+                try:
+                    return variant_by_tag(name, tag, value)
+                except LookupError:
+                    continue
+        enum = ((target.get("properties") or {}).get(tag) or {}).get("enum") or []
+        if value in enum:
+            return member if "$ref" not in member else member["$ref"].rsplit("/", 1)[1]
+    raise LookupError(f"no member of {union} has {tag}={value!r}")
 
 
 def raw(call: Any) -> dict[str, Any]:
@@ -138,8 +221,6 @@ def test_assistants_objects_conform(client: openai.OpenAI) -> None:
         )
     )
     check(run, Run, "RunObject")
-    from sandbox_helpers import wait_until
-
     done = wait_until(
         lambda: raw(
             beta.threads.runs.with_raw_response.retrieve(run["id"], thread_id=thread["id"])
@@ -161,3 +242,389 @@ def test_files_vector_stores_models_conform(client: openai.OpenAI) -> None:
     check(store, VectorStore, "VectorStoreObject")
     model = raw(client.models.with_raw_response.retrieve("gpt-4o"))
     check(model, Model, "Model")
+    models = raw(client.models.with_raw_response.list())
+    check_op(models, dict, "get", "/models")
+    assert models["data"]
+
+
+# -- more operations ------------------------------------------------------------------------
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+DOC = b"The vault opens at dawn. Guards change shifts at noon. The vault code is 4417."
+
+
+def ready_store(client: openai.OpenAI) -> tuple[str, str]:
+    """A vector store with one ingested text file: ``(store_id, file_id)``."""
+    file = client.files.create(file=("vault.txt", DOC), purpose="assistants")
+    store = client.vector_stores.create(name="vault", file_ids=[file.id])
+    wait_until(
+        lambda: client.vector_stores.retrieve(store.id),
+        lambda s: s.file_counts.completed == 1,
+    )
+    return store.id, file.id
+
+
+def test_conversation_objects_conform(client: openai.OpenAI) -> None:
+    conv = raw(
+        client.conversations.with_raw_response.create(
+            items=[{"type": "message", "role": "user", "content": "first"}], metadata={"a": "b"}
+        )
+    )
+    check_op(conv, Conversation, "post", "/conversations")
+    path = "/conversations/{conversation_id}"
+    check_op(
+        raw(client.conversations.with_raw_response.retrieve(conv["id"])), Conversation, "get", path
+    )
+    client.responses.create(model="m", input="second", conversation=conv["id"])
+    items = raw(client.conversations.items.with_raw_response.list(conv["id"]))
+    check_op(items, ConversationItemList, "get", path + "/items")
+    assert [i["type"] for i in items["data"]] == ["message"] * 3
+    deleted = raw(client.conversations.with_raw_response.delete(conv["id"]))
+    check_op(deleted, ConversationDeletedResource, "delete", path)
+    assert deleted["deleted"] is True
+
+
+def test_response_input_items_and_delete_conform(client: openai.OpenAI) -> None:
+    first = client.responses.create(model="m", input="weather in Paris", tools=[WEATHER_TOOL])
+    call = next(i for i in first.output if i.type == "function_call")
+    second = raw(
+        client.responses.with_raw_response.create(
+            model="m",
+            previous_response_id=first.id,
+            input=[
+                {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
+                {"role": "user", "content": "thanks"},
+            ],
+        )
+    )
+    check_op(second, Response, "post", "/responses")
+    items = raw(client.responses.input_items.with_raw_response.list(second["id"]))
+    check_op(items, ResponseItemList, "get", "/responses/{response_id}/input_items")
+    assert {i["type"] for i in items["data"]} == {"function_call_output", "message"}
+    # The spec gives this operation no schema, only an example: match the example.
+    op = spec_paths()["/responses/{response_id}"]["delete"]
+    example = json.loads(op["x-oaiMeta"]["examples"]["response"])
+    deleted = client.responses.with_raw_response.delete(second["id"]).http_response.json()
+    assert deleted == {**example, "id": second["id"]}
+
+
+def test_vector_store_files_batches_and_search_conform(client: openai.OpenAI) -> None:
+    store_id, file_id = ready_store(client)
+    vs = client.vector_stores
+    base = "/vector_stores/{vector_store_id}"
+    other = client.files.create(
+        file=("b.md", b"# Notes\n\nBread rises overnight."), purpose="assistants"
+    )
+    added = raw(vs.files.with_raw_response.create(store_id, file_id=other.id))
+    check_op(added, VectorStoreFile, "post", base + "/files")
+    listed = raw(vs.files.with_raw_response.list(store_id))
+    check_op(listed, dict, "get", base + "/files")
+    for item in listed["data"]:
+        check(item, VectorStoreFile, "VectorStoreFileObject")
+    one = raw(vs.files.with_raw_response.retrieve(file_id, vector_store_id=store_id))
+    check_op(one, VectorStoreFile, "get", base + "/files/{file_id}")
+    third = client.files.create(file=("c.txt", b"Owls hunt at night."), purpose="assistants")
+    batch = raw(vs.file_batches.with_raw_response.create(store_id, file_ids=[third.id]))
+    check_op(batch, VectorStoreFileBatch, "post", base + "/file_batches")
+    again = raw(vs.file_batches.with_raw_response.retrieve(batch["id"], vector_store_id=store_id))
+    check_op(again, VectorStoreFileBatch, "get", base + "/file_batches/{batch_id}")
+    results = raw(vs.with_raw_response.search(store_id, query="vault code"))
+    check_op(results, dict, "post", base + "/search")
+    assert results["data"], "the search should find the vault file"
+    for hit in results["data"]:
+        check(hit, VectorStoreSearchResponse, "VectorStoreSearchResultItem")
+    stores = raw(vs.with_raw_response.list())
+    check_op(stores, dict, "get", "/vector_stores")
+    files = raw(client.files.with_raw_response.list())
+    check_op(files, dict, "get", "/files")
+    unlinked = raw(vs.files.with_raw_response.delete(other.id, vector_store_id=store_id))
+    check_op(unlinked, VectorStoreFileDeleted, "delete", base + "/files/{file_id}")
+    assert other.id not in {f.id for f in vs.files.list(store_id)}
+    gone = raw(vs.with_raw_response.delete(store_id))
+    check_op(gone, VectorStoreDeleted, "delete", base)
+    gone_file = raw(client.files.with_raw_response.delete(third.id))
+    check_op(gone_file, FileDeleted, "delete", "/files/{file_id}")
+
+
+def test_assistants_lists_deletes_and_run_steps_conform(client: openai.OpenAI) -> None:
+    beta = client.beta
+    store_id, _ = ready_store(client)
+    script = json.dumps([[{"name": "get_weather", "arguments": {"city": "Oslo"}}]])
+    assistant = beta.assistants.create(
+        model="m",
+        tools=[
+            {"type": "function", "function": {"name": "get_weather", "parameters": {}}},
+            {"type": "file_search"},
+        ],
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+        metadata={"sandbox_script": script},
+    )
+    listed = raw(beta.assistants.with_raw_response.list())
+    check_op(listed, dict, "get", "/assistants")
+    for item in listed["data"]:
+        check(item, Assistant, "AssistantObject")
+    thread = beta.threads.create(messages=[{"role": "user", "content": "weather in Oslo?"}])
+    run = beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
+    assert run.status == "requires_action"
+    check(
+        raw(beta.threads.runs.with_raw_response.retrieve(run.id, thread_id=thread.id)),
+        Run,
+        "RunObject",
+    )
+    call = run.required_action.submit_tool_outputs.tool_calls[0]  # type: ignore[union-attr]
+    submitted = raw(
+        beta.threads.runs.with_raw_response.submit_tool_outputs(
+            run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": call.id, "output": "cold"}]
+        )
+    )
+    check_op(submitted, Run, "post", "/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
+    wait_until(
+        lambda: beta.threads.runs.retrieve(run.id, thread_id=thread.id),
+        lambda r: r.status == "completed",
+    )
+    # a second run on the same thread searches the files
+    beta.threads.messages.create(thread.id, role="user", content="what is the vault code?")
+    searched = beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        poll_interval_ms=20,
+        metadata={"sandbox_script": "[]"},
+    )
+    assert searched.status == "completed"
+    kinds = set()
+    for run_id in (run.id, searched.id):
+        steps = raw(beta.threads.runs.steps.with_raw_response.list(run_id, thread_id=thread.id))
+        check_op(steps, dict, "get", "/threads/{thread_id}/runs/{run_id}/steps")
+        for step in steps["data"]:
+            check(step, RunStep, "RunStepObject")
+            kinds |= {c["type"] for c in step["step_details"].get("tool_calls", [])}
+            kinds.add(step["type"])
+    assert kinds == {"tool_calls", "message_creation", "function", "file_search"}
+    runs = raw(beta.threads.runs.with_raw_response.list(thread.id))
+    check_op(runs, dict, "get", "/threads/{thread_id}/runs")
+    messages = raw(beta.threads.messages.with_raw_response.list(thread.id))
+    check_op(messages, dict, "get", "/threads/{thread_id}/messages")
+    for message in messages["data"]:
+        check(message, Message, "MessageObject")
+    assert any(m["content"][0]["text"]["annotations"] for m in messages["data"])
+    gone_thread = raw(beta.threads.with_raw_response.delete(thread.id))
+    check_op(gone_thread, ThreadDeleted, "delete", "/threads/{thread_id}")
+    gone = raw(beta.assistants.with_raw_response.delete(assistant.id))
+    check_op(gone, AssistantDeleted, "delete", "/assistants/{assistant_id}")
+
+
+# -- streams --------------------------------------------------------------------------------
+def sse(
+    client: openai.OpenAI, method: str, path: str, body: dict[str, Any] | None = None
+) -> list[tuple[str | None, str]]:
+    """Raw server-sent events of a request: ``[(event name or None, data text)]``."""
+    url = str(client.base_url).rstrip("/") + path
+    events: list[tuple[str | None, str]] = []
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream(method, url, json=body, headers={"authorization": "Bearer k"}) as resp,
+    ):
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("text/event-stream")
+        name, data = None, []
+        for line in resp.iter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line == "" and data:
+                events.append((name, "\n".join(data)))
+                name, data = None, []
+    return events
+
+
+def check_response_events(raw_events: list[tuple[str | None, str]]) -> list[dict[str, Any]]:
+    out = []
+    for i, (name, text) in enumerate(raw_events):
+        event = json.loads(text)
+        assert name == event["type"], "the SSE event name is the event's type"
+        assert event["sequence_number"] == i
+        check(
+            event, ResponseStreamEvent, variant_by_tag("ResponseStreamEvent", "type", event["type"])
+        )
+        out.append(event)
+    return out
+
+
+def test_responses_stream_events_conform(client: openai.OpenAI) -> None:
+    store_id, _ = ready_store(client)
+    bodies = [
+        {"model": "m", "input": "weather in Paris", "tools": [WEATHER_TOOL], "stream": True},
+        {
+            "model": "m",
+            "input": "what is the vault code?",
+            "tools": [{"type": "file_search", "vector_store_ids": [store_id]}],
+            "stream": True,
+        },
+        {"model": "m", "input": "hello", "background": True, "stream": True},
+    ]
+    seen: set[str] = set()
+    for body in bodies:
+        events = check_response_events(sse(client, "POST", "/responses", body))
+        seen |= {e["type"] for e in events}
+        final = events[-1]
+        assert final["type"] == "response.completed"
+        # the official client parses the same stream into the same typed events
+        official = list(client.responses.create(**body))
+        assert [e.type for e in official] == [e["type"] for e in events]
+        for parsed, event in zip(official, events, strict=True):
+            expected = pydantic.TypeAdapter(ResponseStreamEvent).validate_python(event)
+            assert type(parsed) is type(expected)
+        assert (
+            official[-1].response.output_text
+            == final["response"]["output"][-1].get("content", [{"text": ""}])[0]["text"]
+            or official[-1].response.output[-1].type == "function_call"
+        )
+    # a background stream resumes with the same events
+    bg = client.responses.create(model="m", input="resume me", background=True)
+    resumed = check_response_events(
+        sse(client, "GET", f"/responses/{bg.id}?stream=true&starting_after=-1")
+    )
+    assert resumed[-1]["response"]["output"][0]["content"][0]["text"] == "Echo: resume me"
+    assert {
+        "response.created",
+        "response.queued",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.annotation.added",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.file_search_call.in_progress",
+        "response.file_search_call.searching",
+        "response.file_search_call.completed",
+        "response.completed",
+    } <= seen
+
+
+def test_chat_completion_stream_chunks_conform(client: openai.OpenAI) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    bodies = [
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "hello"}],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "weather in Paris"}],
+            "tools": tools,
+            "stream": True,
+        },
+    ]
+    schema = op_schema("post", "/chat/completions", "text/event-stream")
+    for body in bodies:
+        events = sse(client, "POST", "/chat/completions", body)
+        assert events[-1] == (None, "[DONE]")
+        chunks = [json.loads(text) for _, text in events[:-1]]
+        for chunk in chunks:
+            check(chunk, ChatCompletionChunk, schema)
+        official = list(client.chat.completions.create(**body))
+        assert len(official) == len(chunks)
+        assert all(isinstance(c, ChatCompletionChunk) for c in official)
+    usage_chunks = [c for c in official if c.usage is not None]
+    assert not usage_chunks  # only asked for on the first body
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client.chat.completions.create(**bodies[0])
+        if c.choices
+    )
+    assert text == "Echo: hello"
+
+
+def check_assistant_events(raw_events: list[tuple[str | None, str]]) -> list[str]:
+    names = []
+    for name, text in raw_events:
+        assert name is not None
+        names.append(name)
+        if name == "done":
+            check({"event": name, "data": text}, dict, "DoneEvent")
+            continue
+        event = {"event": name, "data": json.loads(text)}
+        check(event, AssistantStreamEvent, variant_by_tag("AssistantStreamEvent", "event", name))
+    assert names[-1] == "done"
+    return names
+
+
+def test_assistants_run_stream_events_conform(client: openai.OpenAI) -> None:
+    beta = client.beta
+    script = json.dumps([[{"name": "get_weather", "arguments": {"city": "Oslo"}}]])
+    assistant = beta.assistants.create(
+        model="m",
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
+        metadata={"sandbox_script": script},
+    )
+    body = {
+        "assistant_id": assistant.id,
+        "thread": {"messages": [{"role": "user", "content": "go"}]},
+        "stream": True,
+    }
+    first = sse(client, "POST", "/threads/runs", body)
+    names = check_assistant_events(first)
+    assert names[-2] == "thread.run.requires_action"
+    run = json.loads(first[-2][1])
+    call_id = run["required_action"]["submit_tool_outputs"]["tool_calls"][0]["id"]
+    second = sse(
+        client,
+        "POST",
+        f"/threads/{run['thread_id']}/runs/{run['id']}/submit_tool_outputs",
+        {"tool_outputs": [{"tool_call_id": call_id, "output": "cold"}], "stream": True},
+    )
+    names += check_assistant_events(second)
+    assert {
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.run.step.completed",
+        "thread.message.created",
+        "thread.message.in_progress",
+        "thread.message.delta",
+        "thread.message.completed",
+        "thread.run.completed",
+    } <= set(names)
+    # the official client's stream parsing and accumulation agree
+    thread = beta.threads.create(messages=[{"role": "user", "content": "hello there"}])
+    with beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, metadata={"sandbox_script": "[]"}
+    ) as stream:
+        events = list(stream)
+        final_run = stream.get_final_run()
+        final_messages = stream.get_final_messages()
+    assert [e.event for e in events][:2] == ["thread.run.created", "thread.run.queued"]
+    assert final_run.status == "completed"
+    assert final_messages[0].content[0].text.value == "Echo: hello there"  # type: ignore[union-attr]
+    with beta.threads.runs.create(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        stream=True,
+        metadata={"sandbox_script": "[]"},
+    ) as typed:
+        kinds = [type(e).__name__ for e in typed]
+    assert "ThreadMessageDelta" in kinds and kinds[-1] == "ThreadRunCompleted"
