@@ -17,6 +17,12 @@ from config.settings import Settings
 QUEUE_RUNS = "runs"
 QUEUE_TOOLS = "tools"
 
+# Redis emulates priorities with one list per step; a worker pops lower numbers first.
+# New work (a job's start) goes last, so runs already in flight — their polls, tool calls
+# and submits — are never stuck behind a backlog of thousands of starts.
+PRIORITY_IN_FLIGHT = 0
+PRIORITY_NEW_JOB = 9
+
 
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
     """The Celery settings for a broker/result backend at `broker_url`."""

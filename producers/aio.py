@@ -33,7 +33,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from config.settings import Settings, get_settings
-from producers.api import SUBMIT_LEASE, Client
+from producers.api import SUBMIT_LEASE, Client, enqueue_start
 from runs import keys
 from runs.errors import JobNotFoundError, JobTimeoutError
 from runs.events import Event, _decode
@@ -104,7 +104,7 @@ class AsyncClient:
             return AsyncJobHandle(outcome.decode(), self, created=False)
         if int(outcome) != 1:  # a job with this id exists already (a deterministic id)
             return AsyncJobHandle(job.id, self, created=False)
-        await asyncio.to_thread(self.sync.app.send_task, "runq.jobs.start", args=[job.id, 0])
+        await asyncio.to_thread(enqueue_start, self.sync.app, job.id)
         return AsyncJobHandle(job.id, self, created=True)
 
     async def load(self, job_id: str) -> Job:

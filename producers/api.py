@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from config.celery import PRIORITY_NEW_JOB
 from config.settings import Settings, get_settings
 from runs import keys
 from runs.errors import ConfigurationError, InvalidJobError, JobTimeoutError
@@ -32,6 +33,11 @@ from worker.launcher import resolve_redis_url
 
 # Until a worker takes the job, the sweeper waits this long before re-sending its start.
 SUBMIT_LEASE = 60.0
+
+
+def enqueue_start(app: Celery, job_id: str) -> None:
+    """Send a new job's first step; it queues behind the steps of runs already in flight."""
+    app.send_task("runq.jobs.start", args=[job_id, 0], priority=PRIORITY_NEW_JOB)
 
 
 class Client:
@@ -112,7 +118,7 @@ class Client:
             return JobHandle(job.id, self)
         if created != job.id:  # the idempotency key was used before
             return JobHandle(created, self)
-        self.app.send_task("runq.jobs.start", args=[job.id, 0])
+        enqueue_start(self.app, job.id)
         return JobHandle(job.id, self)
 
     def get_job(self, job_id: str) -> JobHandle:

@@ -7,6 +7,7 @@ from typing import Any
 
 import redis
 
+from config.celery import PRIORITY_NEW_JOB
 from config.settings import get_settings
 from runs.backends import BackendFactory
 from runs.chains import parse_chains
@@ -30,6 +31,8 @@ class CeleryScheduler:
 
     def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
         options: dict[str, Any] = {"countdown": countdown} if countdown > 0 else {}
+        if step == "start":
+            options["priority"] = PRIORITY_NEW_JOB
         app.send_task(f"runq.jobs.{step}", args=[job_id, token], **options)
 
     def dispatch_tools(self, job: Job, token: int) -> None:
