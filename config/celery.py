@@ -25,13 +25,17 @@ PRIORITY_NEW_JOB = 9
 
 
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
-    """The Celery settings for a broker/result backend at `broker_url`."""
+    """The Celery settings for runq's Redis at `broker_url`.
+
+    That Redis is the result backend and, unless `RUNQ_BROKER_URL` names another broker
+    (RabbitMQ, say), the broker too.
+    """
     transport = {
         "visibility_timeout": settings.visibility_timeout,
         "health_check_interval": 10,
     }
     return {
-        "broker_url": broker_url,
+        "broker_url": settings.broker_url or broker_url,
         "result_backend": broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport,

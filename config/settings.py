@@ -83,6 +83,9 @@ class Settings(BaseSettings):
 
     # Connections. No REDIS_URL: the embedded launcher's Redis (see worker.launcher).
     redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Optional separate broker (e.g. amqp:// for RabbitMQ through kombu); job records,
+    # events and results stay in Redis.
+    broker_url: str | None = None
     openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
 

@@ -133,9 +133,15 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from config.settings import get_settings
     from worker import app
 
-    argv = [
+    settings = get_settings()
+    json_logs = settings.log_format == "json" or (
+        settings.log_format == "auto" and not sys.stderr.isatty()
+    )
+    argv = ["--quiet"] if json_logs else []  # JSON logs: no banner lines among them
+    argv += [
         "worker",
         "-Q",
         args.queues,

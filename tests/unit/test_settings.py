@@ -74,3 +74,10 @@ def test_celery_config_is_json_only_and_safe() -> None:
     assert conf["broker_transport_options"]["visibility_timeout"] == 7200
     assert conf["task_routes"]["runq.tools.*"] == {"queue": "tools"}
     assert conf["task_routes"]["runq.*"] == {"queue": "runs"}
+
+
+def test_a_separate_broker_leaves_results_on_redis(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNQ_BROKER_URL", "amqp://guest:guest@rabbit:5672//")
+    conf = celery_config(load_settings(), "redis://127.0.0.1:6379/0")
+    assert conf["broker_url"].startswith("amqp://")
+    assert conf["result_backend"] == "redis://127.0.0.1:6379/0"
