@@ -421,14 +421,23 @@ def test_assistants_lists_deletes_and_run_steps_conform(client: openai.OpenAI) -
 
 # -- streams --------------------------------------------------------------------------------
 def sse(
-    client: openai.OpenAI, method: str, path: str, body: dict[str, Any] | None = None
+    client: openai.OpenAI,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    fault: str | None = None,
 ) -> list[tuple[str | None, str]]:
     """Raw server-sent events of a request: ``[(event name or None, data text)]``."""
     url = str(client.base_url).rstrip("/") + path
     events: list[tuple[str | None, str]] = []
     with (
         httpx.Client(timeout=10) as http,
-        http.stream(method, url, json=body, headers={"authorization": "Bearer k"}) as resp,
+        http.stream(
+            method,
+            url,
+            json=body,
+            headers={"authorization": "Bearer k", **({"x-sandbox-fault": fault} if fault else {})},
+        ) as resp,
     ):
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
@@ -481,11 +490,15 @@ def test_responses_stream_events_conform(client: openai.OpenAI) -> None:
         for parsed, event in zip(official, events, strict=True):
             expected = pydantic.TypeAdapter(ResponseStreamEvent).validate_python(event)
             assert type(parsed) is type(expected)
-        assert (
-            official[-1].response.output_text
-            == final["response"]["output"][-1].get("content", [{"text": ""}])[0]["text"]
-            or official[-1].response.output[-1].type == "function_call"
+        raw_text = "".join(
+            part["text"]
+            for item in final["response"]["output"]
+            if item["type"] == "message"
+            for part in item["content"]
         )
+        assert official[-1].response.output_text == raw_text  # the same answer both times
+        deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+        assert deltas == raw_text
     # a background stream resumes with the same events
     bg = client.responses.create(model="m", input="resume me", background=True)
     resumed = check_response_events(
@@ -547,14 +560,15 @@ def test_chat_completion_stream_chunks_conform(client: openai.OpenAI) -> None:
         official = list(client.chat.completions.create(**body))
         assert len(official) == len(chunks)
         assert all(isinstance(c, ChatCompletionChunk) for c in official)
-    usage_chunks = [c for c in official if c.usage is not None]
-    assert not usage_chunks  # only asked for on the first body
-    text = "".join(
-        c.choices[0].delta.content or ""
-        for c in client.chat.completions.create(**bodies[0])
-        if c.choices
-    )
-    assert text == "Echo: hello"
+        with_usage = [c.usage for c in official if c.usage is not None]
+        assert len(with_usage) == (1 if "stream_options" in body else 0)
+        deltas = [c.choices[0].delta for c in official if c.choices]
+        if "tools" in body:
+            calls = [t for d in deltas for t in d.tool_calls or []]
+            assert calls[0].function and calls[0].function.name == "get_weather"
+            assert json.loads("".join(t.function.arguments or "" for t in calls if t.function))
+        else:
+            assert "".join(d.content or "" for d in deltas) == "Echo: hello"
 
 
 def check_assistant_events(raw_events: list[tuple[str | None, str]]) -> list[str]:
@@ -628,3 +642,56 @@ def test_assistants_run_stream_events_conform(client: openai.OpenAI) -> None:
     ) as typed:
         kinds = [type(e).__name__ for e in typed]
     assert "ThreadMessageDelta" in kinds and kinds[-1] == "ThreadRunCompleted"
+
+
+@pytest.mark.parametrize("fault", ["failed", "incomplete", "expired", "bad_args"])
+def test_streams_ending_badly_conform(client: openai.OpenAI, fault: str) -> None:
+    """Failed, incomplete and expired endings: each event still matches its schema."""
+    body = {"model": "m", "input": "weather in Paris", "tools": [WEATHER_TOOL], "stream": True}
+    if fault == "incomplete":
+        body = {"model": "m", "input": "a long enough question to cut", "stream": True}
+    events = check_response_events(sse(client, "POST", "/responses", body, fault))
+    endings = {
+        "failed": ("response.failed", "thread.run.failed"),
+        "incomplete": ("response.incomplete", "thread.run.incomplete"),
+        "expired": ("response.failed", "thread.run.expired"),  # Responses has no "expired"
+        "bad_args": ("response.completed", "thread.run.completed"),
+    }
+    assert events[-1]["type"] == endings[fault][0]
+    chat = {"model": "m", "messages": [{"role": "user", "content": "cut me short"}], "stream": True}
+    if fault in ("incomplete", "bad_args"):
+        chunks = sse(client, "POST", "/chat/completions", chat, fault)
+        schema = op_schema("post", "/chat/completions", "text/event-stream")
+        for _, text in chunks[:-1]:
+            check(json.loads(text), ChatCompletionChunk, schema)
+    assistant = client.beta.assistants.create(model="m")
+    run_body = {
+        "assistant_id": assistant.id,
+        "thread": {"messages": [{"role": "user", "content": "a long enough question to cut"}]},
+        "stream": True,
+    }
+    names = check_assistant_events(sse(client, "POST", "/threads/runs", run_body, fault))
+    assert names[-2] == endings[fault][1]
+
+
+def test_cancelled_run_and_response_streams_conform(client: openai.OpenAI) -> None:
+    assistant = client.beta.assistants.create(model="m")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    cancelling = raw(client.beta.threads.runs.with_raw_response.cancel(run.id, thread_id=thread.id))
+    check_op(cancelling, Run, "post", "/threads/{thread_id}/runs/{run_id}/cancel")
+    cancelled = wait_until(
+        lambda: raw(
+            client.beta.threads.runs.with_raw_response.retrieve(run.id, thread_id=thread.id)
+        ),
+        lambda r: r["status"] == "cancelled",
+    )
+    check(cancelled, Run, "RunObject")
+    for step in raw(
+        client.beta.threads.runs.steps.with_raw_response.list(run.id, thread_id=thread.id)
+    )["data"]:
+        check(step, RunStep, "RunStepObject")
+    bg = client.responses.create(model="m", input="stop", background=True)
+    client.responses.cancel(bg.id)
+    events = check_response_events(sse(client, "GET", f"/responses/{bg.id}?stream=true"))
+    assert events and events[0]["type"] == "response.created"
