@@ -196,7 +196,7 @@ class Steps(Endings):
             return self._fall_back(job, owner, err, [], run_ended=True)
         if not self._take_capacity(job, owner, link, START):
             return "rate_limited"
-        backend = self.backend_for(job)
+        backend = self._turn_backend(job)
         events: list[dict[str, Any]] = []
         if job.status != J.RUNNING:
             job.move(J.RUNNING)
@@ -212,6 +212,20 @@ class Steps(Endings):
         events.append({"type": "run.created", **state.handle, "attempt": job.attempt})
         log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
         return self._after_state(job, owner, state, events)
+
+    def _turn_backend(self, job: Job) -> Backend:
+        """The job's backend; for a protocol whose turn is one request (Chat), streamed.
+
+        Such a stream cannot be resumed: if this very turn already streamed some deltas
+        (its worker died), it is asked again without streaming, so no text is repeated.
+        """
+        backend = self.backend_for(job)
+        if job.spec.mode != "stream" or not hasattr(backend, "on_delta"):
+            return backend
+        turn = f"turn:{job.link_index}:{job.round}:{job.attempt}"
+        if self.store.stream_position(job.id, turn) is None:
+            backend.on_delta = lambda seq, delta: self.store.forward_delta(job.id, turn, seq, delta)
+        return backend
 
     def _take_capacity(self, job: Job, owner: str, link: Any, step: str) -> bool:
         """A request (and its estimated tokens) from the link's global bucket, or come back.
@@ -331,7 +345,7 @@ class Steps(Endings):
             return "rate_limited"
         pairs = [(call_id, out.output) for call_id, out in stored.items()]
         try:
-            state = self.backend_for(job).submit_tool_outputs(job, pairs)
+            state = self._turn_backend(job).submit_tool_outputs(job, pairs)
         except BackendError as err:
             return self._on_error(job, owner, err, SUBMIT)
         job.tool_calls.extend(done)  # only once the round was handed over

@@ -77,3 +77,13 @@ def test_a_worker_killed_mid_stream_resumes_without_duplicates(slow_stack: Stack
     assert result["output_text"].count("word119") == 1
     log = Path(slow_stack.worker_log or "").read_text()
     assert "runq.jobs.stream" in log
+
+
+def test_chat_jobs_stream_their_turns(slow_stack: Stack) -> None:
+    handle = _client(slow_stack).submit(LONG, mode="stream", backend="chat")
+    events = list(handle.events(timeout=60))
+    deltas = [e for e in events if e.type == "text.delta"]
+    final = events[-1].data["result"]
+    assert final["status"] == "succeeded"
+    assert len(deltas) > 5
+    assert "".join(d.data["delta"] for d in deltas) == final["output_text"]
