@@ -11,6 +11,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 ENV_PREFIX = "RUNQ_SANDBOX_"
 
@@ -85,7 +86,8 @@ class SandboxConfig:
 
     def replace(self, **changes: object) -> SandboxConfig:
         """A copy with ``changes`` applied, ignoring ``None`` values (unset CLI flags)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **given)
 
 
 def _coerce(name: str, raw: str, default: object) -> object:

@@ -176,8 +176,8 @@ def _fill_one(name: str, schema: dict[str, Any], text: str, pools: dict[str, lis
         raw = pools["numbers"].pop(0)
         return int(float(raw)) if kind == "integer" else float(raw)
     if kind == "boolean":
-        low = words(text)
-        return bool(low & {"yes", "true", "enable", "enabled", "on"}) or None
+        said = words(text)
+        return bool(said & {"yes", "true", "enable", "enabled", "on"}) or None
     if kind == "string":
         for pool in ("quoted", "capitalised"):
             if pools[pool]:
