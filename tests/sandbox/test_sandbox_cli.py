@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +90,55 @@ def test_parser_knows_every_documented_flag() -> None:
         4,
         5,
     )
+
+
+def _serve(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "--port", "0", "--latency-ms", "0", *flags],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    return proc, line.rsplit(" ", 1)[-1]
+
+
+def test_cli_snapshot_is_saved_on_sigterm_and_loaded_again(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    flags = ("--snapshot", str(path), "--snapshot-interval", "0")
+    proc, url = _serve(*flags)
+    try:
+        client = openai.OpenAI(base_url=url, api_key="k", max_retries=0, timeout=10)
+        resp = client.responses.create(model="gpt-4o-mini", input="kept")
+        client.close()
+    finally:
+        proc.terminate()  # SIGTERM: a clean shutdown, which saves
+        # uvicorn shuts down, then re-raises the signal: the exit status is -SIGTERM
+        assert proc.wait(timeout=10) in (0, -signal.SIGTERM)
+    assert resp.id in json.loads(path.read_text())["objects"]["responses"]
+    proc, url = _serve(*flags)
+    try:
+        client = openai.OpenAI(base_url=url, api_key="k", max_retries=0, timeout=10)
+        assert client.responses.retrieve(resp.id).output_text == "Echo: kept"
+        client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_refuses_a_bad_snapshot(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "--port", "0", "--snapshot", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 1
+    assert "sandbox: snapshot" in done.stderr and "not a JSON object" in done.stderr
