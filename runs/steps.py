@@ -32,6 +32,7 @@ from runs.metrics import Metrics
 from runs.ratelimit import estimate_tokens
 from runs.retry import RetryPolicies
 from runs.store import JobStore
+from runs.streaming import Streaming
 from runs.toolcalls import StoredOutput
 
 log = structlog.get_logger("runq.steps")
@@ -71,7 +72,7 @@ class StepConfig:
         return self.request_timeout + 10.0
 
 
-class Steps(Endings):
+class Steps(Streaming, Endings):
     """Drives jobs one step at a time."""
 
     def __init__(
@@ -202,6 +203,8 @@ class Steps(Endings):
             job.move(J.RUNNING)
             events.append({"type": "job.status", "status": J.RUNNING, "attempt": job.attempt})
         job.mark("started_at")
+        if job.spec.mode == "stream" and hasattr(backend, "start_stream"):
+            return self._start_streaming(job, owner, backend, events)
         try:
             state = backend.start(job)
         except BackendError as err:
@@ -212,20 +215,6 @@ class Steps(Endings):
         events.append({"type": "run.created", **state.handle, "attempt": job.attempt})
         log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
         return self._after_state(job, owner, state, events)
-
-    def _turn_backend(self, job: Job) -> Backend:
-        """The job's backend; for a protocol whose turn is one request (Chat), streamed.
-
-        Such a stream cannot be resumed: if this very turn already streamed some deltas
-        (its worker died), it is asked again without streaming, so no text is repeated.
-        """
-        backend = self.backend_for(job)
-        if job.spec.mode != "stream" or not hasattr(backend, "on_delta"):
-            return backend
-        turn = f"turn:{job.link_index}:{job.round}:{job.attempt}"
-        if self.store.stream_position(job.id, turn) is None:
-            backend.on_delta = lambda seq, delta: self.store.forward_delta(job.id, turn, seq, delta)
-        return backend
 
     def _take_capacity(self, job: Job, owner: str, link: Any, step: str) -> bool:
         """A request (and its estimated tokens) from the link's global bucket, or come back.
@@ -289,34 +278,6 @@ class Steps(Endings):
         job.polls += 1
         return self._after_state(job, owner, state, [])
 
-    def _stream(self, job: Job, owner: str) -> str:
-        """Follow the run's stream, forwarding text deltas; resume after the last one seen.
-
-        The stream holds a worker slot while it runs (that is what buys the latency), and
-        renews the job's short lock as events arrive; if the worker dies, the lock lapses
-        within seconds and the redelivered step resumes from the stored sequence number.
-        """
-        backend = self.backend_for(job)
-        run_id = job.handle.get("response_id", "")
-        renew_every = self.config.stream_lock_seconds / 3
-        renewed = time.monotonic()
-
-        def on_delta(seq: int, delta: str) -> None:
-            nonlocal renewed
-            self.store.forward_delta(job.id, run_id, seq, delta)
-            if time.monotonic() - renewed > renew_every:
-                self.store.extend_lock(job.id, owner, self.config.stream_lock_seconds)
-                renewed = time.monotonic()
-
-        try:
-            after = self.store.stream_position(job.id, run_id)
-            state = backend.stream(job, after, on_delta)  # type: ignore[attr-defined]
-            if state is None:
-                state = backend.retrieve(job)
-        except BackendError as err:
-            return self._on_error(job, owner, err, STREAM)
-        return self._after_state(job, owner, state, [])
-
     def _submit_tool_outputs(self, job: Job, owner: str) -> str:
         outputs = self.tool_outputs(job.id, job.round)
         missing = StoredOutput('{"error": {"code": "missing_output"}}', "missing_output")
@@ -344,8 +305,11 @@ class Steps(Endings):
         if not self._take_capacity(job, owner, self._link(job), SUBMIT):
             return "rate_limited"
         pairs = [(call_id, out.output) for call_id, out in stored.items()]
+        backend = self._turn_backend(job)
+        if job.spec.mode == "stream" and hasattr(backend, "submit_stream"):
+            return self._submit_streaming(job, owner, backend, pairs, done)
         try:
-            state = self._turn_backend(job).submit_tool_outputs(job, pairs)
+            state = backend.submit_tool_outputs(job, pairs)
         except BackendError as err:
             return self._on_error(job, owner, err, SUBMIT)
         job.tool_calls.extend(done)  # only once the round was handed over

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -31,6 +32,17 @@ STATUS = {
     "expired": "expired",
     "incomplete": "incomplete",
 }
+
+RUN_END_EVENTS = frozenset(
+    {
+        "thread.run.requires_action",
+        "thread.run.completed",
+        "thread.run.failed",
+        "thread.run.cancelled",
+        "thread.run.expired",
+        "thread.run.incomplete",
+    }
+)
 
 # Assistants are configuration, not per-job state: one per (endpoint, model,
 # instructions, tools) and process is enough.
@@ -81,20 +93,81 @@ class AssistantsBackend:
     @classified
     def start(self, job: Job) -> RunState:
         assistant_id = self._assistant_id(job)
+        run = self._create_run(job, assistant_id, stream=False)
+        return self._state(run, assistant_id)
+
+    def _create_run(self, job: Job, assistant_id: str, *, stream: bool) -> Any:
         content = job.spec.input if isinstance(job.spec.input, str) else json.dumps(job.spec.input)
         threads = self.client.beta.threads
+        options: dict[str, Any] = {"metadata": self._metadata(job)}
+        if stream:
+            options["stream"] = True
         if job.spec.thread_id:
             threads.messages.create(job.spec.thread_id, role="user", content=content)
-            run = threads.runs.create(
-                job.spec.thread_id, assistant_id=assistant_id, metadata=self._metadata(job)
-            )
-        else:
-            run = threads.create_and_run(
-                assistant_id=assistant_id,
-                thread={"messages": [{"role": "user", "content": content}]},
-                metadata=self._metadata(job),
-            )
-        return self._state(run, assistant_id)
+            return threads.runs.create(job.spec.thread_id, assistant_id=assistant_id, **options)
+        return threads.create_and_run(
+            assistant_id=assistant_id,
+            thread={"messages": [{"role": "user", "content": content}]},
+            **options,
+        )
+
+    # -- stream mode: runs cannot be resumed, so the handle is handed out mid-stream -----
+    @classified
+    def start_stream(
+        self,
+        job: Job,
+        on_created: Callable[[dict[str, str]], bool],
+        on_delta: Callable[[int, str], None],
+    ) -> RunState | None:
+        """Create the run as a stream; `on_created(handle)` persists the handle first.
+
+        Returns the state at the stream's end (None if it ended early: then poll). If
+        `on_created` returns False the job moved on meanwhile and the stream is dropped.
+        """
+        assistant_id = self._assistant_id(job)
+        events = self._create_run(job, assistant_id, stream=True)
+        return self._follow(events, on_created, on_delta, assistant_id)
+
+    @classified
+    def submit_stream(
+        self, job: Job, outputs: list[tuple[str, str]], on_delta: Callable[[int, str], None]
+    ) -> RunState | None:
+        events = self.client.beta.threads.runs.submit_tool_outputs(
+            job.handle["run_id"],
+            thread_id=job.handle["thread_id"],
+            tool_outputs=[{"tool_call_id": cid, "output": out} for cid, out in outputs],
+            stream=True,
+        )
+        return self._follow(events, None, on_delta, None)
+
+    def _follow(
+        self,
+        events: Any,
+        on_created: Callable[[dict[str, str]], bool] | None,
+        on_delta: Callable[[int, str], None],
+        assistant_id: str | None,
+    ) -> RunState | None:
+        try:
+            for seq, event in enumerate(events):
+                kind = event.event
+                if kind == "thread.run.created" and on_created is not None:
+                    state = self._state(event.data, assistant_id)
+                    if not on_created(state.handle):
+                        return None
+                elif kind == "thread.message.delta":
+                    for part in event.data.delta.content or []:
+                        text = getattr(getattr(part, "text", None), "value", None)
+                        if text:
+                            on_delta(seq, text)
+                elif kind in RUN_END_EVENTS:
+                    state = self._state(event.data, assistant_id)
+                    if state.status == COMPLETED:
+                        run = event.data
+                        state.output_text, state.citations = self._answer(run.thread_id, run.id)
+                    return state
+        finally:
+            events.close()
+        return None
 
     def _state(self, run: Any, assistant_id: str | None = None) -> RunState:
         status = STATUS.get(run.status, run.status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -86,4 +87,19 @@ def test_chat_jobs_stream_their_turns(slow_stack: Stack) -> None:
     final = events[-1].data["result"]
     assert final["status"] == "succeeded"
     assert len(deltas) > 5
+    assert "".join(d.data["delta"] for d in deltas) == final["output_text"]
+
+
+def test_assistants_runs_stream_and_tool_rounds_still_work(slow_stack: Stack) -> None:
+    script = json.dumps([[{"name": "calculator", "arguments": {"expression": "6*7"}}]])
+    handle = _client(slow_stack).submit(
+        LONG, mode="stream", backend="assistants", tools=["calculator"],
+        metadata={"sandbox_script": script},
+    )  # fmt: skip
+    events = list(handle.events(timeout=90))
+    final = events[-1].data["result"]
+    assert final["status"] == "succeeded", final["error"]
+    assert final["tool_calls"][0]["name"] == "calculator"
+    deltas = [e for e in events if e.type == "text.delta"]
+    assert deltas, "the answer after the tool round streamed"
     assert "".join(d.data["delta"] for d in deltas) == final["output_text"]
