@@ -125,9 +125,10 @@ class Endings:
         tries = job.retries.get(cls, 0)
         decision = self.retry.decide(err, tries, time_left=self._remaining(job))
         link = self._link(job)
-        if err.retryable or run_ended:
+        if (err.retryable or run_ended) and err.code != "rate_limited":
             # Every failed call counts toward the link's breaker (K in a row opens it);
-            # a final error caused by the job's own input does not.
+            # a final error caused by the job's own input does not, nor a 429: the link
+            # works, it asks for less (the rate limiter's and retry-after's job).
             breaker = self.services.breaker(link)
             if breaker is not None:
                 breaker.record_failure()

@@ -193,8 +193,15 @@ class Steps(Streaming, Endings):
             return self._fall_back(job, owner, err, [], run_ended=True)
         breaker = self.services.breaker(link)
         if breaker is not None and not breaker.allow():
-            err = BackendError(f"circuit breaker of {link.name} is open", code="circuit_open")
-            return self._fall_back(job, owner, err, [], run_ended=True)
+            if job.link_index + 1 < len(job.links):
+                err = BackendError(f"circuit breaker of {link.name} is open", code="circuit_open")
+                return self._fall_back(job, owner, err, [], run_ended=True)
+            # No other link: wait for the breaker to let a probe through, as a countdown.
+            wait = min(self.services.breaker_open_seconds, max(0.0, self._remaining(job)))
+            self.store.release(job.id, owner)
+            self.scheduler.schedule(START, job.id, job.token, wait)
+            log.info("job.breaker_wait", job_id=job.id, link=link.name, wait=wait)
+            return "breaker_wait"
         if not self._take_capacity(job, owner, link, START):
             return "rate_limited"
         backend = self._turn_backend(job)

@@ -220,3 +220,26 @@ def test_fingerprint_normalizes_whitespace_not_meaning() -> None:
     assert fingerprint(JobSpec(input="a  b\n")) == fingerprint(JobSpec(input="a b"))
     assert fingerprint(JobSpec(input="a b")) != fingerprint(JobSpec(input="a c"))
     assert fingerprint(JobSpec(input="a", model="x")) == fingerprint(JobSpec(input="a", model="y"))
+
+
+def test_open_breaker_on_the_only_link_waits_instead_of_failing(
+    store, backend, scheduler, fake_redis
+):
+    CircuitBreaker(fake_redis, "responses:m", failure_threshold=1, open_seconds=30).record_failure()
+    svc = LinkServices(fake_redis, breaker_failures=1, breaker_open_seconds=30)
+    steps = Steps(store, lambda job: backend, scheduler, lambda j, r: {}, services=svc,
+                  retry=RetryPolicies(test_mode=True))  # fmt: skip
+    job = _submit(store, model="m")
+    assert steps.run("start", job.id, 0) == "breaker_wait"
+    step, _, token, wait = scheduler.last()
+    assert (step, token, wait) == ("start", 0, 30)
+    assert not store.get(job.id).terminal
+    assert backend.calls == []
+
+
+def test_429s_do_not_open_the_breaker(store, backend, scheduler, fake_redis):
+    limited = BackendError("slow down", code="rate_limited", retryable=True)
+    backend.states = [limited, DONE]
+    steps = _steps(store, backend, scheduler, fake_redis, breaker_failures=1)
+    job = _drive(steps, scheduler, _submit(store))
+    assert (job.status, job.source) == (SUCCEEDED, "responses:big")
