@@ -695,3 +695,27 @@ def test_cancelled_run_and_response_streams_conform(client: openai.OpenAI) -> No
     client.responses.cancel(bg.id)
     events = check_response_events(sse(client, "GET", f"/responses/{bg.id}?stream=true"))
     assert events and events[0]["type"] == "response.created"
+
+
+def test_empty_pages_differ_from_the_spec_only_by_null_cursors(client: openai.OpenAI) -> None:
+    """An empty page has ``first_id``/``last_id`` null, as the live API answers; the spec
+    types them as plain strings. Everything else about the page must hold."""
+    thread = client.beta.threads.create()
+    pages = {
+        "/assistants": raw(client.beta.assistants.with_raw_response.list()),
+        "/threads/{thread_id}/messages": raw(
+            client.beta.threads.messages.with_raw_response.list(thread.id)
+        ),
+        "/threads/{thread_id}/runs": raw(
+            client.beta.threads.runs.with_raw_response.list(thread.id)
+        ),
+        "/vector_stores": raw(client.vector_stores.with_raw_response.list()),
+        "/files": raw(client.files.with_raw_response.list()),
+    }
+    for path, data in pages.items():
+        assert data["data"] == [] and data["has_more"] is False
+        errors = list(validator(op_schema("get", path)).iter_errors(data))
+        assert {(tuple(e.path), e.message) for e in errors} == {
+            (("first_id",), "None is not of type 'string'"),
+            (("last_id",), "None is not of type 'string'"),
+        }, path
