@@ -112,11 +112,16 @@ def load_state(state: SandboxState, data: dict[str, Any]) -> None:
             f"(format {data.get('format')!r}, version {data.get('version')!r})"
         )
     objects = data.get("objects") or {}
+    tables: dict[str, dict[str, Any]] = {}
+    try:
+        for kind, record_type in RECORD_TYPES.items():
+            items = (objects.get(kind) or {}).items()
+            tables[kind] = {object_id: decode(record_type, value) for object_id, value in items}
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise SnapshotError(f"snapshot has a malformed record: {exc!r}") from exc
     state.store.reset()
-    for kind, record_type in RECORD_TYPES.items():
-        table = getattr(state.store, kind)
-        for object_id, value in (objects.get(kind) or {}).items():
-            table[object_id] = decode(record_type, value)
+    for kind, table in tables.items():
+        getattr(state.store, kind).update(table)
     now = time.time()
     for rec in state.store.responses.values():
         if rec.background and rec.cancelled_at is None and rec.timeline.done_at > now:

@@ -110,6 +110,10 @@ def test_missing_file_starts_empty_and_bad_file_is_refused(tmp_path: Path) -> No
     bad.write_text("{not json")
     with pytest.raises(snapshot.SnapshotError, match="cannot read"):
         create_app(SandboxConfig(snapshot_path=str(bad)))
+    broken = {"format": snapshot.FORMAT, "version": snapshot.VERSION}
+    bad.write_text(json.dumps({**broken, "objects": {"files": {"file_1": {"id": "file_1"}}}}))
+    with pytest.raises(snapshot.SnapshotError, match="malformed record"):
+        create_app(SandboxConfig(snapshot_path=str(bad)))
 
 
 def test_periodic_save_is_atomic_and_only_after_changes(tmp_path: Path) -> None:
@@ -125,3 +129,5 @@ def test_periodic_save_is_atomic_and_only_after_changes(tmp_path: Path) -> None:
         )
         assert saved["version"] == snapshot.VERSION
         assert [p.name for p in tmp_path.iterdir()] == ["sandbox.json"]  # no temp file left
+        time.sleep(0.3)  # six intervals without a request: nothing to save
+        assert json.loads(path.read_text())["saved_at"] == saved["saved_at"]
