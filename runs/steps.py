@@ -181,8 +181,7 @@ class Steps(Streaming, Endings):
         waiting_for = self._turn_blocker(job)
         if waiting_for is not None:
             # Another job on this conversation goes first; this one keeps its place.
-            self.store.release(job.id, owner)
-            self.scheduler.schedule(START, job.id, job.token, self.config.turn_wait)
+            self._come_back(job, owner, START, self.config.turn_wait)
             log.info("job.waiting_turn", job_id=job.id, behind=waiting_for)
             return "waiting_turn"
         link = self._link(job)
@@ -198,8 +197,7 @@ class Steps(Streaming, Endings):
                 return self._fall_back(job, owner, err, [], run_ended=True)
             # No other link: wait for the breaker to let a probe through, as a countdown.
             wait = min(self.services.breaker_open_seconds, max(0.0, self._remaining(job)))
-            self.store.release(job.id, owner)
-            self.scheduler.schedule(START, job.id, job.token, wait)
+            self._come_back(job, owner, START, wait)
             log.info("job.breaker_wait", job_id=job.id, link=link.name, wait=wait)
             return "breaker_wait"
         if not self._take_capacity(job, owner, link, START):
@@ -218,6 +216,8 @@ class Steps(Streaming, Endings):
             return self._on_error(job, owner, err, START)
         job.handle.update(state.handle)
         self._calibrate(link, state)
+        if breaker is not None:
+            breaker.record_success()  # the link answers: close it (or end the probe) now
         job.mark("run_created_at")
         events.append({"type": "run.created", **state.handle, "attempt": job.attempt})
         log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
@@ -237,8 +237,7 @@ class Steps(Streaming, Endings):
         if got.ok:
             job.rate_tokens = got.tokens
             return True
-        self.store.release(job.id, owner)
-        self.scheduler.schedule(step, job.id, job.token, got.wait)
+        self._come_back(job, owner, step, got.wait)
         if self.metrics is not None:
             self.metrics.ratelimit_wait(link=link.name, seconds=got.wait)
         log.info("job.rate_limited", job_id=job.id, link=link.name, wait=round(got.wait, 3))
@@ -248,6 +247,17 @@ class Steps(Streaming, Endings):
         limiter = self.services.limiter(link)
         if limiter is not None and state.headers:
             limiter.calibrate(state.headers)
+
+    def _come_back(self, job: Job, owner: str, step: str, wait: float) -> None:
+        """Give the job back untouched and run `step` again after `wait` seconds.
+
+        The lease moves past the wait, so the sweeper does not mistake a job that waits
+        on purpose (its turn, a breaker, the rate limiter) for one whose worker died.
+        """
+        lease = time.time() + wait + self.config.lease_grace + self.config.lock_seconds
+        self.store.extend_lease(job.id, lease)
+        self.store.release(job.id, owner)
+        self.scheduler.schedule(step, job.id, job.token, wait)
 
     def _turn_blocker(self, job: Job) -> str | None:
         """The job this one must wait for, or None once it may talk to its conversation.
