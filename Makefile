@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-unit test-integration lint typecheck bench chaos clean
+.PHONY: system-deps install demo test test-unit test-integration lint typecheck bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/runq demo
 
+# Debian packages for the browser and compose tests (installed when root, else named).
+system-deps:
+	@bash scripts/system-deps.sh
+
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)

@@ -76,6 +76,8 @@ class Config:
     tool_rounds: int
     naive_jobs: int
     concurrency: int = 2
+    runq_pool: str = "prefork"  # "threads": one runq worker process with `threads` slots
+    threads: int = 32
     timeout: float = 900.0
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runq-bench-")))
 
@@ -208,9 +210,11 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
             naive_proc = start_naive_worker(server.url, sandbox.base_url, cfg, home)
             root_pid = naive_proc.pid
         else:
+            threads = cfg.runq_pool == "threads"
             runq_worker = WorkerProcess(
-                server.url, sandbox.base_url, queues="runs,tools", concurrency=cfg.concurrency,
-                pool="prefork", name=f"{name}-{os.getpid()}@%h", env=worker_env,
+                server.url, sandbox.base_url, queues="runs,tools",
+                concurrency=cfg.threads if threads else cfg.concurrency,
+                pool=cfg.runq_pool, name=f"{name}-{os.getpid()}@%h", env=worker_env,
                 log_path=home / "worker.log",
             ).start()  # fmt: skip
             assert runq_worker.proc is not None
@@ -422,6 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="N (default 1000; 5000 with --full)")
     parser.add_argument("--latency-ms", type=int, help="backend latency L (default 500)")
     parser.add_argument("--naive-jobs", type=int, help="cap on the naive contender's jobs")
+    parser.add_argument("--runq-pool", choices=["prefork", "threads"], default="prefork",
+                        help="runq workers' pool (threads: one process, --threads slots)")
+    parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--only", default=",".join(CONTENDERS), help="contenders to run")
     parser.add_argument(
         "--no-zero-tools", action="store_true", help="skip the 0-tool-round scenario"
@@ -453,14 +460,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="runq-bench-"))
-    base = Config(jobs=n, latency_ms=latency, tool_rounds=1, naive_jobs=naive_n, workdir=workdir)
+    pool: dict[str, Any] = {"runq_pool": args.runq_pool, "threads": args.threads}
+    base = Config(jobs=n, latency_ms=latency, tool_rounds=1, naive_jobs=naive_n, workdir=workdir,
+                  **pool)  # fmt: skip
     try:
         log(f"scenario: N={n} L={latency}ms, 1 tool round (naive on {naive_n} jobs)")
         headline = run_scenario(base, only, log)
         report: dict[str, Any] = {**headline, "ratios": ratios(headline)}
         scenarios: dict[str, Any] = {"tool_rounds_1": headline}
         if not args.quick and not args.no_zero_tools:
-            zero = Config(jobs=n, latency_ms=latency, tool_rounds=0, naive_jobs=naive_n,
+            zero = Config(jobs=n, latency_ms=latency, tool_rounds=0, naive_jobs=naive_n, **pool,
                           workdir=workdir / "zero")  # fmt: skip
             log(f"scenario: N={n} L={latency}ms, 0 tool rounds")
             scenarios["tool_rounds_0"] = {**run_scenario(zero, only, log)}
@@ -470,7 +479,12 @@ def main(argv: list[str] | None = None) -> int:
         report["meta"] = {
             "command": command.strip(),
             "jobs": n, "latency_ms": latency, "naive_jobs": naive_n, "tool_rounds": 1,
-            "worker_shape": "one celery worker, --pool prefork --concurrency 2 (2 pool processes)",
+            "worker_shape": (
+                "one celery worker, --pool prefork --concurrency 2 (2 pool processes)"
+                if args.runq_pool == "prefork"
+                else f"runq: one celery worker process, --pool threads -c {args.threads};"
+                " naive: --pool prefork --concurrency 2"
+            ),
             "machine": machine_info(),
         }  # fmt: skip
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ profile, every ${VAR} documented, every runq command line accepted by runq's par
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -230,3 +231,28 @@ def test_flower_demo_is_open_on_loopback_only() -> None:
     assert "--address=127.0.0.1" in argv and "FLOWER_BASIC_AUTH" not in env
     with pytest.raises(ConfigurationError, match=r"127\.0\.0\.1 only"):
         flower_command(FlowerOptions(demo=True, address="0.0.0.0"), "redis://r:6379/0", {})
+
+
+def test_docker_compose_config_validates_the_file() -> None:
+    """`docker-compose config` (Debian's compose; no Docker engine needed) accepts the file,
+    with the offline profile, and refuses to run Flower without credentials."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose missing: apt-get install -y docker-compose (CI does)"
+    env_file = str(ROOT / ".env.example")
+    base = [binary, "--project-directory", str(ROOT), "--env-file", env_file]
+    ok = subprocess.run(
+        [*base, "--profile", "offline", "config", "--services"],
+        capture_output=True, text=True, env={"PATH": os.environ["PATH"],
+                                             "RUNQ_FLOWER_BASIC_AUTH": "ops:secret"},
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert {"redis", "worker-runs", "worker-tools", "flower", "gateway", "sandbox"} <= set(
+        ok.stdout.split()
+    )
+    refused = subprocess.run([*base, "config", "-q"], capture_output=True, text=True,
+                             env={"PATH": os.environ["PATH"]})  # fmt: skip
+    assert refused.returncode != 0
+    assert "RUNQ_FLOWER_BASIC_AUTH" in refused.stderr
