@@ -43,9 +43,11 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,) $(if $(FULL),--full,)
 
-# Reliability harness: faults, worker kills and a Redis restart (docs/reliability.md).
+# Reliability harness: faults, worker kills and a Redis restart, then the rate-limit run
+# (docs/reliability.md).
 chaos: $(STAMP)
 	$(BIN)/python -m bench.chaos $(if $(QUICK),--quick,)
+	$(BIN)/python -m bench.ratelimit_run $(if $(QUICK),--quick,)
 
 clean:
 	rm -rf $(VENV) .runq .pytest_cache .mypy_cache .ruff_cache

@@ -223,8 +223,13 @@ class Steps(Streaming, Endings):
         log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
         return self._after_state(job, owner, state, events)
 
-    def _take_capacity(self, job: Job, owner: str, link: Any, step: str) -> bool:
+    def _take_capacity(
+        self, job: Job, owner: str, link: Any, step: str, tokens: int | None = None
+    ) -> bool:
         """A request (and its estimated tokens) from the link's global bucket, or come back.
+
+        Every call to the backend takes a request — polls too, since the server counts
+        them; only creates take tokens.
 
         Without capacity the step gives the job back untouched and is re-scheduled after
         the bucket's exact wait; nothing is sent to the backend.
@@ -232,10 +237,13 @@ class Steps(Streaming, Endings):
         limiter = self.services.limiter(link)
         if limiter is None:
             return True
-        text = job.spec.input if isinstance(job.spec.input, str) else str(job.spec.input)
-        got = limiter.acquire(estimate_tokens(text, job.spec.max_output_tokens))
+        if tokens is None:  # a create: its prompt and answer count against the TPM budget
+            text = job.spec.input if isinstance(job.spec.input, str) else str(job.spec.input)
+            tokens = estimate_tokens(text, job.spec.max_output_tokens)
+        got = limiter.acquire(tokens)
         if got.ok:
-            job.rate_tokens = got.tokens
+            if tokens:
+                job.rate_tokens = got.tokens
             return True
         self._come_back(job, owner, step, got.wait)
         if self.metrics is not None:
@@ -288,6 +296,8 @@ class Steps(Streaming, Endings):
         return None
 
     def _poll(self, job: Job, owner: str) -> str:
+        if not self._take_capacity(job, owner, self._link(job), POLL, tokens=0):
+            return "rate_limited"
         try:
             state = self.backend_for(job).retrieve(job)
         except BackendError as err:

@@ -47,6 +47,12 @@ class Streaming:
 
     if TYPE_CHECKING:  # provided by Endings and Steps
 
+        def _take_capacity(
+            self, job: Job, owner: str, link: Any, step: str, tokens: int | None = None
+        ) -> bool: ...
+
+        def _link(self, job: Job) -> Any: ...
+
         def _on_error(self, job: Job, owner: str, err: BackendError, step: str) -> str: ...
 
         def _after_state(
@@ -74,6 +80,8 @@ class Streaming:
         renews the job's short lock as events arrive; if the worker dies, the lock lapses
         within seconds and the redelivered step resumes from the stored sequence number.
         """
+        if not self._take_capacity(job, owner, self._link(job), STREAM, tokens=0):
+            return "rate_limited"
         backend = self.backend_for(job)
         run_id = job.handle.get("response_id", "")
         on_delta = self._forwarder(job, owner, run_id)
