@@ -73,7 +73,7 @@ def run(jobs: int, rpm: int, latency_ms: int, timeout: float) -> dict[str, Any]:
     # to be refilled during the run, so it measures the sustained rate.
     sustained = max(0, answered - rpm) / minutes if minutes else 0.0
     return {
-        "command": "python -m bench.ratelimit_run " + " ".join(sys.argv[1:]),
+        "command": " ".join(["python -m bench.ratelimit_run", *sys.argv[1:]]),
         "jobs": jobs,
         "rpm_limit": rpm,
         "latency_ms": latency_ms,
