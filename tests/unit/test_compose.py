@@ -117,8 +117,9 @@ def test_worker_commands_take_their_queue() -> None:
     parser = build_parser()
     runs = parser.parse_args(command("worker-runs")[1:])
     tools = parser.parse_args(command("worker-tools")[1:])
-    assert (runs.command, runs.queues, runs.concurrency) == ("worker", "runs", 8)
-    assert (tools.command, tools.queues) == ("worker", "tools")
+    assert (runs.command, runs.queues, runs.concurrency) == ("worker", "runs", 64)
+    assert runs.pool == "threads"  # steps wait on HTTP
+    assert (tools.command, tools.queues, tools.pool) == ("worker", "tools", "prefork")
     custom = parser.parse_args(command("worker-runs", {"RUNQ_RUNS_CONCURRENCY": "32"})[1:])
     assert custom.concurrency == 32
 
