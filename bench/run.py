@@ -305,9 +305,9 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         if runq_worker is not None:
             runq_worker.stop()
         if naive_proc is not None:
-            from worker.launcher import _stop_process
+            from worker.launcher import stop_process
 
-            _stop_process(naive_proc)
+            stop_process(naive_proc)
         sandbox.stop()
         server.stop()
 
@@ -372,9 +372,9 @@ def profile_runq_poll(cfg: Config, jobs: int, log: Callable[[str], None]) -> str
         wait_for(lambda: all(j in watcher.seen for j in ids), cfg.timeout)
         watcher.halt.set()
     finally:
-        from worker.launcher import _stop_process
+        from worker.launcher import stop_process
 
-        _stop_process(proc, timeout=30)
+        stop_process(proc, timeout=30)
         sandbox.stop()
         server.stop()
     if not prof.exists():
@@ -426,8 +426,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, help="N (default 1000; 5000 with --full)")
     parser.add_argument("--latency-ms", type=int, help="backend latency L (default 500)")
     parser.add_argument("--naive-jobs", type=int, help="cap on the naive contender's jobs")
-    parser.add_argument("--runq-pool", choices=["prefork", "threads"], default="prefork",
-                        help="runq workers' pool (threads: one process, --threads slots)")
+    parser.add_argument(
+        "--runq-pool",
+        choices=["prefork", "threads"],
+        default="prefork",
+        help="runq workers' pool (threads: one process, --threads slots)",
+    )
     parser.add_argument("--threads", type=int, default=32)
     parser.add_argument("--only", default=",".join(CONTENDERS), help="contenders to run")
     parser.add_argument(

@@ -159,7 +159,13 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from producers.stack import run_up
 
-    return run_up(workers=args.workers, concurrency=args.concurrency)
+    return run_up(
+        workers=args.workers,
+        concurrency=args.concurrency,
+        flower=args.flower or args.flower_demo,
+        flower_port=args.flower_port,
+        flower_demo=args.flower_demo,
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -232,6 +238,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run Redis, the sandbox and a worker in the foreground")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("-c", "--concurrency", type=int, default=2)
+    p.add_argument(
+        "--flower",
+        action="store_true",
+        help="also run Flower (needs RUNQ_FLOWER_BASIC_AUTH=user:password)",
+    )
+    p.add_argument(
+        "--flower-demo",
+        action="store_true",
+        help="run Flower without authentication, on 127.0.0.1 only",
+    )
+    p.add_argument("--flower-port", type=int, default=5555)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("demo", help="start the embedded stack, answer the sample questions, stop")

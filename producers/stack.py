@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import threading
 
 from config.settings import get_settings
-from worker.launcher import Stack, write_state
+from producers.flower import FlowerOptions, flower_command, resolve_auth
+from worker.launcher import Stack, stop_process, write_state
 
 
-def run_up(*, workers: int = 1, concurrency: int = 2) -> int:
+def run_up(
+    *,
+    workers: int = 1,
+    concurrency: int = 2,
+    flower: bool = False,
+    flower_port: int = 5555,
+    flower_demo: bool = False,
+) -> int:
     settings = get_settings()
+    flower_options = FlowerOptions(port=flower_port, demo=flower_demo)
+    if flower:
+        resolve_auth(flower_options, os.environ)  # refuse before starting anything
     stack = Stack(
         home=settings.home,
         redis_url=settings.redis_url,
@@ -26,8 +38,16 @@ def run_up(*, workers: int = 1, concurrency: int = 2) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    flower_proc: subprocess.Popen[bytes] | None = None
     with stack:
         write_state(settings.home, redis_url=stack.redis_url, base_url=stack.base_url)
+        if flower:
+            assert stack.redis_url is not None
+            argv, env = flower_command(flower_options, stack.redis_url)
+            flower_proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                           start_new_session=True)  # fmt: skip
+            auth = "no auth (--flower-demo)" if flower_demo else "basic auth"
+            print(f"runq up: flower  http://127.0.0.1:{flower_port}/ ({auth})", flush=True)
         print(f"runq up: redis   {stack.redis_url}", flush=True)
         print(f"runq up: backend {stack.base_url}", flush=True)
         print(f"runq up: {workers} worker(s), concurrency {concurrency}; pid {os.getpid()}")
@@ -38,5 +58,6 @@ def run_up(*, workers: int = 1, concurrency: int = 2) -> int:
                 if proc.proc is not None and proc.proc.poll() is not None:
                     print(f"runq up: a worker exited with code {proc.proc.returncode}; stopping")
                     stopping.set()
+        stop_process(flower_proc)
     print("runq up: stopped", flush=True)
     return 0

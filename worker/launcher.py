@@ -83,7 +83,7 @@ def _wait_until(check: object, what: str, timeout: float, proc: subprocess.Popen
     raise LaunchError(f"{what} did not become ready within {timeout:.0f}s")
 
 
-def _stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
     """SIGTERM, wait, then SIGKILL: a child never outlives the stack."""
     if proc is None or proc.poll() is not None:
         return
@@ -149,7 +149,7 @@ class EmbeddedRedis:
             return False
 
     def stop(self) -> None:
-        _stop_process(self.proc)
+        stop_process(self.proc)
         self.proc = None
 
 
@@ -192,7 +192,7 @@ class SandboxProcess:
             return False
 
     def stop(self) -> None:
-        _stop_process(self.proc)
+        stop_process(self.proc)
         self.proc = None
 
 
@@ -251,7 +251,7 @@ class WorkerProcess:
         return self
 
     def stop(self, timeout: float = 20.0) -> None:
-        _stop_process(self.proc, timeout=timeout)
+        stop_process(self.proc, timeout=timeout)
         self.proc = None
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import openai
 
-from runs.backends.base import COMPLETED, REQUIRES_TOOLS, RunState, ToolCallRequest
+from runs.backends.base import COMPLETED, REQUIRES_TOOLS, RunState, ToolCallRequest, run_metadata
 from runs.backends.client import classified
 from runs.job import Job
 
@@ -87,9 +87,6 @@ class AssistantsBackend:
             _assistants[key] = created.id
         return created.id
 
-    def _metadata(self, job: Job) -> dict[str, str]:
-        return {**job.spec.metadata, "runq_job_id": job.id, "runq_attempt": str(job.attempt)}
-
     @classified
     def start(self, job: Job) -> RunState:
         assistant_id = self._assistant_id(job)
@@ -99,7 +96,7 @@ class AssistantsBackend:
     def _create_run(self, job: Job, assistant_id: str, *, stream: bool) -> Any:
         content = job.spec.input if isinstance(job.spec.input, str) else json.dumps(job.spec.input)
         threads = self.client.beta.threads
-        options: dict[str, Any] = {"metadata": self._metadata(job)}
+        options: dict[str, Any] = {"metadata": run_metadata(job)}
         if stream:
             options["stream"] = True
         if job.spec.thread_id:

@@ -56,6 +56,20 @@ class RunState:
         return self.status in WAITING
 
 
+def run_metadata(job: Job) -> dict[str, str]:
+    """What every run carries: the job's own metadata plus runq's ids.
+
+    `runq_job_id`, `runq_attempt` and `runq_round` let a backend (and an operator) tie a
+    run to its job and tell a retry from a duplicate.
+    """
+    return {
+        **job.spec.metadata,
+        "runq_job_id": job.id,
+        "runq_attempt": str(job.attempt),
+        "runq_round": str(job.round),
+    }
+
+
 class Backend(Protocol):
     """A run protocol. Every call is one HTTP request and raises `BackendError` on failure."""
 

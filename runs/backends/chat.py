@@ -13,7 +13,14 @@ from typing import Any
 
 import openai
 
-from runs.backends.base import COMPLETED, INCOMPLETE, REQUIRES_TOOLS, RunState, ToolCallRequest
+from runs.backends.base import (
+    COMPLETED,
+    INCOMPLETE,
+    REQUIRES_TOOLS,
+    RunState,
+    ToolCallRequest,
+    run_metadata,
+)
 from runs.backends.client import classified
 from runs.backends.responses import ratelimit_headers
 from runs.errors import BackendError
@@ -46,12 +53,7 @@ class ChatBackend:
             "model": job.spec.model,
             "messages": messages,
             "store": True,
-            "metadata": {
-                **job.spec.metadata,
-                "runq_job_id": job.id,
-                "runq_attempt": str(job.attempt),
-                "runq_round": str(job.round),
-            },
+            "metadata": run_metadata(job),
         }
         if self.tools:
             params["tools"] = self.tools

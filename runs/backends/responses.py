@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 
-from runs.backends.base import COMPLETED, REQUIRES_TOOLS, RunState, ToolCallRequest
+from runs.backends.base import COMPLETED, REQUIRES_TOOLS, RunState, ToolCallRequest, run_metadata
 from runs.backends.client import classified
 from runs.job import Job
 
@@ -111,12 +111,7 @@ class ResponsesBackend:
             "model": spec.model,
             "background": True,
             "store": True,
-            "metadata": {
-                **spec.metadata,
-                "runq_job_id": job.id,
-                "runq_attempt": str(job.attempt),
-                "runq_round": str(job.round),
-            },
+            "metadata": run_metadata(job),
         }
         if spec.instructions:
             params["instructions"] = spec.instructions
