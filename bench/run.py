@@ -78,6 +78,7 @@ class Config:
     concurrency: int = 2
     runq_pool: str = "prefork"  # "threads": one runq worker process with `threads` slots
     threads: int = 32
+    poll_interval_max: float | None = None  # RUNQ_POLL_INTERVAL_MAX for runq workers
     timeout: float = 900.0
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runq-bench-")))
 
@@ -194,6 +195,13 @@ def latencies_from(seen: dict[str, float], timelines: dict[str, dict[str, Any]])
     return [at - timelines[j]["done_at"] for j, at in seen.items() if j in timelines]
 
 
+def runq_worker_env(cfg: Config, home: Path) -> dict[str, str]:
+    env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json"}
+    if cfg.poll_interval_max:
+        env["RUNQ_POLL_INTERVAL_MAX"] = str(cfg.poll_interval_max)
+    return env
+
+
 def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, Any]:
     """runq_poll, runq_stream or naive: fresh Redis, fresh sandbox, one 2-process worker."""
     home = cfg.workdir / name
@@ -202,7 +210,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
     n = cfg.naive_jobs if naive else cfg.jobs
     server = EmbeddedRedis(home).start()
     sandbox = ProbeSandbox(latency_ms=cfg.latency_ms).start()
-    worker_env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json"}
+    worker_env = runq_worker_env(cfg, home)
     runq_worker: WorkerProcess | None = None
     naive_proc: subprocess.Popen[bytes] | None = None
     try:
@@ -250,7 +258,9 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         warm = [f"warm-{name}-{i}" for i in range(cfg.concurrency * 2)]
         for job_id in warm:
             submit(job_id)
-        if not wait_for(lambda: all(j in watcher.seen for j in warm), 120):
+        if not wait_for(
+            lambda: all(j in watcher.seen for j in warm), max(120, cfg.latency_ms / 250)
+        ):
             raise RuntimeError(f"{name}: the worker did not finish its warm-up jobs")
         sandbox.reset()
         watch = ProcWatch([root_pid]).start()
@@ -433,6 +443,12 @@ def main(argv: list[str] | None = None) -> int:
         help="runq workers' pool (threads: one process, --threads slots)",
     )
     parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument(
+        "--poll-interval-max",
+        type=float,
+        help="RUNQ_POLL_INTERVAL_MAX for runq workers (long-latency runs)",
+    )
+    parser.add_argument("--timeout", type=float, default=900.0, help="per contender, seconds")
     parser.add_argument("--only", default=",".join(CONTENDERS), help="contenders to run")
     parser.add_argument(
         "--no-zero-tools", action="store_true", help="skip the 0-tool-round scenario"
@@ -464,7 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     workdir = Path(tempfile.mkdtemp(prefix="runq-bench-"))
-    pool: dict[str, Any] = {"runq_pool": args.runq_pool, "threads": args.threads}
+    pool: dict[str, Any] = {
+        "runq_pool": args.runq_pool,
+        "threads": args.threads,
+        "poll_interval_max": args.poll_interval_max,
+        "timeout": args.timeout,
+    }
     base = Config(jobs=n, latency_ms=latency, tool_rounds=1, naive_jobs=naive_n, workdir=workdir,
                   **pool)  # fmt: skip
     try:
