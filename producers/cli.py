@@ -270,13 +270,7 @@ def _add_plugin_commands(sub: Any) -> None:
     import importlib
 
     for name in PLUGIN_COMMANDS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.add_commands(sub)
+        importlib.import_module(name).add_commands(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
