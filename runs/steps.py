@@ -23,6 +23,7 @@ import structlog
 
 from runs import job as J
 from runs.backends.base import COMPLETED, REQUIRES_TOOLS, WAITING, Backend, RunState
+from runs.chains import Link
 from runs.classify import classify_run_failure
 from runs.endings import Endings
 from runs.errors import BackendError, JobNotFoundError, RunqError
@@ -112,6 +113,7 @@ class Steps(Streaming, Endings):
         job = claim.job
         assert job is not None
         owner = claim.owner
+        _bind_log_context(job)
         try:
             if job.terminal or job.step != step or job.token != token:
                 self.store.release(job_id, owner)
@@ -407,6 +409,16 @@ class Steps(Streaming, Endings):
             "job.tools_dispatched", job_id=job.id, round=job.round, calls=len(state.tool_calls)
         )
         return "tools"
+
+
+def _bind_log_context(job: Job) -> None:
+    """Every log line of this step (and, through the message header, of the steps it
+    schedules) says which attempt, link and run it is about."""
+    run_id = job.handle.get("response_id") or job.handle.get("run_id")
+    link = Link.from_dict(job.links[job.link_index]).name if job.links else None
+    structlog.contextvars.bind_contextvars(
+        job_id=job.id, attempt=job.attempt, link=link, run_id=run_id
+    )
 
 
 def _add_usage(job: Job, usage: dict[str, int]) -> None:

@@ -84,12 +84,33 @@ def _after_fork(**_: Any) -> None:
     reset_runtime()
 
 
+# Log context that travels with a message, from the producer (or the step that scheduled
+# it) to the task that runs it, in a header of its own.
+CONTEXT_HEADER = "runq_context"
+TRAVELLING = ("job_id", "attempt", "link", "run_id", "request_id")
+
+
+@signals.before_task_publish.connect
+def _send_context(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is None:
+        return
+    bound = structlog.contextvars.get_contextvars()
+    context = {k: bound[k] for k in TRAVELLING if bound.get(k) is not None}
+    if context:
+        headers[CONTEXT_HEADER] = context
+
+
 @signals.task_prerun.connect
 def _bind_context(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
     structlog.contextvars.clear_contextvars()
-    context: dict[str, Any] = {"task_id": task_id, "task_name": getattr(task, "name", None)}
+    context: dict[str, Any] = {}
+    request = getattr(task, "request", None)
+    carried = getattr(request, CONTEXT_HEADER, None) if request is not None else None
+    if isinstance(carried, dict):
+        context.update({k: v for k, v in carried.items() if k in TRAVELLING})
     if args:
         context["job_id"] = args[0]
+    context.update(task_id=task_id, task_name=getattr(task, "name", None))
     structlog.contextvars.bind_contextvars(process="worker", **context)
 
 

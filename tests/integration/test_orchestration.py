@@ -123,3 +123,27 @@ def test_cancel_during_a_tool_round(client: Client, sandbox) -> None:
     url = sandbox.base_url.removesuffix("/v1") + "/sandbox/stats"
     stats = json.loads(urllib.request.urlopen(url).read())
     assert stats["response_cancel_requests_by_job"].get(handle.id, 0) >= 1
+
+
+def test_log_context_travels_to_every_task_of_a_job(client: Client, stack) -> None:
+    script = json.dumps([[{"name": "calculator", "arguments": {"expression": "1+2"}}]])
+    handle = client.submit("context please", tools=["calculator"],
+                           metadata={"sandbox_script": script})  # fmt: skip
+    result = handle.result(timeout=60)
+    assert result["status"] == "succeeded"
+    records = []
+    for line in worker_log(stack).splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("job_id") == handle.id and record.get("logger") == "celery.app.trace":
+            records.append(record)
+    by_task = {r["task_name"]: r for r in records}
+    assert {"runq.jobs.start", "runq.tools.call", "runq.jobs.submit_tool_outputs"} <= set(by_task)
+    for name in ("runq.jobs.submit_tool_outputs", "runq.tools.call"):
+        record = by_task[name]
+        assert record["link"] == "responses:gpt-5-mini"
+        assert record["run_id"].startswith("resp")
+        assert record["attempt"] == 0
+        assert record["task_id"]
