@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("runq.steps")
 
-START, FINISH = "start", "finish"
+START = "start"
+# The step that sees the run end writes the result; `finish` then publishes it.
+FINISH = "finish"
 
 
 class Endings:
@@ -230,21 +232,28 @@ class Endings:
             log.warning("job.cancel_at_backend_failed", job_id=job.id, error=str(err))
 
     def _end(self, job: Job, owner: str, status: str, events: list[dict[str, Any]]) -> str:
+        """Commit the job's end, then hand its publication to `runq.jobs.finish`.
+
+        The record and the `job.final` event are written here, by the step that saw the
+        run end, so a waiting producer has its answer without one more task round trip.
+        What only the outside world reads (the Celery result backend, the metrics) is
+        the finish step's work: it can be retried on its own, and the job keeps a lease
+        until it is done, so the sweeper re-drives a finish whose message was lost.
+        """
         conversation = job.spec.thread_id or job.spec.conversation_id
         if conversation:
             self.store.give_back_conversation(conversation, job.id)
         job.move(status)
-        job.step = FINISH
+        token = job.due(FINISH)
         job.mark("finished_at")
         result = job.result()
         events.append({"type": FINAL, "status": status, "result": result})
-        if not self.store.commit(job, events, owner=owner):
+        lease = time.time() + self.config.lease_grace + self.config.lock_seconds
+        if not self.store.commit(job, events, owner=owner, lease_until=lease):
             log.warning("job.commit_conflict", job_id=job.id, step=FINISH)
             return "conflict"
-        self.scheduler.publish_result(job)
         log.info("job.finished", job_id=job.id, status=status, source=job.source)
-        if self.metrics is not None:
-            self._record_metrics(job)
+        self.scheduler.schedule(FINISH, job.id, token, 0)
         return status
 
     def _record_metrics(self, job: Job) -> None:

@@ -158,6 +158,9 @@ class Job:
     link_index: int = 0
     retries: dict[str, int] = field(default_factory=dict)  # per error class, on this link
     rate_tokens: int = 0  # tokens taken from the link's bucket for the current call
+    # An ended job is published by `runq.jobs.finish` (result backend, metrics); until
+    # then it keeps a lease, so the sweeper re-drives a finish that was lost.
+    published: bool = False
     version: int = 0
 
     @classmethod

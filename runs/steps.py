@@ -25,7 +25,7 @@ from runs import job as J
 from runs.backends.base import COMPLETED, REQUIRES_TOOLS, WAITING, Backend, RunState
 from runs.chains import Link
 from runs.classify import classify_run_failure
-from runs.endings import Endings
+from runs.endings import FINISH, Endings
 from runs.errors import BackendError, JobNotFoundError, RunqError
 from runs.job import Job
 from runs.links import LinkServices
@@ -40,9 +40,6 @@ log = structlog.get_logger("runq.steps")
 
 START, POLL, STREAM, SUBMIT = "start", "poll", "stream", "submit_tool_outputs"
 STEPS = (START, POLL, STREAM, SUBMIT)
-# A job ends inside the step that sees its run end (no extra task round trip); its record
-# then says step "finish".
-FINISH = "finish"
 _HEALTHY = WAITING | {REQUIRES_TOOLS, COMPLETED}
 
 
@@ -161,6 +158,36 @@ class Steps(Streaming, Endings):
             return "stale"
         self._end_cancelled(job, claim.owner)
         return "cancelled"
+
+    def finish(self, job_id: str, token: int) -> str:
+        """Publish an ended job: its result under the job id in the result backend, metrics.
+
+        Idempotent: a duplicate finds the job published (or its token stale) and does
+        nothing; a finish that crashed before its commit is run again by the sweeper, and
+        writing the same result again is harmless.
+        """
+        try:
+            claim = self.store.claim(job_id, self.config.lock_seconds)
+        except JobNotFoundError:
+            return "not_found"
+        if not claim.acquired:
+            self.scheduler.schedule(FINISH, job_id, token, countdown=claim.busy_for + 0.05)
+            return "busy"
+        job = claim.job
+        assert job is not None
+        _bind_log_context(job)
+        if not job.terminal or job.published or job.step != FINISH or job.token != token:
+            self.store.release(job_id, claim.owner)
+            return "stale"
+        self.scheduler.publish_result(job)
+        job.published = True
+        if not self.store.commit(job, owner=claim.owner):
+            log.warning("job.commit_conflict", job_id=job.id, step=FINISH)
+            return "conflict"
+        # After the commit: a crash in between loses one job's figures, never counts twice.
+        if self.metrics is not None:
+            self._record_metrics(job)
+        return "published"
 
     def _deadline_passed(self, job: Job) -> bool:
         return time.time() > job.timings["queued_at"] + job.spec.deadline

@@ -213,7 +213,10 @@ class JobStore:
         return value.decode() if value is not None else None
 
     def expired_leases(self, now: float, limit: int = 100) -> list[str]:
-        """Non-terminal jobs whose lease ran out: their driver died or a message was lost."""
+        """Jobs whose lease ran out: their driver died or a message was lost.
+
+        Includes ended jobs whose finish (publication) never ran.
+        """
         ids = self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
         return [i.decode() for i in ids]
 
@@ -283,7 +286,9 @@ class JobStore:
         idem_key: str | None = None,
     ) -> int | bytes:
         ttl = self.result_ttl if job.terminal else 0
-        lease = "" if job.terminal else ("-" if lease_until is None else repr(lease_until))
+        # Only a published job is done with the sweeper; until then it holds a lease.
+        done = job.terminal and job.published
+        lease = "" if done else ("-" if lease_until is None else repr(lease_until))
         payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
         result = self._commit(
             keys=[

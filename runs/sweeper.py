@@ -3,7 +3,8 @@
 Every non-terminal job holds a lease in a sorted set (`runq:leases`), pushed forward by
 each step it takes. A lease runs out only when the job's driver is gone: a worker was
 killed mid-step, a message was lost with a Redis restart, or a producer died between
-writing the record and sending the start. The sweeper finds those jobs and re-drives
+writing the record and sending the start. An ended job keeps its lease until its finish
+step has published it, so a lost finish is re-driven too. The sweeper finds those jobs and re-drives
 the step their record says is due, with its token — duplicates stay harmless, because a
 step acts only when its token is due and it holds the job's lock.
 
@@ -18,6 +19,7 @@ import time
 import structlog
 
 from runs import keys
+from runs.endings import FINISH
 from runs.errors import JobNotFoundError
 from runs.steps import SUBMIT, Scheduler
 from runs.store import JobStore
@@ -59,7 +61,7 @@ class Sweeper:
             except JobNotFoundError:
                 self.store.drop_lease(job_id)
                 continue
-            if job.terminal:
+            if job.terminal and (job.published or job.step != FINISH):
                 self.store.drop_lease(job_id)
                 continue
             self.store.extend_lease(job_id, now + self.extension)

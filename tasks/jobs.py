@@ -34,6 +34,12 @@ def submit_tool_outputs(job_id: str, token: int) -> str:
     return runtime().steps.run("submit_tool_outputs", job_id, token)
 
 
+@app.task(name="runq.jobs.finish", ignore_result=True)
+def finish(job_id: str, token: int) -> str:
+    """Publish an ended job: its result under the job id in the result backend, metrics."""
+    return runtime().steps.finish(job_id, token)
+
+
 @app.task(name="runq.jobs.cancel", ignore_result=True)
 def cancel(job_id: str, token: int = 0) -> str:
     """Act on a cancel request at once, whatever step the job is in."""

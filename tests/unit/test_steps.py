@@ -6,10 +6,12 @@ import time
 
 import pytest
 
+from runs import keys
 from runs.backends.base import RunState, ToolCallRequest
 from runs.errors import BackendError
 from runs.events import EventLog
 from runs.job import CANCELLED, FAILED, RETRYING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
+from runs.metrics import Metrics
 from runs.retry import RetryPolicies
 from runs.steps import StepConfig, Steps
 from runs.store import JobStore
@@ -63,9 +65,63 @@ def test_a_job_goes_start_poll_finish(store, backend, scheduler, fake_redis) -> 
     assert done.output_text == "Echo: hello"
     assert done.usage["total_tokens"] == 3
     assert {"queued_at", "run_created_at", "finished_at"} <= set(done.timings)
-    assert scheduler.published[0]["status"] == SUCCEEDED
     events = EventLog(fake_redis).read(job.id)
     assert events[-1].final and events[-1].data["result"]["output_text"] == "Echo: hello"
+    # The answer is in the record and the stream already; publication is the finish step.
+    assert scheduler.published == []
+    assert scheduler.last()[:2] == ("finish", job.id)
+    assert _finish_due(steps, scheduler) == "published"
+    assert scheduler.published[0]["status"] == SUCCEEDED
+    assert scheduler.published[0]["output_text"] == "Echo: hello"
+
+
+def _finish_due(steps: Steps, scheduler) -> str:
+    step, job_id, token, countdown = scheduler.last()
+    assert (step, countdown) == ("finish", 0)
+    return steps.finish(job_id, token)
+
+
+def test_finish_publishes_once_and_counts_metrics_once(store, backend, scheduler, fake_redis):
+    backend.states = [
+        RunState(
+            "completed",
+            handle={"response_id": "r"},
+            output_text="done",
+            usage={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+        )
+    ]
+    metrics = Metrics(fake_redis, prices={})
+    steps = Steps(
+        store,
+        lambda job: backend,
+        scheduler,
+        lambda job_id, rnd: {},
+        retry=RetryPolicies(test_mode=True),
+        metrics=metrics,
+    )
+    job = _submit(store)
+    assert steps.run("start", job.id, 0) == SUCCEEDED
+    assert fake_redis.zscore(keys.leases(), job.id) is not None  # until it is published
+    assert metrics.snapshot() == {}
+    _, job_id, token, _ = scheduler.last()
+    assert steps.finish(job_id, token) == "published"
+    assert steps.finish(job_id, token) == "stale"  # a redelivered finish does nothing
+    assert len(scheduler.published) == 1
+    assert store.get(job.id).published
+    assert fake_redis.zscore(keys.leases(), job.id) is None
+    jobs = {k: v for k, v in metrics.snapshot().items() if k[0] == "jobs"}
+    assert list(jobs.values()) == [1.0]
+
+
+def test_finish_waits_for_a_job_that_has_not_ended(store, backend, scheduler) -> None:
+    backend.states = [RunState("queued", handle={"response_id": "r"})]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    steps.run("start", job.id, 0)
+    token = store.get(job.id).token
+    assert steps.finish(job.id, token) == "stale"
+    assert scheduler.published == []
+    assert not store.get(job.id).published
 
 
 def test_server_poll_hint_is_honoured(store, backend, scheduler) -> None:
@@ -219,7 +275,9 @@ def test_final_error_fails_with_the_reason(store, backend, scheduler) -> None:
     assert failed.status == FAILED
     assert failed.error == {"code": "bad_request", "message": "bad model"}
     assert failed.attempts[0]["code"] == "bad_request"
+    assert _finish_due(steps, scheduler) == "published"
     assert scheduler.published[0]["status"] == FAILED
+    assert scheduler.published[0]["error"]["code"] == "bad_request"
 
 
 def test_failed_run_restarts_with_a_fresh_run(store, backend, scheduler) -> None:

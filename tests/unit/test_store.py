@@ -82,14 +82,19 @@ def test_commit_releases_the_lock_and_appends_events(store: JobStore, fake_redis
     assert 0 < fake_redis.ttl(keys.events(job.id)) <= 600
 
 
-def test_terminal_commit_drops_the_lease_and_sets_ttl(store: JobStore, fake_redis) -> None:
+def test_terminal_commit_sets_ttl_and_keeps_the_lease_until_published(
+    store: JobStore, fake_redis
+) -> None:
     job = _new(store)
     assert fake_redis.zscore(keys.leases(), job.id) is not None
     job.move(RUNNING)
     job.move(SUCCEEDED)
+    assert store.commit(job, [], lease_until=time.time() + 30)
+    assert 0 < fake_redis.ttl(keys.job(job.id)) <= 900
+    assert fake_redis.zscore(keys.leases(), job.id) is not None  # the finish is still due
+    job.published = True
     assert store.commit(job, [])
     assert fake_redis.zscore(keys.leases(), job.id) is None
-    assert 0 < fake_redis.ttl(keys.job(job.id)) <= 900
 
 
 def test_expired_leases_lists_stuck_jobs(store: JobStore) -> None:

@@ -35,6 +35,17 @@ def test_terminal_jobs_are_dropped_from_the_index(store, scheduler, fake_redis) 
     assert scheduler.scheduled == []
 
 
+def test_an_ended_job_whose_finish_was_lost_is_finished(store, scheduler, fake_redis) -> None:
+    job = Job.new(JobSpec(input="hi").validate())
+    store.create(job, [], lease_until=time.time() - 1)
+    job.move(RUNNING)
+    job.move(SUCCEEDED)
+    token = job.due("finish")
+    store.commit(job, lease_until=time.time() - 1)  # ended, but the finish message was lost
+    assert _sweeper(store, scheduler, fake_redis).sweep() == [job.id]
+    assert scheduler.scheduled == [("finish", job.id, token, 0)]
+
+
 def test_waiting_tools_redispatches_missing_calls(store, scheduler, fake_redis) -> None:
     job = Job.new(JobSpec(input="hi").validate())
     store.create(job, [], lease_until=time.time() - 1)
