@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: system-deps install demo test test-unit test-integration lint typecheck bench chaos clean
+.PHONY: system-deps install demo test test-unit test-integration lint typecheck bench bench-ask chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ typecheck: $(STAMP)
 # bench/results/latest.json), `make bench QUICK=1` (the CI smoke run), `make bench FULL=1`.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(if $(QUICK),--quick,) $(if $(FULL),--full,)
+
+# `runq ask` twice on the sample corpus: the re-run's share of the first run's time.
+bench-ask: $(STAMP)
+	$(BIN)/python -m bench.ask_rerun
 
 # Reliability harness: faults, worker kills and a Redis restart, then the rate-limit run
 # (docs/reliability.md).

@@ -21,6 +21,9 @@ Backend = Literal["responses", "assistants", "chat"]
 Mode = Literal["poll", "stream"]
 BACKENDS: tuple[str, ...] = ("responses", "assistants", "chat")
 MODES: tuple[str, ...] = ("poll", "stream")
+# `runq metrics` listens here unless told otherwise (a constant, not a setting: the CLI
+# shows it in --help without importing the metrics server).
+METRICS_PORT = 9808
 
 
 class ConfigError(Exception):

@@ -16,10 +16,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
-from celery import Celery
 
 from config.celery import PRIORITY_NEW_JOB
 from config.settings import Settings, get_settings
@@ -28,8 +27,10 @@ from runs.errors import ConfigurationError, InvalidJobError, JobTimeoutError
 from runs.events import Event, EventLog
 from runs.job import Job, JobSpec
 from runs.store import JobStore
-from worker.celery_app import make_app
 from worker.launcher import resolve_redis_url
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 # Until a worker takes the job, the sweeper waits this long before re-sending its start.
 SUBMIT_LEASE = 60.0
@@ -65,6 +66,9 @@ class Client:
 
     @cached_property
     def app(self) -> Celery:
+        """The Celery app, built on first use: reading jobs never pays for importing it."""
+        from worker.celery_app import make_app
+
         return make_app(self.redis_url)
 
     def spec(self, input: str | list[dict[str, Any]], **options: Any) -> JobSpec:

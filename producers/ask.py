@@ -13,6 +13,11 @@
    up the highest existing attempt of each question.
 4. Wait with a live progress bar (done, failed, fallback, rate); write the results.
 
+The job records are looked up *before* the backend is touched: when every question
+already has an answer (or a job still running), a re-run reads Redis only — no upload
+check, no vector store call, and neither the `openai` client nor Celery is imported, so
+it costs little more than the interpreter's start.
+
 Ctrl-C stops waiting, not the jobs: they keep running in the workers, and the same
 command collects them later.
 """
@@ -25,18 +30,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import openai
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from typing import TYPE_CHECKING, Any
 
 from producers import ask_corpus
 from producers.api import Client
@@ -45,6 +39,10 @@ from runs import keys
 from runs.errors import RunqError
 from runs.job import CANCELLED, FAILED, TERMINAL, Job
 from worker.launcher import resolve_base_url
+
+if TYPE_CHECKING:
+    import openai
+    from rich.console import Console
 
 MAX_ATTEMPTS = 50
 ANSWER_OPTIONS = ("backend", "model", "mode", "instructions")
@@ -138,18 +136,27 @@ def attempt_id(digest: str, attempt: int) -> str:
     return f"ask_{digest}" if attempt == 0 else f"ask_{digest}-r{attempt}"
 
 
-def latest_attempt(client: Client, digest: str) -> tuple[int, Job | None]:
-    """The highest attempt of a question that has a record (-1, None when none has)."""
-    ids = [attempt_id(digest, n) for n in range(MAX_ATTEMPTS)]
-    records = client.redis.mget([keys.job(i) for i in ids])
-    for n in range(MAX_ATTEMPTS - 1, -1, -1):
-        raw = records[n]
-        if raw is not None:
-            return n, Job.from_dict(json.loads(raw))
-    return -1, None
+def latest_attempts(client: Client, digests: Sequence[str]) -> list[tuple[int, Job | None]]:
+    """Per question, its highest attempt that has a record ((-1, None) when none has).
+
+    One MGET for the whole batch, whatever its size.
+    """
+    ids = [attempt_id(d, n) for d in digests for n in range(MAX_ATTEMPTS)]
+    records = client.redis.mget([keys.job(i) for i in ids]) if ids else []
+    found: list[tuple[int, Job | None]] = []
+    for q in range(len(digests)):
+        mine = records[q * MAX_ATTEMPTS : (q + 1) * MAX_ATTEMPTS]
+        last, job = -1, None
+        for n, raw in enumerate(mine):
+            if raw is not None:
+                last, job = n, Job.from_dict(json.loads(raw))
+        found.append((last, job))
+    return found
 
 
 def openai_client(client: Client) -> openai.OpenAI:
+    import openai
+
     base_url = resolve_base_url(client.settings)
     if not base_url and not client.settings.openai_api_key:
         raise ask_corpus.CorpusError(
@@ -164,14 +171,27 @@ def openai_client(client: Client) -> openai.OpenAI:
     )
 
 
-def enqueue(client: Client, report: AskReport, options: dict[str, Any]) -> None:
-    """Submit the questions that have no usable job yet; adopt the others."""
-    corpus = report.corpus
-    assert corpus.vector_store_id is not None
-    resolved = answer_options(client, options)
-    for question in report.questions:
-        digest = question_digest(corpus.fingerprint, question, resolved)
-        attempt, job = latest_attempt(client, digest)
+@dataclass(frozen=True)
+class ToSubmit:
+    """A question with no usable job yet, and the id its new job will have."""
+
+    question: str
+    job_id: str
+    digest: str
+
+
+def plan(client: Client, report: AskReport, resolved: dict[str, Any]) -> list[ToSubmit]:
+    """Adopt the questions' earlier jobs; return the questions that need a new one.
+
+    A finished answer is reused, a running job is waited for, and a failed or cancelled
+    one gets a new attempt. Reads Redis only.
+    """
+    fingerprint = report.corpus.fingerprint
+    digests = [question_digest(fingerprint, q, resolved) for q in report.questions]
+    todo: list[ToSubmit] = []
+    for question, digest, (attempt, job) in zip(
+        report.questions, digests, latest_attempts(client, digests), strict=True
+    ):
         if job is not None and job.status not in (FAILED, CANCELLED):
             report.job_ids.append(job.id)
             if job.terminal:
@@ -183,14 +203,25 @@ def enqueue(client: Client, report: AskReport, options: dict[str, Any]) -> None:
         if job is not None:
             report.retried += 1
         job_id = attempt_id(digest, attempt + 1)
-        handle = client.submit(
-            question,
-            job_id=job_id,
+        report.job_ids.append(job_id)
+        todo.append(ToSubmit(question, job_id, digest))
+    return todo
+
+
+def submit(
+    client: Client, report: AskReport, todo: Sequence[ToSubmit], resolved: dict[str, Any]
+) -> None:
+    """Enqueue one file_search job per question in `todo` (the corpus is indexed)."""
+    corpus = report.corpus
+    assert corpus.vector_store_id is not None
+    for item in todo:
+        client.submit(
+            item.question,
+            job_id=item.job_id,
             vector_store_ids=[corpus.vector_store_id],
-            metadata={"runq_ask": digest, "corpus": corpus.fingerprint[:16]},
+            metadata={"runq_ask": item.digest, "corpus": corpus.fingerprint[:16]},
             **resolved,
         )
-        report.job_ids.append(handle.id)
         report.submitted += 1
 
 
@@ -216,6 +247,17 @@ def wait(
     on_tick: Callable[[AskReport], None] | None = None,
 ) -> None:
     """Wait for every job with a live progress bar; Ctrl-C raises `AskInterrupted`."""
+    if report.pending == 0:
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     started = time.monotonic()
     deadline = started + timeout
     columns = (
@@ -247,10 +289,8 @@ def wait(
             raise AskInterrupted(report) from None
 
 
-def prepare(
-    client: Client, paths: Sequence[str], console: Console, *, ingest_timeout: float = 600.0
-) -> Corpus:
-    """Collect, upload and index the documents; print what was skipped and why."""
+def collect(paths: Sequence[str], console: Console) -> Corpus:
+    """Find the documents; print what was skipped and why. Reads files only."""
     corpus = ask_corpus.collect(paths)
     for path, reason in corpus.skipped:
         console.print(f"[yellow]skipped[/] {path}: {reason}")
@@ -258,6 +298,15 @@ def prepare(
         raise ask_corpus.CorpusError(
             "no supported documents found (pdf, docx, txt, md, html, json)"
         )
+    return corpus
+
+
+def prepare(
+    client: Client, corpus: Corpus, console: Console, *, ingest_timeout: float = 600.0
+) -> None:
+    """Upload what the backend does not have, build or reuse the vector store, index."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
     api = openai_client(client)
     with Progress(
         SpinnerColumn(),
@@ -280,7 +329,6 @@ def prepare(
     for file_id, error in failures:
         corpus.skipped.append((names.get(file_id, file_id), f"ingestion failed: {error}"))
         console.print(f"[yellow]not indexed[/] {names.get(file_id, file_id)}: {error}")
-    return corpus
 
 
 def run_ask(
@@ -293,13 +341,24 @@ def run_ask(
     **options: Any,
 ) -> AskReport:
     """Answer `questions` from the documents under `paths`; see the module docstring."""
-    console = console or Console(stderr=True)
+    if console is None:
+        from rich.console import Console
+
+        console = Console(stderr=True)
     started = time.monotonic()
     if not questions:
         raise ask_corpus.CorpusError("no questions: give --questions FILE or -q TEXT")
-    corpus = prepare(client, paths, console)
+    corpus = collect(paths, console)
     report = AskReport(corpus=corpus, questions=list(dict.fromkeys(questions)))
-    enqueue(client, report, options)
+    resolved = answer_options(client, options)
+    todo = plan(client, report, resolved)
+    if todo:
+        prepare(client, corpus, console)
+        submit(client, report, todo, resolved)
+    else:
+        # Every answer exists or is on its way: the corpus those jobs searched is the one
+        # recorded in Redis for these contents; nothing is asked of the backend.
+        ask_corpus.recall(corpus, client.redis)
     try:
         wait(client, report, timeout=timeout, console=console)
     finally:

@@ -14,13 +14,14 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import openai
-import redis
+from typing import TYPE_CHECKING, Any
 
 from runs import keys
 from runs.errors import RunqError
+
+if TYPE_CHECKING:  # imported where used: a re-run that reuses every answer never needs it
+    import openai
+    import redis
 
 # Extension -> a check of the first bytes (None: any text).
 SUPPORTED: dict[str, bytes | None] = {
@@ -127,6 +128,8 @@ def collect(paths: Iterable[str]) -> Corpus:
 
 
 def _cached_file(api: openai.OpenAI, r: redis.Redis, doc: Document) -> str | None:
+    import openai
+
     cached = r.get(keys.upload_cache(doc.sha256))
     if cached is None:
         return None
@@ -171,6 +174,8 @@ def vector_store(corpus: Corpus, api: openai.OpenAI, r: redis.Redis) -> str:
     ids = list(corpus.file_ids.values())
     if not ids:
         raise CorpusError("no supported documents to search; see the skipped files above")
+    import openai
+
     key = keys.vector_store_cache(_store_fingerprint(ids))
     cached = r.get(key)
     if cached is not None:
@@ -213,6 +218,23 @@ def wait_ingested(
         return []
     failed = api.vector_stores.files.list(store_id, filter="failed")
     return [(f.id, _error_message(f.last_error)) for f in failed]
+
+
+def recall(corpus: Corpus, r: redis.Redis) -> None:
+    """Fill in the file ids and vector store recorded for these contents, from Redis only.
+
+    For a re-run whose every answer is reused: its rows link citations back to the
+    documents, and nothing is asked of the backend.
+    """
+    cached = r.mget([keys.upload_cache(doc.sha256) for doc in corpus.documents])
+    for doc, file_id in zip(corpus.documents, cached, strict=True):
+        if file_id is not None:
+            corpus.file_ids[doc.sha256] = _text(file_id)
+            corpus.reused_uploads += 1
+    if corpus.file_ids:
+        store = r.get(keys.vector_store_cache(_store_fingerprint(corpus.file_ids.values())))
+        if store is not None:
+            corpus.vector_store_id, corpus.vector_store_reused = _text(store), True
 
 
 def _text(value: bytes | str) -> str:

@@ -26,9 +26,10 @@ from prometheus_client import CollectorRegistry, make_asgi_app, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from config.celery import QUEUE_RUNS, QUEUE_TOOLS
+from config.settings import METRICS_PORT
 from runs.metrics import Metrics
 
-DEFAULT_PORT = 9808
+DEFAULT_PORT = METRICS_PORT
 QUEUES = (QUEUE_RUNS, QUEUE_TOOLS)
 
 

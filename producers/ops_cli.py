@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from config.settings import METRICS_PORT
 from producers.flower import DEFAULT_PORT as FLOWER_PORT
-from producers.metrics_server import DEFAULT_PORT as METRICS_PORT
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,14 @@ def run_cli(stack: Stack, cwd: Path, *args: str) -> tuple[subprocess.CompletedPr
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     return proc, time.monotonic() - started
+
+
+def backend_requests(stack: Stack) -> dict[str, int]:
+    """The sandbox's count of every request it has served, by method, route and status."""
+    url = str(stack.base_url).removesuffix("/v1") + "/sandbox/stats"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        counts = json.loads(reply.read())["requests"]
+    return {route: n for route, n in counts.items() if " /sandbox/" not in route}
 
 
 def counters(stderr: str) -> dict[str, str]:
@@ -73,11 +82,14 @@ def test_ask_answers_every_question_then_reuses_everything(stack: Stack, tmp_pat
     assert c1["documents"] == "6" and c1["skipped"] == "1"
     assert c1["submitted"] == "10" and c1["pending"] == "0"
 
+    before = backend_requests(stack)
     second, second_s = run_cli(stack, tmp_path, *args)
     c2 = counters(second.stderr)
     assert c2["uploaded"] == "0" and c2["reused_uploads"] == "6"
     assert c2["vector_store_reused"] == "True"
     assert c2["submitted"] == "0" and c2["reused_results"] == "10"
+    # Every answer was there: the re-run read Redis and asked nothing of the backend.
+    assert backend_requests(stack) == before
     print(f"\nrunq ask: first run {first_s:.2f}s, second run {second_s:.2f}s, "
           f"ratio {second_s / first_s:.2f}")  # fmt: skip
     check_answers(rows(out))
