@@ -137,10 +137,13 @@ def test_a_jobs_tasks_in_the_flower_tasks_page(stack: Stack, flower: dict[str, s
                            instructions=f"sandbox_script: {script}")  # fmt: skip
     assert handle.result(timeout=60)["status"] == "succeeded"
     names = {"runq.jobs.start", "runq.jobs.poll", "runq.tools.call",
-             "runq.jobs.submit_tool_outputs"}  # fmt: skip
+             "runq.jobs.submit_tool_outputs", "runq.jobs.finish"}  # fmt: skip
     tasks = wait_for(lambda: (t := _job_tasks(flower, handle.id)) and names <= set(t) and t,
                      timeout=20, what="Flower to receive the job's task events")  # fmt: skip
     assert tasks["runq.jobs.start"]["state"] == "SUCCESS"
+    # The task events say which queue carried each step: tool calls go on `tools`.
+    assert tasks["runq.tools.call"]["routing_key"] == "tools"
+    assert tasks["runq.jobs.poll"]["routing_key"] == "runs"
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
