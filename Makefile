@@ -22,7 +22,7 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps lint typecheck
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)

@@ -13,13 +13,15 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from runs import keys
 
 FINAL = "job.final"
+# What XRANGE/XREAD return for one stream (the client decodes nothing: bytes throughout).
+_Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 @dataclass(frozen=True)
@@ -70,14 +72,15 @@ class EventLog:
         entries = self.redis.xrange(
             keys.events(job_id), min=f"({after}" if after != "0-0" else "-", count=count
         )
-        return [_decode(entry_id, fields) for entry_id, fields in entries]
+        return [_decode(entry_id, fields) for entry_id, fields in cast(_Entries, entries)]
 
     def wait(self, job_id: str, after: str, block_ms: int) -> list[Event]:
         """Events after `after`, waiting up to `block_ms` for the first one."""
         reply = self.redis.xread({keys.events(job_id): after}, block=block_ms, count=500)
         if not reply:
             return []
-        return [_decode(entry_id, fields) for entry_id, fields in reply[0][1]]
+        streams = cast(list[tuple[bytes, _Entries]], reply)
+        return [_decode(entry_id, fields) for entry_id, fields in streams[0][1]]
 
     def follow(
         self, job_id: str, *, after: str = "0-0", timeout: float | None = None

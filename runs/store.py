@@ -19,7 +19,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -100,6 +100,10 @@ class Claim:
     @property
     def acquired(self) -> bool:
         return self.job is not None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _dump(job: Job) -> str:
@@ -210,7 +214,7 @@ class JobStore:
 
     def find_by_idempotency_key(self, scope: str, key: str) -> str | None:
         value = self.redis.get(keys.idempotency(scope, key))
-        return value.decode() if value is not None else None
+        return _text(value) if value is not None else None
 
     def expired_leases(self, now: float, limit: int = 100) -> list[str]:
         """Jobs whose lease ran out: their driver died or a message was lost.
@@ -218,7 +222,7 @@ class JobStore:
         Includes ended jobs whose finish (publication) never ran.
         """
         ids = self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
-        return [i.decode() for i in ids]
+        return [_text(i) for i in cast(list[bytes], ids)]
 
     def take_conversation(self, conversation: str, job_id: str, ttl: float) -> str:
         """Hold the conversation for `job_id`; return the holder (itself, or the job before it).
@@ -233,7 +237,7 @@ class JobStore:
         holder = self.redis.get(key)
         if holder is None:
             return self.take_conversation(conversation, job_id, ttl)
-        holder_id = holder.decode()
+        holder_id = _text(holder)
         if holder_id == job_id:
             return job_id
         try:

@@ -53,7 +53,16 @@ class Streaming:
 
         def _link(self, job: Job) -> Any: ...
 
-        def _on_error(self, job: Job, owner: str, err: BackendError, step: str) -> str: ...
+        def _on_error(
+            self,
+            job: Job,
+            owner: str,
+            err: BackendError,
+            step: str,
+            *,
+            events: list[dict[str, Any]] | None = None,
+            run_ended: bool = False,
+        ) -> str: ...
 
         def _after_state(
             self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
@@ -105,9 +114,7 @@ class Streaming:
             return backend
         turn = f"turn:{job.link_index}:{job.round}:{job.attempt}"
         if self.store.stream_position(job.id, turn) is None:
-            backend.on_delta = lambda seq, delta: self.store.forward_delta(  # type: ignore[attr-defined]
-                job.id, turn, seq, delta
-            )
+            backend.on_delta = lambda seq, delta: self.store.forward_delta(job.id, turn, seq, delta)
         return backend
 
     def _start_streaming(

@@ -117,7 +117,9 @@ class ToolCalls:
 
     def outputs(self, job_id: str, round_no: int) -> dict[str, StoredOutput]:
         raw = self.redis.hgetall(keys.tool_output(job_id, round_no))
-        return {k.decode(): StoredOutput.loads(v) for k, v in raw.items()}
+        return {
+            k.decode() if isinstance(k, bytes) else k: StoredOutput.loads(v) for k, v in raw.items()
+        }
 
     def _execute(self, call: ToolCall, allowed: list[str] | None, cancelled: bool) -> StoredOutput:
         started = time.perf_counter()
