@@ -259,6 +259,7 @@ class Endings:
     def _record_metrics(self, job: Job) -> None:
         assert self.metrics is not None
         t = job.timings
+        ran = "run_completed_at" in t and "run_created_at" in t
         self.metrics.job_finished(
             status=job.status,
             source=job.source,
@@ -266,6 +267,5 @@ class Endings:
             latency_s=t["finished_at"] - t["queued_at"],
             input_tokens=job.usage.get("input_tokens", 0),
             output_tokens=job.usage.get("output_tokens", 0),
+            run_wait_s=t["run_completed_at"] - t["run_created_at"] if ran else None,
         )
-        if "run_completed_at" in t and "run_created_at" in t:
-            self.metrics.run_wait(t["run_completed_at"] - t["run_created_at"])

@@ -176,8 +176,13 @@ class Metrics:
         latency_s: float,
         input_tokens: int,
         output_tokens: int,
+        run_wait_s: float | None = None,
     ) -> None:
-        """A job reached a terminal status: count it, its latency, tokens and cost."""
+        """A job reached a terminal status: count it, its latency, tokens and cost.
+
+        `run_wait_s` (creation to completion of its last run at the backend) goes into
+        the same transaction: one round trip per finished job.
+        """
         model_l = _label(model)
         ints: list[tuple[str, int]] = [
             (_field("jobs", {"status": _label(status), "source": _label(source)}), 1),
@@ -189,11 +194,12 @@ class Metrics:
         if price is not None:
             cost = (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
             floats.append((_field("cost_usd", {"model": model_l}), cost))
-        self._record(ints, floats, [("job_latency_seconds", {}, latency_s)])
-
-    def run_wait(self, seconds: float) -> None:
-        """A run completed at the backend `seconds` after it was created."""
-        self._record([], [], [("run_wait_seconds", {}, seconds)])
+        observations: list[tuple[str, dict[str, str], float]] = [
+            ("job_latency_seconds", {}, latency_s)
+        ]
+        if run_wait_s is not None:
+            observations.append(("run_wait_seconds", {}, run_wait_s))
+        self._record(ints, floats, observations)
 
     def tool_call(self, *, name: str, seconds: float, error: str | None) -> None:
         """One tool call ran; `error` is a short error code (or None when it succeeded)."""

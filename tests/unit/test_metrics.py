@@ -61,9 +61,14 @@ def test_job_finished_counts_status_source_tokens_and_cost(metrics: Metrics) -> 
     assert s[("runq_job_latency_seconds_sum", ())] == pytest.approx(31.9)
 
 
+def _run_waited(metrics: Metrics, seconds: float) -> None:
+    metrics.job_finished(status="succeeded", source="s", model="m", latency_s=seconds + 1,
+                         input_tokens=0, output_tokens=0, run_wait_s=seconds)  # fmt: skip
+
+
 def test_histogram_buckets_are_cumulative(metrics: Metrics) -> None:
     for value in (0.1, 0.3, 0.3, 7.0, 10_000.0):
-        metrics.run_wait(value)
+        _run_waited(metrics, value)
     s = scrape(metrics)
 
     def bucket(le: str) -> float:
@@ -81,10 +86,10 @@ def test_histogram_buckets_are_cumulative(metrics: Metrics) -> None:
 
 def test_one_observation_is_one_bucket_field(metrics: Metrics, r: fakeredis.FakeRedis) -> None:
     """Per-bucket storage: recording touches one bucket, however many bounds there are."""
-    metrics.run_wait(3.0)
+    metrics.tool_call(name="calc", seconds=3.0, error=None)
     fields = {f.decode(): v for f, v in r.hgetall(keys.metrics()).items()}
-    assert fields == {'run_wait_seconds_bucket{"le":"5.0"}': b"1",
-                      "run_wait_seconds_sum{}": b"3"}  # fmt: skip
+    assert fields == {'tool_latency_seconds_bucket{"le":"5.0","tool":"calc"}': b"1",
+                      'tool_latency_seconds_sum{"tool":"calc"}': b"3"}  # fmt: skip
 
 
 def test_tool_calls_errors_retries_and_ratelimit_waits(metrics: Metrics) -> None:
