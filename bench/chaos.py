@@ -177,7 +177,18 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(2.0)
         ended = time.time()
+        # Then every ended job must also be published by `runq.jobs.finish` (a finish lost
+        # to a kill is re-sent by the sweeper once the job's lease runs out).
+        while time.time() < deadline:
+            states = job_states(client, ids)
+            if all(j is not None and j.published for j in states.values()):
+                break
+            time.sleep(2.0)
+        published_at = time.time()
         states = job_states(client, ids)
+        in_result_backend = sum(
+            bool(client.redis.exists(f"celery-task-meta-{job_id}")) for job_id in ids
+        )
         rows = sandbox.get("/bench/responses")
         stats = sandbox.stats()
     finally:
@@ -231,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         "tool_executions": len(lines),
         "jobs_with_a_note": len(per_note),
         "duplicate_tool_executions": dup_tools,
+        "published": sum(1 for j in states.values() if j is not None and j.published),
+        "in_result_backend": in_result_backend,
+        "publish_wait_after_last_end_s": round(published_at - ended, 2),
         "faults": [{"at_s": round(at - t0, 2), "what": what} for at, what in faults],
         "sandbox_faults": stats.get("faults"),
         "recover_s_median": round(percentile(recover, 50), 2) if recover else None,
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2) + "\n")
     log(json.dumps({k: report[k] for k in ("submitted", "succeeded", "failed", "lost",
                     "duplicate_run_jobs", "duplicate_tool_executions", "recover_s_max",
-                    "drain_after_last_fault_s")}))  # fmt: skip
+                    "drain_after_last_fault_s", "published", "in_result_backend")}))  # fmt: skip
     log(f"wrote {out}")
     return 0
 
