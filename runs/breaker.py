@@ -25,6 +25,7 @@ Record only failures that say the link is unhealthy (retryable errors: timeouts,
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from runs import keys
@@ -65,18 +66,28 @@ local function open_now()
 end
 
 if op == 'allow' then
+  -- {allowed, state, seconds until this state can change (as a string)}
   if state == 'closed' then
-    return {1, state}
+    return {1, state, '0'}
   end
   if state == 'open' and now >= opened + open_seconds then
     save({'state', 'half_open', 'probe', num(now)})
-    return {1, 'half_open'}
+    return {1, 'half_open', '0'}
   end
   if state == 'half_open' and now >= probe + probe_timeout then
     save({'probe', num(now)})  -- the last probe never reported: send another
-    return {1, state}
+    return {1, state, '0'}
   end
-  return {0, state}
+  if state == 'open' then
+    return {0, state, num(opened + open_seconds - now)}
+  end
+  return {0, state, num(probe + probe_timeout - now)}
+elseif op == 'release' then
+  -- The probe never called the link (rate limited, say): the next caller may probe.
+  if state == 'half_open' then
+    save({'probe', '0'})
+  end
+  return state
 elseif op == 'success' then
   if state == 'open' then
     return state
@@ -104,6 +115,25 @@ elseif op == 'state' then
 end
 return redis.error_reply('runq breaker: unknown op ' .. tostring(op))
 """
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to "may I call this link?".
+
+    `probe` is True for the one caller let through a half-open breaker: it must report
+    its call's outcome, or `release_probe()` if it makes none. A refused caller learns
+    `wait`, the seconds until the breaker's state can next change: the end of the open
+    period, or the probe's timeout while a probe is out.
+    """
+
+    allowed: bool
+    state: State
+    wait: float = 0.0
+
+    @property
+    def probe(self) -> bool:
+        return self.allowed and self.state == "half_open"
 
 
 def _text(value: Any) -> str:
@@ -153,8 +183,16 @@ class CircuitBreaker:
 
     def allow(self) -> bool:
         """May a call go to this link now? True when closed, or for the one probe."""
-        allowed, _state = self._call("allow")
-        return bool(int(allowed))
+        return self.ask().allowed
+
+    def ask(self) -> Admission:
+        """`allow()`, plus what a refused caller needs to know to come back in time."""
+        allowed, state, wait = self._call("allow")
+        return Admission(bool(int(allowed)), self._state(state), max(0.0, float(_text(wait))))
+
+    def release_probe(self) -> State:
+        """The probe this caller was given will not call the link: let another go now."""
+        return self._state(self._call("release"))
 
     def record_success(self) -> State:
         """A call succeeded: closes a half-open breaker, resets the failure count."""

@@ -14,6 +14,7 @@ step back after a countdown. Errors go through the retry policy, never a nested 
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ import structlog
 
 from runs import job as J
 from runs.backends.base import COMPLETED, REQUIRES_TOOLS, WAITING, Backend, RunState
+from runs.breaker import Admission
 from runs.chains import Link
 from runs.classify import classify_run_failure
 from runs.endings import FINISH, Endings
@@ -220,16 +222,19 @@ class Steps(Streaming, Endings):
             err = BackendError("too little time left for this link", code="deadline_near")
             return self._fall_back(job, owner, err, [], run_ended=True)
         breaker = self.services.breaker(link)
-        if breaker is not None and not breaker.allow():
+        admission = breaker.ask() if breaker is not None else None
+        if admission is not None and not admission.allowed:
             if job.link_index + 1 < len(job.links):
                 err = BackendError(f"circuit breaker of {link.name} is open", code="circuit_open")
                 return self._fall_back(job, owner, err, [], run_ended=True)
-            # No other link: wait for the breaker to let a probe through, as a countdown.
-            wait = min(self.services.breaker_open_seconds, max(0.0, self._remaining(job)))
+            # No other link: come back when the breaker can next let a call through.
+            wait = min(_breaker_wait(admission), max(0.0, self._remaining(job)))
             self._come_back(job, owner, START, wait)
-            log.info("job.breaker_wait", job_id=job.id, link=link.name, wait=wait)
+            log.info("job.breaker_wait", job_id=job.id, link=link.name, wait=round(wait, 3))
             return "breaker_wait"
         if not self._take_capacity(job, owner, link, START):
+            if breaker is not None and admission is not None and admission.probe:
+                breaker.release_probe()  # this job will not call now: another may probe
             return "rate_limited"
         backend = self._turn_backend(job)
         events: list[dict[str, Any]] = []
@@ -436,6 +441,22 @@ class Steps(Streaming, Endings):
             "job.tools_dispatched", job_id=job.id, round=job.round, calls=len(state.tool_calls)
         )
         return "tools"
+
+
+# While a probe is out, waiting jobs look again this often (plus jitter): a probe that
+# succeeds lets them through within a couple of seconds, not a whole open period later.
+PROBE_RECHECK = 1.0
+
+
+def _breaker_wait(admission: Admission) -> float:
+    """When a job refused by its breaker should ask again.
+
+    At the end of the open period (when the probe goes), or shortly while a probe is out.
+    The jitter spreads a crowd of waiting jobs instead of waking them all at one instant.
+    """
+    if admission.state == "half_open":
+        return min(admission.wait, PROBE_RECHECK + random.uniform(0.0, 2 * PROBE_RECHECK))
+    return admission.wait + random.uniform(0.0, PROBE_RECHECK)
 
 
 def _bind_log_context(job: Job) -> None:

@@ -8,7 +8,7 @@ import fakeredis
 import pytest
 
 from runs import keys
-from runs.breaker import CircuitBreaker
+from runs.breaker import Admission, CircuitBreaker
 
 T0 = 1_800_000_000.0
 
@@ -126,6 +126,45 @@ def test_lost_probe_is_replaced_after_the_probe_timeout(redis, clock):
     assert breaker.allow() is False
     clock.now += 0.1
     assert breaker.allow() is True
+    assert breaker.allow() is False
+
+
+def test_a_refused_caller_learns_when_to_ask_again(redis, clock):
+    breaker = _breaker(redis, clock, probe_timeout=5.0)
+    assert breaker.ask() == Admission(True, "closed", 0.0)
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 4
+    refused = breaker.ask()
+    assert (refused.allowed, refused.state) == (False, "open")
+    assert refused.wait == pytest.approx(6.0)  # the rest of the open period
+    clock.now += 6
+    probe = breaker.ask()
+    assert probe.allowed and probe.probe
+    clock.now += 1
+    waiting = breaker.ask()
+    assert (waiting.allowed, waiting.state, waiting.probe) == (False, "half_open", False)
+    assert waiting.wait == pytest.approx(4.0)  # until the probe would count as lost
+
+
+def test_a_released_probe_lets_the_next_caller_probe_at_once(redis, clock):
+    breaker = _breaker(redis, clock, probe_timeout=5.0)
+    for _ in range(3):
+        breaker.record_failure()
+    clock.now += 10
+    assert breaker.ask().probe
+    assert breaker.allow() is False
+    assert breaker.release_probe() == "half_open"  # it was rate limited: no call made
+    assert breaker.ask().probe  # no need to wait out the probe timeout
+    assert breaker.allow() is False
+
+
+def test_releasing_does_nothing_unless_half_open(redis, clock):
+    breaker = _breaker(redis, clock)
+    assert breaker.release_probe() == "closed"
+    for _ in range(3):
+        breaker.record_failure()
+    assert breaker.release_probe() == "open"
     assert breaker.allow() is False
 
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from runs import keys
 from runs.backends.base import RunState
 from runs.breaker import CircuitBreaker
 from runs.chains import Link, fingerprint, parse_chains
@@ -232,9 +233,38 @@ def test_open_breaker_on_the_only_link_waits_instead_of_failing(
     job = _submit(store, model="m")
     assert steps.run("start", job.id, 0) == "breaker_wait"
     step, _, token, wait = scheduler.last()
-    assert (step, token, wait) == ("start", 0, 30)
+    assert (step, token) == ("start", 0)
+    assert 29 < wait <= 31  # the open period's end (set just now), plus jitter
     assert not store.get(job.id).terminal
     assert backend.calls == []
+
+
+def test_jobs_waiting_on_a_probe_look_again_within_seconds(store, backend, scheduler, fake_redis):
+    # Another worker's job is probing the link right now (the open period is over).
+    now = time.time()
+    fake_redis.hset(keys.breaker("responses:m"), mapping={
+        "state": "half_open", "failures": 1, "opened": now - 31, "probe": now})  # fmt: skip
+    svc = LinkServices(fake_redis, breaker_failures=1, breaker_open_seconds=30)
+    steps = Steps(store, lambda job: backend, scheduler, lambda j, r: {}, services=svc,
+                  retry=RetryPolicies(test_mode=True))  # fmt: skip
+    job = _submit(store, model="m")
+    assert steps.run("start", job.id, 0) == "breaker_wait"
+    wait = scheduler.last()[3]
+    assert 1.0 <= wait <= 3.0  # not a whole open period (or probe timeout) later
+
+
+def test_a_rate_limited_probe_gives_the_probe_back(store, backend, scheduler, fake_redis):
+    breaker = CircuitBreaker(fake_redis, "responses:m", failure_threshold=1, open_seconds=0)
+    breaker.record_failure()
+    svc = LinkServices(fake_redis, breaker_failures=1, breaker_open_seconds=0, default_rpm=1)
+    steps = Steps(store, lambda job: backend, scheduler, lambda j, r: {}, services=svc,
+                  retry=RetryPolicies(test_mode=True))  # fmt: skip
+    limiter = svc.limiter(Link(backend="responses", model="m"))
+    assert limiter is not None and limiter.acquire().ok  # the bucket had one request: now none
+    job = _submit(store, model="m")
+    assert steps.run("start", job.id, 0) == "rate_limited"
+    assert backend.calls == []
+    assert breaker.ask().probe  # the next caller probes at once
 
 
 def test_429s_do_not_open_the_breaker(store, backend, scheduler, fake_redis):
