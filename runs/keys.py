@@ -48,6 +48,11 @@ def leases() -> str:
     return f"{PREFIX}:leases"
 
 
+def delayed() -> str:
+    """Sorted set of `job_id|step|token` scored by when the step is due (long waits)."""
+    return f"{PREFIX}:delayed"
+
+
 def sweeper_lock() -> str:
     """Held for one sweep interval by the worker that sweeps (one sweep fleet-wide)."""
     return f"{PREFIX}:sweeper"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import re
 import time
 from typing import Any
 
@@ -98,6 +99,24 @@ def _truncate(text: str, max_tokens: int) -> str:
     return "".join(split_tokens(text)[:max_tokens])
 
 
+LATENCY_KEY = "sandbox_latency_ms"
+_LATENCY_LINE = re.compile(r"^\s*sandbox_latency_ms\s*:\s*(\d+)\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+def _latency_ms(meta: dict[str, str], instructions: str | None, default: float) -> float:
+    """This response's latency: the `sandbox_latency_ms` metadata entry or instructions
+    line (tests plan a slow run with it), else the server's setting."""
+    raw = meta.get(LATENCY_KEY)
+    if raw is None and instructions:
+        found = _LATENCY_LINE.search(instructions)
+        raw = found.group(1) if found else None
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise bad_request(f"Invalid metadata '{LATENCY_KEY}': expected milliseconds.", "metadata")
+    return float(raw)
+
+
 def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) -> ResponseRecord:
     """Validate a create body and plan the response's whole life."""
     model_name = opt_str(body, "model")
@@ -163,7 +182,9 @@ def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) 
     return ResponseRecord(
         id=new_id("resp"),
         params=params,
-        timeline=Timeline.plan(cfg.latency_ms, out_tokens, cfg.tokens_per_second),
+        timeline=Timeline.plan(
+            _latency_ms(meta, instructions, cfg.latency_ms), out_tokens, cfg.tokens_per_second
+        ),
         background=background,
         store=store,
         final_status=final_status,

@@ -11,6 +11,7 @@ from config.celery import PRIORITY_NEW_JOB
 from config.settings import get_settings
 from runs.backends import BackendFactory
 from runs.chains import parse_chains
+from runs.delays import DelayedSteps
 from runs.errors import ToolError
 from runs.events import EventLog
 from runs.job import Job
@@ -27,9 +28,22 @@ from worker.launcher import resolve_base_url
 
 
 class CeleryScheduler:
-    """The core's `Scheduler`, on Celery: every future step is a message."""
+    """The core's `Scheduler`, on Celery: every future step is a message.
+
+    A step due soon is a message with a countdown; one due later waits in Redis
+    (`runs.delays`) until the workers' pump sends it, so no worker holds it in memory.
+    """
+
+    def __init__(self, delays: DelayedSteps | None = None) -> None:
+        self.delays = delays
 
     def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
+        if self.delays is not None and self.delays.wants(countdown):
+            self.delays.add(job_id, step, token, countdown)
+            return
+        self.send(step, job_id, token, countdown)
+
+    def send(self, step: str, job_id: str, token: int, countdown: float = 0.0) -> None:
         options: dict[str, Any] = {"countdown": countdown} if countdown > 0 else {}
         if step == "start":
             options["priority"] = PRIORITY_NEW_JOB
@@ -69,6 +83,15 @@ class Runtime:
     steps: Steps
     tools: ToolCalls
     sweeper: Sweeper
+    delays: DelayedSteps
+    scheduler: CeleryScheduler
+
+    def send_due_steps(self) -> int:
+        """Send every delayed step that is due; returns how many (the workers' pump)."""
+        due = self.delays.pop_due()
+        for item in due:
+            self.scheduler.send(item.step, item.job_id, item.token)
+        return len(due)
 
 
 _runtime: Runtime | None = None
@@ -120,15 +143,17 @@ def _build() -> Runtime:
         default_tpm=settings.tpm,
         cache_ttl=settings.result_expires,
     )
+    delays = DelayedSteps(client)
+    scheduler = CeleryScheduler(delays)
     steps = Steps(
         store,
         factory,
-        CeleryScheduler(),
+        scheduler,
         tools.outputs,
         config=config,
         retry=RetryPolicies(test_mode=settings.test_mode),
         metrics=metrics,
         services=services,
     )
-    sweeper = Sweeper(store, steps.scheduler, tools, interval=settings.sweep_interval)
-    return Runtime(client, store, events, steps, tools, sweeper)
+    sweeper = Sweeper(store, scheduler, tools, interval=settings.sweep_interval)
+    return Runtime(client, store, events, steps, tools, sweeper, delays, scheduler)

@@ -266,6 +266,9 @@ class Stack:
     sandbox_args: Sequence[str] = ()
     workers: int = 1
     concurrency: int = 2
+    # With tool workers, the `workers` take only the `runs` queue and these take `tools`:
+    # a slow tool then never holds the slot a poll or a cancel needs (production's shape).
+    tool_workers: int = 0
     worker_env: dict[str, str] = field(default_factory=dict)
     worker_log: Path | None = None
     redis: EmbeddedRedis | None = None
@@ -282,12 +285,16 @@ class Stack:
                     latency_ms=self.sandbox_latency_ms, extra_args=self.sandbox_args
                 ).start()
                 self.base_url = self.sandbox.base_url
-            for index in range(self.workers):
+            split = self.tool_workers > 0
+            shapes = [("runs" if split else "runs,tools", "runq")] * self.workers
+            shapes += [("tools", "runq-tools")] * self.tool_workers
+            for index, (queues, prefix) in enumerate(shapes):
                 proc = WorkerProcess(
                     self.redis_url,
                     self.base_url,
+                    queues=queues,
                     concurrency=self.concurrency,
-                    name=f"runq{index}-{os.getpid()}@%h",
+                    name=f"{prefix}{index}-{os.getpid()}@%h",
                     env=self.worker_env,
                     log_path=self.worker_log,
                 )

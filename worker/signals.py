@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from typing import Any
 
 import structlog
@@ -55,20 +56,32 @@ def _refuse(message: str) -> None:
     raise SystemExit(2)
 
 
+# How often each worker sends the delayed steps that became due (runs.delays).
+PUMP_INTERVAL = 0.5
+
+
 @signals.worker_ready.connect
 def _start_sweeper(sender: Any = None, **_: Any) -> None:
-    """Each worker runs the sweeper in a daemon thread; a Redis lock makes one sweep fleet-wide."""
+    """Each worker runs, in a daemon thread, the pump of delayed steps and the sweeper.
+
+    The pump's pop is atomic, so each due step is sent once fleet-wide; a Redis lock makes
+    one sweep per interval fleet-wide.
+    """
     from tasks.runtime import runtime
 
-    sweeper = runtime().sweeper
+    rt = runtime()
     owner = str(getattr(sender, "hostname", "worker"))
 
     def loop() -> None:
         stop = threading.Event()
-        while not stop.wait(sweeper.interval):
+        next_sweep = time.monotonic() + rt.sweeper.interval
+        while not stop.wait(PUMP_INTERVAL):
             try:
-                sweeper.sweep_if_due(owner)
-            except Exception:  # a Redis blip must not kill the thread; next interval retries
+                rt.send_due_steps()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + rt.sweeper.interval
+                    rt.sweeper.sweep_if_due(owner)
+            except Exception:  # a Redis blip must not kill the thread; the next turn retries
                 log.exception("sweeper.failed")
 
     threading.Thread(target=loop, name="runq-sweeper", daemon=True).start()

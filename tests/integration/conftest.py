@@ -11,6 +11,9 @@ from config.settings import load_settings
 from producers.api import Client
 from worker.launcher import SandboxProcess, Stack
 
+# The example tools, and a slow one for tests that act while a tool round runs.
+TOOL_MODULES = "examples.tools,tests.integration.slow_tools"
+
 
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxProcess]:
@@ -31,7 +34,11 @@ def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator
         base_url=sandbox.base_url,
         concurrency=2,
         worker_log=home / "worker.log",
-        worker_env={"RUNQ_TEST_MODE": "1", "RUNQ_LOG_FORMAT": "json"},
+        worker_env={
+            "RUNQ_TEST_MODE": "1",
+            "RUNQ_LOG_FORMAT": "json",
+            "RUNQ_TOOL_MODULES": TOOL_MODULES,
+        },
     ) as running:
         yield running
 
