@@ -62,7 +62,8 @@ class DelayedSteps:
         members = self._pop(keys=[self.key], args=[repr(now), limit])
         due = []
         for raw in members:
-            job_id, step, token = (raw.decode() if isinstance(raw, bytes) else raw).split("|")
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            job_id, step, token = text.rsplit("|", 2)  # a job id may contain "|" itself
             due.append(DueStep(job_id, step, int(token)))
         return due
 

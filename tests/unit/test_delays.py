@@ -40,6 +40,12 @@ class _Recording(CeleryScheduler):
         self.sent.append((step, job_id, token, countdown))
 
 
+def test_a_job_id_with_the_separator_survives() -> None:
+    delays = DelayedSteps(fakeredis.FakeRedis())
+    delays.add("ask|odd", "poll", 7, countdown=6)
+    assert delays.pop_due(time.time() + 7) == [DueStep("ask|odd", "poll", 7)]
+
+
 def test_the_scheduler_sends_short_waits_and_parks_long_ones() -> None:
     delays = DelayedSteps(fakeredis.FakeRedis(), threshold=5.0)
     scheduler = _Recording(delays)
