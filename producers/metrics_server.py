@@ -16,6 +16,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -27,6 +28,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 from config.celery import QUEUE_RUNS, QUEUE_TOOLS
 from config.settings import METRICS_PORT
+from runs import keys
 from runs.metrics import Metrics
 
 DEFAULT_PORT = METRICS_PORT
@@ -34,29 +36,49 @@ QUEUES = (QUEUE_RUNS, QUEUE_TOOLS)
 
 
 class QueueCollector:
-    """`runq_queue_length{queue}`: messages waiting in each runq queue (Redis broker)."""
+    """What waits for a worker: `runq_queue_length{queue}` (messages in each runq queue,
+    Redis broker), `runq_delayed_steps` (steps waiting for their time in Redis) and
+    `runq_delayed_steps_overdue` (of those, due more than `OVERDUE` seconds ago: every
+    worker's pump sends them within a second, so a value that stays above 0 means no
+    worker is running, or all are stuck)."""
+
+    OVERDUE = 10.0
 
     def __init__(self, redis_client: redis.Redis, queues: Sequence[str] = QUEUES) -> None:
         self.redis = redis_client
         self.queues = tuple(queues)
 
     def describe(self) -> Iterator[Metric]:
-        yield self._family({})
+        yield from self._families({}, 0, 0)
 
     def collect(self) -> Iterator[Metric]:
         pipe = self.redis.pipeline(transaction=False)
         for queue in self.queues:
             pipe.llen(queue)
-        yield self._family(dict(zip(self.queues, pipe.execute(), strict=True)))
+        pipe.zcard(keys.delayed())
+        pipe.zcount(keys.delayed(), "-inf", time.time() - self.OVERDUE)
+        *lengths, delayed, overdue = pipe.execute()
+        yield from self._families(dict(zip(self.queues, lengths, strict=True)), delayed, overdue)
 
-    def _family(self, lengths: dict[str, int]) -> GaugeMetricFamily:
+    def _families(
+        self, lengths: dict[str, int], delayed: int, overdue: int
+    ) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "runq_queue_length", "Messages waiting in a runq queue (not yet taken by a worker).",
             labels=("queue",),
         )  # fmt: skip
         for queue, length in lengths.items():
             family.add_metric([queue], float(length))
-        return family
+        yield family
+        yield GaugeMetricFamily(
+            "runq_delayed_steps", "Steps waiting in Redis for their time (long waits).",
+            value=float(delayed),
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "runq_delayed_steps_overdue",
+            f"Delayed steps due more than {self.OVERDUE:g}s ago (no worker sends them).",
+            value=float(overdue),
+        )
 
 
 def build_registry(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.request
 
 import fakeredis
@@ -224,6 +225,16 @@ def test_queue_lengths(r: fakeredis.FakeRedis) -> None:
     registry.register(QueueCollector(r))
     assert registry.get_sample_value("runq_queue_length", {"queue": "runs"}) == 3
     assert registry.get_sample_value("runq_queue_length", {"queue": "tools"}) == 1
+    assert registry.get_sample_value("runq_delayed_steps") == 0
+
+
+def test_delayed_steps_and_the_overdue_ones(r: fakeredis.FakeRedis) -> None:
+    now = time.time()
+    r.zadd(keys.delayed(), {"job_a|poll|1": now + 30, "job_b|start|2": now - 60})
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(r))
+    assert registry.get_sample_value("runq_delayed_steps") == 2
+    assert registry.get_sample_value("runq_delayed_steps_overdue") == 1  # no pump ran
 
 
 def test_standalone_server_serves_metrics(r: fakeredis.FakeRedis) -> None:
