@@ -162,6 +162,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return run_up(
         workers=args.workers,
         concurrency=args.concurrency,
+        tool_workers=args.tool_workers,
         flower=args.flower or args.flower_demo,
         flower_port=args.flower_port,
         flower_demo=args.flower_demo,
@@ -238,6 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("up", help="run Redis, the sandbox and a worker in the foreground")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("-c", "--concurrency", type=int, default=2)
+    p.add_argument(
+        "--tool-workers",
+        type=int,
+        default=0,
+        help="separate workers for the tools queue, so slow tools never hold the slots "
+        "polls and cancels need (default 0: the workers take both queues)",
+    )
     p.add_argument(
         "--flower",
         action="store_true",

@@ -16,6 +16,7 @@ def run_up(
     *,
     workers: int = 1,
     concurrency: int = 2,
+    tool_workers: int = 0,
     flower: bool = False,
     flower_port: int = 5555,
     flower_demo: bool = False,
@@ -30,6 +31,7 @@ def run_up(
         base_url=settings.openai_base_url,
         workers=workers,
         concurrency=concurrency,
+        tool_workers=tool_workers,
     )
     stopping = threading.Event()
 
