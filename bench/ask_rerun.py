@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import machine_info
+from bench.report import replace_section
 from worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,12 +145,7 @@ and the table). The sandbox answers far faster than a real backend (ingestion an
 file_search answer take seconds there), which is why the wall-time ratio misses the
 target at its 200-300 ms latencies and meets it at 2 s. Raw JSON: `bench/results/ask-rerun.json`.
 {END}"""
-    text = DOC.read_text()
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section(DOC, BEGIN, END, section, "Benchmarks")
 
 
 def main(argv: list[str] | None = None) -> int:

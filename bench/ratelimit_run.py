@@ -23,6 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench.report import replace_section
 from config.settings import load_settings
 from producers.api import Client
 from worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
@@ -114,12 +115,7 @@ latency {result["latency_ms"]} ms.
 over the whole run: they had to be earned at the limit's rate. Raw JSON:
 `bench/results/ratelimit.json`.
 {END}"""
-    text = DOC.read_text() if DOC.exists() else "# Reliability\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    replace_section(DOC, BEGIN, END, section, "Reliability")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,3 +92,14 @@ def write_markdown(path: Path, report: dict[str, Any], profile: str, analysis: s
         parts += ["## Profile of a runq poll worker (cProfile, solo pool, by own time)", "",
                   "```", profile.strip()[:6000], "```", ""]  # fmt: skip
     path.write_text("\n".join(parts))
+
+
+def replace_section(doc: Path, begin: str, end: str, section: str, title: str) -> None:
+    """Put `section` (which starts with `begin` and ends with `end`) into `doc`, replacing
+    the section between those markers, or appended; a missing doc starts with `title`."""
+    text = doc.read_text() if doc.exists() else f"# {title}\n"
+    if begin in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    doc.write_text(text)

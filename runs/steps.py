@@ -34,7 +34,7 @@ from runs.links import LinkServices
 from runs.metrics import Metrics
 from runs.ratelimit import estimate_tokens
 from runs.retry import RetryPolicies
-from runs.store import JobStore
+from runs.store import Claim, JobStore
 from runs.streaming import Streaming
 from runs.toolcalls import StoredOutput
 
@@ -99,20 +99,13 @@ class Steps(Streaming, Endings):
     # -- the common frame --------------------------------------------------------------
     def run(self, step: str, job_id: str, token: int) -> str:
         """Run `step` for the job if it is due; returns what happened (for logs and tests)."""
-        try:
-            lock = self.config.stream_lock_seconds if step == STREAM else self.config.lock_seconds
-            claim = self.store.claim(job_id, lock)
-        except JobNotFoundError:
-            log.warning("job.not_found", job_id=job_id, step=step)
-            return "not_found"
-        if not claim.acquired:
-            # Another task holds the job right now: come back when its lock ends.
-            self.scheduler.schedule(step, job_id, token, countdown=claim.busy_for + 0.05)
-            return "busy"
+        lock = self.config.stream_lock_seconds if step == STREAM else self.config.lock_seconds
+        claim = self._claim(step, job_id, token, lock)
+        if isinstance(claim, str):
+            return claim
         job = claim.job
         assert job is not None
         owner = claim.owner
-        _bind_log_context(job)
         try:
             if job.terminal or job.step != step or job.token != token:
                 self.store.release(job_id, owner)
@@ -145,14 +138,9 @@ class Steps(Streaming, Endings):
 
     def cancel(self, job_id: str) -> str:
         """End the job `cancelled` now (the producer already raised its cancel flag)."""
-        try:
-            claim = self.store.claim(job_id, self.config.lock_seconds)
-        except JobNotFoundError:
-            return "not_found"
-        if not claim.acquired:
-            # The step holding the job sees the flag when it commits its next claim.
-            self.scheduler.schedule("cancel", job_id, 0, countdown=claim.busy_for + 0.05)
-            return "busy"
+        claim = self._claim("cancel", job_id, 0, self.config.lock_seconds)
+        if isinstance(claim, str):
+            return claim
         job = claim.job
         assert job is not None
         if job.terminal:
@@ -168,16 +156,11 @@ class Steps(Streaming, Endings):
         nothing; a finish that crashed before its commit is run again by the sweeper, and
         writing the same result again is harmless.
         """
-        try:
-            claim = self.store.claim(job_id, self.config.lock_seconds)
-        except JobNotFoundError:
-            return "not_found"
-        if not claim.acquired:
-            self.scheduler.schedule(FINISH, job_id, token, countdown=claim.busy_for + 0.05)
-            return "busy"
+        claim = self._claim(FINISH, job_id, token, self.config.lock_seconds)
+        if isinstance(claim, str):
+            return claim
         job = claim.job
         assert job is not None
-        _bind_log_context(job)
         if not job.terminal or job.published or job.step != FINISH or job.token != token:
             self.store.release(job_id, claim.owner)
             return "stale"
@@ -190,6 +173,21 @@ class Steps(Streaming, Endings):
         if self.metrics is not None:
             self._record_metrics(job)
         return "published"
+
+    def _claim(self, step: str, job_id: str, token: int, lock: float) -> Claim | str:
+        """Lock the job for `step`, or say why not: "not_found", or "busy" — then the step
+        comes back when the holder's lock ends (a cancel's holder also sees the flag)."""
+        try:
+            claim = self.store.claim(job_id, lock)
+        except JobNotFoundError:
+            log.warning("job.not_found", job_id=job_id, step=step)
+            return "not_found"
+        if not claim.acquired:
+            self.scheduler.schedule(step, job_id, token, countdown=claim.busy_for + 0.05)
+            return "busy"
+        assert claim.job is not None
+        _bind_log_context(claim.job)
+        return claim
 
     def _deadline_passed(self, job: Job) -> bool:
         return time.time() > job.timings["queued_at"] + job.spec.deadline

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,29 +25,47 @@ def sandbox() -> Iterator[SandboxProcess]:
         proc.stop()
 
 
-@pytest.fixture(scope="module")
-def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator[Stack]:
-    """One worker (concurrency 2) on the session Redis and the module's sandbox."""
-    home = tmp_path_factory.mktemp("stack")
+# What every test worker runs with; a module's own stack may add to it.
+WORKER_ENV = {"RUNQ_TEST_MODE": "1", "RUNQ_LOG_FORMAT": "json", "RUNQ_TOOL_MODULES": TOOL_MODULES}
+
+
+@contextmanager
+def stack_on(
+    redis_url: str,
+    sandbox: SandboxProcess,
+    home: Path,
+    *,
+    env: dict[str, str] | None = None,
+    tool_workers: int = 0,
+) -> Iterator[Stack]:
+    """Workers (concurrency 2) on the session's Redis and sandbox, logging to one file."""
     with Stack(
         home=home,
         redis_url=redis_url,
         base_url=sandbox.base_url,
         concurrency=2,
+        tool_workers=tool_workers,
         worker_log=home / "worker.log",
-        worker_env={
-            "RUNQ_TEST_MODE": "1",
-            "RUNQ_LOG_FORMAT": "json",
-            "RUNQ_TOOL_MODULES": TOOL_MODULES,
-        },
+        worker_env={**WORKER_ENV, **(env or {})},
     ) as running:
+        yield running
+
+
+def client_for(stack: Stack) -> Client:
+    assert stack.redis_url is not None
+    return Client(stack.redis_url, load_settings(redis_url=stack.redis_url))
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator[Stack]:
+    """One worker for both queues, for the module."""
+    with stack_on(redis_url, sandbox, tmp_path_factory.mktemp("stack")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def client(stack: Stack) -> Client:
-    assert stack.redis_url is not None
-    return Client(stack.redis_url, load_settings(redis_url=stack.redis_url))
+    return client_for(stack)
 
 
 def worker_log(stack: Stack) -> str:

@@ -12,28 +12,25 @@ from collections.abc import Iterator
 
 import pytest
 
-from config.settings import load_settings
-from producers.api import Client
 from runs import keys
 from tests.conftest import wait_for
+from tests.integration.conftest import WORKER_ENV, client_for, stack_on
 from worker.launcher import SandboxProcess, Stack, WorkerProcess
 
 pytestmark = pytest.mark.integration
 
-ENV = {"RUNQ_TEST_MODE": "1", "RUNQ_SWEEP_INTERVAL": "3600", "RUNQ_POLL_INTERVAL_MAX": "30"}
+ENV = {"RUNQ_SWEEP_INTERVAL": "3600", "RUNQ_POLL_INTERVAL_MAX": "30"}
 
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("delays")
-    with Stack(home=home, redis_url=redis_url, base_url=sandbox.base_url, concurrency=2,
-               worker_log=home / "worker.log", worker_env=ENV) as running:  # fmt: skip
+    with stack_on(redis_url, sandbox, tmp_path_factory.mktemp("delays"), env=ENV) as running:
         yield running
 
 
 def test_a_long_poll_wait_survives_a_killed_worker(stack: Stack) -> None:
     assert stack.redis_url and stack.base_url
-    client = Client(stack.redis_url, load_settings(redis_url=stack.redis_url))
+    client = client_for(stack)
     # The sandbox answers in 8 s and says so (openai-poll-after-ms): the poll waits ~8 s.
     handle = client.submit("take your time", instructions="sandbox_latency_ms: 8000")
 
@@ -46,8 +43,13 @@ def test_a_long_poll_wait_survives_a_killed_worker(stack: Stack) -> None:
     assert killed.proc is not None
     os.killpg(killed.proc.pid, signal.SIGKILL)  # no warm shutdown: nothing is handed back
     killed.proc.wait(timeout=10)
-    replacement = WorkerProcess(stack.redis_url, stack.base_url, concurrency=2, env=ENV,
-                                log_path=stack.worker_log).start()  # fmt: skip
+    replacement = WorkerProcess(
+        stack.redis_url,
+        stack.base_url,
+        concurrency=2,
+        env={**WORKER_ENV, **ENV},
+        log_path=stack.worker_log,
+    ).start()
     stack.worker_procs.append(replacement)
     result = handle.result(timeout=60)
     assert result["status"] == "succeeded", result["error"]

@@ -11,7 +11,7 @@ import pytest
 
 from producers.api import Client
 from tests.conftest import wait_for
-from tests.integration.conftest import TOOL_MODULES, worker_log
+from tests.integration.conftest import stack_on, worker_log
 from worker.launcher import Stack
 
 pytestmark = pytest.mark.integration
@@ -21,10 +21,7 @@ pytestmark = pytest.mark.integration
 def stack(redis_url: str, sandbox, tmp_path_factory) -> Iterator[Stack]:
     """Production's shape: a worker for the `runs` queue and one for `tools`."""
     home = tmp_path_factory.mktemp("orchestration")
-    with Stack(home=home, redis_url=redis_url, base_url=sandbox.base_url, concurrency=2,
-               tool_workers=1, worker_log=home / "worker.log",
-               worker_env={"RUNQ_TEST_MODE": "1", "RUNQ_LOG_FORMAT": "json",
-                           "RUNQ_TOOL_MODULES": TOOL_MODULES}) as running:  # fmt: skip
+    with stack_on(redis_url, sandbox, home, tool_workers=1) as running:
         yield running
 
 

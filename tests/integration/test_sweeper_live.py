@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 from celery.result import AsyncResult
 
-from config.settings import load_settings
 from producers.api import Client
 from runs.job import RUNNING, SUCCEEDED, Job, JobSpec
 from tests.conftest import wait_for
+from tests.integration.conftest import stack_on
 from worker.launcher import SandboxProcess, Stack
 
 pytestmark = pytest.mark.integration
@@ -25,21 +25,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("sweeper")
-    with Stack(
-        home=home,
-        redis_url=redis_url,
-        base_url=sandbox.base_url,
-        concurrency=2,
-        worker_log=home / "worker.log",
-        worker_env={"RUNQ_TEST_MODE": "1", "RUNQ_SWEEP_INTERVAL": "1"},
-    ) as running:
+    with stack_on(redis_url, sandbox, home, env={"RUNQ_SWEEP_INTERVAL": "1"}) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def client(stack: Stack) -> Client:
-    assert stack.redis_url is not None
-    return Client(stack.redis_url, load_settings(redis_url=stack.redis_url))
 
 
 def test_a_job_whose_start_was_never_sent_is_started(client: Client) -> None:
