@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     sweep_interval: float = Field(default=10.0, gt=0, description="seconds between sweeps")
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
+    # Celery task events feed Flower; without Flower they are a quarter of the Redis
+    # commands per job (docs/benchmarks.md), so a deployment may switch them off.
+    task_events: bool = True
     events_maxlen: int = Field(default=2000, ge=10)
     # Test mode: retries and backoff re-schedule with no wait (never used in production).
     test_mode: bool = False

@@ -76,6 +76,12 @@ def test_celery_config_is_json_only_and_safe() -> None:
     assert conf["task_routes"]["runq.*"] == {"queue": "runs"}
 
 
+def test_task_events_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNQ_TASK_EVENTS", "false")
+    conf = celery_config(load_settings(), "redis://127.0.0.1:1/0")
+    assert conf["worker_send_task_events"] is False and conf["task_send_sent_event"] is False
+
+
 def test_a_separate_broker_leaves_results_on_redis(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNQ_BROKER_URL", "amqp://guest:guest@rabbit:5672//")
     conf = celery_config(load_settings(), "redis://127.0.0.1:6379/0")
