@@ -13,7 +13,10 @@ States::
     half_open --probe fails-->     open (for another open_seconds)
 
 Only one probe is let through at a time; if the probe's worker dies without reporting,
-another probe is allowed after `probe_timeout` (default `open_seconds`). Results that
+another probe is allowed after `probe_timeout` (default `open_seconds`), and a probe that
+decides not to call (the rate limiter says wait) gives the probe back at once. A refused
+caller learns when the state can next change (`ask()`), so waiting jobs come back when
+the probe can have answered rather than a whole open period later. Results that
 arrive while the breaker is open come from calls started before it opened and are
 ignored: the probe decides. Every transition is one Lua script, so concurrent workers
 cannot both become the probe or lose a failure count.
