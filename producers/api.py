@@ -108,6 +108,10 @@ class Client:
         **options: Any,
     ) -> JobHandle:
         spec = self.spec(input, **options)
+        # Build the Celery app (its first use imports Celery) before the record exists:
+        # the gap between writing a job and sending its start, which only the sweeper
+        # closes if the producer dies in it, stays one send wide.
+        app = self.app
         job = Job.new(spec, job_id)
         idem = (
             keys.idempotency(spec.tenant or "default", idempotency_key) if idempotency_key else None
@@ -122,7 +126,7 @@ class Client:
             return JobHandle(job.id, self)
         if created != job.id:  # the idempotency key was used before
             return JobHandle(created, self)
-        enqueue_start(self.app, job.id)
+        enqueue_start(app, job.id)
         return JobHandle(job.id, self)
 
     def get_job(self, job_id: str) -> JobHandle:
