@@ -3,9 +3,10 @@
 `worker.app` is the Celery app; `AsyncResult(job_id, app=worker.app).get()` returns a
 finished job's result.
 
-The app (and its signal handlers) are loaded on first access to `worker.app`, not on
-import of the package: producers that only read Redis (`runq ask` re-runs, `runq
-status`) import `worker.launcher` and should not pay for Celery.
+The app (and with it the signal handlers, `worker.signals`) is loaded on first access
+to `worker.app` or import of `worker.celery_app`, not on import of the package:
+producers that only read Redis (`runq ask` re-runs, `runq status`) import
+`worker.launcher` and should not pay for Celery.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ __all__ = ["app"]
 
 def __getattr__(name: str) -> Any:
     if name == "app":
-        from worker import signals as _signals  # noqa: F401  (connects the handlers)
-        from worker.celery_app import app
+        from worker.celery_app import app  # connects the signal handlers too
 
         return app
     raise AttributeError(f"module 'worker' has no attribute {name!r}")

@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from producers.api import Client
 from tests.conftest import wait_for
@@ -159,6 +160,19 @@ def test_log_context_travels_to_every_task_of_a_job(client: Client, stack) -> No
         assert record["run_id"].startswith("resp")
         assert record["attempt"] == 0
         assert record["task_id"]
+
+
+def test_a_producers_log_context_travels_with_its_job(client: Client, stack) -> None:
+    # A web app binds its request id; the job's first task logs it (runq_context header).
+    structlog.contextvars.bind_contextvars(request_id="req-42")
+    try:
+        handle = client.submit("context from the producer")
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    assert handle.result(timeout=60)["status"] == "succeeded"
+    start = wait_for(lambda: _task_records(stack, handle.id).get("runq.jobs.start"),
+                     timeout=20, what="the start task's log line")  # fmt: skip
+    assert start["request_id"] == "req-42"
 
 
 def _task_records(stack, job_id: str) -> dict[str, dict]:
