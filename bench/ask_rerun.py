@@ -7,8 +7,11 @@ the first run's wall time, the re-run's median wall time, their ratio, and the s
 ratio by the command's own clock (`elapsed_s`: from parsing the arguments' documents to
 having every answer, interpreter start-up excluded).
 
+The command runs in a pseudo-terminal 160 columns wide, so it draws its live progress
+bar and its table as it does for a user at a terminal.
+
 The re-run's wall time has a floor that runq does not control: starting Python and
-importing redis, pydantic-settings and rich. The run measures that floor too
+importing redis and rich. The run measures that floor too
 (`python -c "import producers.api, rich.console"`), so the table shows what is left.
 
     python -m bench.ask_rerun                       # latencies 200, 300 and 2000 ms
@@ -18,13 +21,18 @@ importing redis, pydantic-settings and rich. The run measures that floor too
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
+import pty
+import re
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from pathlib import Path
 from typing import Any
@@ -55,10 +63,32 @@ def runq_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "producers.cli"]
 
 
+ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
+TERMINAL_SIZE = (50, 160)  # rows, columns
+
+
 def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str, int]:
+    """Wall time, output (escape codes removed) and exit code of `cmd` run in a terminal."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", *TERMINAL_SIZE, 0, 0))
     started = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=600)
-    return time.perf_counter() - started, proc.stderr, proc.returncode
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                            stdout=follower, stderr=follower)  # fmt: skip
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: every holder of the terminal has closed it
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    code = proc.wait(timeout=600)
+    elapsed = time.perf_counter() - started
+    os.close(leader)
+    output = ANSI.sub("", b"".join(chunks).decode("utf-8", "replace")).replace("\r", "\n")
+    return elapsed, output, code
 
 
 def counters(stderr: str) -> dict[str, str]:
@@ -86,7 +116,9 @@ def one_latency(latency_ms: int, reruns: int) -> dict[str, Any]:
         log_path=home / "worker.log",
     ).start()
     env = {**os.environ, "REDIS_URL": redis_server.url, "OPENAI_BASE_URL": sandbox.base_url,
-           "RUNQ_HOME": str(home), "COLUMNS": "160"}  # fmt: skip
+           "RUNQ_HOME": str(home), "TERM": "xterm-256color"}  # fmt: skip
+    for sized_by_hand in ("COLUMNS", "LINES"):  # the terminal's own size decides
+        env.pop(sized_by_hand, None)
     cmd = [*runq_command(), "ask", str(DOCS), "--questions", str(QUESTIONS),
            "--out", str(home / "results.jsonl")]  # fmt: skip
     try:
@@ -125,25 +157,32 @@ def write_doc(result: dict[str, Any]) -> None:
         f"{'/'.join(r['rerun_submitted'])} |"
         for r in result["runs"]
     )
+    missed = [r for r in result["runs"] if r["ratio_wall_pct"] >= 10]
+    verdict = (
+        "Every latency meets the target in wall time."
+        if not missed
+        else "Wall time misses the target at "
+        + ", ".join(f"{r['latency_ms']} ms" for r in missed)
+        + ": the sandbox answers far faster than a real backend, so the first run is short."
+    )
     section = f"""{BEGIN}
 ## `runq ask` re-run (target: under 10 % of the first run)
 
 `{result["command"]}` — the sample corpus (6 documents, 10 questions) with the real
-`runq ask` command against a fresh stack like `runq up`'s (one worker, concurrency 2);
-the re-run is the median of {result["reruns"]}. "Own clock" is the command's `elapsed_s`
-(documents read to answers in hand); wall time adds the interpreter's start-up.
+`runq ask` command, in a 160-column pseudo-terminal as a user runs it, against a fresh
+stack like `runq up`'s (one worker, concurrency 2); the re-run is the median of
+{result["reruns"]}. "Own clock" is the command's `elapsed_s` (documents read to answers
+in hand); wall time adds the interpreter's start-up. {verdict}
 
 {HEADER}
 {rows}
 
 Floor of any re-run on this machine: {result["import_floor_s"]:.2f} s, the best of 5
-interpreters that only import redis, pydantic-settings and rich (`python -c "import
-producers.api, rich.console"`). A re-run whose every answer exists reads Redis only —
-no upload check, no vector store call, no Celery or `openai` import — so its wall time
-is that floor plus about 0.05 s (reading the documents, one MGET, writing the results
-and the table). The sandbox answers far faster than a real backend (ingestion and a
-file_search answer take seconds there), which is why the wall-time ratio misses the
-target at its 200-300 ms latencies and meets it at 2 s. Raw JSON: `bench/results/ask-rerun.json`.
+interpreters that only import what every re-run needs, redis and rich (`python -c
+"import producers.api, rich.console"`). A re-run whose every answer exists reads Redis
+only — no upload check, no vector store call, no Celery or `openai` import — so its wall
+time is that floor plus reading the documents, one MGET, writing the results and drawing
+the table. Raw JSON: `bench/results/ask-rerun.json`.
 {END}"""
     replace_section(DOC, BEGIN, END, section, "Benchmarks")
 

@@ -87,3 +87,100 @@ def test_a_separate_broker_leaves_results_on_redis(monkeypatch: pytest.MonkeyPat
     conf = celery_config(load_settings(), "redis://127.0.0.1:6379/0")
     assert conf["broker_url"].startswith("amqp://")
     assert conf["result_backend"] == "redis://127.0.0.1:6379/0"
+
+
+def test_dotenv_file_is_read_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    (tmp_path / ".env").write_text("RUNQ_MODEL=from-dotenv\nRUNQ_MODE=stream\nREDIS_URL=\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setenv("RUNQ_MODE", "poll")
+    settings = load_settings()
+    assert settings.model == "from-dotenv"
+    assert settings.mode == "poll"
+    assert settings.redis_url is None  # an empty value means unset
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("false", False), ("0", False), ("Yes", True)])
+def test_flags_read_the_usual_spellings(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: bool
+) -> None:
+    monkeypatch.setenv("RUNQ_TASK_EVENTS", raw)
+    assert load_settings().task_events is expected
+
+
+def test_values_are_typed_from_their_strings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNQ_TOOL_MODULES", "examples.tools, myapp.tools")
+    monkeypatch.setenv("RUNQ_CHAINS", '{"cheap": {"links": ["a", "b"]}}')
+    monkeypatch.setenv("RUNQ_MAX_TOOL_ROUNDS", "3")
+    monkeypatch.setenv("RUNQ_RPM", "600")
+    monkeypatch.setenv("RUNQ_HOME", "/srv/runq")
+    settings = load_settings()
+    assert settings.tool_modules == ["examples.tools", "myapp.tools"]
+    assert settings.chains == {"cheap": {"links": ["a", "b"]}}
+    assert settings.max_tool_rounds == 3 and settings.rpm == 600.0
+    assert str(settings.home) == "/srv/runq"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "complaint"),
+    [
+        ("RUNQ_TASK_EVENTS", "maybe", "true or false"),
+        ("RUNQ_MAX_TOOL_ROUNDS", "2.5", "whole number"),
+        ("RUNQ_MAX_TOOL_ROUNDS", "0", "at least 1"),
+        ("RUNQ_CHAINS", "[1, 2]", "table"),
+        ("RUNQ_CHAINS", "{not json", "JSON object"),
+        ("RUNQ_LOG_FORMAT", "xml", "one of"),
+    ],
+)
+def test_each_kind_of_bad_value_says_what_it_must_be(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, complaint: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert variable in str(info.value) and complaint in str(info.value)
+
+
+def test_every_bad_value_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNQ_BACKEND", "telepathy")
+    monkeypatch.setenv("RUNQ_JOB_DEADLINE", "-5")
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert "RUNQ_BACKEND" in str(info.value) and "RUNQ_JOB_DEADLINE" in str(info.value)
+
+
+def test_unknown_toml_keys_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    path = tmp_path / "runq.toml"
+    path.write_text('[runq]\nmodle = "typo"\n')
+    monkeypatch.setenv("RUNQ_CONFIG", str(path))
+    with pytest.raises(ConfigError, match="modle"):
+        load_settings()
+
+
+def test_toml_chains_tables_become_the_chains_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    path = tmp_path / "runq.toml"
+    path.write_text(
+        '[runq]\nchain = "cheap"\n\n[chains.cheap]\nlinks = [\n'
+        '  { backend = "responses", model = "gpt-5-mini", rpm = 500 },\n'
+        '  { backend = "chat", model = "llama-3.3" },\n]\n'
+    )
+    monkeypatch.setenv("RUNQ_CONFIG", str(path))
+    settings = load_settings()
+    assert settings.chain == "cheap"
+    assert settings.chains["cheap"]["links"][1] == {"backend": "chat", "model": "llama-3.3"}
+
+
+def test_an_unknown_override_is_a_programming_error() -> None:
+    with pytest.raises(TypeError, match="modle"):
+        load_settings(modle="x")
+
+
+def test_the_api_key_never_shows_in_a_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-123")
+    settings = load_settings()
+    assert "sk-secret-value-123" not in repr(settings)
+    assert settings.api_key_value() == "sk-secret-value-123"
