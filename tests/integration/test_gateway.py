@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,30 +67,35 @@ def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         stop(proc)
 
 
+def parse_sse(lines: Iterable[str], limit: int | None = None) -> list[dict[str, Any]]:
+    """SSE messages (id, event, data) from a stream's lines; stop after `limit` of them."""
+    out: list[dict[str, Any]] = []
+    current: dict[str, Any] = {}
+    for line in lines:
+        if line.startswith(":"):
+            continue
+        if line == "":
+            if current:
+                current["data"] = json.loads(current["data"])
+                out.append(current)
+                current = {}
+                if limit is not None and len(out) >= limit:
+                    break
+            continue
+        field, _, value = line.partition(":")
+        current[field] = value[1:] if value.startswith(" ") else value
+    return out
+
+
 def sse_events(
     base: str, job_id: str, headers: dict[str, str], limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Read SSE messages (id, event, data); stop after `limit` of them (closing the stream)."""
-    out: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
     with httpx.stream("GET", f"{base}/v1/jobs/{job_id}/events", headers=headers,
                       timeout=30) as resp:  # fmt: skip
         assert resp.status_code == 200, resp.read()
         assert resp.headers["content-type"].startswith("text/event-stream")
-        for line in resp.iter_lines():
-            if line.startswith(":"):
-                continue
-            if line == "":
-                if current:
-                    current["data"] = json.loads(current["data"])
-                    out.append(current)
-                    current = {}
-                    if limit is not None and len(out) >= limit:
-                        break
-                continue
-            field, _, value = line.partition(":")
-            current[field] = value[1:] if value.startswith(" ") else value
-    return out
+        return parse_sse(resp.iter_lines(), limit)
 
 
 def submit(base: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
