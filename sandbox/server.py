@@ -28,7 +28,16 @@ class _DropInjectedResets(logging.Filter):
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    """A listening TCP socket whose connections asyncio will set to TCP_NODELAY.
+
+    asyncio sets TCP_NODELAY only on sockets whose `proto` is IPPROTO_TCP, and a socket
+    made with the default proto 0 passes that 0 on to every accepted connection. Without
+    it, Nagle's algorithm holds a response's body until the client acknowledges its
+    headers, and the client delays that acknowledgement: every keep-alive request took
+    about 44 ms instead of 2.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
