@@ -27,7 +27,7 @@ from runs.errors import ConfigurationError, InvalidJobError, JobTimeoutError
 from runs.events import Event, EventLog
 from runs.job import Job, JobSpec
 from runs.store import JobStore
-from worker.launcher import resolve_redis_url
+from worker.discovery import resolve_redis_url
 
 if TYPE_CHECKING:
     from celery import Celery

@@ -38,7 +38,7 @@ from producers.ask_corpus import Corpus
 from runs import keys
 from runs.errors import RunqError
 from runs.job import CANCELLED, FAILED, TERMINAL, Job
-from worker.launcher import resolve_base_url
+from worker.discovery import resolve_base_url
 
 if TYPE_CHECKING:
     import openai

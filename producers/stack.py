@@ -9,7 +9,8 @@ import threading
 
 from config.settings import get_settings
 from producers.flower import FlowerOptions, flower_command, resolve_auth
-from worker.launcher import Stack, stop_process, write_state
+from worker.discovery import write_state
+from worker.launcher import Stack, stop_process
 
 
 def run_up(

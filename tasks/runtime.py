@@ -24,7 +24,7 @@ from runs.sweeper import Sweeper
 from runs.toolcalls import ToolCalls
 from runs.tools import registry
 from worker.celery_app import app
-from worker.launcher import resolve_base_url
+from worker.discovery import resolve_base_url
 
 
 class CeleryScheduler:

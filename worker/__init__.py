@@ -6,7 +6,7 @@ finished job's result.
 The app (and with it the signal handlers, `worker.signals`) is loaded on first access
 to `worker.app` or import of `worker.celery_app`, not on import of the package:
 producers that only read Redis (`runq ask` re-runs, `runq status`) import
-`worker.launcher` and should not pay for Celery.
+`worker.discovery` and should not pay for Celery.
 """
 
 from __future__ import annotations

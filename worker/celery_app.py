@@ -14,7 +14,7 @@ from celery import Celery
 from config.celery import celery_config
 from config.settings import get_settings
 from worker import signals as _signals  # noqa: F401  (every process with an app connects them)
-from worker.launcher import resolve_redis_url
+from worker.discovery import resolve_redis_url
 
 # Used only until a Redis is known: connecting to it fails with a clear message
 # (see `require_redis_url`), never silently to some other server.

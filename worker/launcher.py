@@ -6,13 +6,12 @@ real Celery worker with one command. Every process is a child we own: `Stack.sto
 (also on Ctrl-C) terminates them in reverse order and waits, so nothing is left running.
 
 Commands run from the same folder find a stack that `runq up` started through a state
-file (`<RUNQ_HOME>/state.json`). An explicit `REDIS_URL` always wins.
+file (`worker.discovery`). An explicit `REDIS_URL` always wins.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -26,10 +25,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from config.settings import ConfigError, Settings
+from config.settings import ConfigError
+from worker.discovery import clear_state
 
 MIN_REDIS_VERSION = (6, 2)
-STATE_FILE = "state.json"
 
 
 class LaunchError(ConfigError):
@@ -319,49 +318,6 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def write_state(home: Path, **state: object) -> None:
-    """Record where `runq up` put its services, for commands run from the same folder."""
-    home.mkdir(parents=True, exist_ok=True)
-    (home / STATE_FILE).write_text(json.dumps({"pid": os.getpid(), **state}))
-
-
-def clear_state(home: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, PermissionError):
-        data = json.loads((home / STATE_FILE).read_text())
-        if data.get("pid") == os.getpid():
-            (home / STATE_FILE).unlink()
-
-
-def read_state(home: Path) -> dict[str, object]:
-    """The state of a live `runq up` in this folder, or {} when none runs."""
-    try:
-        data = json.loads((home / STATE_FILE).read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    pid = data.get("pid")
-    try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError, PermissionError):
-        return {}
-    return dict(data)
-
-
-def resolve_redis_url(settings: Settings) -> str | None:
-    """REDIS_URL if set, else the Redis of a `runq up` running from this folder."""
-    if settings.redis_url:
-        return settings.redis_url
-    url = read_state(settings.home).get("redis_url")
-    return str(url) if url else None
-
-
-def resolve_base_url(settings: Settings) -> str | None:
-    """OPENAI_BASE_URL if set, else the sandbox of a `runq up` running from this folder."""
-    if settings.openai_base_url:
-        return settings.openai_base_url
-    url = read_state(settings.home).get("base_url")
-    return str(url) if url else None
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
             "no Redis configured: set REDIS_URL=redis://HOST:PORT/DB, or start the embedded "
             "stack with `runq up` in this folder"
         )
-    from worker.launcher import resolve_base_url
+    from worker.discovery import resolve_base_url
 
     if not (settings.openai_api_key or resolve_base_url(settings)):
         _refuse(
