@@ -461,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", help="JSON output (default bench/results/latest.json)")
     parser.add_argument("--doc", help="Markdown report (default docs/benchmarks.md; quick: none)")
+    parser.add_argument("--no-doc", action="store_true",
+                        help="write only the JSON (side-by-side runs quoted by hand)")  # fmt: skip
     args = parser.parse_args(argv)
 
     if args.quick:
@@ -473,6 +475,8 @@ def main(argv: list[str] | None = None) -> int:
     prof_n = prof_n if args.profile_jobs is None else args.profile_jobs
     out = Path(args.out) if args.out else RESULTS / ("quick.json" if args.quick else "latest.json")
     doc = Path(args.doc) if args.doc else (None if args.quick else ROOT / "docs" / "benchmarks.md")
+    if args.no_doc:
+        doc = None
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
 
