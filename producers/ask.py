@@ -291,9 +291,11 @@ def wait(
 
 def collect(paths: Sequence[str], console: Console) -> Corpus:
     """Find the documents; print what was skipped and why. Reads files only."""
+    from rich.markup import escape
+
     corpus = ask_corpus.collect(paths)
     for path, reason in corpus.skipped:
-        console.print(f"[yellow]skipped[/] {path}: {reason}")
+        console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
     if not corpus.documents:
         raise ask_corpus.CorpusError(
             "no supported documents found (pdf, docx, txt, md, html, json)"
@@ -305,6 +307,7 @@ def prepare(
     client: Client, corpus: Corpus, console: Console, *, ingest_timeout: float = 600.0
 ) -> None:
     """Upload what the backend does not have, build or reuse the vector store, index."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     api = openai_client(client)
@@ -328,7 +331,8 @@ def prepare(
     names = {fid: doc.name for fid, doc in corpus.by_file_id().items()}
     for file_id, error in failures:
         corpus.skipped.append((names.get(file_id, file_id), f"ingestion failed: {error}"))
-        console.print(f"[yellow]not indexed[/] {names.get(file_id, file_id)}: {error}")
+        name = names.get(file_id, file_id)
+        console.print(f"[yellow]not indexed[/] {escape(name)}: {escape(str(error))}")
 
 
 def run_ask(

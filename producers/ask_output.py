@@ -1,4 +1,5 @@
-"""Rows and files of `runq ask` results: jsonl (default), csv or md by the file's extension.
+"""Rows of `runq ask` results: as files (jsonl by default, csv or md by the file's
+extension) and as the table printed at the end.
 
 One row per question: question, answer, citations (file name and quoted text), status,
 `answered` (False when nothing was cited, e.g. "I could not find ..."), `source_link`
@@ -11,9 +12,12 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from producers.ask import AskReport
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 
 def _quote(text: str, citation: dict[str, Any], previous_end: int) -> str:
@@ -142,3 +146,27 @@ def write(path: str | Path, data: list[dict[str, Any]]) -> str:
         for row in data:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return "jsonl"
+
+
+def answers_table(data: list[dict[str, Any]], title: str, *, status: bool = True) -> Table:
+    """The rows as a terminal table: question, answer, cited files (and status).
+
+    Every cell is a `Text`, never markup: questions and answers are anyone's words, and
+    an answer holding `[/]` or `[bold]` must print as written, not restyle the table or
+    raise `MarkupError` after every job is done.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, show_lines=True)
+    table.add_column("question", ratio=2)
+    table.add_column("answer", ratio=3)
+    table.add_column("cited file")
+    if status:
+        table.add_column("status")
+    for row in data:
+        files = ", ".join(dict.fromkeys(c["file"] for c in row["citations"] if c["file"]))
+        answer = row["answer"] or ("" if status else row["status"])
+        cells = [Text(row["question"]), Text(answer), Text(files or "-")]
+        table.add_row(*cells, *([Text(row["status"])] if status else []))
+    return table

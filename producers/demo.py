@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from config.settings import get_settings, load_settings
 from worker.launcher import Stack
@@ -54,14 +53,9 @@ def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int
         console.print("interrupted; all services stopped.")
         return 130
     rows = ask_output.rows(report)
-    table = Table(title="runq demo: answers from examples/docs", show_lines=True)
-    table.add_column("question", ratio=2)
-    table.add_column("answer", ratio=3)
-    table.add_column("cited file")
-    for row in rows:
-        files = ", ".join(dict.fromkeys(c["file"] for c in row["citations"] if c["file"]))
-        table.add_row(row["question"], row["answer"] or row["status"], files or "-")
-    console.print(table)
+    console.print(
+        ask_output.answers_table(rows, "runq demo: answers from examples/docs", status=False)
+    )
     ok = sum(r["status"] == "succeeded" for r in rows)
     console.print(
         f"{ok}/{len(rows)} answered in {time.monotonic() - started:.1f}s; all services stopped."

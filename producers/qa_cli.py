@@ -20,6 +20,7 @@ def _resume_hint(argv: list[str]) -> str:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from producers import ask, ask_output
     from producers.api import Client
@@ -45,14 +46,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         still = f"{pending} job(s) keep running in the workers" if pending else "jobs keep running"
         console.print(
             f"\n[bold]interrupted[/]: {still}. Collect the answers (finished ones are "
-            f"reused) with the same command:\n  {_resume_hint(sys.argv[1:])}"
+            f"reused) with the same command:\n  {escape(_resume_hint(sys.argv[1:]))}"
         )
         return EXIT_INTERRUPTED
     data = ask_output.rows(report)
     if args.out:
         kind = ask_output.write(args.out, data)
-        console.print(f"wrote {len(data)} {kind} row(s) to {args.out}")
-    _print_table(console, data)
+        console.print(f"wrote {len(data)} {kind} row(s) to {escape(str(args.out))}")
+    console.print(ask_output.answers_table(data, "runq ask"))
     counters = report.counters()
     console.print(
         "runq ask: " + " ".join(f"{k}={v}" for k, v in counters.items()),
@@ -62,24 +63,10 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if report.pending:
         console.print(
             f"[yellow]{report.pending} question(s) still running[/]; collect them "
-            f"later with: {_resume_hint(sys.argv[1:])}"
+            f"later with: {escape(_resume_hint(sys.argv[1:]))}"
         )
         return 1
     return 0 if report.failed == 0 else 1
-
-
-def _print_table(console: Any, data: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
-    table = Table(title="runq ask", show_lines=True)
-    table.add_column("question", ratio=2)
-    table.add_column("answer", ratio=3)
-    table.add_column("cited file")
-    table.add_column("status")
-    for row in data:
-        files = ", ".join(dict.fromkeys(c["file"] for c in row["citations"] if c["file"]))
-        table.add_row(row["question"], row["answer"] or "", files or "-", row["status"])
-    console.print(table)
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:

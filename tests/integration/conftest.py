@@ -71,3 +71,16 @@ def client(stack: Stack) -> Client:
 def worker_log(stack: Stack) -> str:
     path = stack.worker_log
     return Path(path).read_text() if path else ""
+
+
+@pytest.fixture(scope="module")
+def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`runq gateway` on the module's stack; tokens `token-a` (alice) and `token-b` (bob)."""
+    from tests.integration.gateway_process import start_gateway, stop
+
+    tmp = tmp_path_factory.mktemp("gateway")
+    proc, base = start_gateway(str(stack.redis_url), tmp, tokens="token-a:alice,token-b:bob")
+    try:
+        yield base
+    finally:
+        stop(proc)

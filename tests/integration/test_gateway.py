@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,73 +17,12 @@ import uvicorn
 from config.settings import load_settings
 from producers.gateway import create_app
 from tests.conftest import wait_for
+from tests.integration.gateway_process import parse_sse
 from worker.launcher import Stack, free_port
 
 pytestmark = pytest.mark.integration
 
 A, B = {"Authorization": "Bearer token-a"}, {"Authorization": "Bearer token-b"}
-
-
-def start_gateway(redis_url: str, tmp: Path, *args: str, tokens: str = "") -> tuple[Any, str]:
-    port = free_port()
-    env = {**os.environ, "REDIS_URL": redis_url, "RUNQ_HOME": str(tmp / ".runq"),
-           "RUNQ_GATEWAY_TOKENS": tokens}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "producers.cli", "gateway", "--port", str(port), *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "gateway.log").open("wb"),
-        start_new_session=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError((tmp / "gateway.log").read_text())
-        try:
-            return httpx.get(base + "/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    wait_for(ready, timeout=30, what="the gateway")
-    return proc, base
-
-
-def stop(proc: Any) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("gateway")
-    proc, base = start_gateway(str(stack.redis_url), tmp, tokens="token-a:alice,token-b:bob")
-    try:
-        yield base
-    finally:
-        stop(proc)
-
-
-def parse_sse(lines: Iterable[str], limit: int | None = None) -> list[dict[str, Any]]:
-    """SSE messages (id, event, data) from a stream's lines; stop after `limit` of them."""
-    out: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
-    for line in lines:
-        if line.startswith(":"):
-            continue
-        if line == "":
-            if current:
-                current["data"] = json.loads(current["data"])
-                out.append(current)
-                current = {}
-                if limit is not None and len(out) >= limit:
-                    break
-            continue
-        field, _, value = line.partition(":")
-        current[field] = value[1:] if value.startswith(" ") else value
-    return out
 
 
 def sse_events(

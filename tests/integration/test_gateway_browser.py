@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import wait_for
-from tests.integration.test_gateway import start_gateway, stop
+from tests.integration.gateway_process import start_gateway, stop
 from worker.launcher import Stack
 
 pytestmark = pytest.mark.integration

@@ -10,27 +10,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_gateway import parse_sse, start_gateway, stop
-from worker.launcher import Stack
+from tests.integration.gateway_process import parse_sse
 
 pytestmark = pytest.mark.integration
 
 TOKEN_A, TOKEN_B = "token-a", "token-b"
-
-
-@pytest.fixture(scope="module")
-def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("gateway-curl")
-    proc, base = start_gateway(str(stack.redis_url), tmp, tokens="token-a:alice,token-b:bob")
-    try:
-        yield base
-    finally:
-        stop(proc)
 
 
 def curl(*args: str, token: str | None = None) -> tuple[int, str]:

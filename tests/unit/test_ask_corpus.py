@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -96,3 +97,30 @@ def test_output_formats_follow_the_extension(tmp_path: Path) -> None:
     assert ask_output.write(tmp_path / "r.md", rows) == "md"
     md = (tmp_path / "r.md").read_text()
     assert md.startswith("| question |") and "[faq.html](" in md
+
+
+def _rendered(renderable: object) -> str:
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_the_answers_table_prints_brackets_as_written(tmp_path: Path) -> None:
+    r = report(tmp_path)
+    r.questions[0] = "What does [Menu] do?"
+    r.results["j1"]["output_text"] = "Press [bold]OK[/bold]; the ratio [/] of a to b stays."
+    out = _rendered(ask_output.answers_table(ask_output.rows(r), "runq ask"))
+    assert "What does [Menu] do?" in out
+    assert "Press [bold]OK[/bold]; the ratio [/] of a to b stays." in out
+
+
+def test_skipped_files_with_brackets_in_their_names_are_listed(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    (tmp_path / "notes[v2].xyz").write_text("?")
+    (tmp_path / "faq.md").write_text("# FAQ\n")
+    console = Console(file=io.StringIO(), width=300, color_system=None)
+    ask.collect([str(tmp_path)], console)
+    assert "notes[v2].xyz" in console.file.getvalue()  # type: ignore[attr-defined]
