@@ -30,6 +30,11 @@ def ratios(r: dict[str, float]) -> str:
     return "\n".join(f"- `{k}`: {v}x" for k, v in r.items())
 
 
+def _request_latency(meta: dict[str, Any]) -> str:
+    ms = meta.get("request_latency_ms")
+    return f"{ms} ms added to every API request (a network), " if ms else ""
+
+
 def write_markdown(path: Path, report: dict[str, Any], profile: str, analysis: str = "") -> None:
     meta = report["meta"]
     m = meta["machine"]
@@ -49,7 +54,8 @@ def write_markdown(path: Path, report: dict[str, Any], profile: str, analysis: s
         "Redis, the sandbox, the workers and the producer all share these CPUs.",
         "",
         f"Settings: N={meta['jobs']} jobs, backend latency L={meta['latency_ms']} ms, "
-        f"{meta['worker_shape']}. The naive contender runs only {meta['naive_jobs']} jobs "
+        f"{_request_latency(meta)}{meta['worker_shape']}. The naive contender runs only "
+        f"{meta['naive_jobs']} jobs "
         "(a blocking task with `sleep(1)` on 2 processes would take many minutes for N); its "
         "jobs/s is what the ratios use.",
         "",

@@ -79,8 +79,15 @@ class Config:
     runq_pool: str = "prefork"  # "threads": one runq worker process with `threads` slots
     threads: int = 32
     poll_interval_max: float | None = None  # RUNQ_POLL_INTERVAL_MAX for runq workers
+    request_latency_ms: int = 0  # the sandbox's per-request delay (a network to the backend)
     timeout: float = 900.0
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runq-bench-")))
+
+
+def sandbox_for(cfg: Config) -> ProbeSandbox:
+    """The sandbox every contender of a scenario talks to, shaped by the same settings."""
+    env = {"RUNQ_SANDBOX_REQUEST_LATENCY_MS": str(cfg.request_latency_ms)}
+    return ProbeSandbox(latency_ms=cfg.latency_ms, env=env)
 
 
 # -- watchers -------------------------------------------------------------------------------
@@ -209,7 +216,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
     naive = name == "naive"
     n = cfg.naive_jobs if naive else cfg.jobs
     server = EmbeddedRedis(home).start()
-    sandbox = ProbeSandbox(latency_ms=cfg.latency_ms).start()
+    sandbox = sandbox_for(cfg).start()
     worker_env = runq_worker_env(cfg, home)
     runq_worker: WorkerProcess | None = None
     naive_proc: subprocess.Popen[bytes] | None = None
@@ -325,7 +332,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
 def run_no_queue(cfg: Config, log: Callable[[str], None]) -> dict[str, Any]:
     home = cfg.workdir / "no_queue"
     home.mkdir(parents=True, exist_ok=True)
-    sandbox = ProbeSandbox(latency_ms=cfg.latency_ms).start()
+    sandbox = sandbox_for(cfg).start()
     out = home / "no_queue.json"
     try:
         log(f"no_queue: {cfg.jobs} jobs")
@@ -356,7 +363,7 @@ def profile_runq_poll(cfg: Config, jobs: int, log: Callable[[str], None]) -> str
     home = cfg.workdir / "profile"
     home.mkdir(parents=True, exist_ok=True)
     server = EmbeddedRedis(home).start()
-    sandbox = ProbeSandbox(latency_ms=cfg.latency_ms).start()
+    sandbox = sandbox_for(cfg).start()
     prof = home / "worker.prof"
     args = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "celery", "-A", "worker",
             "worker", "-Q", "runs,tools", "--pool", "solo", "--loglevel", "INFO",
@@ -448,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         help="RUNQ_POLL_INTERVAL_MAX for runq workers (long-latency runs)",
     )
+    parser.add_argument(
+        "--request-latency-ms",
+        type=int,
+        default=0,
+        help="the sandbox's delay on every API request (a network to the backend)",
+    )
     parser.add_argument("--timeout", type=float, default=900.0, help="per contender, seconds")
     parser.add_argument("--only", default=",".join(CONTENDERS), help="contenders to run")
     parser.add_argument(
@@ -489,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "poll_interval_max": args.poll_interval_max,
         "timeout": args.timeout,
+        "request_latency_ms": args.request_latency_ms,
     }
     base = Config(jobs=n, latency_ms=latency, tool_rounds=1, naive_jobs=naive_n, workdir=workdir,
                   **pool)  # fmt: skip
@@ -508,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         report["meta"] = {
             "command": command.strip(),
             "jobs": n, "latency_ms": latency, "naive_jobs": naive_n, "tool_rounds": 1,
+            "request_latency_ms": args.request_latency_ms,
             "worker_shape": (
                 "one celery worker, --pool prefork --concurrency 2 (2 pool processes)"
                 if args.runq_pool == "prefork"

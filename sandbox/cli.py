@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="port (0 picks a free one)")
     parser.add_argument("--latency-ms", type=int, help="time to first token per step, ms")
     parser.add_argument("--tokens-per-second", type=float, help="output speed (0 = instant)")
+    parser.add_argument(
+        "--request-latency-ms", type=int, help="added to every API request, ms (network)"
+    )
     parser.add_argument("--rpm", type=int, help="requests per minute per API key (0 = off)")
     parser.add_argument("--tpm", type=int, help="tokens per minute per API key (0 = off)")
     parser.add_argument("--faults", help="fault profile, e.g. 429=0.1,500=0.05,hang=0.02")
@@ -44,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             latency_ms=args.latency_ms,
             tokens_per_second=args.tokens_per_second,
+            request_latency_ms=args.request_latency_ms,
             rpm=args.rpm,
             tpm=args.tpm,
             faults=parse_faults(args.faults) if args.faults is not None else None,

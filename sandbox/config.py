@@ -59,6 +59,9 @@ class SandboxConfig:
     port: int = 8765
     latency_ms: int = 200
     tokens_per_second: float = 0.0
+    # Added to every /v1 request before it is handled: the network and the API's front
+    # end, which a real backend charges on each call (create, retrieve, submit, upload).
+    request_latency_ms: int = 0
     rpm: int = 0  # requests per minute per API key; 0 = unlimited
     tpm: int = 0  # tokens per minute per API key; 0 = unlimited
     faults: dict[str, float] = field(default_factory=dict)

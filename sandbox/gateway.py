@@ -93,6 +93,9 @@ class Gateway:
                 message = {**message, "headers": headers}
             await send(message)
 
+        delay = self.state.config.request_latency_ms
+        if delay > 0 and scope["path"].startswith("/v1/"):
+            await asyncio.sleep(delay / 1000)
         try:
             if scope["path"].startswith("/v1/") and not await self._gate(
                 scope, receive, send_wrapper, extra

@@ -195,3 +195,14 @@ def test_served_connections_send_without_nagle_delay() -> None:
         return value
 
     assert asyncio.run(nodelay_of_an_accepted_connection()) == 1
+
+
+def test_request_latency_delays_every_api_request() -> None:
+    config = SandboxConfig.from_env({"RUNQ_SANDBOX_REQUEST_LATENCY_MS": "400"}).replace(port=0)
+    assert config.request_latency_ms == 400
+    with SandboxServer(config) as srv:
+        impatient = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0, timeout=0.1)
+        with pytest.raises(openai.APITimeoutError):
+            impatient.models.list()
+        patient = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0, timeout=10)
+        assert patient.models.list().data
