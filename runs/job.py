@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from config.settings import BACKENDS, MODES
@@ -45,6 +45,16 @@ MAX_INPUT_CHARS = 1_000_000
 
 def new_job_id() -> str:
     return "job_" + uuid.uuid4().hex
+
+
+def _fields_of(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, without `asdict`'s deep copy.
+
+    Records are serialised twice per step and dropped at once; `asdict` copied every
+    nested list and dict first, which made it the largest runq-owned row of a worker's
+    profile (docs/benchmarks.md).
+    """
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
 
 @dataclass
@@ -118,7 +128,7 @@ class JobSpec:
             raise InvalidJobError("max_output_tokens", "must be at least 1")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return _fields_of(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobSpec:
@@ -188,7 +198,8 @@ class Job:
         self.timings.setdefault(name, time.time())
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The record as plain data, for `json.dumps` (nested values are shared, not copied)."""
+        data = _fields_of(self)
         data["spec"] = self.spec.to_dict()
         return data
 
