@@ -50,9 +50,9 @@ def new_job_id() -> str:
 def _fields_of(obj: Any) -> dict[str, Any]:
     """A dataclass's fields as a dict, without `asdict`'s deep copy.
 
-    Records are serialised twice per step and dropped at once; `asdict` copied every
-    nested list and dict first, which made it the largest runq-owned row of a worker's
-    profile (docs/benchmarks.md).
+    Every commit serialises the record to JSON and drops the dict at once; `asdict`
+    copied every nested list and dict first, five times slower for the same JSON
+    (`python -m bench.record_dump`).
     """
     return {f.name: getattr(obj, f.name) for f in fields(obj)}
 
