@@ -138,7 +138,9 @@ class ResponsesBackend:
 
     def _create(self, params: dict[str, Any]) -> RunState:
         raw = self.client.responses.with_raw_response.create(**params)
-        state = normalize(raw.parse())
+        # A background create may say when to poll, as a retrieve does: the first poll
+        # then lands when the run ends instead of at the shortest interval.
+        state = normalize(raw.parse(), raw.headers.get("openai-poll-after-ms"))
         state.headers = ratelimit_headers(raw.headers)
         return state
 

@@ -41,6 +41,19 @@ def test_a_job_succeeds_with_output_usage_and_timings(client: Client, sandbox) -
     assert _stats(sandbox)["responses_created_by_job"][handle.id] == 1
 
 
+def test_a_background_run_is_polled_once_when_the_server_says_when_it_ends(
+    client: Client,
+) -> None:
+    """`openai-poll-after-ms` on the create response schedules the first poll.
+
+    The run takes 800 ms. Without the hint the first poll comes after 0.25 s, finds the
+    run in progress and polls again; with it, one poll lands just after the end.
+    """
+    handle = client.submit("poll me once", instructions="sandbox_latency_ms: 800")
+    assert handle.result(timeout=60)["status"] == "succeeded"
+    assert handle.job().polls == 1
+
+
 def test_result_backend_holds_the_result_under_the_job_id(client: Client) -> None:
     handle = client.submit("celery result backend")
     expected = handle.result(timeout=60)
