@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from runs import keys
 from runs.errors import RunqError
+from runs.replies import text
 
 if TYPE_CHECKING:  # imported where used: a re-run that reuses every answer never needs it
     import openai
@@ -133,7 +134,7 @@ def _cached_file(api: openai.OpenAI, r: redis.Redis, doc: Document) -> str | Non
     cached = r.get(keys.upload_cache(doc.sha256))
     if cached is None:
         return None
-    file_id = _text(cached)
+    file_id = text(cached)
     try:
         api.files.retrieve(file_id)
     except openai.NotFoundError:
@@ -180,7 +181,7 @@ def vector_store(corpus: Corpus, api: openai.OpenAI, r: redis.Redis) -> str:
     cached = r.get(key)
     if cached is not None:
         try:
-            store = api.vector_stores.retrieve(_text(cached))
+            store = api.vector_stores.retrieve(text(cached))
             if store.status != "expired":
                 corpus.vector_store_id, corpus.vector_store_reused = store.id, True
                 return store.id
@@ -229,16 +230,12 @@ def recall(corpus: Corpus, r: redis.Redis) -> None:
     cached = r.mget([keys.upload_cache(doc.sha256) for doc in corpus.documents])
     for doc, file_id in zip(corpus.documents, cached, strict=True):
         if file_id is not None:
-            corpus.file_ids[doc.sha256] = _text(file_id)
+            corpus.file_ids[doc.sha256] = text(file_id)
             corpus.reused_uploads += 1
     if corpus.file_ids:
         store = r.get(keys.vector_store_cache(_store_fingerprint(corpus.file_ids.values())))
         if store is not None:
-            corpus.vector_store_id, corpus.vector_store_reused = _text(store), True
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+            corpus.vector_store_id, corpus.vector_store_reused = text(store), True
 
 
 def _error_message(error: Any) -> str:

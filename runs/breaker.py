@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from runs import keys
+from runs.replies import text
 
 State = Literal["closed", "open", "half_open"]
 
@@ -139,10 +140,6 @@ class Admission:
         return self.allowed and self.state == "half_open"
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class CircuitBreaker:
     """The breaker of one backend link (see the module docstring).
 
@@ -191,7 +188,7 @@ class CircuitBreaker:
     def ask(self) -> Admission:
         """`allow()`, plus what a refused caller needs to know to come back in time."""
         allowed, state, wait = self._call("allow")
-        return Admission(bool(int(allowed)), self._state(state), max(0.0, float(_text(wait))))
+        return Admission(bool(int(allowed)), self._state(state), max(0.0, float(text(wait))))
 
     def release_probe(self) -> State:
         """The probe this caller was given will not call the link: let another go now."""
@@ -215,7 +212,7 @@ class CircuitBreaker:
 
     @staticmethod
     def _state(raw: Any) -> State:
-        text = _text(raw)
-        if text not in ("closed", "open", "half_open"):
-            raise ValueError(f"unexpected breaker state {text!r}")
-        return text  # type: ignore[return-value]
+        state = text(raw)
+        if state not in ("closed", "open", "half_open"):
+            raise ValueError(f"unexpected breaker state {state!r}")
+        return state  # type: ignore[return-value]

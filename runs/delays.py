@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runs import keys
+from runs.replies import text
 
 POP_DUE = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
@@ -62,8 +63,7 @@ class DelayedSteps:
         members = self._pop(keys=[self.key], args=[repr(now), limit])
         due = []
         for raw in members:
-            text = raw.decode() if isinstance(raw, bytes) else raw
-            job_id, step, token = text.rsplit("|", 2)  # a job id may contain "|" itself
+            job_id, step, token = text(raw).rsplit("|", 2)  # a job id may contain "|" itself
             due.append(DueStep(job_id, step, int(token)))
         return due
 

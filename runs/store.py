@@ -26,6 +26,7 @@ import redis
 from runs import keys
 from runs.errors import JobNotFoundError
 from runs.job import Job
+from runs.replies import text
 
 CLAIM = """
 local holder = redis.call('GET', KEYS[2])
@@ -100,10 +101,6 @@ class Claim:
     @property
     def acquired(self) -> bool:
         return self.job is not None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _dump(job: Job) -> str:
@@ -214,7 +211,7 @@ class JobStore:
 
     def find_by_idempotency_key(self, scope: str, key: str) -> str | None:
         value = self.redis.get(keys.idempotency(scope, key))
-        return _text(value) if value is not None else None
+        return text(value) if value is not None else None
 
     def expired_leases(self, now: float, limit: int = 100) -> list[str]:
         """Jobs whose lease ran out: their driver died or a message was lost.
@@ -222,7 +219,7 @@ class JobStore:
         Includes ended jobs whose finish (publication) never ran.
         """
         ids = self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
-        return [_text(i) for i in cast(list[bytes], ids)]
+        return [text(i) for i in cast(list[bytes], ids)]
 
     def take_conversation(self, conversation: str, job_id: str, ttl: float) -> str:
         """Hold the conversation for `job_id`; return the holder (itself, or the job before it).
@@ -237,7 +234,7 @@ class JobStore:
         holder = self.redis.get(key)
         if holder is None:
             return self.take_conversation(conversation, job_id, ttl)
-        holder_id = _text(holder)
+        holder_id = text(holder)
         if holder_id == job_id:
             return job_id
         try:
