@@ -152,6 +152,8 @@ class Steps(Streaming, Endings):
     def finish(self, job_id: str, token: int) -> str:
         """Publish an ended job: its result under the job id in the result backend, metrics.
 
+        The step that ends a job calls this at once, in its own task; the `runq.jobs.finish`
+        task runs it when that failed, and the sweeper when a worker died in between.
         Idempotent: a duplicate finds the job published (or its token stale) and does
         nothing; a finish that crashed before its commit is run again by the sweeper, and
         writing the same result again is harmless.
@@ -164,7 +166,11 @@ class Steps(Streaming, Endings):
         if not job.terminal or job.published or job.step != FINISH or job.token != token:
             self.store.release(job_id, claim.owner)
             return "stale"
-        self.scheduler.publish_result(job)
+        try:
+            self.scheduler.publish_result(job)
+        except BaseException:
+            self.store.release(job_id, claim.owner)
+            raise
         job.published = True
         if not self.store.commit(job, owner=claim.owner):
             log.warning("job.commit_conflict", job_id=job.id, step=FINISH)

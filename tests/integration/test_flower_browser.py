@@ -137,7 +137,7 @@ def test_a_jobs_tasks_in_the_flower_tasks_page(stack: Stack, flower: dict[str, s
                            instructions=f"sandbox_script: {script}")  # fmt: skip
     assert handle.result(timeout=60)["status"] == "succeeded"
     names = {"runq.jobs.start", "runq.jobs.poll", "runq.tools.call",
-             "runq.jobs.submit_tool_outputs", "runq.jobs.finish"}  # fmt: skip
+             "runq.jobs.submit_tool_outputs"}  # fmt: skip
     tasks = wait_for(lambda: (t := _job_tasks(flower, handle.id)) and names <= set(t) and t,
                      timeout=20, what="Flower to receive the job's task events")  # fmt: skip
     assert tasks["runq.jobs.start"]["state"] == "SUCCESS"

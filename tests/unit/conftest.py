@@ -31,6 +31,7 @@ class RecordingScheduler:
     scheduled: list[tuple[str, str, int, float]] = field(default_factory=list)
     dispatched: list[tuple[str, int, list[str]]] = field(default_factory=list)
     published: list[dict[str, Any]] = field(default_factory=list)
+    publish_failures: int = 0  # how many publications raise before one succeeds
 
     def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
         self.scheduled.append((step, job_id, token, countdown))
@@ -39,6 +40,9 @@ class RecordingScheduler:
         self.dispatched.append((job.id, token, [c["call_id"] for c in job.pending_calls]))
 
     def publish_result(self, job: Job) -> None:
+        if self.publish_failures:
+            self.publish_failures -= 1
+            raise ConnectionError("result backend unreachable")
         self.published.append(job.result())
 
     def last(self) -> tuple[str, str, int, float]:

@@ -67,18 +67,32 @@ def test_a_job_goes_start_poll_finish(store, backend, scheduler, fake_redis) -> 
     assert {"queued_at", "run_created_at", "finished_at"} <= set(done.timings)
     events = EventLog(fake_redis).read(job.id)
     assert events[-1].final and events[-1].data["result"]["output_text"] == "Echo: hello"
-    # The answer is in the record and the stream already; publication is the finish step.
-    assert scheduler.published == []
-    assert scheduler.last()[:2] == ("finish", job.id)
-    assert _finish_due(steps, scheduler) == "published"
-    assert scheduler.published[0]["status"] == SUCCEEDED
+    # The step that saw the end also published it: no finish task was needed.
+    assert done.published
+    assert [s for s, *_ in scheduler.scheduled] == ["poll", "poll"]
+    assert scheduler.published == [done.result()]
     assert scheduler.published[0]["output_text"] == "Echo: hello"
 
 
-def _finish_due(steps: Steps, scheduler) -> str:
+def test_a_failed_publication_is_handed_to_the_finish_task(
+    store, backend, scheduler, fake_redis
+) -> None:
+    scheduler.publish_failures = 1
+    backend.states = [RunState("completed", handle={"response_id": "r"}, output_text="ok")]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    # The end is committed whatever happens to its publication.
+    assert steps.run("start", job.id, 0) == SUCCEEDED
+    ended = store.get(job.id)
+    assert ended.status == SUCCEEDED and not ended.published
+    assert fake_redis.zscore(keys.leases(), job.id) is not None  # the sweeper's safety net
     step, job_id, token, countdown = scheduler.last()
-    assert (step, countdown) == ("finish", 0)
-    return steps.finish(job_id, token)
+    assert (step, job_id, countdown) == ("finish", job.id, 0)
+    # The failed attempt gave its lock back, so the finish task publishes at once.
+    assert steps.finish(job_id, token) == "published"
+    assert scheduler.published[0]["output_text"] == "ok"
+    assert store.get(job.id).published
+    assert fake_redis.zscore(keys.leases(), job.id) is None
 
 
 def test_finish_publishes_once_and_counts_metrics_once(store, backend, scheduler, fake_redis):
@@ -100,12 +114,10 @@ def test_finish_publishes_once_and_counts_metrics_once(store, backend, scheduler
         metrics=metrics,
     )
     job = _submit(store)
-    assert steps.run("start", job.id, 0) == SUCCEEDED
-    assert fake_redis.zscore(keys.leases(), job.id) is not None  # until it is published
-    assert metrics.snapshot() == {}
-    _, job_id, token, _ = scheduler.last()
-    assert steps.finish(job_id, token) == "published"
-    assert steps.finish(job_id, token) == "stale"  # a redelivered finish does nothing
+    assert steps.run("start", job.id, 0) == SUCCEEDED  # ends and publishes
+    token = store.get(job.id).token
+    assert steps.finish(job.id, token) == "stale"  # a redelivered finish does nothing
+    assert steps.finish(job.id, token) == "stale"
     assert len(scheduler.published) == 1
     assert store.get(job.id).published
     assert fake_redis.zscore(keys.leases(), job.id) is None
@@ -275,7 +287,7 @@ def test_final_error_fails_with_the_reason(store, backend, scheduler) -> None:
     assert failed.status == FAILED
     assert failed.error == {"code": "bad_request", "message": "bad model"}
     assert failed.attempts[0]["code"] == "bad_request"
-    assert _finish_due(steps, scheduler) == "published"
+    assert failed.published
     assert scheduler.published[0]["status"] == FAILED
     assert scheduler.published[0]["error"]["code"] == "bad_request"
 
