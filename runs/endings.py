@@ -240,9 +240,10 @@ class Endings:
         has its answer as soon as the run has ended. What only the outside world reads
         (the Celery result backend, the metrics) comes after, as a second commit: the
         finish. Doing it here saves one Celery task per job (its message, acks and task
-        events: about a sixth of a job's broker traffic). It stays separable: the job
-        keeps a lease until the finish commits, so a finish that raises is handed to
-        `runq.jobs.finish`, and one lost with its worker is re-driven by the sweeper.
+        events: 13 of the 198 Redis commands of a job with a tool round). It stays
+        separable: the job keeps a lease until the finish commits, so a finish that
+        raises is handed to `runq.jobs.finish`, and one lost with its worker is
+        re-driven by the sweeper.
         """
         conversation = job.spec.thread_id or job.spec.conversation_id
         if conversation:
