@@ -33,7 +33,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from config.settings import Settings, get_settings
-from producers.api import SUBMIT_LEASE, Client, enqueue_start
+from producers.api import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
 from runs import keys
 from runs.errors import JobNotFoundError, JobTimeoutError
 from runs.events import Event, _decode
@@ -181,5 +181,4 @@ class AsyncJobHandle:
         """Ask the job to stop; it ends `cancelled` and its run is cancelled at the backend."""
         store = self.client.sync.store
         await self.client.redis.set(keys.cancel(self.id), "1", ex=store.events_ttl)
-        app = self.client.sync.app
-        await asyncio.to_thread(app.send_task, "runq.jobs.cancel", args=[self.id, 0])
+        await asyncio.to_thread(enqueue_cancel, self.client.sync.app, self.id)

@@ -38,7 +38,16 @@ SUBMIT_LEASE = 60.0
 
 def enqueue_start(app: Celery, job_id: str) -> None:
     """Send a new job's first step; it queues behind the steps of runs already in flight."""
-    app.send_task("runq.jobs.start", args=[job_id, 0], priority=PRIORITY_NEW_JOB)
+    # runq's tasks store no result (a job's result goes under the job id), so Celery must
+    # not subscribe a producer to the task's result channel: without `ignore_result`
+    # every send costs a SUBSCRIBE, an UNSUBSCRIBE and a pub/sub connection.
+    app.send_task("runq.jobs.start", args=[job_id, 0], priority=PRIORITY_NEW_JOB,
+                  ignore_result=True)  # fmt: skip
+
+
+def enqueue_cancel(app: Celery, job_id: str) -> None:
+    """Send the task that acts on a cancel request at once, whatever step the job is in."""
+    app.send_task("runq.jobs.cancel", args=[job_id, 0], ignore_result=True)
 
 
 class Client:
@@ -174,7 +183,7 @@ class JobHandle:
     def cancel(self) -> None:
         """Ask the job to stop; it ends `cancelled` and its run is cancelled at the backend."""
         self.client.store.request_cancel(self.id)
-        self.client.app.send_task("runq.jobs.cancel", args=[self.id, 0])
+        enqueue_cancel(self.client.app, self.id)
 
 
 _default: Client | None = None

@@ -63,6 +63,20 @@ def test_result_backend_holds_the_result_under_the_job_id(client: Client) -> Non
     assert got["output_text"] == expected["output_text"]
 
 
+def test_submit_and_cancel_subscribe_to_no_result_channel(client: Client) -> None:
+    # runq's tasks store no result; a producer that let Celery subscribe to each task's
+    # result channel paid a SUBSCRIBE and an UNSUBSCRIBE per send, on a pub/sub connection.
+    def subscribes() -> int:
+        return int(client.redis.info("commandstats").get("cmdstat_subscribe", {}).get("calls", 0))
+
+    before = subscribes()
+    handles = [client.submit(f"no result channel {n}") for n in range(3)]
+    handles[0].cancel()
+    assert subscribes() == before
+    assert handles[0].result(timeout=60)["status"] in {"cancelled", "succeeded"}
+    assert all(h.result(timeout=60)["job_id"] == h.id for h in handles)
+
+
 def test_events_end_with_a_final_event(client: Client) -> None:
     handle = client.submit("events please")
     types = [event.type for event in handle.events(timeout=60)]
