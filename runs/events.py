@@ -82,6 +82,26 @@ class EventLog:
         streams = cast(list[tuple[bytes, _Entries]], reply)
         return [_decode(entry_id, fields) for entry_id, fields in streams[0][1]]
 
+    def wait_many(
+        self, cursors: dict[str, str], block_ms: int, count: int = 100
+    ) -> dict[str, list[Event]]:
+        """New events of many jobs in one XREAD: `{job_id: after}` in, `{job_id: events}` out.
+
+        Waits up to `block_ms` for the first event of any of them; a waiter of thousands
+        of jobs gets only what changed instead of reading every record again.
+        """
+        if not cursors:
+            return {}
+        by_key = {keys.events(job_id): job_id for job_id in cursors}
+        reply = self.redis.xread(
+            {key: cursors[job_id] for key, job_id in by_key.items()}, block=block_ms, count=count
+        )
+        found: dict[str, list[Event]] = {}
+        for key, entries in cast(list[tuple[bytes, _Entries]], reply or []):
+            job_id = by_key[key.decode() if isinstance(key, bytes) else key]
+            found[job_id] = [_decode(entry_id, fields) for entry_id, fields in entries]
+        return found
+
     def follow(
         self, job_id: str, *, after: str = "0-0", timeout: float | None = None
     ) -> Iterator[Event]:

@@ -123,3 +123,19 @@ def test_follow_resumes_after_an_id(fake_redis: fakeredis.FakeRedis) -> None:
     log.append("j", {"type": "b"})
     log.append("j", {"type": "job.final"})
     assert [e.type for e in log.follow("j", after=first, timeout=1)] == ["b", "job.final"]
+
+
+def test_wait_many_returns_only_what_is_new_per_job(fake_redis: fakeredis.FakeRedis) -> None:
+    log = EventLog(fake_redis, maxlen=50, ttl=60)
+    first_a = log.append("a", {"type": "job.status", "status": "queued"})
+    log.append("b", {"type": "job.status", "status": "queued"})
+    everything = log.wait_many({"a": "0-0", "b": "0-0", "never-written": "0-0"}, block_ms=1)
+    assert {job: [e.type for e in evs] for job, evs in everything.items()} == {
+        "a": ["job.status"],
+        "b": ["job.status"],
+    }
+    log.append("a", {"type": "job.final", "status": "succeeded", "result": {"job_id": "a"}})
+    newer = log.wait_many({"a": first_a, "b": everything["b"][-1].id}, block_ms=1)
+    assert list(newer) == ["a"]
+    assert newer["a"][0].final and newer["a"][0].data["result"] == {"job_id": "a"}
+    assert log.wait_many({}, block_ms=1) == {}
