@@ -3,7 +3,8 @@
 Headless Chromium from Debian's `chromium` / `chromium-driver` packages, driven by
 Selenium (a test tool's own browser download does not work here). The basic-auth header
 is set through the DevTools protocol, so the page's own XHR calls carry it too. The
-screenshot of the filtered tasks page is kept as `docs/img/flower-tasks.png`.
+test takes a screenshot of the filtered tasks page; `RUNQ_UPDATE_SCREENSHOTS=1` saves it
+as `docs/img/flower-tasks.png` (a plain run leaves the working tree as it found it).
 
 A missing browser fails this test (with the command that installs it), never skips it.
 """
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.integration
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 INSTALL = "apt-get install -y chromium chromium-driver (and pip install selenium)"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "flower-tasks.png"
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "flower-tasks.png"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -122,8 +123,12 @@ def _job_tasks(flower: dict[str, str], job_id: str) -> dict[str, dict[str, Any]]
     return {t["name"]: t for t in json.loads(body).values() if job_id in str(t.get("args"))}
 
 
-def test_a_jobs_tasks_in_the_flower_tasks_page(stack: Stack, flower: dict[str, str]) -> None:
+def test_a_jobs_tasks_in_the_flower_tasks_page(
+    stack: Stack, flower: dict[str, str], tmp_path: Path
+) -> None:
     _require_browser()
+    update_docs = os.environ.get("RUNQ_UPDATE_SCREENSHOTS") == "1"
+    screenshot = DOCS_SCREENSHOT if update_docs else tmp_path / "flower-tasks.png"
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -173,13 +178,12 @@ def test_a_jobs_tasks_in_the_flower_tasks_page(stack: Stack, flower: dict[str, s
 
         rows = wait.until(rows_of_the_job)
         assert "Flower" in driver.title
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        assert driver.save_screenshot(str(SCREENSHOT))
+        assert driver.save_screenshot(str(screenshot))
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
     text = " ".join(rows)
     assert all(name in text for name in names)
     assert text.count("SUCCESS") == len(rows) >= len(names)
-    assert SCREENSHOT.stat().st_size > 10_000
-    assert SCREENSHOT.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert screenshot.stat().st_size > 10_000
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
