@@ -11,7 +11,8 @@
    (`ask_<digest>-r1`, `-r2`, ...): the failed record stays for post-mortems (it expires
    with the other results) and nothing is ever deleted or overwritten. A re-run looks
    up the highest existing attempt of each question.
-4. Wait with a live progress bar (done, failed, fallback, rate); write the results.
+4. Wait with a live progress bar (done, failed, fallback, rate), reading what is new in
+   the unfinished jobs' event streams (one XREAD for all of them); write the results.
 
 The job records are looked up *before* the backend is touched: when every question
 already has an answer (or a job still running), a re-run reads Redis only — no upload
