@@ -110,7 +110,19 @@ class AskReport:
 
 def read_questions(path: str | Path) -> list[str]:
     """One question a line; blank lines and `#` comments are ignored."""
-    lines = (line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines())
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ask_corpus.CorpusError(f"questions file {str(path)!r} does not exist") from None
+    except UnicodeDecodeError as err:
+        raise ask_corpus.CorpusError(
+            f"questions file {str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})"
+        ) from None
+    except OSError as err:
+        raise ask_corpus.CorpusError(
+            f"cannot read questions file {str(path)!r}: {err.strerror or err}"
+        ) from None
+    lines = (line.strip() for line in text.splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 

@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from producers import ask, ask_output
+from producers import ask, ask_output, cli
 from producers.ask_corpus import Corpus, Document, collect
 
 
@@ -73,6 +73,25 @@ def report(tmp_path: Path) -> ask.AskReport:
                       job_ids=["j1", "j2", "j3"])  # fmt: skip
     r.results = {"j1": result, "j2": missing}
     return r
+
+
+def test_an_unreadable_questions_file_is_a_clear_error_before_anything_runs(
+    tmp_path: Path, capsys
+) -> None:
+    binary = tmp_path / "questions.bin"
+    binary.write_bytes(b"\xff\xfe\x00what?")
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    for path, says in [
+        (tmp_path / "missing.txt", "does not exist"),
+        (binary, "is not UTF-8 text"),
+        (folder, "cannot read questions file"),
+    ]:
+        # No Redis is configured here: the questions are read, and refused, first.
+        assert cli.main(["ask", str(tmp_path), "--questions", str(path)]) == cli.EXIT_USAGE
+        err = capsys.readouterr().err
+        assert err.startswith("runq: error: ") and str(path) in err and says in err
+        assert "Traceback" not in err
 
 
 def test_rows_carry_citations_with_quotes_and_links(tmp_path: Path) -> None:
