@@ -396,9 +396,11 @@ def run_ask(
     started = time.monotonic()
     if not questions:
         raise ask_corpus.CorpusError("no questions: give --questions FILE or -q TEXT")
+    resolved = answer_options(client, options)
+    # Refuse bad options (an empty model, an unknown backend) before any file is read.
+    client.spec(questions[0], **resolved)
     corpus = collect(paths, console)
     report = AskReport(corpus=corpus, questions=list(dict.fromkeys(questions)))
-    resolved = answer_options(client, options)
     todo = plan(client, report, resolved)
     if todo:
         prepare(client, corpus, console)

@@ -7,8 +7,14 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+from rich.console import Console
+
+from config.settings import load_settings
 from producers import ask, ask_output, cli
+from producers.api import Client
 from producers.ask_corpus import Corpus, Document, collect
+from runs.errors import InvalidJobError
 
 
 def make_tree(root: Path) -> None:
@@ -92,6 +98,22 @@ def test_an_unreadable_questions_file_is_a_clear_error_before_anything_runs(
         err = capsys.readouterr().err
         assert err.startswith("runq: error: ") and str(path) in err and says in err
         assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [("model", "", "model"), ("backend", "nope", "backend"), ("mode", "fast", "mode")],
+)
+def test_bad_options_are_refused_before_any_document_is_read(
+    tmp_path: Path, option: str, value: str, named: str
+) -> None:
+    (tmp_path / "faq.md").write_text("# FAQ\nThe warranty lasts two years.\n")
+    # Nothing listens on this port: touching Redis would raise ConnectionError instead.
+    client = Client("redis://127.0.0.1:1/0", load_settings())
+    console = Console(file=io.StringIO())
+    with pytest.raises(InvalidJobError, match=named):
+        ask.run_ask(client, [str(tmp_path)], ["How long?"], console=console, **{option: value})
+    assert console.file.getvalue() == ""  # not even the documents were listed
 
 
 def test_rows_carry_citations_with_quotes_and_links(tmp_path: Path) -> None:
