@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from producers.ask import AskReport
+from runs.errors import RunqError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -90,9 +92,46 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def write(path: str | Path, data: list[dict[str, Any]]) -> str:
-    """Write `data` to `path` in the format its extension names; return the format."""
+class OutputError(RunqError):
+    """The results file cannot be written."""
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse a results path that cannot be written before any job runs, not after.
+
+    The folders it names may not exist yet (`write` creates them), but the nearest one
+    that exists must be a folder this process may write in.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"--out {str(path)!r} is a folder; name a file in it")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"--out {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    writable = os.access(path, os.W_OK) if path.exists() else os.access(existing, os.W_OK)
+    if not writable:
+        raise OutputError(f"--out {str(path)!r} is not writable by this user")
+
+
+def write(path: str | Path, data: list[dict[str, Any]]) -> str:
+    """Write `data` to `path` in the format its extension names; return the format.
+
+    A failure (a full disk, a folder that vanished) is an `OutputError` that says the
+    answers are safe: they are in Redis, and the same command writes them again.
+    """
+    try:
+        return _write(Path(path), data)
+    except OSError as err:
+        raise OutputError(
+            f"could not write the results to {str(path)!r}: {err.strerror or err}. The "
+            "answers are kept: run the same command with another --out to write them "
+            "(nothing runs again)"
+        ) from None
+
+
+def _write(path: Path, data: list[dict[str, Any]]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     ext = path.suffix.lower()
     if ext == ".csv":

@@ -28,6 +28,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     questions = list(args.question or [])
     if args.questions:
         questions += ask.read_questions(args.questions)
+    if args.out:
+        ask_output.check_writable(args.out)
     console = Console(stderr=True)
     client = Client()
     try:
@@ -50,9 +52,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     data = ask_output.rows(report)
+    unwritten: ask_output.OutputError | None = None
     if args.out:
-        kind = ask_output.write(args.out, data)
-        console.print(f"wrote {len(data)} {kind} row(s) to {escape(str(args.out))}")
+        try:
+            kind = ask_output.write(args.out, data)
+            console.print(f"wrote {len(data)} {kind} row(s) to {escape(str(args.out))}")
+        except ask_output.OutputError as err:  # the answers still print, then the error
+            unwritten = err
     console.print(ask_output.answers_table(data, "runq ask"))
     counters = report.counters()
     console.print(
@@ -60,6 +66,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         soft_wrap=True,
         highlight=False,
     )
+    if unwritten is not None:
+        raise unwritten
     if report.pending:
         console.print(
             f"[yellow]{report.pending} question(s) still running[/]; collect them "

@@ -116,6 +116,28 @@ def test_bad_options_are_refused_before_any_document_is_read(
     assert console.file.getvalue() == ""  # not even the documents were listed
 
 
+def test_a_results_path_that_cannot_be_written_is_refused_up_front(tmp_path: Path, capsys) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(ask_output.OutputError, match="is a folder"):
+        ask_output.check_writable(tmp_path)
+    with pytest.raises(ask_output.OutputError, match="is a file, not a folder"):
+        ask_output.check_writable(a_file / "deeper" / "results.jsonl")
+    ask_output.check_writable(tmp_path / "new" / "folders" / "results.csv")  # write makes them
+    assert not (tmp_path / "new").exists()  # checking created nothing
+    # The command checks before it needs Redis (none is configured here) or any backend.
+    assert cli.main(["ask", str(tmp_path), "-q", "How long?", "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_a_failed_write_says_the_answers_are_kept(tmp_path: Path) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    with pytest.raises(ask_output.OutputError, match="answers are kept") as caught:
+        ask_output.write(a_file / "results.jsonl", [])
+    assert str(a_file / "results.jsonl") in str(caught.value)
+
+
 def test_rows_carry_citations_with_quotes_and_links(tmp_path: Path) -> None:
     rows = ask_output.rows(report(tmp_path))
     first, second, third = rows
