@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from config.settings import BACKENDS, MODES, ConfigError
+from producers import cli_args
 from runs.errors import RunqError
 
 EXIT_USAGE = 2
@@ -231,17 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run a Celery worker for the runs and tools queues")
     p.add_argument("-Q", "--queues", default="runs,tools")
-    p.add_argument("-c", "--concurrency", type=int, default=2)
+    p.add_argument("-c", "--concurrency", type=cli_args.positive, default=2)
     p.add_argument("--pool", default="prefork")
     p.add_argument("--loglevel", default="INFO")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("up", help="run Redis, the sandbox and a worker in the foreground")
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("-c", "--concurrency", type=int, default=2)
+    p.add_argument("--workers", type=cli_args.positive, default=1)
+    p.add_argument("-c", "--concurrency", type=cli_args.positive, default=2)
     p.add_argument(
         "--tool-workers",
-        type=int,
+        type=cli_args.not_negative,
         default=0,
         help="separate workers for the tools queue, so slow tools never hold the slots "
         "polls and cancels need (default 0: the workers take both queues)",
@@ -256,12 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run Flower without authentication, on 127.0.0.1 only",
     )
-    p.add_argument("--flower-port", type=int, default=5555)
+    p.add_argument("--flower-port", type=cli_args.port, default=5555)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("demo", help="start the embedded stack, answer the sample questions, stop")
     p.add_argument("--questions", default=None, help="a file with one question per line")
-    p.add_argument("--latency-ms", type=int, default=300)
+    p.add_argument("--latency-ms", type=cli_args.not_negative, default=300)
     p.set_defaults(func=cmd_demo)
 
     sub.add_parser("sandbox", help="run the offline OpenAI-compatible server", add_help=False)

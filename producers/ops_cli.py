@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from config.settings import METRICS_PORT
+from producers import cli_args
 from producers.flower import DEFAULT_PORT as FLOWER_PORT
 
 
@@ -36,7 +37,7 @@ def add_commands(sub: Any) -> None:
         help="serve runq's Prometheus metrics (jobs, tools, retries, tokens, cost) at /metrics",
         description="Serve the metrics all workers record in Redis at http://HOST:PORT/metrics.",
     )
-    p.add_argument("--port", type=int, default=METRICS_PORT,
+    p.add_argument("--port", type=cli_args.port, default=METRICS_PORT,
                    help=f"port (default {METRICS_PORT}; 0 picks a free one)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.set_defaults(func=cmd_metrics)
@@ -47,7 +48,7 @@ def add_commands(sub: Any) -> None:
         description="Run Flower against runq's Redis. Basic auth is required: --basic-auth "
         "or RUNQ_FLOWER_BASIC_AUTH=user:password; --demo runs it open on 127.0.0.1 only.",
     )
-    p.add_argument("--port", type=int, default=FLOWER_PORT, help=f"default {FLOWER_PORT}")
+    p.add_argument("--port", type=cli_args.port, default=FLOWER_PORT, help=f"default {FLOWER_PORT}")
     p.add_argument("--address", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument(
         "--basic-auth",

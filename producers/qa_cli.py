@@ -11,6 +11,8 @@ import shlex
 import sys
 from typing import Any
 
+from producers import cli_args
+
 EXIT_INTERRUPTED = 130
 
 
@@ -121,7 +123,7 @@ def add_commands(sub: Any) -> None:
         "(token `demo`, bound to 127.0.0.1 only).",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=cli_args.port, default=8000, help="port (default 8000)")
     p.add_argument(
         "--demo", action="store_true", help="accept the single token `demo`; binds 127.0.0.1 only"
     )

@@ -75,6 +75,23 @@ class SandboxConfig:
         default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-5-mini", "gpt-5"]
     )
 
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Refuse values no server can run with, naming the setting (ValueError)."""
+        problem = self._problem()
+        if problem is not None:
+            raise ValueError(f"{problem[0]} {problem[1]}")
+
+    def _problem(self) -> tuple[str, str] | None:
+        if not 0 <= self.port <= 65535:
+            return "port", f"must be within 0-65535 (got {self.port})"
+        for name in _NOT_NEGATIVE:
+            if getattr(self, name) < 0:
+                return name, f"must not be negative (got {getattr(self, name)})"
+        return None
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> SandboxConfig:
         """Build a config from ``RUNQ_SANDBOX_*`` variables (defaults for the rest)."""
@@ -84,13 +101,25 @@ class SandboxConfig:
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is None or raw == "":
                 continue
-            setattr(cfg, f.name, _coerce(f.name, raw, getattr(cfg, f.name)))
+            try:
+                setattr(cfg, f.name, _coerce(f.name, raw, getattr(cfg, f.name)))
+            except ValueError as exc:
+                raise ValueError(f"{ENV_PREFIX}{f.name.upper()}: {exc} (got {raw!r})") from None
+        problem = cfg._problem()
+        if problem is not None:
+            raise ValueError(f"{ENV_PREFIX}{problem[0].upper()}: {problem[1]}")
         return cfg
 
     def replace(self, **changes: object) -> SandboxConfig:
         """A copy with ``changes`` applied, ignoring ``None`` values (unset CLI flags)."""
         given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
         return dataclasses.replace(self, **given)
+
+
+_NOT_NEGATIVE = (
+    "latency_ms", "tokens_per_second", "request_latency_ms", "rpm", "tpm",
+    "hang_seconds", "run_expiry_seconds", "snapshot_interval_seconds",
+)  # fmt: skip
 
 
 def _coerce(name: str, raw: str, default: object) -> object:
@@ -102,8 +131,12 @@ def _coerce(name: str, raw: str, default: object) -> object:
         return raw
     if isinstance(default, bool):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
+    try:
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError:
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ValueError(f"must be {kind}") from None
     return raw

@@ -63,6 +63,31 @@ def test_bad_fault_profile_is_refused() -> None:
         parse_faults("500=0.7,503=0.7")
 
 
+@pytest.mark.parametrize(
+    ("env", "says"),
+    [
+        ({"RUNQ_SANDBOX_PORT": "99999"}, "RUNQ_SANDBOX_PORT: must be within 0-65535"),
+        ({"RUNQ_SANDBOX_LATENCY_MS": "abc"}, "RUNQ_SANDBOX_LATENCY_MS: must be an integer"),
+        ({"RUNQ_SANDBOX_TOKENS_PER_SECOND": "fast"}, "TOKENS_PER_SECOND: must be a number"),
+        ({"RUNQ_SANDBOX_RPM": "-1"}, "RUNQ_SANDBOX_RPM: must not be negative"),
+    ],
+)
+def test_bad_settings_name_the_variable(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        SandboxConfig.from_env(env)
+
+
+def test_bad_flags_are_refused_before_binding(capsys: pytest.CaptureFixture[str]) -> None:
+    from sandbox.cli import main
+
+    for argv, says in [(["--port", "99999"], "port must be within 0-65535"),
+                       (["--latency-ms", "-5"], "latency_ms must not be negative")]:  # fmt: skip
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        assert says in capsys.readouterr().err
+
+
 def test_parser_knows_every_documented_flag() -> None:
     args = build_parser().parse_args(
         [

@@ -1,0 +1,40 @@
+"""Value types for `runq` command-line options: argparse refuses a bad value by name.
+
+`argparse` turns the `ArgumentTypeError` into `runq <command>: error: argument --port:
+...` and exit status 2, before the command starts anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number (got {text!r})") from None
+
+
+def port(text: str) -> int:
+    """A TCP port; 0 lets the system pick a free one."""
+    value = _whole(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port within 0-65535 (got {value})")
+    return value
+
+
+def positive(text: str) -> int:
+    """A count of at least one (workers, processes)."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+def not_negative(text: str) -> int:
+    """A count or a duration that may be zero."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative (got {value})")
+    return value

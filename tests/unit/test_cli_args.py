@@ -1,0 +1,34 @@
+"""Option values the `runq` commands refuse before starting anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from producers import cli
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["up", "--workers", "0"], "argument --workers: must be at least 1 (got 0)"),
+        (["up", "--flower-port", "70000"], "must be a port within 0-65535 (got 70000)"),
+        (["worker", "-c", "0"], "argument -c/--concurrency: must be at least 1"),
+        (["metrics", "--port", "99999"], "argument --port: must be a port within 0-65535"),
+        (["gateway", "--port", "http"], "argument --port: must be a whole number (got 'http')"),
+        (["flower", "--port", "-3"], "must be a port within 0-65535 (got -3)"),
+        (["demo", "--latency-ms", "-1"], "argument --latency-ms: must not be negative"),
+        (["up", "--tool-workers", "-1"], "argument --tool-workers: must not be negative"),
+    ],
+)
+def test_bad_numbers_are_refused_by_name(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    assert stop.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_good_numbers_pass() -> None:
+    args = cli.build_parser().parse_args(["up", "--workers", "2", "--flower-port", "0"])
+    assert (args.workers, args.flower_port, args.tool_workers) == (2, 0, 0)
