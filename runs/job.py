@@ -41,6 +41,15 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 MAX_INPUT_CHARS = 1_000_000
+ROLES = ("user", "assistant", "system", "developer")
+# Every run carries these metadata pairs (runs.backends.base.run_metadata); the API
+# allows 16 pairs in all.
+RUN_METADATA_KEYS = ("runq_job_id", "runq_attempt", "runq_round")
+MAX_METADATA_PAIRS = 16 - len(RUN_METADATA_KEYS)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def new_job_id() -> str:
@@ -84,9 +93,8 @@ class JobSpec:
         self._validate_input()
         self._validate_choices()
         self._validate_limits()
-        for key, value in self.metadata.items():
-            if not isinstance(key, str) or not isinstance(value, str):
-                raise InvalidJobError("metadata", "keys and values must be strings")
+        self._validate_lists()
+        self._validate_metadata()
         if self.previous_response_id and self.conversation_id:
             raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
         if self.thread_id and self.backend != "assistants":
@@ -102,6 +110,17 @@ class JobSpec:
         elif isinstance(self.input, list):
             if not self.input or not all(isinstance(item, dict) for item in self.input):
                 raise InvalidJobError("input", "must be a non-empty list of message objects")
+            for n, item in enumerate(self.input):
+                if isinstance(item.get("type"), str):
+                    continue  # an input item of another kind (function_call_output, ...)
+                if "role" not in item:
+                    raise InvalidJobError(
+                        f"input[{n}]", "a message needs a role and content; another item a type"
+                    )
+                if item["role"] not in ROLES:
+                    raise InvalidJobError(f"input[{n}].role", f"must be one of {', '.join(ROLES)}")
+                if not isinstance(item.get("content"), str | list):
+                    raise InvalidJobError(f"input[{n}].content", "a message needs content")
         else:
             raise InvalidJobError("input", "must be text or a list of message objects")
 
@@ -114,18 +133,49 @@ class JobSpec:
             raise InvalidJobError(
                 "mode", f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"
             )
-        if not self.model or not self.model.strip():
-            raise InvalidJobError("model", "must not be empty")
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InvalidJobError("model", "must be a non-empty model name")
+        if self.instructions is not None and not isinstance(self.instructions, str):
+            raise InvalidJobError("instructions", "must be text")
 
     def _validate_limits(self) -> None:
-        if not isinstance(self.deadline, int | float) or self.deadline <= 0:
+        number = not isinstance(self.deadline, bool) and isinstance(self.deadline, int | float)
+        if not number or self.deadline <= 0:
             raise InvalidJobError(
                 "deadline", f"must be a positive number of seconds, got {self.deadline!r}"
             )
-        if self.max_tool_rounds < 1:
-            raise InvalidJobError("max_tool_rounds", "must be at least 1")
-        if self.max_output_tokens is not None and self.max_output_tokens < 1:
-            raise InvalidJobError("max_output_tokens", "must be at least 1")
+        if not _whole(self.max_tool_rounds) or self.max_tool_rounds < 1:
+            raise InvalidJobError("max_tool_rounds", "must be a whole number, at least 1")
+        if self.max_output_tokens is not None and (
+            not _whole(self.max_output_tokens) or self.max_output_tokens < 1
+        ):
+            raise InvalidJobError("max_output_tokens", "must be a whole number, at least 1")
+
+    def _validate_lists(self) -> None:
+        for name in ("tools", "vector_store_ids"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise InvalidJobError(name, "must be a list of names (not one string)")
+
+    def _validate_metadata(self) -> None:
+        """The API's limits (16 pairs, keys up to 64 and values up to 512 characters), less
+        the three pairs runq adds to every run (`runs.backends.base.run_metadata`; runq's
+        values win over the job's own for those keys)."""
+        if not isinstance(self.metadata, dict):
+            raise InvalidJobError("metadata", "must be an object of string keys and values")
+        if len(self.metadata) > MAX_METADATA_PAIRS:
+            raise InvalidJobError(
+                "metadata",
+                f"at most {MAX_METADATA_PAIRS} pairs (the API allows 16; runq adds "
+                f"{', '.join(RUN_METADATA_KEYS)})",
+            )
+        for key, value in self.metadata.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidJobError("metadata", "keys and values must be strings")
+            if not key or len(key) > 64 or len(value) > 512:
+                raise InvalidJobError(
+                    f"metadata.{key}", "keys take 1-64 characters and values up to 512"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return _fields_of(self)

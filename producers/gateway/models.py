@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from runs.job import MAX_INPUT_CHARS
+from runs.job import MAX_INPUT_CHARS, MAX_METADATA_PAIRS, ROLES
 
 # Text with at least one non-blank character, as `JobSpec.validate` wants it.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS, pattern=r"\S")]
@@ -14,12 +14,34 @@ JOB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
 
 
+class Message(BaseModel):
+    """A Responses-style message: a role and its content (text or content parts)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    content: str | list[Any]
+
+
+class InputItem(BaseModel):
+    """An input item of another kind, named by its `type` (`function_call_output`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, StringConstraints(max_length=512)]
+ToolName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
 class JobRequest(BaseModel):
     """A conversation job. Omitted options take the deployment's defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
-    input: Text | Annotated[list[dict[str, Any]], Field(min_length=1)] = Field(
+    input: Text | Annotated[list[InputItem | Message], Field(min_length=1)] = Field(
         description="the user's message, or a list of Responses-style message objects",
         examples=["What is the default geofencing radius?"],
     )
@@ -28,10 +50,14 @@ class JobRequest(BaseModel):
         None
     )
     mode: Literal["poll", "stream"] | None = None
-    tools: list[str] | None = Field(default=None, max_length=64)
+    tools: list[ToolName] | None = Field(default=None, max_length=64)
     instructions: str | None = Field(default=None, max_length=100_000)
     deadline: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description="seconds")
-    metadata: dict[str, str] | None = Field(default=None, max_length=16)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(
+        default=None,
+        max_length=MAX_METADATA_PAIRS,
+        description="the API allows 16 pairs; runq adds runq_job_id, runq_attempt, runq_round",
+    )
 
 
 class Links(BaseModel):

@@ -98,9 +98,10 @@ async def submit(
     unknown = _unknown_tools(body.tools)
     if unknown:
         return invalid("tools", f"unknown tool(s): {', '.join(unknown)}")
-    options = body.model_dump(exclude_none=True)
+    options = body.model_dump(exclude_none=True, exclude={"input"})
+    given = body.model_dump(include={"input"})["input"]  # message fields as sent, nulls too
     handle = await client_of(request).submit(
-        options.pop("input"), idempotency_key=idempotency_key or None, tenant=owner, **options
+        given, idempotency_key=idempotency_key or None, tenant=owner, **options
     )
     base = f"/v1/jobs/{handle.id}"
     created = JobCreated(

@@ -20,6 +20,23 @@ from runs.job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobSpec
         ({"input": "hi", "metadata": {"a": 1}}, "metadata"),
         ({"input": "hi", "previous_response_id": "r", "conversation_id": "c"}, "conversation_id"),
         ({"input": "hi", "thread_id": "t"}, "thread_id"),
+        # Wrong types from Python callers are named too, never an AttributeError later
+        # or a string taken apart letter by letter.
+        ({"input": "hi", "model": 5}, "model"),
+        ({"input": "hi", "model": ""}, "model"),
+        ({"input": "hi", "instructions": ["be brief"]}, "instructions"),
+        ({"input": "hi", "tools": "calculator"}, "tools"),
+        ({"input": "hi", "vector_store_ids": "vs_1"}, "vector_store_ids"),
+        ({"input": "hi", "metadata": "x"}, "metadata"),
+        ({"input": "hi", "metadata": {f"k{n}": "v" for n in range(14)}}, "metadata"),
+        ({"input": "hi", "metadata": {"k": "v" * 513}}, "metadata.k"),
+        ({"input": "hi", "deadline": True}, "deadline"),
+        ({"input": "hi", "max_tool_rounds": 2.5}, "max_tool_rounds"),
+        ({"input": "hi", "max_output_tokens": "100"}, "max_output_tokens"),
+        ({"input": [{"role": "user"}]}, "input[0].content"),
+        ({"input": [{"role": "robot", "content": "hi"}]}, "input[0].role"),
+        ({"input": [{"role": "user", "content": "hi"}, {"content": "x"}]}, "input[1]"),
+        ({"input": [{"role": "user", "content": "hi"}, {"type": 3}]}, "input[1]"),
     ],
 )
 def test_bad_specs_name_the_option(options: dict, option: str) -> None:
@@ -82,3 +99,26 @@ def test_result_has_the_stable_keys() -> None:
     ):
         assert key in result
     assert result["timings"]["total_s"] >= 0
+
+
+def test_metadata_limits_leave_room_for_runqs_own_pairs() -> None:
+    from runs.backends.base import run_metadata
+    from runs.job import MAX_METADATA_PAIRS, RUN_METADATA_KEYS
+
+    spec = JobSpec(input="hi", metadata={f"k{n}": "v" for n in range(MAX_METADATA_PAIRS)})
+    job = Job.new(spec.validate())
+    sent = run_metadata(job)
+    assert set(sent) - set(spec.metadata) == set(RUN_METADATA_KEYS)
+    assert len(sent) == 16  # the API's limit, reached and not passed
+    # A job cannot pass itself off as another: runq's own pairs win.
+    mine = Job.new(JobSpec(input="hi", metadata={"runq_job_id": "someone-else"}).validate())
+    assert run_metadata(mine)["runq_job_id"] == mine.id
+
+
+def test_message_lists_and_other_items_pass() -> None:
+    items = [
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+        {"type": "function_call_output", "call_id": "c", "output": "{}"},
+    ]
+    assert JobSpec(input=items).validate().input == items
