@@ -45,9 +45,15 @@ def _check_worker(sender: Any = None, **_: Any) -> None:
             "OpenAI-compatible server such as the sandbox: `runq sandbox --port 8765` then "
             "OPENAI_BASE_URL=http://127.0.0.1:8765/v1), or use `runq up`, which starts one"
         )
+    from runs.errors import ConfigurationError
     from runs.tools import load_tool_modules
 
-    load_tool_modules(settings.tool_modules)
+    try:
+        load_tool_modules(settings.tool_modules)
+    except ConfigurationError as exc:
+        # Celery logs and swallows an exception from a signal handler: a worker without
+        # its tools would start and fail every job that calls one. SystemExit stops it.
+        _refuse(str(exc))
     log.info("worker.ready_check_passed", tool_modules=settings.tool_modules)
 
 

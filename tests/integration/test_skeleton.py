@@ -158,6 +158,26 @@ def test_worker_without_a_backend_refuses_to_start(redis_url: str, tmp_path: Pat
     assert "OPENAI_API_KEY" in done.stderr and "OPENAI_BASE_URL" in done.stderr
 
 
+def test_worker_whose_tools_do_not_import_refuses_to_start(
+    redis_url: str, sandbox, tmp_path: Path
+) -> None:
+    # Celery swallows an exception raised in a signal handler: without the refusal the
+    # worker came up without its tools and failed every job that called one.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNQ_"))}
+    env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), OPENAI_BASE_URL=sandbox.base_url,
+               RUNQ_TOOL_MODULES="examples.tools,no_such_tools_module")  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "runs,tools"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "RUNQ_TOOL_MODULES" in done.stderr and "no_such_tools_module" in done.stderr
+
+
 def test_waiting_does_not_hold_a_slot(tmp_path: Path) -> None:
     """Concurrency 1 and 3 s of backend latency: five runs are in progress at once.
 
