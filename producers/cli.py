@@ -296,6 +296,25 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if not _redis_unreachable(exc):
+            raise
+        print(
+            f"runq: error: cannot reach Redis ({exc}); start the stack with `runq up` in "
+            "this folder, or check REDIS_URL",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+
+def _redis_unreachable(exc: Exception) -> bool:
+    """Is this redis-py saying the server is down, refusing us, or too slow to answer?"""
+    if "redis" not in sys.modules:  # no command got as far as importing the client
+        return False
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return isinstance(exc, RedisConnectionError | RedisTimeoutError)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,22 @@ def test_bad_numbers_are_refused_by_name(
 def test_good_numbers_pass() -> None:
     args = cli.build_parser().parse_args(["up", "--workers", "2", "--flower-port", "0"])
     assert (args.workers, args.flower_port, args.tool_workers) == (2, 0, 0)
+
+
+def test_an_unreachable_redis_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from config.settings import get_settings
+    from worker.launcher import free_port
+
+    # A port nothing listens on, and a password that must not be printed.
+    monkeypatch.setenv("REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+    try:
+        for argv in (["status", "job_x"], ["submit", "hello"]):
+            assert cli.main(argv) == cli.EXIT_USAGE
+            err = capsys.readouterr().err
+            assert err.startswith("runq: error: cannot reach Redis (") and "REDIS_URL" in err
+            assert "hunter2" not in err and "Traceback" not in err
+    finally:
+        get_settings.cache_clear()
