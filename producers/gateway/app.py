@@ -10,6 +10,7 @@
 Every `/v1` call needs `Authorization: Bearer <token>`; a job is visible only to the
 tenant whose token created it (another tenant gets 404). A refused job answers 422 with
 FastAPI's validation shape, `loc` naming the body field (runq's `InvalidJobError.option`).
+While Redis cannot be reached, calls answer 503 with `Retry-After`, not a traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis.exceptions
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -30,6 +33,18 @@ from producers.gateway.routes import invalid, router
 from runs.errors import InvalidJobError
 
 HEARTBEAT_SECONDS = 15.0
+RETRY_AFTER_SECONDS = 5
+log = structlog.get_logger("runq.gateway")
+
+
+async def _store_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    """Redis is down or not answering: 503, so a client retries instead of giving up."""
+    log.warning("gateway.redis_unreachable", path=request.url.path, error=str(exc))
+    return JSONResponse(
+        {"detail": "the job store (Redis) cannot be reached; retry later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 async def _invalid_job(request: Request, exc: Exception) -> JSONResponse:
@@ -81,6 +96,8 @@ def create_app(
     app.include_router(router)
     app.add_exception_handler(InvalidJobError, _invalid_job)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(redis.exceptions.ConnectionError, _store_unreachable)
+    app.add_exception_handler(redis.exceptions.TimeoutError, _store_unreachable)
     app.openapi = lambda: _openapi(app, sorted(registry.names()))  # type: ignore[method-assign]
     return app
 

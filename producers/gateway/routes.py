@@ -32,6 +32,7 @@ _bearer = HTTPBearer(auto_error=False, description="a token from RUNQ_GATEWAY_TO
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or unknown bearer token"},
     404: {"model": Problem, "description": "no such job for this tenant"},
+    503: {"model": Problem, "description": "Redis cannot be reached; retry after Retry-After"},
 }
 CREATED_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS,

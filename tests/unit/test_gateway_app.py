@@ -58,3 +58,23 @@ def test_health_page_and_openapi(http: TestClient) -> None:
     tools = spec["components"]["schemas"]["JobRequest"]["properties"]["tools"]
     assert "calculator" in tools["anyOf"][0]["items"]["enum"]
     assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
+
+
+def test_an_unreachable_redis_is_a_503_with_retry_after() -> None:
+    from worker.launcher import free_port
+
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = create_app({"ta": "alice"}, redis_url=url, settings=load_settings(redis_url=url))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        calls = [
+            client.post("/v1/jobs", json={"input": "hi"}, headers=A),
+            client.get("/v1/jobs/job_x", headers=A),
+            client.post("/v1/jobs/job_x/cancel", headers=A),
+        ]
+        for resp in calls:
+            assert resp.status_code == 503, resp.text
+            assert resp.headers["Retry-After"] == "5"
+            assert "Redis" in resp.json()["detail"]
+        assert client.get("/healthz").status_code == 503
+        spec = client.get("/openapi.json").json()
+    assert "503" in spec["paths"]["/v1/jobs"]["post"]["responses"]
