@@ -101,8 +101,19 @@ def metrics_asgi_app(redis_client: redis.Redis, **options: Any) -> Callable[...,
 
 
 def metrics_wsgi_app(redis_client: redis.Redis, **options: Any) -> Callable[..., Any]:
-    """The same, as a WSGI app."""
-    return make_wsgi_app(registry=build_registry(redis_client, **options))
+    """The same, as a WSGI app; a scrape while Redis is unreachable gets a 503, not a
+    traceback per scrape (Prometheus marks the target down either way)."""
+    app = make_wsgi_app(registry=build_registry(redis_client, **options))
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return app(environ, start_response)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            headers = [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "5")]
+            start_response("503 Service Unavailable", headers)
+            return [f"runq metrics: Redis cannot be reached ({exc})\n".encode()]
+
+    return serve
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

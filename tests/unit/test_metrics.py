@@ -254,6 +254,25 @@ def test_standalone_server_serves_metrics(r: fakeredis.FakeRedis) -> None:
     assert "process_cpu_seconds_total" not in body  # a dedicated registry, no process noise
 
 
+def test_a_scrape_while_redis_is_down_is_a_503() -> None:
+    import urllib.error
+
+    import redis
+
+    from worker.launcher import free_port
+
+    down = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
+    server = MetricsServer(down, "127.0.0.1", 0).start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(server.url, timeout=5)
+    finally:
+        server.stop()
+    assert failed.value.code == 503
+    assert failed.value.headers["Retry-After"] == "5"
+    assert b"Redis cannot be reached" in failed.value.read()
+
+
 def test_build_registry_without_queues(r: fakeredis.FakeRedis) -> None:
     text = generate_latest(build_registry(r, queues=())).decode()
     assert "runq_jobs_total" in text and "runq_queue_length" not in text
