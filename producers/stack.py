@@ -9,7 +9,8 @@ import threading
 
 from config.settings import get_settings
 from producers.flower import FlowerOptions, flower_command, resolve_auth
-from worker.discovery import write_state
+from runs.errors import ConfigurationError
+from worker.discovery import read_state, write_state
 from worker.launcher import Stack, stop_process
 
 
@@ -23,6 +24,15 @@ def run_up(
     flower_demo: bool = False,
 ) -> int:
     settings = get_settings()
+    running = read_state(settings.home)
+    if running:
+        # A second stack would take over the folder's state file, and whichever stopped
+        # first would leave the other undiscoverable by every command run here.
+        raise ConfigurationError(
+            f"a `runq up` from this folder is already running (pid {running.get('pid')}, "
+            f"Redis {running.get('redis_url')}); use it, stop it first (Ctrl-C in its "
+            "terminal), or set RUNQ_HOME to another folder to run a second stack"
+        )
     flower_options = FlowerOptions(port=flower_port, demo=flower_demo)
     if flower:
         resolve_auth(flower_options, os.environ)  # refuse before starting anything
