@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chain", help="a fallback chain named in configuration")
     p.add_argument("--idempotency-key")
     p.add_argument("--wait", action="store_true", help="wait for the result")
-    p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--timeout", type=cli_args.seconds, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)
 
@@ -212,13 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("result", help="print a job's result")
     p.add_argument("job_id")
     p.add_argument("--wait", action="store_true")
-    p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--timeout", type=cli_args.seconds, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_result)
 
     p = sub.add_parser("watch", help="print a job's events live")
     p.add_argument("job_id")
-    p.add_argument("--timeout", type=float, default=None)
+    p.add_argument("--timeout", type=cli_args.seconds, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_watch)
 

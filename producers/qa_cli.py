@@ -109,7 +109,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--mode")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=cli_args.seconds,
         default=900.0,
         help="seconds to wait for the answers (jobs keep running after)",
     )

@@ -18,6 +18,10 @@ from producers import cli
         (["flower", "--port", "-3"], "must be a port within 0-65535 (got -3)"),
         (["demo", "--latency-ms", "-1"], "argument --latency-ms: must not be negative"),
         (["up", "--tool-workers", "-1"], "argument --tool-workers: must not be negative"),
+        (["submit", "hi", "--wait", "--timeout", "-1"], "--timeout: must be more than 0"),
+        (["result", "job_x", "--timeout", "soon"], "must be a number of seconds (got 'soon')"),
+        (["ask", "docs", "-q", "x", "--timeout", "0"], "--timeout: must be more than 0"),
+        (["watch", "job_x", "--timeout", "nan"], "--timeout: must be more than 0"),
     ],
 )
 def test_bad_numbers_are_refused_by_name(
