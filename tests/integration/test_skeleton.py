@@ -143,17 +143,21 @@ def test_python_api_refuses_bad_input(client: Client) -> None:
     assert info.value.option == "backend"
 
 
-def test_worker_without_a_backend_refuses_to_start(redis_url: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNQ_"))}
-    env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT))
-    done = subprocess.run(
+def _start_worker(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A worker with only `env` of runq's and OpenAI's settings; it must stop by itself."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNQ_"))}
+    return subprocess.run(
         [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "runs,tools"],
         capture_output=True,
         text=True,
-        env=env,
-        cwd=tmp_path,
+        env={**base, "PYTHONPATH": str(ROOT), **env},
+        cwd=cwd,
         timeout=60,
     )
+
+
+def test_worker_without_a_backend_refuses_to_start(redis_url: str, tmp_path: Path) -> None:
+    done = _start_worker(tmp_path, REDIS_URL=redis_url)
     assert done.returncode != 0
     assert "OPENAI_API_KEY" in done.stderr and "OPENAI_BASE_URL" in done.stderr
 
@@ -163,17 +167,8 @@ def test_worker_whose_tools_do_not_import_refuses_to_start(
 ) -> None:
     # Celery swallows an exception raised in a signal handler: without the refusal the
     # worker came up without its tools and failed every job that called one.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNQ_"))}
-    env.update(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), OPENAI_BASE_URL=sandbox.base_url,
-               RUNQ_TOOL_MODULES="examples.tools,no_such_tools_module")  # fmt: skip
-    done = subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "runs,tools"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-    )
+    done = _start_worker(tmp_path, REDIS_URL=redis_url, OPENAI_BASE_URL=sandbox.base_url,
+                         RUNQ_TOOL_MODULES="examples.tools,no_such_tools_module")  # fmt: skip
     assert done.returncode == 2
     assert "RUNQ_TOOL_MODULES" in done.stderr and "no_such_tools_module" in done.stderr
 
