@@ -184,9 +184,12 @@ class SandboxProcess:
         return self
 
     def ready(self) -> bool:
+        """Serving: any HTTP answer counts (a sandbox with `--api-keys` answers 401)."""
         try:
             with urllib.request.urlopen(self.base_url + "/models", timeout=1) as resp:
                 return bool(resp.status == 200)
+        except urllib.error.HTTPError:
+            return True
         except (urllib.error.URLError, OSError):
             return False
 
