@@ -72,14 +72,20 @@ def find_redis_server() -> str:
 
 
 def _wait_until(check: object, what: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    """Wait for `proc` to pass `check`; a child that never does is stopped, not left behind
+    (its caller has no handle on it yet to stop it)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise LaunchError(f"{what} exited with code {proc.returncode} while starting")
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise LaunchError(f"{what} did not become ready within {timeout:.0f}s")
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LaunchError(f"{what} exited with code {proc.returncode} while starting")
+            if check():  # type: ignore[operator]
+                return
+            time.sleep(0.05)
+        raise LaunchError(f"{what} did not become ready within {timeout:.0f}s")
+    except BaseException:
+        stop_process(proc)
+        raise
 
 
 def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:

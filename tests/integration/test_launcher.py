@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from worker.launcher import SandboxProcess
+from worker.launcher import LaunchError, SandboxProcess
 
 pytestmark = pytest.mark.integration
 
@@ -22,3 +22,16 @@ def test_a_sandbox_that_requires_api_keys_starts() -> None:
     finally:
         sandbox.stop()
     assert sandbox.proc is None
+
+
+class _NeverReady(SandboxProcess):
+    def ready(self) -> bool:
+        return False
+
+
+def test_a_child_that_never_becomes_ready_is_stopped_not_left_behind() -> None:
+    sandbox = _NeverReady(latency_ms=0)
+    with pytest.raises(LaunchError, match="did not become ready within 2s"):
+        sandbox.start(timeout=2)
+    assert sandbox.proc is not None
+    assert sandbox.proc.poll() is not None  # stopped by the failed start itself
