@@ -41,7 +41,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 MAX_INPUT_CHARS = 1_000_000
-ROLES = ("user", "assistant", "system", "developer")
+ROLES = ("user", "assistant", "system", "developer", "tool")  # "tool": Chat Completions
 # Every run carries these metadata pairs (runs.backends.base.run_metadata); the API
 # allows 16 pairs in all.
 RUN_METADATA_KEYS = ("runq_job_id", "runq_attempt", "runq_round")
@@ -119,7 +119,8 @@ class JobSpec:
                     )
                 if item["role"] not in ROLES:
                     raise InvalidJobError(f"input[{n}].role", f"must be one of {', '.join(ROLES)}")
-                if not isinstance(item.get("content"), str | list):
+                calls_tools = item["role"] == "assistant" and bool(item.get("tool_calls"))
+                if not isinstance(item.get("content"), str | list) and not calls_tools:
                     raise InvalidJobError(f"input[{n}].content", "a message needs content")
         else:
             raise InvalidJobError("input", "must be text or a list of message objects")

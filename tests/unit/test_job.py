@@ -120,5 +120,8 @@ def test_message_lists_and_other_items_pass() -> None:
         {"role": "developer", "content": "be brief"},
         {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
         {"type": "function_call_output", "call_id": "c", "output": "{}"},
+        # A Chat Completions transcript: a tool call without content, then its result.
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "t", "type": "function"}]},
+        {"role": "tool", "tool_call_id": "t", "content": "42"},
     ]
     assert JobSpec(input=items).validate().input == items
