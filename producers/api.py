@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import redis
-
 from config.celery import PRIORITY_NEW_JOB
 from config.settings import Settings, get_settings
 from runs import keys
@@ -30,7 +28,10 @@ from runs.store import JobStore
 from worker.discovery import resolve_redis_url
 
 if TYPE_CHECKING:
+    import redis
     from celery import Celery
+
+    from producers.quick_reads import QuickReads
 
 # Until a worker takes the job, the sweeper waits this long before re-sending its start.
 SUBMIT_LEASE = 60.0
@@ -62,16 +63,32 @@ class Client:
                 "in this folder first"
             )
         self.redis_url = url
-        self.redis = redis.Redis.from_url(url, health_check_interval=10)
-        self.store = JobStore(
-            self.redis,
-            events_maxlen=self.settings.events_maxlen,
-            events_ttl=self.settings.result_expires,
-            result_ttl=self.settings.result_expires,
-        )
-        self.events = EventLog(
-            self.redis, maxlen=self.settings.events_maxlen, ttl=self.settings.result_expires
-        )
+
+    # The connections are made on first use, so a command that only reads a few keys
+    # (`reads`) never pays for importing redis-py.
+    @cached_property
+    def redis(self) -> redis.Redis:
+        import redis
+
+        return redis.Redis.from_url(self.redis_url, health_check_interval=10)
+
+    @cached_property
+    def store(self) -> JobStore:
+        s = self.settings
+        return JobStore(self.redis, events_maxlen=s.events_maxlen,
+                        events_ttl=s.result_expires, result_ttl=s.result_expires)  # fmt: skip
+
+    @cached_property
+    def events(self) -> EventLog:
+        s = self.settings
+        return EventLog(self.redis, maxlen=s.events_maxlen, ttl=s.result_expires)
+
+    @cached_property
+    def reads(self) -> QuickReads:
+        """GET and MGET that start fast (see `producers.quick_reads`), for short commands."""
+        from producers.quick_reads import QuickReads
+
+        return QuickReads(self.redis_url, lambda: self.redis)
 
     @cached_property
     def app(self) -> Celery:

@@ -16,8 +16,9 @@
 
 The job records are looked up *before* the backend is touched: when every question
 already has an answer (or a job still running), a re-run reads Redis only — no upload
-check, no vector store call, and neither the `openai` client nor Celery is imported, so
-it costs little more than the interpreter's start.
+check, no vector store call, and neither the `openai` client, Celery nor redis-py is
+imported (the reads go over `producers.quick_reads`), so it costs little more than the
+interpreter's start.
 
 Ctrl-C stops waiting, not the jobs: they keep running in the workers, and the same
 command collects them later.
@@ -152,10 +153,11 @@ def attempt_id(digest: str, attempt: int) -> str:
 def latest_attempts(client: Client, digests: Sequence[str]) -> list[tuple[int, Job | None]]:
     """Per question, its highest attempt that has a record ((-1, None) when none has).
 
-    One MGET for the whole batch, whatever its size.
+    One MGET for the whole batch, whatever its size, on the quick reads: a re-run whose
+    answers all exist never imports redis-py.
     """
     ids = [attempt_id(d, n) for d in digests for n in range(MAX_ATTEMPTS)]
-    records = client.redis.mget([keys.job(i) for i in ids]) if ids else []
+    records = client.reads.mget([keys.job(i) for i in ids]) if ids else []
     found: list[tuple[int, Job | None]] = []
     for q in range(len(digests)):
         mine = records[q * MAX_ATTEMPTS : (q + 1) * MAX_ATTEMPTS]
@@ -408,7 +410,7 @@ def run_ask(
     else:
         # Every answer exists or is on its way: the corpus those jobs searched is the one
         # recorded in Redis for these contents; nothing is asked of the backend.
-        ask_corpus.recall(corpus, client.redis)
+        ask_corpus.recall(corpus, client.reads)
     try:
         wait(client, report, timeout=timeout, console=console)
     finally:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # imported where used: a re-run that reuses every answer neve
     import openai
     import redis
 
+    from producers.quick_reads import KeyReads
+
 # Extension -> a check of the first bytes (None: any text).
 SUPPORTED: dict[str, bytes | None] = {
     ".pdf": b"%PDF",
@@ -221,7 +223,7 @@ def wait_ingested(
     return [(f.id, _error_message(f.last_error)) for f in failed]
 
 
-def recall(corpus: Corpus, r: redis.Redis) -> None:
+def recall(corpus: Corpus, r: KeyReads) -> None:
     """Fill in the file ids and vector store recorded for these contents, from Redis only.
 
     For a re-run whose every answer is reused: its rows link citations back to the

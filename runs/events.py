@@ -13,11 +13,12 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, cast
-
-import redis
+from typing import TYPE_CHECKING, Any, cast
 
 from runs import keys
+
+if TYPE_CHECKING:
+    import redis
 
 FINAL = "job.final"
 # What XRANGE/XREAD return for one stream (the client decodes nothing: bytes throughout).

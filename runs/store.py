@@ -19,14 +19,15 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, cast
-
-import redis
+from typing import TYPE_CHECKING, Any, cast
 
 from runs import keys
 from runs.errors import JobNotFoundError
 from runs.job import Job
 from runs.replies import text
+
+if TYPE_CHECKING:
+    import redis
 
 CLAIM = """
 local holder = redis.call('GET', KEYS[2])

@@ -27,12 +27,14 @@ QUESTIONS = ROOT / "examples" / "questions.txt"
 EXPECTED = json.loads((ROOT / "examples" / "expected_sources.json").read_text())
 
 
-def run_cli(stack: Stack, cwd: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def run_cli(
+    stack: Stack, cwd: Path, *args: str, python: tuple[str, ...] = ()
+) -> tuple[subprocess.CompletedProcess[str], float]:
     env = {**os.environ, "REDIS_URL": str(stack.redis_url), "OPENAI_BASE_URL": str(stack.base_url),
            "COLUMNS": "200", "RUNQ_HOME": str(cwd / ".runq")}  # fmt: skip
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "producers.cli", "ask", *args], cwd=cwd, env=env,
+        [sys.executable, *python, "-m", "producers.cli", "ask", *args], cwd=cwd, env=env,
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     return proc, time.monotonic() - started
@@ -83,13 +85,19 @@ def test_ask_answers_every_question_then_reuses_everything(stack: Stack, tmp_pat
     assert c1["submitted"] == "10" and c1["pending"] == "0"
 
     before = backend_requests(stack)
-    second, second_s = run_cli(stack, tmp_path, *args)
+    second, second_s = run_cli(stack, tmp_path, *args, python=("-X", "importtime"))
     c2 = counters(second.stderr)
     assert c2["uploaded"] == "0" and c2["reused_uploads"] == "6"
     assert c2["vector_store_reused"] == "True"
     assert c2["submitted"] == "0" and c2["reused_results"] == "10"
     # Every answer was there: the re-run read Redis and asked nothing of the backend.
     assert backend_requests(stack) == before
+    # ... and imported no client it did not need: not even redis-py (`quick_reads`).
+    imported = {ln.rsplit("|", 1)[1].strip() for ln in second.stderr.splitlines()
+                if ln.startswith("import time:")}  # fmt: skip
+    assert "producers.ask" in imported
+    unneeded = {"redis", "openai", "celery"} & imported
+    assert not unneeded, f"the re-run imported {sorted(unneeded)}"
     print(f"\nrunq ask: first run {first_s:.2f}s, second run {second_s:.2f}s, "
           f"ratio {second_s / first_s:.2f}")  # fmt: skip
     check_answers(rows(out))
