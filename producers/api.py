@@ -85,7 +85,8 @@ class Client:
 
     @cached_property
     def reads(self) -> QuickReads:
-        """GET and MGET that start fast (see `producers.quick_reads`), for short commands."""
+        """GET and MGET that start fast (see `producers.quick_reads`), for a short command's
+        one thread: it holds a single socket."""
         from producers.quick_reads import QuickReads
 
         return QuickReads(self.redis_url, lambda: self.redis)

@@ -153,7 +153,8 @@ class QuickReads:
     """`get` and `mget` on our own socket while it works; on redis-py otherwise.
 
     `fallback` returns the redis-py client; it is called only when needed, so a command
-    that never needs it never imports it.
+    that never needs it never imports it. One socket, one command at a time: for a
+    short-lived command's own thread, not for a web app's threads (redis-py's pool is).
     """
 
     def __init__(self, url: str, fallback: Callable[[], KeyReads]) -> None:
