@@ -353,7 +353,6 @@ def prepare(
     client: Client, corpus: Corpus, console: Console, *, ingest_timeout: float = 600.0
 ) -> None:
     """Upload what the backend does not have, build or reuse the vector store, index."""
-    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     api = openai_client(client)
@@ -374,10 +373,18 @@ def prepare(
             timeout=ingest_timeout,
             on_progress=lambda done, total: progress.update(ingest, completed=done, total=total),
         )
+    ask_corpus.remember_failures(client.redis, store_id, failures)
+    not_indexed(corpus, failures, console)
+
+
+def not_indexed(corpus: Corpus, failures: Sequence[tuple[str, str]], console: Console) -> None:
+    """List the files the vector store failed to ingest, as skipped, with the reason."""
+    from rich.markup import escape
+
     names = {fid: doc.name for fid, doc in corpus.by_file_id().items()}
     for file_id, error in failures:
-        corpus.skipped.append((names.get(file_id, file_id), f"ingestion failed: {error}"))
         name = names.get(file_id, file_id)
+        corpus.skipped.append((name, f"ingestion failed: {error}"))
         console.print(f"[yellow]not indexed[/] {escape(name)}: {escape(str(error))}")
 
 
@@ -410,7 +417,7 @@ def run_ask(
     else:
         # Every answer exists or is on its way: the corpus those jobs searched is the one
         # recorded in Redis for these contents; nothing is asked of the backend.
-        ask_corpus.recall(corpus, client.reads)
+        not_indexed(corpus, ask_corpus.recall(corpus, client.reads), console)
     try:
         wait(client, report, timeout=timeout, console=console)
     finally:

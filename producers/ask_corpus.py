@@ -10,6 +10,7 @@ same way by the fingerprint of its sorted file ids (`keys.vector_store_cache`).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ SUPPORTED: dict[str, bytes | None] = {
     ".htm": None,
     ".json": None,
 }
+TEXT_ENCODINGS = "utf-8, utf-16 or ascii"  # what file_search reads in a text file
 MAX_BYTES = 512 * 1024 * 1024  # OpenAI's per-file limit
 CACHE_TTL = 30 * 24 * 3600
 
@@ -90,19 +92,31 @@ def _walk(paths: Iterable[str]) -> Iterable[Path | tuple[str, str]]:
             yield (raw, "not found")
 
 
-def _reason(path: Path, head: bytes, size: int) -> str | None:
+def _reason(path: Path, data: bytes) -> str | None:
     """Why this file cannot be used, or None when it can."""
     ext = path.suffix.lower()
     if ext not in SUPPORTED:
         kind = ext or "(no extension)"
         return f"unsupported type {kind}; supported: pdf, docx, txt, md, html, json"
-    if size == 0:
+    if not data:
         return "empty file"
-    if size > MAX_BYTES:
+    if len(data) > MAX_BYTES:
         return f"larger than {MAX_BYTES // (1024 * 1024)} MB"
     magic = SUPPORTED[ext]
-    if magic is not None and not head.startswith(magic):
+    if magic is not None and not data.startswith(magic):
         return f"not a valid {ext[1:].upper()} file (unexpected header)"
+    if magic is None:
+        return _text_problem(data)
+    return None
+
+
+def _text_problem(data: bytes) -> str | None:
+    """Why file_search could not read this text (it would fail ingestion), or None."""
+    codec = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:
+        data.decode(codec)
+    except UnicodeDecodeError as err:
+        return f"not {TEXT_ENCODINGS} text (undecodable byte at offset {err.start})"
     return None
 
 
@@ -116,8 +130,12 @@ def collect(paths: Iterable[str]) -> Corpus:
             continue
         if item.name.startswith("."):
             continue
-        data = item.read_bytes()
-        reason = _reason(item, data[:8], len(data))
+        try:
+            data = item.read_bytes()
+        except OSError as err:
+            corpus.skipped.append((str(item), f"cannot read: {err.strerror or err}"))
+            continue
+        reason = _reason(item, data)
         if reason is None:
             digest = hashlib.sha256(data).hexdigest()
             if digest in seen:
@@ -223,8 +241,16 @@ def wait_ingested(
     return [(f.id, _error_message(f.last_error)) for f in failed]
 
 
-def recall(corpus: Corpus, r: KeyReads) -> None:
-    """Fill in the file ids and vector store recorded for these contents, from Redis only.
+def remember_failures(r: redis.Redis, store_id: str, failures: list[tuple[str, str]]) -> None:
+    """Keep what the store failed to ingest, so a re-run that asks the backend nothing
+    still names the files its answers could not come from."""
+    if failures:
+        r.set(keys.vector_store_failures(store_id), json.dumps(failures), ex=CACHE_TTL)
+
+
+def recall(corpus: Corpus, r: KeyReads) -> list[tuple[str, str]]:
+    """Fill in the file ids and vector store recorded for these contents, from Redis only;
+    return the (file id, error) of the files that store failed to ingest.
 
     For a re-run whose every answer is reused: its rows link citations back to the
     documents, and nothing is asked of the backend.
@@ -234,10 +260,14 @@ def recall(corpus: Corpus, r: KeyReads) -> None:
         if file_id is not None:
             corpus.file_ids[doc.sha256] = text(file_id)
             corpus.reused_uploads += 1
-    if corpus.file_ids:
-        store = r.get(keys.vector_store_cache(_store_fingerprint(corpus.file_ids.values())))
-        if store is not None:
-            corpus.vector_store_id, corpus.vector_store_reused = text(store), True
+    if not corpus.file_ids:
+        return []
+    store = r.get(keys.vector_store_cache(_store_fingerprint(corpus.file_ids.values())))
+    if store is None:
+        return []
+    corpus.vector_store_id, corpus.vector_store_reused = text(store), True
+    failed = r.get(keys.vector_store_failures(corpus.vector_store_id))
+    return [(str(f), str(e)) for f, e in json.loads(failed)] if failed else []
 
 
 def _error_message(error: Any) -> str:

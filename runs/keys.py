@@ -115,3 +115,8 @@ def metrics() -> str:
 def vector_store_cache(fingerprint: str) -> str:
     """Vector store id already built for one set of file ids (fingerprint of the sorted ids)."""
     return f"{PREFIX}:vs:{fingerprint}"
+
+
+def vector_store_failures(store_id: str) -> str:
+    """The files a vector store failed to ingest (JSON [[file id, error], ...])."""
+    return f"{PREFIX}:vs-failed:{store_id}"

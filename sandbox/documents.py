@@ -45,9 +45,21 @@ class _HTMLText(HTMLParser):
             self.parts.append(data)
 
 
+def _text(data: bytes) -> str:
+    """Text in one of the encodings file_search reads: utf-8 (or ascii), or utf-16 with a
+    byte order mark. Anything else fails ingestion, as it does at the API."""
+    codec = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as err:
+        raise UnsupportedFile(
+            f"text must be utf-8, utf-16 or ascii; undecodable byte at offset {err.start}"
+        ) from None
+
+
 def _html(data: bytes) -> str:
     parser = _HTMLText()
-    parser.feed(data.decode("utf-8", errors="replace"))
+    parser.feed(_text(data))
     return "".join(parser.parts)
 
 
@@ -94,9 +106,9 @@ def extract_text(filename: str, data: bytes) -> str:
         if name.endswith((".html", ".htm")):
             return _html(data)
         if name.endswith(".json"):
-            return _json_text(json.loads(data))
+            return _json_text(json.loads(_text(data)))
         if name.endswith(TEXT_EXTENSIONS) or "." not in name:
-            return data.decode("utf-8", errors="replace")
+            return _text(data)
     except UnsupportedFile:
         raise
     except Exception as exc:  # a corrupt file of a known type

@@ -127,6 +127,24 @@ def test_a_failed_answer_runs_again_under_a_new_attempt(stack: Stack) -> None:
     assert third.submitted == 0 and third.reused_results == 1 and third.job_ids == [retry_id]
 
 
+def test_a_file_that_fails_ingestion_is_named_by_every_run(stack: Stack, tmp_path: Path) -> None:
+    """The first run learns it from the backend; a re-run that asks the backend nothing
+    still lists it, from Redis, so both runs report the same corpus."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "boiler.md").write_text("The boiler pressure must stay near 1.5 bar.")
+    (docs / "broken.pdf").write_bytes(b"%PDF-1.4 a header and nothing else")
+    args = [str(docs), "-q", "What pressure must the boiler keep?"]
+    first, _ = run_cli(stack, tmp_path, *args)
+    assert first.returncode == 0, first.stderr
+    again, _ = run_cli(stack, tmp_path, *args)
+    assert again.returncode == 0, again.stderr
+    for run in (first, again):
+        assert "not indexed broken.pdf: Could not parse broken.pdf" in run.stderr
+        assert counters(run.stderr)["skipped"] == "1"
+    assert counters(again.stderr)["submitted"] == "0"
+
+
 def test_ask_without_a_stack_says_what_to_do(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_BASE_URL")}
     env["RUNQ_HOME"] = str(tmp_path / ".runq")

@@ -232,3 +232,27 @@ def is_terminal_run(run: object) -> bool:
 def test_background_poll_reaches_terminal(client: openai.OpenAI) -> None:
     created = client.responses.create(model="m", input="x", background=True)
     assert is_terminal(wait_until(lambda: client.responses.retrieve(created.id), is_terminal))
+
+
+def test_text_files_ingest_in_the_encodings_file_search_reads(client: openai.OpenAI) -> None:
+    """utf-8 (with or without BOM) and utf-16 are read; other bytes fail ingestion, named."""
+    sentence = "The boiler pressure must stay near 1.5 bar."
+    files = {
+        "utf8.txt": sentence.encode("utf-8"),
+        "bom.md": sentence.encode("utf-8-sig"),
+        "wide.txt": sentence.encode("utf-16"),
+        "latin.txt": "Résumé of the pressure rules: 1.5 bar.".encode("latin-1"),
+    }
+    ids = {n: client.files.create(file=(n, d), purpose="assistants").id for n, d in files.items()}
+    store = client.vector_stores.create(name="encodings", file_ids=list(ids.values()))
+    wait_until(lambda: client.vector_stores.retrieve(store.id), lambda s: s.status == "completed")
+    counts = client.vector_stores.retrieve(store.id).file_counts
+    assert (counts.completed, counts.failed) == (3, 1)
+    failed = list(client.vector_stores.files.list(store.id, filter="failed"))
+    assert [f.id for f in failed] == [ids["latin.txt"]]
+    assert failed[0].last_error is not None
+    assert "utf-8, utf-16 or ascii" in failed[0].last_error.message
+    hits = client.vector_stores.search(store.id, query="boiler pressure bar")
+    found = {h.filename: h.content[0].text for h in hits}
+    assert set(found) == {"utf8.txt", "bom.md", "wide.txt"}
+    assert all(text.strip() == sentence for text in found.values()), found

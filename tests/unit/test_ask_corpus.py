@@ -41,6 +41,42 @@ def test_collect_recurses_and_says_why_files_are_skipped(tmp_path: Path) -> None
     assert ".hidden.txt" not in reasons
 
 
+def test_text_files_must_be_in_an_encoding_file_search_reads(tmp_path: Path) -> None:
+    """The API fails ingestion of other text; skipping up front says why, before uploading."""
+    (tmp_path / "plain.txt").write_text("ascii only")
+    (tmp_path / "bom.md").write_bytes("# Café".encode("utf-8-sig"))
+    (tmp_path / "wide.txt").write_bytes("Größe".encode("utf-16"))
+    (tmp_path / "latin.html").write_bytes("<p>Résumé</p>".encode("latin-1"))
+    (tmp_path / "noise.json").write_bytes(bytes(range(128, 256)))
+    corpus = collect([str(tmp_path)])
+    assert sorted(d.name for d in corpus.documents) == ["bom.md", "plain.txt", "wide.txt"]
+    reasons = {Path(p).name: r for p, r in corpus.skipped}
+    assert reasons == {
+        "latin.html": "not utf-8, utf-16 or ascii text (undecodable byte at offset 4)",
+        "noise.json": "not utf-8, utf-16 or ascii text (undecodable byte at offset 0)",
+    }
+
+
+def test_a_file_that_cannot_be_read_is_skipped_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ok.txt").write_text("readable")
+    (tmp_path / "locked.txt").write_text("not for us")
+    read_bytes = Path.read_bytes
+
+    def guarded(path: Path) -> bytes:
+        if path.name == "locked.txt":  # what a file of another user gives a non-root user
+            raise PermissionError(13, "Permission denied")
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", guarded)
+    corpus = collect([str(tmp_path)])
+    assert [d.name for d in corpus.documents] == ["ok.txt"]
+    assert [(Path(p).name, r) for p, r in corpus.skipped] == [
+        ("locked.txt", "cannot read: Permission denied")
+    ]
+
+
 def test_corpus_fingerprint_depends_on_content_only(tmp_path: Path) -> None:
     one = Corpus(documents=[Document(tmp_path / "x", "h1", 1), Document(tmp_path / "y", "h2", 1)])
     two = Corpus(documents=[Document(tmp_path / "z", "h2", 1), Document(tmp_path / "w", "h1", 1)])
