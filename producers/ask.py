@@ -1,7 +1,8 @@
 """Batch document Q&A: `runq ask DOCS... --questions FILE --out results.jsonl`.
 
 1. Collect the documents (folders recurse; unsupported files are listed with a reason),
-   upload each content once and build one vector store (see `producers.ask_corpus`).
+   upload each content once and build one vector store (see `producers.ask_corpus`);
+   or, with `--vector-store ID`, search the user's own store, adding the documents given.
 2. Enqueue one Responses job per question with `vector_store_ids=[store]`. Job ids are
    deterministic: `ask_<digest>` where the digest covers the corpus content (file
    hashes, not file ids), the question and the options that change an answer (backend,
@@ -335,14 +336,14 @@ def wait(
             raise AskInterrupted(report) from None
 
 
-def collect(paths: Sequence[str], console: Console) -> Corpus:
+def collect(paths: Sequence[str], console: Console, *, required: bool = True) -> Corpus:
     """Find the documents; print what was skipped and why. Reads files only."""
     from rich.markup import escape
 
     corpus = ask_corpus.collect(paths)
     for path, reason in corpus.skipped:
         console.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(reason)}")
-    if not corpus.documents:
+    if required and not corpus.documents:
         raise ask_corpus.CorpusError(
             "no supported documents found (pdf, docx, txt, md, html, json)"
         )
@@ -365,7 +366,10 @@ def prepare(
     ) as progress:
         up = progress.add_task("uploading", total=len(corpus.documents))
         ask_corpus.upload(corpus, api, client.redis, on_file=lambda _d, _r: progress.advance(up))
-        store_id = ask_corpus.vector_store(corpus, api, client.redis)
+        if corpus.named_store is not None:
+            store_id = ask_corpus.named_store(corpus, api)
+        else:
+            store_id = ask_corpus.vector_store(corpus, api, client.redis)
         ingest = progress.add_task("indexing", total=len(corpus.documents))
         failures = ask_corpus.wait_ingested(
             api,
@@ -395,9 +399,14 @@ def run_ask(
     *,
     console: Console | None = None,
     timeout: float = 900.0,
+    vector_store: str | None = None,
     **options: Any,
 ) -> AskReport:
-    """Answer `questions` from the documents under `paths`; see the module docstring."""
+    """Answer `questions` from the documents under `paths`; see the module docstring.
+
+    With `vector_store`, search that existing store instead of one runq builds: the
+    documents under `paths`, if any, are added to it.
+    """
     if console is None:
         from rich.console import Console
 
@@ -405,10 +414,15 @@ def run_ask(
     started = time.monotonic()
     if not questions:
         raise ask_corpus.CorpusError("no questions: give --questions FILE or -q TEXT")
+    if vector_store is not None and not vector_store.strip():
+        raise ask_corpus.CorpusError("--vector-store must name a vector store id")
+    if not paths and vector_store is None:
+        raise ask_corpus.CorpusError("nothing to search: give DOCS, or --vector-store ID")
     resolved = answer_options(client, options)
     # Refuse bad options (an empty model, an unknown backend) before any file is read.
     client.spec(questions[0], **resolved)
-    corpus = collect(paths, console)
+    corpus = collect(paths, console, required=vector_store is None)
+    corpus.named_store = vector_store
     report = AskReport(corpus=corpus, questions=list(dict.fromkeys(questions)))
     todo = plan(client, report, resolved)
     if todo:

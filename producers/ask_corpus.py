@@ -69,12 +69,18 @@ class Corpus:
     reused_uploads: int = 0
     vector_store_id: str | None = None
     vector_store_reused: bool = False
+    named_store: str | None = None  # `--vector-store`: the user's store, not one runq builds
 
     @property
     def fingerprint(self) -> str:
-        """Identifies the corpus by content, whatever its file ids: part of every job id."""
-        joined = "\n".join(sorted(d.sha256 for d in self.documents))
-        return hashlib.sha256(joined.encode()).hexdigest()
+        """Identifies the corpus by content, whatever its file ids: part of every job id.
+
+        A store the user named is part of it by id: its other files are the user's.
+        """
+        parts = sorted(d.sha256 for d in self.documents)
+        if self.named_store is not None:
+            parts.append(f"store:{self.named_store}")
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def by_file_id(self) -> dict[str, Document]:
         ids = {sha: fid for sha, fid in self.file_ids.items()}
@@ -213,6 +219,26 @@ def vector_store(corpus: Corpus, api: openai.OpenAI, r: redis.Redis) -> str:
     return store.id
 
 
+def named_store(corpus: Corpus, api: openai.OpenAI) -> str:
+    """The vector store the user named: it must exist; the documents it lacks are added."""
+    import openai
+
+    store_id = corpus.named_store
+    assert store_id is not None
+    try:
+        store = api.vector_stores.retrieve(store_id)
+    except openai.NotFoundError:
+        raise CorpusError(f"--vector-store {store_id!r} does not exist at the backend") from None
+    if store.status == "expired":
+        raise CorpusError(f"--vector-store {store_id!r} has expired; name another one")
+    present = {f.id for f in api.vector_stores.files.list(store_id, limit=100)}
+    for file_id in corpus.file_ids.values():
+        if file_id not in present:
+            api.vector_stores.files.create(vector_store_id=store_id, file_id=file_id)
+    corpus.vector_store_id, corpus.vector_store_reused = store_id, True
+    return store_id
+
+
 def wait_ingested(
     api: openai.OpenAI,
     store_id: str,
@@ -260,9 +286,12 @@ def recall(corpus: Corpus, r: KeyReads) -> list[tuple[str, str]]:
         if file_id is not None:
             corpus.file_ids[doc.sha256] = text(file_id)
             corpus.reused_uploads += 1
-    if not corpus.file_ids:
-        return []
-    store = r.get(keys.vector_store_cache(_store_fingerprint(corpus.file_ids.values())))
+    if corpus.named_store is not None:
+        store: Any = corpus.named_store
+    elif corpus.file_ids:
+        store = r.get(keys.vector_store_cache(_store_fingerprint(corpus.file_ids.values())))
+    else:
+        store = None
     if store is None:
         return []
     corpus.vector_store_id, corpus.vector_store_reused = text(store), True

@@ -44,6 +44,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
             backend=args.backend,
             model=args.model,
             mode=args.mode,
+            vector_store=args.vector_store,
         )
     except (ask.AskInterrupted, KeyboardInterrupt) as exc:
         pending = exc.report.pending if isinstance(exc, ask.AskInterrupted) else None
@@ -95,7 +96,10 @@ def add_commands(sub: Any) -> None:
         "finished answers; only missing or failed questions run again. Needs a running "
         "stack: REDIS_URL, or `runq up` in this folder.",
     )
-    p.add_argument("docs", nargs="+", metavar="DOCS", help="files or folders (recursive)")
+    p.add_argument(
+        "docs", nargs="*", metavar="DOCS", help="files or folders (recursive); optional with "
+        "--vector-store"
+    )  # fmt: skip
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--questions", metavar="FILE", help="one question a line")
     src.add_argument(
@@ -104,6 +108,10 @@ def add_commands(sub: Any) -> None:
     p.add_argument(
         "--out", metavar="FILE", help="write the results: .csv or .md by extension, else jsonl"
     )
+    p.add_argument(
+        "--vector-store", metavar="ID", help="search this existing vector store (DOCS given "
+        "are added to it) instead of one built from DOCS"
+    )  # fmt: skip
     p.add_argument("--backend", help="run protocol (default from settings)")
     p.add_argument("--model")
     p.add_argument("--mode")

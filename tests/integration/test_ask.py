@@ -145,6 +145,46 @@ def test_a_file_that_fails_ingestion_is_named_by_every_run(stack: Stack, tmp_pat
     assert counters(again.stderr)["submitted"] == "0"
 
 
+def test_ask_searches_a_vector_store_the_user_names(stack: Stack, tmp_path: Path) -> None:
+    """`--vector-store ID`: no DOCS needed; DOCS given are added to that store."""
+    import openai
+
+    api = openai.OpenAI(base_url=str(stack.base_url), api_key="sk-test")
+    heating = api.files.create(
+        file=("heating.md", b"# Heating\nThe boiler pressure must stay near 1.5 bar."),
+        purpose="assistants",
+    )
+    store = api.vector_stores.create(name="theirs", file_ids=[heating.id])
+    question = ["-q", "What pressure must the boiler keep?", "--out", "named.jsonl"]
+
+    first, _ = run_cli(stack, tmp_path, "--vector-store", store.id, *question)
+    assert first.returncode == 0, first.stderr
+    (row,) = rows(tmp_path / "named.jsonl").values()
+    assert [c["file"] for c in row["citations"]] == ["heating.md"]
+    assert "1.5 bar" in row["answer"]
+    again, _ = run_cli(stack, tmp_path, "--vector-store", store.id, *question)
+    assert counters(again.stderr)["submitted"] == "0"
+    assert counters(again.stderr)["reused_results"] == "1"
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "hours.txt").write_text("The support line is open from 8 am to 6 pm on weekdays.")
+    added, _ = run_cli(stack, tmp_path, str(docs), "--vector-store", store.id,
+                       "-q", "When is the support line open?", "--out", "added.jsonl")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    (row,) = rows(tmp_path / "added.jsonl").values()
+    assert [c["file"] for c in row["citations"]] == ["hours.txt"]
+    names = {api.files.retrieve(f.id).filename for f in api.vector_stores.files.list(store.id)}
+    assert names == {"heating.md", "hours.txt"}
+
+    missing, _ = run_cli(stack, tmp_path, "--vector-store", "vs_missing", "-q", "Anyone?")
+    assert missing.returncode == 2
+    assert "--vector-store 'vs_missing' does not exist at the backend" in missing.stderr
+    nothing, _ = run_cli(stack, tmp_path, "-q", "Anyone?")
+    assert nothing.returncode == 2
+    assert "nothing to search: give DOCS, or --vector-store ID" in nothing.stderr
+
+
 def test_ask_without_a_stack_says_what_to_do(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_BASE_URL")}
     env["RUNQ_HOME"] = str(tmp_path / ".runq")

@@ -82,6 +82,11 @@ def test_corpus_fingerprint_depends_on_content_only(tmp_path: Path) -> None:
     two = Corpus(documents=[Document(tmp_path / "z", "h2", 1), Document(tmp_path / "w", "h1", 1)])
     assert one.fingerprint == two.fingerprint
     assert Corpus(documents=[Document(tmp_path / "x", "h3", 1)]).fingerprint != one.fingerprint
+    # A store the user names is part of what the answers come from.
+    named = Corpus(documents=list(one.documents), named_store="vs_1")
+    assert named.fingerprint != one.fingerprint
+    other = Corpus(documents=list(one.documents), named_store="vs_2")
+    assert named.fingerprint != other.fingerprint
 
 
 def test_job_ids_are_deterministic_per_corpus_question_and_options() -> None:
