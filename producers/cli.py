@@ -24,6 +24,20 @@ def _client() -> Any:
     return Client()
 
 
+def _record(job_id: str) -> Any:
+    """A job's record in one GET over the client's quick reads: a command that only looks
+    at a job starts in half the time, never importing redis-py."""
+    from producers.api import Client
+    from runs import keys
+    from runs.errors import JobNotFoundError
+    from runs.job import Job
+
+    data = Client().reads.get(keys.job(job_id))
+    if data is None:
+        raise JobNotFoundError(job_id)
+    return Job.from_dict(json.loads(data))
+
+
 def _print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True, default=str))
 
@@ -66,7 +80,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    job = _client().get_job(args.job_id).job()
+    job = _record(args.job_id)
     if args.json:
         _print_json(
             {
@@ -83,11 +97,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_result(args: argparse.Namespace) -> int:
-    handle = _client().get_job(args.job_id)
     if args.wait:
-        result = handle.result(timeout=args.timeout)
+        result = _client().get_job(args.job_id).result(timeout=args.timeout)
     else:
-        job = handle.job()
+        job = _record(args.job_id)
         if not job.terminal:
             print(f"job {job.id} is {job.status}; add --wait to wait for it", file=sys.stderr)
             return 1

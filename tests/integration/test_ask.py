@@ -17,6 +17,7 @@ from config.settings import load_settings
 from producers import ask
 from producers.api import Client
 from runs import keys
+from tests.conftest import imported_modules
 from worker.launcher import Stack
 
 pytestmark = pytest.mark.integration
@@ -93,8 +94,7 @@ def test_ask_answers_every_question_then_reuses_everything(stack: Stack, tmp_pat
     # Every answer was there: the re-run read Redis and asked nothing of the backend.
     assert backend_requests(stack) == before
     # ... and imported no client it did not need: not even redis-py (`quick_reads`).
-    imported = {ln.rsplit("|", 1)[1].strip() for ln in second.stderr.splitlines()
-                if ln.startswith("import time:")}  # fmt: skip
+    imported = imported_modules(second.stderr)
     assert "producers.ask" in imported
     unneeded = {"redis", "openai", "celery"} & imported
     assert not unneeded, f"the re-run imported {sorted(unneeded)}"

@@ -15,6 +15,7 @@ from celery.result import AsyncResult
 from producers.api import Client
 from runs import keys
 from runs.errors import InvalidJobError
+from tests.conftest import imported_modules
 from worker.celery_app import make_app
 from worker.launcher import SandboxProcess, Stack
 
@@ -92,9 +93,11 @@ def test_idempotency_key_makes_a_double_submit_one_job(client: Client) -> None:
     assert first.result(timeout=60)["status"] == "succeeded"
 
 
-def _cli(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str, env: dict[str, str], cwd: Path, python: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "producers.cli", *args],
+        [sys.executable, *python, "-m", "producers.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -110,10 +113,17 @@ def test_cli_submit_wait_json(stack: Stack, tmp_path: Path) -> None:
     result = json.loads(done.stdout)
     assert result["status"] == "succeeded"
     assert {"job_id", "output_text", "usage", "timings"} <= set(result)
-    status = _cli("status", result["job_id"], env=env, cwd=tmp_path)
+    # Looking at a job reads its record over the quick reads: redis-py is not imported.
+    looks = ("-X", "importtime")
+    status = _cli("status", result["job_id"], env=env, cwd=tmp_path, python=looks)
     assert status.stdout.strip() == "succeeded"
-    again = _cli("result", result["job_id"], "--json", env=env, cwd=tmp_path)
+    again = _cli("result", result["job_id"], "--json", env=env, cwd=tmp_path, python=looks)
     assert json.loads(again.stdout)["output_text"] == result["output_text"]
+    for done_looking in (status, again):
+        assert "redis" not in imported_modules(done_looking.stderr)
+    missing = _cli("status", "job_nope", env=env, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "no job with id 'job_nope'" in missing.stderr
 
 
 @pytest.mark.parametrize(
