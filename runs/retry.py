@@ -111,6 +111,12 @@ POLICY_OF_CODE: dict[str, str] = {
 }
 
 
+# The policies whose attempts count one call's failures in a row: a call that answers
+# ends the streak. `run_failed` counts failed runs over the job's life instead, or a run
+# that keeps failing would be retried until the deadline.
+PER_CALL_CLASSES = ("rate_limited", "transient")
+
+
 @dataclass(frozen=True)
 class RetryPolicies:
     """One `RetryPolicy` per error class, and the decision that uses them.

@@ -33,7 +33,7 @@ from runs.job import Job
 from runs.links import LinkServices
 from runs.metrics import Metrics
 from runs.ratelimit import estimate_tokens
-from runs.retry import RetryPolicies
+from runs.retry import PER_CALL_CLASSES, RetryPolicies
 from runs.store import Claim, JobStore
 from runs.streaming import Streaming
 from runs.toolcalls import StoredOutput
@@ -388,6 +388,11 @@ class Steps(Streaming, Endings):
     def _after_state(
         self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
     ) -> str:
+        # The backend answered: a 429 or 5xx streak is over. Counted per job instead, the
+        # blips of a long run (one poll in twenty timing out) would add up to a failure
+        # though every call was retried well within its policy.
+        for streak in PER_CALL_CLASSES:
+            job.retries.pop(streak, None)
         _add_usage(job, state.usage)
         if state.transcript is not None:
             job.transcript = state.transcript

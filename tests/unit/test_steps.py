@@ -306,3 +306,57 @@ def test_failed_run_restarts_with_a_fresh_run(store, backend, scheduler) -> None
     assert store.get(job.id).handle == {}
     assert _run_due(steps, scheduler) == "waiting"
     assert store.get(job.id).handle == {"response_id": "r2"}
+
+
+def _drive(steps: Steps, scheduler, store: JobStore, job: Job, limit: int = 50) -> Job:
+    """Start the job, then run each step it schedules until it ends (at most `limit`)."""
+    steps.run("start", job.id, 0)
+    for _ in range(limit):
+        current = store.get(job.id)
+        if current.terminal:
+            return current
+        _run_due(steps, scheduler)
+    raise AssertionError(f"job still {store.get(job.id).status} after {limit} steps")
+
+
+def test_call_errors_count_in_a_row_not_over_the_job(store, backend, scheduler) -> None:
+    """Eight timeouts spread over a long run's polls, each followed by a poll that answers:
+    more than the transient policy's 5 attempts in all, never more than 1 in a row."""
+    timeout = BackendError("read timed out", code="timeout", retryable=True)
+    waiting = RunState("in_progress", handle={"response_id": "r"})
+    backend.states = [RunState("queued", handle={"response_id": "r"})]
+    backend.states += [timeout, waiting] * 8
+    backend.states += [RunState("completed", handle={"response_id": "r"}, output_text="ok")]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    done = _drive(steps, scheduler, store, job)
+    assert done.status == SUCCEEDED
+    assert done.attempt == 8  # every timeout was retried
+
+
+def test_call_errors_in_a_row_still_end_in_failure(store, backend, scheduler) -> None:
+    timeout = BackendError("read timed out", code="timeout", retryable=True)
+    backend.states = [RunState("queued", handle={"response_id": "r"})] + [timeout] * 5
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    failed = _drive(steps, scheduler, store, job)
+    assert failed.status == FAILED
+    assert failed.error["code"] == "timeout"
+    assert backend.states == []  # the policy's 5 attempts, all of them polls in a row
+
+
+def test_failed_runs_count_over_the_job_even_when_calls_answer(store, backend, scheduler) -> None:
+    """A run that fails at the backend is answered by a call, yet must not reset the count
+    of failed runs: three failed runs (the run_failed policy) fail the job."""
+    backend.states = []
+    for n in range(3):
+        backend.states += [
+            RunState("queued", handle={"response_id": f"r{n}"}),
+            RunState("failed", handle={"response_id": f"r{n}"}, error_code="server_error"),
+        ]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    failed = _drive(steps, scheduler, store, job)
+    assert failed.status == FAILED
+    assert failed.error["code"] == "run_failed"
+    assert backend.states == []
