@@ -201,9 +201,9 @@ interpreters that only import what every re-run needs:
     python -c "import {FLOOR_IMPORTS}"
 
 A re-run whose every answer exists reads Redis only — no upload check, no vector store
-call, no Celery, `openai` or redis-py import (its three reads go over
+call, no Celery, `openai` or redis-py import (its four reads go over
 `producers.quick_reads`) — so its wall time is that floor plus reading the documents,
-two MGETs and a GET, writing the results and drawing the table. Importing redis-py as
+two MGETs and two GETs, writing the results and drawing the table. Importing redis-py as
 well would raise the floor to {result["import_floor_redis_s"]:.2f} s. Raw JSON:
 `bench/results/ask-rerun.json`.
 {END}"""

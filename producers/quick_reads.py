@@ -1,6 +1,6 @@
 """GET and MGET over a socket of our own, so a short command need not import redis-py.
 
-Why: a re-run of `runq ask` whose answers all exist reads three values from Redis and
+Why: a re-run of `runq ask` whose answers all exist reads a few keys from Redis and
 prints them. Importing redis-py costs 70-100 ms (it imports asyncio, and OpenTelemetry
 when that is installed), more than half of such a re-run. This module speaks RESP2,
 read-only, over one socket for the URL shapes runq itself uses: `redis://` and

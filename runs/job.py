@@ -217,7 +217,9 @@ class Job:
     # The chain's links (no secrets: API keys are named by env variable) and the one in use.
     links: list[dict[str, Any]] = field(default_factory=list)
     link_index: int = 0
-    retries: dict[str, int] = field(default_factory=dict)  # per error class, on this link
+    # Per error class on this link: failures in a row for call classes, failed runs for
+    # `run_failed` (see `runs.retry.PER_CALL_CLASSES`).
+    retries: dict[str, int] = field(default_factory=dict)
     rate_tokens: int = 0  # tokens taken from the link's bucket for the current call
     # An ended job is published by `runq.jobs.finish` (result backend, metrics); until
     # then it keeps a lease, so the sweeper re-drives a finish that was lost.
