@@ -187,8 +187,8 @@ def write_doc(result: dict[str, Any]) -> None:
 `{result["command"]}` — the sample corpus (6 documents, 10 questions) with the real
 `runq ask` command, in a 160-column pseudo-terminal as a user runs it, against a fresh
 stack like `runq up`'s (one worker, concurrency 2); the re-run is the median of
-{result["reruns"]}. "Own clock" is the command's `elapsed_s` (documents read to answers
-in hand); wall time adds the interpreter's start-up. "Per request" is the sandbox's delay
+{result["reruns"]} runs. "Own clock" is the command's `elapsed_s` (documents read to answers in
+hand); wall time adds the interpreter's start-up. "Per request" is the sandbox's delay
 on every API request (`--request-latency-ms`), standing for the network to a real
 backend. {verdict}
 
