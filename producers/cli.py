@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.settings import BACKENDS, MODES, ConfigError
 from producers import cli_args
 from runs.errors import RunqError
+
+if TYPE_CHECKING:
+    from runs.job import Job
 
 EXIT_USAGE = 2
 
@@ -24,7 +27,7 @@ def _client() -> Any:
     return Client()
 
 
-def _record(job_id: str) -> Any:
+def _record(job_id: str) -> Job:
     """A job's record in one GET over the client's quick reads: a command that only looks
     at a job starts in half the time, never importing redis-py."""
     from producers.api import Client
