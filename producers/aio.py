@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,10 +34,10 @@ import redis.asyncio as aioredis
 from config.settings import Settings, get_settings
 from producers.api import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
 from runs import keys
-from runs.errors import JobNotFoundError, JobTimeoutError
+from runs.errors import JobTimeoutError
 from runs.events import Event, _decode
 from runs.job import Job
-from runs.store import COMMIT
+from runs.store import COMMIT, load_record
 
 
 class _Recorder:
@@ -108,10 +107,7 @@ class AsyncClient:
         return AsyncJobHandle(job.id, self, created=True)
 
     async def load(self, job_id: str) -> Job:
-        data = await self.redis.get(keys.job(job_id))
-        if data is None:
-            raise JobNotFoundError(job_id)
-        return Job.from_dict(json.loads(data))
+        return load_record(job_id, await self.redis.get(keys.job(job_id)))
 
     async def get_job(self, job_id: str) -> AsyncJobHandle:
         await self.load(job_id)  # raises JobNotFoundError

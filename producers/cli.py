@@ -32,13 +32,9 @@ def _record(job_id: str) -> Job:
     at a job starts in half the time, never importing redis-py."""
     from producers.api import Client
     from runs import keys
-    from runs.errors import JobNotFoundError
-    from runs.job import Job
+    from runs.store import load_record
 
-    data = Client().reads.get(keys.job(job_id))
-    if data is None:
-        raise JobNotFoundError(job_id)
-    return Job.from_dict(json.loads(data))
+    return load_record(job_id, Client().reads.get(keys.job(job_id)))
 
 
 def _print_json(data: Any) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from runs import keys
+from runs.replies import text
 
 if TYPE_CHECKING:
     import redis
@@ -99,7 +100,7 @@ class EventLog:
         )
         found: dict[str, list[Event]] = {}
         for key, entries in cast(list[tuple[bytes, _Entries]], reply or []):
-            job_id = by_key[key.decode() if isinstance(key, bytes) else key]
+            job_id = by_key[text(key)]
             found[job_id] = [_decode(entry_id, fields) for entry_id, fields in entries]
         return found
 

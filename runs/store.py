@@ -104,6 +104,17 @@ class Claim:
         return self.job is not None
 
 
+def load_record(job_id: str, data: bytes | str | None) -> Job:
+    """The job in a GET reply of its record key; `JobNotFoundError` when there is none.
+
+    Shared by every reader of a record, whatever client did the GET (redis-py, its
+    asyncio client, or the CLI's quick reads).
+    """
+    if data is None:
+        raise JobNotFoundError(job_id)
+    return Job.from_dict(json.loads(data))
+
+
 def _dump(job: Job) -> str:
     data = job.to_dict()
     version = data.pop(_VERSION_FIRST)
@@ -132,10 +143,7 @@ class JobStore:
 
     # -- reading -----------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
-        data = self.redis.get(keys.job(job_id))
-        if data is None:
-            raise JobNotFoundError(job_id)
-        return Job.from_dict(json.loads(data))
+        return load_record(job_id, self.redis.get(keys.job(job_id)))
 
     def exists(self, job_id: str) -> bool:
         return bool(self.redis.exists(keys.job(job_id)))
