@@ -39,7 +39,7 @@ from typing import Any
 
 from bench.common import machine_info
 from bench.report import replace_section
-from worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
+from runq.worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "examples" / "docs"
@@ -60,7 +60,7 @@ def runq_command() -> list[str]:
     if script.exists():
         return [str(script)]
     found = shutil.which("runq")
-    return [found] if found else [sys.executable, "-m", "producers.cli"]
+    return [found] if found else [sys.executable, "-m", "runq.producers.cli"]
 
 
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")

@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from config.settings import load_settings
-from producers.api import Client
-from producers.ask import DEFAULT_INSTRUCTIONS, AskReport, _follow, _poll
-from producers.ask_corpus import Corpus
-from runs.job import RUNNING, Job, JobSpec
-from worker.launcher import EmbeddedRedis
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.producers.ask import DEFAULT_INSTRUCTIONS, AskReport, _follow, _poll
+from runq.producers.ask_corpus import Corpus
+from runq.runs.job import RUNNING, Job, JobSpec
+from runq.worker.launcher import EmbeddedRedis
 
 LOOKS = 20
 

@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ProbeSandbox, descendants, machine_info, percentile
-from config.settings import load_settings
-from producers.api import Client
-from worker.launcher import EmbeddedRedis, WorkerProcess, free_port
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.worker.launcher import EmbeddedRedis, WorkerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FAULTS = "429=0.1,500=0.05,hang=0.02,failed=0.02,expired=0.01"

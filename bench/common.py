@@ -20,7 +20,7 @@ from typing import Any
 
 import redis
 
-from worker.launcher import SandboxProcess
+from runq.worker.launcher import SandboxProcess
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -146,7 +146,7 @@ class ProbeSandbox(SandboxProcess):
     """`SandboxProcess`, served by `bench.sandbox_probe` (the sandbox + `/bench/timelines`)."""
 
     def start(self, timeout: float = 30.0) -> ProbeSandbox:
-        from worker.launcher import _wait_until, free_port
+        from runq.worker.launcher import _wait_until, free_port
 
         self.port = self.port or free_port()
         args = [sys.executable, "-m", "bench.sandbox_probe", "--host", "127.0.0.1",

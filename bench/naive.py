@@ -20,8 +20,8 @@ from typing import Any
 import openai
 from celery import Celery
 
-from runs.tools import registry
-from runs.tools.registry import load_tool_modules
+from runq.runs.tools import registry
+from runq.runs.tools.registry import load_tool_modules
 
 POLL_SLEEP = 1.0
 _url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

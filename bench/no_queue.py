@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import openai
 
-from runs.tools import registry
-from runs.tools.registry import load_tool_modules
+from runq.runs.tools import registry
+from runq.runs.tools.registry import load_tool_modules
 
 
 async def one_job(api: openai.AsyncOpenAI, job_id: str, prompt: str, tools: list[str],

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import replace_section
-from config.settings import load_settings
-from producers.api import Client
-from worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

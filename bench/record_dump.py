@@ -14,8 +14,8 @@ import json
 import timeit
 from dataclasses import asdict
 
-from runs.job import Job, JobSpec
-from runs.store import _dump
+from runq.runs.job import Job, JobSpec
+from runq.runs.store import _dump
 
 ROUNDS = 20_000
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import redis
 
-from config.settings import load_settings
-from producers.api import Client
-from worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
 
 SCRIPT = json.dumps([[{"name": "calculator", "arguments": {"expression": "6*7"}}]])
 

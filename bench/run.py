@@ -48,10 +48,10 @@ from bench.common import (
     redis_counters,
     redis_delta,
 )
-from config.settings import load_settings
-from producers.api import Client
-from runs import keys
-from worker.launcher import EmbeddedRedis, WorkerProcess
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.runs import keys
+from runq.worker.launcher import EmbeddedRedis, WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -322,7 +322,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         if runq_worker is not None:
             runq_worker.stop()
         if naive_proc is not None:
-            from worker.launcher import stop_process
+            from runq.worker.launcher import stop_process
 
             stop_process(naive_proc)
         sandbox.stop()
@@ -365,7 +365,7 @@ def profile_runq_poll(cfg: Config, jobs: int, log: Callable[[str], None]) -> str
     server = EmbeddedRedis(home).start()
     sandbox = sandbox_for(cfg).start()
     prof = home / "worker.prof"
-    args = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "celery", "-A", "worker",
+    args = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "celery", "-A", "runq.worker",
             "worker", "-Q", "runs,tools", "--pool", "solo", "--loglevel", "INFO",
             "--without-mingle", "--without-gossip", "-n", f"prof-{os.getpid()}@%h"]  # fmt: skip
     env = {**os.environ, "REDIS_URL": server.url, "OPENAI_BASE_URL": sandbox.base_url,
@@ -389,7 +389,7 @@ def profile_runq_poll(cfg: Config, jobs: int, log: Callable[[str], None]) -> str
         wait_for(lambda: all(j in watcher.seen for j in ids), cfg.timeout)
         watcher.halt.set()
     finally:
-        from worker.launcher import stop_process
+        from runq.worker.launcher import stop_process
 
         stop_process(proc, timeout=30)
         sandbox.stop()

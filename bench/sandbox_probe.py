@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-import sandbox.app as sandbox_app
-from sandbox.cli import main
-from sandbox.state import get_state
+import runq.sandbox.app as sandbox_app
+from runq.sandbox.cli import main
+from runq.sandbox.state import get_state
 
 
 async def timelines(request: Request) -> JSONResponse:

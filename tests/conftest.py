@@ -6,6 +6,7 @@ fixture errors, so the test fails (never skips) — under CI and everywhere else
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,9 +14,13 @@ from typing import TypeVar
 
 import pytest
 
-from worker.launcher import EmbeddedRedis
+from runq.worker.launcher import EmbeddedRedis
 
 T = TypeVar("T")
+
+# The checkout's example tools, for every worker the tests start (they inherit the
+# environment), as a user of a checkout sets it; an installed runq loads no tools by default.
+os.environ.setdefault("RUNQ_TOOL_MODULES", "examples.tools")
 
 
 @pytest.fixture(scope="session")

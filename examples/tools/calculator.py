@@ -20,7 +20,7 @@ import operator
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from runs.tools import tool
+from runq.runs.tools import tool
 
 MAX_LENGTH = 500
 MAX_EXPONENT = 10_000

@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
-from runs.tools import tool
+from runq.runs.tools import tool
 
 _UTC_NAMES = {"utc", "gmt", "z", "zulu", "etc/utc", "universal"}
 

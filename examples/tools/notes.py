@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-from config.settings import get_settings
-from runs.tools import tool
+from runq.config.settings import get_settings
+from runq.runs.tools import tool
 
 MAX_NOTE_CHARS = 2000
 NOTES_FILE = "notes.txt"

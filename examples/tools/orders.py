@@ -15,7 +15,7 @@ from contextlib import closing
 from typing import Annotated, Any, Literal
 
 from examples.data.orders_db import connect
-from runs.tools import tool
+from runq.runs.tools import tool
 
 Status = Literal["pending", "paid", "shipped", "delivered", "cancelled", "refunded"]
 

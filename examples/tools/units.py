@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from runs.tools import tool
+from runq.runs.tools import tool
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import load_settings
-from producers.api import Client
-from worker.launcher import SandboxProcess, Stack
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.worker.launcher import SandboxProcess, Stack
 
 # The example tools, and a slow one for tests that act while a tool round runs.
 TOOL_MODULES = "examples.tools,tests.integration.slow_tools"

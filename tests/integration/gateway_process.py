@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
+from runq.worker.launcher import free_port
 from tests.conftest import wait_for
-from worker.launcher import free_port
 
 
 def start_gateway(redis_url: str, tmp: Path, *args: str, tokens: str = "") -> tuple[Any, str]:
@@ -25,7 +25,7 @@ def start_gateway(redis_url: str, tmp: Path, *args: str, tokens: str = "") -> tu
     env = {**os.environ, "REDIS_URL": redis_url, "RUNQ_HOME": str(tmp / ".runq"),
            "RUNQ_GATEWAY_TOKENS": tokens}  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "producers.cli", "gateway", "--port", str(port), *args],
+        [sys.executable, "-m", "runq.producers.cli", "gateway", "--port", str(port), *args],
         env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "gateway.log").open("wb"),
         start_new_session=True,
     )  # fmt: skip

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from runs.tools import tool
+from runq.runs.tools import tool
 
 
 @tool(timeout=15.0)

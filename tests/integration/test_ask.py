@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
-from config.settings import load_settings
-from producers import ask
-from producers.api import Client
-from runs import keys
+from runq.config.settings import load_settings
+from runq.producers import ask
+from runq.producers.api import Client
+from runq.runs import keys
+from runq.worker.launcher import Stack
 from tests.conftest import imported_modules
-from worker.launcher import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def run_cli(
            "COLUMNS": "200", "RUNQ_HOME": str(cwd / ".runq")}  # fmt: skip
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, *python, "-m", "producers.cli", "ask", *args], cwd=cwd, env=env,
+        [sys.executable, *python, "-m", "runq.producers.cli", "ask", *args], cwd=cwd, env=env,
         capture_output=True, text=True, timeout=240,
     )  # fmt: skip
     return proc, time.monotonic() - started
@@ -95,7 +95,7 @@ def test_ask_answers_every_question_then_reuses_everything(stack: Stack, tmp_pat
     assert backend_requests(stack) == before
     # ... and imported no client it did not need: not even redis-py (`quick_reads`).
     imported = imported_modules(second.stderr)
-    assert "producers.ask" in imported
+    assert "runq.producers.ask" in imported
     unneeded = {"redis", "openai", "celery"} & imported
     assert not unneeded, f"the re-run imported {sorted(unneeded)}"
     print(f"\nrunq ask: first run {first_s:.2f}s, second run {second_s:.2f}s, "
@@ -189,7 +189,7 @@ def test_ask_without_a_stack_says_what_to_do(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_BASE_URL")}
     env["RUNQ_HOME"] = str(tmp_path / ".runq")
     proc = subprocess.run(
-        [sys.executable, "-m", "producers.cli", "ask", str(DOCS), "-q", "hello?"],
+        [sys.executable, "-m", "runq.producers.cli", "ask", str(DOCS), "-q", "hello?"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from runs import keys
-from runs.job import SUCCEEDED
+from runq.runs import keys
+from runq.runs.job import SUCCEEDED
+from runq.worker.launcher import Stack
 from tests.conftest import wait_for
 from tests.integration.conftest import WORKER_ENV, client_for
-from worker.launcher import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ def slow_stack(redis_url: str, tmp_path_factory) -> Iterator[Stack]:
 def _ask(stack: Stack, cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, "REDIS_URL": str(stack.redis_url), "OPENAI_BASE_URL": str(stack.base_url),
            "RUNQ_HOME": str(cwd / ".runq")}  # fmt: skip
-    args = [sys.executable, "-m", "producers.cli", "ask", str(DOCS), "-q",
+    args = [sys.executable, "-m", "runq.producers.cli", "ask", str(DOCS), "-q",
             "How long is the warranty on the Nimbus thermostat?", "--out", "out.jsonl"]  # fmt: skip
     return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip

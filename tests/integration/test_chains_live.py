@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from config.settings import load_settings
-from producers.api import Client
-from worker.launcher import Stack, free_port
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.worker.launcher import Stack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_template_is_the_last_word(chain_stack: Client) -> None:
 
 
 def test_unknown_chain_is_refused_before_enqueueing(chain_stack: Client) -> None:
-    from runs.errors import InvalidJobError
+    from runq.errors import InvalidJobError
 
     with pytest.raises(InvalidJobError, match="chain: unknown chain 'nope'"):
         chain_stack.submit("hi", chain="nope")

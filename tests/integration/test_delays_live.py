@@ -12,10 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from runs import keys
+from runq.runs import keys
+from runq.worker.launcher import SandboxProcess, Stack, WorkerProcess
 from tests.conftest import wait_for
 from tests.integration.conftest import WORKER_ENV, client_for, stack_on
-from worker.launcher import SandboxProcess, Stack, WorkerProcess
 
 pytestmark = pytest.mark.integration
 

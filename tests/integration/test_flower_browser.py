@@ -27,10 +27,10 @@ from typing import Any
 
 import pytest
 
-from config.settings import load_settings
-from producers.api import Client
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.worker.launcher import Stack, free_port
 from tests.conftest import wait_for
-from worker.launcher import Stack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -80,7 +80,7 @@ def flower(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     log = (tmp_path_factory.mktemp("flower-log") / "flower.log").open("wb")
     env = {**os.environ, "REDIS_URL": str(stack.redis_url), "RUNQ_FLOWER_BASIC_AUTH": auth}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "producers.cli", "flower", "--port", str(port)],
+        [sys.executable, "-m", "runq.producers.cli", "flower", "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )  # fmt: skip
 
@@ -109,7 +109,7 @@ def test_flower_refuses_requests_without_the_credentials(flower: dict[str, str])
 def test_flower_refuses_to_start_without_auth() -> None:
     env = {k: v for k, v in os.environ.items() if k != "RUNQ_FLOWER_BASIC_AUTH"}
     out = subprocess.run(
-        [sys.executable, "-m", "producers.cli", "flower", "--port", str(free_port())],
+        [sys.executable, "-m", "runq.producers.cli", "flower", "--port", str(free_port())],
         capture_output=True, text=True, env=env, timeout=30, check=False,
     )  # fmt: skip
     assert out.returncode == 2

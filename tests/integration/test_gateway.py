@@ -14,11 +14,11 @@ import httpx
 import pytest
 import uvicorn
 
-from config.settings import load_settings
-from producers.gateway import create_app
+from runq.config.settings import load_settings
+from runq.producers.gateway import create_app
+from runq.worker.launcher import Stack, free_port
 from tests.conftest import wait_for
 from tests.integration.gateway_process import parse_sse
-from worker.launcher import Stack, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -115,11 +115,11 @@ def test_cancel_and_docs(gateway: str) -> None:
 
 def test_gateway_refuses_to_start_without_tokens(stack: Stack, tmp_path: Path) -> None:
     env = {**os.environ, "REDIS_URL": str(stack.redis_url), "RUNQ_GATEWAY_TOKENS": ""}
-    proc = subprocess.run([sys.executable, "-m", "producers.cli", "gateway"], env=env,
+    proc = subprocess.run([sys.executable, "-m", "runq.producers.cli", "gateway"], env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2 and "RUNQ_GATEWAY_TOKENS" in proc.stderr
     proc = subprocess.run(
-        [sys.executable, "-m", "producers.cli", "gateway", "--demo", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "runq.producers.cli", "gateway", "--demo", "--host", "0.0.0.0"],
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "127.0.0.1" in proc.stderr

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from runq.worker.launcher import Stack
 from tests.conftest import wait_for
 from tests.integration.gateway_process import start_gateway, stop
-from worker.launcher import Stack
 
 pytestmark = pytest.mark.integration
 

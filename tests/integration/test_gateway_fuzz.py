@@ -17,10 +17,10 @@ import pytest
 import schemathesis
 import uvicorn
 
-from config.settings import load_settings
-from producers.gateway import create_app
+from runq.config.settings import load_settings
+from runq.producers.gateway import create_app
+from runq.worker.launcher import free_port
 from tests.conftest import wait_for
-from worker.launcher import free_port
 
 pytestmark = pytest.mark.integration
 

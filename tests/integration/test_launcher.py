@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from worker.launcher import LaunchError, SandboxProcess
+from runq.worker.launcher import LaunchError, SandboxProcess
 
 pytestmark = pytest.mark.integration
 

@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.settings import load_settings
-from producers.api import Client, JobHandle
-from runs.metrics import DEFAULT_PRICES
+from runq.config.settings import load_settings
+from runq.producers.api import Client, JobHandle
+from runq.runs.metrics import DEFAULT_PRICES
+from runq.worker.launcher import Stack, WorkerProcess, free_port
 from tests.conftest import wait_for
-from worker.launcher import Stack, WorkerProcess, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -129,7 +129,7 @@ def metrics_url(ops_stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> I
         [
             sys.executable,
             "-m",
-            "producers.cli",
+            "runq.producers.cli",
             "metrics",
             "--host",
             "127.0.0.1",

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from producers.api import Client
+from runq.producers.api import Client
+from runq.worker.launcher import Stack
 from tests.conftest import wait_for
 from tests.integration.conftest import stack_on, worker_log
-from worker.launcher import Stack
 
 pytestmark = pytest.mark.integration
 

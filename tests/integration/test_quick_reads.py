@@ -13,8 +13,8 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from producers.quick_reads import Address, QuickReads, parse_url
-from worker.launcher import _wait_until, find_redis_server, free_port, stop_process
+from runq.producers.quick_reads import Address, QuickReads, parse_url
+from runq.worker.launcher import _wait_until, find_redis_server, free_port, stop_process
 
 pytestmark = pytest.mark.integration
 

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from runs import keys
-from runs.ratelimit import RateLimiter
+from runq.runs import keys
+from runq.runs.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from celery.result import AsyncResult
 
-from producers.api import Client
-from runs import keys
-from runs.errors import InvalidJobError
+from runq.errors import InvalidJobError
+from runq.producers.api import Client
+from runq.runs import keys
+from runq.worker.celery_app import make_app
+from runq.worker.launcher import SandboxProcess, Stack
 from tests.conftest import imported_modules
-from worker.celery_app import make_app
-from worker.launcher import SandboxProcess, Stack
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +97,7 @@ def _cli(
     *args: str, env: dict[str, str], cwd: Path, python: tuple[str, ...] = ()
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *python, "-m", "producers.cli", *args],
+        [sys.executable, *python, "-m", "runq.producers.cli", *args],
         capture_output=True,
         text=True,
         env=env,
@@ -157,7 +157,7 @@ def _start_worker(cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """A worker with only `env` of runq's and OpenAI's settings; it must stop by itself."""
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RUNQ_"))}
     return subprocess.run(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "-Q", "runs,tools"],
+        [sys.executable, "-m", "celery", "-A", "runq.worker", "worker", "-Q", "runs,tools"],
         capture_output=True,
         text=True,
         env={**base, "PYTHONPATH": str(ROOT), **env},

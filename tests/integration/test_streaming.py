@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import load_settings
-from producers.api import Client
+from runq.config.settings import load_settings
+from runq.producers.api import Client
+from runq.worker.launcher import Stack
 from tests.conftest import wait_for
-from worker.launcher import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 from celery.result import AsyncResult
 
-from producers.api import Client
-from runs.job import RUNNING, SUCCEEDED, Job, JobSpec
+from runq.producers.api import Client
+from runq.runs.job import RUNNING, SUCCEEDED, Job, JobSpec
+from runq.worker.launcher import SandboxProcess, Stack
 from tests.conftest import wait_for
 from tests.integration.conftest import stack_on
-from worker.launcher import SandboxProcess, Stack
 
 pytestmark = pytest.mark.integration
 

@@ -7,8 +7,8 @@ import asyncio
 import openai
 from sandbox_helpers import admin
 
-from sandbox.config import SandboxConfig
-from sandbox.server import SandboxServer
+from runq.sandbox.config import SandboxConfig
+from runq.sandbox.server import SandboxServer
 
 
 def test_two_thousand_concurrent_background_responses() -> None:

@@ -12,15 +12,15 @@ from pathlib import Path
 import openai
 import pytest
 
-from sandbox.cli import build_parser
-from sandbox.config import SandboxConfig, parse_faults
+from runq.sandbox.cli import build_parser
+from runq.sandbox.config import SandboxConfig, parse_faults
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_port_zero_prints_real_url_and_serves() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--latency-ms", "0"],
+        [sys.executable, "-m", "runq.sandbox", "--port", "0", "--latency-ms", "0"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -78,7 +78,7 @@ def test_bad_settings_name_the_variable(env: dict[str, str], says: str) -> None:
 
 
 def test_bad_flags_are_refused_before_binding(capsys: pytest.CaptureFixture[str]) -> None:
-    from sandbox.cli import main
+    from runq.sandbox.cli import main
 
     for argv, says in [(["--port", "99999"], "port must be within 0-65535"),
                        (["--latency-ms", "-5"], "latency_ms must not be negative")]:  # fmt: skip
@@ -119,7 +119,7 @@ def test_parser_knows_every_documented_flag() -> None:
 
 def _serve(*flags: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--latency-ms", "0", *flags],
+        [sys.executable, "-m", "runq.sandbox", "--port", "0", "--latency-ms", "0", *flags],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -158,7 +158,7 @@ def test_cli_refuses_a_bad_snapshot(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
     done = subprocess.run(
-        [sys.executable, "-m", "sandbox", "--port", "0", "--snapshot", str(bad)],
+        [sys.executable, "-m", "runq.sandbox", "--port", "0", "--snapshot", str(bad)],
         cwd=ROOT,
         capture_output=True,
         text=True,

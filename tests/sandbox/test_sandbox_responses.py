@@ -9,8 +9,8 @@ import openai
 import pytest
 from sandbox_helpers import admin, is_terminal, wait_until
 
-from sandbox.config import SandboxConfig
-from sandbox.server import SandboxServer
+from runq.sandbox.config import SandboxConfig
+from runq.sandbox.server import SandboxServer
 
 
 def test_background_create_then_poll_until_completed(client: openai.OpenAI) -> None:

@@ -8,10 +8,10 @@ from typing import Any
 import fakeredis
 import pytest
 
-from runs.backends.base import RunState
-from runs.errors import BackendError
-from runs.job import Job
-from runs.store import JobStore
+from runq.errors import BackendError
+from runq.runs.backends.base import RunState
+from runq.runs.job import Job
+from runq.runs.store import JobStore
 
 
 @pytest.fixture

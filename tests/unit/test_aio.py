@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from config.settings import load_settings
-from producers.aio import AsyncClient
-from producers.api import Client
-from runs import keys
-from runs.errors import InvalidJobError, JobNotFoundError, JobTimeoutError
+from runq.config.settings import load_settings
+from runq.errors import InvalidJobError, JobNotFoundError, JobTimeoutError
+from runq.producers.aio import AsyncClient
+from runq.producers.api import Client
+from runq.runs import keys
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from config.settings import load_settings
-from producers import ask, ask_output, cli
-from producers.api import Client
-from producers.ask_corpus import Corpus, Document, collect
-from runs.errors import InvalidJobError
+from runq.config.settings import load_settings
+from runq.errors import InvalidJobError
+from runq.producers import ask, ask_output, cli
+from runq.producers.api import Client
+from runq.producers.ask_corpus import Corpus, Document, collect
 
 
 def make_tree(root: Path) -> None:

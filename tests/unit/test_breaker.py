@@ -7,8 +7,8 @@ import threading
 import fakeredis
 import pytest
 
-from runs import keys
-from runs.breaker import Admission, CircuitBreaker
+from runq.runs import keys
+from runq.runs.breaker import Admission, CircuitBreaker
 
 T0 = 1_800_000_000.0
 

@@ -8,14 +8,14 @@ import httpx2
 import openai
 import pytest
 
-from runs.classify import (
+from runq.errors import BackendError
+from runq.runs.classify import (
     MAX_RETRY_AFTER,
     RunEndedError,
     classify,
     classify_run_failure,
     parse_retry_after,
 )
-from runs.errors import BackendError
 
 URL = "http://backend.test/v1/responses"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from producers import cli
+from runq.producers import cli
 
 
 @pytest.mark.parametrize(
@@ -41,8 +41,8 @@ def test_good_numbers_pass() -> None:
 def test_an_unreachable_redis_is_one_line_not_a_traceback(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from config.settings import get_settings
-    from worker.launcher import free_port
+    from runq.config.settings import get_settings
+    from runq.worker.launcher import free_port
 
     # A port nothing listens on, and a password that must not be printed.
     monkeypatch.setenv("REDIS_URL", f"redis://:hunter2@127.0.0.1:{free_port()}/0")

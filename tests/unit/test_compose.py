@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from config.settings import Settings, load_settings
-from producers.cli import build_parser
-from producers.flower import FlowerOptions, flower_command
-from runs.errors import ConfigurationError
-from sandbox.cli import build_parser as sandbox_parser
+from runq.config.settings import Settings, load_settings
+from runq.errors import ConfigurationError
+from runq.producers.cli import build_parser
+from runq.producers.flower import FlowerOptions, flower_command
+from runq.sandbox.cli import build_parser as sandbox_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yml").read_text()
@@ -206,7 +206,7 @@ def test_flower_gets_the_credentials_in_its_environment_not_its_argv() -> None:
     options = _flower_options(command("flower"))
     environ = {"RUNQ_FLOWER_BASIC_AUTH": "ops:s3cret-pw", "FLOWER_UNAUTHENTICATED_API": "1"}
     argv, env = flower_command(options, "redis://redis:6379/0", environ)
-    assert argv[1:6] == ["-m", "celery", "-A", "worker", "flower"]
+    assert argv[1:6] == ["-m", "celery", "-A", "runq.worker", "flower"]
     assert "--address=0.0.0.0" in argv and "--port=5555" in argv
     assert any(a.startswith("--tasks_columns=") and "args" in a for a in argv)
     assert not any("s3cret" in a for a in argv)

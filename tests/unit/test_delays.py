@@ -6,8 +6,8 @@ import time
 
 import fakeredis
 
-from runs.delays import DelayedSteps, DueStep
-from tasks.runtime import CeleryScheduler
+from runq.runs.delays import DelayedSteps, DueStep
+from runq.tasks.runtime import CeleryScheduler
 
 
 def test_only_waits_past_the_threshold_are_kept_in_redis() -> None:

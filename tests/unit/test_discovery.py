@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import get_settings
-from producers import cli
-from worker.discovery import STATE_FILE, clear_state, read_state, write_state
+from runq.config.settings import get_settings
+from runq.producers import cli
+from runq.worker.discovery import STATE_FILE, clear_state, read_state, write_state
 
 
 @pytest.fixture

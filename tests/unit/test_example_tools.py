@@ -15,12 +15,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from config.settings import get_settings
 from examples.data import orders_db
 from examples.tools.calculator import evaluate
 from examples.tools.notes import read_notes
-from runs.errors import ToolError
-from runs.tools import load_tool_modules, registry
+from runq.config.settings import get_settings
+from runq.errors import ToolError
+from runq.runs.tools import load_tool_modules, registry
 
 STABLE_NAMES = {
     "calculator",

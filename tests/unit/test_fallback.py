@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from runs import keys
-from runs.backends.base import RunState
-from runs.breaker import CircuitBreaker
-from runs.chains import Link, fingerprint, parse_chains
-from runs.errors import BackendError, ConfigurationError
-from runs.job import FAILED, FALLING_BACK, SUCCEEDED, Job, JobSpec
-from runs.links import LinkServices
-from runs.retry import RetryPolicies, RetryPolicy
-from runs.steps import StepConfig, Steps
+from runq.errors import BackendError, ConfigurationError
+from runq.runs import keys
+from runq.runs.backends.base import RunState
+from runq.runs.breaker import CircuitBreaker
+from runq.runs.chains import Link, fingerprint, parse_chains
+from runq.runs.job import FAILED, FALLING_BACK, SUCCEEDED, Job, JobSpec
+from runq.runs.links import LinkServices
+from runq.runs.retry import RetryPolicies, RetryPolicy
+from runq.runs.steps import StepConfig, Steps
 
 CHAIN = parse_chains(
     {

@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from config.settings import load_settings
-from producers.gateway import create_app
-from runs.job import MAX_INPUT_CHARS
+from runq.config.settings import load_settings
+from runq.producers.gateway import create_app
+from runq.runs.job import MAX_INPUT_CHARS
 
 A, B = {"Authorization": "Bearer ta"}, {"Authorization": "Bearer tb"}
 
@@ -61,7 +61,7 @@ def test_health_page_and_openapi(http: TestClient) -> None:
 
 
 def test_an_unreachable_redis_is_a_503_with_retry_after() -> None:
-    from worker.launcher import free_port
+    from runq.worker.launcher import free_port
 
     url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     app = create_app({"ta": "alice"}, redis_url=url, settings=load_settings(redis_url=url))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from producers.gateway.auth import parse_tokens, tenant_for
-from producers.gateway.server import gateway_tokens
-from runs.errors import ConfigurationError
+from runq.errors import ConfigurationError
+from runq.producers.gateway.auth import parse_tokens, tenant_for
+from runq.producers.gateway.server import gateway_tokens
 
 
 def test_parse_tokens() -> None:

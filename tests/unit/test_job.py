@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from runs.errors import InvalidJobError
-from runs.job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobSpec
+from runq.errors import InvalidJobError
+from runq.runs.job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobSpec
 
 
 @pytest.mark.parametrize(
@@ -102,8 +102,8 @@ def test_result_has_the_stable_keys() -> None:
 
 
 def test_metadata_limits_leave_room_for_runqs_own_pairs() -> None:
-    from runs.backends.base import run_metadata
-    from runs.job import MAX_METADATA_PAIRS, RUN_METADATA_KEYS
+    from runq.runs.backends.base import run_metadata
+    from runq.runs.job import MAX_METADATA_PAIRS, RUN_METADATA_KEYS
 
     spec = JobSpec(input="hi", metadata={f"k{n}": "v" for n in range(MAX_METADATA_PAIRS)})
     job = Job.new(spec.validate())

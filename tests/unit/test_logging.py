@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import structlog
 
-from config import logging as runq_logging
-from config.logging import REDACTED, configure_logging, redact_processor, register_secret
-from config.settings import load_settings
+from runq.config import logging as runq_logging
+from runq.config.logging import REDACTED, configure_logging, redact_processor, register_secret
+from runq.config.settings import load_settings
 
 API_KEY = "sk-proj-Zt7Qb2Lw9XcVn4Rt8Yp1"
 SETTINGS_KEY = "plainkey-without-prefix-5521"  # a key the sk- pattern cannot recognise

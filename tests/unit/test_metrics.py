@@ -12,10 +12,10 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from producers.metrics_server import MetricsServer, QueueCollector, build_registry
-from runs import keys
-from runs.errors import ConfigurationError
-from runs.metrics import DEFAULT_PRICES, Metrics, load_prices, price_for
+from runq.errors import ConfigurationError
+from runq.producers.metrics_server import MetricsServer, QueueCollector, build_registry
+from runq.runs import keys
+from runq.runs.metrics import DEFAULT_PRICES, Metrics, load_prices, price_for
 
 PRICES = {"m-cheap": (1.0, 2.0), "m-dear": (10.0, 40.0)}
 
@@ -259,7 +259,7 @@ def test_a_scrape_while_redis_is_down_is_a_503() -> None:
 
     import redis
 
-    from worker.launcher import free_port
+    from runq.worker.launcher import free_port
 
     down = redis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens
     server = MetricsServer(down, "127.0.0.1", 0).start()
@@ -281,7 +281,7 @@ def test_build_registry_without_queues(r: fakeredis.FakeRedis) -> None:
 def test_asgi_app_serves_metrics(r: fakeredis.FakeRedis) -> None:
     import asyncio
 
-    from producers.metrics_server import metrics_asgi_app
+    from runq.producers.metrics_server import metrics_asgi_app
 
     Metrics(r, prices=PRICES).retry(link="l", code="c")
     app = metrics_asgi_app(r)

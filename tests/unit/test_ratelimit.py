@@ -7,8 +7,8 @@ import threading
 import fakeredis
 import pytest
 
-from runs import keys
-from runs.ratelimit import (
+from runq.runs import keys
+from runq.runs.ratelimit import (
     DEFAULT_OUTPUT_TOKENS,
     Acquired,
     BucketLevels,

@@ -7,9 +7,9 @@ import statistics
 
 import pytest
 
-from runs.classify import MAX_RETRY_AFTER, classify_run_failure
-from runs.errors import BackendError, ConfigurationError
-from runs.retry import RetryDecision, RetryPolicies, RetryPolicy
+from runq.errors import BackendError, ConfigurationError
+from runq.runs.classify import MAX_RETRY_AFTER, classify_run_failure
+from runq.runs.retry import RetryDecision, RetryPolicies, RetryPolicy
 
 
 def _err(code: str, retryable: bool = True, retry_after: float | None = None) -> BackendError:

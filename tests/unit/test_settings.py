@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from config.celery import celery_config
-from config.settings import ConfigError, load_settings
+from runq.config.celery import celery_config
+from runq.config.settings import ConfigurationError, load_settings
 
 
 def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +29,7 @@ def test_invalid_value_names_the_variable(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str
 ) -> None:
     monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigurationError) as info:
         load_settings()
     assert variable in str(info.value)
 
@@ -37,7 +37,7 @@ def test_invalid_value_names_the_variable(
 def test_poll_bounds_are_checked_together(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNQ_POLL_INTERVAL_MIN", "9")
     monkeypatch.setenv("RUNQ_POLL_INTERVAL_MAX", "2")
-    with pytest.raises(ConfigError, match="RUNQ_POLL_INTERVAL_MIN"):
+    with pytest.raises(ConfigurationError, match="RUNQ_POLL_INTERVAL_MIN"):
         load_settings()
 
 
@@ -53,14 +53,14 @@ def test_toml_file_is_read_and_env_wins(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_missing_toml_file_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("RUNQ_CONFIG", str(tmp_path / "nope.toml"))
-    with pytest.raises(ConfigError, match="RUNQ_CONFIG"):
+    with pytest.raises(ConfigurationError, match="RUNQ_CONFIG"):
         load_settings()
 
 
 def test_api_key_is_never_echoed_in_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value-123")
     monkeypatch.setenv("RUNQ_JOB_DEADLINE", "-1")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigurationError) as info:
         load_settings()
     assert "sk-secret-value-123" not in str(info.value)
 
@@ -138,7 +138,7 @@ def test_each_kind_of_bad_value_says_what_it_must_be(
     monkeypatch: pytest.MonkeyPatch, variable: str, value: str, complaint: str
 ) -> None:
     monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigurationError) as info:
         load_settings()
     assert variable in str(info.value) and complaint in str(info.value)
 
@@ -146,7 +146,7 @@ def test_each_kind_of_bad_value_says_what_it_must_be(
 def test_every_bad_value_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNQ_BACKEND", "telepathy")
     monkeypatch.setenv("RUNQ_JOB_DEADLINE", "-5")
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(ConfigurationError) as info:
         load_settings()
     assert "RUNQ_BACKEND" in str(info.value) and "RUNQ_JOB_DEADLINE" in str(info.value)
 
@@ -155,7 +155,7 @@ def test_unknown_toml_keys_are_named(monkeypatch: pytest.MonkeyPatch, tmp_path) 
     path = tmp_path / "runq.toml"
     path.write_text('[runq]\nmodle = "typo"\n')
     monkeypatch.setenv("RUNQ_CONFIG", str(path))
-    with pytest.raises(ConfigError, match="modle"):
+    with pytest.raises(ConfigurationError, match="modle"):
         load_settings()
 
 

@@ -6,16 +6,16 @@ import time
 
 import pytest
 
-from runs import keys
-from runs.backends.base import RunState, ToolCallRequest
-from runs.errors import BackendError
-from runs.events import EventLog
-from runs.job import CANCELLED, FAILED, RETRYING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
-from runs.metrics import Metrics
-from runs.retry import RetryPolicies
-from runs.steps import StepConfig, Steps
-from runs.store import JobStore
-from runs.toolcalls import StoredOutput
+from runq.errors import BackendError
+from runq.runs import keys
+from runq.runs.backends.base import RunState, ToolCallRequest
+from runq.runs.events import EventLog
+from runq.runs.job import CANCELLED, FAILED, RETRYING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
+from runq.runs.metrics import Metrics
+from runq.runs.retry import RetryPolicies
+from runq.runs.steps import StepConfig, Steps
+from runq.runs.store import JobStore
+from runq.runs.toolcalls import StoredOutput
 
 
 def _steps(store, backend, scheduler, outputs=None, **config) -> Steps:

@@ -5,11 +5,11 @@ import time
 import fakeredis
 import pytest
 
-from runs import keys
-from runs.errors import JobNotFoundError
-from runs.events import EventLog
-from runs.job import RUNNING, SUCCEEDED, Job, JobSpec
-from runs.store import JobStore
+from runq.errors import JobNotFoundError
+from runq.runs import keys
+from runq.runs.events import EventLog
+from runq.runs.job import RUNNING, SUCCEEDED, Job, JobSpec
+from runq.runs.store import JobStore
 
 
 def _new(store: JobStore, **kw) -> Job:

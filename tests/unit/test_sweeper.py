@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import time
 
-from runs.events import EventLog
-from runs.job import RUNNING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
-from runs.sweeper import Sweeper
-from runs.toolcalls import ToolCalls
-from runs.tools import ToolRegistry
+from runq.runs.events import EventLog
+from runq.runs.job import RUNNING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
+from runq.runs.sweeper import Sweeper
+from runq.runs.toolcalls import ToolCalls
+from runq.runs.tools import ToolRegistry
 
 
 def _sweeper(store, scheduler, fake_redis) -> Sweeper:

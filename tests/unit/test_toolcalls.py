@@ -8,10 +8,10 @@ import threading
 
 import fakeredis
 
-from runs import keys
-from runs.events import EventLog
-from runs.toolcalls import ToolCall, ToolCalls
-from runs.tools import ToolRegistry
+from runq.runs import keys
+from runq.runs.events import EventLog
+from runq.runs.toolcalls import ToolCall, ToolCalls
+from runq.runs.tools import ToolRegistry
 
 
 def _registry(counter: list[str]) -> ToolRegistry:

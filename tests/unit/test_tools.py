@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 
 import pytest
 
-from runs.errors import ConfigurationError, ToolError
-from runs.tools import (
+from runq.errors import ConfigurationError, ToolError
+from runq.runs.tools import (
     ToolRegistry,
     ToolSpec,
     error_output,
@@ -591,7 +591,7 @@ def test_the_tool_decorator_registers_in_the_default_registry() -> None:
 
 def test_load_tool_modules_imports_and_registers(tool_module: WriteModule) -> None:
     source = (
-        "from runs.tools import tool\n\n"
+        "from runq.runs.tools import tool\n\n"
         "@tool\n"
         "def test_loaded_add(a: int, b: int) -> int:\n"
         '    """Add two integers."""\n'
@@ -619,7 +619,7 @@ def test_a_tool_module_that_fails_to_import_is_a_configuration_error(
 ) -> None:
     broken = tool_module(
         "runq_test_tools_broken",
-        "from runs.tools import tool\n\n@tool\ndef bad(x: set[int]) -> None:\n    pass\n",
+        "from runq.runs.tools import tool\n\n@tool\ndef bad(x: set[int]) -> None:\n    pass\n",
     )
     with pytest.raises(ConfigurationError) as info:
         load_tool_modules([broken])

@@ -1,0 +1,335 @@
+"""One settings object for producers, workers, the gateway and the tools.
+
+Values come, highest priority first, from keyword arguments, environment variables,
+a `.env` file in the working folder, and an optional TOML file named by `RUNQ_CONFIG`
+(its `[runq]` table uses the field names below). A bad value raises `ConfigurationError`
+naming the environment variable to fix.
+
+Why the standard library and not pydantic-settings: every `runq` command reads these
+settings before anything else, and pydantic-settings costs about 65 ms of imports, a
+quarter of the start-up of a `runq ask` re-run that only reads Redis
+(docs/benchmarks.md). The table is flat: a parser and a bound per field is all it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from runq.errors import ConfigurationError
+
+Backend = Literal["responses", "assistants", "chat"]
+Mode = Literal["poll", "stream"]
+BACKENDS: tuple[str, ...] = ("responses", "assistants", "chat")
+MODES: tuple[str, ...] = ("poll", "stream")
+LOG_FORMATS: tuple[str, ...] = ("auto", "json", "console")
+# `runq metrics` listens here unless told otherwise (a constant, not a setting: the CLI
+# shows it in --help without importing the metrics server).
+METRICS_PORT = 9808
+DOTENV_FILE = ".env"
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an error message."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+# -- parsers: raw value (a string from the environment, or a TOML/Python value) -> typed --
+Parser = Callable[[Any], Any]
+
+_TRUE = {"1", "true", "yes", "on", "t", "y"}
+_FALSE = {"0", "false", "no", "off", "f", "n"}
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    return value
+
+
+def _optional_text(value: Any) -> str | None:
+    """An empty value means unset, as an empty `REDIS_URL=` in a .env file does."""
+    return None if value is None else _text(value) or None
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number") from None
+
+
+def _optional_number(value: Any) -> float | None:
+    return None if value is None or value == "" else _number(value)
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError("must be a whole number")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a whole number") from None
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise ValueError("must be true or false")
+
+
+def _names(value: Any) -> list[str]:
+    """A comma-separated string (environment) or a list of strings (TOML, Python)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple) and all(isinstance(part, str) for part in value):
+        return list(value)
+    raise ValueError("must be a comma-separated list of names")
+
+
+def _table(value: Any) -> dict[str, Any]:
+    """A table: JSON in the environment, a TOML table or a dict otherwise."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else {}
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON object ({exc.msg})") from None
+    if not isinstance(value, dict):
+        raise ValueError("must be a table (a JSON object in the environment)")
+    return value
+
+
+def _path(value: Any) -> Path:
+    if not isinstance(value, str | Path) or not str(value):
+        raise ValueError("must be a path")
+    return Path(value)
+
+
+def _secret(value: Any) -> Secret | None:
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, Secret) else Secret(_text(value))
+
+
+def _one_of(*choices: str) -> Parser:
+    def parse(value: Any) -> str:
+        if value not in choices:
+            raise ValueError("must be one of " + ", ".join(repr(c) for c in choices))
+        return str(value)
+
+    return parse
+
+
+def _url(*schemes: str, strip_slash: bool = False) -> Parser:
+    def parse(value: Any) -> str | None:
+        text = _optional_text(value)
+        if text is None:
+            return None
+        if not text.startswith(schemes):
+            raise ValueError("must start with " + ", ".join(schemes[:-1]) + " or " + schemes[-1])
+        return text.rstrip("/") if strip_slash else text
+
+    return parse
+
+
+def _bounded(parse: Parser, *, gt: float | None = None, ge: float | None = None) -> Parser:
+    def checked(value: Any) -> Any:
+        number = parse(value)
+        if number is None:
+            return None
+        if gt is not None and not number > gt:
+            raise ValueError(f"must be greater than {gt:g}")
+        if ge is not None and not number >= ge:
+            raise ValueError(f"must be at least {ge:g}")
+        return number
+
+    return checked
+
+
+def setting(default: Any, parse: Parser, *, env: str | None = None, factory: bool = False) -> Any:
+    """A settings field: its default, how to read a raw value, and its variable's name."""
+    meta = {"parse": parse, "env": env}
+    if factory:
+        return field(default_factory=default, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything runq reads from its environment, with the defaults a newcomer gets.
+
+    Build it with `load_settings()` (or `get_settings()` for the process-wide copy):
+    constructing `Settings(...)` directly takes typed values and reads no environment.
+    """
+
+    # Connections. No REDIS_URL: the embedded launcher's Redis (see worker.launcher).
+    redis_url: str | None = setting(None, _url("redis://", "rediss://", "unix://"), env="REDIS_URL")
+    # Optional separate broker (e.g. amqp:// for RabbitMQ through kombu); job records,
+    # events and results stay in Redis.
+    broker_url: str | None = setting(None, _optional_text)
+    openai_api_key: Secret | None = setting(None, _secret, env="OPENAI_API_KEY")
+    openai_base_url: str | None = setting(
+        None, _url("http://", "https://", strip_slash=True), env="OPENAI_BASE_URL"
+    )
+
+    # Job defaults.
+    model: str = setting("gpt-5-mini", _text)
+    backend: Backend = setting("responses", _one_of(*BACKENDS))
+    mode: Mode = setting("poll", _one_of(*MODES))
+    poll_interval_min: float = setting(0.25, _bounded(_number, gt=0))
+    poll_interval_max: float = setting(5.0, _bounded(_number, gt=0))
+    job_deadline: float = setting(600.0, _bounded(_number, gt=0))  # seconds
+    result_expires: int = setting(7 * 24 * 3600, _bounded(_integer, gt=0))  # seconds
+    max_tool_rounds: int = setting(8, _bounded(_integer, ge=1))
+    tool_errors_fail_job: bool = setting(False, _flag)
+    tool_modules: list[str] = setting(list, _names, factory=True)  # e.g. myapp.tools
+    request_timeout: float = setting(30.0, _bounded(_number, gt=0))  # seconds per HTTP call
+
+    # Resilience: fallback chains (see runs.chains), breakers, global rate limits.
+    chain: str | None = setting(None, _optional_text)
+    chains: dict[str, Any] = setting(dict, _table, factory=True)
+    breaker_failures: int = setting(5, _bounded(_integer, ge=0))  # 0 disables breakers
+    breaker_open_seconds: float = setting(30.0, _bounded(_number, gt=0))
+    rpm: float | None = setting(None, _bounded(_optional_number, ge=0))  # requests/min/link
+    tpm: float | None = setting(None, _bounded(_optional_number, ge=0))  # tokens/min/link
+
+    # Operations.
+    home: Path = setting(Path(".runq"), _path)
+    visibility_timeout: int = setting(3600, _bounded(_integer, gt=0))  # seconds
+    sweep_interval: float = setting(10.0, _bounded(_number, gt=0))  # seconds between sweeps
+    log_format: Literal["auto", "json", "console"] = setting("auto", _one_of(*LOG_FORMATS))
+    log_level: str = setting("INFO", _text)
+    # Celery task events feed Flower; without Flower they are a quarter of the Redis
+    # commands per job (docs/benchmarks.md), so a deployment may switch them off.
+    task_events: bool = setting(True, _flag)
+    events_maxlen: int = setting(2000, _bounded(_integer, ge=10))
+    # Test mode: retries and backoff re-schedule with no wait (never used in production).
+    test_mode: bool = setting(False, _flag)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @property
+    def backend_configured(self) -> bool:
+        """True when workers know which OpenAI-compatible server to talk to."""
+        return bool(self.openai_api_key or self.openai_base_url)
+
+    def api_key_value(self) -> str:
+        """The API key for the client; a local server without auth accepts any key."""
+        if self.openai_api_key is not None:
+            return self.openai_api_key.get_secret_value()
+        return "sandbox-no-key"
+
+
+def env_name(name: str) -> str:
+    """The environment variable that sets the field `name`."""
+    for f in fields(Settings):
+        if f.name == name:
+            return f.metadata["env"] or "RUNQ_" + name.upper()
+    raise KeyError(name)
+
+
+# -- sources, lowest priority first ------------------------------------------------------
+def _toml_values() -> dict[str, Any]:
+    """The `[runq]` table of the file named by `RUNQ_CONFIG`, plus its `[chains.*]` tables."""
+    path = os.environ.get("RUNQ_CONFIG")
+    if not path:
+        return {}
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ConfigurationError(f"RUNQ_CONFIG points at {path!r}, which does not exist") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"RUNQ_CONFIG file {path!r} is not valid TOML: {exc}") from exc
+    table = data.get("runq", {})
+    if not isinstance(table, dict):
+        raise ConfigurationError(f"[runq] in {path!r} must be a table")
+    if "chains" in data:  # fallback chains live in top-level [chains.NAME] tables
+        table = {**table, "chains": data["chains"]}
+    unknown = sorted(set(table) - set(Settings.field_names()))
+    if unknown:
+        raise ConfigurationError(f"[runq] in {path!r} has unknown keys: {', '.join(unknown)}")
+    return table
+
+
+def _variables(environ: Mapping[str, str | None]) -> dict[str, Any]:
+    """Field values found in a set of variables; names are matched case-insensitively."""
+    upper = {name.upper(): value for name, value in environ.items() if value is not None}
+    found = {}
+    for name in Settings.field_names():
+        variable = env_name(name)
+        if variable in upper:
+            found[name] = upper[variable]
+    return found
+
+
+def _dotenv_values() -> dict[str, Any]:
+    if not Path(DOTENV_FILE).is_file():
+        return {}
+    from dotenv import dotenv_values  # only when there is a file: it costs ~12 ms to import
+
+    return _variables(dotenv_values(DOTENV_FILE))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; raise `ConfigurationError` naming what is wrong."""
+    unknown = sorted(set(overrides) - set(Settings.field_names()))
+    if unknown:
+        raise TypeError(f"unknown settings: {', '.join(unknown)}")
+    raw = {**_toml_values(), **_dotenv_values(), **_variables(os.environ), **overrides}
+    values, problems = {}, []
+    for f in fields(Settings):
+        if f.name not in raw:
+            continue
+        try:
+            values[f.name] = f.metadata["parse"](raw[f.name])
+        except ValueError as exc:
+            shown = "" if f.name == "openai_api_key" else f" (got {raw[f.name]!r})"
+            problems.append(f"{env_name(f.name)}: {exc}{shown}")
+    if problems:
+        raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems))
+    settings = Settings(**values)
+    if settings.poll_interval_min > settings.poll_interval_max:
+        raise ConfigurationError(
+            "invalid configuration:\n  RUNQ_POLL_INTERVAL_MIN must not exceed "
+            f"RUNQ_POLL_INTERVAL_MAX ({settings.poll_interval_min} > "
+            f"{settings.poll_interval_max})"
+        )
+    return settings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

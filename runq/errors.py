@@ -1,0 +1,95 @@
+"""runq's exceptions: one root, a branch per kind of trouble, messages that say what to do.
+
+The whole tree (`except RunqError` catches everything runq raises on purpose; anything
+else that escapes is a bug, not a job error)::
+
+    RunqError
+    ├── ConfigurationError      a setting or option is missing or invalid (names the variable)
+    │   ├── LaunchError         an embedded service (Redis, the sandbox) could not start
+    │   └── MissingExtraError   an optional part is not installed (names the pip extra)
+    ├── InvalidJobError         a job refused before it was enqueued (also a ValueError)
+    ├── JobNotFoundError        no such job, or not yours (also a KeyError)
+    ├── JobTimeoutError         a producer waited longer than it allowed (also a TimeoutError)
+    ├── BackendError            the model backend failed: `code`, `retryable`, `retry_after`
+    │   └── RunEndedError       (runq.runs.classify) a run ended failed/expired/incomplete
+    ├── ToolError               a tool call could not run: unknown, bad arguments, raised
+    └── producer errors         (runq.producers.ask) CorpusError, OutputError, AskInterrupted
+
+This module imports nothing of runq, so every layer (even `runq.config`) may raise these.
+"""
+
+from __future__ import annotations
+
+
+class RunqError(Exception):
+    """Root of every error runq raises on purpose."""
+
+
+class ConfigurationError(RunqError):
+    """A setting or an option is missing or invalid; the message names what to set."""
+
+
+class LaunchError(ConfigurationError):
+    """An embedded service could not be started; the message says what to install or set."""
+
+
+class MissingExtraError(ConfigurationError):
+    """An optional part of runq is not installed: the message names the extra to install."""
+
+    def __init__(self, extra: str, feature: str, missing: str) -> None:
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the '{extra}' extra ({missing} is not installed): "
+            f"pip install 'runq[{extra}]'"
+        )
+
+
+class InvalidJobError(RunqError, ValueError):
+    """A job was refused before it was enqueued; the message names the option."""
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option}: {problem}")
+
+
+class JobNotFoundError(RunqError, KeyError):
+    """No job with this id (or it expired, or belongs to someone else)."""
+
+    def __str__(self) -> str:
+        return f"no job with id {self.args[0]!r}"
+
+
+class JobTimeoutError(RunqError, TimeoutError):
+    """A producer waited for a result longer than it allowed."""
+
+
+class BackendError(RunqError):
+    """The model backend answered with an error or not at all.
+
+    `retryable` says whether the same request may succeed later; `retry_after` is the
+    server's hint in seconds, when it gave one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "backend_error",
+        retryable: bool = False,
+        retry_after: float | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status_code = status_code
+
+
+class ToolError(RunqError):
+    """A tool call could not run: unknown tool, bad arguments, or the tool raised."""
+
+    def __init__(self, message: str, *, code: str = "tool_error") -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,0 +1,180 @@
+"""The Python API for async web apps (FastAPI, Starlette, Django async views, aiohttp).
+
+    from runq.producers.aio import AsyncClient
+
+    client = AsyncClient()
+    handle = await client.submit("Summarise our refund policy")
+    async for event in handle.events():
+        ...
+    result = await handle.result(timeout=60)
+
+The same code paths as `producers.api`, on `redis.asyncio`:
+
+- the spec is built and validated by `Client.spec` (the sync client), so defaults and
+  `InvalidJobError` are identical; it runs in a thread only when it must read Redis
+  (`continue_job`);
+- the job record is written by the job store's own `COMMIT` Lua script, registered on
+  the async connection, with the argument list the sync `JobStore.create` builds
+  (captured, not re-implemented: a change of the store's layout reaches both);
+- the Celery `send_task` (a short blocking publish) runs in `asyncio.to_thread`;
+- events are read with `XREAD BLOCK` on the async connection, so waiting holds no
+  thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from runq.config.settings import Settings, get_settings
+from runq.errors import JobTimeoutError
+from runq.producers.api import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
+from runq.runs import keys
+from runq.runs.events import Event, _decode
+from runq.runs.job import Job
+from runq.runs.store import COMMIT, load_record
+
+
+class _Recorder:
+    """Stands in for the store's commit script to capture the keys and args it would send."""
+
+    def __init__(self) -> None:
+        self.call: tuple[list[str], list[Any]] | None = None
+
+    def __call__(self, keys: list[str], args: list[Any]) -> int:
+        self.call = (keys, args)
+        return 1
+
+
+class AsyncClient:
+    """An asyncio connection to one runq deployment (its Redis)."""
+
+    def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
+        self.sync = Client(redis_url, settings or get_settings())
+        self.settings = self.sync.settings
+        self.redis_url = self.sync.redis_url
+        self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
+        self._commit = self.redis.register_script(COMMIT)
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+        self.sync.redis.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def submit(
+        self,
+        input: str | list[dict[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        job_id: str | None = None,
+        **options: Any,
+    ) -> AsyncJobHandle:
+        """Validate, write the record and enqueue the start; see `Client.submit`."""
+        if options.get("continue_job"):
+            spec = await asyncio.to_thread(self.sync.spec, input, **options)
+        else:
+            spec = self.sync.spec(input, **options)
+        job = Job.new(spec, job_id)
+        idem = (
+            keys.idempotency(spec.tenant or "default", idempotency_key) if idempotency_key else None
+        )
+        recorder = _Recorder()
+        store = copy.copy(self.sync.store)
+        store._commit = recorder  # type: ignore[assignment]
+        store.create(
+            job,
+            [{"type": "job.status", "status": job.status}],
+            lease_until=time.time() + SUBMIT_LEASE,
+            idempotency_key=idem,
+        )
+        assert recorder.call is not None
+        outcome = await self._commit(keys=recorder.call[0], args=recorder.call[1])
+        if isinstance(outcome, bytes):  # the idempotency key was used before
+            return AsyncJobHandle(outcome.decode(), self, created=False)
+        if int(outcome) != 1:  # a job with this id exists already (a deterministic id)
+            return AsyncJobHandle(job.id, self, created=False)
+        await asyncio.to_thread(enqueue_start, self.sync.app, job.id)
+        return AsyncJobHandle(job.id, self, created=True)
+
+    async def load(self, job_id: str) -> Job:
+        return load_record(job_id, await self.redis.get(keys.job(job_id)))
+
+    async def get_job(self, job_id: str) -> AsyncJobHandle:
+        await self.load(job_id)  # raises JobNotFoundError
+        return AsyncJobHandle(job_id, self)
+
+    async def read_events(self, job_id: str, after: str, block_ms: int) -> list[Event]:
+        """Events after `after` (a stream id), waiting up to `block_ms` for the first."""
+        reply: Any = await self.redis.xread({keys.events(job_id): after}, block=block_ms, count=500)
+        if not reply:
+            return []
+        return [_decode(entry_id, fields) for entry_id, fields in reply[0][1]]
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+
+class AsyncJobHandle:
+    """An async producer's view of one job."""
+
+    def __init__(self, job_id: str, client: AsyncClient, *, created: bool = False) -> None:
+        self.id = job_id
+        self.client = client
+        self.created = created  # False when an idempotency key or job id matched a job
+
+    def __repr__(self) -> str:
+        return f"AsyncJobHandle({self.id!r})"
+
+    async def job(self) -> Job:
+        return await self.client.load(self.id)
+
+    async def status(self) -> str:
+        return (await self.job()).status
+
+    async def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the job to end and return its result; `JobTimeoutError` after `timeout`."""
+        job = await self.job()
+        if job.terminal:
+            return job.result()
+        async for event in self.events(timeout=timeout):
+            if event.final:
+                return dict(event.data["result"])
+        job = await self.job()
+        if job.terminal:
+            return job.result()
+        raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
+
+    async def events(
+        self, after: str = "0-0", timeout: float | None = None, block_ms: int = 1000
+    ) -> AsyncIterator[Event]:
+        """The job's events after a stream id, live, ending at the final one (or `timeout`)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            block = block_ms
+            if deadline is not None:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return
+                block = max(1, min(block, int(remaining * 1000)))
+            for event in await self.client.read_events(self.id, after, block):
+                after = event.id
+                yield event
+                if event.final:
+                    return
+
+    async def cancel(self) -> None:
+        """Ask the job to stop; it ends `cancelled` and its run is cancelled at the backend."""
+        store = self.client.sync.store
+        await self.client.redis.set(keys.cancel(self.id), "1", ex=store.events_ttl)
+        await asyncio.to_thread(enqueue_cancel, self.client.sync.app, self.id)

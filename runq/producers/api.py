@@ -1,0 +1,223 @@
+"""The Python API for producers: `submit(...) -> JobHandle`.
+
+    from runq.producers import submit
+
+    handle = submit("Summarise our refund policy", tools=["calculator"])
+    print(handle.result(timeout=60)["output_text"])
+
+A producer writes the job record, then sends one `runq.jobs.start` message; everything
+else happens in workers. A bad job is refused here, before anything is enqueued, with
+an `InvalidJobError` that names the option. With an `idempotency_key`, submitting twice
+returns the same job.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from runq.config.celery import PRIORITY_NEW_JOB
+from runq.config.settings import Settings, get_settings
+from runq.errors import ConfigurationError, InvalidJobError, JobTimeoutError
+from runq.runs import keys
+from runq.runs.events import Event, EventLog
+from runq.runs.job import Job, JobSpec
+from runq.runs.store import JobStore
+from runq.worker.discovery import resolve_redis_url
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+
+    from runq.producers.quick_reads import QuickReads
+
+# Until a worker takes the job, the sweeper waits this long before re-sending its start.
+SUBMIT_LEASE = 60.0
+
+
+def enqueue_start(app: Celery, job_id: str) -> None:
+    """Send a new job's first step; it queues behind the steps of runs already in flight."""
+    # runq's tasks store no result (a job's result goes under the job id), so Celery must
+    # not subscribe a producer to the task's result channel: without `ignore_result`
+    # every send costs a SUBSCRIBE, an UNSUBSCRIBE and a pub/sub connection.
+    app.send_task("runq.jobs.start", args=[job_id, 0], priority=PRIORITY_NEW_JOB,
+                  ignore_result=True)  # fmt: skip
+
+
+def enqueue_cancel(app: Celery, job_id: str) -> None:
+    """Send the task that acts on a cancel request at once, whatever step the job is in."""
+    app.send_task("runq.jobs.cancel", args=[job_id, 0], ignore_result=True)
+
+
+class Client:
+    """A connection to one runq deployment (its Redis)."""
+
+    def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or get_settings()
+        url = redis_url or resolve_redis_url(self.settings)
+        if not url:
+            raise ConfigurationError(
+                "no Redis to submit to: set REDIS_URL=redis://HOST:PORT/DB, or run `runq up` "
+                "in this folder first"
+            )
+        self.redis_url = url
+
+    # The connections are made on first use, so a command that only reads a few keys
+    # (`reads`) never pays for importing redis-py.
+    @cached_property
+    def redis(self) -> redis.Redis:
+        import redis
+
+        return redis.Redis.from_url(self.redis_url, health_check_interval=10)
+
+    @cached_property
+    def store(self) -> JobStore:
+        s = self.settings
+        return JobStore(self.redis, events_maxlen=s.events_maxlen,
+                        events_ttl=s.result_expires, result_ttl=s.result_expires)  # fmt: skip
+
+    @cached_property
+    def events(self) -> EventLog:
+        s = self.settings
+        return EventLog(self.redis, maxlen=s.events_maxlen, ttl=s.result_expires)
+
+    @cached_property
+    def reads(self) -> QuickReads:
+        """GET and MGET that start fast (see `producers.quick_reads`), for a short command's
+        one thread: it holds a single socket."""
+        from runq.producers.quick_reads import QuickReads
+
+        return QuickReads(self.redis_url, lambda: self.redis)
+
+    @cached_property
+    def app(self) -> Celery:
+        """The Celery app, built on first use: reading jobs never pays for importing it."""
+        from runq.worker.celery_app import make_app
+
+        return make_app(self.redis_url)
+
+    def spec(self, input: str | list[dict[str, Any]], **options: Any) -> JobSpec:
+        """A validated spec: settings give the defaults, `options` override them."""
+        s = self.settings
+        defaults: dict[str, Any] = {
+            "backend": s.backend,
+            "model": s.model,
+            "mode": s.mode,
+            "deadline": s.job_deadline,
+            "max_tool_rounds": s.max_tool_rounds,
+        }
+        for name, value in options.items():
+            if value is not None:
+                defaults[name] = value
+        unknown = set(defaults) - set(JobSpec.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        if options.get("continue_job"):
+            # The earlier job must exist; the worker waits for it to end, then continues
+            # its conversation on the same backend.
+            earlier = self.store.get(options["continue_job"])
+            if options.get("backend") is None:
+                defaults["backend"] = earlier.spec.backend
+        spec = JobSpec(input=input, **defaults).validate()
+        if spec.chain and spec.chain not in self.settings.chains:
+            known = ", ".join(sorted(self.settings.chains)) or "none configured"
+            raise InvalidJobError("chain", f"unknown chain {spec.chain!r} (chains: {known})")
+        return spec
+
+    def submit(
+        self,
+        input: str | list[dict[str, Any]],
+        *,
+        idempotency_key: str | None = None,
+        job_id: str | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        spec = self.spec(input, **options)
+        # Build the Celery app (its first use imports Celery) before the record exists:
+        # the gap between writing a job and sending its start, which only the sweeper
+        # closes if the producer dies in it, stays one send wide.
+        app = self.app
+        job = Job.new(spec, job_id)
+        idem = (
+            keys.idempotency(spec.tenant or "default", idempotency_key) if idempotency_key else None
+        )
+        created = self.store.create(
+            job,
+            [{"type": "job.status", "status": job.status}],
+            lease_until=time.time() + SUBMIT_LEASE,
+            idempotency_key=idem,
+        )
+        if created is None:  # a job with this id exists already (a deterministic id)
+            return JobHandle(job.id, self)
+        if created != job.id:  # the idempotency key was used before
+            return JobHandle(created, self)
+        enqueue_start(app, job.id)
+        return JobHandle(job.id, self)
+
+    def get_job(self, job_id: str) -> JobHandle:
+        self.store.get(job_id)  # raises JobNotFoundError
+        return JobHandle(job_id, self)
+
+
+class JobHandle:
+    """A producer's view of one job."""
+
+    def __init__(self, job_id: str, client: Client) -> None:
+        self.id = job_id
+        self.client = client
+
+    def __repr__(self) -> str:
+        return f"JobHandle({self.id!r})"
+
+    def job(self) -> Job:
+        """The full job record."""
+        return self.client.store.get(self.id)
+
+    def status(self) -> str:
+        return self.job().status
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """Wait for the job to end and return its result (also for failed or cancelled jobs).
+
+        Raises `JobTimeoutError` when `timeout` seconds pass first.
+        """
+        job = self.job()
+        if job.terminal:
+            return job.result()
+        for event in self.events(timeout=timeout):
+            if event.final:
+                return dict(event.data["result"])
+        job = self.job()
+        if job.terminal:
+            return job.result()
+        raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
+
+    def events(self, after: str = "0-0", timeout: float | None = None) -> Iterator[Event]:
+        """The job's events from the start (or after a stream id), live, ending at the final one."""
+        return self.client.events.follow(self.id, after=after, timeout=timeout)
+
+    def cancel(self) -> None:
+        """Ask the job to stop; it ends `cancelled` and its run is cancelled at the backend."""
+        self.client.store.request_cancel(self.id)
+        enqueue_cancel(self.client.app, self.id)
+
+
+_default: Client | None = None
+
+
+def default_client() -> Client:
+    global _default
+    if _default is None:
+        _default = Client()
+    return _default
+
+
+def submit(input: str | list[dict[str, Any]], **options: Any) -> JobHandle:
+    """Enqueue a conversation job on the default deployment; see `Client.submit`."""
+    return default_client().submit(input, **options)
+
+
+def get_job(job_id: str) -> JobHandle:
+    return default_client().get_job(job_id)

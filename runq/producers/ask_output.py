@@ -1,0 +1,211 @@
+"""Rows of `runq ask` results: as files (jsonl by default, csv or md by the file's
+extension) and as the table printed at the end.
+
+One row per question: question, answer, citations (file name and quoted text), status,
+`answered` (False when nothing was cited, e.g. "I could not find ..."), `source_link`
+(the path of the first cited document), `source` (the backend link that answered),
+`fallback_used`, tokens, latency and the job id.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runq.errors import RunqError
+from runq.producers.ask import AskReport
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+
+def _quote(text: str, citation: dict[str, Any], previous_end: int) -> str:
+    """The cited text: the annotation's quote, else the answer text the citation closes."""
+    if citation.get("quote"):
+        return str(citation["quote"])
+    index = int(citation.get("index") or 0)
+    return text[previous_end:index].strip() if 0 < index <= len(text) else ""
+
+
+def citations(result: dict[str, Any]) -> list[dict[str, Any]]:
+    text = result.get("output_text") or ""
+    out: list[dict[str, Any]] = []
+    previous_end = 0
+    for c in sorted(result.get("citations") or [], key=lambda c: int(c.get("index") or 0)):
+        out.append(
+            {
+                "file": c.get("filename"),
+                "file_id": c.get("file_id"),
+                "quote": _quote(text, c, previous_end),
+            }
+        )
+        previous_end = max(previous_end, int(c.get("index") or 0))
+    return out
+
+
+def rows(report: AskReport) -> list[dict[str, Any]]:
+    paths = {fid: str(doc.path) for fid, doc in report.corpus.by_file_id().items()}
+    out: list[dict[str, Any]] = []
+    for question, job_id in zip(report.questions, report.job_ids, strict=False):
+        result = report.results.get(job_id)
+        if result is None:
+            out.append(
+                {
+                    "question": question,
+                    "answer": None,
+                    "citations": [],
+                    "status": "pending",
+                    "answered": False,
+                    "job_id": job_id,
+                }
+            )
+            continue
+        cited = citations(result)
+        first = cited[0]["file_id"] if cited else None
+        error = result.get("error") or {}
+        out.append(
+            {
+                "question": question,
+                "answer": result.get("output_text") or (error.get("message") if error else None),
+                "citations": [{"file": c["file"], "quote": c["quote"]} for c in cited],
+                "status": result["status"],
+                "answered": bool(cited),
+                "source_link": paths.get(first) if first else None,
+                "source": result.get("source"),
+                "fallback_used": bool(result.get("fallback_used")),
+                "tokens": (result.get("usage") or {}).get("total_tokens"),
+                "latency_s": (result.get("timings") or {}).get("total_s"),
+                "job_id": job_id,
+            }
+        )
+    return out
+
+
+def _cited_files(row: dict[str, Any]) -> str:
+    return ", ".join(dict.fromkeys(c["file"] for c in row["citations"] if c["file"]))
+
+
+def _cell(value: Any) -> str:
+    return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+
+class OutputError(RunqError):
+    """The results file cannot be written."""
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse a results path that cannot be written before any job runs, not after.
+
+    The folders it names may not exist yet (`write` creates them), but the nearest one
+    that exists must be a folder this process may write in.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"--out {str(path)!r} is a folder; name a file in it")
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"--out {str(path)!r}: {str(existing)!r} is a file, not a folder")
+    writable = os.access(path, os.W_OK) if path.exists() else os.access(existing, os.W_OK)
+    if not writable:
+        raise OutputError(f"--out {str(path)!r} is not writable by this user")
+
+
+def write(path: str | Path, data: list[dict[str, Any]]) -> str:
+    """Write `data` to `path` in the format its extension names; return the format.
+
+    A failure (a full disk, a folder that vanished) is an `OutputError` that says the
+    answers are safe: they are in Redis, and the same command writes them again.
+    """
+    try:
+        return _write(Path(path), data)
+    except OSError as err:
+        raise OutputError(
+            f"could not write the results to {str(path)!r}: {err.strerror or err}. The "
+            "answers are kept: run the same command with another --out to write them "
+            "(nothing runs again)"
+        ) from None
+
+
+def _write(path: Path, data: list[dict[str, Any]]) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = path.suffix.lower()
+    if ext == ".csv":
+        fields = [
+            "question",
+            "answer",
+            "cited_files",
+            "quotes",
+            "status",
+            "answered",
+            "source_link",
+            "source",
+            "fallback_used",
+            "tokens",
+            "latency_s",
+            "job_id",
+        ]
+        with path.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+            writer.writeheader()
+            for row in data:
+                quotes = " | ".join(f"{c['file']}: {c['quote']}" for c in row["citations"])
+                writer.writerow({**row, "cited_files": _cited_files(row), "quotes": quotes})
+        return "csv"
+    if ext in (".md", ".markdown"):
+        lines = [
+            "| question | answer | cited | status | tokens | latency (s) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for row in data:
+            link = row.get("source_link")
+            cited = f"[{_cited_files(row)}]({link})" if link else _cited_files(row)
+            lines.append(
+                "| "
+                + " | ".join(
+                    _cell(v)
+                    for v in (
+                        row["question"],
+                        row["answer"],
+                        cited,
+                        row["status"],
+                        row.get("tokens"),
+                        row.get("latency_s"),
+                    )
+                )
+                + " |"
+            )
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return "md"
+    with path.open("w", encoding="utf-8") as fh:
+        for row in data:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return "jsonl"
+
+
+def answers_table(data: list[dict[str, Any]], title: str, *, status: bool = True) -> Table:
+    """The rows as a terminal table: question, answer, cited files (and status).
+
+    Every cell is a `Text`, never markup: questions and answers are anyone's words, and
+    an answer holding `[/]` or `[bold]` must print as written, not restyle the table or
+    raise `MarkupError` after every job is done.
+    """
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, show_lines=True)
+    table.add_column("question", ratio=2)
+    table.add_column("answer", ratio=3)
+    table.add_column("cited file")
+    if status:
+        table.add_column("status")
+    for row in data:
+        files = ", ".join(dict.fromkeys(c["file"] for c in row["citations"] if c["file"]))
+        answer = row["answer"] or ("" if status else row["status"])
+        cells = [Text(row["question"]), Text(answer), Text(files or "-")]
+        table.add_row(*cells, *([Text(row["status"])] if status else []))
+    return table

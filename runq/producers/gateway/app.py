@@ -1,0 +1,148 @@
+"""The gateway's FastAPI application: jobs over HTTP, events over SSE, a small web page.
+
+    POST /v1/jobs                  submit (honours `Idempotency-Key`)       201 / 200
+    GET  /v1/jobs/{id}             status and result                        200
+    GET  /v1/jobs/{id}/events      SSE, resumable with `Last-Event-ID`      200
+    POST /v1/jobs/{id}/cancel      ask the job to stop                      202
+    GET  /healthz                  Redis reachable?                         200 / 503
+    GET  /                         the web page; OpenAPI at /docs; /metrics when available
+
+Every `/v1` call needs `Authorization: Bearer <token>`; a job is visible only to the
+tenant whose token created it (another tenant gets 404). A refused job answers 422 with
+FastAPI's validation shape, `loc` naming the body field (runq's `InvalidJobError.option`).
+While Redis cannot be reached, calls answer 503 with `Retry-After`, not a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.exceptions
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.routing import Route
+
+from runq.config.settings import Settings, get_settings
+from runq.errors import InvalidJobError
+from runq.producers.aio import AsyncClient
+from runq.producers.gateway.routes import invalid, router
+
+HEARTBEAT_SECONDS = 15.0
+RETRY_AFTER_SECONDS = 5
+log = structlog.get_logger("runq.gateway")
+
+
+async def _store_unreachable(request: Request, exc: Exception) -> JSONResponse:
+    """Redis is down or not answering: 503, so a client retries instead of giving up."""
+    log.warning("gateway.redis_unreachable", path=request.url.path, error=str(exc))
+    return JSONResponse(
+        {"detail": "the job store (Redis) cannot be reached; retry later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _invalid_job(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidJobError)
+    return invalid(exc.option, exc.problem)
+
+
+async def _validation(request: Request, exc: Exception) -> JSONResponse:
+    """FastAPI's 422 without echoing the input back (it may be large or secret)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def create_app(
+    tokens: dict[str, str],
+    *,
+    redis_url: str | None = None,
+    settings: Settings | None = None,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    demo: bool = False,
+) -> FastAPI:
+    """The gateway for `tokens` ({token: tenant}); Redis from `redis_url` or the settings."""
+    settings = settings or get_settings()
+
+    from runq.runs.tools import load_tool_modules, registry
+
+    load_tool_modules(settings.tool_modules)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.client = AsyncClient(redis_url, settings)
+        _mount_metrics(app, app.state.client)
+        try:
+            yield
+        finally:
+            await app.state.client.aclose()
+
+    app = FastAPI(
+        title="runq gateway",
+        version="1",
+        description="Run LLM conversation jobs in the background: submit, follow, cancel. "
+        "Authenticate with `Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+    )
+    app.state.tokens = dict(tokens)
+    app.state.heartbeat = heartbeat
+    app.state.demo = demo
+    app.include_router(router)
+    app.add_exception_handler(InvalidJobError, _invalid_job)
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(redis.exceptions.ConnectionError, _store_unreachable)
+    app.add_exception_handler(redis.exceptions.TimeoutError, _store_unreachable)
+    app.openapi = lambda: _openapi(app, sorted(registry.names()))  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI, tools: list[str]) -> dict[str, Any]:
+    """FastAPI's description, with the registered tool names as the enum of `tools`."""
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        props = schema["components"]["schemas"]["JobRequest"]["properties"]
+        props["tools"] = {
+            "anyOf": [
+                {"type": "array", "items": {"type": "string", "enum": tools}, "maxItems": 64},
+                {"type": "null"},
+            ],
+            "title": "Tools",
+            "description": "functions the model may call (the registered tools)",
+        }
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def _mount_metrics(app: FastAPI, client: AsyncClient) -> None:
+    """Mount Prometheus metrics at /metrics when `producers.metrics_server` offers an ASGI app."""
+    try:
+        from runq.producers.metrics_server import metrics_asgi_app
+    except ImportError:
+        return
+    if not any(getattr(r, "path", None) == "/metrics" for r in app.routes):
+        # A Route (not a Mount) so /metrics answers without a redirect to /metrics/.
+        app.router.routes.append(
+            Route(
+                "/metrics",
+                _AsgiEndpoint(metrics_asgi_app(client.sync.redis)),
+                include_in_schema=False,
+            )
+        )
+
+
+class _AsgiEndpoint:
+    """Makes Starlette treat a plain ASGI function as an app, not a request handler."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)

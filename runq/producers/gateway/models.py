@@ -1,0 +1,111 @@
+"""Request and response bodies of the gateway, as they appear in its OpenAPI description."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from runq.runs.job import MAX_INPUT_CHARS, MAX_METADATA_PAIRS, ROLES
+
+# Text with at least one non-blank character, as `JobSpec.validate` wants it.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS, pattern=r"\S")]
+JOB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
+STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+
+
+class Message(BaseModel):
+    """A Responses-style message: a role and its content (text or content parts)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    content: str | list[Any]
+
+
+class InputItem(BaseModel):
+    """An input item of another kind, named by its `type` (`function_call_output`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, StringConstraints(max_length=512)]
+ToolName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class JobRequest(BaseModel):
+    """A conversation job. Omitted options take the deployment's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Text | Annotated[list[InputItem | Message], Field(min_length=1)] = Field(
+        description="the user's message, or a list of Responses-style message objects",
+        examples=["What is the default geofencing radius?"],
+    )
+    backend: Literal["responses", "assistants", "chat"] | None = None
+    model: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")] | None = (
+        None
+    )
+    mode: Literal["poll", "stream"] | None = None
+    tools: list[ToolName] | None = Field(default=None, max_length=64)
+    instructions: str | None = Field(default=None, max_length=100_000)
+    deadline: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description="seconds")
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(
+        default=None,
+        max_length=MAX_METADATA_PAIRS,
+        description="the API allows 16 pairs; runq adds runq_job_id, runq_attempt, runq_round",
+    )
+
+
+class Links(BaseModel):
+    self: str
+    events: str
+    cancel: str
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status: str
+    created: bool = Field(description="false when the Idempotency-Key matched an earlier job")
+    links: Links
+
+
+class JobView(BaseModel):
+    """A job's status and, once it ended, its result."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job_id: str
+    status: str
+    output_text: str | None = None
+    citations: list[dict[str, Any]] = []
+    tool_calls: list[dict[str, Any]] = []
+    usage: dict[str, Any] = {}
+    timings: dict[str, Any] = {}
+    source: str | None = None
+    fallback_used: bool = False
+    error: dict[str, Any] | None = None
+    backend: str | None = None
+    model: str | None = None
+    mode: str | None = None
+    metadata: dict[str, Any] = {}
+
+
+class CancelAccepted(BaseModel):
+    job_id: str
+    status: str
+    cancel_requested: bool = True
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    redis: bool
+
+
+class Problem(BaseModel):
+    """An error that is not a validation error."""
+
+    detail: str

@@ -1,0 +1,173 @@
+"""The gateway's endpoints. Configuration (tokens, heartbeat, demo) lives on `app.state`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sse_starlette.sse import EventSourceResponse
+from starlette.exceptions import HTTPException
+
+from runq.errors import JobNotFoundError
+from runq.producers.aio import AsyncClient, AsyncJobHandle
+from runq.producers.gateway import auth, page
+from runq.producers.gateway.models import (
+    JOB_ID_PATTERN,
+    STREAM_ID_PATTERN,
+    CancelAccepted,
+    Health,
+    JobCreated,
+    JobRequest,
+    JobView,
+    Links,
+    Problem,
+)
+from runq.producers.gateway.sse import job_events
+from runq.runs.job import Job
+
+router = APIRouter()
+_bearer = HTTPBearer(auto_error=False, description="a token from RUNQ_GATEWAY_TOKENS")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "missing or unknown bearer token"},
+    404: {"model": Problem, "description": "no such job for this tenant"},
+    503: {"model": Problem, "description": "Redis cannot be reached; retry after Retry-After"},
+}
+CREATED_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    200: {"model": JobCreated, "description": "the Idempotency-Key matched an earlier job"},
+}
+EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    200: {"content": {"text/event-stream": {}}, "description": "the job's events (SSE)"},
+}
+
+
+def invalid(field: str, message: str) -> JSONResponse:
+    """422 in FastAPI's validation shape, `loc` naming the body field."""
+    detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def client_of(request: Request) -> AsyncClient:
+    client: AsyncClient = request.app.state.client
+    return client
+
+
+async def tenant(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    found = auth.tenant_for(request.app.state.tokens, creds.credentials if creds else None)
+    if found is None:
+        raise HTTPException(
+            401, "missing or unknown bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return found
+
+
+Tenant = Annotated[str, Depends(tenant)]
+JobId = Annotated[str, Path(pattern=JOB_ID_PATTERN)]
+
+
+async def owned_job(request: Request, job_id: str, owner: str) -> Job:
+    """The job if it belongs to `owner`; 404 otherwise (whether it exists is not revealed)."""
+    try:
+        job = await client_of(request).load(job_id)
+    except JobNotFoundError:
+        job = None
+    if job is None or job.spec.tenant != owner:
+        raise HTTPException(404, f"no job {job_id}")
+    return job
+
+
+def _unknown_tools(names: list[str] | None) -> list[str]:
+    from runq.runs.tools import registry
+
+    return [name for name in names or [] if name not in registry]
+
+
+@router.post("/v1/jobs", status_code=201, response_model=JobCreated, responses=CREATED_RESPONSES)
+async def submit(
+    body: JobRequest,
+    request: Request,
+    owner: Tenant,
+    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", max_length=200)] = "",
+) -> Any:
+    """Submit a job for the token's tenant; a repeated `Idempotency-Key` returns the first job."""
+    unknown = _unknown_tools(body.tools)
+    if unknown:
+        return invalid("tools", f"unknown tool(s): {', '.join(unknown)}")
+    options = body.model_dump(exclude_none=True, exclude={"input"})
+    given = body.model_dump(include={"input"})["input"]  # message fields as sent, nulls too
+    handle = await client_of(request).submit(
+        given, idempotency_key=idempotency_key or None, tenant=owner, **options
+    )
+    base = f"/v1/jobs/{handle.id}"
+    created = JobCreated(
+        job_id=handle.id,
+        status=await handle.status(),
+        created=handle.created,
+        links=Links(self=base, events=f"{base}/events", cancel=f"{base}/cancel"),
+    )
+    return JSONResponse(created.model_dump(), status_code=201 if handle.created else 200)
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobView, responses=ERRORS)
+async def get_job(job_id: JobId, request: Request, owner: Tenant) -> Any:
+    """The job's status and, once it ended, its result."""
+    job = await owned_job(request, job_id, owner)
+    return {**job.result(), "metadata": dict(job.spec.metadata)}
+
+
+@router.get(
+    "/v1/jobs/{job_id}/events", responses=EVENT_RESPONSES, response_class=EventSourceResponse
+)
+async def events(
+    job_id: JobId,
+    request: Request,
+    owner: Tenant,
+    # Plain `str` with an empty default (not `str | None`): headers are never null, and an
+    # `anyOf [string, null]` in the description invites clients to send "null".
+    last_event_id: Annotated[str, Header(alias="Last-Event-ID", pattern=STREAM_ID_PATTERN)] = "",
+    after: Annotated[str, Query(pattern=STREAM_ID_PATTERN)] = "",
+) -> Any:
+    """Events after `Last-Event-ID` (or `?after=`), live; the stream ends after `job.final`.
+
+    `id:` is the Redis stream id; heartbeats are SSE comments.
+    """
+    await owned_job(request, job_id, owner)
+    start = last_event_id or after or "0-0"
+    stream = job_events(client_of(request), job_id, start, request.is_disconnected)
+    return EventSourceResponse(
+        stream, ping=request.app.state.heartbeat, headers={"Cache-Control": "no-store"}
+    )
+
+
+@router.post(
+    "/v1/jobs/{job_id}/cancel", status_code=202, response_model=CancelAccepted, responses=ERRORS
+)
+async def cancel(job_id: JobId, request: Request, owner: Tenant) -> Any:
+    """Ask the job to stop (idempotent); a job that already ended is left as it is."""
+    job = await owned_job(request, job_id, owner)
+    if not job.terminal:
+        await AsyncJobHandle(job_id, client_of(request)).cancel()
+    return CancelAccepted(job_id=job_id, status=job.status, cancel_requested=not job.terminal)
+
+
+@router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
+async def healthz(request: Request) -> Any:
+    """200 when Redis answers, 503 otherwise."""
+    try:
+        ok = await client_of(request).ping()
+    except Exception:  # any Redis failure means "unavailable", never a 500
+        ok = False
+    body = Health(status="ok" if ok else "unavailable", redis=ok)
+    return JSONResponse(body.model_dump(), status_code=200 if ok else 503)
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def index(request: Request) -> HTMLResponse:
+    demo = bool(request.app.state.demo)
+    return HTMLResponse(page.render(demo_token=auth.DEMO_TOKEN if demo else ""))

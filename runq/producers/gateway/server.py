@@ -1,0 +1,49 @@
+"""`runq gateway`: serve the gateway with uvicorn."""
+
+from __future__ import annotations
+
+import sys
+
+from runq.config.settings import get_settings
+from runq.errors import ConfigurationError
+from runq.producers.gateway import auth
+
+LOCALHOST = "127.0.0.1"
+
+
+def gateway_tokens(*, demo: bool, host: str) -> dict[str, str]:
+    """The tokens to accept; refuses to serve without any unless `demo` (on 127.0.0.1)."""
+    tokens = auth.tokens_from_env()
+    if demo:
+        if host != LOCALHOST:
+            raise ConfigurationError(
+                f"--demo binds {LOCALHOST} only; drop --host {host} or configure "
+                f"{auth.ENV_VAR}=token:tenant instead of --demo"
+            )
+        return {auth.DEMO_TOKEN: auth.DEMO_TENANT}
+    if not tokens:
+        raise ConfigurationError(
+            f"no gateway tokens: set {auth.ENV_VAR}=token:tenant,token2:tenant2 "
+            "(or run `runq gateway --demo` on this machine only)"
+        )
+    return tokens
+
+
+def run_gateway(*, host: str = LOCALHOST, port: int = 8000, demo: bool = False) -> int:
+    import uvicorn
+
+    from runq.producers.api import Client
+    from runq.producers.gateway.app import create_app
+
+    tokens = gateway_tokens(demo=demo, host=host)
+    settings = get_settings()
+    redis_url = Client(settings=settings).redis_url  # fails clearly when there is no Redis
+    app = create_app(tokens, redis_url=redis_url, settings=settings, demo=demo)
+    print(
+        f"runq gateway: http://{host}:{port}/ (OpenAPI at /docs); "
+        f"{len(tokens)} token(s){' [demo]' if demo else ''}",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    return 0

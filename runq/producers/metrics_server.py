@@ -1,0 +1,187 @@
+"""`runq metrics`: a Prometheus endpoint for the metrics every worker records in Redis.
+
+Workers do not serve metrics themselves (prefork children each hold a fraction of the
+work); they add to one Redis hash (see `runs.metrics`). This module renders that hash
+with a dedicated `CollectorRegistry`, either as a standalone HTTP server
+(`runq metrics --port 9808`) or as an ASGI app the HTTP gateway mounts at `/metrics`
+(`metrics_asgi_app`). Besides the `runq_*` job metrics it reports the backlog of the
+runq queues (`runq_queue_length{queue}`), the first thing to look at when scaling.
+
+Flower serves a `/metrics` of its own (task events seen by Flower: `flower_*`); the two
+complement each other.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+import redis
+from prometheus_client import CollectorRegistry, make_asgi_app, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from runq.config.celery import QUEUE_RUNS, QUEUE_TOOLS
+from runq.config.settings import METRICS_PORT
+from runq.runs import keys
+from runq.runs.metrics import Metrics
+
+DEFAULT_PORT = METRICS_PORT
+QUEUES = (QUEUE_RUNS, QUEUE_TOOLS)
+
+
+class QueueCollector:
+    """What waits for a worker: `runq_queue_length{queue}` (messages in each runq queue,
+    Redis broker), `runq_delayed_steps` (steps waiting for their time in Redis) and
+    `runq_delayed_steps_overdue` (of those, due more than `OVERDUE` seconds ago: every
+    worker's pump sends them within a second, so a value that stays above 0 means no
+    worker is running, or all are stuck)."""
+
+    OVERDUE = 10.0
+
+    def __init__(self, redis_client: redis.Redis, queues: Sequence[str] = QUEUES) -> None:
+        self.redis = redis_client
+        self.queues = tuple(queues)
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families({}, 0, 0)
+
+    def collect(self) -> Iterator[Metric]:
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in self.queues:
+            pipe.llen(queue)
+        pipe.zcard(keys.delayed())
+        pipe.zcount(keys.delayed(), "-inf", time.time() - self.OVERDUE)
+        *lengths, delayed, overdue = pipe.execute()
+        yield from self._families(dict(zip(self.queues, lengths, strict=True)), delayed, overdue)
+
+    def _families(
+        self, lengths: dict[str, int], delayed: int, overdue: int
+    ) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "runq_queue_length", "Messages waiting in a runq queue (not yet taken by a worker).",
+            labels=("queue",),
+        )  # fmt: skip
+        for queue, length in lengths.items():
+            family.add_metric([queue], float(length))
+        yield family
+        yield GaugeMetricFamily(
+            "runq_delayed_steps", "Steps waiting in Redis for their time (long waits).",
+            value=float(delayed),
+        )  # fmt: skip
+        yield GaugeMetricFamily(
+            "runq_delayed_steps_overdue",
+            f"Delayed steps due more than {self.OVERDUE:g}s ago (no worker sends them).",
+            value=float(overdue),
+        )
+
+
+def build_registry(
+    redis_client: redis.Redis,
+    prices: dict[str, tuple[float, float]] | None = None,
+    *,
+    queues: Sequence[str] = QUEUES,
+) -> CollectorRegistry:
+    """A registry holding only runq's Redis-backed collectors (no process metrics)."""
+    registry = CollectorRegistry()
+    registry.register(Metrics(redis_client, prices).collector())
+    if queues:
+        registry.register(QueueCollector(redis_client, queues))
+    return registry
+
+
+def metrics_asgi_app(redis_client: redis.Redis, **options: Any) -> Callable[..., Any]:
+    """An ASGI app serving the metrics; the gateway mounts it: `app.mount("/metrics", ...)`."""
+    return make_asgi_app(registry=build_registry(redis_client, **options))
+
+
+def metrics_wsgi_app(redis_client: redis.Redis, **options: Any) -> Callable[..., Any]:
+    """The same, as a WSGI app; a scrape while Redis is unreachable gets a 503, not a
+    traceback per scrape (Prometheus marks the target down either way)."""
+    app = make_wsgi_app(registry=build_registry(redis_client, **options))
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        try:
+            return app(environ, start_response)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            headers = [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "5")]
+            start_response("503 Service Unavailable", headers)
+            return [f"runq metrics: Redis cannot be reached ({exc})\n".encode()]
+
+    return serve
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Scrapes every few seconds are not worth a log line each."""
+
+
+class MetricsServer:
+    """The standalone endpoint: `/metrics` on `host:port` (port 0 picks a free one)."""
+
+    def __init__(self, redis_client: redis.Redis, host: str = "127.0.0.1", port: int = 0,
+                 **options: Any) -> None:  # fmt: skip
+        app = metrics_wsgi_app(redis_client, **options)
+        self.httpd = make_server(
+            host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
+        self.host = host
+        self.port = int(self.httpd.server_port)
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/metrics"
+
+    def serve_forever(self) -> None:
+        self.httpd.serve_forever(poll_interval=0.2)
+
+    def start(self) -> MetricsServer:
+        """Serve from a background thread (tests, embedding)."""
+        self._thread = threading.Thread(target=self.serve_forever, name="runq-metrics",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def run_metrics(host: str, port: int, redis_url: str | None = None) -> int:
+    """`runq metrics`: serve in the foreground until Ctrl-C or SIGTERM."""
+    if redis_url is None:
+        from runq.producers.api import Client
+
+        redis_url = Client().redis_url  # REDIS_URL, or the `runq up` of this folder
+    client = redis.Redis.from_url(redis_url, health_check_interval=10)
+    try:
+        server = MetricsServer(client, host, port)
+    except OSError as exc:
+        print(f"runq metrics: cannot bind {host}:{port}: {exc}", file=sys.stderr)
+        return 1
+
+    def _stop(*_: Any) -> None:
+        threading.Thread(target=server.httpd.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    print(f"metrics listening on {server.url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.httpd.server_close()
+    return 0

@@ -1,0 +1,138 @@
+"""Q&A and gateway commands of the `runq` CLI: `runq ask` and `runq gateway`.
+
+`producers.cli` imports this module and calls `add_commands(subparsers)`; every handler
+takes the parsed arguments and returns the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from typing import Any
+
+from runq.producers import cli_args
+
+EXIT_INTERRUPTED = 130
+
+
+def _resume_hint(argv: list[str]) -> str:
+    return "runq " + shlex.join(argv)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from runq.producers import ask, ask_output
+    from runq.producers.api import Client
+
+    questions = list(args.question or [])
+    if args.questions:
+        questions += ask.read_questions(args.questions)
+    if args.out:
+        ask_output.check_writable(args.out)
+    console = Console(stderr=True)
+    client = Client()
+    try:
+        report = ask.run_ask(
+            client,
+            args.docs,
+            questions,
+            console=console,
+            timeout=args.timeout,
+            backend=args.backend,
+            model=args.model,
+            mode=args.mode,
+            vector_store=args.vector_store,
+        )
+    except (ask.AskInterrupted, KeyboardInterrupt) as exc:
+        pending = exc.report.pending if isinstance(exc, ask.AskInterrupted) else None
+        still = f"{pending} job(s) keep running in the workers" if pending else "jobs keep running"
+        console.print(
+            f"\n[bold]interrupted[/]: {still}. Collect the answers (finished ones are "
+            f"reused) with the same command:\n  {escape(_resume_hint(sys.argv[1:]))}"
+        )
+        return EXIT_INTERRUPTED
+    data = ask_output.rows(report)
+    unwritten: ask_output.OutputError | None = None
+    if args.out:
+        try:
+            kind = ask_output.write(args.out, data)
+            console.print(f"wrote {len(data)} {kind} row(s) to {escape(str(args.out))}")
+        except ask_output.OutputError as err:  # the answers still print, then the error
+            unwritten = err
+    console.print(ask_output.answers_table(data, "runq ask"))
+    counters = report.counters()
+    console.print(
+        "runq ask: " + " ".join(f"{k}={v}" for k, v in counters.items()),
+        soft_wrap=True,
+        highlight=False,
+    )
+    if unwritten is not None:
+        raise unwritten
+    if report.pending:
+        console.print(
+            f"[yellow]{report.pending} question(s) still running[/]; collect them "
+            f"later with: {escape(_resume_hint(sys.argv[1:]))}"
+        )
+        return 1
+    return 0 if report.failed == 0 else 1
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from runq.producers.gateway.server import run_gateway
+
+    return run_gateway(host=args.host, port=args.port, demo=args.demo)
+
+
+def add_commands(sub: Any) -> None:
+    """Add `ask` and `gateway` to the `runq` subcommands."""
+    p = sub.add_parser(
+        "ask",
+        help="answer questions from documents (pdf, docx, txt, md, html, json) in batch",
+        description="Upload the documents once, index them in a vector store, and run one "
+        "job per question. Re-running the same command uploads nothing and reuses the "
+        "finished answers; only missing or failed questions run again. Needs a running "
+        "stack: REDIS_URL, or `runq up` in this folder.",
+    )
+    p.add_argument(
+        "docs", nargs="*", metavar="DOCS", help="files or folders (recursive); optional with "
+        "--vector-store"
+    )  # fmt: skip
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--questions", metavar="FILE", help="one question a line")
+    src.add_argument(
+        "-q", "--question", action="append", metavar="TEXT", help="a question (repeat for several)"
+    )
+    p.add_argument(
+        "--out", metavar="FILE", help="write the results: .csv or .md by extension, else jsonl"
+    )
+    p.add_argument(
+        "--vector-store", metavar="ID", help="search this existing vector store (DOCS given "
+        "are added to it) instead of one built from DOCS"
+    )  # fmt: skip
+    p.add_argument("--backend", help="run protocol (default from settings)")
+    p.add_argument("--model")
+    p.add_argument("--mode")
+    p.add_argument(
+        "--timeout",
+        type=cli_args.seconds,
+        default=900.0,
+        help="seconds to wait for the answers (jobs keep running after)",
+    )
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser(
+        "gateway",
+        help="serve the HTTP gateway (POST /v1/jobs, SSE events, a small web page)",
+        description="Serve runq over HTTP. Bearer tokens come from RUNQ_GATEWAY_TOKENS="
+        "token:tenant,token2:tenant2; without tokens it refuses to start unless --demo "
+        "(token `demo`, bound to 127.0.0.1 only).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=cli_args.port, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--demo", action="store_true", help="accept the single token `demo`; binds 127.0.0.1 only"
+    )
+    p.set_defaults(func=cmd_gateway)

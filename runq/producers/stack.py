@@ -1,0 +1,76 @@
+"""`runq up`: the embedded stack in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+
+from runq.config.settings import get_settings
+from runq.errors import ConfigurationError
+from runq.producers.flower import FlowerOptions, flower_command, resolve_auth
+from runq.worker.discovery import read_state, write_state
+from runq.worker.launcher import Stack, stop_process
+
+
+def run_up(
+    *,
+    workers: int = 1,
+    concurrency: int = 2,
+    tool_workers: int = 0,
+    flower: bool = False,
+    flower_port: int = 5555,
+    flower_demo: bool = False,
+) -> int:
+    settings = get_settings()
+    running = read_state(settings.home)
+    if running:
+        # A second stack would take over the folder's state file, and whichever stopped
+        # first would leave the other undiscoverable by every command run here.
+        raise ConfigurationError(
+            f"a `runq up` from this folder is already running (pid {running.get('pid')}, "
+            f"Redis {running.get('redis_url')}); use it, stop it first (Ctrl-C in its "
+            "terminal), or set RUNQ_HOME to another folder to run a second stack"
+        )
+    flower_options = FlowerOptions(port=flower_port, demo=flower_demo)
+    if flower:
+        resolve_auth(flower_options, os.environ)  # refuse before starting anything
+    stack = Stack(
+        home=settings.home,
+        redis_url=settings.redis_url,
+        base_url=settings.openai_base_url,
+        workers=workers,
+        concurrency=concurrency,
+        tool_workers=tool_workers,
+    )
+    stopping = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    flower_proc: subprocess.Popen[bytes] | None = None
+    with stack:
+        write_state(settings.home, redis_url=stack.redis_url, base_url=stack.base_url)
+        if flower:
+            assert stack.redis_url is not None
+            argv, env = flower_command(flower_options, stack.redis_url)
+            flower_proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                           start_new_session=True)  # fmt: skip
+            auth = "no auth (--flower-demo)" if flower_demo else "basic auth"
+            print(f"runq up: flower  http://127.0.0.1:{flower_port}/ ({auth})", flush=True)
+        print(f"runq up: redis   {stack.redis_url}", flush=True)
+        print(f"runq up: backend {stack.base_url}", flush=True)
+        print(f"runq up: {workers} worker(s), concurrency {concurrency}; pid {os.getpid()}")
+        print('runq up: from another terminal in this folder: runq submit "hello" --wait')
+        print("runq up: Ctrl-C stops everything", flush=True)
+        while not stopping.wait(0.5):
+            for proc in stack.worker_procs:
+                if proc.proc is not None and proc.proc.poll() is not None:
+                    print(f"runq up: a worker exited with code {proc.proc.returncode}; stopping")
+                    stopping.set()
+        stop_process(flower_proc)
+    print("runq up: stopped", flush=True)
+    return 0

@@ -1,0 +1,48 @@
+"""Backend adapters behind one interface (`Backend`), chosen per job."""
+
+from __future__ import annotations
+
+from runq.errors import ConfigurationError
+from runq.runs.backends.assistants import AssistantsBackend
+from runq.runs.backends.base import Backend, RunState, ToolCallRequest
+from runq.runs.backends.chat import ChatBackend
+from runq.runs.backends.client import get_client
+from runq.runs.backends.responses import ResponsesBackend
+from runq.runs.chains import Link
+from runq.runs.job import Job
+from runq.runs.tools import ToolRegistry
+
+__all__ = ["Backend", "BackendFactory", "RunState", "ToolCallRequest"]
+
+
+class BackendFactory:
+    """Builds the adapter for a job from the endpoint settings and the tool registry."""
+
+    def __init__(
+        self, *, base_url: str | None, api_key: str, timeout: float, registry: ToolRegistry
+    ) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self.registry = registry
+
+    def __call__(self, job: Job) -> Backend:
+        base_url, api_key = self.base_url, self.api_key
+        if job.links:
+            link = Link.from_dict(job.links[job.link_index])
+            base_url = link.base_url or base_url
+            api_key = link.api_key(api_key)
+        client = get_client(base_url, api_key, self.timeout)
+        name = job.spec.backend
+        adapter = ADAPTERS.get(name)
+        if adapter is None:
+            raise ConfigurationError(f"backend {name!r} is not available in this worker")
+        tools = self.registry.openai_tools(job.spec.tools, name) if job.spec.tools else []
+        return adapter(client, tools)
+
+
+ADAPTERS: dict[str, type[ResponsesBackend] | type[AssistantsBackend] | type[ChatBackend]] = {
+    "responses": ResponsesBackend,
+    "assistants": AssistantsBackend,
+    "chat": ChatBackend,
+}

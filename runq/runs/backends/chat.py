@@ -1,0 +1,172 @@
+"""Chat Completions: what every OpenAI-compatible server speaks (vLLM, Ollama, LiteLLM).
+
+There is no run at the server: one request is one model turn, and runq drives the tool
+loop itself. The messages so far are kept in the job record (`Job.transcript`), so a
+tool round survives a worker crash like any other step. The request holds a worker slot
+for its duration — the price of a protocol without background mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import openai
+
+from runq.errors import BackendError
+from runq.runs.backends.base import (
+    COMPLETED,
+    INCOMPLETE,
+    REQUIRES_TOOLS,
+    RunState,
+    ToolCallRequest,
+    run_metadata,
+)
+from runq.runs.backends.client import classified
+from runq.runs.backends.responses import ratelimit_headers
+from runq.runs.job import Job
+
+
+def _messages(job: Job) -> list[dict[str, Any]]:
+    spec = job.spec
+    messages: list[dict[str, Any]] = []
+    if spec.instructions:
+        messages.append({"role": "system", "content": spec.instructions})
+    if isinstance(spec.input, str):
+        messages.append({"role": "user", "content": spec.input})
+    else:
+        messages.extend(spec.input)
+    return messages
+
+
+class ChatBackend:
+    name = "chat"
+
+    def __init__(self, client: openai.OpenAI, tools: list[dict[str, Any]] | None = None) -> None:
+        self.client = client
+        self.tools = tools or []
+        # Set by the steps for a stream-mode job: stream the turn, forwarding text deltas.
+        self.on_delta: Callable[[int, str], None] | None = None
+
+    def _params(self, job: Job, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "model": job.spec.model,
+            "messages": messages,
+            "store": True,
+            "metadata": run_metadata(job),
+        }
+        if self.tools:
+            params["tools"] = self.tools
+            params["parallel_tool_calls"] = True
+        if job.spec.max_output_tokens:
+            params["max_completion_tokens"] = job.spec.max_output_tokens
+        return params
+
+    def _complete(self, job: Job, messages: list[dict[str, Any]]) -> RunState:
+        params = self._params(job, messages)
+        if self.on_delta is not None:
+            return self._stream(params, messages)
+        raw = self.client.chat.completions.with_raw_response.create(**params)
+        completion = raw.parse()
+        choice = completion.choices[0]
+        calls = [
+            ToolCallRequest(c.id, c.function.name, c.function.arguments or "")
+            for c in (choice.message.tool_calls or [])
+            if getattr(c, "function", None) is not None
+        ]
+        return _turn(
+            messages, completion.id, choice.message.content, calls, choice.finish_reason,
+            completion.usage, ratelimit_headers(raw.headers),
+        )  # fmt: skip
+
+    def _stream(self, params: dict[str, Any], messages: list[dict[str, Any]]) -> RunState:
+        """The same turn as a stream: text deltas go to `on_delta` as they arrive."""
+        assert self.on_delta is not None
+        params = {**params, "stream": True, "stream_options": {"include_usage": True}}
+        raw = self.client.chat.completions.with_raw_response.create(**params)
+        text: list[str] = []
+        calls: dict[int, dict[str, str]] = {}
+        completion_id, finish, usage = "", None, None
+        for seq, chunk in enumerate(raw.parse()):
+            completion_id = chunk.id or completion_id
+            usage = chunk.usage or usage
+            for choice in chunk.choices:
+                finish = choice.finish_reason or finish
+                delta = choice.delta
+                if delta.content:
+                    text.append(delta.content)
+                    self.on_delta(seq, delta.content)
+                for part in delta.tool_calls or []:
+                    call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                    call["id"] = part.id or call["id"]
+                    if part.function is not None:
+                        call["name"] += part.function.name or ""
+                        call["arguments"] += part.function.arguments or ""
+        requests = [
+            ToolCallRequest(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())
+        ]
+        return _turn(
+            messages, completion_id, "".join(text) or None, requests, finish, usage,
+            ratelimit_headers(raw.headers),
+        )  # fmt: skip
+
+    @classified
+    def start(self, job: Job) -> RunState:
+        return self._complete(job, _messages(job))
+
+    def retrieve(self, job: Job) -> RunState:
+        raise BackendError(
+            "Chat Completions has no run to look at; the job restarts its turn",
+            code="not_resumable",
+            retryable=True,
+        )
+
+    @classified
+    def submit_tool_outputs(self, job: Job, outputs: list[tuple[str, str]]) -> RunState:
+        tool_messages = [
+            {"role": "tool", "tool_call_id": call_id, "content": output}
+            for call_id, output in outputs
+        ]
+        return self._complete(job, [*job.transcript, *tool_messages])
+
+    def cancel(self, job: Job) -> None:
+        """Nothing runs at the server between requests: there is nothing to cancel."""
+
+
+def _turn(
+    messages: list[dict[str, Any]],
+    completion_id: str,
+    content: str | None,
+    calls: list[ToolCallRequest],
+    finish_reason: str | None,
+    usage: Any,
+    headers: dict[str, str],
+) -> RunState:
+    """One model turn as a run state; the transcript gains the assistant's message."""
+    assistant: dict[str, Any] = {"role": "assistant", "content": content}
+    if calls:
+        assistant["tool_calls"] = [
+            {"id": c.call_id, "type": "function",
+             "function": {"name": c.name, "arguments": c.arguments}}
+            for c in calls
+        ]  # fmt: skip
+    if calls:
+        status = REQUIRES_TOOLS
+    elif finish_reason == "length":
+        status = INCOMPLETE
+    else:
+        status = COMPLETED
+    return RunState(
+        status=status,
+        handle={"chat_completion_id": completion_id},
+        tool_calls=calls,
+        output_text=content or "",
+        usage={
+            "input_tokens": usage.prompt_tokens if usage else 0,
+            "output_tokens": usage.completion_tokens if usage else 0,
+            "total_tokens": usage.total_tokens if usage else 0,
+        },
+        error_code="max_output_tokens" if status == INCOMPLETE else None,
+        transcript=[*messages, assistant],
+        headers=headers,
+    )

@@ -1,0 +1,196 @@
+"""The Responses API in background mode: OpenAI's current run protocol (the default).
+
+A run is a background response: `POST /v1/responses` with `background: true` returns at
+once with `status: queued`; runq polls `GET /v1/responses/{id}` (or streams it). A tool
+round is "completed with function_call items"; the outputs go back as a *new* background
+response with `previous_response_id` and `function_call_output` items.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import openai
+
+from runq.runs.backends.base import (
+    COMPLETED,
+    REQUIRES_TOOLS,
+    RunState,
+    ToolCallRequest,
+    run_metadata,
+)
+from runq.runs.backends.client import classified
+from runq.runs.job import Job
+
+
+def _attr(obj: Any, name: str, default: Any = None) -> Any:
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
+    """A `Response` (object or dict) as a `RunState`."""
+    texts: list[str] = []
+    citations: list[dict[str, Any]] = []
+    calls: list[ToolCallRequest] = []
+    for item in _attr(response, "output", None) or []:
+        kind = _attr(item, "type")
+        if kind == "message":
+            for part in _attr(item, "content", None) or []:
+                if _attr(part, "type") != "output_text":
+                    continue
+                text = _attr(part, "text", "") or ""
+                offset = sum(len(t) for t in texts)
+                texts.append(text)
+                for note in _attr(part, "annotations", None) or []:
+                    if _attr(note, "type") == "file_citation":
+                        citations.append(
+                            {
+                                "file_id": _attr(note, "file_id"),
+                                "filename": _attr(note, "filename"),
+                                "index": offset + int(_attr(note, "index", 0) or 0),
+                                "quote": _attr(note, "quote", None),
+                            }
+                        )
+        elif kind == "function_call":
+            calls.append(
+                ToolCallRequest(
+                    call_id=_attr(item, "call_id"),
+                    name=_attr(item, "name"),
+                    arguments=_attr(item, "arguments", "") or "",
+                )
+            )
+    status = str(_attr(response, "status", "queued"))
+    if status == COMPLETED and calls:
+        status = REQUIRES_TOOLS
+    usage_obj = _attr(response, "usage", None)
+    usage = {}
+    if usage_obj is not None:
+        usage = {
+            "input_tokens": int(_attr(usage_obj, "input_tokens", 0) or 0),
+            "output_tokens": int(_attr(usage_obj, "output_tokens", 0) or 0),
+            "total_tokens": int(_attr(usage_obj, "total_tokens", 0) or 0),
+        }
+    error = _attr(response, "error", None)
+    incomplete = _attr(response, "incomplete_details", None)
+    code = _attr(error, "code") if error else (_attr(incomplete, "reason") if incomplete else None)
+    message = _attr(error, "message") if error else None
+    return RunState(
+        status=status,
+        handle={"response_id": str(_attr(response, "id"))},
+        tool_calls=calls,
+        output_text="".join(texts),
+        citations=citations,
+        usage=usage,
+        error_code=str(code) if code else None,
+        error_message=message,
+        poll_after=int(poll_after_ms) / 1000.0
+        if poll_after_ms and poll_after_ms.isdigit()
+        else None,
+    )
+
+
+def ratelimit_headers(headers: Any) -> dict[str, str]:
+    """The `x-ratelimit-*` headers of a reply (they calibrate the link's bucket)."""
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
+
+
+TERMINAL_EVENTS = frozenset(
+    {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
+)
+
+
+class ResponsesBackend:
+    """Drives a job as background responses."""
+
+    name = "responses"
+
+    def __init__(self, client: openai.OpenAI, tools: list[dict[str, Any]] | None = None) -> None:
+        self.client = client
+        self.tools = tools or []
+
+    def _common(self, job: Job) -> dict[str, Any]:
+        spec = job.spec
+        params: dict[str, Any] = {
+            "model": spec.model,
+            "background": True,
+            "store": True,
+            "metadata": run_metadata(job),
+        }
+        if spec.instructions:
+            params["instructions"] = spec.instructions
+        if spec.max_output_tokens:
+            params["max_output_tokens"] = spec.max_output_tokens
+        tools = list(self.tools)
+        if spec.vector_store_ids:
+            tools.append({"type": "file_search", "vector_store_ids": spec.vector_store_ids})
+        if tools:
+            params["tools"] = tools
+            params["parallel_tool_calls"] = True
+        return params
+
+    @classified
+    def start(self, job: Job) -> RunState:
+        spec = job.spec
+        params = self._common(job)
+        params["input"] = spec.input
+        if spec.previous_response_id:
+            params["previous_response_id"] = spec.previous_response_id
+        elif spec.conversation_id:
+            params["conversation"] = spec.conversation_id
+        return self._create(params)
+
+    def _create(self, params: dict[str, Any]) -> RunState:
+        raw = self.client.responses.with_raw_response.create(**params)
+        # A background create may say when to poll, as a retrieve does: the first poll
+        # then lands when the run ends instead of at the shortest interval.
+        state = normalize(raw.parse(), raw.headers.get("openai-poll-after-ms"))
+        state.headers = ratelimit_headers(raw.headers)
+        return state
+
+    @classified
+    def retrieve(self, job: Job) -> RunState:
+        raw = self.client.responses.with_raw_response.retrieve(job.handle["response_id"])
+        return normalize(raw.parse(), raw.headers.get("openai-poll-after-ms"))
+
+    @classified
+    def submit_tool_outputs(self, job: Job, outputs: list[tuple[str, str]]) -> RunState:
+        params = self._common(job)
+        params["previous_response_id"] = job.handle["response_id"]
+        params["input"] = [
+            {"type": "function_call_output", "call_id": call_id, "output": output}
+            for call_id, output in outputs
+        ]
+        return self._create(params)
+
+    @classified
+    def stream(
+        self, job: Job, after: int | None, on_delta: Callable[[int, str], None]
+    ) -> RunState | None:
+        """Follow the run's event stream from `after`; deltas go to `on_delta(seq, text)`.
+
+        Returns the final state from the terminal event, or None if the stream ended
+        without one (the caller then looks at the run).
+        """
+        options: dict[str, Any] = {"stream": True}
+        if after is not None:
+            options["starting_after"] = after
+        events = self.client.responses.retrieve(job.handle["response_id"], **options)
+        try:
+            for event in events:
+                kind = getattr(event, "type", "")
+                if kind == "response.output_text.delta":
+                    on_delta(int(event.sequence_number), event.delta)
+                elif kind in TERMINAL_EVENTS:
+                    return normalize(event.response)
+        finally:
+            events.close()
+        return None
+
+    @classified
+    def cancel(self, job: Job) -> None:
+        response_id = job.handle.get("response_id")
+        if response_id:
+            self.client.responses.cancel(response_id)

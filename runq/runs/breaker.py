@@ -1,0 +1,218 @@
+"""Circuit breaker per backend link, shared by all workers through Redis.
+
+A fallback chain skips a link whose breaker is open, so that a backend that is down
+costs one probe every `open_seconds` instead of a timeout for every job. The state is
+in Redis because the evidence is spread over all workers: K consecutive failures seen
+by different processes must open the breaker for all of them.
+
+States::
+
+    closed  --K consecutive failures-->  open
+    open    --open_seconds elapsed, one allow()-->  half_open (that caller is the probe)
+    half_open --probe succeeds-->  closed
+    half_open --probe fails-->     open (for another open_seconds)
+
+Only one probe is let through at a time; if the probe's worker dies without reporting,
+another probe is allowed after `probe_timeout` (default `open_seconds`), and a probe that
+decides not to call (the rate limiter says wait) gives the probe back at once. A refused
+caller learns when the state can next change (`ask()`), so waiting jobs come back when
+the probe can have answered rather than a whole open period later. Results that
+arrive while the breaker is open come from calls started before it opened and are
+ignored: the probe decides. Every transition is one Lua script, so concurrent workers
+cannot both become the probe or lose a failure count.
+
+Record only failures that say the link is unhealthy (retryable errors: timeouts,
+5xx, connection errors), not a 400 caused by the job's own input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from runq.runs import keys
+from runq.runs.replies import text
+
+State = Literal["closed", "open", "half_open"]
+
+_LUA = """
+-- KEYS[1] breaker hash: state, failures, opened (time), probe (time the probe went)
+-- ARGV: op, now ("" = Redis TIME), threshold, open_seconds, probe_timeout, ttl_ms
+local key = KEYS[1]
+local op = ARGV[1]
+local now
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+else
+  now = tonumber(ARGV[2])
+end
+local threshold = tonumber(ARGV[3])
+local open_seconds = tonumber(ARGV[4])
+local probe_timeout = tonumber(ARGV[5])
+local ttl_ms = tonumber(ARGV[6])
+
+local h = redis.call('HMGET', key, 'state', 'failures', 'opened', 'probe')
+local state = h[1] or 'closed'
+local failures = tonumber(h[2] or '0')
+local opened = tonumber(h[3] or '0')
+local probe = tonumber(h[4] or '0')
+
+local function num(x) return string.format('%.17g', x) end
+local function save(fields)
+  redis.call('HSET', key, unpack(fields))
+  redis.call('PEXPIRE', key, ttl_ms)
+end
+local function open_now()
+  save({'state', 'open', 'failures', failures, 'opened', num(now)})
+  return 'open'
+end
+
+if op == 'allow' then
+  -- {allowed, state, seconds until this state can change (as a string)}
+  if state == 'closed' then
+    return {1, state, '0'}
+  end
+  if state == 'open' and now >= opened + open_seconds then
+    save({'state', 'half_open', 'probe', num(now)})
+    return {1, 'half_open', '0'}
+  end
+  if state == 'half_open' and now >= probe + probe_timeout then
+    save({'probe', num(now)})  -- the last probe never reported: send another
+    return {1, state, '0'}
+  end
+  if state == 'open' then
+    return {0, state, num(opened + open_seconds - now)}
+  end
+  return {0, state, num(probe + probe_timeout - now)}
+elseif op == 'release' then
+  -- The probe never called the link (rate limited, say): the next caller may probe.
+  if state == 'half_open' then
+    save({'probe', '0'})
+  end
+  return state
+elseif op == 'success' then
+  if state == 'open' then
+    return state
+  end
+  redis.call('DEL', key)  -- closed with no failures is the default: nothing to keep
+  return 'closed'
+elseif op == 'failure' then
+  if state == 'half_open' then
+    return open_now()
+  end
+  if state == 'open' then
+    return state
+  end
+  failures = failures + 1
+  if failures >= threshold then
+    return open_now()
+  end
+  save({'state', 'closed', 'failures', failures})
+  return 'closed'
+elseif op == 'state' then
+  if state == 'open' and now >= opened + open_seconds then
+    return 'half_open'
+  end
+  return state
+end
+return redis.error_reply('runq breaker: unknown op ' .. tostring(op))
+"""
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to "may I call this link?".
+
+    `probe` is True for the one caller let through a half-open breaker: it must report
+    its call's outcome, or `release_probe()` if it makes none. A refused caller learns
+    `wait`, the seconds until the breaker's state can next change: the end of the open
+    period, or the probe's timeout while a probe is out.
+    """
+
+    allowed: bool
+    state: State
+    wait: float = 0.0
+
+    @property
+    def probe(self) -> bool:
+        return self.allowed and self.state == "half_open"
+
+
+class CircuitBreaker:
+    """The breaker of one backend link (see the module docstring).
+
+    `clock` returns the time in seconds (for tests); by default the Redis server's
+    clock is used, so all workers agree on when the open period ends. The Redis key
+    expires `idle_seconds` after the last change (once the open period and a probe
+    timeout have passed), so a link that is no longer used leaves nothing behind.
+    """
+
+    def __init__(
+        self,
+        redis: Any,
+        link: str,
+        failure_threshold: int = 5,
+        open_seconds: float = 30.0,
+        *,
+        probe_timeout: float | None = None,
+        idle_seconds: float = 3600.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if int(failure_threshold) < 1:
+            raise ValueError("failure_threshold must be >= 1")
+        if float(open_seconds) < 0:
+            raise ValueError("open_seconds must be >= 0")
+        self.redis = redis
+        self.link = link
+        self.key = keys.breaker(link)
+        self.failure_threshold = int(failure_threshold)
+        self.open_seconds = float(open_seconds)
+        self.probe_timeout = float(open_seconds if probe_timeout is None else probe_timeout)
+        self.idle_seconds = float(idle_seconds)
+        self.clock = clock
+        self._script = redis.register_script(_LUA)
+
+    def _call(self, op: str) -> Any:
+        now = "" if self.clock is None else repr(float(self.clock()))
+        ttl = self.open_seconds + self.probe_timeout + self.idle_seconds
+        args = [op, now, self.failure_threshold, repr(self.open_seconds)]
+        args += [repr(self.probe_timeout), max(1, int(ttl * 1000))]
+        return self._script(keys=[self.key], args=args)
+
+    def allow(self) -> bool:
+        """May a call go to this link now? True when closed, or for the one probe."""
+        return self.ask().allowed
+
+    def ask(self) -> Admission:
+        """`allow()`, plus what a refused caller needs to know to come back in time."""
+        allowed, state, wait = self._call("allow")
+        return Admission(bool(int(allowed)), self._state(state), max(0.0, float(text(wait))))
+
+    def release_probe(self) -> State:
+        """The probe this caller was given will not call the link: let another go now."""
+        return self._state(self._call("release"))
+
+    def record_success(self) -> State:
+        """A call succeeded: closes a half-open breaker, resets the failure count."""
+        return self._state(self._call("success"))
+
+    def record_failure(self) -> State:
+        """A call failed: the K-th consecutive failure, or a failed probe, opens it."""
+        return self._state(self._call("failure"))
+
+    def state(self) -> State:
+        """The effective state: an open breaker whose period is over reads half_open."""
+        return self._state(self._call("state"))
+
+    def reset(self) -> None:
+        """Close the breaker by hand (an operator knows the link is back)."""
+        self.redis.delete(self.key)
+
+    @staticmethod
+    def _state(raw: Any) -> State:
+        state = text(raw)
+        if state not in ("closed", "open", "half_open"):
+            raise ValueError(f"unexpected breaker state {state!r}")
+        return state  # type: ignore[return-value]

@@ -1,0 +1,71 @@
+"""Long waits kept in Redis, not in a worker's memory.
+
+A Celery countdown is a message the worker that receives it holds, unacknowledged, until
+it is due. If that worker is SIGKILLed, the message comes back only after the broker's
+visibility timeout (an hour), so runq's sweeper has to re-drive the job once its lease
+runs out — a minute or more after the step was due. For the short countdowns of polls
+that window is small and the precision of a countdown matters; for long waits (a
+breaker's open period, a backoff, a rate-limit wait, a slow run's poll hint) it is not.
+
+So steps due more than `threshold` seconds from now go into a sorted set scored by when
+they are due. A pump in every worker (`worker.signals`) moves the due ones to Celery
+about twice a second; one Lua call pops them, so each is sent by exactly one worker. A
+worker that dies after popping loses at most the steps it was sending, and those are
+what the lease-based sweeper exists for.
+
+Members are `job_id|step|token`: duplicates of the same step collapse, and a step that
+became stale while it waited (the job was cancelled, say) is dropped by the step itself
+when it runs, as for any stale message.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from runq.runs import keys
+from runq.runs.replies import text
+
+POP_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
+return due
+"""
+
+
+@dataclass(frozen=True)
+class DueStep:
+    job_id: str
+    step: str
+    token: int
+
+
+class DelayedSteps:
+    """The sorted set of steps waiting for their time (see the module docstring)."""
+
+    def __init__(self, redis: Any, *, threshold: float = 5.0) -> None:
+        self.redis = redis
+        self.threshold = threshold
+        self.key = keys.delayed()
+        self._pop = redis.register_script(POP_DUE)
+
+    def wants(self, countdown: float) -> bool:
+        """Is this wait long enough to be kept in Redis rather than in a worker?"""
+        return countdown > self.threshold
+
+    def add(self, job_id: str, step: str, token: int, countdown: float) -> None:
+        self.redis.zadd(self.key, {f"{job_id}|{step}|{token}": time.time() + countdown})
+
+    def pop_due(self, now: float | None = None, limit: int = 500) -> list[DueStep]:
+        """Take the steps that are due (each is returned to one caller only)."""
+        now = time.time() if now is None else now
+        members = self._pop(keys=[self.key], args=[repr(now), limit])
+        due = []
+        for raw in members:
+            job_id, step, token = text(raw).rsplit("|", 2)  # a job id may contain "|" itself
+            due.append(DueStep(job_id, step, int(token)))
+        return due
+
+    def pending(self) -> int:
+        return int(self.redis.zcard(self.key))

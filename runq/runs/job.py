@@ -1,0 +1,289 @@
+"""The job: what a producer asked for (`JobSpec`) and everything runq knows about it (`Job`).
+
+The job record is the truth. Tasks carry only the job id and a step token; whatever a
+task may do is decided by reading this record, and every outcome is written here before
+the next step is scheduled. The record is plain JSON so any producer, in any language,
+can read it from Redis.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from runq.config.settings import BACKENDS, MODES
+from runq.errors import InvalidJobError
+
+QUEUED = "queued"
+RUNNING = "running"
+WAITING_TOOLS = "waiting_tools"
+RETRYING = "retrying"
+FALLING_BACK = "falling_back"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+CANCELLED = "cancelled"
+
+STATUSES = (QUEUED, RUNNING, WAITING_TOOLS, RETRYING, FALLING_BACK, SUCCEEDED, FAILED, CANCELLED)
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+
+# Allowed transitions; anything else is a bug in a step, refused loudly.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    QUEUED: frozenset({RUNNING, RETRYING, FALLING_BACK, FAILED, CANCELLED}),
+    RUNNING: frozenset({RUNNING, WAITING_TOOLS, RETRYING, FALLING_BACK, *TERMINAL}),
+    WAITING_TOOLS: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
+    RETRYING: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
+    FALLING_BACK: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
+    SUCCEEDED: frozenset(),
+    FAILED: frozenset(),
+    CANCELLED: frozenset(),
+}
+
+MAX_INPUT_CHARS = 1_000_000
+ROLES = ("user", "assistant", "system", "developer", "tool")  # "tool": Chat Completions
+# Every run carries these metadata pairs (runs.backends.base.run_metadata); the API
+# allows 16 pairs in all.
+RUN_METADATA_KEYS = ("runq_job_id", "runq_attempt", "runq_round")
+MAX_METADATA_PAIRS = 16 - len(RUN_METADATA_KEYS)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def new_job_id() -> str:
+    return "job_" + uuid.uuid4().hex
+
+
+def _fields_of(obj: Any) -> dict[str, Any]:
+    """A dataclass's fields as a dict, without `asdict`'s deep copy.
+
+    Every commit serialises the record to JSON and drops the dict at once; `asdict`
+    copied every nested list and dict first, five times slower for the same JSON
+    (`python -m bench.record_dump`).
+    """
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+@dataclass
+class JobSpec:
+    """What to run. Validated before anything is enqueued: a bad spec never reaches Redis."""
+
+    input: str | list[dict[str, Any]]
+    backend: str = "responses"
+    model: str = "gpt-5-mini"
+    mode: str = "poll"
+    instructions: str | None = None
+    tools: list[str] = field(default_factory=list)
+    deadline: float = 600.0
+    max_tool_rounds: int = 8
+    max_output_tokens: int | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    vector_store_ids: list[str] = field(default_factory=list)
+    continue_job: str | None = None
+    previous_response_id: str | None = None
+    conversation_id: str | None = None
+    thread_id: str | None = None
+    tenant: str | None = None
+    chain: str | None = None
+
+    def validate(self) -> JobSpec:
+        """Raise `InvalidJobError` naming the first bad option."""
+        self._validate_input()
+        self._validate_choices()
+        self._validate_limits()
+        self._validate_lists()
+        self._validate_metadata()
+        if self.previous_response_id and self.conversation_id:
+            raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
+        if self.thread_id and self.backend != "assistants":
+            raise InvalidJobError("thread_id", "only the assistants backend has threads")
+        return self
+
+    def _validate_input(self) -> None:
+        if isinstance(self.input, str):
+            if not self.input.strip():
+                raise InvalidJobError("input", "must not be empty")
+            if len(self.input) > MAX_INPUT_CHARS:
+                raise InvalidJobError("input", f"is longer than {MAX_INPUT_CHARS} characters")
+        elif isinstance(self.input, list):
+            if not self.input or not all(isinstance(item, dict) for item in self.input):
+                raise InvalidJobError("input", "must be a non-empty list of message objects")
+            for n, item in enumerate(self.input):
+                if isinstance(item.get("type"), str):
+                    continue  # an input item of another kind (function_call_output, ...)
+                if "role" not in item:
+                    raise InvalidJobError(
+                        f"input[{n}]", "a message needs a role and content; another item a type"
+                    )
+                if item["role"] not in ROLES:
+                    raise InvalidJobError(f"input[{n}].role", f"must be one of {', '.join(ROLES)}")
+                calls_tools = item["role"] == "assistant" and bool(item.get("tool_calls"))
+                if not isinstance(item.get("content"), str | list) and not calls_tools:
+                    raise InvalidJobError(f"input[{n}].content", "a message needs content")
+        else:
+            raise InvalidJobError("input", "must be text or a list of message objects")
+
+    def _validate_choices(self) -> None:
+        if self.backend not in BACKENDS:
+            raise InvalidJobError(
+                "backend", f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        if self.mode not in MODES:
+            raise InvalidJobError(
+                "mode", f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}"
+            )
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InvalidJobError("model", "must be a non-empty model name")
+        if self.instructions is not None and not isinstance(self.instructions, str):
+            raise InvalidJobError("instructions", "must be text")
+
+    def _validate_limits(self) -> None:
+        number = not isinstance(self.deadline, bool) and isinstance(self.deadline, int | float)
+        if not number or self.deadline <= 0:
+            raise InvalidJobError(
+                "deadline", f"must be a positive number of seconds, got {self.deadline!r}"
+            )
+        if not _whole(self.max_tool_rounds) or self.max_tool_rounds < 1:
+            raise InvalidJobError("max_tool_rounds", "must be a whole number, at least 1")
+        if self.max_output_tokens is not None and (
+            not _whole(self.max_output_tokens) or self.max_output_tokens < 1
+        ):
+            raise InvalidJobError("max_output_tokens", "must be a whole number, at least 1")
+
+    def _validate_lists(self) -> None:
+        for name in ("tools", "vector_store_ids"):
+            value = getattr(self, name)
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                raise InvalidJobError(name, "must be a list of names (not one string)")
+
+    def _validate_metadata(self) -> None:
+        """The API's limits (16 pairs, keys up to 64 and values up to 512 characters), less
+        the three pairs runq adds to every run (`runs.backends.base.run_metadata`; runq's
+        values win over the job's own for those keys)."""
+        if not isinstance(self.metadata, dict):
+            raise InvalidJobError("metadata", "must be an object of string keys and values")
+        if len(self.metadata) > MAX_METADATA_PAIRS:
+            raise InvalidJobError(
+                "metadata",
+                f"at most {MAX_METADATA_PAIRS} pairs (the API allows 16; runq adds "
+                f"{', '.join(RUN_METADATA_KEYS)})",
+            )
+        for key, value in self.metadata.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidJobError("metadata", "keys and values must be strings")
+            if not key or len(key) > 64 or len(value) > 512:
+                raise InvalidJobError(
+                    f"metadata.{key}", "keys take 1-64 characters and values up to 512"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _fields_of(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobSpec:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class Job:
+    """A job's whole state. `step` + `token` say which step is due; stale tasks see a mismatch."""
+
+    id: str
+    spec: JobSpec
+    status: str = QUEUED
+    step: str = "start"
+    token: int = 0
+    attempt: int = 0
+    round: int = 0  # never reused within a job: tool outputs are keyed by it
+    round_base: int = 0  # `round` when the current run started (rounds per run = difference)
+    handle: dict[str, str] = field(default_factory=dict)
+    stream_seq: int | None = None
+    pending_calls: list[dict[str, Any]] = field(default_factory=list)
+    # Chat Completions keeps no state at the server: the messages so far live here.
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    output_text: str | None = None
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    polls: int = 0
+    source: str | None = None
+    fallback_used: bool = False
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    # The chain's links (no secrets: API keys are named by env variable) and the one in use.
+    links: list[dict[str, Any]] = field(default_factory=list)
+    link_index: int = 0
+    # Per error class on this link: failures in a row for call classes, failed runs for
+    # `run_failed` (see `runs.retry.PER_CALL_CLASSES`).
+    retries: dict[str, int] = field(default_factory=dict)
+    rate_tokens: int = 0  # tokens taken from the link's bucket for the current call
+    # An ended job is published by `runq.jobs.finish` (result backend, metrics); until
+    # then it keeps a lease, so the sweeper re-drives a finish that was lost.
+    published: bool = False
+    version: int = 0
+
+    @classmethod
+    def new(cls, spec: JobSpec, job_id: str | None = None) -> Job:
+        return cls(id=job_id or new_job_id(), spec=spec, timings={"queued_at": time.time()})
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def move(self, status: str) -> None:
+        """Change status, refusing transitions the state machine does not allow."""
+        if status != self.status and status not in TRANSITIONS[self.status]:
+            raise ValueError(f"job {self.id}: illegal transition {self.status} -> {status}")
+        self.status = status
+
+    def due(self, step: str) -> int:
+        """Make `step` the next due step and return its fresh token."""
+        self.step = step
+        self.token += 1
+        return self.token
+
+    def mark(self, name: str) -> None:
+        """Record a timestamp once (the first time it happens)."""
+        self.timings.setdefault(name, time.time())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as plain data, for `json.dumps` (nested values are shared, not copied)."""
+        data = _fields_of(self)
+        data["spec"] = self.spec.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        data = dict(data)
+        data["spec"] = JobSpec.from_dict(data["spec"])
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def result(self) -> dict[str, Any]:
+        """What a producer gets: stable keys, whatever the backend was."""
+        timings = dict(self.timings)
+        queued = timings.get("queued_at")
+        finished = timings.get("finished_at")
+        if queued and finished:
+            timings["total_s"] = round(finished - queued, 4)
+        return {
+            "job_id": self.id,
+            "status": self.status,
+            "output_text": self.output_text,
+            "citations": self.citations,
+            "tool_calls": self.tool_calls,
+            "usage": self.usage,
+            "timings": timings,
+            "source": self.source,
+            "fallback_used": self.fallback_used,
+            "attempts": self.attempts,
+            "error": self.error,
+            "backend": self.spec.backend,
+            "model": self.spec.model,
+            "mode": self.spec.mode,
+            "backend_ids": dict(self.handle),
+        }

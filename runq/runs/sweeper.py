@@ -1,0 +1,78 @@
+"""The sweeper: no job waits forever.
+
+Every non-terminal job holds a lease in a sorted set (`runq:leases`), pushed forward by
+each step it takes. A lease runs out only when the job's driver is gone: a worker was
+killed mid-step, a message was lost with a Redis restart, or a producer died between
+writing the record and sending the start. An ended job keeps its lease until its finish
+step has published it, so a lost finish is re-driven too. The sweeper finds those jobs and re-drives
+the step their record says is due, with its token — duplicates stay harmless, because a
+step acts only when its token is due and it holds the job's lock.
+
+It runs inside every worker (a daemon thread of the main process, see `worker.signals`);
+a Redis lock lets one sweep per interval run fleet-wide.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from runq.errors import JobNotFoundError
+from runq.runs import keys
+from runq.runs.endings import FINISH
+from runq.runs.steps import SUBMIT, Scheduler
+from runq.runs.store import JobStore
+from runq.runs.toolcalls import ToolCalls
+
+log = structlog.get_logger("runq.sweeper")
+
+
+class Sweeper:
+    def __init__(
+        self,
+        store: JobStore,
+        scheduler: Scheduler,
+        tools: ToolCalls,
+        *,
+        interval: float = 10.0,
+        extension: float = 60.0,
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.tools = tools
+        self.interval = interval
+        self.extension = extension
+
+    def sweep_if_due(self, owner: str) -> list[str]:
+        """Sweep unless another worker swept in the current interval."""
+        lock = keys.sweeper_lock()
+        if not self.store.redis.set(lock, owner, nx=True, px=int(self.interval * 1000)):
+            return []
+        return self.sweep()
+
+    def sweep(self, now: float | None = None, limit: int = 200) -> list[str]:
+        """Re-drive every job whose lease expired; return their ids."""
+        now = time.time() if now is None else now
+        redriven = []
+        for job_id in self.store.expired_leases(now, limit):
+            try:
+                job = self.store.get(job_id)
+            except JobNotFoundError:
+                self.store.drop_lease(job_id)
+                continue
+            if job.terminal and (job.published or job.step != FINISH):
+                self.store.drop_lease(job_id)
+                continue
+            self.store.extend_lease(job_id, now + self.extension)
+            if job.step == SUBMIT and len(self.tools.outputs(job.id, job.round)) < len(
+                job.pending_calls
+            ):
+                # Some tool calls never ran (or their messages were lost): send them again;
+                # calls already done are not executed twice.
+                self.scheduler.dispatch_tools(job, job.token)
+            else:
+                self.scheduler.schedule(job.step, job.id, job.token, 0)
+            log.warning("job.redriven", job_id=job.id, step=job.step, status=job.status)
+            redriven.append(job_id)
+        return redriven

@@ -1,0 +1,7 @@
+"""``python -m sandbox``: same as ``runq sandbox``."""
+
+import sys
+
+from runq.sandbox.cli import main
+
+sys.exit(main())

@@ -1,0 +1,44 @@
+"""Admin endpoints under ``/sandbox``: counters for tests and benchmarks, and a reset.
+
+They sit outside ``/v1`` so they are never rate limited, faulted or authenticated:
+a test must be able to read the truth even while it injects chaos.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from runq.sandbox.http import ok
+from runq.sandbox.state import get_state
+
+
+async def stats(request: Request) -> Response:
+    state = get_state(request)
+    payload = state.stats.snapshot()
+    payload["objects"] = state.store.counts()
+    payload["config"] = {
+        "latency_ms": state.config.latency_ms,
+        "rpm": state.config.rpm,
+        "tpm": state.config.tpm,
+        "faults": state.config.faults,
+        "seed": state.config.seed,
+    }
+    return ok(payload)
+
+
+async def reset(request: Request) -> Response:
+    get_state(request).reset()
+    return ok({"reset": True})
+
+
+async def health(request: Request) -> Response:
+    return ok({"status": "ok"})
+
+
+routes = [
+    Route("/sandbox/stats", stats, methods=["GET"]),
+    Route("/sandbox/reset", reset, methods=["POST"]),
+    Route("/sandbox/health", health, methods=["GET"]),
+]

@@ -1,0 +1,137 @@
+"""The sandbox ASGI application.
+
+``create_app(config)`` wires the route modules (one per API family), the gateway
+middleware (auth, faults, rate limits, accounting) and error handlers that turn every
+failure into OpenAI's error shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from runq.sandbox import (
+    admin,
+    assistants,
+    chat,
+    conversations,
+    files,
+    models_api,
+    responses,
+    runs,
+    snapshot,
+    vector_stores,
+)
+from runq.sandbox.config import SandboxConfig
+from runq.sandbox.errors import SandboxError
+from runq.sandbox.gateway import Gateway
+from runq.sandbox.state import SandboxState
+
+
+def all_routes() -> list[BaseRoute]:
+    return [
+        *responses.routes,
+        *conversations.routes,
+        *chat.routes,
+        *assistants.routes,
+        *runs.routes,
+        *files.routes,
+        *vector_stores.routes,
+        *models_api.routes,
+        *admin.routes,
+    ]
+
+
+async def _sandbox_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SandboxError)
+    return exc.response()
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        message = f"Invalid URL ({request.method} {request.url.path})"
+    else:
+        message = str(exc.detail)
+    return SandboxError(exc.status_code, message).response()
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    return SandboxError(500, f"The sandbox had an internal error: {exc!r}").response()
+
+
+log = logging.getLogger("sandbox")
+
+
+async def _save_periodically(state: SandboxState, path: str, interval: float) -> None:
+    """Save every ``interval`` seconds while requests keep arriving (none: no write)."""
+    saved_at_count = state.stats.total_requests()
+    while True:
+        await asyncio.sleep(interval)
+        count = state.stats.total_requests()
+        if count == saved_at_count:
+            continue
+        saved_at_count = count
+        payload = snapshot.serialize(state)  # on the loop: a consistent store
+        try:
+            await asyncio.to_thread(snapshot.write_atomic, path, payload)
+        except OSError as exc:
+            log.warning("sandbox: cannot save snapshot %s: %s", path, exc)
+
+
+def _lifespan(
+    state: SandboxState,
+) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager[None]]:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        path = state.config.snapshot_path
+        interval = state.config.snapshot_interval_seconds
+        saver = None
+        if path and interval > 0:
+            saver = asyncio.create_task(_save_periodically(state, path, interval))
+        try:
+            yield
+        finally:
+            if saver is not None:
+                saver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await saver
+            if path:
+                snapshot.save(state, path)
+
+    return lifespan
+
+
+def create_app(config: SandboxConfig | None = None) -> Starlette:
+    """A fresh sandbox application with its own state.
+
+    With ``config.snapshot_path`` the state is loaded from that file when it exists
+    (here, so a bad file fails before the server binds) and saved to it at shutdown
+    and every ``snapshot_interval_seconds`` (see :mod:`sandbox.snapshot`).
+    """
+    config = config or SandboxConfig.from_env()
+    state = SandboxState(config)
+    if config.snapshot_path:
+        snapshot.load(state, config.snapshot_path)
+    routes = all_routes()
+    app = Starlette(
+        routes=routes,
+        lifespan=_lifespan(state),
+        middleware=[Middleware(Gateway, state=state, routes=routes)],
+        exception_handlers={
+            SandboxError: _sandbox_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
+    )
+    app.state.sandbox = state
+    return app

@@ -1,0 +1,250 @@
+"""Assistants v2: assistants (CRUD), threads (create/retrieve/delete) and messages.
+
+Assistant messages written by runs are stored when the run is planned but only become
+visible at the time the run produces them (``visible_at``), so listing a thread never
+shows an answer before its run has finished.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from runq.sandbox.errors import bad_request, not_found
+from runq.sandbox.http import metadata, ok, opt_str, page, read_json
+from runq.sandbox.ids import new_id
+from runq.sandbox.run_objects import ACTIVE
+from runq.sandbox.state import SandboxState, get_state
+from runq.sandbox.transcript import content_text
+
+ASSISTANT_FIELDS = (
+    "model",
+    "name",
+    "description",
+    "instructions",
+    "tools",
+    "tool_resources",
+    "metadata",
+    "temperature",
+    "top_p",
+    "response_format",
+)
+
+
+@dataclass
+class ThreadRecord:
+    id: str
+    created_at: int
+    metadata: dict[str, str]
+    tool_resources: dict[str, Any] | None
+    messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    run_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "thread",
+            "created_at": self.created_at,
+            "metadata": self.metadata,
+            "tool_resources": self.tool_resources or {},
+        }
+
+    def visible(self, now: float | None = None) -> list[dict[str, Any]]:
+        now = time.time() if now is None else now
+        return [m for at, m in self.messages if at <= now]
+
+
+def message_json(
+    thread_id: str,
+    role: str,
+    text: str,
+    *,
+    created: float,
+    annotations: list[dict[str, Any]] | None = None,
+    run_id: str | None = None,
+    assistant_id: str | None = None,
+    meta: dict[str, str] | None = None,
+    message_id: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": message_id or new_id("msg"),
+        "object": "thread.message",
+        "created_at": int(created),
+        "thread_id": thread_id,
+        "status": "completed",
+        "incomplete_details": None,
+        "completed_at": int(created),
+        "incomplete_at": None,
+        "role": role,
+        "content": [{"type": "text", "text": {"value": text, "annotations": annotations or []}}],
+        "assistant_id": assistant_id,
+        "run_id": run_id,
+        "attachments": [],
+        "metadata": meta or {},
+    }
+
+
+def lookup(state: SandboxState, kind: str, object_id: str) -> Any:
+    table = getattr(state.store, kind)
+    rec = table.get(object_id)
+    if rec is None:
+        raise not_found(kind.rstrip("s"), object_id)
+    return rec
+
+
+def active_run(state: SandboxState, thread: ThreadRecord) -> str | None:
+    now = time.time()
+    for run_id in reversed(thread.run_ids):
+        run = state.store.runs.get(run_id)
+        if run is not None and run.status(now) in ACTIVE:
+            return run_id
+    return None
+
+
+def refuse_if_busy(state: SandboxState, thread: ThreadRecord, what: str) -> None:
+    run_id = active_run(state, thread)
+    if run_id:
+        raise bad_request(f"Can't {what} {thread.id} while a run {run_id} is active.")
+
+
+def new_thread(state: SandboxState, body: dict[str, Any]) -> ThreadRecord:
+    thread = ThreadRecord(
+        new_id("thread"), int(time.time()), metadata(body), body.get("tool_resources")
+    )
+    for i, msg in enumerate(body.get("messages") or []):
+        thread.messages.append((0.0, _user_message(thread.id, msg, f"messages[{i}]")))
+    state.store.threads[thread.id] = thread
+    return thread
+
+
+def _user_message(thread_id: str, body: dict[str, Any], param: str = "") -> dict[str, Any]:
+    role = body.get("role", "user")
+    if role not in ("user", "assistant"):
+        raise bad_request(f"Invalid '{param}role': expected 'user' or 'assistant'.", "role")
+    if "content" not in body:
+        raise bad_request("Missing required parameter: 'content'.", "content")
+    return message_json(
+        thread_id, role, content_text(body["content"]), created=time.time(), meta=metadata(body)
+    )
+
+
+# -- assistants ---------------------------------------------------------------------------
+def _assistant(body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for name in ASSISTANT_FIELDS:
+        if name in body:
+            out[name] = metadata(body) if name == "metadata" else body[name]
+    if not isinstance(out.get("model"), str) or not out["model"]:
+        raise bad_request("Missing required parameter: 'model'.", "model")
+    if not isinstance(out.get("tools") or [], list):
+        raise bad_request("Invalid 'tools': expected an array.", "tools")
+    return out
+
+
+async def create_assistant(request: Request) -> Response:
+    body = await read_json(request)
+    base = {
+        "id": new_id("asst"),
+        "object": "assistant",
+        "created_at": int(time.time()),
+        "name": None,
+        "description": None,
+        "instructions": None,
+        "tools": [],
+        "tool_resources": {},
+        "metadata": {},
+        "temperature": 1.0,
+        "top_p": 1.0,
+        "response_format": "auto",
+        "model": None,
+    }
+    rec = _assistant(body, base)
+    get_state(request).store.assistants[rec["id"]] = rec
+    return ok(rec)
+
+
+async def list_assistants(request: Request) -> Response:
+    return ok(page(list(get_state(request).store.assistants.values()), request))
+
+
+async def retrieve_assistant(request: Request) -> Response:
+    return ok(lookup(get_state(request), "assistants", request.path_params["assistant_id"]))
+
+
+async def update_assistant(request: Request) -> Response:
+    state = get_state(request)
+    rec = lookup(state, "assistants", request.path_params["assistant_id"])
+    updated = _assistant(await read_json(request), rec)
+    state.store.assistants[rec["id"]] = updated
+    return ok(updated)
+
+
+async def delete_assistant(request: Request) -> Response:
+    state = get_state(request)
+    rec = lookup(state, "assistants", request.path_params["assistant_id"])
+    del state.store.assistants[rec["id"]]
+    return ok({"id": rec["id"], "object": "assistant.deleted", "deleted": True})
+
+
+# -- threads and messages -----------------------------------------------------------------
+async def create_thread(request: Request) -> Response:
+    return ok(new_thread(get_state(request), await read_json(request)).to_json())
+
+
+async def retrieve_thread(request: Request) -> Response:
+    return ok(lookup(get_state(request), "threads", request.path_params["thread_id"]).to_json())
+
+
+async def delete_thread(request: Request) -> Response:
+    state = get_state(request)
+    thread = lookup(state, "threads", request.path_params["thread_id"])
+    del state.store.threads[thread.id]
+    return ok({"id": thread.id, "object": "thread.deleted", "deleted": True})
+
+
+async def create_message(request: Request) -> Response:
+    state = get_state(request)
+    thread = lookup(state, "threads", request.path_params["thread_id"])
+    refuse_if_busy(state, thread, "add messages to")
+    msg = _user_message(thread.id, await read_json(request))
+    thread.messages.append((0.0, msg))
+    return ok(msg)
+
+
+async def list_messages(request: Request) -> Response:
+    state = get_state(request)
+    thread = lookup(state, "threads", request.path_params["thread_id"])
+    items = thread.visible()
+    run_id = opt_str(dict(request.query_params), "run_id")
+    if run_id:
+        items = [m for m in items if m["run_id"] == run_id]
+    return ok(page(items, request, default_order="desc"))
+
+
+async def retrieve_message(request: Request) -> Response:
+    state = get_state(request)
+    thread = lookup(state, "threads", request.path_params["thread_id"])
+    for msg in thread.visible():
+        if msg["id"] == request.path_params["message_id"]:
+            return ok(msg)
+    raise not_found("message", request.path_params["message_id"])
+
+
+routes = [
+    Route("/v1/assistants", create_assistant, methods=["POST"]),
+    Route("/v1/assistants", list_assistants, methods=["GET"]),
+    Route("/v1/assistants/{assistant_id}", retrieve_assistant, methods=["GET"]),
+    Route("/v1/assistants/{assistant_id}", update_assistant, methods=["POST"]),
+    Route("/v1/assistants/{assistant_id}", delete_assistant, methods=["DELETE"]),
+    Route("/v1/threads", create_thread, methods=["POST"]),
+    Route("/v1/threads/{thread_id}", retrieve_thread, methods=["GET"]),
+    Route("/v1/threads/{thread_id}", delete_thread, methods=["DELETE"]),
+    Route("/v1/threads/{thread_id}/messages", create_message, methods=["POST"]),
+    Route("/v1/threads/{thread_id}/messages", list_messages, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/messages/{message_id}", retrieve_message, methods=["GET"]),
+]

@@ -1,0 +1,82 @@
+"""Conversations API: a durable list of items that responses read and append to."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from runq.sandbox.errors import not_found
+from runq.sandbox.http import metadata, ok, page, read_json
+from runq.sandbox.ids import new_id
+from runq.sandbox.response_objects import ResponseRecord, input_item
+from runq.sandbox.state import get_state
+from runq.sandbox.transcript import Turn, turns_from_response_input
+
+
+@dataclass
+class ConversationRecord:
+    id: str
+    created_at: int
+    metadata: dict[str, str]
+    items: list[dict[str, Any]] = field(default_factory=list)
+    history: list[Turn] = field(default_factory=list)
+
+    def add_response(self, rec: ResponseRecord) -> None:
+        """Append a response's input and output, so the next turn sees them."""
+        self.items.extend(rec.input_items)
+        self.items.extend(rec.output)
+        self.history = list(rec.history)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "conversation",
+            "created_at": self.created_at,
+            "metadata": self.metadata,
+        }
+
+
+async def create_conversation(request: Request) -> Response:
+    state = get_state(request)
+    body = await read_json(request)
+    turns = turns_from_response_input(body.get("items") or [])
+    rec = ConversationRecord(new_id("conv"), int(time.time()), metadata(body))
+    rec.items = [input_item(t) for t in turns]
+    rec.history = turns
+    state.store.conversations[rec.id] = rec
+    return ok(rec.to_json())
+
+
+def _lookup(request: Request) -> ConversationRecord:
+    conv_id = request.path_params["conversation_id"]
+    rec = get_state(request).store.conversations.get(conv_id)
+    if rec is None:
+        raise not_found("conversation", conv_id)
+    return rec
+
+
+async def retrieve_conversation(request: Request) -> Response:
+    return ok(_lookup(request).to_json())
+
+
+async def delete_conversation(request: Request) -> Response:
+    rec = _lookup(request)
+    del get_state(request).store.conversations[rec.id]
+    return ok({"id": rec.id, "object": "conversation.deleted", "deleted": True})
+
+
+async def list_items(request: Request) -> Response:
+    return ok(page(_lookup(request).items, request, default_order="desc"))
+
+
+routes = [
+    Route("/v1/conversations", create_conversation, methods=["POST"]),
+    Route("/v1/conversations/{conversation_id}", retrieve_conversation, methods=["GET"]),
+    Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
+    Route("/v1/conversations/{conversation_id}/items", list_items, methods=["GET"]),
+]

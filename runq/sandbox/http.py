@@ -1,0 +1,106 @@
+"""Small request/response helpers shared by every route module."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from runq.sandbox.errors import bad_request
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400 in OpenAI's shape."""
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise bad_request(
+            "We could not parse the JSON body of your request. (HINT: This likely means "
+            "you aren't using your HTTP library correctly.)"
+        ) from exc
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return body
+
+
+def ok(payload: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(payload, headers=headers)
+
+
+def opt_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise bad_request(f"Invalid type for '{name}': expected a string.", name)
+    return value
+
+
+def opt_bool(body: dict[str, Any], name: str, default: bool) -> bool:
+    value = body.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise bad_request(f"Invalid type for '{name}': expected a boolean.", name)
+    return value
+
+
+def opt_int(body: dict[str, Any], name: str, minimum: int = 0) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise bad_request(f"Invalid '{name}': expected an integer >= {minimum}.", name)
+    return value
+
+
+def metadata(body: dict[str, Any]) -> dict[str, str]:
+    """Validate ``metadata``: at most 16 string pairs, like the real API."""
+    value = body.get("metadata") or {}
+    if not isinstance(value, dict) or len(value) > 16:
+        raise bad_request("Invalid 'metadata': expected an object of at most 16 pairs.", "metadata")
+    for key, val in value.items():
+        if not isinstance(val, str) or len(key) > 64 or len(val) > 512:
+            raise bad_request(
+                "Invalid 'metadata': keys up to 64 and values up to 512 characters, strings.",
+                "metadata",
+            )
+    return value
+
+
+def page(
+    items: list[dict[str, Any]], request: Request, *, default_order: str = "desc"
+) -> dict[str, Any]:
+    """A cursor page (``limit``, ``order``, ``after``, ``before``) in OpenAI's list shape.
+
+    ``items`` must be in creation order (oldest first).
+    """
+    q = request.query_params
+    order = q.get("order", default_order)
+    if order not in ("asc", "desc"):
+        raise bad_request("Invalid 'order': expected 'asc' or 'desc'.", "order")
+    try:
+        limit = int(q.get("limit", "20"))
+    except ValueError as exc:
+        raise bad_request("Invalid 'limit': expected an integer.", "limit") from exc
+    if not 1 <= limit <= 100:
+        raise bad_request("Invalid 'limit': expected 1 to 100.", "limit")
+    seq = list(items) if order == "asc" else list(reversed(items))
+    ids = [item["id"] for item in seq]
+    after, before = q.get("after"), q.get("before")
+    if after:
+        seq = seq[ids.index(after) + 1 :] if after in ids else []
+    if before:
+        ids = [item["id"] for item in seq]
+        seq = seq[: ids.index(before)] if before in ids else seq
+    chunk = seq[:limit]
+    return {
+        "object": "list",
+        "data": chunk,
+        "first_id": chunk[0]["id"] if chunk else None,
+        "last_id": chunk[-1]["id"] if chunk else None,
+        "has_more": len(seq) > limit,
+    }

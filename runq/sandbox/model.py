@@ -1,0 +1,171 @@
+"""The sandbox's deterministic "model": what it answers to a transcript.
+
+Policy (documented in ``docs/sandbox.md``), first match wins:
+
+1. a tool script (see :mod:`sandbox.tool_policy`) with a round left -> that round's calls;
+2. the transcript ends with tool outputs -> ``Tool results: name: output; ...``;
+3. a function tool matches the last user text -> a call to it, arguments filled from
+   the text (:func:`sandbox.tool_policy.fill_arguments`);
+4. file_search is available -> an extractive answer: the best supporting sentence(s)
+   from the retrieved chunks, each cited; or ``I could not find ...`` when nothing
+   matches well enough;
+5. otherwise the echo answer ``Echo: <last user text>``, followed, when the
+   conversation has earlier user turns, by `` (earlier: "<t1>" | "<t2>")`` so tests can
+   prove that ``previous_response_id``, conversations and threads carry history.
+
+The ``bad_args`` fault makes the calls' arguments malformed JSON (cut in half).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from runq.sandbox import tool_policy
+from runq.sandbox.ids import new_id
+from runq.sandbox.transcript import Turn
+
+NOT_FOUND_ANSWER = "I could not find an answer to that in the provided files."
+
+
+@dataclass
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass
+class Segment:
+    """A piece of the answer and, for file_search answers, the file supporting it."""
+
+    text: str
+    file_id: str | None = None
+    filename: str | None = None
+
+
+@dataclass
+class Reply:
+    """What the model produces for one step: text (as segments), or tool calls."""
+
+    segments: list[Segment] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    search_queries: list[str] = field(default_factory=list)
+    search_results: list[dict[str, Any]] = field(default_factory=list)
+    searched: bool = False
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.text for s in self.segments)
+
+    def responses_annotations(self) -> list[dict[str, Any]]:
+        """Responses-style ``file_citation`` annotations (index = end of the sentence)."""
+        out, pos = [], 0
+        for i, seg in enumerate(self.segments):
+            pos += len(seg.text) + (1 if i else 0)
+            if seg.file_id:
+                out.append(
+                    {
+                        "type": "file_citation",
+                        "file_id": seg.file_id,
+                        "filename": seg.filename or "",
+                        "index": pos,
+                    }
+                )
+        return out
+
+
+Searcher = Callable[[str], list[dict[str, Any]]]
+
+
+@dataclass
+class ModelInput:
+    turns: list[Turn]
+    tools: list[dict[str, Any]] = field(default_factory=list)  # {name, description, parameters}
+    tool_choice: Any = "auto"
+    instructions: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    search: Searcher | None = None
+    fault: str | None = None
+
+
+def last_user_text(turns: list[Turn]) -> str:
+    for turn in reversed(turns):
+        if turn.role == "user" and turn.kind == "message":
+            return turn.text
+    return ""
+
+
+def echo_answer(turns: list[Turn]) -> str:
+    users = [t.text for t in turns if t.role == "user" and t.kind == "message"]
+    if not users:
+        return "Echo: "
+    answer = f"Echo: {users[-1]}"
+    if len(users) > 1:
+        answer += " (earlier: " + " | ".join(f'"{u}"' for u in users[:-1]) + ")"
+    return answer
+
+
+def tool_outputs_answer(turns: list[Turn]) -> str | None:
+    """If the transcript ends with tool outputs, an answer built from them."""
+    outputs: list[Turn] = []
+    for turn in reversed(turns):
+        if turn.kind == "function_call_output":
+            outputs.append(turn)
+        elif turn.kind != "function_call":
+            break
+    if not outputs:
+        return None
+    outputs.reverse()
+    names = {t.call_id: t.name for t in turns if t.kind == "function_call"}
+    parts = [f"{names.get(t.call_id) or t.call_id}: {t.text}" for t in outputs]
+    return "Tool results: " + "; ".join(parts)
+
+
+def _calls(specs: list[dict[str, Any]], fault: str | None) -> list[ToolCall]:
+    calls = []
+    for spec in specs:
+        args = spec.get("arguments", {})
+        raw = args if isinstance(args, str) else json.dumps(args)
+        if fault == "bad_args":
+            raw = raw[: max(1, len(raw) // 2)]
+        calls.append(ToolCall(new_id("call"), spec["name"], raw))
+    return calls
+
+
+def _search_answer(search: Searcher, query: str) -> Reply:
+    from runq.sandbox.retrieval import best_sentences  # retrieval is optional for the model
+
+    hits = search(query)
+    reply = Reply(search_queries=[query], searched=True)
+    reply.search_results = hits
+    sentences = best_sentences(query, hits)
+    if not sentences:
+        reply.segments = [Segment(NOT_FOUND_ANSWER)]
+        return reply
+    reply.segments = [Segment(text, hit["file_id"], hit["filename"]) for text, hit in sentences]
+    return reply
+
+
+def reply(inp: ModelInput) -> Reply:
+    """The model's answer to ``inp``."""
+    turns = inp.turns
+    script = tool_policy.find_script(inp.metadata, inp.instructions, turns)
+    if script is not None:
+        n = tool_policy.tool_round(turns)
+        if n < len(script) and script[n]:
+            return Reply(calls=_calls(script[n], inp.fault))
+    from_tools = tool_outputs_answer(turns)
+    if from_tools is not None:
+        return Reply(segments=[Segment(from_tools)])
+    user_text = last_user_text(turns)
+    if script is None:
+        tool = tool_policy.choose_tool(inp.tools, user_text, inp.tool_choice)
+        if tool is not None:
+            args = tool_policy.fill_arguments(tool.get("parameters"), user_text)
+            return Reply(calls=_calls([{"name": tool["name"], "arguments": args}], inp.fault))
+    if inp.search is not None:
+        return _search_answer(inp.search, user_text)
+    return Reply(segments=[Segment(echo_answer(turns))])

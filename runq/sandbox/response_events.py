@@ -1,0 +1,150 @@
+"""Server-sent events of a response, planned from its record and timeline.
+
+The event list is a pure function of the stored response, so a background stream can
+be replayed from any ``sequence_number`` (``GET /responses/{id}?stream=true&
+starting_after=N``) and every client sees the same sequence. Each event is due at a
+time on the response's timeline (created at creation, deltas spread between the first
+token and the end); the streamer waits for that time before sending it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from runq.sandbox.response_objects import ResponseRecord, render
+from runq.sandbox.tokens import split_tokens
+
+Event = tuple[float, dict[str, Any]]
+
+
+def _item_events(rec: ResponseRecord, index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    base = {"output_index": index, "item_id": item["id"]}
+    added = copy.deepcopy(item)
+    added["status"] = "in_progress"
+    if item["type"] == "message":
+        added["content"] = []
+    if item["type"] == "function_call":
+        added["arguments"] = ""
+    events: list[dict[str, Any]] = [
+        {"type": "response.output_item.added", "output_index": index, "item": added}
+    ]
+    if item["type"] == "message":
+        part = item["content"][0]
+        events.append(
+            {
+                **base,
+                "type": "response.content_part.added",
+                "content_index": 0,
+                "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+            }
+        )
+        for delta in split_tokens(part["text"]):
+            events.append(
+                {
+                    **base,
+                    "type": "response.output_text.delta",
+                    "content_index": 0,
+                    "delta": delta,
+                    "logprobs": [],
+                }
+            )
+        for i, annotation in enumerate(part["annotations"]):
+            events.append(
+                {
+                    **base,
+                    "type": "response.output_text.annotation.added",
+                    "content_index": 0,
+                    "annotation_index": i,
+                    "annotation": annotation,
+                }
+            )
+        events.append(
+            {
+                **base,
+                "type": "response.output_text.done",
+                "content_index": 0,
+                "text": part["text"],
+                "logprobs": [],
+            }
+        )
+        events.append(
+            {**base, "type": "response.content_part.done", "content_index": 0, "part": part}
+        )
+    elif item["type"] == "function_call":
+        events.append(
+            {**base, "type": "response.function_call_arguments.delta", "delta": item["arguments"]}
+        )
+        events.append(
+            {
+                **base,
+                "type": "response.function_call_arguments.done",
+                "arguments": item["arguments"],
+                "name": item["name"],
+            }
+        )
+    elif item["type"] == "file_search_call":
+        for stage in ("in_progress", "searching", "completed"):
+            events.append({**base, "type": f"response.file_search_call.{stage}"})
+    events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    return events
+
+
+def plan_events(rec: ResponseRecord) -> list[Event]:
+    """Every event of the response's stream with the time it is due."""
+    tl = rec.timeline
+    first = "queued" if rec.background else "in_progress"
+    events: list[Event] = [
+        (
+            tl.created_at,
+            {"type": "response.created", "response": render(rec, tl.created_at, first)},
+        ),
+    ]
+    if rec.background:
+        events.append(
+            (
+                tl.created_at,
+                {"type": "response.queued", "response": render(rec, tl.created_at, "queued")},
+            )
+        )
+    events.append(
+        (
+            tl.started_at,
+            {"type": "response.in_progress", "response": render(rec, tl.started_at, "in_progress")},
+        )
+    )
+    body: list[dict[str, Any]] = []
+    for index, item in enumerate(rec.output):
+        body.extend(_item_events(rec, index, item))
+    for i, event in enumerate(body):
+        events.append((tl.token_time(i, len(body)), event))
+    final_type = {
+        "completed": "response.completed",
+        "failed": "response.failed",
+        "incomplete": "response.incomplete",
+    }[rec.final_status]
+    events.append((tl.done_at, {"type": final_type, "response": render(rec, tl.done_at + 1e-6)}))
+    for seq, (_, event) in enumerate(events):
+        event["sequence_number"] = seq
+    return events
+
+
+def sse(event: dict[str, Any]) -> bytes:
+    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+
+
+async def stream_events(rec: ResponseRecord, starting_after: int = -1) -> AsyncIterator[bytes]:
+    """Send the events after ``starting_after`` as they fall due; stop if cancelled."""
+    for due, event in plan_events(rec):
+        if event["sequence_number"] <= starting_after:
+            continue
+        delay = due - time.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if rec.cancelled_at is not None and rec.cancelled_at <= due:
+            return
+        yield sse(event)

@@ -1,0 +1,314 @@
+"""Responses API routes: create, retrieve, cancel, delete, input items.
+
+Create plans the whole response up front (model reply, usage, timeline) and stores it;
+status is then derived lazily from the clock (see :mod:`sandbox.lifecycle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from runq.sandbox import model
+from runq.sandbox.errors import bad_request, not_found
+from runq.sandbox.http import metadata, ok, opt_bool, opt_int, opt_str, page, read_json
+from runq.sandbox.ids import new_id
+from runq.sandbox.lifecycle import Timeline
+from runq.sandbox.response_events import stream_events
+from runq.sandbox.response_objects import (
+    FAULT_ENDINGS,
+    ResponseRecord,
+    input_item,
+    output_items,
+    render,
+    usage_block,
+)
+from runq.sandbox.state import SandboxState, get_state
+from runq.sandbox.tokens import count_tokens, split_tokens
+from runq.sandbox.tool_policy import ScriptError
+from runq.sandbox.transcript import Turn, turns_from_response_input
+from runq.sandbox.vector_stores import search_stores
+
+POLL_AFTER_HEADER = "openai-poll-after-ms"
+
+
+def _history(state: SandboxState, body: dict[str, Any]) -> tuple[list[Turn], dict | None]:
+    """Earlier turns from ``previous_response_id`` or ``conversation``."""
+    prev_id = opt_str(body, "previous_response_id")
+    conv = body.get("conversation")
+    if prev_id and conv:
+        raise bad_request(
+            "Parameters 'previous_response_id' and 'conversation' cannot be used together.",
+            "conversation",
+        )
+    if prev_id:
+        prev = state.store.responses.get(prev_id)
+        if prev is None:
+            raise bad_request(
+                f"Previous response with id '{prev_id}' not found.",
+                "previous_response_id",
+                "previous_response_not_found",
+            )
+        return list(prev.history), None
+    if conv:
+        conv_id = conv.get("id") if isinstance(conv, dict) else conv
+        record = state.store.conversations.get(conv_id) if isinstance(conv_id, str) else None
+        if record is None:
+            raise not_found("conversation", str(conv_id), "conversation")
+        return list(record.history), {"id": conv_id}
+    return [], None
+
+
+def _tools(
+    state: SandboxState, tools: list[Any]
+) -> tuple[list[dict[str, Any]], model.Searcher | None]:
+    """Function tools for the policy, and a searcher when file_search is enabled."""
+    functions: list[dict[str, Any]] = []
+    searcher = None
+    for i, tool in enumerate(tools):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind == "function":
+            if not isinstance(tool.get("name"), str):
+                raise bad_request(
+                    f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name"
+                )
+            tool.setdefault("strict", True)  # the Responses API's default
+            tool.setdefault("parameters", {})
+            tool.setdefault("description", None)
+            functions.append(tool)
+        elif kind == "file_search":
+            ids = tool.get("vector_store_ids") or []
+            for vs_id in ids:
+                if vs_id not in state.store.vector_stores:
+                    raise not_found("vector store", vs_id, f"tools[{i}].vector_store_ids")
+            limit = int(tool.get("max_num_results") or 20)
+            searcher = functools.partial(search_stores, state, list(ids), limit=limit)
+        else:
+            raise bad_request(f"Unsupported tool type: {kind!r}.", f"tools[{i}].type")
+    return functions, searcher
+
+
+def _truncate(text: str, max_tokens: int) -> str:
+    return "".join(split_tokens(text)[:max_tokens])
+
+
+LATENCY_KEY = "sandbox_latency_ms"
+_LATENCY_LINE = re.compile(r"^\s*sandbox_latency_ms\s*:\s*(\d+)\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+def _latency_ms(meta: dict[str, str], instructions: str | None, default: float) -> float:
+    """This response's latency: the `sandbox_latency_ms` metadata entry or instructions
+    line (tests plan a slow run with it), else the server's setting."""
+    raw = meta.get(LATENCY_KEY)
+    if raw is None and instructions:
+        found = _LATENCY_LINE.search(instructions)
+        raw = found.group(1) if found else None
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise bad_request(f"Invalid metadata '{LATENCY_KEY}': expected milliseconds.", "metadata")
+    return float(raw)
+
+
+def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) -> ResponseRecord:
+    """Validate a create body and plan the response's whole life."""
+    model_name = opt_str(body, "model")
+    if not model_name:
+        raise bad_request("Missing required parameter: 'model'.", "model")
+    instructions = opt_str(body, "instructions")
+    meta = metadata(body)
+    background = opt_bool(body, "background", False)
+    store = opt_bool(body, "store", True)
+    if background and not store:
+        raise bad_request("Background mode requires 'store' to be true.", "store")
+    max_out = opt_int(body, "max_output_tokens", minimum=16)
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise bad_request("Invalid 'tools': expected an array.", "tools")
+    earlier, conversation = _history(state, body)
+    new_turns = turns_from_response_input(body.get("input"))
+    turns = earlier + new_turns
+
+    functions, searcher = _tools(state, tools)
+    try:
+        reply = model.reply(
+            model.ModelInput(
+                turns=turns,
+                tools=functions,
+                tool_choice=body.get("tool_choice") or "auto",
+                instructions=instructions,
+                metadata=meta,
+                search=searcher,
+                fault=fault,
+            )
+        )
+    except ScriptError as exc:
+        raise bad_request(str(exc), "metadata") from exc
+    text_out = reply.text + "".join(c.arguments for c in reply.calls)
+    out_tokens = count_tokens(text_out)
+    final_status, error, incomplete = "completed", None, None
+    if max_out is not None and out_tokens > max_out and not reply.calls:
+        reply.segments = [model.Segment(_truncate(reply.text, max_out))]
+        out_tokens = max_out
+        final_status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+    if fault in FAULT_ENDINGS:
+        final_status, error, incomplete = FAULT_ENDINGS[fault]
+    items = output_items(reply, "incomplete" if final_status == "incomplete" else "completed")
+    if final_status == "failed":
+        items = []
+    in_tokens = count_tokens(instructions or "") + sum(count_tokens(t.text) for t in turns)
+    history = turns + _output_turns(items)
+    cfg = state.config
+    params = {
+        "model": model_name,
+        "instructions": instructions,
+        "metadata": meta,
+        "tools": tools,
+        "tool_choice": body.get("tool_choice") or "auto",
+        "parallel_tool_calls": opt_bool(body, "parallel_tool_calls", True),
+        "max_output_tokens": max_out,
+        "previous_response_id": body.get("previous_response_id"),
+        "conversation": conversation,
+        "temperature": body.get("temperature", 1.0),
+        "top_p": body.get("top_p", 1.0),
+    }
+    return ResponseRecord(
+        id=new_id("resp"),
+        params=params,
+        timeline=Timeline.plan(
+            _latency_ms(meta, instructions, cfg.latency_ms), out_tokens, cfg.tokens_per_second
+        ),
+        background=background,
+        store=store,
+        final_status=final_status,
+        output=items,
+        usage=usage_block(in_tokens, out_tokens),
+        input_items=[input_item(t) for t in new_turns],
+        history=history,
+        error=error,
+        incomplete_details=incomplete,
+        job_id=meta.get("runq_job_id"),
+    )
+
+
+def _output_turns(items: list[dict[str, Any]]) -> list[Turn]:
+    turns = []
+    for item in items:
+        if item["type"] == "function_call":
+            turns.append(
+                Turn(
+                    "assistant",
+                    "",
+                    "function_call",
+                    call_id=item["call_id"],
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
+            )
+        elif item["type"] == "message":
+            turns.append(Turn("assistant", item["content"][0]["text"]))
+    return turns
+
+
+def _lookup(state: SandboxState, response_id: str) -> ResponseRecord:
+    rec = state.store.responses.get(response_id)
+    if rec is None:
+        raise not_found("response", response_id)
+    return rec
+
+
+def _poll_headers(rec: ResponseRecord) -> dict[str, str]:
+    now = time.time()
+    if rec.is_terminal(now):
+        return {}
+    return {POLL_AFTER_HEADER: str(rec.timeline.remaining_ms(now))}
+
+
+async def create_response(request: Request) -> Response:
+    state = get_state(request)
+    body = await read_json(request)
+    fault = state.outcome_fault(request)
+    rec = plan_response(state, body, fault)
+    if rec.store:
+        state.store.responses[rec.id] = rec
+        conv = rec.params.get("conversation")
+        if conv:
+            state.store.conversations[conv["id"]].add_response(rec)
+    state.stats.count_created("responses", rec.job_id)
+    if rec.background:
+        state.stats.response_started(rec.id, rec.timeline.done_at)
+    if opt_bool(body, "stream", False):
+        return _stream(rec, -1)
+    if rec.background:
+        return ok(render(rec), headers=_poll_headers(rec))
+    delay = rec.timeline.done_at - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return ok(render(rec))
+
+
+def _stream(rec: ResponseRecord, starting_after: int) -> StreamingResponse:
+    return StreamingResponse(
+        stream_events(rec, starting_after),
+        media_type="text/event-stream",
+        headers={"cache-control": "no-cache"},
+    )
+
+
+async def retrieve_response(request: Request) -> Response:
+    state = get_state(request)
+    rec = _lookup(state, request.path_params["response_id"])
+    if request.query_params.get("stream", "").lower() == "true":
+        if not rec.background:
+            raise bad_request("Only background responses can be streamed again.", "stream")
+        try:
+            after = int(request.query_params.get("starting_after", "-1"))
+        except ValueError as exc:
+            raise bad_request(
+                "Invalid 'starting_after': expected an integer.", "starting_after"
+            ) from exc
+        return _stream(rec, after)
+    return ok(render(rec), headers=_poll_headers(rec))
+
+
+async def cancel_response(request: Request) -> Response:
+    state = get_state(request)
+    rec = _lookup(state, request.path_params["response_id"])
+    if not rec.background:
+        raise bad_request("Only responses created with background=true can be cancelled.")
+    state.stats.count_cancel_request("responses", rec.job_id)
+    now = time.time()
+    if not rec.is_terminal(now):
+        rec.cancelled_at = now
+        state.stats.count_cancelled("responses", rec.job_id)
+        state.stats.response_ended_early(rec.id, rec.timeline.done_at)
+    return ok(render(rec, now))
+
+
+async def delete_response(request: Request) -> Response:
+    state = get_state(request)
+    rec = _lookup(state, request.path_params["response_id"])
+    del state.store.responses[rec.id]
+    return ok({"id": rec.id, "object": "response", "deleted": True})
+
+
+async def list_input_items(request: Request) -> Response:
+    state = get_state(request)
+    rec = _lookup(state, request.path_params["response_id"])
+    return ok(page(rec.input_items, request, default_order="desc"))
+
+
+routes = [
+    Route("/v1/responses", create_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
+    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
+    Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
+]

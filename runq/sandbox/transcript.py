@@ -1,0 +1,88 @@
+"""A protocol-neutral conversation transcript.
+
+Responses input items, Assistants thread messages and Chat Completions messages are all
+normalised to a list of :class:`Turn` so that one model policy (:mod:`sandbox.model`)
+answers all three protocols the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from runq.sandbox.errors import bad_request
+
+
+@dataclass
+class Turn:
+    role: str  # user | assistant | system | developer | tool
+    text: str = ""
+    kind: str = "message"  # message | function_call | function_call_output
+    call_id: str | None = None
+    name: str | None = None
+    arguments: str | None = None
+
+
+def content_text(content: Any) -> str:
+    """Text of a message ``content``: a string or a list of typed parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, dict):  # Assistants stores {"value": ...}
+                    text = text.get("value")
+                if isinstance(text, str):
+                    texts.append(text)
+        return "\n".join(texts)
+    raise bad_request("Invalid 'content': expected a string or an array of parts.", "input")
+
+
+def turns_from_response_input(raw: Any) -> list[Turn]:
+    """Normalise a Responses ``input`` (string or list of items)."""
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [Turn("user", raw)]
+    if not isinstance(raw, list):
+        raise bad_request("Invalid 'input': expected a string or an array of items.", "input")
+    turns: list[Turn] = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, dict):
+            raise bad_request(f"Invalid 'input[{i}]': expected an object.", f"input[{i}]")
+        kind = item.get("type") or "message"
+        if kind == "message":
+            role = item.get("role")
+            if role not in ("user", "assistant", "system", "developer"):
+                raise bad_request(f"Invalid 'input[{i}].role': {role!r}.", f"input[{i}].role")
+            turns.append(Turn(role, content_text(item.get("content"))))
+        elif kind == "function_call_output":
+            if not item.get("call_id"):
+                raise bad_request(
+                    f"Missing required parameter: 'input[{i}].call_id'.", f"input[{i}].call_id"
+                )
+            output = item.get("output")
+            text = output if isinstance(output, str) else content_text(output)
+            turns.append(Turn("tool", text, "function_call_output", call_id=item["call_id"]))
+        elif kind == "function_call":
+            turns.append(
+                Turn(
+                    "assistant",
+                    "",
+                    "function_call",
+                    call_id=item.get("call_id"),
+                    name=item.get("name"),
+                    arguments=item.get("arguments"),
+                )
+            )
+        elif kind in ("file_search_call", "reasoning", "item_reference"):
+            continue  # carried for continuity only; the model does not need them
+        else:
+            raise bad_request(f"Invalid 'input[{i}].type': {kind!r}.", f"input[{i}].type")
+    return turns

