@@ -5,7 +5,6 @@ from __future__ import annotations
 from runq.errors import JobNotFoundError
 from runq.runs import keys
 from runq.runs.toolcalls import ToolCall
-from runq.tasks.runtime import runtime
 from runq.worker.celery_app import app
 
 
@@ -14,7 +13,7 @@ def call(
     job_id: str, round_no: int, call_id: str, name: str, arguments: str, expected: int, token: int
 ) -> bool:
     """Run one call at most once; the call that completes its round schedules the submit."""
-    rt = runtime()
+    rt = app.runtime
     try:
         job = rt.store.get(job_id)
     except JobNotFoundError:

@@ -1,8 +1,12 @@
-"""The Celery app: `celery -A worker worker -Q runs,tools` starts a runq worker.
+"""The Celery app, and the composition root of a worker: `celery -A runq.worker worker`.
 
 Configuration is derived from `Settings` when the app is first used (not at import), so
 a command that starts the embedded stack can point the app at it before anything
 connects.
+
+The app owns the process's `Runtime` (the core's objects, `runq.worker.runtime`) and
+connects the signal handlers (`runq.worker.signals`); the tasks (`runq.tasks`) import
+the app and ask it for the runtime. Imports go one way: tasks -> worker -> runs.
 """
 
 from __future__ import annotations
@@ -13,14 +17,38 @@ from celery import Celery
 
 from runq.config.celery import celery_config
 from runq.config.settings import get_settings
-from runq.worker import signals as _signals  # noqa: F401  (every process with an app connects them)
+from runq.worker import signals
 from runq.worker.discovery import resolve_redis_url
+from runq.worker.runtime import Runtime, build_runtime
 
 # Used only until a Redis is known: connecting to it fails with a clear message
 # (see `require_redis_url`), never silently to some other server.
 UNCONFIGURED = "redis://127.0.0.1:1/0"
 
-app = Celery("runq", include=["runq.tasks.jobs", "runq.tasks.tools"])
+
+class RunqCelery(Celery):
+    """A Celery app that builds the core's objects once per process, on first use."""
+
+    _runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            self._runtime = build_runtime(self, get_settings())
+        return self._runtime
+
+    def reset_runtime(self) -> None:
+        """Forget the runtime (after a fork: a child must not reuse the parent's sockets)."""
+        self._runtime = None
+
+    def redis_url(self) -> str | None:
+        """The Redis this app talks to (explicit REDIS_URL, or a `runq up` in this folder)."""
+        url = str(self.conf.broker_url)
+        return None if url == UNCONFIGURED else url
+
+
+app = RunqCelery("runq", include=["runq.tasks.jobs", "runq.tasks.tools"])
+signals.connect(app)
 
 
 @app.on_configure.connect
@@ -39,5 +67,4 @@ def make_app(broker_url: str, name: str = "runq-producer") -> Celery:
 
 def redis_url() -> str | None:
     """The Redis this process talks to (explicit REDIS_URL, or a `runq up` in this folder)."""
-    url = str(app.conf.broker_url)
-    return None if url == UNCONFIGURED else url
+    return app.redis_url()

@@ -1,11 +1,16 @@
-"""Celery signal handlers: logging in every process, log context per task, startup checks."""
+"""Celery signal handlers: logging in every process, log context per task, startup checks.
+
+Handlers that need the app (the startup check, the sweeper thread, the reset after a
+fork) are connected by `connect(app)`, which the app's module calls: this module never
+imports the app, so the imports run one way.
+"""
 
 from __future__ import annotations
 
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from celery import signals
@@ -14,7 +19,44 @@ from runq.config.logging import configure_logging
 from runq.config.settings import get_settings
 from runq.errors import ConfigurationError
 
+if TYPE_CHECKING:
+    from runq.worker.runtime import Runtime
+
 log = structlog.get_logger("runq.worker")
+
+
+class WorkerApp(Protocol):
+    """What the handlers need of the Celery app (`runq.worker.celery_app.RunqCelery`)."""
+
+    @property
+    def runtime(self) -> Runtime: ...
+
+    def reset_runtime(self) -> None: ...
+
+    def redis_url(self) -> str | None: ...
+
+
+def connect(app: WorkerApp) -> None:
+    """Connect the handlers that act on `app`'s runtime (once per app)."""
+    uid = f"runq-{id(app)}"
+
+    def check_worker(sender: Any = None, **_: Any) -> None:
+        _check_worker(app)
+
+    def start_sweeper(sender: Any = None, **_: Any) -> None:
+        _start_sweeper(app.runtime, str(getattr(sender, "hostname", "worker")))
+
+    def after_fork(**_: Any) -> None:
+        """A forked child must not reuse the parent's sockets."""
+        from runq.runs.backends.client import reset_clients
+
+        reset_clients()
+        app.reset_runtime()
+
+    # weak=False: these closures have no other reference that would keep them alive.
+    signals.worker_init.connect(check_worker, weak=False, dispatch_uid=uid + "-check")
+    signals.worker_ready.connect(start_sweeper, weak=False, dispatch_uid=uid + "-sweeper")
+    signals.worker_process_init.connect(after_fork, weak=False, dispatch_uid=uid + "-fork")
 
 
 @signals.celeryd_init.connect
@@ -24,16 +66,13 @@ def _setup_logging(**_: Any) -> None:
     configure_logging(get_settings(), process="worker")
 
 
-@signals.worker_init.connect
-def _check_worker(sender: Any = None, **_: Any) -> None:
+def _check_worker(app: WorkerApp) -> None:
     """Refuse to start a worker that could not do any work, with a message saying why."""
-    from runq.worker.celery_app import redis_url
-
     try:
         settings = get_settings()
     except ConfigurationError as exc:
         _refuse(str(exc))
-    if redis_url() is None:
+    if app.redis_url() is None:
         _refuse(
             "no Redis configured: set REDIS_URL=redis://HOST:PORT/DB, or start the embedded "
             "stack with `runq up` in this folder"
@@ -66,17 +105,12 @@ def _refuse(message: str) -> None:
 PUMP_INTERVAL = 0.5
 
 
-@signals.worker_ready.connect
-def _start_sweeper(sender: Any = None, **_: Any) -> None:
+def _start_sweeper(rt: Runtime, owner: str) -> None:
     """Each worker runs, in a daemon thread, the pump of delayed steps and the sweeper.
 
     The pump's pop is atomic, so each due step is sent once fleet-wide; a Redis lock makes
     one sweep per interval fleet-wide.
     """
-    from runq.tasks.runtime import runtime
-
-    rt = runtime()
-    owner = str(getattr(sender, "hostname", "worker"))
 
     def loop() -> None:
         stop = threading.Event()
@@ -91,16 +125,6 @@ def _start_sweeper(sender: Any = None, **_: Any) -> None:
                 log.exception("sweeper.failed")
 
     threading.Thread(target=loop, name="runq-sweeper", daemon=True).start()
-
-
-@signals.worker_process_init.connect
-def _after_fork(**_: Any) -> None:
-    """A forked child must not reuse the parent's sockets."""
-    from runq.runs.backends.client import reset_clients
-    from runq.tasks.runtime import reset_runtime
-
-    reset_clients()
-    reset_runtime()
 
 
 # Log context that travels with a message, from the producer (or the step that scheduled

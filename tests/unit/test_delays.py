@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 import fakeredis
+from celery import Celery
 
 from runq.runs.delays import DelayedSteps, DueStep
-from runq.tasks.runtime import CeleryScheduler
+from runq.worker.runtime import CeleryScheduler
 
 
 def test_only_waits_past_the_threshold_are_kept_in_redis() -> None:
@@ -33,7 +34,7 @@ def test_due_steps_are_popped_once_and_in_time() -> None:
 
 class _Recording(CeleryScheduler):
     def __init__(self, delays: DelayedSteps) -> None:
-        super().__init__(delays)
+        super().__init__(Celery(set_as_current=False), delays)
         self.sent: list[tuple[str, str, int, float]] = []
 
     def send(self, step: str, job_id: str, token: int, countdown: float = 0.0) -> None:

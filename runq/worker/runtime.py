@@ -1,4 +1,10 @@
-"""The per-process objects tasks need, built once from settings (and again after a fork)."""
+"""The core's objects for one worker process, built from settings by the Celery app.
+
+The Celery app (`runq.worker.celery_app`) is the composition root: it owns one `Runtime`
+per process (built on first use, built again after a fork) and hands it to the tasks,
+which import the app, never the other way round. Nothing here imports the app: the
+scheduler is given the app it sends messages with.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from celery import Celery
 
 from runq.config.celery import PRIORITY_NEW_JOB
-from runq.config.settings import get_settings
+from runq.config.settings import Settings
 from runq.errors import ToolError
 from runq.runs.backends import BackendFactory
 from runq.runs.chains import parse_chains
@@ -23,7 +30,6 @@ from runq.runs.store import JobStore
 from runq.runs.sweeper import Sweeper
 from runq.runs.toolcalls import ToolCalls
 from runq.runs.tools import registry
-from runq.worker.celery_app import app
 from runq.worker.discovery import resolve_base_url
 
 
@@ -34,7 +40,8 @@ class CeleryScheduler:
     (`runs.delays`) until the workers' pump sends it, so no worker holds it in memory.
     """
 
-    def __init__(self, delays: DelayedSteps | None = None) -> None:
+    def __init__(self, app: Celery, delays: DelayedSteps | None = None) -> None:
+        self.app = app
         self.delays = delays
 
     def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
@@ -47,7 +54,7 @@ class CeleryScheduler:
         options: dict[str, Any] = {"countdown": countdown} if countdown > 0 else {}
         if step == "start":
             options["priority"] = PRIORITY_NEW_JOB
-        app.send_task(f"runq.jobs.{step}", args=[job_id, token], **options)
+        self.app.send_task(f"runq.jobs.{step}", args=[job_id, token], **options)
 
     def dispatch_tools(self, job: Job, token: int) -> None:
         expected = len(job.pending_calls)
@@ -56,7 +63,7 @@ class CeleryScheduler:
                 queue = registry.get(call["name"]).queue
             except ToolError:  # unknown tool: the tools queue reports it to the model
                 queue = "tools"
-            app.send_task(
+            self.app.send_task(
                 "runq.tools.call",
                 args=[
                     job.id,
@@ -72,7 +79,7 @@ class CeleryScheduler:
 
     def publish_result(self, job: Job) -> None:
         """The result backend entry under the job id: `AsyncResult(job_id).get()` works."""
-        app.backend.store_result(job.id, job.result(), "SUCCESS")
+        self.app.backend.store_result(job.id, job.result(), "SUCCESS")
 
 
 @dataclass
@@ -94,24 +101,9 @@ class Runtime:
         return len(due)
 
 
-_runtime: Runtime | None = None
-
-
-def runtime() -> Runtime:
-    global _runtime
-    if _runtime is None:
-        _runtime = _build()
-    return _runtime
-
-
-def reset_runtime() -> None:
-    global _runtime
-    _runtime = None
-
-
-def _build() -> Runtime:
-    settings = get_settings()
-    client = redis.Redis.from_url(str(app.conf.broker_url), health_check_interval=10)
+def build_runtime(app: Celery, settings: Settings) -> Runtime:
+    """Every object a step needs, wired once: the one place that knows them all."""
+    client = redis.Redis.from_url(str(app.conf.result_backend), health_check_interval=10)
     store = JobStore(
         client,
         events_maxlen=settings.events_maxlen,
@@ -144,7 +136,7 @@ def _build() -> Runtime:
         cache_ttl=settings.result_expires,
     )
     delays = DelayedSteps(client)
-    scheduler = CeleryScheduler(delays)
+    scheduler = CeleryScheduler(app, delays)
     steps = Steps(
         store,
         factory,
