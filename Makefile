@@ -3,14 +3,28 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# The exact versions CI passed with (`make lock` writes it); LATEST=1 ignores it and
+# takes the newest versions pyproject.toml allows (`make test-latest`).
+LOCK   := requirements/lock.txt
+LATEST ?=
 
-.PHONY: system-deps install demo test test-unit test-integration lint typecheck bench bench-ask chaos clean
+.PHONY: system-deps install demo test test-latest test-unit test-integration lint \
+	typecheck imports lock bench bench-ask chaos clean
 
+ifeq ($(LATEST),1)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install --upgrade --upgrade-strategy eager -e '.[dev]'
 	touch $(STAMP)
+else
+$(STAMP): pyproject.toml $(LOCK)
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -r $(LOCK)
+	$(BIN)/python -m pip install --no-deps -e .
+	touch $(STAMP)
+endif
 
 install: $(STAMP)
 
@@ -22,8 +36,20 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
-test: $(STAMP) system-deps lint typecheck
+test: $(STAMP) system-deps lint typecheck imports
 	$(BIN)/python -m pytest
+
+# The same suite in a venv of its own with the newest versions pyproject.toml allows.
+test-latest:
+	$(MAKE) test VENV=.venv-latest LATEST=1
+
+# Pin every dependency (extras all and dev) to what resolves today; commit the result.
+# The project itself is dropped from the file: `make` installs it editable on its own.
+lock: $(STAMP)
+	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-trusted-host --no-emit-find-links \
+		--strip-extras --extra dev --extra all -o $(LOCK) pyproject.toml
+	awk '/^runq @ /{skip=1; next} skip && /^    #/{next} {skip=0; print}' $(LOCK) > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
 
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit tests/sandbox
@@ -37,6 +63,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# The layers and the independence of the sandbox ([tool.importlinter] in pyproject.toml).
+imports: $(STAMP)
+	$(BIN)/lint-imports
 
 # Benchmarks: `make bench` (N=1000, L=500 ms; writes docs/benchmarks.md and
 # bench/results/latest.json), `make bench QUICK=1` (the CI smoke run), `make bench FULL=1`.
@@ -54,4 +84,4 @@ chaos: $(STAMP)
 	$(BIN)/python -m bench.ratelimit_run $(if $(QUICK),--quick,)
 
 clean:
-	rm -rf $(VENV) .runq .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .runq .pytest_cache .mypy_cache .ruff_cache
