@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-import runq.sandbox.app as sandbox_app
+import runq.sandbox.server.app as sandbox_app
 from runq.sandbox.cli import main
-from runq.sandbox.state import get_state
+from runq.sandbox.engine.state import get_state
 
 
 async def timelines(request: Request) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""``python -m sandbox``: same as ``runq sandbox``."""
+"""``python -m runq.sandbox``: same as ``runq sandbox``."""
 
 import sys
 

@@ -8,8 +8,8 @@ import openai
 import pytest
 from sandbox_helpers import admin
 
-from runq.sandbox.config import SandboxConfig
-from runq.sandbox.server import SandboxServer
+from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.server.serve import SandboxServer
 
 LATENCY_MS = 150
 

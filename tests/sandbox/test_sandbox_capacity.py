@@ -7,8 +7,8 @@ import asyncio
 import openai
 from sandbox_helpers import admin
 
-from runq.sandbox.config import SandboxConfig
-from runq.sandbox.server import SandboxServer
+from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.server.serve import SandboxServer
 
 
 def test_two_thousand_concurrent_background_responses() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from runq.sandbox.cli import build_parser
-from runq.sandbox.config import SandboxConfig, parse_faults
+from runq.sandbox.engine.config import SandboxConfig, parse_faults
+from runq.sandbox.server.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -78,7 +78,7 @@ def test_bad_settings_name_the_variable(env: dict[str, str], says: str) -> None:
 
 
 def test_bad_flags_are_refused_before_binding(capsys: pytest.CaptureFixture[str]) -> None:
-    from runq.sandbox.cli import main
+    from runq.sandbox.server.cli import main
 
     for argv, says in [(["--port", "99999"], "port must be within 0-65535"),
                        (["--latency-ms", "-5"], "latency_ms must not be negative")]:  # fmt: skip

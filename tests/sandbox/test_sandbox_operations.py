@@ -6,8 +6,8 @@ import openai
 import pytest
 from sandbox_helpers import admin, wait_until
 
-from runq.sandbox.config import SandboxConfig
-from runq.sandbox.server import SandboxServer
+from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.server.serve import SandboxServer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Assistants is deprecated
 
@@ -176,7 +176,7 @@ def test_served_connections_send_without_nagle_delay() -> None:
     import asyncio
     import socket
 
-    from runq.sandbox.server import bind_socket
+    from runq.sandbox.server.serve import bind_socket
 
     async def nodelay_of_an_accepted_connection() -> int:
         listener = bind_socket("127.0.0.1", 0)

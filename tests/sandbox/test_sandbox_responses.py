@@ -9,8 +9,8 @@ import openai
 import pytest
 from sandbox_helpers import admin, is_terminal, wait_until
 
-from runq.sandbox.config import SandboxConfig
-from runq.sandbox.server import SandboxServer
+from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.server.serve import SandboxServer
 
 
 def test_background_create_then_poll_until_completed(client: openai.OpenAI) -> None:

@@ -10,10 +10,10 @@ import openai
 import pytest
 from sandbox_helpers import admin, wait_until
 
-from runq.sandbox import snapshot
-from runq.sandbox.app import create_app
-from runq.sandbox.config import SandboxConfig
-from runq.sandbox.server import SandboxServer
+from runq.sandbox.engine import snapshot
+from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.server.app import create_app
+from runq.sandbox.server.serve import SandboxServer
 
 LATENCY_MS = 150
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

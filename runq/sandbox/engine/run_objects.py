@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from runq.sandbox.ids import new_id
-from runq.sandbox.model import Reply
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.model import Reply
 
 ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
 FAULT_ERRORS = {

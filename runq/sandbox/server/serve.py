@@ -15,8 +15,8 @@ from types import TracebackType
 
 import uvicorn
 
-from runq.sandbox.app import create_app
-from runq.sandbox.config import SandboxConfig
+from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.server.app import create_app
 
 
 class _DropInjectedResets(logging.Filter):

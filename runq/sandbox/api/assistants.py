@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.errors import bad_request, not_found
-from runq.sandbox.http import metadata, ok, opt_str, page, read_json
-from runq.sandbox.ids import new_id
-from runq.sandbox.run_objects import ACTIVE
-from runq.sandbox.state import SandboxState, get_state
-from runq.sandbox.transcript import content_text
+from runq.sandbox.api.http import metadata, ok, opt_str, page, read_json
+from runq.sandbox.engine.errors import bad_request, not_found
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.run_objects import ACTIVE
+from runq.sandbox.engine.state import SandboxState, get_state
+from runq.sandbox.engine.transcript import content_text
 
 ASSISTANT_FIELDS = (
     "model",

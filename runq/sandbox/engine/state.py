@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
-from runq.sandbox.config import SandboxConfig
-from runq.sandbox.faults import FAULT_HEADER, FaultInjector
-from runq.sandbox.ratelimit import RateLimiter
-from runq.sandbox.stats import Stats
-from runq.sandbox.store import Store
+from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.engine.faults import FAULT_HEADER, FaultInjector
+from runq.sandbox.engine.ratelimit import RateLimiter
+from runq.sandbox.engine.stats import Stats
+from runq.sandbox.engine.store import Store
 
 
 @dataclass

@@ -24,7 +24,7 @@ import json
 import re
 from typing import Any
 
-from runq.sandbox.transcript import Turn
+from runq.sandbox.engine.transcript import Turn
 
 SCRIPT_KEY = "sandbox_script"
 _SCRIPT_LINE = re.compile(r"^\s*sandbox_script\s*:\s*(.+)$", re.MULTILINE | re.IGNORECASE)

@@ -25,13 +25,13 @@ import typing
 from pathlib import Path
 from typing import Any, Union
 
-from runq.sandbox.assistants import ThreadRecord
-from runq.sandbox.conversations import ConversationRecord
-from runq.sandbox.files import FileRecord
-from runq.sandbox.response_objects import ResponseRecord
-from runq.sandbox.run_objects import RunRecord
-from runq.sandbox.state import SandboxState
-from runq.sandbox.vector_stores import VectorStoreRecord
+from runq.sandbox.api.assistants import ThreadRecord
+from runq.sandbox.api.conversations import ConversationRecord
+from runq.sandbox.api.files import FileRecord
+from runq.sandbox.api.vector_stores import VectorStoreRecord
+from runq.sandbox.engine.response_objects import ResponseRecord
+from runq.sandbox.engine.run_objects import RunRecord
+from runq.sandbox.engine.state import SandboxState
 
 FORMAT = "runq-sandbox-snapshot"
 VERSION = 1

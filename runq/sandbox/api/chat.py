@@ -19,15 +19,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox import model
-from runq.sandbox.errors import SandboxError, bad_request
-from runq.sandbox.http import metadata, ok, opt_bool, opt_int, opt_str, read_json
-from runq.sandbox.ids import new_id
-from runq.sandbox.lifecycle import Timeline
-from runq.sandbox.state import get_state
-from runq.sandbox.tokens import count_tokens, split_tokens
-from runq.sandbox.tool_policy import ScriptError
-from runq.sandbox.transcript import Turn, content_text
+from runq.sandbox.api.http import metadata, ok, opt_bool, opt_int, opt_str, read_json
+from runq.sandbox.engine import model
+from runq.sandbox.engine.errors import SandboxError, bad_request
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.lifecycle import Timeline
+from runq.sandbox.engine.state import get_state
+from runq.sandbox.engine.tokens import count_tokens, split_tokens
+from runq.sandbox.engine.tool_policy import ScriptError
+from runq.sandbox.engine.transcript import Turn, content_text
 
 
 def turns_from_messages(messages: Any) -> list[Turn]:

@@ -10,12 +10,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.errors import not_found
-from runq.sandbox.http import metadata, ok, page, read_json
-from runq.sandbox.ids import new_id
-from runq.sandbox.response_objects import ResponseRecord, input_item
-from runq.sandbox.state import get_state
-from runq.sandbox.transcript import Turn, turns_from_response_input
+from runq.sandbox.api.http import metadata, ok, page, read_json
+from runq.sandbox.engine.errors import not_found
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.response_objects import ResponseRecord, input_item
+from runq.sandbox.engine.state import get_state
+from runq.sandbox.engine.transcript import Turn, turns_from_response_input
 
 
 @dataclass

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from runq.sandbox.errors import bad_request
+from runq.sandbox.engine.errors import bad_request
 
 
 @dataclass

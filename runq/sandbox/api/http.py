@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from runq.sandbox.errors import bad_request
+from runq.sandbox.engine.errors import bad_request
 
 
 async def read_json(request: Request) -> dict[str, Any]:

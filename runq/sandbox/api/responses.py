@@ -16,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox import model
-from runq.sandbox.errors import bad_request, not_found
-from runq.sandbox.http import metadata, ok, opt_bool, opt_int, opt_str, page, read_json
-from runq.sandbox.ids import new_id
-from runq.sandbox.lifecycle import Timeline
-from runq.sandbox.response_events import stream_events
-from runq.sandbox.response_objects import (
+from runq.sandbox.api.http import metadata, ok, opt_bool, opt_int, opt_str, page, read_json
+from runq.sandbox.api.vector_stores import search_stores
+from runq.sandbox.engine import model
+from runq.sandbox.engine.errors import bad_request, not_found
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.lifecycle import Timeline
+from runq.sandbox.engine.response_events import stream_events
+from runq.sandbox.engine.response_objects import (
     FAULT_ENDINGS,
     ResponseRecord,
     input_item,
@@ -30,11 +31,10 @@ from runq.sandbox.response_objects import (
     render,
     usage_block,
 )
-from runq.sandbox.state import SandboxState, get_state
-from runq.sandbox.tokens import count_tokens, split_tokens
-from runq.sandbox.tool_policy import ScriptError
-from runq.sandbox.transcript import Turn, turns_from_response_input
-from runq.sandbox.vector_stores import search_stores
+from runq.sandbox.engine.state import SandboxState, get_state
+from runq.sandbox.engine.tokens import count_tokens, split_tokens
+from runq.sandbox.engine.tool_policy import ScriptError
+from runq.sandbox.engine.transcript import Turn, turns_from_response_input
 
 POLL_AFTER_HEADER = "openai-poll-after-ms"
 

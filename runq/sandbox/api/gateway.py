@@ -21,9 +21,9 @@ from typing import Any
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from runq.sandbox.errors import SandboxError
-from runq.sandbox.faults import FAULT_HEADER
-from runq.sandbox.state import SandboxState
+from runq.sandbox.engine.errors import SandboxError
+from runq.sandbox.engine.faults import FAULT_HEADER
+from runq.sandbox.engine.state import SandboxState
 
 
 def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:

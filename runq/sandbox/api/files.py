@@ -10,10 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.errors import bad_request, not_found
-from runq.sandbox.http import ok, page
-from runq.sandbox.ids import new_id
-from runq.sandbox.state import SandboxState, get_state
+from runq.sandbox.api.http import ok, page
+from runq.sandbox.engine.errors import bad_request, not_found
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.state import SandboxState, get_state
 
 PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 

@@ -22,7 +22,9 @@ def parse_faults(spec: str | None) -> dict[str, float]:
     Unknown kinds and probabilities outside [0, 1] are refused with ``ValueError`` so a
     typo in a chaos profile is loud, not silently ignored.
     """
-    from runq.sandbox.faults import FAULT_KINDS  # local import: faults imports nothing from here
+    from runq.sandbox.engine.faults import (
+        FAULT_KINDS,  # local import: faults imports nothing from here
+    )
 
     profile: dict[str, float] = {}
     for part in (spec or "").split(","):

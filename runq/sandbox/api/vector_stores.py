@@ -16,14 +16,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.documents import UnsupportedFile, extract_text
-from runq.sandbox.errors import bad_request, not_found
-from runq.sandbox.files import lookup_file
-from runq.sandbox.http import metadata, ok, page, read_json
-from runq.sandbox.ids import new_id
-from runq.sandbox.retrieval import bm25
-from runq.sandbox.state import SandboxState, get_state
-from runq.sandbox.tokens import chunk_text
+from runq.sandbox.api.files import lookup_file
+from runq.sandbox.api.http import metadata, ok, page, read_json
+from runq.sandbox.engine.documents import UnsupportedFile, extract_text
+from runq.sandbox.engine.errors import bad_request, not_found
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.retrieval import bm25
+from runq.sandbox.engine.state import SandboxState, get_state
+from runq.sandbox.engine.tokens import chunk_text
 
 CHUNK_TOKENS, CHUNK_OVERLAP = 800, 400
 STATIC_CHUNKING = {

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from runq.sandbox.ids import new_id
-from runq.sandbox.lifecycle import Timeline
-from runq.sandbox.model import Reply
-from runq.sandbox.transcript import Turn
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.lifecycle import Timeline
+from runq.sandbox.engine.model import Reply
+from runq.sandbox.engine.transcript import Turn
 
 # How each outcome fault ends a response (Responses has no "expired" status).
 FAULT_ENDINGS: dict[str, tuple[str, dict[str, Any] | None, dict[str, Any] | None]] = {

@@ -23,9 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runq.sandbox import tool_policy
-from runq.sandbox.ids import new_id
-from runq.sandbox.transcript import Turn
+from runq.sandbox.engine import tool_policy
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.transcript import Turn
 
 NOT_FOUND_ANSWER = "I could not find an answer to that in the provided files."
 
@@ -136,7 +136,7 @@ def _calls(specs: list[dict[str, Any]], fault: str | None) -> list[ToolCall]:
 
 
 def _search_answer(search: Searcher, query: str) -> Reply:
-    from runq.sandbox.retrieval import best_sentences  # retrieval is optional for the model
+    from runq.sandbox.engine.retrieval import best_sentences  # retrieval is optional for the model
 
     hits = search(query)
     reply = Reply(search_queries=[query], searched=True)

@@ -16,8 +16,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from runq.sandbox.response_objects import ResponseRecord, render
-from runq.sandbox.tokens import split_tokens
+from runq.sandbox.engine.response_objects import ResponseRecord, render
+from runq.sandbox.engine.tokens import split_tokens
 
 Event = tuple[float, dict[str, Any]]
 

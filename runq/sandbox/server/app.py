@@ -19,22 +19,22 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from runq.sandbox import (
+from runq.sandbox.api import (
     admin,
     assistants,
     chat,
     conversations,
     files,
-    models_api,
+    models,
     responses,
     runs,
-    snapshot,
     vector_stores,
 )
-from runq.sandbox.config import SandboxConfig
-from runq.sandbox.errors import SandboxError
-from runq.sandbox.gateway import Gateway
-from runq.sandbox.state import SandboxState
+from runq.sandbox.api.gateway import Gateway
+from runq.sandbox.engine import snapshot
+from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.engine.errors import SandboxError
+from runq.sandbox.engine.state import SandboxState
 
 
 def all_routes() -> list[BaseRoute]:
@@ -46,7 +46,7 @@ def all_routes() -> list[BaseRoute]:
         *runs.routes,
         *files.routes,
         *vector_stores.routes,
-        *models_api.routes,
+        *models.routes,
         *admin.routes,
     ]
 

@@ -20,23 +20,23 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox import model
-from runq.sandbox.assistants import (
+from runq.sandbox.api.assistants import (
     ThreadRecord,
     lookup,
     message_json,
     new_thread,
     refuse_if_busy,
 )
-from runq.sandbox.errors import bad_request
-from runq.sandbox.http import metadata, ok, opt_bool, page, read_json
-from runq.sandbox.ids import new_id
-from runq.sandbox.run_objects import RunRecord, Segment, render_run, render_steps
-from runq.sandbox.state import SandboxState, get_state
-from runq.sandbox.tokens import count_tokens, split_tokens
-from runq.sandbox.tool_policy import ScriptError
-from runq.sandbox.transcript import Turn, content_text
-from runq.sandbox.vector_stores import search_stores
+from runq.sandbox.api.http import metadata, ok, opt_bool, page, read_json
+from runq.sandbox.api.vector_stores import search_stores
+from runq.sandbox.engine import model
+from runq.sandbox.engine.errors import bad_request
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.run_objects import RunRecord, Segment, render_run, render_steps
+from runq.sandbox.engine.state import SandboxState, get_state
+from runq.sandbox.engine.tokens import count_tokens, split_tokens
+from runq.sandbox.engine.tool_policy import ScriptError
+from runq.sandbox.engine.transcript import Turn, content_text
 
 
 def _turns(thread: ThreadRecord, run: RunRecord, now: float) -> list[Turn]:

@@ -1,0 +1,1 @@
+"""The simulated backend behind the routes: the model, objects, state, limits and faults."""

@@ -1,0 +1,1 @@
+"""Serving the sandbox: the Starlette app assembly, the uvicorn server and the CLI."""
