@@ -98,7 +98,9 @@ def counters(stderr: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in line[len("runq ask: ") :].split())
 
 
-FLOOR_IMPORTS = "producers.ask, producers.ask_output, producers.quick_reads, rich.console"
+FLOOR_IMPORTS = (
+    "runq.producers.ask.batch, runq.producers.ask.output, runq.producers.client._resp, rich.console"
+)
 
 
 def import_floor(also: str = "", samples: int = 5) -> float:

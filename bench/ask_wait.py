@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from runq.config.settings import load_settings
-from runq.producers.api import Client
-from runq.producers.ask import DEFAULT_INSTRUCTIONS, AskReport, _follow, _poll
-from runq.producers.ask_corpus import Corpus
+from runq.producers.ask.batch import DEFAULT_INSTRUCTIONS, AskReport, _follow, _poll
+from runq.producers.ask.corpus import Corpus
+from runq.producers.client.sync import Client
 from runq.runs.job import RUNNING, Job, JobSpec
 from runq.worker.launcher import EmbeddedRedis
 

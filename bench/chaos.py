@@ -38,7 +38,7 @@ from typing import Any
 
 from bench.common import ProbeSandbox, descendants, machine_info, percentile
 from runq.config.settings import load_settings
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.worker.launcher import EmbeddedRedis, WorkerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.report import replace_section
 from runq.config.settings import load_settings
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ from pathlib import Path
 import redis
 
 from runq.config.settings import load_settings
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.worker.launcher import EmbeddedRedis, SandboxProcess, WorkerProcess
 
 SCRIPT = json.dumps([[{"name": "calculator", "arguments": {"expression": "6*7"}}]])

@@ -49,7 +49,7 @@ from bench.common import (
     redis_delta,
 )
 from runq.config.settings import load_settings
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.runs import keys
 from runq.worker.launcher import EmbeddedRedis, WorkerProcess
 

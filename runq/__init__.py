@@ -28,8 +28,8 @@ if TYPE_CHECKING:
         RunqError,
         ToolError,
     )
-    from runq.producers.aio import AsyncClient, AsyncJobHandle
-    from runq.producers.api import Client, JobHandle, get_job, submit
+    from runq.producers.client.aio import AsyncClient, AsyncJobHandle
+    from runq.producers.client.sync import Client, JobHandle, get_job, submit
     from runq.runs.tools import tool
 
 __version__ = "0.2.0"
@@ -53,12 +53,12 @@ __all__ = [
 
 # Where each public name is defined.
 _HOMES = {
-    "submit": "runq.producers.api",
-    "get_job": "runq.producers.api",
-    "Client": "runq.producers.api",
-    "JobHandle": "runq.producers.api",
-    "AsyncClient": "runq.producers.aio",
-    "AsyncJobHandle": "runq.producers.aio",
+    "submit": "runq.producers.client.sync",
+    "get_job": "runq.producers.client.sync",
+    "Client": "runq.producers.client.sync",
+    "JobHandle": "runq.producers.client.sync",
+    "AsyncClient": "runq.producers.client.aio",
+    "AsyncJobHandle": "runq.producers.client.aio",
     "tool": "runq.runs.tools",
     "RunqError": "runq.errors",
     "ConfigurationError": "runq.errors",

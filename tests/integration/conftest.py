@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runq.config.settings import load_settings
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.worker.launcher import SandboxProcess, Stack
 
 # The example tools, and a slow one for tests that act while a tool round runs.

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from runq.config.settings import load_settings
-from runq.producers import ask
-from runq.producers.api import Client
+from runq.producers.ask import batch as ask
+from runq.producers.client.sync import Client
 from runq.runs import keys
 from runq.worker.launcher import Stack
 from tests.conftest import imported_modules
@@ -95,7 +95,7 @@ def test_ask_answers_every_question_then_reuses_everything(stack: Stack, tmp_pat
     assert backend_requests(stack) == before
     # ... and imported no client it did not need: not even redis-py (`quick_reads`).
     imported = imported_modules(second.stderr)
-    assert "runq.producers.ask" in imported
+    assert "runq.producers.ask.batch" in imported
     unneeded = {"redis", "openai", "celery"} & imported
     assert not unneeded, f"the re-run imported {sorted(unneeded)}"
     print(f"\nrunq ask: first run {first_s:.2f}s, second run {second_s:.2f}s, "

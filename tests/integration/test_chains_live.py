@@ -7,7 +7,7 @@ import json
 import pytest
 
 from runq.config.settings import load_settings
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.worker.launcher import Stack, free_port
 
 pytestmark = pytest.mark.integration

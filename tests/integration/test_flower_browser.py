@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 from runq.config.settings import load_settings
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.worker.launcher import Stack, free_port
 from tests.conftest import wait_for
 

@@ -26,7 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runq.config.settings import load_settings
-from runq.producers.api import Client, JobHandle
+from runq.producers.client.sync import Client, JobHandle
 from runq.runs.metrics import DEFAULT_PRICES
 from runq.worker.launcher import Stack, WorkerProcess, free_port
 from tests.conftest import wait_for

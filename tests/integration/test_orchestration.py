@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.worker.launcher import Stack
 from tests.conftest import wait_for
 from tests.integration.conftest import stack_on, worker_log

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 import redis
 
-from runq.producers.quick_reads import Address, QuickReads, parse_url
+from runq.producers.client._resp import Address, QuickReads, parse_url
 from runq.worker.launcher import _wait_until, find_redis_server, free_port, stop_process
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ import pytest
 from celery.result import AsyncResult
 
 from runq.errors import InvalidJobError
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.runs import keys
 from runq.worker.celery_app import make_app
 from runq.worker.launcher import SandboxProcess, Stack

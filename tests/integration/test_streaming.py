@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runq.config.settings import load_settings
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.worker.launcher import Stack
 from tests.conftest import wait_for
 

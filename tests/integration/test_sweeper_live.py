@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from celery.result import AsyncResult
 
-from runq.producers.api import Client
+from runq.producers.client.sync import Client
 from runq.runs.job import RUNNING, SUCCEEDED, Job, JobSpec
 from runq.worker.launcher import SandboxProcess, Stack
 from tests.conftest import wait_for

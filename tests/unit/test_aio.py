@@ -9,8 +9,8 @@ import pytest
 
 from runq.config.settings import load_settings
 from runq.errors import InvalidJobError, JobNotFoundError, JobTimeoutError
-from runq.producers.aio import AsyncClient
-from runq.producers.api import Client
+from runq.producers.client.aio import AsyncClient
+from runq.producers.client.sync import Client
 from runq.runs import keys
 
 

@@ -12,9 +12,11 @@ from rich.console import Console
 
 from runq.config.settings import load_settings
 from runq.errors import InvalidJobError
-from runq.producers import ask, ask_output, cli
-from runq.producers.api import Client
-from runq.producers.ask_corpus import Corpus, Document, collect
+from runq.producers import cli
+from runq.producers.ask import batch as ask
+from runq.producers.ask import output as ask_output
+from runq.producers.ask.corpus import Corpus, Document, collect
+from runq.producers.client.sync import Client
 
 
 def make_tree(root: Path) -> None:

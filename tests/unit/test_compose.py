@@ -20,7 +20,7 @@ import yaml
 from runq.config.settings import Settings, load_settings
 from runq.errors import ConfigurationError
 from runq.producers.cli import build_parser
-from runq.producers.flower import FlowerOptions, flower_command
+from runq.producers.ops.flower import FlowerOptions, flower_command
 from runq.sandbox.cli import build_parser as sandbox_parser
 
 ROOT = Path(__file__).resolve().parents[2]

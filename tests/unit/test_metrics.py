@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runq.errors import ConfigurationError
-from runq.producers.metrics_server import MetricsServer, QueueCollector, build_registry
+from runq.producers.ops.metrics_server import MetricsServer, QueueCollector, build_registry
 from runq.runs import keys
 from runq.runs.metrics import DEFAULT_PRICES, Metrics, load_prices, price_for
 
@@ -281,7 +281,7 @@ def test_build_registry_without_queues(r: fakeredis.FakeRedis) -> None:
 def test_asgi_app_serves_metrics(r: fakeredis.FakeRedis) -> None:
     import asyncio
 
-    from runq.producers.metrics_server import metrics_asgi_app
+    from runq.producers.ops.metrics_server import metrics_asgi_app
 
     Metrics(r, prices=PRICES).retry(link="l", code="c")
     app = metrics_asgi_app(r)

@@ -1,7 +1,7 @@
 """Batch document Q&A: `runq ask DOCS... --questions FILE --out results.jsonl`.
 
 1. Collect the documents (folders recurse; unsupported files are listed with a reason),
-   upload each content once and build one vector store (see `producers.ask_corpus`);
+   upload each content once and build one vector store (see `ask.corpus`);
    or, with `--vector-store ID`, search the user's own store, adding the documents given.
 2. Enqueue one Responses job per question with `vector_store_ids=[store]`. Job ids are
    deterministic: `ask_<digest>` where the digest covers the corpus content (file
@@ -18,7 +18,7 @@
 The job records are looked up *before* the backend is touched: when every question
 already has an answer (or a job still running), a re-run reads Redis only — no upload
 check, no vector store call, and neither the `openai` client, Celery nor redis-py is
-imported (the reads go over `producers.quick_reads`), so it costs little more than the
+imported (the reads go over `Client.reads`), so it costs little more than the
 interpreter's start.
 
 Ctrl-C stops waiting, not the jobs: they keep running in the workers, and the same
@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runq.errors import RunqError
-from runq.producers import ask_corpus
-from runq.producers.api import Client
-from runq.producers.ask_corpus import Corpus
+from runq.producers.ask import corpus as ask_corpus
+from runq.producers.ask.corpus import Corpus
+from runq.producers.client.sync import Client
 from runq.runs import keys
 from runq.runs.job import CANCELLED, FAILED, TERMINAL, Job
 from runq.worker.discovery import resolve_base_url

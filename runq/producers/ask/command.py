@@ -1,6 +1,6 @@
 """Q&A and gateway commands of the `runq` CLI: `runq ask` and `runq gateway`.
 
-`producers.cli` imports this module and calls `add_commands(subparsers)`; every handler
+`cli.entry` imports this module and calls `add_commands(subparsers)`; every handler
 takes the parsed arguments and returns the exit code.
 """
 
@@ -11,7 +11,7 @@ import shlex
 import sys
 from typing import Any
 
-from runq.producers import cli_args
+from runq.producers.cli import option_types
 
 EXIT_INTERRUPTED = 130
 
@@ -24,8 +24,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from runq.producers import ask, ask_output
-    from runq.producers.api import Client
+    from runq.producers.ask import batch as ask
+    from runq.producers.ask import output as ask_output
+    from runq.producers.client.sync import Client
 
     questions = list(args.question or [])
     if args.questions:
@@ -117,7 +118,7 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--mode")
     p.add_argument(
         "--timeout",
-        type=cli_args.seconds,
+        type=option_types.seconds,
         default=900.0,
         help="seconds to wait for the answers (jobs keep running after)",
     )
@@ -131,7 +132,7 @@ def add_commands(sub: Any) -> None:
         "(token `demo`, bound to 127.0.0.1 only).",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=cli_args.port, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=option_types.port, default=8000, help="port (default 8000)")
     p.add_argument(
         "--demo", action="store_true", help="accept the single token `demo`; binds 127.0.0.1 only"
     )

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # imported where used: a re-run that reuses every answer neve
     import openai
     import redis
 
-    from runq.producers.quick_reads import KeyReads
+    from runq.producers.client import KeyReads
 
 # Extension -> a check of the first bytes (None: any text).
 SUPPORTED: dict[str, bytes | None] = {

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from runq.config.settings import BACKENDS, MODES, ConfigurationError
 from runq.errors import RunqError
-from runq.producers import cli_args
+from runq.producers.cli import option_types
 
 if TYPE_CHECKING:
     from runq.runs.job import Job
@@ -22,7 +22,7 @@ EXIT_USAGE = 2
 
 
 def _client() -> Any:
-    from runq.producers.api import Client
+    from runq.producers.client.sync import Client
 
     return Client()
 
@@ -30,7 +30,7 @@ def _client() -> Any:
 def _record(job_id: str) -> Job:
     """A job's record in one GET over the client's quick reads: a command that only looks
     at a job starts in half the time, never importing redis-py."""
-    from runq.producers.api import Client
+    from runq.producers.client.sync import Client
     from runq.runs import keys
     from runq.runs.store import load_record
 
@@ -170,7 +170,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from runq.producers.stack import run_up
+    from runq.producers.ops.up import run_up
 
     return run_up(
         workers=args.workers,
@@ -183,7 +183,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from runq.producers.demo import run_demo
+    from runq.producers.ops.demo import run_demo
 
     return run_demo(questions_file=args.questions, latency_ms=args.latency_ms)
 
@@ -212,7 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chain", help="a fallback chain named in configuration")
     p.add_argument("--idempotency-key")
     p.add_argument("--wait", action="store_true", help="wait for the result")
-    p.add_argument("--timeout", type=cli_args.seconds, default=None)
+    p.add_argument("--timeout", type=option_types.seconds, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_submit)
 
@@ -224,13 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("result", help="print a job's result")
     p.add_argument("job_id")
     p.add_argument("--wait", action="store_true")
-    p.add_argument("--timeout", type=cli_args.seconds, default=None)
+    p.add_argument("--timeout", type=option_types.seconds, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_result)
 
     p = sub.add_parser("watch", help="print a job's events live")
     p.add_argument("job_id")
-    p.add_argument("--timeout", type=cli_args.seconds, default=None)
+    p.add_argument("--timeout", type=option_types.seconds, default=None)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_watch)
 
@@ -244,17 +244,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="run a Celery worker for the runs and tools queues")
     p.add_argument("-Q", "--queues", default="runs,tools")
-    p.add_argument("-c", "--concurrency", type=cli_args.positive, default=2)
+    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2)
     p.add_argument("--pool", default="prefork")
     p.add_argument("--loglevel", default="INFO")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("up", help="run Redis, the sandbox and a worker in the foreground")
-    p.add_argument("--workers", type=cli_args.positive, default=1)
-    p.add_argument("-c", "--concurrency", type=cli_args.positive, default=2)
+    p.add_argument("--workers", type=option_types.positive, default=1)
+    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2)
     p.add_argument(
         "--tool-workers",
-        type=cli_args.not_negative,
+        type=option_types.not_negative,
         default=0,
         help="separate workers for the tools queue, so slow tools never hold the slots "
         "polls and cancels need (default 0: the workers take both queues)",
@@ -269,12 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run Flower without authentication, on 127.0.0.1 only",
     )
-    p.add_argument("--flower-port", type=cli_args.port, default=5555)
+    p.add_argument("--flower-port", type=option_types.port, default=5555)
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("demo", help="start the embedded stack, answer the sample questions, stop")
     p.add_argument("--questions", default=None, help="a file with one question per line")
-    p.add_argument("--latency-ms", type=cli_args.not_negative, default=300)
+    p.add_argument("--latency-ms", type=option_types.not_negative, default=300)
     p.set_defaults(func=cmd_demo)
 
     sub.add_parser("sandbox", help="run the offline OpenAI-compatible server", add_help=False)
@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands that live in their own modules (operations, document Q&A, the gateway); each
 # module exposes `add_commands(subparsers)`.
-PLUGIN_COMMANDS = ("runq.producers.ops_cli", "runq.producers.qa_cli")
+PLUGIN_COMMANDS = ("runq.producers.ops.commands", "runq.producers.ask.command")
 
 
 def _add_plugin_commands(sub: Any) -> None:
@@ -327,7 +327,3 @@ def _redis_unreachable(exc: Exception) -> bool:
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     return isinstance(exc, RedisConnectionError | RedisTimeoutError)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

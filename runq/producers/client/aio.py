@@ -1,6 +1,6 @@
 """The Python API for async web apps (FastAPI, Starlette, Django async views, aiohttp).
 
-    from runq.producers.aio import AsyncClient
+    from runq.producers.client.aio import AsyncClient
 
     client = AsyncClient()
     handle = await client.submit("Summarise our refund policy")
@@ -8,7 +8,7 @@
         ...
     result = await handle.result(timeout=60)
 
-The same code paths as `producers.api`, on `redis.asyncio`:
+The same code paths as `client.sync`, on `redis.asyncio`:
 
 - the spec is built and validated by `Client.spec` (the sync client), so defaults and
   `InvalidJobError` are identical; it runs in a thread only when it must read Redis
@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 
 from runq.config.settings import Settings, get_settings
 from runq.errors import JobTimeoutError
-from runq.producers.api import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
+from runq.producers.client.sync import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
 from runq.runs import keys
 from runq.runs.events import Event, _decode
 from runq.runs.job import Job

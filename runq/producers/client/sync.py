@@ -1,6 +1,6 @@
 """The Python API for producers: `submit(...) -> JobHandle`.
 
-    from runq.producers import submit
+    from runq import submit
 
     handle = submit("Summarise our refund policy", tools=["calculator"])
     print(handle.result(timeout=60)["output_text"])
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import redis
     from celery import Celery
 
-    from runq.producers.quick_reads import QuickReads
+    from runq.producers.client._resp import QuickReads
 
 # Until a worker takes the job, the sweeper waits this long before re-sending its start.
 SUBMIT_LEASE = 60.0
@@ -85,9 +85,9 @@ class Client:
 
     @cached_property
     def reads(self) -> QuickReads:
-        """GET and MGET that start fast (see `producers.quick_reads`), for a short command's
+        """GET and MGET that start fast (see `client._resp`), for a short command's
         one thread: it holds a single socket."""
-        from runq.producers.quick_reads import QuickReads
+        from runq.producers.client._resp import QuickReads
 
         return QuickReads(self.redis_url, lambda: self.redis)
 

@@ -1,7 +1,7 @@
 """The HTTP gateway: `runq gateway` serves runq to any language over HTTP.
 
-`create_app(tokens)` builds the FastAPI application (see `producers.gateway.app`);
-`run_gateway(...)` serves it with uvicorn (`producers.gateway.server`).
+`create_app(tokens)` builds the FastAPI application (see `gateway.app`);
+`run_gateway(...)` serves it with uvicorn (`gateway.server`).
 """
 
 from runq.producers.gateway.app import create_app

@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from runq.config.settings import Settings, get_settings
 from runq.errors import InvalidJobError
-from runq.producers.aio import AsyncClient
+from runq.producers.client.aio import AsyncClient
 from runq.producers.gateway.routes import invalid, router
 
 HEARTBEAT_SECONDS = 15.0
@@ -122,9 +122,9 @@ def _openapi(app: FastAPI, tools: list[str]) -> dict[str, Any]:
 
 
 def _mount_metrics(app: FastAPI, client: AsyncClient) -> None:
-    """Mount Prometheus metrics at /metrics when `producers.metrics_server` offers an ASGI app."""
+    """Mount Prometheus metrics at /metrics when `ops.metrics_server` offers an ASGI app."""
     try:
-        from runq.producers.metrics_server import metrics_asgi_app
+        from runq.producers.ops.metrics_server import metrics_asgi_app
     except ImportError:
         return
     if not any(getattr(r, "path", None) == "/metrics" for r in app.routes):

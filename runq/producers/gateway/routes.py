@@ -11,7 +11,7 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException
 
 from runq.errors import JobNotFoundError
-from runq.producers.aio import AsyncClient, AsyncJobHandle
+from runq.producers.client.aio import AsyncClient, AsyncJobHandle
 from runq.producers.gateway import auth, page
 from runq.producers.gateway.models import (
     JOB_ID_PATTERN,

@@ -32,7 +32,7 @@ def gateway_tokens(*, demo: bool, host: str) -> dict[str, str]:
 def run_gateway(*, host: str = LOCALHOST, port: int = 8000, demo: bool = False) -> int:
     import uvicorn
 
-    from runq.producers.api import Client
+    from runq.producers.client.sync import Client
     from runq.producers.gateway.app import create_app
 
     tokens = gateway_tokens(demo=demo, host=host)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from runq.errors import JobNotFoundError
-from runq.producers.aio import AsyncClient
+from runq.producers.client.aio import AsyncClient
 from runq.runs.events import FINAL
 
 BLOCK_MS = 5000

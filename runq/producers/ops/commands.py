@@ -1,6 +1,6 @@
 """Operations commands of the `runq` CLI: `runq metrics` and `runq flower`.
 
-`producers.cli` imports this module and calls `add_commands(subparsers)`; every handler
+`cli.entry` imports this module and calls `add_commands(subparsers)`; every handler
 takes the parsed arguments and returns the exit code.
 """
 
@@ -10,18 +10,18 @@ import argparse
 from typing import Any
 
 from runq.config.settings import METRICS_PORT
-from runq.producers import cli_args
-from runq.producers.flower import DEFAULT_PORT as FLOWER_PORT
+from runq.producers.cli import option_types
+from runq.producers.ops.flower import DEFAULT_PORT as FLOWER_PORT
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from runq.producers.metrics_server import run_metrics
+    from runq.producers.ops.metrics_server import run_metrics
 
     return run_metrics(args.host, args.port)
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
-    from runq.producers.flower import FlowerOptions, run_flower
+    from runq.producers.ops.flower import FlowerOptions, run_flower
 
     options = FlowerOptions(
         port=args.port, address=args.address, basic_auth=args.basic_auth, demo=args.demo,
@@ -37,7 +37,7 @@ def add_commands(sub: Any) -> None:
         help="serve runq's Prometheus metrics (jobs, tools, retries, tokens, cost) at /metrics",
         description="Serve the metrics all workers record in Redis at http://HOST:PORT/metrics.",
     )
-    p.add_argument("--port", type=cli_args.port, default=METRICS_PORT,
+    p.add_argument("--port", type=option_types.port, default=METRICS_PORT,
                    help=f"port (default {METRICS_PORT}; 0 picks a free one)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.set_defaults(func=cmd_metrics)
@@ -48,7 +48,9 @@ def add_commands(sub: Any) -> None:
         description="Run Flower against runq's Redis. Basic auth is required: --basic-auth "
         "or RUNQ_FLOWER_BASIC_AUTH=user:password; --demo runs it open on 127.0.0.1 only.",
     )
-    p.add_argument("--port", type=cli_args.port, default=FLOWER_PORT, help=f"default {FLOWER_PORT}")
+    p.add_argument(
+        "--port", type=option_types.port, default=FLOWER_PORT, help=f"default {FLOWER_PORT}"
+    )
     p.add_argument("--address", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     p.add_argument(
         "--basic-auth",

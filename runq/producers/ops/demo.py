@@ -22,13 +22,14 @@ from runq.worker.launcher import Stack
 
 # The sample corpus lives in a checkout of runq (it is not in the wheel): the working
 # folder's `examples/`, else the one beside the package of an editable install.
-BESIDE_PACKAGE = Path(__file__).resolve().parents[2] / "examples"
+BESIDE_PACKAGE = Path(__file__).resolve().parents[3] / "examples"
 ANSWER_TIMEOUT = 90.0
 
 
 def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int:
-    from runq.producers import ask, ask_output
-    from runq.producers.api import Client
+    from runq.producers.ask import batch as ask
+    from runq.producers.ask import output as ask_output
+    from runq.producers.client.sync import Client
 
     console = Console()
     examples = find_examples()

@@ -99,7 +99,7 @@ def run_flower(options: FlowerOptions, redis_url: str | None = None) -> int:
     """Check the options, then become Flower (this call does not return on success)."""
     resolve_auth(options, os.environ)  # refuse before looking for Redis
     if redis_url is None:
-        from runq.producers.api import Client
+        from runq.producers.client.sync import Client
 
         redis_url = Client().redis_url  # REDIS_URL, or the `runq up` of this folder
     argv, env = flower_command(options, redis_url)

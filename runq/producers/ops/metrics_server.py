@@ -163,7 +163,7 @@ class MetricsServer:
 def run_metrics(host: str, port: int, redis_url: str | None = None) -> int:
     """`runq metrics`: serve in the foreground until Ctrl-C or SIGTERM."""
     if redis_url is None:
-        from runq.producers.api import Client
+        from runq.producers.client.sync import Client
 
         redis_url = Client().redis_url  # REDIS_URL, or the `runq up` of this folder
     client = redis.Redis.from_url(redis_url, health_check_interval=10)

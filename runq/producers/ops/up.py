@@ -9,7 +9,7 @@ import threading
 
 from runq.config.settings import get_settings
 from runq.errors import ConfigurationError
-from runq.producers.flower import FlowerOptions, flower_command, resolve_auth
+from runq.producers.ops.flower import FlowerOptions, flower_command, resolve_auth
 from runq.worker.discovery import read_state, write_state
 from runq.worker.launcher import Stack, stop_process
 
