@@ -9,7 +9,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /src
 COPY . /src
-RUN pip install . \
+# Every extra (this image plays every role), at the versions CI passed with.
+RUN pip install -c requirements/lock.txt '.[all]' \
     && rm -rf /src/build
 
 # Never run workers as root (Celery warns, and a tool bug must not own the container).
@@ -17,6 +18,11 @@ RUN groupadd --system --gid 10001 runq \
     && useradd --system --uid 10001 --gid runq --create-home --home-dir /home/runq runq
 USER runq
 WORKDIR /home/runq
+# The example tools (not part of the package): workers import RUNQ_TOOL_MODULES from
+# their working folder, so `examples.tools` works here; mount your own tools the same way.
+COPY --chown=runq:runq examples/__init__.py /home/runq/examples/__init__.py
+COPY --chown=runq:runq examples/tools /home/runq/examples/tools
+COPY --chown=runq:runq examples/data /home/runq/examples/data
 
 # Logs are JSON lines on stderr, for the log stack to ingest.
 ENV RUNQ_LOG_FORMAT=json \

@@ -183,7 +183,9 @@ def test_dockerfile_installs_the_package_as_a_non_root_user() -> None:
     instructions = [line.split(None, 1) for line in text.splitlines()
                     if line and not line.startswith((" ", "#"))]  # fmt: skip
     assert instructions[0] == ["FROM", "python:3.11-slim"]
-    assert re.search(r"pip install \.", text)
+    # Every extra, pinned by the lock CI passed with (which the build context must hold).
+    assert re.search(r"pip install -c requirements/lock\.txt '\.\[all\]'", text)
+    assert (ROOT / "requirements" / "lock.txt").is_file()
     users = [rest.strip() for op, *rest_ in instructions if op == "USER" for rest in rest_]
     assert users and users[-1] not in ("root", "0")
     assert re.search(rf"useradd .*\b{re.escape(users[-1])}\b", text)
@@ -193,6 +195,7 @@ def test_dockerignore_keeps_secrets_and_local_state_out() -> None:
     ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".env", ".git", ".venv", ".runq"} <= ignored
     assert "README.md" not in ignored  # pyproject's readme: `pip install .` needs it
+    assert not {"requirements", "examples"} & ignored  # the lock; the example tools
 
 
 # -- the Flower service's command line, as `runq flower` turns it into Flower's ----------
