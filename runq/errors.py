@@ -39,7 +39,7 @@ class MissingExtraError(ConfigurationError):
     def __init__(self, extra: str, feature: str, missing: str) -> None:
         self.extra = extra
         super().__init__(
-            f"{feature} needs the '{extra}' extra ({missing} is not installed): "
+            f"{feature} needs the '{extra}' extra, which is not installed (no {missing}): "
             f"pip install 'runq[{extra}]'"
         )
 
