@@ -33,6 +33,8 @@ import httpx2
 import openai
 
 from runq.errors import BackendError
+from runq.runs.error_codes import ErrorCode
+from runq.runs.run_status import RunStatus
 
 MAX_RETRY_AFTER = 120.0
 """Longest server-requested wait we honour, in seconds (the official client's limit)."""
@@ -41,15 +43,19 @@ RETRYABLE_RUN_ERRORS = frozenset({"server_error", "rate_limit_exceeded"})
 """`last_error.code` / `error.code` values of a `failed` run that are worth retrying."""
 
 # status code -> (code, retryable, what to do). Looked up before the >=500 rule.
-_BY_STATUS: dict[int, tuple[str, bool, str]] = {
-    400: ("bad_request", False, "the backend rejected the request; fix the job's input"),
-    401: ("auth", False, "the backend refused the credentials; check OPENAI_API_KEY"),
-    403: ("forbidden", False, "the key may not use this model or resource; check access"),
-    404: ("not_found", False, "the model or object does not exist at this backend"),
-    408: ("timeout", True, "the backend timed out the request; it will be retried"),
-    409: ("conflict", True, "the resource was busy (e.g. a run active on the thread)"),
-    422: ("unprocessable", False, "the backend could not process the request; fix the input"),
-    429: ("rate_limited", True, "the backend is rate limiting; it will be retried"),
+_BY_STATUS: dict[int, tuple[ErrorCode, bool, str]] = {
+    400: (ErrorCode.BAD_REQUEST, False, "the backend rejected the request; fix the job's input"),
+    401: (ErrorCode.AUTH, False, "the backend refused the credentials; check OPENAI_API_KEY"),
+    403: (ErrorCode.FORBIDDEN, False, "the key may not use this model or resource; check access"),
+    404: (ErrorCode.NOT_FOUND, False, "the model or object does not exist at this backend"),
+    408: (ErrorCode.TIMEOUT, True, "the backend timed out the request; it will be retried"),
+    409: (ErrorCode.CONFLICT, True, "the resource was busy (e.g. a run active on the thread)"),
+    422: (
+        ErrorCode.UNPROCESSABLE,
+        False,
+        "the backend could not process the request; fix the input",
+    ),
+    429: (ErrorCode.RATE_LIMITED, True, "the backend is rate limiting; it will be retried"),
 }
 
 
@@ -80,22 +86,26 @@ def classify(exc: BaseException) -> BackendError:
 def _classify(exc: BaseException) -> BackendError:
     # Order matters: APITimeoutError is an APIConnectionError, and both are APIErrors.
     if isinstance(exc, openai.APITimeoutError):
-        return BackendError(f"backend request timed out: {exc}", code="timeout", retryable=True)
+        return BackendError(
+            f"backend request timed out: {exc}", code=ErrorCode.TIMEOUT, retryable=True
+        )
     if isinstance(exc, openai.APIConnectionError):
-        return BackendError(f"cannot reach the backend: {exc}", code="connection", retryable=True)
+        return BackendError(
+            f"cannot reach the backend: {exc}", code=ErrorCode.CONNECTION, retryable=True
+        )
     if isinstance(exc, openai.APIStatusError):
         return _from_status(exc.status_code, exc.response.headers, exc.code, str(exc))
     if isinstance(exc, openai.APIResponseValidationError):
         return BackendError(
             f"the backend answered with an unexpected body: {exc}",
-            code="invalid_response",
+            code=ErrorCode.INVALID_RESPONSE,
             status_code=exc.status_code,
         )
     if isinstance(exc, openai.APIError):
         # An error event inside a stream: no status, but often a code.
         retryable = exc.code in RETRYABLE_RUN_ERRORS
         return BackendError(
-            f"backend error: {exc}", code=exc.code or "api_error", retryable=retryable
+            f"backend error: {exc}", code=exc.code or ErrorCode.API_ERROR, retryable=retryable
         )
     if isinstance(exc, httpx2.HTTPStatusError):
         response = exc.response
@@ -106,22 +116,27 @@ def _classify(exc: BaseException) -> BackendError:
 def _from_transport(exc: BaseException) -> BackendError:
     """Errors below HTTP: raised by httpx2 (a client used without openai) or the OS."""
     if isinstance(exc, httpx2.TimeoutException | TimeoutError):
-        return BackendError(f"backend request timed out: {exc}", code="timeout", retryable=True)
+        return BackendError(
+            f"backend request timed out: {exc}", code=ErrorCode.TIMEOUT, retryable=True
+        )
     if isinstance(
         exc,
         httpx2.NetworkError | httpx2.RemoteProtocolError | httpx2.ProxyError | ConnectionError,
     ):
-        return BackendError(f"cannot reach the backend: {exc}", code="connection", retryable=True)
+        return BackendError(
+            f"cannot reach the backend: {exc}", code=ErrorCode.CONNECTION, retryable=True
+        )
     if isinstance(exc, httpx2.HTTPError):
         # UnsupportedProtocol, LocalProtocolError, DecodingError, TooManyRedirects: the
         # URL or our request is wrong, retrying sends the same mistake again.
         return BackendError(
             f"the request to the backend is malformed ({type(exc).__name__}: {exc}); "
             "check OPENAI_BASE_URL",
-            code="bad_request",
+            code=ErrorCode.BAD_REQUEST,
         )
     return BackendError(
-        f"unexpected error calling the backend ({type(exc).__name__}: {exc})", code="unexpected"
+        f"unexpected error calling the backend ({type(exc).__name__}: {exc})",
+        code=ErrorCode.UNEXPECTED,
     )
 
 
@@ -131,11 +146,14 @@ def _from_status(
     if status in _BY_STATUS:
         code, retryable, hint = _BY_STATUS[status]
     elif status >= 500:
-        code, retryable, hint = "server_error", True, "the backend failed; it will be retried"
+        code, retryable = ErrorCode.SERVER_ERROR, True
+        hint = "the backend failed; it will be retried"
     else:
-        code, retryable, hint = "client_error", False, "the backend refused the request"
+        code, retryable = ErrorCode.CLIENT_ERROR, False
+        hint = "the backend refused the request"
     if status == 429 and error_code == "insufficient_quota":
-        code, retryable, hint = "quota_exceeded", False, "the account is out of quota; add credit"
+        code, retryable = ErrorCode.QUOTA_EXCEEDED, False
+        hint = "the account is out of quota; add credit"
     retryable = _should_retry_header(headers, retryable)
     return BackendError(
         f"{hint} (HTTP {status}: {detail})",
@@ -196,10 +214,16 @@ def _clamp(seconds: float) -> float:
 
 
 _RUN_STATUS: dict[str, tuple[str, str]] = {
-    "failed": ("run_failed", "the run failed at the backend"),
-    "expired": ("run_expired", "the run expired before it finished (tool outputs too late?)"),
-    "incomplete": ("run_incomplete", "the run stopped early (output limit or content filter)"),
-    "cancelled": ("run_cancelled", "the run was cancelled at the backend"),
+    RunStatus.FAILED: (ErrorCode.RUN_FAILED, "the run failed at the backend"),
+    RunStatus.EXPIRED: (
+        ErrorCode.RUN_EXPIRED,
+        "the run expired before it finished (tool outputs too late?)",
+    ),
+    RunStatus.INCOMPLETE: (
+        ErrorCode.RUN_INCOMPLETE,
+        "the run stopped early (output limit or content filter)",
+    ),
+    RunStatus.CANCELLED: (ErrorCode.RUN_CANCELLED, "the run was cancelled at the backend"),
 }
 
 
@@ -211,10 +235,14 @@ def classify_run_failure(status: str, error_code: str | None = None) -> RunEnded
     code (`RETRYABLE_RUN_ERRORS`) and `expired` are retryable; an `incomplete` run goes
     to the fallback chain instead. An unknown status is final (`run_<status>`).
     """
-    if status == "completed":
+    if status == RunStatus.COMPLETED:
         raise ValueError("classify_run_failure() got a completed run; that is not a failure")
     code, what = _RUN_STATUS.get(status, (f"run_{status}", f"the run ended with status {status}"))
-    retryable = error_code in RETRYABLE_RUN_ERRORS if status == "failed" else status == "expired"
+    retryable = (
+        error_code in RETRYABLE_RUN_ERRORS
+        if status == RunStatus.FAILED
+        else status == RunStatus.EXPIRED
+    )
     detail = f" ({error_code})" if error_code else ""
     return RunEndedError(
         f"{what}{detail}", code=code, retryable=retryable, status=status, error_code=error_code

@@ -14,24 +14,22 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from runq.errors import BackendError
-from runq.runs import job as J
 from runq.runs.backends.base import Backend, RunState
 from runq.runs.chains import CACHE, Link
+from runq.runs.error_codes import ErrorCode
 from runq.runs.events import FINAL
-from runq.runs.job import Job
+from runq.runs.job import Job, JobStatus, Step
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
+from runq.runs.outcomes import Outcome
 from runq.runs.retry import RetryPolicies
+from runq.runs.run_status import RunStatus
 from runq.runs.store import JobStore
 
 if TYPE_CHECKING:
     from runq.runs.steps import Scheduler, StepConfig
 
 log = structlog.get_logger("runq.steps")
-
-START = "start"
-# The step that sees the run end writes the result, then publishes it (`Steps.finish`).
-FINISH = "finish"
 
 
 class Endings:
@@ -51,7 +49,7 @@ class Endings:
     if TYPE_CHECKING:  # provided by Steps
 
         def _advance(
-            self, job: Job, owner: str, step: str, countdown: float, events: list[dict[str, Any]]
+            self, job: Job, owner: str, step: Step, countdown: float, events: list[dict[str, Any]]
         ) -> bool: ...
 
         def finish(self, job_id: str, token: int) -> str: ...
@@ -76,15 +74,15 @@ class Endings:
             cache = self.services.cache
             cached = cache.get(job.spec) if cache is not None else None
             if cached is None:
-                err = BackendError("no earlier answer to this question", code="cache_miss")
+                err = BackendError("no earlier answer to this question", code=ErrorCode.CACHE_MISS)
                 return self._fall_back(job, owner, err, [], run_ended=True)
             state = RunState(
-                "completed",
+                RunStatus.COMPLETED,
                 output_text=cached["output_text"],
                 citations=cached.get("citations", []),
             )
         else:
-            state = RunState("completed", output_text=link.message or "")
+            state = RunState(RunStatus.COMPLETED, output_text=link.message or "")
         return self._succeed(job, owner, state, [])
 
     # -- outcomes ----------------------------------------------------------------------
@@ -111,14 +109,14 @@ class Endings:
                         "source": link.name,
                     },
                 )
-        return self._end(job, owner, J.SUCCEEDED, events)
+        return self._end(job, owner, JobStatus.SUCCEEDED, events)
 
     def _on_error(
         self,
         job: Job,
         owner: str,
         err: BackendError,
-        step: str,
+        step: Step,
         *,
         events: list[dict[str, Any]] | None = None,
         run_ended: bool = False,
@@ -129,7 +127,7 @@ class Endings:
         tries = job.retries.get(cls, 0)
         decision = self.retry.decide(err, tries, time_left=self._remaining(job))
         link = self._link(job)
-        if (err.retryable or run_ended) and err.code != "rate_limited":
+        if (err.retryable or run_ended) and err.code != ErrorCode.RATE_LIMITED:
             # Every failed call counts toward the link's breaker (K in a row opens it);
             # a final error caused by the job's own input does not, nor a 429: the link
             # works, it asks for less (the rate limiter's and retry-after's job).
@@ -149,16 +147,16 @@ class Endings:
             if run_ended:
                 # The run itself ended badly: start a fresh one; the old handle is history.
                 self._forget_run(job)
-                step = START
-            job.move(J.RETRYING)
+                step = Step.START
+            job.move(JobStatus.RETRYING)
             events.append({"type": "job.retry", **entry, "delay": round(decision.delay, 3)})
             log.warning("job.retry_scheduled", job_id=job.id, delay=decision.delay, **entry)
             if self.metrics is not None:
                 self.metrics.retry(link=link.name, code=err.code)
             self._advance(job, owner, step, decision.delay, events)
-            return "retrying"
+            return Outcome.RETRYING
         if decision.reason == "deadline":
-            err = BackendError(f"deadline near: {err}", code="deadline_near")
+            err = BackendError(f"deadline near: {err}", code=ErrorCode.DEADLINE_NEAR)
         return self._fall_back(job, owner, err, events, run_ended=run_ended)
 
     def _forget_run(self, job: Job) -> None:
@@ -185,7 +183,7 @@ class Endings:
         nxt = job.link_index + 1
         if nxt >= len(job.links):
             reason = "; ".join(f"{a['link']}: {a['code']}" for a in job.attempts)
-            code = err.code if len(job.links) == 1 else "all_links_failed"
+            code = err.code if len(job.links) == 1 else ErrorCode.ALL_LINKS_FAILED
             message = str(err) if len(job.links) == 1 else f"every link failed ({reason})"
             return self._fail(job, owner, code, message, cancel_run=not run_ended, events=events)
         if not run_ended:
@@ -194,14 +192,14 @@ class Endings:
         job.retries = {}
         self._use_link(job, nxt)
         job.fallback_used = True
-        job.move(J.FALLING_BACK)
+        job.move(JobStatus.FALLING_BACK)
         following = Link.from_dict(job.links[nxt]).name
         events.append(
             {"type": "job.fallback", "from": link.name, "to": following, "code": err.code}
         )
         log.warning("job.fallback", job_id=job.id, link=link.name, to=following, code=err.code)
-        self._advance(job, owner, START, 0, events)
-        return "falling_back"
+        self._advance(job, owner, Step.START, 0, events)
+        return Outcome.FALLING_BACK
 
     def _fail(
         self,
@@ -217,13 +215,13 @@ class Endings:
             self._cancel_run(job)
         job.error = {"code": code, "message": message}
         log.warning("job.failed", job_id=job.id, code=code, reason=message)
-        self._end(job, owner, J.FAILED, list(events or []))
+        self._end(job, owner, JobStatus.FAILED, list(events or []))
         return code
 
     def _end_cancelled(self, job: Job, owner: str) -> None:
         self._cancel_run(job)
-        job.error = {"code": "cancelled", "message": "cancelled by request"}
-        self._end(job, owner, J.CANCELLED, [])
+        job.error = {"code": ErrorCode.CANCELLED, "message": "cancelled by request"}
+        self._end(job, owner, JobStatus.CANCELLED, [])
 
     def _cancel_run(self, job: Job) -> None:
         if not job.handle:
@@ -233,7 +231,7 @@ class Endings:
         except BackendError as err:
             log.warning("job.cancel_at_backend_failed", job_id=job.id, error=str(err))
 
-    def _end(self, job: Job, owner: str, status: str, events: list[dict[str, Any]]) -> str:
+    def _end(self, job: Job, owner: str, status: JobStatus, events: list[dict[str, Any]]) -> str:
         """Commit the job's end, then publish it in the same task.
 
         The record and the `job.final` event are committed first, so a waiting producer
@@ -249,20 +247,20 @@ class Endings:
         if conversation:
             self.store.give_back_conversation(conversation, job.id)
         job.move(status)
-        token = job.due(FINISH)
+        token = job.due(Step.FINISH)
         job.mark("finished_at")
         result = job.result()
         events.append({"type": FINAL, "status": status, "result": result})
         lease = time.time() + self.config.lease_grace + self.config.lock_seconds
         if not self.store.commit(job, events, owner=owner, lease_until=lease):
-            log.warning("job.commit_conflict", job_id=job.id, step=FINISH)
-            return "conflict"
+            log.warning("job.commit_conflict", job_id=job.id, step=Step.FINISH)
+            return Outcome.CONFLICT
         log.info("job.finished", job_id=job.id, status=status, source=job.source)
         try:
             self.finish(job.id, token)
         except Exception as err:  # the end is committed; publication gets its own task
             log.warning("job.publish_deferred", job_id=job.id, error=repr(err))
-            self.scheduler.schedule(FINISH, job.id, token, 0)
+            self.scheduler.schedule(Step.FINISH, job.id, token, 0)
         return status
 
     def _record_metrics(self, job: Job) -> None:

@@ -11,33 +11,64 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 from runq.config.settings import BACKENDS, MODES
 from runq.errors import InvalidJobError
 
-QUEUED = "queued"
-RUNNING = "running"
-WAITING_TOOLS = "waiting_tools"
-RETRYING = "retrying"
-FALLING_BACK = "falling_back"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-CANCELLED = "cancelled"
 
-STATUSES = (QUEUED, RUNNING, WAITING_TOOLS, RETRYING, FALLING_BACK, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
+class JobStatus(StrEnum):
+    """Where a job is in its life; the record stores the plain string.
+
+    `queued → running ⇄ waiting_tools → succeeded | failed | cancelled`, with `retrying`
+    and `falling_back` while they happen (`TRANSITIONS` lists every allowed move).
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_TOOLS = "waiting_tools"
+    RETRYING = "retrying"
+    FALLING_BACK = "falling_back"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Step(StrEnum):
+    """The steps of a job; each runs as the Celery task `runq.jobs.<step>`.
+
+    The record's `step` names the one that is due. `cancel` is never due: it is the task a
+    cancel request sends, and comes back like any step while another task holds the job.
+    """
+
+    START = "start"
+    POLL = "poll"
+    STREAM = "stream"
+    SUBMIT_TOOL_OUTPUTS = "submit_tool_outputs"
+    FINISH = "finish"
+    CANCEL = "cancel"
+
+
+# Plain names that code outside the core imports (`producers.ask`, `bench.ask_wait`).
+RUNNING = JobStatus.RUNNING
+FAILED = JobStatus.FAILED
+CANCELLED = JobStatus.CANCELLED
+
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+_MOVING = frozenset({JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.FALLING_BACK})
 
 # Allowed transitions; anything else is a bug in a step, refused loudly.
-TRANSITIONS: dict[str, frozenset[str]] = {
-    QUEUED: frozenset({RUNNING, RETRYING, FALLING_BACK, FAILED, CANCELLED}),
-    RUNNING: frozenset({RUNNING, WAITING_TOOLS, RETRYING, FALLING_BACK, *TERMINAL}),
-    WAITING_TOOLS: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
-    RETRYING: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
-    FALLING_BACK: frozenset({RUNNING, RETRYING, FALLING_BACK, *TERMINAL}),
-    SUCCEEDED: frozenset(),
-    FAILED: frozenset(),
-    CANCELLED: frozenset(),
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.QUEUED: _MOVING | {JobStatus.FAILED, JobStatus.CANCELLED},
+    JobStatus.RUNNING: _MOVING | {JobStatus.WAITING_TOOLS} | TERMINAL,
+    JobStatus.WAITING_TOOLS: _MOVING | TERMINAL,
+    JobStatus.RETRYING: _MOVING | TERMINAL,
+    JobStatus.FALLING_BACK: _MOVING | TERMINAL,
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELLED: frozenset(),
 }
 
 MAX_INPUT_CHARS = 1_000_000
@@ -193,8 +224,8 @@ class Job:
 
     id: str
     spec: JobSpec
-    status: str = QUEUED
-    step: str = "start"
+    status: JobStatus = JobStatus.QUEUED
+    step: Step = Step.START
     token: int = 0
     attempt: int = 0
     round: int = 0  # never reused within a job: tool outputs are keyed by it
@@ -234,13 +265,13 @@ class Job:
     def terminal(self) -> bool:
         return self.status in TERMINAL
 
-    def move(self, status: str) -> None:
+    def move(self, status: JobStatus) -> None:
         """Change status, refusing transitions the state machine does not allow."""
         if status != self.status and status not in TRANSITIONS[self.status]:
             raise ValueError(f"job {self.id}: illegal transition {self.status} -> {status}")
         self.status = status
 
-    def due(self, step: str) -> int:
+    def due(self, step: Step) -> int:
         """Make `step` the next due step and return its fresh token."""
         self.step = step
         self.token += 1
@@ -260,6 +291,10 @@ class Job:
     def from_dict(cls, data: dict[str, Any]) -> Job:
         data = dict(data)
         data["spec"] = JobSpec.from_dict(data["spec"])
+        if "status" in data:
+            data["status"] = JobStatus(data["status"])
+        if "step" in data:
+            data["step"] = Step(data["step"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from runq.errors import BackendError, ConfigurationError
 from runq.runs.classify import MAX_RETRY_AFTER
+from runq.runs.error_codes import ErrorCode
 
 
 class _Uniform(Protocol):
@@ -101,13 +102,13 @@ class RetryDecision:
 # Error code -> the RetryPolicies field that governs it. Codes not listed but
 # retryable fall back to `transient`.
 POLICY_OF_CODE: dict[str, str] = {
-    "rate_limited": "rate_limited",
-    "server_error": "transient",
-    "connection": "transient",
-    "timeout": "transient",
-    "conflict": "transient",
-    "run_failed": "run_failed",
-    "run_expired": "run_failed",
+    ErrorCode.RATE_LIMITED: "rate_limited",
+    ErrorCode.SERVER_ERROR: "transient",
+    ErrorCode.CONNECTION: "transient",
+    ErrorCode.TIMEOUT: "transient",
+    ErrorCode.CONFLICT: "transient",
+    ErrorCode.RUN_FAILED: "run_failed",
+    ErrorCode.RUN_EXPIRED: "run_failed",
 }
 
 

@@ -23,32 +23,32 @@ from typing import Any, Protocol
 import structlog
 
 from runq.errors import BackendError, JobNotFoundError, RunqError
-from runq.runs import job as J
-from runq.runs.backends.base import COMPLETED, REQUIRES_TOOLS, WAITING, Backend, RunState
+from runq.runs.backends.base import WAITING, Backend, RunState
 from runq.runs.breaker import Admission
 from runq.runs.chains import Link
 from runq.runs.classify import classify_run_failure
-from runq.runs.endings import FINISH, Endings
-from runq.runs.job import Job
+from runq.runs.endings import Endings
+from runq.runs.error_codes import ErrorCode, ToolErrorCode
+from runq.runs.job import Job, JobStatus, Step
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
+from runq.runs.outcomes import Outcome
 from runq.runs.ratelimit import estimate_tokens
 from runq.runs.retry import PER_CALL_CLASSES, RetryPolicies
+from runq.runs.run_status import RunStatus
 from runq.runs.store import Claim, JobStore
 from runq.runs.streaming import Streaming
 from runq.runs.toolcalls import StoredOutput
 
 log = structlog.get_logger("runq.steps")
 
-START, POLL, STREAM, SUBMIT = "start", "poll", "stream", "submit_tool_outputs"
-STEPS = (START, POLL, STREAM, SUBMIT)
-_HEALTHY = WAITING | {REQUIRES_TOOLS, COMPLETED}
+_HEALTHY = WAITING | {RunStatus.REQUIRES_TOOLS, RunStatus.COMPLETED}
 
 
 class Scheduler(Protocol):
     """How the core asks for future work; Celery implements it in `tasks/`."""
 
-    def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None: ...
+    def schedule(self, step: Step, job_id: str, token: int, countdown: float) -> None: ...
 
     def dispatch_tools(self, job: Job, token: int) -> None: ...
 
@@ -99,7 +99,8 @@ class Steps(Streaming, Endings):
     # -- the common frame --------------------------------------------------------------
     def run(self, step: str, job_id: str, token: int) -> str:
         """Run `step` for the job if it is due; returns what happened (for logs and tests)."""
-        lock = self.config.stream_lock_seconds if step == STREAM else self.config.lock_seconds
+        step = Step(step)
+        lock = self.config.stream_lock_seconds if step == Step.STREAM else self.config.lock_seconds
         claim = self._claim(step, job_id, token, lock)
         if isinstance(claim, str):
             return claim
@@ -109,22 +110,22 @@ class Steps(Streaming, Endings):
         try:
             if job.terminal or job.step != step or job.token != token:
                 self.store.release(job_id, owner)
-                return "stale"
+                return Outcome.STALE
             if claim.cancel_requested:
                 self._end_cancelled(job, owner)
-                return "cancelled"
+                return Outcome.CANCELLED
             if self._deadline_passed(job):
                 self._fail(
                     job,
                     owner,
-                    "deadline_exceeded",
+                    ErrorCode.DEADLINE_EXCEEDED,
                     f"the job's deadline of {job.spec.deadline:g}s passed",
                     cancel_run=True,
                 )
-                return "deadline_exceeded"
+                return ErrorCode.DEADLINE_EXCEEDED
             action = getattr(self, "_" + step)
             try:
-                return str(action(job, owner))
+                return action(job, owner)
             except (RunqError, ValueError) as err:
                 if isinstance(err, BackendError):
                     raise
@@ -138,16 +139,16 @@ class Steps(Streaming, Endings):
 
     def cancel(self, job_id: str) -> str:
         """End the job `cancelled` now (the producer already raised its cancel flag)."""
-        claim = self._claim("cancel", job_id, 0, self.config.lock_seconds)
+        claim = self._claim(Step.CANCEL, job_id, 0, self.config.lock_seconds)
         if isinstance(claim, str):
             return claim
         job = claim.job
         assert job is not None
         if job.terminal:
             self.store.release(job_id, claim.owner)
-            return "stale"
+            return Outcome.STALE
         self._end_cancelled(job, claim.owner)
-        return "cancelled"
+        return Outcome.CANCELLED
 
     def finish(self, job_id: str, token: int) -> str:
         """Publish an ended job: its result under the job id in the result backend, metrics.
@@ -158,14 +159,14 @@ class Steps(Streaming, Endings):
         nothing; a finish that crashed before its commit is run again by the sweeper, and
         writing the same result again is harmless.
         """
-        claim = self._claim(FINISH, job_id, token, self.config.lock_seconds)
+        claim = self._claim(Step.FINISH, job_id, token, self.config.lock_seconds)
         if isinstance(claim, str):
             return claim
         job = claim.job
         assert job is not None
-        if not job.terminal or job.published or job.step != FINISH or job.token != token:
+        if not job.terminal or job.published or job.step != Step.FINISH or job.token != token:
             self.store.release(job_id, claim.owner)
-            return "stale"
+            return Outcome.STALE
         try:
             self.scheduler.publish_result(job)
         except BaseException:
@@ -173,24 +174,24 @@ class Steps(Streaming, Endings):
             raise
         job.published = True
         if not self.store.commit(job, owner=claim.owner):
-            log.warning("job.commit_conflict", job_id=job.id, step=FINISH)
-            return "conflict"
+            log.warning("job.commit_conflict", job_id=job.id, step=Step.FINISH)
+            return Outcome.CONFLICT
         # After the commit: a crash in between loses one job's figures, never counts twice.
         if self.metrics is not None:
             self._record_metrics(job)
-        return "published"
+        return Outcome.PUBLISHED
 
-    def _claim(self, step: str, job_id: str, token: int, lock: float) -> Claim | str:
+    def _claim(self, step: Step, job_id: str, token: int, lock: float) -> Claim | str:
         """Lock the job for `step`, or say why not: "not_found", or "busy" — then the step
         comes back when the holder's lock ends (a cancel's holder also sees the flag)."""
         try:
             claim = self.store.claim(job_id, lock)
         except JobNotFoundError:
             log.warning("job.not_found", job_id=job_id, step=step)
-            return "not_found"
+            return Outcome.NOT_FOUND
         if not claim.acquired:
             self.scheduler.schedule(step, job_id, token, countdown=claim.busy_for + 0.05)
-            return "busy"
+            return Outcome.BUSY
         assert claim.job is not None
         _bind_log_context(claim.job)
         return claim
@@ -199,7 +200,7 @@ class Steps(Streaming, Endings):
         return time.time() > job.timings["queued_at"] + job.spec.deadline
 
     def _advance(
-        self, job: Job, owner: str, step: str, countdown: float, events: list[dict[str, Any]]
+        self, job: Job, owner: str, step: Step, countdown: float, events: list[dict[str, Any]]
     ) -> bool:
         """Commit the job with `step` due after `countdown`, then schedule that step."""
         countdown = max(0.0, min(countdown, self._remaining(job)))
@@ -216,42 +217,46 @@ class Steps(Streaming, Endings):
         waiting_for = self._turn_blocker(job)
         if waiting_for is not None:
             # Another job on this conversation goes first; this one keeps its place.
-            self._come_back(job, owner, START, self.config.turn_wait)
+            self._come_back(job, owner, Step.START, self.config.turn_wait)
             log.info("job.waiting_turn", job_id=job.id, behind=waiting_for)
-            return "waiting_turn"
+            return Outcome.WAITING_TURN
         link = self._link(job)
         if link.instant:
             return self._answer_instantly(job, owner, link)
         if self._remaining(job) < self.config.deadline_margin:
-            err = BackendError("too little time left for this link", code="deadline_near")
+            err = BackendError("too little time left for this link", code=ErrorCode.DEADLINE_NEAR)
             return self._fall_back(job, owner, err, [], run_ended=True)
         breaker = self.services.breaker(link)
         admission = breaker.ask() if breaker is not None else None
         if admission is not None and not admission.allowed:
             if job.link_index + 1 < len(job.links):
-                err = BackendError(f"circuit breaker of {link.name} is open", code="circuit_open")
+                err = BackendError(
+                    f"circuit breaker of {link.name} is open", code=ErrorCode.CIRCUIT_OPEN
+                )
                 return self._fall_back(job, owner, err, [], run_ended=True)
             # No other link: come back when the breaker can next let a call through.
             wait = min(_breaker_wait(admission), max(0.0, self._remaining(job)))
-            self._come_back(job, owner, START, wait)
+            self._come_back(job, owner, Step.START, wait)
             log.info("job.breaker_wait", job_id=job.id, link=link.name, wait=round(wait, 3))
-            return "breaker_wait"
-        if not self._take_capacity(job, owner, link, START):
+            return Outcome.BREAKER_WAIT
+        if not self._take_capacity(job, owner, link, Step.START):
             if breaker is not None and admission is not None and admission.probe:
                 breaker.release_probe()  # this job will not call now: another may probe
-            return "rate_limited"
+            return Outcome.RATE_LIMITED
         backend = self._turn_backend(job)
         events: list[dict[str, Any]] = []
-        if job.status != J.RUNNING:
-            job.move(J.RUNNING)
-            events.append({"type": "job.status", "status": J.RUNNING, "attempt": job.attempt})
+        if job.status != JobStatus.RUNNING:
+            job.move(JobStatus.RUNNING)
+            events.append(
+                {"type": "job.status", "status": JobStatus.RUNNING, "attempt": job.attempt}
+            )
         job.mark("started_at")
         if job.spec.mode == "stream" and hasattr(backend, "start_stream"):
             return self._start_streaming(job, owner, backend, events)
         try:
             state = backend.start(job)
         except BackendError as err:
-            return self._on_error(job, owner, err, START)
+            return self._on_error(job, owner, err, Step.START)
         job.handle.update(state.handle)
         self._calibrate(link, state)
         if breaker is not None:
@@ -262,7 +267,7 @@ class Steps(Streaming, Endings):
         return self._after_state(job, owner, state, events)
 
     def _take_capacity(
-        self, job: Job, owner: str, link: Any, step: str, tokens: int | None = None
+        self, job: Job, owner: str, link: Any, step: Step, tokens: int | None = None
     ) -> bool:
         """A request (and its estimated tokens) from the link's global bucket, or come back.
 
@@ -294,7 +299,7 @@ class Steps(Streaming, Endings):
         if limiter is not None and state.headers:
             limiter.calibrate(state.headers)
 
-    def _come_back(self, job: Job, owner: str, step: str, wait: float) -> None:
+    def _come_back(self, job: Job, owner: str, step: Step, wait: float) -> None:
         """Give the job back untouched and run `step` again after `wait` seconds.
 
         The lease moves past the wait, so the sweeper does not mistake a job that waits
@@ -334,18 +339,20 @@ class Steps(Streaming, Endings):
         return None
 
     def _poll(self, job: Job, owner: str) -> str:
-        if not self._take_capacity(job, owner, self._link(job), POLL, tokens=0):
-            return "rate_limited"
+        if not self._take_capacity(job, owner, self._link(job), Step.POLL, tokens=0):
+            return Outcome.RATE_LIMITED
         try:
             state = self.backend_for(job).retrieve(job)
         except BackendError as err:
-            return self._on_error(job, owner, err, POLL)
+            return self._on_error(job, owner, err, Step.POLL)
         job.polls += 1
         return self._after_state(job, owner, state, [])
 
     def _submit_tool_outputs(self, job: Job, owner: str) -> str:
         outputs = self.tool_outputs(job.id, job.round)
-        missing = StoredOutput('{"error": {"code": "missing_output"}}', "missing_output")
+        missing = StoredOutput(
+            '{"error": {"code": "missing_output"}}', ToolErrorCode.MISSING_OUTPUT
+        )
         stored = {c["call_id"]: outputs.get(c["call_id"], missing) for c in job.pending_calls}
         done = [
             {
@@ -363,12 +370,12 @@ class Steps(Streaming, Endings):
             return self._fail(
                 job,
                 owner,
-                "tool_error",
+                ErrorCode.TOOL_ERROR,
                 f"tool {first['name']!r} failed ({first['error']}): {first['output']}",
                 cancel_run=True,
             )
-        if not self._take_capacity(job, owner, self._link(job), SUBMIT):
-            return "rate_limited"
+        if not self._take_capacity(job, owner, self._link(job), Step.SUBMIT_TOOL_OUTPUTS):
+            return Outcome.RATE_LIMITED
         pairs = [(call_id, out.output) for call_id, out in stored.items()]
         backend = self._turn_backend(job)
         if job.spec.mode == "stream" and hasattr(backend, "submit_stream"):
@@ -376,12 +383,12 @@ class Steps(Streaming, Endings):
         try:
             state = backend.submit_tool_outputs(job, pairs)
         except BackendError as err:
-            return self._on_error(job, owner, err, SUBMIT)
+            return self._on_error(job, owner, err, Step.SUBMIT_TOOL_OUTPUTS)
         job.tool_calls.extend(done)  # only once the round was handed over
         job.pending_calls = []
         job.handle.update(state.handle)
-        job.move(J.RUNNING)
-        events = [{"type": "job.status", "status": J.RUNNING, "round": job.round}]
+        job.move(JobStatus.RUNNING)
+        events = [{"type": "job.status", "status": JobStatus.RUNNING, "round": job.round}]
         return self._after_state(job, owner, state, events)
 
     # -- what a run state means --------------------------------------------------------
@@ -396,23 +403,25 @@ class Steps(Streaming, Endings):
         _add_usage(job, state.usage)
         if state.transcript is not None:
             job.transcript = state.transcript
-        if job.status in (J.RETRYING, J.FALLING_BACK) and state.status in _HEALTHY:
-            job.move(J.RUNNING)
-            events.append({"type": "job.status", "status": J.RUNNING, "attempt": job.attempt})
+        if job.status in (JobStatus.RETRYING, JobStatus.FALLING_BACK) and state.status in _HEALTHY:
+            job.move(JobStatus.RUNNING)
+            events.append(
+                {"type": "job.status", "status": JobStatus.RUNNING, "attempt": job.attempt}
+            )
         if state.waiting:
             if job.spec.mode == "stream" and hasattr(self.backend_for(job), "stream"):
-                self._advance(job, owner, STREAM, 0, events)
-                return "streaming"
-            self._advance(job, owner, POLL, self._poll_interval(job, state), events)
-            return "waiting"
-        if state.status == REQUIRES_TOOLS:
+                self._advance(job, owner, Step.STREAM, 0, events)
+                return Outcome.STREAMING
+            self._advance(job, owner, Step.POLL, self._poll_interval(job, state), events)
+            return Outcome.WAITING
+        if state.status == RunStatus.REQUIRES_TOOLS:
             return self._tool_round(job, owner, state, events)
-        if state.status == COMPLETED:
+        if state.status == RunStatus.COMPLETED:
             return self._succeed(job, owner, state, events)
         err = classify_run_failure(state.status, state.error_code)
         if state.error_message:
             err.args = (f"{err.args[0]}: {state.error_message}",)
-        return self._on_error(job, owner, err, START, events=events, run_ended=True)
+        return self._on_error(job, owner, err, Step.START, events=events, run_ended=True)
 
     def _poll_interval(self, job: Job, state: RunState) -> float:
         """The server's `openai-poll-after-ms` if given, else min·1.5^polls up to max."""
@@ -428,7 +437,7 @@ class Steps(Streaming, Endings):
             return self._fail(
                 job,
                 owner,
-                "max_tool_rounds_exceeded",
+                ErrorCode.MAX_TOOL_ROUNDS_EXCEEDED,
                 f"the model asked for more than {job.spec.max_tool_rounds} tool rounds",
                 cancel_run=False,
                 events=events,
@@ -438,18 +447,18 @@ class Steps(Streaming, Endings):
             {"call_id": c.call_id, "name": c.name, "arguments": c.arguments}
             for c in state.tool_calls
         ]
-        job.move(J.WAITING_TOOLS)
-        events.append({"type": "job.status", "status": J.WAITING_TOOLS, "round": job.round})
+        job.move(JobStatus.WAITING_TOOLS)
+        events.append({"type": "job.status", "status": JobStatus.WAITING_TOOLS, "round": job.round})
         events.extend({"type": "tool.call", "round": job.round, **c} for c in job.pending_calls)
-        token = job.due(SUBMIT)
+        token = job.due(Step.SUBMIT_TOOL_OUTPUTS)
         lease = time.time() + self.config.lease_grace + self.config.lock_seconds * 2
         if not self.store.commit(job, events, owner=owner, lease_until=lease):
-            return "conflict"
+            return Outcome.CONFLICT
         self.scheduler.dispatch_tools(job, token)
         log.info(
             "job.tools_dispatched", job_id=job.id, round=job.round, calls=len(state.tool_calls)
         )
-        return "tools"
+        return Outcome.TOOLS
 
 
 # While a probe is out, waiting jobs look again this often (plus jitter): a probe that

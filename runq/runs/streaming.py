@@ -25,17 +25,15 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from runq.errors import BackendError
-from runq.runs import job as J
 from runq.runs.backends.base import Backend, RunState
-from runq.runs.job import Job
+from runq.runs.job import Job, JobStatus, Step
+from runq.runs.outcomes import Outcome
 from runq.runs.store import JobStore
 
 if TYPE_CHECKING:
     from runq.runs.steps import StepConfig
 
 log = structlog.get_logger("runq.steps")
-
-POLL, STREAM = "poll", "stream"
 
 
 class Streaming:
@@ -48,7 +46,7 @@ class Streaming:
     if TYPE_CHECKING:  # provided by Endings and Steps
 
         def _take_capacity(
-            self, job: Job, owner: str, link: Any, step: str, tokens: int | None = None
+            self, job: Job, owner: str, link: Any, step: Step, tokens: int | None = None
         ) -> bool: ...
 
         def _link(self, job: Job) -> Any: ...
@@ -58,7 +56,7 @@ class Streaming:
             job: Job,
             owner: str,
             err: BackendError,
-            step: str,
+            step: Step,
             *,
             events: list[dict[str, Any]] | None = None,
             run_ended: bool = False,
@@ -89,8 +87,8 @@ class Streaming:
         renews the job's short lock as events arrive; if the worker dies, the lock lapses
         within seconds and the redelivered step resumes from the stored sequence number.
         """
-        if not self._take_capacity(job, owner, self._link(job), STREAM, tokens=0):
-            return "rate_limited"
+        if not self._take_capacity(job, owner, self._link(job), Step.STREAM, tokens=0):
+            return Outcome.RATE_LIMITED
         backend = self.backend_for(job)
         run_id = job.handle.get("response_id", "")
         on_delta = self._forwarder(job, owner, run_id)
@@ -100,7 +98,7 @@ class Streaming:
             if state is None:
                 state = backend.retrieve(job)
         except BackendError as err:
-            return self._on_error(job, owner, err, STREAM)
+            return self._on_error(job, owner, err, Step.STREAM)
         return self._after_state(job, owner, state, [])
 
     def _turn_backend(self, job: Job) -> Backend:
@@ -136,10 +134,10 @@ class Streaming:
             if state is None and job.handle:
                 state = backend.retrieve(job)
         except BackendError as err:
-            return self._on_error(job, owner, err, POLL if job.handle else "start")
+            return self._on_error(job, owner, err, Step.POLL if job.handle else Step.START)
         if state is None:
             self.store.release(job.id, owner)
-            return "stale"
+            return Outcome.STALE
         return self._after_state(job, owner, state, events)
 
     def _submit_streaming(
@@ -153,23 +151,23 @@ class Streaming:
         """Submit a round's outputs as a stream; polling takes over if the worker dies."""
         job.tool_calls.extend(done)
         job.pending_calls = []
-        job.move(J.RUNNING)
+        job.move(JobStatus.RUNNING)
         if not self._hand_over_to_poll(
-            job, [{"type": "job.status", "status": J.RUNNING, "round": job.round}]
+            job, [{"type": "job.status", "status": JobStatus.RUNNING, "round": job.round}]
         ):
-            return "conflict"
+            return Outcome.CONFLICT
         position = f"run:{job.link_index}:{job.round}:{job.attempt}:submit"
         try:
             state = backend.submit_stream(job, pairs, self._forwarder(job, owner, position))
             if state is None:
                 state = backend.retrieve(job)
         except BackendError as err:
-            return self._on_error(job, owner, err, POLL)
+            return self._on_error(job, owner, err, Step.POLL)
         return self._after_state(job, owner, state, [])
 
     def _hand_over_to_poll(self, job: Job, events: list[dict[str, Any]]) -> bool:
         """Commit with `poll` due and a lease, keeping the lock: the stream goes on, and
         if this worker dies the sweeper polls the run instead."""
-        job.due(POLL)
+        job.due(Step.POLL)
         lease = time.time() + self.config.lock_seconds + self.config.lease_grace
         return self.store.commit(job, events, owner="", lease_until=lease)

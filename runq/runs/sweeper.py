@@ -20,8 +20,8 @@ import structlog
 
 from runq.errors import JobNotFoundError
 from runq.runs import keys
-from runq.runs.endings import FINISH
-from runq.runs.steps import SUBMIT, Scheduler
+from runq.runs.job import Job, Step
+from runq.runs.steps import Scheduler
 from runq.runs.store import JobStore
 from runq.runs.toolcalls import ToolCalls
 
@@ -61,13 +61,11 @@ class Sweeper:
             except JobNotFoundError:
                 self.store.drop_lease(job_id)
                 continue
-            if job.terminal and (job.published or job.step != FINISH):
+            if job.terminal and (job.published or job.step != Step.FINISH):
                 self.store.drop_lease(job_id)
                 continue
             self.store.extend_lease(job_id, now + self.extension)
-            if job.step == SUBMIT and len(self.tools.outputs(job.id, job.round)) < len(
-                job.pending_calls
-            ):
+            if job.step == Step.SUBMIT_TOOL_OUTPUTS and self._calls_missing(job):
                 # Some tool calls never ran (or their messages were lost): send them again;
                 # calls already done are not executed twice.
                 self.scheduler.dispatch_tools(job, job.token)
@@ -76,3 +74,7 @@ class Sweeper:
             log.warning("job.redriven", job_id=job.id, step=job.step, status=job.status)
             redriven.append(job_id)
         return redriven
+
+    def _calls_missing(self, job: Job) -> bool:
+        """Has a call of the job's tool round no stored output yet?"""
+        return len(self.tools.outputs(job.id, job.round)) < len(job.pending_calls)

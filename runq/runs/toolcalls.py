@@ -25,12 +25,15 @@ import structlog
 
 from runq.errors import ToolError
 from runq.runs import keys
+from runq.runs.error_codes import ToolErrorCode
 from runq.runs.events import EventLog
 from runq.runs.metrics import Metrics
 from runq.runs.tools import ToolRegistry, error_output
 
 log = structlog.get_logger("runq.tools")
 _STARTED = "\x00started"
+# An idempotent tool that raised or timed out may succeed when called again.
+_WORTH_RETRYING = frozenset({ToolErrorCode.TOOL_RAISED, ToolErrorCode.TOOL_TIMEOUT})
 
 STORE_AND_COUNT = """
 redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
@@ -125,12 +128,14 @@ class ToolCalls:
         started = time.perf_counter()
         try:
             if cancelled:
-                raise ToolError("the job was cancelled; the tool did not run", code="cancelled")
+                raise ToolError(
+                    "the job was cancelled; the tool did not run", code=ToolErrorCode.CANCELLED
+                )
             if allowed is not None and call.name not in allowed:
                 raise ToolError(
                     f"tool {call.name!r} is not enabled for this job "
                     f"(enabled: {', '.join(allowed) or 'none'})",
-                    code="unknown_tool",
+                    code=ToolErrorCode.UNKNOWN_TOOL,
                 )
             spec = self.registry.get(call.name)
             arguments = self.registry.parse_arguments(call.name, call.arguments)
@@ -156,7 +161,7 @@ class ToolCalls:
             try:
                 return self.registry.execute(name, arguments)
             except ToolError as err:
-                if err.code not in ("tool_raised", "tool_timeout") or attempt == retries:
+                if err.code not in _WORTH_RETRYING or attempt == retries:
                     raise
         raise AssertionError("unreachable")
 
@@ -183,7 +188,7 @@ class ToolCalls:
             raise ToolError(
                 f"an earlier attempt of non-idempotent tool {call.name!r} was interrupted; "
                 "it is not run twice",
-                code="tool_interrupted",
+                code=ToolErrorCode.TOOL_INTERRUPTED,
             )
         try:
             output = self.registry.execute(call.name, arguments)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from runq.errors import JobNotFoundError
 from runq.runs import keys
+from runq.runs.job import Step
 from runq.runs.toolcalls import ToolCall
 from runq.worker.celery_app import app
 
@@ -22,5 +23,5 @@ def call(
     request = ToolCall(job_id, round_no, call_id, name, arguments, expected)
     completed = rt.tools.run(request, allowed=job.spec.tools, cancelled=cancelled)
     if completed:
-        rt.steps.scheduler.schedule("submit_tool_outputs", job_id, token, 0)
+        rt.steps.scheduler.schedule(Step.SUBMIT_TOOL_OUTPUTS, job_id, token, 0)
     return completed

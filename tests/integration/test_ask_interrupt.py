@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from runq.runs import keys
-from runq.runs.job import SUCCEEDED
+from runq.runs.job import JobStatus
 from runq.worker.launcher import Stack
 from tests.conftest import wait_for
 from tests.integration.conftest import WORKER_ENV, client_for
@@ -62,7 +62,7 @@ def test_ctrl_c_leaves_the_job_running_and_says_how_to_resume(
     assert "interrupted" in stderr and "keep running" in stderr
     assert "runq ask" in stderr.split("interrupted", 1)[1]  # the command to run again
 
-    assert client.get_job(job_id).result(timeout=60)["status"] == SUCCEEDED  # it went on
+    assert client.get_job(job_id).result(timeout=60)["status"] == JobStatus.SUCCEEDED  # it went on
 
     again = _ask(slow_stack, tmp_path)
     _, stderr = again.communicate(timeout=60)

@@ -14,7 +14,7 @@ import pytest
 from celery.result import AsyncResult
 
 from runq.producers.client.sync import Client
-from runq.runs.job import RUNNING, SUCCEEDED, Job, JobSpec
+from runq.runs.job import Job, JobSpec, JobStatus
 from runq.worker.launcher import SandboxProcess, Stack
 from tests.conftest import wait_for
 from tests.integration.conftest import stack_on
@@ -35,7 +35,7 @@ def test_a_job_whose_start_was_never_sent_is_started(client: Client) -> None:
     client.store.create(job, [{"type": "job.status", "status": "queued"}],
                         lease_until=time.time() - 1)  # fmt: skip
     result = client.get_job(job.id).result(timeout=30)
-    assert result["status"] == SUCCEEDED
+    assert result["status"] == JobStatus.SUCCEEDED
     assert result["output_text"]
 
 
@@ -43,8 +43,8 @@ def test_an_ended_job_whose_finish_was_lost_is_published(client: Client) -> None
     # The worker died between committing the job's end and sending `runq.jobs.finish`.
     job = Job.new(JobSpec(input="lost finish").validate())
     client.store.create(job, [], lease_until=time.time() - 1)
-    job.move(RUNNING)
-    job.move(SUCCEEDED)
+    job.move(JobStatus.RUNNING)
+    job.move(JobStatus.SUCCEEDED)
     job.output_text = "answered before the crash"
     job.mark("finished_at")
     job.due("finish")
@@ -54,6 +54,6 @@ def test_an_ended_job_whose_finish_was_lost_is_published(client: Client) -> None
     wait_for(lambda: client.store.get(job.id).published, timeout=30,
              what="the sweeper to re-send the finish")  # fmt: skip
     published = AsyncResult(job.id, app=client.app).get(timeout=10)
-    assert published["status"] == SUCCEEDED
+    assert published["status"] == JobStatus.SUCCEEDED
     assert published["output_text"] == "answered before the crash"
     assert job.id not in client.store.expired_leases(time.time() + 3600)

@@ -11,7 +11,7 @@ from runq.runs import keys
 from runq.runs.backends.base import RunState
 from runq.runs.breaker import CircuitBreaker
 from runq.runs.chains import Link, fingerprint, parse_chains
-from runq.runs.job import FAILED, FALLING_BACK, SUCCEEDED, Job, JobSpec
+from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.links import LinkServices
 from runq.runs.retry import RetryPolicies, RetryPolicy
 from runq.runs.steps import StepConfig, Steps
@@ -75,7 +75,7 @@ BAD = BackendError("bad request", code="bad_request", retryable=False, status_co
 def test_retries_exhausted_moves_to_the_next_link(store, backend, scheduler, fake_redis):
     backend.states = [SERVER, SERVER, DONE]
     job = _drive(_steps(store, backend, scheduler, fake_redis), scheduler, _submit(store))
-    assert job.status == SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert job.source == "responses:small"
     assert job.fallback_used
     assert [a["link"] for a in job.attempts] == ["responses:big"]
@@ -85,7 +85,7 @@ def test_retries_exhausted_moves_to_the_next_link(store, backend, scheduler, fak
 def test_final_error_moves_on_at_once(store, backend, scheduler, fake_redis):
     backend.states = [BAD, DONE]
     job = _drive(_steps(store, backend, scheduler, fake_redis), scheduler, _submit(store))
-    assert (job.status, job.source) == (SUCCEEDED, "responses:small")
+    assert (job.status, job.source) == (JobStatus.SUCCEEDED, "responses:small")
     assert job.attempts[0]["code"] == "bad_request"
 
 
@@ -98,7 +98,7 @@ def test_a_run_that_ends_badly_moves_on(store, backend, scheduler, fake_redis, e
     bad = RunState(ending, handle={"response_id": "x"}, error_code=code)
     backend.states = [bad] * tries + [DONE]
     job = _drive(_steps(store, backend, scheduler, fake_redis), scheduler, _submit(store))
-    assert (job.status, job.source) == (SUCCEEDED, "responses:small")
+    assert (job.status, job.source) == (JobStatus.SUCCEEDED, "responses:small")
     assert job.attempts[0]["link"] == "responses:big"
 
 
@@ -127,7 +127,7 @@ def test_deadline_near_skips_to_an_instant_link(store, backend, scheduler, fake_
     aged.timings["queued_at"] -= 29  # one second left: below the 2 s margin
     store.commit(aged)
     done = _drive(_steps(store, backend, scheduler, fake_redis), scheduler, job)
-    assert done.status == SUCCEEDED
+    assert done.status == JobStatus.SUCCEEDED
     assert done.source == "template"  # the cache had nothing; no model was called
     assert backend.calls == []
     assert [a["code"] for a in done.attempts] == ["deadline_near", "deadline_near", "cache_miss"]
@@ -139,7 +139,11 @@ def test_cache_answers_an_identical_earlier_question(store, backend, scheduler, 
     _drive(steps, scheduler, _submit(store, "What is  the answer?"))
     backend.states = [BAD, BAD]
     again = _drive(steps, scheduler, _submit(store, "What is the answer?"))
-    assert (again.status, again.source, again.output_text) == (SUCCEEDED, "cache", "the answer")
+    assert (again.status, again.source, again.output_text) == (
+        JobStatus.SUCCEEDED,
+        "cache",
+        "the answer",
+    )
 
 
 def test_every_link_failing_fails_with_the_full_reason(store, backend, scheduler, fake_redis):
@@ -157,7 +161,7 @@ def test_every_link_failing_fails_with_the_full_reason(store, backend, scheduler
     )
     backend.states = [BAD, BAD]
     job = _drive(steps, scheduler, _submit(store))
-    assert job.status == FAILED
+    assert job.status == JobStatus.FAILED
     assert job.error["code"] == "all_links_failed"
     assert "responses:a: bad_request" in job.error["message"]
     assert "chat:b: bad_request" in job.error["message"]
@@ -169,14 +173,14 @@ def test_fallback_is_visible_while_it_happens(store, backend, scheduler, fake_re
     steps = _steps(store, backend, scheduler, fake_redis)
     job = _submit(store)
     assert steps.run("start", job.id, 0) == "falling_back"
-    assert store.get(job.id).status == FALLING_BACK
+    assert store.get(job.id).status == JobStatus.FALLING_BACK
 
 
 def test_no_capacity_reschedules_after_the_exact_wait(store, backend, scheduler, fake_redis):
     steps = _steps(store, backend, scheduler, fake_redis, default_rpm=1)
     backend.states = [DONE, DONE]
     first = _submit(store)
-    assert steps.run("start", first.id, 0) == SUCCEEDED
+    assert steps.run("start", first.id, 0) == JobStatus.SUCCEEDED
     second = _submit(store, "another")
     assert steps.run("start", second.id, 0) == "rate_limited"
     step, _, token, wait = scheduler.last()
@@ -272,4 +276,4 @@ def test_429s_do_not_open_the_breaker(store, backend, scheduler, fake_redis):
     backend.states = [limited, DONE]
     steps = _steps(store, backend, scheduler, fake_redis, breaker_failures=1)
     job = _drive(steps, scheduler, _submit(store))
-    assert (job.status, job.source) == (SUCCEEDED, "responses:big")
+    assert (job.status, job.source) == (JobStatus.SUCCEEDED, "responses:big")

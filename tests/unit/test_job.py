@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from runq.errors import InvalidJobError
-from runq.runs.job import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobSpec
+from runq.runs.job import Job, JobSpec, JobStatus
 
 
 @pytest.mark.parametrize(
@@ -61,16 +61,16 @@ def test_round_trip_keeps_everything() -> None:
 
 def test_transitions_follow_the_state_machine() -> None:
     job = Job.new(JobSpec(input="hi"))
-    assert job.status == QUEUED
-    job.move(RUNNING)
-    job.move(SUCCEEDED)
+    assert job.status == JobStatus.QUEUED
+    job.move(JobStatus.RUNNING)
+    job.move(JobStatus.SUCCEEDED)
     assert job.terminal
     with pytest.raises(ValueError, match="illegal transition succeeded -> running"):
-        job.move(RUNNING)
+        job.move(JobStatus.RUNNING)
     other = Job.new(JobSpec(input="hi"))
-    other.move(CANCELLED)
+    other.move(JobStatus.CANCELLED)
     with pytest.raises(ValueError):
-        other.move(FAILED)
+        other.move(JobStatus.FAILED)
 
 
 def test_due_bumps_the_token() -> None:

@@ -10,7 +10,7 @@ from runq.errors import BackendError
 from runq.runs import keys
 from runq.runs.backends.base import RunState, ToolCallRequest
 from runq.runs.events import EventLog
-from runq.runs.job import CANCELLED, FAILED, RETRYING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
+from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.metrics import Metrics
 from runq.runs.retry import RetryPolicies
 from runq.runs.steps import StepConfig, Steps
@@ -59,9 +59,9 @@ def test_a_job_goes_start_poll_finish(store, backend, scheduler, fake_redis) -> 
     assert scheduler.last()[3] == pytest.approx(0.2)
     assert _run_due(steps, scheduler) == "waiting"
     assert scheduler.last()[3] == pytest.approx(0.3)  # adaptive: min * 1.5^polls
-    assert _run_due(steps, scheduler) == SUCCEEDED
+    assert _run_due(steps, scheduler) == JobStatus.SUCCEEDED
     done = store.get(job.id)
-    assert done.status == SUCCEEDED
+    assert done.status == JobStatus.SUCCEEDED
     assert done.output_text == "Echo: hello"
     assert done.usage["total_tokens"] == 3
     assert {"queued_at", "run_created_at", "finished_at"} <= set(done.timings)
@@ -82,9 +82,9 @@ def test_a_failed_publication_is_handed_to_the_finish_task(
     steps = _steps(store, backend, scheduler)
     job = _submit(store)
     # The end is committed whatever happens to its publication.
-    assert steps.run("start", job.id, 0) == SUCCEEDED
+    assert steps.run("start", job.id, 0) == JobStatus.SUCCEEDED
     ended = store.get(job.id)
-    assert ended.status == SUCCEEDED and not ended.published
+    assert ended.status == JobStatus.SUCCEEDED and not ended.published
     assert fake_redis.zscore(keys.leases(), job.id) is not None  # the sweeper's safety net
     step, job_id, token, countdown = scheduler.last()
     assert (step, job_id, countdown) == ("finish", job.id, 0)
@@ -114,7 +114,7 @@ def test_finish_publishes_once_and_counts_metrics_once(store, backend, scheduler
         metrics=metrics,
     )
     job = _submit(store)
-    assert steps.run("start", job.id, 0) == SUCCEEDED  # ends and publishes
+    assert steps.run("start", job.id, 0) == JobStatus.SUCCEEDED  # ends and publishes
     token = store.get(job.id).token
     assert steps.finish(job.id, token) == "stale"  # a redelivered finish does nothing
     assert steps.finish(job.id, token) == "stale"
@@ -171,7 +171,7 @@ def test_cancel_flag_cancels_the_run(store, backend, scheduler) -> None:
     steps.run("start", job.id, 0)
     store.request_cancel(job.id)
     assert _run_due(steps, scheduler) == "cancelled"
-    assert store.get(job.id).status == CANCELLED
+    assert store.get(job.id).status == JobStatus.CANCELLED
     assert backend.calls == ["start", "cancel"]
 
 
@@ -186,10 +186,10 @@ def test_cancel_step_ends_a_job_waiting_for_tools(store, backend, scheduler) -> 
     steps = _steps(store, backend, scheduler)
     job = _submit(store)
     steps.run("start", job.id, 0)
-    assert store.get(job.id).status == WAITING_TOOLS
+    assert store.get(job.id).status == JobStatus.WAITING_TOOLS
     store.request_cancel(job.id)
     assert steps.cancel(job.id) == "cancelled"
-    assert store.get(job.id).status == CANCELLED
+    assert store.get(job.id).status == JobStatus.CANCELLED
     assert "cancel" in backend.calls
 
 
@@ -203,7 +203,7 @@ def test_deadline_fails_the_job_and_cancels_the_run(store, backend, scheduler) -
     assert store.commit(aged)
     assert _run_due(steps, scheduler) == "deadline_exceeded"
     failed = store.get(job.id)
-    assert failed.status == FAILED
+    assert failed.status == JobStatus.FAILED
     assert failed.error["code"] == "deadline_exceeded"
     assert backend.calls[-1] == "cancel"
 
@@ -245,7 +245,7 @@ def test_tool_errors_can_fail_the_job(store, backend, scheduler) -> None:
     steps.run("start", job.id, 0)
     _, token, _ = scheduler.dispatched[0]
     assert steps.run("submit_tool_outputs", job.id, token) == "tool_error"
-    assert store.get(job.id).status == FAILED
+    assert store.get(job.id).status == JobStatus.FAILED
 
 
 def test_too_many_tool_rounds_fail_the_job(store, backend, scheduler) -> None:
@@ -270,7 +270,7 @@ def test_retryable_error_reschedules_the_step(store, backend, scheduler) -> None
     steps = _steps(store, backend, scheduler)
     job = _submit(store)
     assert steps.run("start", job.id, 0) == "retrying"
-    assert store.get(job.id).status == RETRYING
+    assert store.get(job.id).status == JobStatus.RETRYING
     assert store.get(job.id).attempt == 1
     assert _run_due(steps, scheduler) == "waiting"
     assert store.get(job.id).status == "running"
@@ -284,11 +284,11 @@ def test_final_error_fails_with_the_reason(store, backend, scheduler) -> None:
     job = _submit(store)
     assert steps.run("start", job.id, 0) == "bad_request"
     failed = store.get(job.id)
-    assert failed.status == FAILED
+    assert failed.status == JobStatus.FAILED
     assert failed.error == {"code": "bad_request", "message": "bad model"}
     assert failed.attempts[0]["code"] == "bad_request"
     assert failed.published
-    assert scheduler.published[0]["status"] == FAILED
+    assert scheduler.published[0]["status"] == JobStatus.FAILED
     assert scheduler.published[0]["error"]["code"] == "bad_request"
 
 
@@ -330,7 +330,7 @@ def test_call_errors_count_in_a_row_not_over_the_job(store, backend, scheduler) 
     steps = _steps(store, backend, scheduler)
     job = _submit(store)
     done = _drive(steps, scheduler, store, job)
-    assert done.status == SUCCEEDED
+    assert done.status == JobStatus.SUCCEEDED
     assert done.attempt == 8  # every timeout was retried
 
 
@@ -340,7 +340,7 @@ def test_call_errors_in_a_row_still_end_in_failure(store, backend, scheduler) ->
     steps = _steps(store, backend, scheduler)
     job = _submit(store)
     failed = _drive(steps, scheduler, store, job)
-    assert failed.status == FAILED
+    assert failed.status == JobStatus.FAILED
     assert failed.error["code"] == "timeout"
     assert backend.states == []  # the policy's 5 attempts, all of them polls in a row
 
@@ -357,6 +357,6 @@ def test_failed_runs_count_over_the_job_even_when_calls_answer(store, backend, s
     steps = _steps(store, backend, scheduler)
     job = _submit(store)
     failed = _drive(steps, scheduler, store, job)
-    assert failed.status == FAILED
+    assert failed.status == JobStatus.FAILED
     assert failed.error["code"] == "run_failed"
     assert backend.states == []

@@ -8,7 +8,7 @@ import pytest
 from runq.errors import JobNotFoundError
 from runq.runs import keys
 from runq.runs.events import EventLog
-from runq.runs.job import RUNNING, SUCCEEDED, Job, JobSpec
+from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.store import JobStore
 
 
@@ -60,9 +60,9 @@ def test_commit_is_compare_and_set(store: JobStore) -> None:
     job = _new(store)
     a = store.get(job.id)
     b = store.get(job.id)
-    a.move(RUNNING)
+    a.move(JobStatus.RUNNING)
     assert store.commit(a, [{"type": "x"}], lease_until=time.time() + 10)
-    b.move(RUNNING)
+    b.move(JobStatus.RUNNING)
     assert not store.commit(b, [], lease_until=time.time() + 10)
     assert b.version == 0  # a failed commit leaves the caller's version alone
     assert store.get(job.id).version == 1
@@ -72,7 +72,7 @@ def test_commit_releases_the_lock_and_appends_events(store: JobStore, fake_redis
     job = _new(store)
     claim = store.claim(job.id, lock_seconds=30)
     got = claim.job
-    got.move(RUNNING)
+    got.move(JobStatus.RUNNING)
     assert store.commit(
         got, [{"type": "a"}, {"type": "b"}], owner=claim.owner, lease_until=time.time() + 5
     )
@@ -87,8 +87,8 @@ def test_terminal_commit_sets_ttl_and_keeps_the_lease_until_published(
 ) -> None:
     job = _new(store)
     assert fake_redis.zscore(keys.leases(), job.id) is not None
-    job.move(RUNNING)
-    job.move(SUCCEEDED)
+    job.move(JobStatus.RUNNING)
+    job.move(JobStatus.SUCCEEDED)
     assert store.commit(job, [], lease_until=time.time() + 30)
     assert 0 < fake_redis.ttl(keys.job(job.id)) <= 900
     assert fake_redis.zscore(keys.leases(), job.id) is not None  # the finish is still due

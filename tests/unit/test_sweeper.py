@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 
 from runq.runs.events import EventLog
-from runq.runs.job import RUNNING, SUCCEEDED, WAITING_TOOLS, Job, JobSpec
+from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.sweeper import Sweeper
 from runq.runs.toolcalls import ToolCalls
 from runq.runs.tools import ToolRegistry
@@ -28,8 +28,8 @@ def test_a_job_whose_driver_died_is_redriven_once(store, scheduler, fake_redis) 
 def test_terminal_jobs_are_dropped_from_the_index(store, scheduler, fake_redis) -> None:
     job = Job.new(JobSpec(input="hi").validate())
     store.create(job, [], lease_until=time.time() - 1)
-    job.move(RUNNING)
-    job.move(SUCCEEDED)
+    job.move(JobStatus.RUNNING)
+    job.move(JobStatus.SUCCEEDED)
     store.commit(job)
     assert _sweeper(store, scheduler, fake_redis).sweep() == []
     assert scheduler.scheduled == []
@@ -38,8 +38,8 @@ def test_terminal_jobs_are_dropped_from_the_index(store, scheduler, fake_redis) 
 def test_an_ended_job_whose_finish_was_lost_is_finished(store, scheduler, fake_redis) -> None:
     job = Job.new(JobSpec(input="hi").validate())
     store.create(job, [], lease_until=time.time() - 1)
-    job.move(RUNNING)
-    job.move(SUCCEEDED)
+    job.move(JobStatus.RUNNING)
+    job.move(JobStatus.SUCCEEDED)
     token = job.due("finish")
     store.commit(job, lease_until=time.time() - 1)  # ended, but the finish message was lost
     assert _sweeper(store, scheduler, fake_redis).sweep() == [job.id]
@@ -49,8 +49,8 @@ def test_an_ended_job_whose_finish_was_lost_is_finished(store, scheduler, fake_r
 def test_waiting_tools_redispatches_missing_calls(store, scheduler, fake_redis) -> None:
     job = Job.new(JobSpec(input="hi").validate())
     store.create(job, [], lease_until=time.time() - 1)
-    job.move(RUNNING)
-    job.move(WAITING_TOOLS)
+    job.move(JobStatus.RUNNING)
+    job.move(JobStatus.WAITING_TOOLS)
     job.round = 1
     job.pending_calls = [{"call_id": "c1", "name": "x", "arguments": "{}"}]
     token = job.due("submit_tool_outputs")

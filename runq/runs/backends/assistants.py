@@ -18,25 +18,24 @@ from typing import Any
 import openai
 
 from runq.runs.backends.base import (
-    COMPLETED,
-    REQUIRES_TOOLS,
     RunState,
     ToolCallRequest,
     run_metadata,
 )
 from runq.runs.backends.client import classified
 from runq.runs.job import Job
+from runq.runs.run_status import RunStatus
 
-STATUS = {
-    "queued": "queued",
-    "in_progress": "in_progress",
-    "cancelling": "in_progress",
-    "requires_action": REQUIRES_TOOLS,
-    "completed": COMPLETED,
-    "failed": "failed",
-    "cancelled": "cancelled",
-    "expired": "expired",
-    "incomplete": "incomplete",
+STATUS: dict[str, RunStatus] = {
+    "queued": RunStatus.QUEUED,
+    "in_progress": RunStatus.IN_PROGRESS,
+    "cancelling": RunStatus.IN_PROGRESS,
+    "requires_action": RunStatus.REQUIRES_TOOLS,
+    "completed": RunStatus.COMPLETED,
+    "failed": RunStatus.FAILED,
+    "cancelled": RunStatus.CANCELLED,
+    "expired": RunStatus.EXPIRED,
+    "incomplete": RunStatus.INCOMPLETE,
 }
 
 RUN_END_EVENTS = frozenset(
@@ -164,7 +163,7 @@ class AssistantsBackend:
                             on_delta(seq, text)
                 elif kind in RUN_END_EVENTS:
                     state = self._state(event.data, assistant_id)
-                    if state.status == COMPLETED:
+                    if state.status == RunStatus.COMPLETED:
                         run = event.data
                         state.output_text, state.citations = self._answer(run.thread_id, run.id)
                     return state
@@ -175,7 +174,7 @@ class AssistantsBackend:
     def _state(self, run: Any, assistant_id: str | None = None) -> RunState:
         status = STATUS.get(run.status, run.status)
         calls: list[ToolCallRequest] = []
-        if status == REQUIRES_TOOLS and run.required_action is not None:
+        if status == RunStatus.REQUIRES_TOOLS and run.required_action is not None:
             calls = [
                 ToolCallRequest(c.id, c.function.name, c.function.arguments or "")
                 for c in run.required_action.submit_tool_outputs.tool_calls
@@ -207,7 +206,7 @@ class AssistantsBackend:
             job.handle["run_id"], thread_id=job.handle["thread_id"]
         )
         state = self._state(run)
-        if state.status == COMPLETED:
+        if state.status == RunStatus.COMPLETED:
             state.output_text, state.citations = self._answer(run.thread_id, run.id)
         return state
 

@@ -11,19 +11,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runq.runs.job import Job
+from runq.runs.run_status import RunStatus
 
-# Normalized run statuses.
-QUEUED = "queued"
-IN_PROGRESS = "in_progress"
-REQUIRES_TOOLS = "requires_tools"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-INCOMPLETE = "incomplete"
-EXPIRED = "expired"
-
-WAITING = frozenset({QUEUED, IN_PROGRESS})
-ENDED = frozenset({COMPLETED, FAILED, CANCELLED, INCOMPLETE, EXPIRED})
+WAITING = frozenset({RunStatus.QUEUED, RunStatus.IN_PROGRESS})
+ENDED = frozenset(
+    {
+        RunStatus.COMPLETED,
+        RunStatus.FAILED,
+        RunStatus.CANCELLED,
+        RunStatus.INCOMPLETE,
+        RunStatus.EXPIRED,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class ToolCallRequest:
 class RunState:
     """What a run looks like right now, whatever protocol drives it."""
 
-    status: str
+    status: str  # a RunStatus, or a status runq does not know (see RunStatus)
     handle: dict[str, str] = field(default_factory=dict)
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
     output_text: str = ""

@@ -15,16 +15,15 @@ import openai
 
 from runq.errors import BackendError
 from runq.runs.backends.base import (
-    COMPLETED,
-    INCOMPLETE,
-    REQUIRES_TOOLS,
     RunState,
     ToolCallRequest,
     run_metadata,
 )
 from runq.runs.backends.client import classified
 from runq.runs.backends.responses import ratelimit_headers
+from runq.runs.error_codes import ErrorCode
 from runq.runs.job import Job
+from runq.runs.run_status import RunStatus
 
 
 def _messages(job: Job) -> list[dict[str, Any]]:
@@ -117,7 +116,7 @@ class ChatBackend:
     def retrieve(self, job: Job) -> RunState:
         raise BackendError(
             "Chat Completions has no run to look at; the job restarts its turn",
-            code="not_resumable",
+            code=ErrorCode.NOT_RESUMABLE,
             retryable=True,
         )
 
@@ -151,11 +150,11 @@ def _turn(
             for c in calls
         ]  # fmt: skip
     if calls:
-        status = REQUIRES_TOOLS
+        status = RunStatus.REQUIRES_TOOLS
     elif finish_reason == "length":
-        status = INCOMPLETE
+        status = RunStatus.INCOMPLETE
     else:
-        status = COMPLETED
+        status = RunStatus.COMPLETED
     return RunState(
         status=status,
         handle={"chat_completion_id": completion_id},
@@ -166,7 +165,7 @@ def _turn(
             "output_tokens": usage.completion_tokens if usage else 0,
             "total_tokens": usage.total_tokens if usage else 0,
         },
-        error_code="max_output_tokens" if status == INCOMPLETE else None,
+        error_code="max_output_tokens" if status == RunStatus.INCOMPLETE else None,
         transcript=[*messages, assistant],
         headers=headers,
     )

@@ -14,14 +14,13 @@ from typing import Any
 import openai
 
 from runq.runs.backends.base import (
-    COMPLETED,
-    REQUIRES_TOOLS,
     RunState,
     ToolCallRequest,
     run_metadata,
 )
 from runq.runs.backends.client import classified
 from runq.runs.job import Job
+from runq.runs.run_status import RunStatus
 
 
 def _attr(obj: Any, name: str, default: Any = None) -> Any:
@@ -63,8 +62,8 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
                 )
             )
     status = str(_attr(response, "status", "queued"))
-    if status == COMPLETED and calls:
-        status = REQUIRES_TOOLS
+    if status == RunStatus.COMPLETED and calls:
+        status = RunStatus.REQUIRES_TOOLS
     usage_obj = _attr(response, "usage", None)
     usage = {}
     if usage_obj is not None:

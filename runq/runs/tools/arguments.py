@@ -16,6 +16,7 @@ from typing import Any
 from jsonschema.exceptions import ValidationError, best_match
 
 from runq.errors import ToolError
+from runq.runs.error_codes import ToolErrorCode
 from runq.runs.tools.spec import ToolSpec
 
 _MAX_PROBLEMS = 10
@@ -37,7 +38,7 @@ def parse_arguments(spec: ToolSpec, raw: str | dict[str, Any] | None) -> dict[st
     if not isinstance(arguments, dict):
         raise ToolError(
             f"arguments for tool {spec.name!r} must be a JSON object, got {_json_type(arguments)}",
-            code="invalid_arguments",
+            code=ToolErrorCode.INVALID_ARGUMENTS,
         )
     validate_arguments(spec, arguments)
     return arguments
@@ -59,7 +60,7 @@ def validate_arguments(spec: ToolSpec, arguments: dict[str, Any]) -> None:
         problems = [*problems[:_MAX_PROBLEMS], f"... and {len(problems) - _MAX_PROBLEMS} more"]
     raise ToolError(
         f"invalid arguments for tool {spec.name!r}: " + "; ".join(problems),
-        code="invalid_arguments",
+        code=ToolErrorCode.INVALID_ARGUMENTS,
     )
 
 
@@ -78,11 +79,12 @@ def _decode(name: str, raw: str | bytes | bytearray) -> Any:
         raise ToolError(
             f"arguments for tool {name!r} are not valid JSON: {exc.msg} at line {exc.lineno} "
             f"column {exc.colno} (char {exc.pos})",
-            code="invalid_json",
+            code=ToolErrorCode.INVALID_JSON,
         ) from None
     except (ValueError, RecursionError) as exc:
         raise ToolError(
-            f"arguments for tool {name!r} are not valid JSON: {exc}", code="invalid_json"
+            f"arguments for tool {name!r} are not valid JSON: {exc}",
+            code=ToolErrorCode.INVALID_JSON,
         ) from None
 
 

@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from runq.config.celery import QUEUE_TOOLS
 from runq.errors import ConfigurationError, ToolError
+from runq.runs.error_codes import ToolErrorCode
 from runq.runs.tools.arguments import parse_arguments
 from runq.runs.tools.runner import call_with_timeout, to_output
 from runq.runs.tools.schema import JSONSchema
@@ -120,7 +121,7 @@ class ToolRegistry:
         except KeyError:
             raise ToolError(
                 f"unknown tool {name!r}; available tools: {self._available()}",
-                code="unknown_tool",
+                code=ToolErrorCode.UNKNOWN_TOOL,
             ) from None
 
     def names(self) -> list[str]:
@@ -162,7 +163,7 @@ class ToolRegistry:
             raise ToolError(
                 f"unknown tool{'s' if len(unknown) > 1 else ''} {listed}; "
                 f"available tools: {self._available()}",
-                code="unknown_tool",
+                code=ToolErrorCode.UNKNOWN_TOOL,
             )
         return [_openai_tool(self._specs[name], flavor) for name in wanted]
 

@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from runq.errors import ToolError
+from runq.runs.error_codes import ToolErrorCode
 from runq.runs.tools.spec import ToolSpec
 
 log = structlog.get_logger("runq.tools")
@@ -54,7 +55,7 @@ def call_with_timeout(spec: ToolSpec, arguments: dict[str, Any]) -> Any:
         log.warning("tool.timed_out", tool=spec.name, timeout=spec.timeout, thread=thread.name)
         raise ToolError(
             f"tool {spec.name!r} timed out after {spec.timeout:g} s",
-            code="tool_timeout",
+            code=ToolErrorCode.TOOL_TIMEOUT,
         )
     if "error" in outcome:
         exc = outcome["error"]
@@ -64,7 +65,7 @@ def call_with_timeout(spec: ToolSpec, arguments: dict[str, Any]) -> Any:
         message = f"tool {spec.name!r} raised {type(exc).__name__}" + (
             f": {detail}" if detail else ""
         )
-        raise ToolError(message, code="tool_raised") from exc
+        raise ToolError(message, code=ToolErrorCode.TOOL_RAISED) from exc
     return outcome.get("value")
 
 
@@ -107,7 +108,7 @@ def to_output(name: str, value: Any) -> str:
     except (TypeError, ValueError) as exc:  # circular data, or keys json cannot sort
         raise ToolError(
             f"tool {name!r} returned a value that cannot be sent to the model: {exc}",
-            code="invalid_output",
+            code=ToolErrorCode.INVALID_OUTPUT,
         ) from exc
 
 
@@ -118,6 +119,6 @@ def error_output(err: ToolError) -> str:
     arguments or answer without the tool, which is what the APIs expect.
     """
     return json.dumps(
-        {"error": {"code": getattr(err, "code", "tool_error"), "message": str(err)}},
+        {"error": {"code": getattr(err, "code", ToolErrorCode.TOOL_ERROR), "message": str(err)}},
         ensure_ascii=False,
     )
