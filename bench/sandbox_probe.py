@@ -17,8 +17,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 import runq.sandbox.server.app as sandbox_app
+from runq.sandbox.api.http import get_state
 from runq.sandbox.cli import main
-from runq.sandbox.engine.state import get_state
 
 
 async def timelines(request: Request) -> JSONResponse:

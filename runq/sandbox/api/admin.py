@@ -10,8 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import ok
-from runq.sandbox.engine.state import get_state
+from runq.sandbox.api.http import get_state, ok
 
 
 async def stats(request: Request) -> Response:

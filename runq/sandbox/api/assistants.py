@@ -1,25 +1,23 @@
 """Assistants v2: assistants (CRUD), threads (create/retrieve/delete) and messages.
 
-Assistant messages written by runs are stored when the run is planned but only become
-visible at the time the run produces them (``visible_at``), so listing a thread never
-shows an answer before its run has finished.
+Threads and their messages are engine objects (:mod:`runq.sandbox.engine.thread_objects`);
+assistants are stored as the plain JSON the API returns.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import metadata, ok, opt_str, page, read_json
+from runq.sandbox.api.http import get_state, metadata, ok, opt_str, page, read_json
 from runq.sandbox.engine.errors import bad_request, not_found
 from runq.sandbox.engine.ids import new_id
-from runq.sandbox.engine.run_objects import ACTIVE
-from runq.sandbox.engine.state import SandboxState, get_state
+from runq.sandbox.engine.state import SandboxState
+from runq.sandbox.engine.thread_objects import ThreadRecord, active_run, message_json
 from runq.sandbox.engine.transcript import content_text
 
 ASSISTANT_FIELDS = (
@@ -36,78 +34,9 @@ ASSISTANT_FIELDS = (
 )
 
 
-@dataclass
-class ThreadRecord:
-    id: str
-    created_at: int
-    metadata: dict[str, str]
-    tool_resources: dict[str, Any] | None
-    messages: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
-    run_ids: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "thread",
-            "created_at": self.created_at,
-            "metadata": self.metadata,
-            "tool_resources": self.tool_resources or {},
-        }
-
-    def visible(self, now: float | None = None) -> list[dict[str, Any]]:
-        now = time.time() if now is None else now
-        return [m for at, m in self.messages if at <= now]
-
-
-def message_json(
-    thread_id: str,
-    role: str,
-    text: str,
-    *,
-    created: float,
-    annotations: list[dict[str, Any]] | None = None,
-    run_id: str | None = None,
-    assistant_id: str | None = None,
-    meta: dict[str, str] | None = None,
-    message_id: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": message_id or new_id("msg"),
-        "object": "thread.message",
-        "created_at": int(created),
-        "thread_id": thread_id,
-        "status": "completed",
-        "incomplete_details": None,
-        "completed_at": int(created),
-        "incomplete_at": None,
-        "role": role,
-        "content": [{"type": "text", "text": {"value": text, "annotations": annotations or []}}],
-        "assistant_id": assistant_id,
-        "run_id": run_id,
-        "attachments": [],
-        "metadata": meta or {},
-    }
-
-
-def lookup(state: SandboxState, kind: str, object_id: str) -> Any:
-    table = getattr(state.store, kind)
-    rec = table.get(object_id)
-    if rec is None:
-        raise not_found(kind.rstrip("s"), object_id)
-    return rec
-
-
-def active_run(state: SandboxState, thread: ThreadRecord) -> str | None:
-    now = time.time()
-    for run_id in reversed(thread.run_ids):
-        run = state.store.runs.get(run_id)
-        if run is not None and run.status(now) in ACTIVE:
-            return run_id
-    return None
-
-
 def refuse_if_busy(state: SandboxState, thread: ThreadRecord, what: str) -> None:
-    run_id = active_run(state, thread)
+    """A 400 when ``thread`` has a run still going: the real API refuses to change it."""
+    run_id = active_run(state.store, thread)
     if run_id:
         raise bad_request(f"Can't {what} {thread.id} while a run {run_id} is active.")
 
@@ -173,12 +102,12 @@ async def list_assistants(request: Request) -> Response:
 
 
 async def retrieve_assistant(request: Request) -> Response:
-    return ok(lookup(get_state(request), "assistants", request.path_params["assistant_id"]))
+    return ok(get_state(request).store.find("assistants", request.path_params["assistant_id"]))
 
 
 async def update_assistant(request: Request) -> Response:
     state = get_state(request)
-    rec = lookup(state, "assistants", request.path_params["assistant_id"])
+    rec = state.store.find("assistants", request.path_params["assistant_id"])
     updated = _assistant(await read_json(request), rec)
     state.store.assistants[rec["id"]] = updated
     return ok(updated)
@@ -186,7 +115,7 @@ async def update_assistant(request: Request) -> Response:
 
 async def delete_assistant(request: Request) -> Response:
     state = get_state(request)
-    rec = lookup(state, "assistants", request.path_params["assistant_id"])
+    rec = state.store.find("assistants", request.path_params["assistant_id"])
     del state.store.assistants[rec["id"]]
     return ok({"id": rec["id"], "object": "assistant.deleted", "deleted": True})
 
@@ -197,19 +126,19 @@ async def create_thread(request: Request) -> Response:
 
 
 async def retrieve_thread(request: Request) -> Response:
-    return ok(lookup(get_state(request), "threads", request.path_params["thread_id"]).to_json())
+    return ok(get_state(request).store.find("threads", request.path_params["thread_id"]).to_json())
 
 
 async def delete_thread(request: Request) -> Response:
     state = get_state(request)
-    thread = lookup(state, "threads", request.path_params["thread_id"])
+    thread = state.store.find("threads", request.path_params["thread_id"])
     del state.store.threads[thread.id]
     return ok({"id": thread.id, "object": "thread.deleted", "deleted": True})
 
 
 async def create_message(request: Request) -> Response:
     state = get_state(request)
-    thread = lookup(state, "threads", request.path_params["thread_id"])
+    thread = state.store.find("threads", request.path_params["thread_id"])
     refuse_if_busy(state, thread, "add messages to")
     msg = _user_message(thread.id, await read_json(request))
     thread.messages.append((0.0, msg))
@@ -218,7 +147,7 @@ async def create_message(request: Request) -> Response:
 
 async def list_messages(request: Request) -> Response:
     state = get_state(request)
-    thread = lookup(state, "threads", request.path_params["thread_id"])
+    thread = state.store.find("threads", request.path_params["thread_id"])
     items = thread.visible()
     run_id = opt_str(dict(request.query_params), "run_id")
     if run_id:
@@ -228,7 +157,7 @@ async def list_messages(request: Request) -> Response:
 
 async def retrieve_message(request: Request) -> Response:
     state = get_state(request)
-    thread = lookup(state, "threads", request.path_params["thread_id"])
+    thread = state.store.find("threads", request.path_params["thread_id"])
     for msg in thread.visible():
         if msg["id"] == request.path_params["message_id"]:
             return ok(msg)

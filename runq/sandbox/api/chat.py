@@ -10,7 +10,6 @@ the answer (``finish_reason: length``), ``bad_args`` malforms tool-call argument
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,12 +18,21 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox.api.http import metadata, ok, opt_bool, opt_int, opt_str, read_json
+from runq.sandbox.api.http import (
+    get_state,
+    metadata,
+    ok,
+    opt_bool,
+    opt_int,
+    opt_str,
+    outcome_fault,
+    read_json,
+)
+from runq.sandbox.api.sse import sse, wait_until
 from runq.sandbox.engine import model
 from runq.sandbox.engine.errors import SandboxError, bad_request
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.lifecycle import Timeline
-from runq.sandbox.engine.state import get_state
 from runq.sandbox.engine.tokens import count_tokens, split_tokens
 from runq.sandbox.engine.tool_policy import ScriptError
 from runq.sandbox.engine.transcript import Turn, content_text
@@ -132,12 +140,10 @@ async def _stream(
     chunks: list[dict[str, Any]], timeline: Timeline, usage_chunk: dict[str, Any] | None
 ) -> AsyncIterator[bytes]:
     for i, chunk in enumerate(chunks):
-        delay = timeline.token_time(i, len(chunks)) - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        yield f"data: {json.dumps(chunk)}\n\n".encode()
+        await wait_until(timeline.token_time(i, len(chunks)))
+        yield sse(chunk)
     if usage_chunk is not None:
-        yield f"data: {json.dumps(usage_chunk)}\n\n".encode()
+        yield sse(usage_chunk)
     yield b"data: [DONE]\n\n"
 
 
@@ -150,7 +156,7 @@ async def create_chat_completion(request: Request) -> Response:
     turns = turns_from_messages(body.get("messages"))
     meta = metadata(body)
     max_tokens = opt_int(body, "max_completion_tokens", 1) or opt_int(body, "max_tokens", 1)
-    fault = state.outcome_fault(request)
+    fault = outcome_fault(request)
     state.stats.count_created("chat_completions", meta.get("runq_job_id"))
     if fault in ("failed", "expired"):
         raise SandboxError(500, "The model failed to generate a completion (injected).")

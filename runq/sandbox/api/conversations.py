@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import metadata, ok, page, read_json
-from runq.sandbox.engine.errors import not_found
+from runq.sandbox.api.http import get_state, metadata, ok, page, read_json
+from runq.sandbox.engine.conversation_objects import ConversationRecord
 from runq.sandbox.engine.ids import new_id
-from runq.sandbox.engine.response_objects import ResponseRecord, input_item
-from runq.sandbox.engine.state import get_state
-from runq.sandbox.engine.transcript import Turn, turns_from_response_input
-
-
-@dataclass
-class ConversationRecord:
-    id: str
-    created_at: int
-    metadata: dict[str, str]
-    items: list[dict[str, Any]] = field(default_factory=list)
-    history: list[Turn] = field(default_factory=list)
-
-    def add_response(self, rec: ResponseRecord) -> None:
-        """Append a response's input and output, so the next turn sees them."""
-        self.items.extend(rec.input_items)
-        self.items.extend(rec.output)
-        self.history = list(rec.history)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "conversation",
-            "created_at": self.created_at,
-            "metadata": self.metadata,
-        }
+from runq.sandbox.engine.response_objects import input_item
+from runq.sandbox.engine.transcript import turns_from_response_input
 
 
 async def create_conversation(request: Request) -> Response:
@@ -54,9 +28,7 @@ async def create_conversation(request: Request) -> Response:
 
 def _lookup(request: Request) -> ConversationRecord:
     conv_id = request.path_params["conversation_id"]
-    rec = get_state(request).store.conversations.get(conv_id)
-    if rec is None:
-        raise not_found("conversation", conv_id)
+    rec: ConversationRecord = get_state(request).store.find("conversations", conv_id)
     return rec
 
 

@@ -3,45 +3,19 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import ok, page
-from runq.sandbox.engine.errors import bad_request, not_found
+from runq.sandbox.api.http import get_state, ok, page
+from runq.sandbox.engine.errors import bad_request
+from runq.sandbox.engine.file_objects import PURPOSES, FileRecord
 from runq.sandbox.engine.ids import new_id
-from runq.sandbox.engine.state import SandboxState, get_state
-
-PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 
 
-@dataclass
-class FileRecord:
-    id: str
-    filename: str
-    purpose: str
-    created_at: int
-    data: bytes
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "file",
-            "bytes": len(self.data),
-            "created_at": self.created_at,
-            "filename": self.filename,
-            "purpose": self.purpose,
-            "status": "processed",
-        }
-
-
-def lookup_file(state: SandboxState, file_id: str, param: str | None = None) -> FileRecord:
-    rec = state.store.files.get(file_id)
-    if rec is None:
-        raise not_found("file", file_id, param)
+def _lookup(request: Request) -> FileRecord:
+    rec: FileRecord = get_state(request).store.find("files", request.path_params["file_id"])
     return rec
 
 
@@ -71,18 +45,18 @@ async def list_files(request: Request) -> Response:
 
 
 async def retrieve_file(request: Request) -> Response:
-    return ok(lookup_file(get_state(request), request.path_params["file_id"]).to_json())
+    return ok(_lookup(request).to_json())
 
 
 async def delete_file(request: Request) -> Response:
     state = get_state(request)
-    rec = lookup_file(state, request.path_params["file_id"])
+    rec = _lookup(request)
     del state.store.files[rec.id]
     return ok({"id": rec.id, "object": "file", "deleted": True})
 
 
 async def file_content(request: Request) -> Response:
-    rec = lookup_file(get_state(request), request.path_params["file_id"])
+    rec = _lookup(request)
     return Response(rec.data, media_type="application/octet-stream")
 
 

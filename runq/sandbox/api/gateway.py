@@ -21,6 +21,7 @@ from typing import Any
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from runq.sandbox.api.errors import error_response
 from runq.sandbox.engine.errors import SandboxError
 from runq.sandbox.engine.faults import FAULT_HEADER
 from runq.sandbox.engine.state import SandboxState
@@ -48,7 +49,7 @@ def bearer_key(headers: dict[str, str]) -> str:
 
 
 async def _send_error(send: Send, error: SandboxError, extra: dict[str, str]) -> None:
-    response = error.response()
+    response = error_response(error)
     for key, value in extra.items():
         response.headers.setdefault(key, value)
     await response({"type": "http"}, _no_receive, send)

@@ -1,4 +1,9 @@
-"""Small request/response helpers shared by every route module."""
+"""Small request/response helpers shared by every route module.
+
+Reading a JSON body, checking the types of its optional fields, finding the sandbox's
+state and drawing the outcome fault of a request: the only places the engine's objects
+meet a Starlette request.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from runq.sandbox.engine.errors import bad_request
+from runq.sandbox.engine.faults import FAULT_HEADER
+from runq.sandbox.engine.state import SandboxState
+
+
+def get_state(request: Request) -> SandboxState:
+    """The state of the app serving ``request`` (set by ``create_app``)."""
+    state: SandboxState = request.app.state.sandbox
+    return state
+
+
+def outcome_fault(request: Request) -> str | None:
+    """The outcome fault for the object ``request`` creates (its header's, else the dice's)."""
+    return get_state(request).outcome_fault(request.headers.get(FAULT_HEADER))
 
 
 async def read_json(request: Request) -> dict[str, Any]:

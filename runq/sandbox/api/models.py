@@ -6,9 +6,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import ok
+from runq.sandbox.api.http import get_state, ok
 from runq.sandbox.engine.errors import not_found
-from runq.sandbox.engine.state import get_state
 
 _CREATED = 1_700_000_000  # fixed so that listings are reproducible
 

@@ -1,7 +1,7 @@
 """Responses API routes: create, retrieve, cancel, delete, input items.
 
 Create plans the whole response up front (model reply, usage, timeline) and stores it;
-status is then derived lazily from the clock (see :mod:`sandbox.lifecycle`).
+status is then derived lazily from the clock (see :mod:`runq.sandbox.engine.lifecycle`).
 """
 
 from __future__ import annotations
@@ -10,19 +10,30 @@ import asyncio
 import functools
 import re
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox.api.http import metadata, ok, opt_bool, opt_int, opt_str, page, read_json
-from runq.sandbox.api.vector_stores import search_stores
+from runq.sandbox.api.http import (
+    get_state,
+    metadata,
+    ok,
+    opt_bool,
+    opt_int,
+    opt_str,
+    outcome_fault,
+    page,
+    read_json,
+)
+from runq.sandbox.api.sse import sse, wait_until
 from runq.sandbox.engine import model
 from runq.sandbox.engine.errors import bad_request, not_found
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.lifecycle import Timeline
-from runq.sandbox.engine.response_events import stream_events
+from runq.sandbox.engine.response_events import plan_events
 from runq.sandbox.engine.response_objects import (
     FAULT_ENDINGS,
     ResponseRecord,
@@ -31,10 +42,11 @@ from runq.sandbox.engine.response_objects import (
     render,
     usage_block,
 )
-from runq.sandbox.engine.state import SandboxState, get_state
+from runq.sandbox.engine.state import SandboxState
 from runq.sandbox.engine.tokens import count_tokens, split_tokens
 from runq.sandbox.engine.tool_policy import ScriptError
 from runq.sandbox.engine.transcript import Turn, turns_from_response_input
+from runq.sandbox.engine.vector_store_objects import search_stores
 
 POLL_AFTER_HEADER = "openai-poll-after-ms"
 
@@ -218,9 +230,7 @@ def _output_turns(items: list[dict[str, Any]]) -> list[Turn]:
 
 
 def _lookup(state: SandboxState, response_id: str) -> ResponseRecord:
-    rec = state.store.responses.get(response_id)
-    if rec is None:
-        raise not_found("response", response_id)
+    rec: ResponseRecord = state.store.find("responses", response_id)
     return rec
 
 
@@ -234,7 +244,7 @@ def _poll_headers(rec: ResponseRecord) -> dict[str, str]:
 async def create_response(request: Request) -> Response:
     state = get_state(request)
     body = await read_json(request)
-    fault = state.outcome_fault(request)
+    fault = outcome_fault(request)
     rec = plan_response(state, body, fault)
     if rec.store:
         state.store.responses[rec.id] = rec
@@ -254,9 +264,20 @@ async def create_response(request: Request) -> Response:
     return ok(render(rec))
 
 
+async def _events(rec: ResponseRecord, starting_after: int) -> AsyncIterator[bytes]:
+    """Send the events after ``starting_after`` as they fall due; stop if cancelled."""
+    for due, event in plan_events(rec):
+        if event["sequence_number"] <= starting_after:
+            continue
+        await wait_until(due)
+        if rec.cancelled_at is not None and rec.cancelled_at <= due:
+            return
+        yield sse(event, event["type"])
+
+
 def _stream(rec: ResponseRecord, starting_after: int) -> StreamingResponse:
     return StreamingResponse(
-        stream_events(rec, starting_after),
+        _events(rec, starting_after),
         media_type="text/event-stream",
         headers={"cache-control": "no-cache"},
     )

@@ -1,17 +1,14 @@
 """Assistants runs: create, create-thread-and-run, retrieve, list, cancel,
 submit_tool_outputs (each optionally streamed) and run steps.
 
-See :mod:`sandbox.run_objects` for the lazy lifecycle. A thread with an active run
+See :mod:`runq.sandbox.engine.run_objects` for the lazy lifecycle and
+:mod:`runq.sandbox.engine.run_planner` for how each step is decided. A thread with an active run
 refuses new runs (400); a run waiting for tool outputs expires ``run_expiry_seconds``
 after creation (default 10 minutes).
 """
 
 from __future__ import annotations
 
-import asyncio
-import copy
-import functools
-import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,145 +17,32 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox.api.assistants import (
-    ThreadRecord,
-    lookup,
-    message_json,
-    new_thread,
-    refuse_if_busy,
+from runq.sandbox.api.assistants import new_thread, refuse_if_busy
+from runq.sandbox.api.http import (
+    get_state,
+    metadata,
+    ok,
+    opt_bool,
+    outcome_fault,
+    page,
+    read_json,
 )
-from runq.sandbox.api.http import metadata, ok, opt_bool, page, read_json
-from runq.sandbox.api.vector_stores import search_stores
-from runq.sandbox.engine import model
+from runq.sandbox.api.sse import sse, wait_until
 from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.ids import new_id
-from runq.sandbox.engine.run_objects import RunRecord, Segment, render_run, render_steps
-from runq.sandbox.engine.state import SandboxState, get_state
-from runq.sandbox.engine.tokens import count_tokens, split_tokens
-from runq.sandbox.engine.tool_policy import ScriptError
-from runq.sandbox.engine.transcript import Turn, content_text
-
-
-def _turns(thread: ThreadRecord, run: RunRecord, now: float) -> list[Turn]:
-    turns = [Turn(m["role"], content_text(m["content"])) for m in thread.visible(now)]
-    for seg in run.segments:
-        for call in seg.reply.calls:
-            turns.append(
-                Turn(
-                    "assistant",
-                    "",
-                    "function_call",
-                    call_id=call.call_id,
-                    name=call.name,
-                    arguments=call.arguments,
-                )
-            )
-        for call in seg.reply.calls:
-            if call.call_id in seg.outputs:
-                turns.append(
-                    Turn(
-                        "tool",
-                        seg.outputs[call.call_id],
-                        "function_call_output",
-                        call_id=call.call_id,
-                    )
-                )
-    return turns
-
-
-def _searcher(state: SandboxState, run: RunRecord, thread: ThreadRecord) -> model.Searcher | None:
-    tools = run.params.get("tools") or []
-    if not any(t.get("type") == "file_search" for t in tools):
-        return None
-    ids: list[str] = []
-    for resources in (thread.tool_resources, run.params.get("tool_resources")):
-        ids += ((resources or {}).get("file_search") or {}).get("vector_store_ids") or []
-    return functools.partial(search_stores, state, ids)
-
-
-def assistants_text(reply: model.Reply) -> tuple[str, list[dict[str, Any]]]:
-    """Answer text with ``【n†file】`` markers and Assistants-style file citations."""
-    text, annotations = "", []
-    for i, seg in enumerate(reply.segments):
-        text += (" " if i else "") + seg.text
-        if seg.file_id:
-            marker = f"【{i}:0†{seg.filename}】"
-            annotations.append(
-                {
-                    "type": "file_citation",
-                    "text": marker,
-                    "start_index": len(text),
-                    "end_index": len(text) + len(marker),
-                    "file_citation": {"file_id": seg.file_id},
-                }
-            )
-            text += marker
-    return text, annotations
-
-
-def plan_segment(state: SandboxState, run: RunRecord, thread: ThreadRecord, start: float) -> None:
-    """Decide the next step of ``run`` (tool calls or the answer) and when it is done."""
-    first = not run.segments
-    p = run.params
-    fault = p.get("fault")
-    tools = [t["function"] for t in p.get("tools") or [] if t.get("type") == "function"]
-    try:
-        reply = model.reply(
-            model.ModelInput(
-                turns=_turns(thread, run, start),
-                tools=tools,
-                tool_choice=p.get("tool_choice"),
-                instructions=p.get("instructions"),
-                metadata=p.get("metadata_for_script") or {},
-                search=_searcher(state, run, thread),
-                fault=fault,
-            )
-        )
-    except ScriptError as exc:
-        raise bad_request(str(exc), "metadata") from exc
-    text, annotations = assistants_text(reply)
-    outcome = "requires_action" if reply.calls else "completed"
-    if first and fault in ("failed", "rate_limited"):
-        outcome = "failed"
-    elif first and fault in ("expired", "incomplete"):
-        outcome = fault
-    if outcome == "incomplete":
-        text, annotations = "".join(split_tokens(text)[:8]), []
-    out_tokens = count_tokens(text + "".join(c.arguments for c in reply.calls))
-    in_tokens = sum(count_tokens(t.text or t.arguments or "") for t in _turns(thread, run, start))
-    cfg = state.config
-    latency = cfg.latency_ms / 1000
-    gen = out_tokens / cfg.tokens_per_second if cfg.tokens_per_second > 0 else 0.0
-    seg = Segment(
-        start + (latency / 4 if first else 0),
-        start + latency + gen,
-        reply,
-        new_id("step"),
-        outcome,
-        in_tokens,
-        out_tokens,
-        search_step_id=new_id("step") if reply.searched else None,
-    )
-    if not reply.calls and outcome in ("completed", "incomplete"):
-        msg = message_json(
-            thread.id,
-            "assistant",
-            text,
-            created=seg.done_at,
-            annotations=annotations,
-            run_id=run.id,
-            assistant_id=run.assistant_id,
-        )
-        seg.message_id, seg.message = msg["id"], msg
-        thread.messages.append((seg.done_at, msg))
-    run.segments.append(seg)
+from runq.sandbox.engine.run_events import segment_events
+from runq.sandbox.engine.run_objects import RunRecord, render_run, render_steps
+from runq.sandbox.engine.run_planner import plan_segment
+from runq.sandbox.engine.state import SandboxState
+from runq.sandbox.engine.thread_objects import ThreadRecord, message_json
+from runq.sandbox.engine.transcript import content_text
 
 
 async def _create_run(
     request: Request, state: SandboxState, thread: ThreadRecord, body: dict[str, Any]
 ) -> Response:
     refuse_if_busy(state, thread, "create a run on")
-    assistant = lookup(state, "assistants", body.get("assistant_id") or "")
+    assistant = state.store.find("assistants", body.get("assistant_id") or "")
     meta = metadata(body)
     instructions = body.get("instructions") or assistant.get("instructions") or ""
     if body.get("additional_instructions"):
@@ -174,7 +58,7 @@ async def _create_run(
         "parallel_tool_calls": opt_bool(body, "parallel_tool_calls", True),
         "max_completion_tokens": body.get("max_completion_tokens"),
         "max_prompt_tokens": body.get("max_prompt_tokens"),
-        "fault": state.outcome_fault(request),
+        "fault": outcome_fault(request),
     }
     params["metadata_for_script"] = {**assistant.get("metadata", {}), **meta}
     run = RunRecord(
@@ -197,8 +81,8 @@ async def _create_run(
 
 
 def _get_run(state: SandboxState, request: Request) -> tuple[ThreadRecord, RunRecord]:
-    thread = lookup(state, "threads", request.path_params["thread_id"])
-    run = lookup(state, "runs", request.path_params["run_id"])
+    thread = state.store.find("threads", request.path_params["thread_id"])
+    run = state.store.find("runs", request.path_params["run_id"])
     if run.thread_id != thread.id:
         raise bad_request(f"Run {run.id} does not belong to thread {thread.id}.")
     return thread, run
@@ -206,7 +90,7 @@ def _get_run(state: SandboxState, request: Request) -> tuple[ThreadRecord, RunRe
 
 async def create_run(request: Request) -> Response:
     state = get_state(request)
-    thread = lookup(state, "threads", request.path_params["thread_id"])
+    thread = state.store.find("threads", request.path_params["thread_id"])
     body = await read_json(request)
     for msg in body.get("additional_messages") or []:
         thread.messages.append(
@@ -226,7 +110,7 @@ async def create_run(request: Request) -> Response:
 async def create_thread_and_run(request: Request) -> Response:
     state = get_state(request)
     body = await read_json(request)
-    lookup(state, "assistants", body.get("assistant_id") or "")
+    state.store.find("assistants", body.get("assistant_id") or "")
     thread = new_thread(state, body.get("thread") or {})
     return await _create_run(request, state, thread, body)
 
@@ -238,7 +122,7 @@ async def retrieve_run(request: Request) -> Response:
 
 async def list_runs(request: Request) -> Response:
     state = get_state(request)
-    thread = lookup(state, "threads", request.path_params["thread_id"])
+    thread = state.store.find("threads", request.path_params["thread_id"])
     now = time.time()
     runs = [render_run(state.store.runs[r], now) for r in thread.run_ids if r in state.store.runs]
     return ok(page(runs, request))
@@ -292,71 +176,18 @@ async def list_steps(request: Request) -> Response:
 
 
 # -- streaming ----------------------------------------------------------------------------
-def _segment_events(run: RunRecord, index: int) -> list[tuple[float, str, dict[str, Any]]]:
-    seg = run.segments[index]
-    t0, t1 = seg.started_at, seg.done_at
-    ev: list[tuple[float, str, dict[str, Any]]] = []
-    if index == 0:
-        ev.append((run.created_at, "thread.run.created", render_run(run, run.created_at, "queued")))
-        ev.append((run.created_at, "thread.run.queued", render_run(run, run.created_at, "queued")))
-    else:
-        prev = [s for s in render_steps(run, t0) if s["id"] == run.segments[index - 1].step_id]
-        ev += [(t0, "thread.run.step.completed", prev[0])] if prev else []
-    ev.append((t0, "thread.run.in_progress", render_run(run, t0, "in_progress")))
-    steps = {s["id"]: s for s in render_steps(run, t1)}
-    step = copy.deepcopy(steps[seg.step_id])
-    started = {**step, "status": "in_progress", "completed_at": None, "usage": None}
-    ev.append((t0, "thread.run.step.created", started))
-    ev.append((t0, "thread.run.step.in_progress", started))
-    if seg.message:
-        msg = seg.message or {}
-        opening = {**msg, "status": "in_progress", "content": [], "completed_at": None}
-        ev.append((t0, "thread.message.created", opening))
-        ev.append((t0, "thread.message.in_progress", opening))
-        pieces = split_tokens(msg["content"][0]["text"]["value"])
-        for i, piece in enumerate(pieces):
-            at = t0 + (t1 - t0) * i / max(1, len(pieces))
-            ev.append(
-                (
-                    at,
-                    "thread.message.delta",
-                    {
-                        "id": msg["id"],
-                        "object": "thread.message.delta",
-                        "delta": {
-                            "content": [{"index": 0, "type": "text", "text": {"value": piece}}]
-                        },
-                    },
-                )
-            )
-        ev.append((t1, "thread.message.completed", msg))
-    if seg.outcome != "requires_action":
-        ev.append((t1, "thread.run.step.completed", step))
-    final = {
-        "requires_action": "thread.run.requires_action",
-        "completed": "thread.run.completed",
-        "failed": "thread.run.failed",
-        "expired": "thread.run.expired",
-        "incomplete": "thread.run.incomplete",
-    }[seg.outcome]
-    ev.append((t1, final, render_run(run, t1 + 1e-6)))
-    return ev
-
-
 def _stream(run: RunRecord, index: int) -> StreamingResponse:
     return StreamingResponse(_events(run, index), media_type="text/event-stream")
 
 
 async def _events(run: RunRecord, index: int) -> AsyncIterator[bytes]:
-    for due, name, data in _segment_events(run, index):
-        delay = due - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    """Send the segment's events as they fall due; a cancel ends the stream at once."""
+    for due, name, data in segment_events(run, index):
+        await wait_until(due)
         if run.cancelled_at is not None:
-            data = render_run(run)
-            yield f"event: thread.run.cancelled\ndata: {json.dumps(data)}\n\n".encode()
+            yield sse(render_run(run), "thread.run.cancelled")
             break
-        yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+        yield sse(data, name)
     yield b"event: done\ndata: [DONE]\n\n"
 
 

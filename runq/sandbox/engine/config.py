@@ -1,8 +1,12 @@
 """Sandbox settings.
 
 One dataclass, filled from ``RUNQ_SANDBOX_*`` environment variables by
-:meth:`SandboxConfig.from_env` and overridden by command-line flags in :mod:`sandbox.cli`.
-The sandbox imports nothing from runq's ``config`` package: it must run on its own.
+:meth:`SandboxConfig.from_env` and overridden by command-line flags in
+:mod:`runq.sandbox.server.cli`. The sandbox imports nothing from runq's ``config``
+package: it must run on its own.
+
+It lives in the engine, not beside the CLI, because the engine's state holds it and
+reads it on every request (latency, limits, faults); the server only fills it in.
 """
 
 from __future__ import annotations

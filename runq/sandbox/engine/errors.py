@@ -4,13 +4,15 @@ Every failure the sandbox reports, whatever its cause, must look exactly like on
 the real API (``{"error": {"message", "type", "param", "code"}}`` with the matching HTTP
 status) so that the official client maps it to the right exception class and runq's
 error classification is exercised for real.
+
+The error is plain data (a status and a body) so that the engine can refuse what the
+real API refuses (an unknown id, a malformed transcript) without knowing HTTP; the API
+layer turns it into a response (:func:`runq.sandbox.api.errors.error_response`).
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from starlette.responses import JSONResponse
 
 _TYPES = {
     400: "invalid_request_error",
@@ -47,6 +49,7 @@ class SandboxError(Exception):
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
+        """The JSON body the real API sends with this status."""
         return {
             "error": {
                 "message": self.message,
@@ -55,9 +58,6 @@ class SandboxError(Exception):
                 "code": self.code,
             }
         }
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
 
 
 def not_found(kind: str, object_id: str, param: str | None = None) -> SandboxError:

@@ -2,10 +2,10 @@
 
 Policy (documented in ``docs/sandbox.md``), first match wins:
 
-1. a tool script (see :mod:`sandbox.tool_policy`) with a round left -> that round's calls;
+1. a tool script (see :mod:`.tool_policy`) with a round left -> that round's calls;
 2. the transcript ends with tool outputs -> ``Tool results: name: output; ...``;
 3. a function tool matches the last user text -> a call to it, arguments filled from
-   the text (:func:`sandbox.tool_policy.fill_arguments`);
+   the text (:func:`.tool_policy.fill_arguments`);
 4. file_search is available -> an extractive answer: the best supporting sentence(s)
    from the retrieved chunks, each cited; or ``I could not find ...`` when nothing
    matches well enough;

@@ -1,19 +1,16 @@
-"""Server-sent events of a response, planned from its record and timeline.
+"""Stream events of a response, planned from its record and timeline.
 
 The event list is a pure function of the stored response, so a background stream can
 be replayed from any ``sequence_number`` (``GET /responses/{id}?stream=true&
 starting_after=N``) and every client sees the same sequence. Each event is due at a
 time on the response's timeline (created at creation, deltas spread between the first
-token and the end); the streamer waits for that time before sending it.
+token and the end); the streamer (:mod:`runq.sandbox.api.responses`) waits for that
+time before sending it as a server-sent event.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
-import json
-import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 from runq.sandbox.engine.response_objects import ResponseRecord, render
@@ -131,20 +128,3 @@ def plan_events(rec: ResponseRecord) -> list[Event]:
     for seq, (_, event) in enumerate(events):
         event["sequence_number"] = seq
     return events
-
-
-def sse(event: dict[str, Any]) -> bytes:
-    return f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
-
-
-async def stream_events(rec: ResponseRecord, starting_after: int = -1) -> AsyncIterator[bytes]:
-    """Send the events after ``starting_after`` as they fall due; stop if cancelled."""
-    for due, event in plan_events(rec):
-        if event["sequence_number"] <= starting_after:
-            continue
-        delay = due - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if rec.cancelled_at is not None and rec.cancelled_at <= due:
-            return
-        yield sse(event)

@@ -1,7 +1,7 @@
 """The Responses API object: a stored record and its JSON rendering at a given time.
 
 A :class:`ResponseRecord` holds the response's *planned* final state (output, usage,
-final status) and its :class:`~sandbox.lifecycle.Timeline`. :func:`render` shows what a
+final status) and its :class:`~runq.sandbox.engine.lifecycle.Timeline`. :func:`render` shows what a
 client would see at ``now``: ``queued``/``in_progress`` with no output before
 ``done_at``, then the final object; ``cancelled`` once cancelled before its end.
 """

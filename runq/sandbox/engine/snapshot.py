@@ -25,13 +25,13 @@ import typing
 from pathlib import Path
 from typing import Any, Union
 
-from runq.sandbox.api.assistants import ThreadRecord
-from runq.sandbox.api.conversations import ConversationRecord
-from runq.sandbox.api.files import FileRecord
-from runq.sandbox.api.vector_stores import VectorStoreRecord
+from runq.sandbox.engine.conversation_objects import ConversationRecord
+from runq.sandbox.engine.file_objects import FileRecord
 from runq.sandbox.engine.response_objects import ResponseRecord
 from runq.sandbox.engine.run_objects import RunRecord
 from runq.sandbox.engine.state import SandboxState
+from runq.sandbox.engine.thread_objects import ThreadRecord
+from runq.sandbox.engine.vector_store_objects import VectorStoreRecord
 
 FORMAT = "runq-sandbox-snapshot"
 VERSION = 1

@@ -1,13 +1,15 @@
-"""Everything a request handler needs, in one object hung on ``app.state.sandbox``."""
+"""Everything a request handler needs, in one object hung on ``app.state.sandbox``.
+
+The API layer finds it with :func:`runq.sandbox.api.http.get_state`; the engine only
+sees this object, never a request.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from starlette.requests import Request
-
 from runq.sandbox.engine.config import SandboxConfig
-from runq.sandbox.engine.faults import FAULT_HEADER, FaultInjector
+from runq.sandbox.engine.faults import FaultInjector
 from runq.sandbox.engine.ratelimit import RateLimiter
 from runq.sandbox.engine.stats import Stats
 from runq.sandbox.engine.store import Store
@@ -32,14 +34,12 @@ class SandboxState:
         self.faults.reset()
         self.limiter.reset()
 
-    def outcome_fault(self, request: Request) -> str | None:
-        """Draw the outcome fault for an object being created by ``request``."""
-        kind = self.faults.outcome(request.headers.get(FAULT_HEADER))
+    def outcome_fault(self, requested: str | None) -> str | None:
+        """Draw the outcome fault for an object being created, counting it.
+
+        ``requested`` is the request's ``x-sandbox-fault`` header, which bypasses the dice.
+        """
+        kind = self.faults.outcome(requested)
         if kind:
             self.stats.count_fault(kind)
         return kind
-
-
-def get_state(request: Request) -> SandboxState:
-    state: SandboxState = request.app.state.sandbox
-    return state

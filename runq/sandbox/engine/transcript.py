@@ -1,7 +1,7 @@
 """A protocol-neutral conversation transcript.
 
 Responses input items, Assistants thread messages and Chat Completions messages are all
-normalised to a list of :class:`Turn` so that one model policy (:mod:`sandbox.model`)
+normalised to a list of :class:`Turn` so that one model policy (:mod:`runq.sandbox.engine.model`)
 answers all three protocols the same way.
 """
 

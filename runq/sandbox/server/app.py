@@ -13,10 +13,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import BaseRoute
 
 from runq.sandbox.api import (
@@ -30,14 +27,19 @@ from runq.sandbox.api import (
     runs,
     vector_stores,
 )
+from runq.sandbox.api.errors import EXCEPTION_HANDLERS
 from runq.sandbox.api.gateway import Gateway
 from runq.sandbox.engine import snapshot
 from runq.sandbox.engine.config import SandboxConfig
-from runq.sandbox.engine.errors import SandboxError
 from runq.sandbox.engine.state import SandboxState
 
 
 def all_routes() -> list[BaseRoute]:
+    """Every route, in matching order.
+
+    A function looked up when :func:`create_app` runs, so that a wrapper (the benchmarks'
+    probe server) can add read-only routes of its own without copying this module.
+    """
     return [
         *responses.routes,
         *conversations.routes,
@@ -49,24 +51,6 @@ def all_routes() -> list[BaseRoute]:
         *models.routes,
         *admin.routes,
     ]
-
-
-async def _sandbox_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, SandboxError)
-    return exc.response()
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        message = f"Invalid URL ({request.method} {request.url.path})"
-    else:
-        message = str(exc.detail)
-    return SandboxError(exc.status_code, message).response()
-
-
-async def _unexpected(request: Request, exc: Exception) -> Response:
-    return SandboxError(500, f"The sandbox had an internal error: {exc!r}").response()
 
 
 log = logging.getLogger("sandbox")
@@ -116,7 +100,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
 
     With ``config.snapshot_path`` the state is loaded from that file when it exists
     (here, so a bad file fails before the server binds) and saved to it at shutdown
-    and every ``snapshot_interval_seconds`` (see :mod:`sandbox.snapshot`).
+    and every ``snapshot_interval_seconds`` (see :mod:`runq.sandbox.engine.snapshot`).
     """
     config = config or SandboxConfig.from_env()
     state = SandboxState(config)
@@ -127,11 +111,7 @@ def create_app(config: SandboxConfig | None = None) -> Starlette:
         routes=routes,
         lifespan=_lifespan(state),
         middleware=[Middleware(Gateway, state=state, routes=routes)],
-        exception_handlers={
-            SandboxError: _sandbox_error,
-            HTTPException: _http_error,
-            Exception: _unexpected,
-        },
+        exception_handlers=EXCEPTION_HANDLERS,
     )
     app.state.sandbox = state
     return app

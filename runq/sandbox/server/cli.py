@@ -1,4 +1,4 @@
-"""``runq sandbox`` / ``python -m sandbox``: serve the sandbox from the command line.
+"""``runq sandbox`` / ``python -m runq.sandbox``: serve the sandbox from the command line.
 
 Flags override ``RUNQ_SANDBOX_*`` environment variables, which override defaults.
 The first line printed is ``sandbox listening on http://HOST:PORT/v1`` (with the real
