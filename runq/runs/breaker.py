@@ -19,7 +19,7 @@ caller learns when the state can next change (`ask()`), so waiting jobs come bac
 the probe can have answered rather than a whole open period later. Results that
 arrive while the breaker is open come from calls started before it opened and are
 ignored: the probe decides. Every transition is one Lua script, so concurrent workers
-cannot both become the probe or lose a failure count.
+cannot both become the probe or lose a failure count (`breaker.lua`).
 
 Record only failures that say the link is unhealthy (retryable errors: timeouts,
 5xx, connection errors), not a 400 caused by the job's own input.
@@ -31,94 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from runq.runs import keys
+from runq.runs import keys, lua
 from runq.runs.replies import text
 
 State = Literal["closed", "open", "half_open"]
-
-_LUA = """
--- KEYS[1] breaker hash: state, failures, opened (time), probe (time the probe went)
--- ARGV: op, now ("" = Redis TIME), threshold, open_seconds, probe_timeout, ttl_ms
-local key = KEYS[1]
-local op = ARGV[1]
-local now
-if ARGV[2] == '' then
-  local t = redis.call('TIME')
-  now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-else
-  now = tonumber(ARGV[2])
-end
-local threshold = tonumber(ARGV[3])
-local open_seconds = tonumber(ARGV[4])
-local probe_timeout = tonumber(ARGV[5])
-local ttl_ms = tonumber(ARGV[6])
-
-local h = redis.call('HMGET', key, 'state', 'failures', 'opened', 'probe')
-local state = h[1] or 'closed'
-local failures = tonumber(h[2] or '0')
-local opened = tonumber(h[3] or '0')
-local probe = tonumber(h[4] or '0')
-
-local function num(x) return string.format('%.17g', x) end
-local function save(fields)
-  redis.call('HSET', key, unpack(fields))
-  redis.call('PEXPIRE', key, ttl_ms)
-end
-local function open_now()
-  save({'state', 'open', 'failures', failures, 'opened', num(now)})
-  return 'open'
-end
-
-if op == 'allow' then
-  -- {allowed, state, seconds until this state can change (as a string)}
-  if state == 'closed' then
-    return {1, state, '0'}
-  end
-  if state == 'open' and now >= opened + open_seconds then
-    save({'state', 'half_open', 'probe', num(now)})
-    return {1, 'half_open', '0'}
-  end
-  if state == 'half_open' and now >= probe + probe_timeout then
-    save({'probe', num(now)})  -- the last probe never reported: send another
-    return {1, state, '0'}
-  end
-  if state == 'open' then
-    return {0, state, num(opened + open_seconds - now)}
-  end
-  return {0, state, num(probe + probe_timeout - now)}
-elseif op == 'release' then
-  -- The probe never called the link (rate limited, say): the next caller may probe.
-  if state == 'half_open' then
-    save({'probe', '0'})
-  end
-  return state
-elseif op == 'success' then
-  if state == 'open' then
-    return state
-  end
-  redis.call('DEL', key)  -- closed with no failures is the default: nothing to keep
-  return 'closed'
-elseif op == 'failure' then
-  if state == 'half_open' then
-    return open_now()
-  end
-  if state == 'open' then
-    return state
-  end
-  failures = failures + 1
-  if failures >= threshold then
-    return open_now()
-  end
-  save({'state', 'closed', 'failures', failures})
-  return 'closed'
-elseif op == 'state' then
-  if state == 'open' and now >= opened + open_seconds then
-    return 'half_open'
-  end
-  return state
-end
-return redis.error_reply('runq breaker: unknown op ' .. tostring(op))
-"""
 
 
 @dataclass(frozen=True)
@@ -172,12 +88,12 @@ class CircuitBreaker:
         self.probe_timeout = float(open_seconds if probe_timeout is None else probe_timeout)
         self.idle_seconds = float(idle_seconds)
         self.clock = clock
-        self._script = redis.register_script(_LUA)
+        self._script = lua.register(redis, "breaker")
 
     def _call(self, op: str) -> Any:
         now = "" if self.clock is None else repr(float(self.clock()))
         ttl = self.open_seconds + self.probe_timeout + self.idle_seconds
-        args = [op, now, self.failure_threshold, repr(self.open_seconds)]
+        args: list[str | int] = [op, now, self.failure_threshold, repr(self.open_seconds)]
         args += [repr(self.probe_timeout), max(1, int(ttl * 1000))]
         return self._script(keys=[self.key], args=args)
 

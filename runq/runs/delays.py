@@ -24,14 +24,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from runq.runs import keys
+from runq.runs import keys, lua
 from runq.runs.replies import text
-
-POP_DUE = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-if #due > 0 then redis.call('ZREM', KEYS[1], unpack(due)) end
-return due
-"""
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,7 @@ class DelayedSteps:
         self.redis = redis
         self.threshold = threshold
         self.key = keys.delayed()
-        self._pop = redis.register_script(POP_DUE)
+        self._pop = lua.register(redis, "delays_pop_due")
 
     def wants(self, countdown: float) -> bool:
         """Is this wait long enough to be kept in Redis rather than in a worker?"""

@@ -29,12 +29,9 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-from runq.runs import keys
-
-_LUA = resources.files("runq.runs").joinpath("ratelimit.lua").read_text(encoding="utf-8")
+from runq.runs import keys, lua
 
 CHARS_PER_TOKEN = 4
 """The usual rule of thumb for English text with OpenAI's tokenizers."""
@@ -149,7 +146,7 @@ class RateLimiter:
         self.burst_requests = float(burst_requests or self.rpm)
         self.burst_tokens = float(burst_tokens or self.tpm)
         self.clock = clock
-        self._script = redis.register_script(_LUA) if self.enabled else None
+        self._script = lua.register(redis, "ratelimit") if self.enabled else None
 
     @property
     def enabled(self) -> bool:

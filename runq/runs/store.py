@@ -22,68 +22,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from runq.errors import JobNotFoundError
-from runq.runs import keys
+from runq.runs import keys, lua
 from runq.runs.job import Job
 from runq.runs.replies import text
 
 if TYPE_CHECKING:
     import redis
 
-CLAIM = """
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then
-  return {0, redis.call('PTTL', KEYS[2])}
-end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
-local data = redis.call('GET', KEYS[1])
-if not data then
-  redis.call('DEL', KEYS[2])
-  return {-1, 0}
-end
-return {1, 0, data, redis.call('EXISTS', KEYS[3])}
-"""
-
-COMMIT = """
-local data = redis.call('GET', KEYS[1])
-if ARGV[10] ~= '' then
-  local existing = redis.call('GET', KEYS[5])
-  if existing then return existing end
-end
-if ARGV[1] ~= '-1' then
-  if not data then return -1 end
-  local current = string.match(data, '"version": (%d+)')
-  if current ~= ARGV[1] then return 0 end
-elseif data then
-  return 0
-end
-redis.call('SET', KEYS[1], ARGV[2])
-if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
-if ARGV[4] == '' then
-  redis.call('ZREM', KEYS[3], ARGV[6])
-elseif ARGV[4] ~= '-' then
-  redis.call('ZADD', KEYS[3], ARGV[4], ARGV[6])
-end
-local n = tonumber(ARGV[7])
-for i = 0, n - 1 do
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'data', ARGV[11 + i])
-end
-if n > 0 then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
-if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
-  redis.call('DEL', KEYS[2])
-end
-if ARGV[10] ~= '' then redis.call('SET', KEYS[5], ARGV[10], 'EX', ARGV[9]) end
-return 1
-"""
-
-EXTEND = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
-"""
-
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+# The job store's own script, for a client that writes records itself (the asyncio
+# client registers it on its own connection).
+COMMIT = lua.source("store_commit")
 
 # The version is the first key of the serialized record, so the Lua script can read it
 # without decoding the whole JSON document.
@@ -136,10 +84,10 @@ class JobStore:
         self.events_maxlen = events_maxlen
         self.events_ttl = events_ttl
         self.result_ttl = result_ttl
-        self._claim = client.register_script(CLAIM)
-        self._commit = client.register_script(COMMIT)
-        self._release = client.register_script(RELEASE)
-        self._extend = client.register_script(EXTEND)
+        self._claim = lua.register(client, "store_claim")
+        self._commit = lua.register(client, "store_commit")
+        self._release = lua.register(client, "store_release")
+        self._extend = lua.register(client, "store_extend_lock")
 
     # -- reading -----------------------------------------------------------------------
     def get(self, job_id: str) -> Job:

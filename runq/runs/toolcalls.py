@@ -24,7 +24,7 @@ import redis
 import structlog
 
 from runq.errors import ToolError
-from runq.runs import keys
+from runq.runs import keys, lua
 from runq.runs.error_codes import ToolErrorCode
 from runq.runs.events import EventLog
 from runq.runs.metrics import Metrics
@@ -34,15 +34,6 @@ log = structlog.get_logger("runq.tools")
 _STARTED = "\x00started"
 # An idempotent tool that raised or timed out may succeed when called again.
 _WORTH_RETRYING = frozenset({ToolErrorCode.TOOL_RAISED, ToolErrorCode.TOOL_TIMEOUT})
-
-STORE_AND_COUNT = """
-redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[1], ARGV[4])
-if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
-  if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[4]) then return 1 end
-end
-return 0
-"""
 
 
 @dataclass(frozen=True)
@@ -89,7 +80,7 @@ class ToolCalls:
         self.registry = registry
         self.events = events
         self.ttl = ttl
-        self._store_and_count = client.register_script(STORE_AND_COUNT)
+        self._store_and_count = lua.register(client, "toolcalls_store_and_count")
 
     def run(self, call: ToolCall, allowed: list[str] | None, cancelled: bool = False) -> bool:
         """Execute (at most once) and store the call; True if it completed the round."""
