@@ -21,8 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from runq.config.settings import load_settings
-from runq.producers.ask.batch import DEFAULT_INSTRUCTIONS, AskReport, _follow, _poll
 from runq.producers.ask.corpus import Corpus
+from runq.producers.ask.plan import DEFAULT_INSTRUCTIONS
+from runq.producers.ask.progress import _follow, _poll
+from runq.producers.ask.report import AskReport
 from runq.producers.client.sync import Client
 from runq.runs.job import RUNNING, Job, JobSpec
 from runq.worker.launcher import EmbeddedRedis

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from runq.config.settings import load_settings
-from runq.producers.ask import batch as ask
+from runq.producers.ask import batch
 from runq.producers.client.sync import Client
 from runq.runs import keys
 from runq.worker.launcher import Stack
@@ -108,7 +108,7 @@ def test_a_failed_answer_runs_again_under_a_new_attempt(stack: Stack) -> None:
     settings = load_settings(redis_url=stack.redis_url, openai_base_url=stack.base_url)
     client = Client(stack.redis_url, settings)
     question = "What does error code E7 mean?"
-    first = ask.run_ask(client, [str(DOCS)], [question], timeout=60)
+    first = batch.run_ask(client, [str(DOCS)], [question], timeout=60)
     (job_id,) = first.job_ids
     assert first.results[job_id]["status"] == "succeeded"
     # Make the finished job look failed, as a job whose retries ran out would.
@@ -116,14 +116,14 @@ def test_a_failed_answer_runs_again_under_a_new_attempt(stack: Stack) -> None:
     record["status"] = "failed"
     client.redis.set(keys.job(job_id), json.dumps(record))
 
-    second = ask.run_ask(client, [str(DOCS)], [question], timeout=60)
+    second = batch.run_ask(client, [str(DOCS)], [question], timeout=60)
     assert second.retried == 1 and second.submitted == 1 and second.reused_results == 0
     (retry_id,) = second.job_ids
     assert retry_id.startswith(job_id.split("-r")[0]) and retry_id.endswith("-r1")
     assert second.results[retry_id]["status"] == "succeeded"
     assert client.redis.exists(keys.job(job_id)), "the failed attempt is kept, not deleted"
 
-    third = ask.run_ask(client, [str(DOCS)], [question], timeout=60)
+    third = batch.run_ask(client, [str(DOCS)], [question], timeout=60)
     assert third.submitted == 0 and third.reused_results == 1 and third.job_ids == [retry_id]
 
 

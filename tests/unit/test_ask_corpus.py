@@ -13,9 +13,10 @@ from rich.console import Console
 from runq.config.settings import load_settings
 from runq.errors import InvalidJobError
 from runq.producers import cli
-from runq.producers.ask import batch as ask
+from runq.producers.ask import batch, plan
 from runq.producers.ask import output as ask_output
 from runq.producers.ask.corpus import Corpus, Document, collect
+from runq.producers.ask.report import AskReport
 from runq.producers.client.sync import Client
 
 
@@ -93,21 +94,21 @@ def test_corpus_fingerprint_depends_on_content_only(tmp_path: Path) -> None:
 
 def test_job_ids_are_deterministic_per_corpus_question_and_options() -> None:
     opts = {"backend": "responses", "model": "m", "mode": "poll", "instructions": "i"}
-    d = ask.question_digest("corpus", "Q?", opts)
-    assert d == ask.question_digest("corpus", "Q?", dict(opts, deadline=5))
-    assert d != ask.question_digest("corpus2", "Q?", opts)
-    assert d != ask.question_digest("corpus", "Q2?", opts)
-    assert d != ask.question_digest("corpus", "Q?", dict(opts, model="other"))
-    assert ask.attempt_id(d, 0) == f"ask_{d}" and ask.attempt_id(d, 2) == f"ask_{d}-r2"
+    d = plan.question_digest("corpus", "Q?", opts)
+    assert d == plan.question_digest("corpus", "Q?", dict(opts, deadline=5))
+    assert d != plan.question_digest("corpus2", "Q?", opts)
+    assert d != plan.question_digest("corpus", "Q2?", opts)
+    assert d != plan.question_digest("corpus", "Q?", dict(opts, model="other"))
+    assert plan.attempt_id(d, 0) == f"ask_{d}" and plan.attempt_id(d, 2) == f"ask_{d}-r2"
 
 
 def test_read_questions_skips_blank_lines_and_comments(tmp_path: Path) -> None:
     path = tmp_path / "q.txt"
     path.write_text("# header\nFirst?\n\n  Second?  \n")
-    assert ask.read_questions(path) == ["First?", "Second?"]
+    assert batch.read_questions(path) == ["First?", "Second?"]
 
 
-def report(tmp_path: Path) -> ask.AskReport:
+def report(tmp_path: Path) -> AskReport:
     doc = Document(tmp_path / "docs" / "faq.html", "h", 1)
     corpus = Corpus(documents=[doc], file_ids={"h": "file_1"}, vector_store_id="vs_1")
     text = "The radius is 400 metres. It can change."
@@ -118,7 +119,7 @@ def report(tmp_path: Path) -> ask.AskReport:
     }  # fmt: skip
     missing = {"status": "succeeded", "output_text": "I could not find an answer.",
                "citations": [], "usage": {}, "timings": {}}  # fmt: skip
-    r = ask.AskReport(corpus=corpus, questions=["Radius?", "CEO?", "Later?"],
+    r = AskReport(corpus=corpus, questions=["Radius?", "CEO?", "Later?"],
                       job_ids=["j1", "j2", "j3"])  # fmt: skip
     r.results = {"j1": result, "j2": missing}
     return r
@@ -155,7 +156,7 @@ def test_bad_options_are_refused_before_any_document_is_read(
     client = Client("redis://127.0.0.1:1/0", load_settings())
     console = Console(file=io.StringIO())
     with pytest.raises(InvalidJobError, match=named):
-        ask.run_ask(client, [str(tmp_path)], ["How long?"], console=console, **{option: value})
+        batch.run_ask(client, [str(tmp_path)], ["How long?"], console=console, **{option: value})
     assert console.file.getvalue() == ""  # not even the documents were listed
 
 
@@ -228,5 +229,5 @@ def test_skipped_files_with_brackets_in_their_names_are_listed(tmp_path: Path) -
     (tmp_path / "notes[v2].xyz").write_text("?")
     (tmp_path / "faq.md").write_text("# FAQ\n")
     console = Console(file=io.StringIO(), width=300, color_system=None)
-    ask.collect([str(tmp_path)], console)
+    batch.collect([str(tmp_path)], console)
     assert "notes[v2].xyz" in console.file.getvalue()  # type: ignore[attr-defined]

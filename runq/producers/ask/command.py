@@ -1,7 +1,7 @@
-"""Q&A and gateway commands of the `runq` CLI: `runq ask` and `runq gateway`.
+"""The `runq ask` subcommand: its options, and the handler that prints and writes.
 
-`cli.entry` imports this module and calls `add_commands(subparsers)`; every handler
-takes the parsed arguments and returns the exit code.
+`cli.parser` calls `add_commands(subparsers)` on every start of `runq`, so this module
+imports only argparse's option types; the handler imports the rest when `runq ask` runs.
 """
 
 from __future__ import annotations
@@ -24,19 +24,20 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from runq.producers.ask import batch as ask
+    from runq.producers.ask import batch
     from runq.producers.ask import output as ask_output
+    from runq.producers.ask.report import AskInterrupted
     from runq.producers.client.sync import Client
 
     questions = list(args.question or [])
     if args.questions:
-        questions += ask.read_questions(args.questions)
+        questions += batch.read_questions(args.questions)
     if args.out:
         ask_output.check_writable(args.out)
     console = Console(stderr=True)
     client = Client()
     try:
-        report = ask.run_ask(
+        report = batch.run_ask(
             client,
             args.docs,
             questions,
@@ -47,8 +48,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             mode=args.mode,
             vector_store=args.vector_store,
         )
-    except (ask.AskInterrupted, KeyboardInterrupt) as exc:
-        pending = exc.report.pending if isinstance(exc, ask.AskInterrupted) else None
+    except (AskInterrupted, KeyboardInterrupt) as exc:
+        pending = exc.report.pending if isinstance(exc, AskInterrupted) else None
         still = f"{pending} job(s) keep running in the workers" if pending else "jobs keep running"
         console.print(
             f"\n[bold]interrupted[/]: {still}. Collect the answers (finished ones are "
@@ -81,14 +82,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0 if report.failed == 0 else 1
 
 
-def cmd_gateway(args: argparse.Namespace) -> int:
-    from runq.producers.gateway.server import run_gateway
-
-    return run_gateway(host=args.host, port=args.port, demo=args.demo)
-
-
 def add_commands(sub: Any) -> None:
-    """Add `ask` and `gateway` to the `runq` subcommands."""
+    """Add `ask` to the `runq` subcommands."""
     p = sub.add_parser(
         "ask",
         help="answer questions from documents (pdf, docx, txt, md, html, json) in batch",
@@ -123,17 +118,3 @@ def add_commands(sub: Any) -> None:
         help="seconds to wait for the answers (jobs keep running after)",
     )
     p.set_defaults(func=cmd_ask)
-
-    p = sub.add_parser(
-        "gateway",
-        help="serve the HTTP gateway (POST /v1/jobs, SSE events, a small web page)",
-        description="Serve runq over HTTP. Bearer tokens come from RUNQ_GATEWAY_TOKENS="
-        "token:tenant,token2:tenant2; without tokens it refuses to start unless --demo "
-        "(token `demo`, bound to 127.0.0.1 only).",
-    )
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=option_types.port, default=8000, help="port (default 8000)")
-    p.add_argument(
-        "--demo", action="store_true", help="accept the single token `demo`; binds 127.0.0.1 only"
-    )
-    p.set_defaults(func=cmd_gateway)

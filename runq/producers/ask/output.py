@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runq.errors import RunqError
-from runq.producers.ask.batch import AskReport
+from runq.producers.ask.report import AskReport
 
 if TYPE_CHECKING:
     from rich.table import Table

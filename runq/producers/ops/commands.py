@@ -1,17 +1,63 @@
-"""Operations commands of the `runq` CLI: `runq metrics` and `runq flower`.
+"""Operations commands of the `runq` CLI: the services a deployment runs.
 
-`cli.entry` imports this module and calls `add_commands(subparsers)`; every handler
-takes the parsed arguments and returns the exit code.
+`runq worker`, `runq up`, `runq demo`, `runq metrics`, `runq flower` and `runq gateway`.
+`cli.parser` calls `add_commands(subparsers)` on every start of `runq`, so this module
+imports only what the options need; each handler imports its service when it runs, and
+returns the exit code.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from runq.config.settings import METRICS_PORT
 from runq.producers.cli import option_types
 from runq.producers.ops.flower import DEFAULT_PORT as FLOWER_PORT
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from runq.config.settings import get_settings
+    from runq.worker import app
+
+    settings = get_settings()
+    json_logs = settings.log_format == "json" or (
+        settings.log_format == "auto" and not sys.stderr.isatty()
+    )
+    argv = ["--quiet"] if json_logs else []  # JSON logs: no banner lines among them
+    argv += [
+        "worker",
+        "-Q",
+        args.queues,
+        "--concurrency",
+        str(args.concurrency),
+        "--pool",
+        args.pool,
+        "--loglevel",
+        args.loglevel,
+    ]
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from runq.producers.ops.up import run_up
+
+    return run_up(
+        workers=args.workers,
+        concurrency=args.concurrency,
+        tool_workers=args.tool_workers,
+        flower=args.flower or args.flower_demo,
+        flower_port=args.flower_port,
+        flower_demo=args.flower_demo,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from runq.producers.ops.demo import run_demo
+
+    return run_demo(questions_file=args.questions, latency_ms=args.latency_ms)
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
@@ -30,8 +76,57 @@ def cmd_flower(args: argparse.Namespace) -> int:
     return run_flower(options)
 
 
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from runq.producers.gateway.server import run_gateway
+
+    return run_gateway(host=args.host, port=args.port, demo=args.demo)
+
+
 def add_commands(sub: Any) -> None:
-    """Add `metrics` and `flower` to the `runq` subcommands."""
+    """Add `worker`, `up`, `demo`, `metrics`, `flower` and `gateway` to the subcommands."""
+    _add_stack_commands(sub)
+    _add_monitor_commands(sub)
+    _add_gateway_command(sub)
+
+
+def _add_stack_commands(sub: Any) -> None:
+    p = sub.add_parser("worker", help="run a Celery worker for the runs and tools queues")
+    p.add_argument("-Q", "--queues", default="runs,tools")
+    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2)
+    p.add_argument("--pool", default="prefork")
+    p.add_argument("--loglevel", default="INFO")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("up", help="run Redis, the sandbox and a worker in the foreground")
+    p.add_argument("--workers", type=option_types.positive, default=1)
+    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2)
+    p.add_argument(
+        "--tool-workers",
+        type=option_types.not_negative,
+        default=0,
+        help="separate workers for the tools queue, so slow tools never hold the slots "
+        "polls and cancels need (default 0: the workers take both queues)",
+    )
+    p.add_argument(
+        "--flower",
+        action="store_true",
+        help="also run Flower (needs RUNQ_FLOWER_BASIC_AUTH=user:password)",
+    )
+    p.add_argument(
+        "--flower-demo",
+        action="store_true",
+        help="run Flower without authentication, on 127.0.0.1 only",
+    )
+    p.add_argument("--flower-port", type=option_types.port, default=FLOWER_PORT)
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("demo", help="start the embedded stack, answer the sample questions, stop")
+    p.add_argument("--questions", default=None, help="a file with one question per line")
+    p.add_argument("--latency-ms", type=option_types.not_negative, default=300)
+    p.set_defaults(func=cmd_demo)
+
+
+def _add_monitor_commands(sub: Any) -> None:
     p = sub.add_parser(
         "metrics",
         help="serve runq's Prometheus metrics (jobs, tools, retries, tokens, cost) at /metrics",
@@ -64,3 +159,19 @@ def add_commands(sub: Any) -> None:
     )
     p.add_argument("--url-prefix", help="serve under this path (behind a reverse proxy)")
     p.set_defaults(func=cmd_flower)
+
+
+def _add_gateway_command(sub: Any) -> None:
+    p = sub.add_parser(
+        "gateway",
+        help="serve the HTTP gateway (POST /v1/jobs, SSE events, a small web page)",
+        description="Serve runq over HTTP. Bearer tokens come from RUNQ_GATEWAY_TOKENS="
+        "token:tenant,token2:tenant2; without tokens it refuses to start unless --demo "
+        "(token `demo`, bound to 127.0.0.1 only).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=option_types.port, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--demo", action="store_true", help="accept the single token `demo`; binds 127.0.0.1 only"
+    )
+    p.set_defaults(func=cmd_gateway)

@@ -27,14 +27,14 @@ ANSWER_TIMEOUT = 90.0
 
 
 def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int:
-    from runq.producers.ask import batch as ask
+    from runq.producers.ask import batch
     from runq.producers.ask import output as ask_output
     from runq.producers.client.sync import Client
 
     console = Console()
     examples = find_examples()
     sample_docs = examples / "docs"
-    questions = ask.read_questions(questions_file or examples / "questions.txt")
+    questions = batch.read_questions(questions_file or examples / "questions.txt")
     home = Path(tempfile.mkdtemp(prefix="demo-", dir=_ensure(get_settings().home)))
     started = time.monotonic()
     console.print(f"[bold]runq demo[/]: starting Redis, the sandbox and a worker under {home}")
@@ -49,7 +49,7 @@ def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int
             settings = load_settings(redis_url=stack.redis_url, openai_base_url=stack.base_url)
             client = Client(stack.redis_url, settings)
             console.print(f"asking {len(questions)} questions about {sample_docs.name}/ ...")
-            report = ask.run_ask(
+            report = batch.run_ask(
                 client, [str(sample_docs)], questions, console=console, timeout=ANSWER_TIMEOUT
             )
             client.redis.close()

@@ -1,0 +1,70 @@
+"""What one `runq ask` did, and the error that stops it on Ctrl-C.
+
+`AskReport` carries the questions, their job ids, the results collected so far and the
+counters the command prints last (`runq ask: documents=6 ... reused_results=10`): the
+counters say what a re-run reused, which is how a user (and the tests) see that a second
+run uploaded nothing and asked nothing of the backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runq.errors import RunqError
+from runq.producers.ask.corpus import Corpus
+
+
+class AskInterrupted(RunqError):
+    """Ctrl-C while waiting: the jobs keep running; the same command collects them."""
+
+    def __init__(self, report: AskReport) -> None:
+        super().__init__("interrupted")
+        self.report = report
+
+
+@dataclass
+class AskReport:
+    """What one `runq ask` did; the counters say what a re-run reused."""
+
+    corpus: Corpus
+    questions: list[str]
+    job_ids: list[str] = field(default_factory=list)
+    submitted: int = 0
+    reused_results: int = 0
+    in_flight: int = 0  # found running from an earlier invocation
+    retried: int = 0
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # job id -> result
+    ingestion_failures: list[tuple[str, str]] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    @property
+    def done(self) -> int:
+        return sum(r["status"] == "succeeded" for r in self.results.values())
+
+    @property
+    def failed(self) -> int:
+        return sum(r["status"] != "succeeded" for r in self.results.values())
+
+    @property
+    def pending(self) -> int:
+        return len(self.job_ids) - len(self.results)
+
+    def counters(self) -> dict[str, Any]:
+        c = self.corpus
+        return {
+            "documents": len(c.documents),
+            "skipped": len(c.skipped),
+            "uploaded": c.uploaded,
+            "reused_uploads": c.reused_uploads,
+            "vector_store_reused": c.vector_store_reused,
+            "questions": len(self.questions),
+            "submitted": self.submitted,
+            "reused_results": self.reused_results,
+            "in_flight": self.in_flight,
+            "retried": self.retried,
+            "succeeded": self.done,
+            "failed": self.failed,
+            "pending": self.pending,
+            "elapsed_s": round(self.elapsed, 3),
+        }
