@@ -251,8 +251,9 @@ class Steps(Streaming, Endings):
                 {"type": "job.status", "status": JobStatus.RUNNING, "attempt": job.attempt}
             )
         job.mark("started_at")
-        if job.spec.mode == "stream" and hasattr(backend, "start_stream"):
-            return self._start_streaming(job, owner, backend, events)
+        requests = backend.streaming().streams_requests
+        if job.spec.mode == "stream" and requests is not None:
+            return self._start_streaming(job, owner, requests, events)
         try:
             state = backend.start(job)
         except BackendError as err:
@@ -378,8 +379,9 @@ class Steps(Streaming, Endings):
             return Outcome.RATE_LIMITED
         pairs = [(call_id, out.output) for call_id, out in stored.items()]
         backend = self._turn_backend(job)
-        if job.spec.mode == "stream" and hasattr(backend, "submit_stream"):
-            return self._submit_streaming(job, owner, backend, pairs, done)
+        requests = backend.streaming().streams_requests
+        if job.spec.mode == "stream" and requests is not None:
+            return self._submit_streaming(job, owner, requests, backend, pairs, done)
         try:
             state = backend.submit_tool_outputs(job, pairs)
         except BackendError as err:
@@ -409,7 +411,8 @@ class Steps(Streaming, Endings):
                 {"type": "job.status", "status": JobStatus.RUNNING, "attempt": job.attempt}
             )
         if state.waiting:
-            if job.spec.mode == "stream" and hasattr(self.backend_for(job), "stream"):
+            follows = self.backend_for(job).streaming().follows_runs
+            if job.spec.mode == "stream" and follows is not None:
                 self._advance(job, owner, Step.STREAM, 0, events)
                 return Outcome.STREAMING
             self._advance(job, owner, Step.POLL, self._poll_interval(job, state), events)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from runq.errors import BackendError
-from runq.runs.backends.base import Backend, RunState
+from runq.runs.backends.base import Backend, RunState, StreamsRequests
 from runq.runs.job import Job, JobStatus, Step
 from runq.runs.outcomes import Outcome
 from runq.runs.store import JobStore
@@ -90,11 +90,12 @@ class Streaming:
         if not self._take_capacity(job, owner, self._link(job), Step.STREAM, tokens=0):
             return Outcome.RATE_LIMITED
         backend = self.backend_for(job)
+        follows = backend.streaming().follows_runs
         run_id = job.handle.get("response_id", "")
         on_delta = self._forwarder(job, owner, run_id)
         try:
             after = self.store.stream_position(job.id, run_id)
-            state = backend.stream(job, after, on_delta)  # type: ignore[attr-defined]
+            state = follows.stream(job, after, on_delta) if follows is not None else None
             if state is None:
                 state = backend.retrieve(job)
         except BackendError as err:
@@ -108,15 +109,18 @@ class Streaming:
         (its worker died), it is asked again without streaming, so no text is repeated.
         """
         backend = self.backend_for(job)
-        if job.spec.mode != "stream" or not hasattr(backend, "on_delta"):
+        turns = backend.streaming().streams_turns
+        if job.spec.mode != "stream" or turns is None:
             return backend
         turn = f"turn:{job.link_index}:{job.round}:{job.attempt}"
-        if self.store.stream_position(job.id, turn) is None:
-            backend.on_delta = lambda seq, delta: self.store.forward_delta(job.id, turn, seq, delta)
-        return backend
+        if self.store.stream_position(job.id, turn) is not None:
+            return backend
+        return turns.streaming_turns(
+            lambda seq, delta: self.store.forward_delta(job.id, turn, seq, delta)
+        )
 
     def _start_streaming(
-        self, job: Job, owner: str, backend: Any, events: list[dict[str, Any]]
+        self, job: Job, owner: str, backend: StreamsRequests, events: list[dict[str, Any]]
     ) -> str:
         """Create an Assistants run as a stream; hand its handle over before anything else."""
         position = f"run:{job.link_index}:{job.round}:{job.attempt}"
@@ -132,7 +136,7 @@ class Streaming:
         try:
             state = backend.start_stream(job, on_created, self._forwarder(job, owner, position))
             if state is None and job.handle:
-                state = backend.retrieve(job)
+                state = self.backend_for(job).retrieve(job)
         except BackendError as err:
             return self._on_error(job, owner, err, Step.POLL if job.handle else Step.START)
         if state is None:
@@ -144,7 +148,8 @@ class Streaming:
         self,
         job: Job,
         owner: str,
-        backend: Any,
+        requests: StreamsRequests,
+        backend: Backend,
         pairs: list[tuple[str, str]],
         done: list[dict[str, Any]],
     ) -> str:
@@ -158,7 +163,7 @@ class Streaming:
             return Outcome.CONFLICT
         position = f"run:{job.link_index}:{job.round}:{job.attempt}:submit"
         try:
-            state = backend.submit_stream(job, pairs, self._forwarder(job, owner, position))
+            state = requests.submit_stream(job, pairs, self._forwarder(job, owner, position))
             if state is None:
                 state = backend.retrieve(job)
         except BackendError as err:

@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 
 from runq.errors import BackendError
-from runq.runs.backends.base import RunState
+from runq.runs.backends.base import NO_STREAMING, RunState, StreamSupport
 from runq.runs.job import Job
 from runq.runs.store import JobStore
 
@@ -77,6 +77,9 @@ class ScriptedBackend:
 
     def cancel(self, job: Job) -> None:
         self.calls.append("cancel")
+
+    def streaming(self) -> StreamSupport:
+        return NO_STREAMING
 
 
 @pytest.fixture

@@ -12,13 +12,15 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import openai
 
 from runq.runs.backends.base import (
+    DeltaSink,
+    HandleSink,
     RunState,
+    StreamSupport,
     ToolCallRequest,
     run_metadata,
 )
@@ -118,8 +120,8 @@ class AssistantsBackend:
     def start_stream(
         self,
         job: Job,
-        on_created: Callable[[dict[str, str]], bool],
-        on_delta: Callable[[int, str], None],
+        on_created: HandleSink,
+        on_delta: DeltaSink,
     ) -> RunState | None:
         """Create the run as a stream; `on_created(handle)` persists the handle first.
 
@@ -132,7 +134,7 @@ class AssistantsBackend:
 
     @classified
     def submit_stream(
-        self, job: Job, outputs: list[tuple[str, str]], on_delta: Callable[[int, str], None]
+        self, job: Job, outputs: list[tuple[str, str]], on_delta: DeltaSink
     ) -> RunState | None:
         events = self.client.beta.threads.runs.submit_tool_outputs(
             job.handle["run_id"],
@@ -145,8 +147,8 @@ class AssistantsBackend:
     def _follow(
         self,
         events: Any,
-        on_created: Callable[[dict[str, str]], bool] | None,
-        on_delta: Callable[[int, str], None],
+        on_created: HandleSink | None,
+        on_delta: DeltaSink,
         assistant_id: str | None,
     ) -> RunState | None:
         try:
@@ -249,3 +251,7 @@ class AssistantsBackend:
             self.client.beta.threads.runs.cancel(
                 job.handle["run_id"], thread_id=job.handle["thread_id"]
             )
+
+    def streaming(self) -> StreamSupport:
+        """A run streams from the request that creates it or submits its outputs only."""
+        return StreamSupport(streams_requests=self)

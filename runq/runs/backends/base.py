@@ -7,6 +7,7 @@ new adapter; the steps do not change.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,6 +70,62 @@ def run_metadata(job: Job) -> dict[str, str]:
     }
 
 
+DeltaSink = Callable[[int, str], None]
+"""Takes each text delta of a stream with its position in it: `sink(seq, text)`."""
+
+HandleSink = Callable[[dict[str, str]], bool]
+"""Takes a run's handle the moment a stream announces the run; False: drop the stream."""
+
+
+class FollowsRuns(Protocol):
+    """Streams a background run from any position, so a stream cut off resumes (Responses)."""
+
+    def stream(self, job: Job, after: int | None, on_delta: DeltaSink) -> RunState | None:
+        """Follow the run's events after position `after` (None: from the start).
+
+        Returns the state the terminal event carries, or None if the stream ended
+        without one (the caller then looks at the run).
+        """
+
+
+class StreamsRequests(Protocol):
+    """Streams a run only from the request that creates or feeds it; no resuming (Assistants)."""
+
+    def start_stream(
+        self, job: Job, on_created: HandleSink, on_delta: DeltaSink
+    ) -> RunState | None:
+        """Create the run as a stream; `on_created(handle)` runs before any delta."""
+
+    def submit_stream(
+        self, job: Job, outputs: list[tuple[str, str]], on_delta: DeltaSink
+    ) -> RunState | None:
+        """Hand a round's outputs back as a stream."""
+
+
+class StreamsTurns(Protocol):
+    """Streams one whole turn as one request; nothing at the server to resume (Chat)."""
+
+    def streaming_turns(self, on_delta: DeltaSink) -> Backend:
+        """This backend, with its `start` and `submit_tool_outputs` streamed to `on_delta`."""
+
+
+@dataclass(frozen=True)
+class StreamSupport:
+    """What a job in stream mode can do with a backend: at most one way is set.
+
+    Each protocol streams differently (see `runs.streaming`), so the steps ask which
+    way, once, instead of probing the backend for methods.
+    """
+
+    follows_runs: FollowsRuns | None = None
+    streams_requests: StreamsRequests | None = None
+    streams_turns: StreamsTurns | None = None
+
+
+NO_STREAMING = StreamSupport()
+"""A backend that only polls: a stream-mode job on it is polled."""
+
+
 class Backend(Protocol):
     """A run protocol. Every call is one HTTP request and raises `BackendError` on failure."""
 
@@ -85,3 +142,6 @@ class Backend(Protocol):
 
     def cancel(self, job: Job) -> None:
         """Cancel the run at the backend (idempotent)."""
+
+    def streaming(self) -> StreamSupport:
+        """How stream mode streams this backend's runs (`NO_STREAMING`: it polls them)."""

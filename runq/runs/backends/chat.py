@@ -8,14 +8,15 @@ for its duration — the price of a protocol without background mode.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import openai
 
 from runq.errors import BackendError
 from runq.runs.backends.base import (
+    DeltaSink,
     RunState,
+    StreamSupport,
     ToolCallRequest,
     run_metadata,
 )
@@ -41,11 +42,17 @@ def _messages(job: Job) -> list[dict[str, Any]]:
 class ChatBackend:
     name = "chat"
 
-    def __init__(self, client: openai.OpenAI, tools: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        on_delta: DeltaSink | None = None,
+    ) -> None:
         self.client = client
         self.tools = tools or []
-        # Set by the steps for a stream-mode job: stream the turn, forwarding text deltas.
-        self.on_delta: Callable[[int, str], None] | None = None
+        # A stream-mode turn streams, forwarding its text deltas here (`streaming_turns`).
+        self.on_delta = on_delta
 
     def _params(self, job: Job, messages: list[dict[str, Any]]) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -130,6 +137,14 @@ class ChatBackend:
 
     def cancel(self, job: Job) -> None:
         """Nothing runs at the server between requests: there is nothing to cancel."""
+
+    def streaming(self) -> StreamSupport:
+        """A turn is one request: it streams whole, and cannot be resumed."""
+        return StreamSupport(streams_turns=self)
+
+    def streaming_turns(self, on_delta: DeltaSink) -> ChatBackend:
+        """The same backend, streaming each turn's text deltas to `on_delta`."""
+        return ChatBackend(self.client, self.tools, on_delta=on_delta)
 
 
 def _turn(

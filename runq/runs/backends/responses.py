@@ -8,13 +8,14 @@ response with `previous_response_id` and `function_call_output` items.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import openai
 
 from runq.runs.backends.base import (
+    DeltaSink,
     RunState,
+    StreamSupport,
     ToolCallRequest,
     run_metadata,
 )
@@ -165,9 +166,7 @@ class ResponsesBackend:
         return self._create(params)
 
     @classified
-    def stream(
-        self, job: Job, after: int | None, on_delta: Callable[[int, str], None]
-    ) -> RunState | None:
+    def stream(self, job: Job, after: int | None, on_delta: DeltaSink) -> RunState | None:
         """Follow the run's event stream from `after`; deltas go to `on_delta(seq, text)`.
 
         Returns the final state from the terminal event, or None if the stream ended
@@ -193,3 +192,7 @@ class ResponsesBackend:
         response_id = job.handle.get("response_id")
         if response_id:
             self.client.responses.cancel(response_id)
+
+    def streaming(self) -> StreamSupport:
+        """A background response streams from any position: a cut stream resumes."""
+        return StreamSupport(follows_runs=self)
