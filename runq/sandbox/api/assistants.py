@@ -13,12 +13,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import get_state, metadata, ok, opt_str, page, read_json
-from runq.sandbox.engine.errors import bad_request, not_found
+from runq.sandbox.api.crud import Collection, find_in, page
+from runq.sandbox.api.http import get_state, metadata, ok, opt_str, read_json
+from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.state import SandboxState
 from runq.sandbox.engine.thread_objects import ThreadRecord, active_run, message_json
 from runq.sandbox.engine.transcript import content_text
+
+# Assistants are stored as the JSON the API returns; threads are engine records.
+ASSISTANTS = Collection[dict[str, Any]]("assistants", "assistant_id", "assistant.deleted")
+THREADS = Collection[ThreadRecord]("threads", "thread_id", "thread.deleted", ThreadRecord.to_json)
 
 ASSISTANT_FIELDS = (
     "model",
@@ -97,27 +102,12 @@ async def create_assistant(request: Request) -> Response:
     return ok(rec)
 
 
-async def list_assistants(request: Request) -> Response:
-    return ok(page(list(get_state(request).store.assistants.values()), request))
-
-
-async def retrieve_assistant(request: Request) -> Response:
-    return ok(get_state(request).store.find("assistants", request.path_params["assistant_id"]))
-
-
 async def update_assistant(request: Request) -> Response:
     state = get_state(request)
-    rec = state.store.find("assistants", request.path_params["assistant_id"])
+    rec = ASSISTANTS.get(request)
     updated = _assistant(await read_json(request), rec)
     state.store.assistants[rec["id"]] = updated
     return ok(updated)
-
-
-async def delete_assistant(request: Request) -> Response:
-    state = get_state(request)
-    rec = state.store.find("assistants", request.path_params["assistant_id"])
-    del state.store.assistants[rec["id"]]
-    return ok({"id": rec["id"], "object": "assistant.deleted", "deleted": True})
 
 
 # -- threads and messages -----------------------------------------------------------------
@@ -125,20 +115,9 @@ async def create_thread(request: Request) -> Response:
     return ok(new_thread(get_state(request), await read_json(request)).to_json())
 
 
-async def retrieve_thread(request: Request) -> Response:
-    return ok(get_state(request).store.find("threads", request.path_params["thread_id"]).to_json())
-
-
-async def delete_thread(request: Request) -> Response:
-    state = get_state(request)
-    thread = state.store.find("threads", request.path_params["thread_id"])
-    del state.store.threads[thread.id]
-    return ok({"id": thread.id, "object": "thread.deleted", "deleted": True})
-
-
 async def create_message(request: Request) -> Response:
     state = get_state(request)
-    thread = state.store.find("threads", request.path_params["thread_id"])
+    thread = THREADS.get(request)
     refuse_if_busy(state, thread, "add messages to")
     msg = _user_message(thread.id, await read_json(request))
     thread.messages.append((0.0, msg))
@@ -146,9 +125,7 @@ async def create_message(request: Request) -> Response:
 
 
 async def list_messages(request: Request) -> Response:
-    state = get_state(request)
-    thread = state.store.find("threads", request.path_params["thread_id"])
-    items = thread.visible()
+    items = THREADS.get(request).visible()
     run_id = opt_str(dict(request.query_params), "run_id")
     if run_id:
         items = [m for m in items if m["run_id"] == run_id]
@@ -156,23 +133,19 @@ async def list_messages(request: Request) -> Response:
 
 
 async def retrieve_message(request: Request) -> Response:
-    state = get_state(request)
-    thread = state.store.find("threads", request.path_params["thread_id"])
-    for msg in thread.visible():
-        if msg["id"] == request.path_params["message_id"]:
-            return ok(msg)
-    raise not_found("message", request.path_params["message_id"])
+    visible = {msg["id"]: msg for msg in THREADS.get(request).visible()}
+    return ok(find_in(visible, request.path_params["message_id"], "message"))
 
 
 routes = [
     Route("/v1/assistants", create_assistant, methods=["POST"]),
-    Route("/v1/assistants", list_assistants, methods=["GET"]),
-    Route("/v1/assistants/{assistant_id}", retrieve_assistant, methods=["GET"]),
+    Route("/v1/assistants", ASSISTANTS.list, methods=["GET"]),
+    Route("/v1/assistants/{assistant_id}", ASSISTANTS.retrieve, methods=["GET"]),
     Route("/v1/assistants/{assistant_id}", update_assistant, methods=["POST"]),
-    Route("/v1/assistants/{assistant_id}", delete_assistant, methods=["DELETE"]),
+    Route("/v1/assistants/{assistant_id}", ASSISTANTS.delete, methods=["DELETE"]),
     Route("/v1/threads", create_thread, methods=["POST"]),
-    Route("/v1/threads/{thread_id}", retrieve_thread, methods=["GET"]),
-    Route("/v1/threads/{thread_id}", delete_thread, methods=["DELETE"]),
+    Route("/v1/threads/{thread_id}", THREADS.retrieve, methods=["GET"]),
+    Route("/v1/threads/{thread_id}", THREADS.delete, methods=["DELETE"]),
     Route("/v1/threads/{thread_id}/messages", create_message, methods=["POST"]),
     Route("/v1/threads/{thread_id}/messages", list_messages, methods=["GET"]),
     Route("/v1/threads/{thread_id}/messages/{message_id}", retrieve_message, methods=["GET"]),

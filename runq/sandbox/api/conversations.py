@@ -8,11 +8,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import get_state, metadata, ok, page, read_json
+from runq.sandbox.api.crud import Collection, page
+from runq.sandbox.api.http import get_state, metadata, ok, read_json
 from runq.sandbox.engine.conversation_objects import ConversationRecord
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.response_objects import input_item
 from runq.sandbox.engine.transcript import turns_from_response_input
+
+CONVERSATIONS = Collection[ConversationRecord](
+    "conversations", "conversation_id", "conversation.deleted", ConversationRecord.to_json
+)
 
 
 async def create_conversation(request: Request) -> Response:
@@ -26,29 +31,13 @@ async def create_conversation(request: Request) -> Response:
     return ok(rec.to_json())
 
 
-def _lookup(request: Request) -> ConversationRecord:
-    conv_id = request.path_params["conversation_id"]
-    rec: ConversationRecord = get_state(request).store.find("conversations", conv_id)
-    return rec
-
-
-async def retrieve_conversation(request: Request) -> Response:
-    return ok(_lookup(request).to_json())
-
-
-async def delete_conversation(request: Request) -> Response:
-    rec = _lookup(request)
-    del get_state(request).store.conversations[rec.id]
-    return ok({"id": rec.id, "object": "conversation.deleted", "deleted": True})
-
-
 async def list_items(request: Request) -> Response:
-    return ok(page(_lookup(request).items, request, default_order="desc"))
+    return ok(page(CONVERSATIONS.get(request).items, request, default_order="desc"))
 
 
 routes = [
     Route("/v1/conversations", create_conversation, methods=["POST"]),
-    Route("/v1/conversations/{conversation_id}", retrieve_conversation, methods=["GET"]),
-    Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
+    Route("/v1/conversations/{conversation_id}", CONVERSATIONS.retrieve, methods=["GET"]),
+    Route("/v1/conversations/{conversation_id}", CONVERSATIONS.delete, methods=["DELETE"]),
     Route("/v1/conversations/{conversation_id}/items", list_items, methods=["GET"]),
 ]

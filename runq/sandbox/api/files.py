@@ -8,15 +8,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import get_state, ok, page
+from runq.sandbox.api.crud import Collection, page
+from runq.sandbox.api.http import get_state, ok
 from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.file_objects import PURPOSES, FileRecord
 from runq.sandbox.engine.ids import new_id
 
-
-def _lookup(request: Request) -> FileRecord:
-    rec: FileRecord = get_state(request).store.find("files", request.path_params["file_id"])
-    return rec
+FILES = Collection[FileRecord]("files", "file_id", "file", FileRecord.to_json)
 
 
 async def upload_file(request: Request) -> Response:
@@ -38,32 +36,21 @@ async def upload_file(request: Request) -> Response:
 
 
 async def list_files(request: Request) -> Response:
-    state = get_state(request)
+    """Like every list, plus the ``purpose`` filter."""
     purpose = request.query_params.get("purpose")
-    items = [f.to_json() for f in state.store.files.values() if not purpose or f.purpose == purpose]
+    files = FILES.table(request).values()
+    items = [f.to_json() for f in files if not purpose or f.purpose == purpose]
     return ok(page(items, request, default_order="desc"))
 
 
-async def retrieve_file(request: Request) -> Response:
-    return ok(_lookup(request).to_json())
-
-
-async def delete_file(request: Request) -> Response:
-    state = get_state(request)
-    rec = _lookup(request)
-    del state.store.files[rec.id]
-    return ok({"id": rec.id, "object": "file", "deleted": True})
-
-
 async def file_content(request: Request) -> Response:
-    rec = _lookup(request)
-    return Response(rec.data, media_type="application/octet-stream")
+    return Response(FILES.get(request).data, media_type="application/octet-stream")
 
 
 routes = [
     Route("/v1/files", upload_file, methods=["POST"]),
     Route("/v1/files", list_files, methods=["GET"]),
-    Route("/v1/files/{file_id}", retrieve_file, methods=["GET"]),
-    Route("/v1/files/{file_id}", delete_file, methods=["DELETE"]),
+    Route("/v1/files/{file_id}", FILES.retrieve, methods=["GET"]),
+    Route("/v1/files/{file_id}", FILES.delete, methods=["DELETE"]),
     Route("/v1/files/{file_id}/content", file_content, methods=["GET"]),
 ]

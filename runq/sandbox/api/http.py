@@ -1,8 +1,8 @@
 """Small request/response helpers shared by every route module.
 
 Reading a JSON body, checking the types of its optional fields, finding the sandbox's
-state and drawing the outcome fault of a request: the only places the engine's objects
-meet a Starlette request.
+state and drawing the outcome fault of a request. Pages and lookups by id are in
+:mod:`runq.sandbox.api.crud`.
 """
 
 from __future__ import annotations
@@ -87,38 +87,3 @@ def metadata(body: dict[str, Any]) -> dict[str, str]:
                 "metadata",
             )
     return value
-
-
-def page(
-    items: list[dict[str, Any]], request: Request, *, default_order: str = "desc"
-) -> dict[str, Any]:
-    """A cursor page (``limit``, ``order``, ``after``, ``before``) in OpenAI's list shape.
-
-    ``items`` must be in creation order (oldest first).
-    """
-    q = request.query_params
-    order = q.get("order", default_order)
-    if order not in ("asc", "desc"):
-        raise bad_request("Invalid 'order': expected 'asc' or 'desc'.", "order")
-    try:
-        limit = int(q.get("limit", "20"))
-    except ValueError as exc:
-        raise bad_request("Invalid 'limit': expected an integer.", "limit") from exc
-    if not 1 <= limit <= 100:
-        raise bad_request("Invalid 'limit': expected 1 to 100.", "limit")
-    seq = list(items) if order == "asc" else list(reversed(items))
-    ids = [item["id"] for item in seq]
-    after, before = q.get("after"), q.get("before")
-    if after:
-        seq = seq[ids.index(after) + 1 :] if after in ids else []
-    if before:
-        ids = [item["id"] for item in seq]
-        seq = seq[: ids.index(before)] if before in ids else seq
-    chunk = seq[:limit]
-    return {
-        "object": "list",
-        "data": chunk,
-        "first_id": chunk[0]["id"] if chunk else None,
-        "last_id": chunk[-1]["id"] if chunk else None,
-        "has_more": len(seq) > limit,
-    }

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from runq.sandbox.api.crud import Collection, page
 from runq.sandbox.api.http import (
     get_state,
     metadata,
@@ -25,7 +26,6 @@ from runq.sandbox.api.http import (
     opt_int,
     opt_str,
     outcome_fault,
-    page,
     read_json,
 )
 from runq.sandbox.api.sse import sse, wait_until
@@ -229,9 +229,8 @@ def _output_turns(items: list[dict[str, Any]]) -> list[Turn]:
     return turns
 
 
-def _lookup(state: SandboxState, response_id: str) -> ResponseRecord:
-    rec: ResponseRecord = state.store.find("responses", response_id)
-    return rec
+# Deleting a response answers ``"object": "response"``, as the spec's example does.
+RESPONSES = Collection[ResponseRecord]("responses", "response_id", "response")
 
 
 def _poll_headers(rec: ResponseRecord) -> dict[str, str]:
@@ -284,8 +283,7 @@ def _stream(rec: ResponseRecord, starting_after: int) -> StreamingResponse:
 
 
 async def retrieve_response(request: Request) -> Response:
-    state = get_state(request)
-    rec = _lookup(state, request.path_params["response_id"])
+    rec = RESPONSES.get(request)
     if request.query_params.get("stream", "").lower() == "true":
         if not rec.background:
             raise bad_request("Only background responses can be streamed again.", "stream")
@@ -301,7 +299,7 @@ async def retrieve_response(request: Request) -> Response:
 
 async def cancel_response(request: Request) -> Response:
     state = get_state(request)
-    rec = _lookup(state, request.path_params["response_id"])
+    rec = RESPONSES.get(request)
     if not rec.background:
         raise bad_request("Only responses created with background=true can be cancelled.")
     state.stats.count_cancel_request("responses", rec.job_id)
@@ -313,23 +311,14 @@ async def cancel_response(request: Request) -> Response:
     return ok(render(rec, now))
 
 
-async def delete_response(request: Request) -> Response:
-    state = get_state(request)
-    rec = _lookup(state, request.path_params["response_id"])
-    del state.store.responses[rec.id]
-    return ok({"id": rec.id, "object": "response", "deleted": True})
-
-
 async def list_input_items(request: Request) -> Response:
-    state = get_state(request)
-    rec = _lookup(state, request.path_params["response_id"])
-    return ok(page(rec.input_items, request, default_order="desc"))
+    return ok(page(RESPONSES.get(request).input_items, request, default_order="desc"))
 
 
 routes = [
     Route("/v1/responses", create_response, methods=["POST"]),
     Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
-    Route("/v1/responses/{response_id}", delete_response, methods=["DELETE"]),
+    Route("/v1/responses/{response_id}", RESPONSES.delete, methods=["DELETE"]),
     Route("/v1/responses/{response_id}/cancel", cancel_response, methods=["POST"]),
     Route("/v1/responses/{response_id}/input_items", list_input_items, methods=["GET"]),
 ]

@@ -17,14 +17,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox.api.assistants import new_thread, refuse_if_busy
+from runq.sandbox.api.assistants import THREADS, new_thread, refuse_if_busy
+from runq.sandbox.api.crud import page
 from runq.sandbox.api.http import (
     get_state,
     metadata,
     ok,
     opt_bool,
     outcome_fault,
-    page,
     read_json,
 )
 from runq.sandbox.api.sse import sse, wait_until
@@ -81,7 +81,7 @@ async def _create_run(
 
 
 def _get_run(state: SandboxState, request: Request) -> tuple[ThreadRecord, RunRecord]:
-    thread = state.store.find("threads", request.path_params["thread_id"])
+    thread = THREADS.get(request)
     run = state.store.find("runs", request.path_params["run_id"])
     if run.thread_id != thread.id:
         raise bad_request(f"Run {run.id} does not belong to thread {thread.id}.")
@@ -90,7 +90,7 @@ def _get_run(state: SandboxState, request: Request) -> tuple[ThreadRecord, RunRe
 
 async def create_run(request: Request) -> Response:
     state = get_state(request)
-    thread = state.store.find("threads", request.path_params["thread_id"])
+    thread = THREADS.get(request)
     body = await read_json(request)
     for msg in body.get("additional_messages") or []:
         thread.messages.append(
@@ -122,7 +122,7 @@ async def retrieve_run(request: Request) -> Response:
 
 async def list_runs(request: Request) -> Response:
     state = get_state(request)
-    thread = state.store.find("threads", request.path_params["thread_id"])
+    thread = THREADS.get(request)
     now = time.time()
     runs = [render_run(state.store.runs[r], now) for r in thread.run_ids if r in state.store.runs]
     return ok(page(runs, request))

@@ -14,10 +14,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api.http import get_state, metadata, ok, page, read_json
-from runq.sandbox.engine.errors import bad_request, not_found
+from runq.sandbox.api.crud import Collection, deleted, find_in, page
+from runq.sandbox.api.http import get_state, metadata, ok, read_json
+from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.ids import new_id
-from runq.sandbox.engine.state import SandboxState
 from runq.sandbox.engine.vector_store_objects import (
     VectorStoreRecord,
     add_file,
@@ -25,10 +25,9 @@ from runq.sandbox.engine.vector_store_objects import (
     unit_score,
 )
 
-
-def lookup_store(state: SandboxState, store_id: str) -> VectorStoreRecord:
-    rec: VectorStoreRecord = state.store.find("vector_stores", store_id)
-    return rec
+VECTOR_STORES = Collection[VectorStoreRecord](
+    "vector_stores", "vs_id", "vector_store.deleted", VectorStoreRecord.to_json
+)
 
 
 def _file_ids(body: dict[str, Any], required: bool) -> list[str]:
@@ -51,25 +50,9 @@ async def create_store(request: Request) -> Response:
     return ok(rec.to_json())
 
 
-async def list_stores(request: Request) -> Response:
-    stores = get_state(request).store.vector_stores.values()
-    return ok(page([s.to_json() for s in stores], request))
-
-
-async def retrieve_store(request: Request) -> Response:
-    return ok(lookup_store(get_state(request), request.path_params["vs_id"]).to_json())
-
-
-async def delete_store(request: Request) -> Response:
-    state = get_state(request)
-    rec = lookup_store(state, request.path_params["vs_id"])
-    del state.store.vector_stores[rec.id]
-    return ok({"id": rec.id, "object": "vector_store.deleted", "deleted": True})
-
-
 async def create_store_file(request: Request) -> Response:
     state = get_state(request)
-    rec = lookup_store(state, request.path_params["vs_id"])
+    rec = VECTOR_STORES.get(request)
     body = await read_json(request)
     file_id = body.get("file_id")
     if not isinstance(file_id, str):
@@ -78,7 +61,7 @@ async def create_store_file(request: Request) -> Response:
 
 
 async def list_store_files(request: Request) -> Response:
-    rec = lookup_store(get_state(request), request.path_params["vs_id"])
+    rec = VECTOR_STORES.get(request)
     now = time.time()
     wanted = request.query_params.get("filter")
     items = [f.to_json(now) for f in rec.files.values()]
@@ -86,20 +69,17 @@ async def list_store_files(request: Request) -> Response:
 
 
 async def retrieve_store_file(request: Request) -> Response:
-    rec = lookup_store(get_state(request), request.path_params["vs_id"])
-    item = rec.files.get(request.path_params["file_id"])
-    if item is None:
-        raise not_found("file", request.path_params["file_id"])
+    item = find_in(VECTOR_STORES.get(request).files, request.path_params["file_id"], "file")
     return ok(item.to_json(time.time()))
 
 
 async def delete_store_file(request: Request) -> Response:
     """Remove a file from the store (its chunks stop being searched); the file remains."""
-    rec = lookup_store(get_state(request), request.path_params["vs_id"])
+    rec = VECTOR_STORES.get(request)
     file_id = request.path_params["file_id"]
-    if rec.files.pop(file_id, None) is None:
-        raise not_found("file", file_id)
-    return ok({"id": file_id, "object": "vector_store.file.deleted", "deleted": True})
+    find_in(rec.files, file_id, "file")
+    del rec.files[file_id]
+    return ok(deleted(file_id, "vector_store.file.deleted"))
 
 
 def _batch_json(rec: VectorStoreRecord, batch_id: str) -> dict[str, Any]:
@@ -118,7 +98,7 @@ def _batch_json(rec: VectorStoreRecord, batch_id: str) -> dict[str, Any]:
 
 async def create_batch(request: Request) -> Response:
     state = get_state(request)
-    rec = lookup_store(state, request.path_params["vs_id"])
+    rec = VECTOR_STORES.get(request)
     ids = _file_ids(await read_json(request), required=True)
     for file_id in ids:
         add_file(state, rec, file_id)
@@ -128,16 +108,15 @@ async def create_batch(request: Request) -> Response:
 
 
 async def retrieve_batch(request: Request) -> Response:
-    rec = lookup_store(get_state(request), request.path_params["vs_id"])
+    rec = VECTOR_STORES.get(request)
     batch_id = request.path_params["batch_id"]
-    if batch_id not in rec.batches:
-        raise not_found("file batch", batch_id)
+    find_in(rec.batches, batch_id, "file batch")
     return ok(_batch_json(rec, batch_id))
 
 
 async def search(request: Request) -> Response:
     state = get_state(request)
-    rec = lookup_store(state, request.path_params["vs_id"])
+    rec = VECTOR_STORES.get(request)
     body = await read_json(request)
     query = body.get("query")
     if isinstance(query, list):
@@ -171,9 +150,9 @@ async def search(request: Request) -> Response:
 
 routes = [
     Route("/v1/vector_stores", create_store, methods=["POST"]),
-    Route("/v1/vector_stores", list_stores, methods=["GET"]),
-    Route("/v1/vector_stores/{vs_id}", retrieve_store, methods=["GET"]),
-    Route("/v1/vector_stores/{vs_id}", delete_store, methods=["DELETE"]),
+    Route("/v1/vector_stores", VECTOR_STORES.list, methods=["GET"]),
+    Route("/v1/vector_stores/{vs_id}", VECTOR_STORES.retrieve, methods=["GET"]),
+    Route("/v1/vector_stores/{vs_id}", VECTOR_STORES.delete, methods=["DELETE"]),
     Route("/v1/vector_stores/{vs_id}/files", create_store_file, methods=["POST"]),
     Route("/v1/vector_stores/{vs_id}/files", list_store_files, methods=["GET"]),
     Route("/v1/vector_stores/{vs_id}/files/{file_id}", retrieve_store_file, methods=["GET"]),
