@@ -2,7 +2,8 @@
 
 Flags override ``RUNQ_SANDBOX_*`` environment variables, which override defaults.
 The first line printed is ``sandbox listening on http://HOST:PORT/v1`` (with the real
-port when ``--port 0``), flushed at once so a parent process can read it.
+port when ``--port 0``), flushed at once so a parent process can read it. Without the
+``sandbox`` extra it prints one line naming it and exits 2 (:mod:`.extras`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import contextlib
 import sys
 
 from runq.sandbox.engine.config import SandboxConfig, parse_faults
+from runq.sandbox.server import extras
+
+EXIT_MISSING_EXTRA = 2  # like a usage error: the command cannot run as installed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     except ValueError as exc:
         parser.error(str(exc))
+    absent = extras.missing()
+    if absent:  # one line, before the first import that would fail with a traceback
+        print(extras.message(absent), file=sys.stderr)
+        return EXIT_MISSING_EXTRA
     from runq.sandbox.engine.snapshot import SnapshotError
     from runq.sandbox.server.serve import SandboxServer  # after parsing: --help stays instant
 

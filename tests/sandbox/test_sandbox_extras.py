@@ -1,0 +1,87 @@
+"""Without the ``sandbox`` extra, ``runq sandbox`` says which pip extra to install.
+
+One line on stderr and exit status 2, never a traceback from deep inside an import:
+the CLI checks the extra's modules with ``importlib.util.find_spec`` before it imports
+the app.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+
+import pytest
+
+from runq.sandbox.server import cli, extras, serve
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def hide(monkeypatch: pytest.MonkeyPatch, *absent: str) -> None:
+    """Make ``find_spec`` report the modules ``absent`` as not installed."""
+    real = importlib.util.find_spec
+
+    def find_spec(name: str, package: str | None = None) -> ModuleSpec | None:
+        return None if name in absent else real(name, package)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_missing_starlette_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hide(monkeypatch, "starlette")
+
+    def must_not_serve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the server was started without its extra")
+
+    monkeypatch.setattr(serve, "SandboxServer", must_not_serve)
+    assert cli.main(["--port", "0"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        "runq sandbox needs the 'sandbox' extra (starlette is not installed): "
+        "pip install 'runq[sandbox]'\n"
+    )
+
+
+def test_every_missing_part_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    hide(monkeypatch, "uvicorn", "pypdf", "docx")
+    absent = extras.missing()
+    assert absent == ["uvicorn", "pypdf", "python-docx"]
+    assert extras.message(absent) == (
+        "runq sandbox needs the 'sandbox' extra (uvicorn, pypdf, python-docx are not "
+        "installed): pip install 'runq[sandbox]'"
+    )
+
+
+def test_either_module_of_python_multipart_will_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    hide(monkeypatch, "multipart")
+    assert extras.missing() == []
+    hide(monkeypatch, "multipart", "python_multipart")
+    assert extras.missing() == ["python-multipart"]
+
+
+def test_python_m_runq_sandbox_without_starlette_has_no_traceback() -> None:
+    """The real entry point, in a process where importing starlette fails."""
+    code = (
+        "import runpy, sys\n"
+        "sys.modules['starlette'] = None  # find_spec: None; import: ImportError\n"
+        "runpy.run_module('runq.sandbox', run_name='__main__', alter_sys=True)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--port", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == [
+        "runq sandbox needs the 'sandbox' extra (starlette is not installed): "
+        "pip install 'runq[sandbox]'"
+    ]
