@@ -3,7 +3,8 @@
 `runq worker`, `runq up`, `runq demo`, `runq metrics`, `runq flower` and `runq gateway`.
 `cli.parser` calls `add_commands(subparsers)` on every start of `runq`, so this module
 imports only what the options need; each handler imports its service when it runs, and
-returns the exit code.
+returns the exit code. A command that needs an extra (`gateway`, `flower`; `up` and
+`demo` check theirs in `ops.up` and `ops.demo`) requires it before importing it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import sys
 from typing import Any
 
+from runq.config.extras import require
 from runq.config.settings import METRICS_PORT
 from runq.producers.cli import option_types
 from runq.producers.ops.flower import DEFAULT_PORT as FLOWER_PORT
@@ -67,6 +69,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_flower(args: argparse.Namespace) -> int:
+    require("flower", "runq flower")
     from runq.producers.ops.flower import FlowerOptions, run_flower
 
     options = FlowerOptions(
@@ -77,6 +80,7 @@ def cmd_flower(args: argparse.Namespace) -> int:
 
 
 def cmd_gateway(args: argparse.Namespace) -> int:
+    require("gateway", "runq gateway")  # before importing FastAPI, uvicorn and sse-starlette
     from runq.producers.gateway.server import run_gateway
 
     return run_gateway(host=args.host, port=args.port, demo=args.demo)

