@@ -1,0 +1,211 @@
+"""Planning a response from its create body: validation, the model's reply, usage, timeline.
+
+``POST /v1/responses`` decides the response's whole life before answering: the body is
+checked the way the real API checks it (400s naming the parameter), the earlier turns
+come from ``previous_response_id`` or ``conversation``, the model answers, and the
+result is a :class:`~runq.sandbox.engine.response_objects.ResponseRecord` whose status
+is then only derived from the clock. Nothing here touches the request object, but the
+messages and parameters are the API's, so it sits beside the route.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Any
+
+from runq.sandbox.api.http import metadata, opt_bool, opt_int, opt_str
+from runq.sandbox.engine import model
+from runq.sandbox.engine.errors import bad_request, not_found
+from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.lifecycle import Timeline
+from runq.sandbox.engine.response_objects import (
+    FAULT_ENDINGS,
+    ResponseRecord,
+    input_item,
+    output_items,
+    usage_block,
+)
+from runq.sandbox.engine.state import SandboxState
+from runq.sandbox.engine.tokens import count_tokens, split_tokens
+from runq.sandbox.engine.tool_policy import ScriptError
+from runq.sandbox.engine.transcript import Turn, turns_from_response_input
+from runq.sandbox.engine.vector_store_objects import search_stores
+
+
+def _history(state: SandboxState, body: dict[str, Any]) -> tuple[list[Turn], dict | None]:
+    """Earlier turns from ``previous_response_id`` or ``conversation``."""
+    prev_id = opt_str(body, "previous_response_id")
+    conv = body.get("conversation")
+    if prev_id and conv:
+        raise bad_request(
+            "Parameters 'previous_response_id' and 'conversation' cannot be used together.",
+            "conversation",
+        )
+    if prev_id:
+        prev = state.store.responses.get(prev_id)
+        if prev is None:
+            raise bad_request(
+                f"Previous response with id '{prev_id}' not found.",
+                "previous_response_id",
+                "previous_response_not_found",
+            )
+        return list(prev.history), None
+    if conv:
+        conv_id = conv.get("id") if isinstance(conv, dict) else conv
+        record = state.store.conversations.get(conv_id) if isinstance(conv_id, str) else None
+        if record is None:
+            raise not_found("conversation", str(conv_id), "conversation")
+        return list(record.history), {"id": conv_id}
+    return [], None
+
+
+def _tools(
+    state: SandboxState, tools: list[Any]
+) -> tuple[list[dict[str, Any]], model.Searcher | None]:
+    """Function tools for the policy, and a searcher when file_search is enabled."""
+    functions: list[dict[str, Any]] = []
+    searcher = None
+    for i, tool in enumerate(tools):
+        kind = tool.get("type") if isinstance(tool, dict) else None
+        if kind == "function":
+            if not isinstance(tool.get("name"), str):
+                raise bad_request(
+                    f"Missing required parameter: 'tools[{i}].name'.", f"tools[{i}].name"
+                )
+            tool.setdefault("strict", True)  # the Responses API's default
+            tool.setdefault("parameters", {})
+            tool.setdefault("description", None)
+            functions.append(tool)
+        elif kind == "file_search":
+            ids = tool.get("vector_store_ids") or []
+            for vs_id in ids:
+                if vs_id not in state.store.vector_stores:
+                    raise not_found("vector store", vs_id, f"tools[{i}].vector_store_ids")
+            limit = int(tool.get("max_num_results") or 20)
+            searcher = functools.partial(search_stores, state, list(ids), limit=limit)
+        else:
+            raise bad_request(f"Unsupported tool type: {kind!r}.", f"tools[{i}].type")
+    return functions, searcher
+
+
+def _truncate(text: str, max_tokens: int) -> str:
+    return "".join(split_tokens(text)[:max_tokens])
+
+
+LATENCY_KEY = "sandbox_latency_ms"
+_LATENCY_LINE = re.compile(r"^\s*sandbox_latency_ms\s*:\s*(\d+)\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+def _latency_ms(meta: dict[str, str], instructions: str | None, default: float) -> float:
+    """This response's latency: the `sandbox_latency_ms` metadata entry or instructions
+    line (tests plan a slow run with it), else the server's setting."""
+    raw = meta.get(LATENCY_KEY)
+    if raw is None and instructions:
+        found = _LATENCY_LINE.search(instructions)
+        raw = found.group(1) if found else None
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise bad_request(f"Invalid metadata '{LATENCY_KEY}': expected milliseconds.", "metadata")
+    return float(raw)
+
+
+def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) -> ResponseRecord:
+    """Validate a create body and plan the response's whole life."""
+    model_name = opt_str(body, "model")
+    if not model_name:
+        raise bad_request("Missing required parameter: 'model'.", "model")
+    instructions = opt_str(body, "instructions")
+    meta = metadata(body)
+    background = opt_bool(body, "background", False)
+    store = opt_bool(body, "store", True)
+    if background and not store:
+        raise bad_request("Background mode requires 'store' to be true.", "store")
+    max_out = opt_int(body, "max_output_tokens", minimum=16)
+    tools = body.get("tools") or []
+    if not isinstance(tools, list):
+        raise bad_request("Invalid 'tools': expected an array.", "tools")
+    earlier, conversation = _history(state, body)
+    new_turns = turns_from_response_input(body.get("input"))
+    turns = earlier + new_turns
+
+    functions, searcher = _tools(state, tools)
+    try:
+        reply = model.reply(
+            model.ModelInput(
+                turns=turns,
+                tools=functions,
+                tool_choice=body.get("tool_choice") or "auto",
+                instructions=instructions,
+                metadata=meta,
+                search=searcher,
+                fault=fault,
+            )
+        )
+    except ScriptError as exc:
+        raise bad_request(str(exc), "metadata") from exc
+    text_out = reply.text + "".join(c.arguments for c in reply.calls)
+    out_tokens = count_tokens(text_out)
+    final_status, error, incomplete = "completed", None, None
+    if max_out is not None and out_tokens > max_out and not reply.calls:
+        reply.segments = [model.Segment(_truncate(reply.text, max_out))]
+        out_tokens = max_out
+        final_status, incomplete = "incomplete", {"reason": "max_output_tokens"}
+    if fault in FAULT_ENDINGS:
+        final_status, error, incomplete = FAULT_ENDINGS[fault]
+    items = output_items(reply, "incomplete" if final_status == "incomplete" else "completed")
+    if final_status == "failed":
+        items = []
+    in_tokens = count_tokens(instructions or "") + sum(count_tokens(t.text) for t in turns)
+    history = turns + _output_turns(items)
+    cfg = state.config
+    params = {
+        "model": model_name,
+        "instructions": instructions,
+        "metadata": meta,
+        "tools": tools,
+        "tool_choice": body.get("tool_choice") or "auto",
+        "parallel_tool_calls": opt_bool(body, "parallel_tool_calls", True),
+        "max_output_tokens": max_out,
+        "previous_response_id": body.get("previous_response_id"),
+        "conversation": conversation,
+        "temperature": body.get("temperature", 1.0),
+        "top_p": body.get("top_p", 1.0),
+    }
+    return ResponseRecord(
+        id=new_id("resp"),
+        params=params,
+        timeline=Timeline.plan(
+            _latency_ms(meta, instructions, cfg.latency_ms), out_tokens, cfg.tokens_per_second
+        ),
+        background=background,
+        store=store,
+        final_status=final_status,
+        output=items,
+        usage=usage_block(in_tokens, out_tokens),
+        input_items=[input_item(t) for t in new_turns],
+        history=history,
+        error=error,
+        incomplete_details=incomplete,
+        job_id=meta.get("runq_job_id"),
+    )
+
+
+def _output_turns(items: list[dict[str, Any]]) -> list[Turn]:
+    turns = []
+    for item in items:
+        if item["type"] == "function_call":
+            turns.append(
+                Turn(
+                    "assistant",
+                    "",
+                    "function_call",
+                    call_id=item["call_id"],
+                    name=item["name"],
+                    arguments=item["arguments"],
+                )
+            )
+        elif item["type"] == "message":
+            turns.append(Turn("assistant", item["content"][0]["text"]))
+    return turns
