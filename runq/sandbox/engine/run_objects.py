@@ -1,10 +1,11 @@
-"""Assistants runs: planned segments, a lazily derived status, steps and stream events.
+"""Assistants runs: planned segments, a lazily derived status, the run and step objects.
 
 A run is a list of *segments*; each is planned when it starts (at creation, then at
 each ``submit_tool_outputs``): ``queued`` (first segment only) for a quarter of
 ``latency_ms``, ``in_progress`` until ``done_at``, then either ``requires_action``
 (tool calls; ``expired`` once ``expires_at`` passes without outputs) or a final
 status. As with responses, nothing runs in the background: reads derive the status.
+Segments are decided by :mod:`.run_planner` and streamed from :mod:`.run_events`.
 """
 
 from __future__ import annotations
