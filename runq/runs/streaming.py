@@ -1,6 +1,6 @@
 """Stream mode: text deltas reach the job's events while the run is still going.
 
-Three protocols, three shapes:
+Three protocols, three shapes (each backend says which is its own, `Backend.streaming`):
 
 - **Responses** streams can be resumed (`starting_after=N`): a separate `stream` step
   follows the background run and, after a crash, picks up after the last
@@ -19,98 +19,76 @@ and the step renews its short job lock as deltas arrive.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from runq.errors import BackendError
-from runq.runs.backends.base import Backend, RunState, StreamsRequests
-from runq.runs.job import Job, JobStatus, Step
+from runq.runs.backends.base import Backend, DeltaSink, StreamsRequests
+from runq.runs.context import StepContext
+from runq.runs.endings import Endings
+from runq.runs.frame import StepFrame
+from runq.runs.gates import Gates
+from runq.runs.job import JobStatus, Step
 from runq.runs.outcomes import Outcome
+from runq.runs.run_progress import RunProgress
+from runq.runs.step_config import StepConfig
 from runq.runs.store import JobStore
-
-if TYPE_CHECKING:
-    from runq.runs.steps import StepConfig
 
 log = structlog.get_logger("runq.steps")
 
 
-class Streaming:
-    """Mixed into `Steps`."""
+class StreamDriver:
+    """Drives the calls of stream-mode jobs, forwarding their text deltas."""
 
-    store: JobStore
-    config: StepConfig
-    backend_for: Callable[[Job], Backend]
+    def __init__(
+        self,
+        frame: StepFrame,
+        store: JobStore,
+        gates: Gates,
+        endings: Endings,
+        progress: RunProgress,
+        config: StepConfig,
+    ) -> None:
+        self.frame = frame
+        self.store = store
+        self.gates = gates
+        self.endings = endings
+        self.progress = progress
+        self.config = config
 
-    if TYPE_CHECKING:  # provided by Endings and Steps
-
-        def _take_capacity(
-            self, job: Job, owner: str, link: Any, step: Step, tokens: int | None = None
-        ) -> bool: ...
-
-        def _link(self, job: Job) -> Any: ...
-
-        def _on_error(
-            self,
-            job: Job,
-            owner: str,
-            err: BackendError,
-            step: Step,
-            *,
-            events: list[dict[str, Any]] | None = None,
-            run_ended: bool = False,
-        ) -> str: ...
-
-        def _after_state(
-            self, job: Job, owner: str, state: RunState, events: list[dict[str, Any]]
-        ) -> str: ...
-
-    def _forwarder(self, job: Job, owner: str, position: str) -> Callable[[int, str], None]:
-        """A delta sink that also keeps the job's short lock alive."""
-        renew_every = self.config.stream_lock_seconds / 3
-        renewed = time.monotonic()
-
-        def on_delta(seq: int, delta: str) -> None:
-            nonlocal renewed
-            self.store.forward_delta(job.id, position, seq, delta)
-            if time.monotonic() - renewed > renew_every:
-                self.store.extend_lock(job.id, owner, self.config.lock_seconds)
-                renewed = time.monotonic()
-
-        return on_delta
-
-    def _stream(self, job: Job, owner: str) -> str:
-        """Follow the run's stream, forwarding text deltas; resume after the last one seen.
+    def stream(self, ctx: StepContext) -> str:
+        """The `stream` step: follow the run, forwarding text deltas; resume after the last.
 
         The stream holds a worker slot while it runs (that is what buys the latency), and
         renews the job's short lock as events arrive; if the worker dies, the lock lapses
         within seconds and the redelivered step resumes from the stored sequence number.
         """
-        if not self._take_capacity(job, owner, self._link(job), Step.STREAM, tokens=0):
+        if not self.gates.take_capacity(ctx, Step.STREAM, tokens=0):
             return Outcome.RATE_LIMITED
-        backend = self.backend_for(job)
+        job, backend = ctx.job, ctx.backend
         follows = backend.streaming().follows_runs
         run_id = job.handle.get("response_id", "")
-        on_delta = self._forwarder(job, owner, run_id)
+        on_delta = self._forwarder(ctx, run_id)
         try:
             after = self.store.stream_position(job.id, run_id)
+            # A backend that cannot follow a run (the chain moved on) is simply polled.
             state = follows.stream(job, after, on_delta) if follows is not None else None
             if state is None:
                 state = backend.retrieve(job)
         except BackendError as err:
-            return self._on_error(job, owner, err, Step.STREAM)
-        return self._after_state(job, owner, state, [])
+            return self.endings.on_error(ctx, err, Step.STREAM)
+        return self.progress.after_state(ctx, state, [])
 
-    def _turn_backend(self, job: Job) -> Backend:
+    def turn_backend(self, ctx: StepContext) -> Backend:
         """The job's backend; for a protocol whose turn is one request (Chat), streamed.
 
         Such a stream cannot be resumed: if this very turn already streamed some deltas
         (its worker died), it is asked again without streaming, so no text is repeated.
         """
-        backend = self.backend_for(job)
+        job, backend = ctx.job, ctx.backend
         turns = backend.streaming().streams_turns
-        if job.spec.mode != "stream" or turns is None:
+        if not ctx.streams or turns is None:
             return backend
         turn = f"turn:{job.link_index}:{job.round}:{job.attempt}"
         if self.store.stream_position(job.id, turn) is not None:
@@ -119,10 +97,11 @@ class Streaming:
             lambda seq, delta: self.store.forward_delta(job.id, turn, seq, delta)
         )
 
-    def _start_streaming(
-        self, job: Job, owner: str, backend: StreamsRequests, events: list[dict[str, Any]]
+    def start(
+        self, ctx: StepContext, requests: StreamsRequests, events: list[dict[str, Any]]
     ) -> str:
         """Create an Assistants run as a stream; hand its handle over before anything else."""
+        job = ctx.job
         position = f"run:{job.link_index}:{job.round}:{job.attempt}"
 
         def on_created(handle: dict[str, str]) -> bool:
@@ -131,48 +110,57 @@ class Streaming:
             log.info("job.run_created", job_id=job.id, attempt=job.attempt, **handle)
             announced = [*events, {"type": "run.created", **handle, "attempt": job.attempt}]
             events.clear()
-            return self._hand_over_to_poll(job, announced)
+            return self.frame.hand_over_to_poll(ctx, announced)
 
         try:
-            state = backend.start_stream(job, on_created, self._forwarder(job, owner, position))
+            state = requests.start_stream(job, on_created, self._forwarder(ctx, position))
             if state is None and job.handle:
-                state = self.backend_for(job).retrieve(job)
+                state = ctx.backend.retrieve(job)
         except BackendError as err:
-            return self._on_error(job, owner, err, Step.POLL if job.handle else Step.START)
+            return self.endings.on_error(ctx, err, Step.POLL if job.handle else Step.START)
         if state is None:
-            self.store.release(job.id, owner)
+            self.frame.release(ctx)
             return Outcome.STALE
-        return self._after_state(job, owner, state, events)
+        return self.progress.after_state(ctx, state, events)
 
-    def _submit_streaming(
+    def submit(
         self,
-        job: Job,
-        owner: str,
+        ctx: StepContext,
         requests: StreamsRequests,
-        backend: Backend,
         pairs: list[tuple[str, str]],
         done: list[dict[str, Any]],
     ) -> str:
         """Submit a round's outputs as a stream; polling takes over if the worker dies."""
+        job = ctx.job
         job.tool_calls.extend(done)
         job.pending_calls = []
         job.move(JobStatus.RUNNING)
-        if not self._hand_over_to_poll(
-            job, [{"type": "job.status", "status": JobStatus.RUNNING, "round": job.round}]
-        ):
+        status = {"type": "job.status", "status": JobStatus.RUNNING, "round": job.round}
+        if not self.frame.hand_over_to_poll(ctx, [status]):
             return Outcome.CONFLICT
         position = f"run:{job.link_index}:{job.round}:{job.attempt}:submit"
         try:
-            state = requests.submit_stream(job, pairs, self._forwarder(job, owner, position))
+            state = requests.submit_stream(job, pairs, self._forwarder(ctx, position))
             if state is None:
-                state = backend.retrieve(job)
+                state = ctx.backend.retrieve(job)
         except BackendError as err:
-            return self._on_error(job, owner, err, Step.POLL)
-        return self._after_state(job, owner, state, [])
+            return self.endings.on_error(ctx, err, Step.POLL)
+        return self.progress.after_state(ctx, state, [])
 
-    def _hand_over_to_poll(self, job: Job, events: list[dict[str, Any]]) -> bool:
-        """Commit with `poll` due and a lease, keeping the lock: the stream goes on, and
-        if this worker dies the sweeper polls the run instead."""
-        job.due(Step.POLL)
-        lease = time.time() + self.config.lock_seconds + self.config.lease_grace
-        return self.store.commit(job, events, owner="", lease_until=lease)
+    def _forwarder(self, ctx: StepContext, position: str) -> DeltaSink:
+        """A delta sink that also keeps the job's short lock alive.
+
+        The lock is renewed every third of the stream's lock time, so it never lapses
+        while deltas arrive, and lapses within `stream_lock_seconds` once they stop.
+        """
+        renew_every = self.config.stream_lock_seconds / 3
+        renewed = time.monotonic()
+
+        def on_delta(seq: int, delta: str) -> None:
+            nonlocal renewed
+            self.store.forward_delta(ctx.job.id, position, seq, delta)
+            if time.monotonic() - renewed > renew_every:
+                self.frame.keep_holding(ctx)
+                renewed = time.monotonic()
+
+        return on_delta

@@ -21,7 +21,7 @@ import structlog
 from runq.errors import JobNotFoundError
 from runq.runs import keys
 from runq.runs.job import Job, Step
-from runq.runs.steps import Scheduler
+from runq.runs.scheduler import Scheduler
 from runq.runs.store import JobStore
 from runq.runs.toolcalls import ToolCalls
 

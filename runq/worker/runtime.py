@@ -25,7 +25,8 @@ from runq.runs.job import Job
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.retry import RetryPolicies
-from runq.runs.steps import StepConfig, Steps
+from runq.runs.step_config import StepConfig
+from runq.runs.steps import Steps
 from runq.runs.store import JobStore
 from runq.runs.sweeper import Sweeper
 from runq.runs.toolcalls import ToolCalls

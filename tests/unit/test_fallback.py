@@ -14,7 +14,8 @@ from runq.runs.chains import Link, fingerprint, parse_chains
 from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.links import LinkServices
 from runq.runs.retry import RetryPolicies, RetryPolicy
-from runq.runs.steps import StepConfig, Steps
+from runq.runs.step_config import StepConfig
+from runq.runs.steps import Steps
 
 CHAIN = parse_chains(
     {

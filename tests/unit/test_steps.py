@@ -13,7 +13,8 @@ from runq.runs.events import EventLog
 from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.metrics import Metrics
 from runq.runs.retry import RetryPolicies
-from runq.runs.steps import StepConfig, Steps
+from runq.runs.step_config import StepConfig
+from runq.runs.steps import Steps
 from runq.runs.store import JobStore
 from runq.runs.toolcalls import StoredOutput
 

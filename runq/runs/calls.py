@@ -1,0 +1,176 @@
+"""The steps that make one backend call: start, poll, submit_tool_outputs.
+
+Each passes the gates first (the job's turn, the link's breaker and bucket), makes at
+most one call, and hands the run state it got to `RunProgress`, or the error to
+`Endings`. Stream-mode calls go through the `StreamDriver`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from runq.errors import BackendError
+from runq.runs.context import StepContext
+from runq.runs.endings import Endings
+from runq.runs.error_codes import ErrorCode, ToolErrorCode
+from runq.runs.frame import StepFrame
+from runq.runs.gates import BreakerPass, Gates
+from runq.runs.job import JobStatus, Step
+from runq.runs.outcomes import Outcome
+from runq.runs.run_progress import RunProgress
+from runq.runs.step_config import StepConfig
+from runq.runs.streaming import StreamDriver
+from runq.runs.toolcalls import StoredOutput
+
+log = structlog.get_logger("runq.steps")
+
+# What the model is told for a call whose output never arrived (its task was lost).
+_MISSING = StoredOutput('{"error": {"code": "missing_output"}}', ToolErrorCode.MISSING_OUTPUT)
+
+
+class BackendCalls:
+    """start, poll and submit_tool_outputs, over whichever backend the job's link uses."""
+
+    def __init__(
+        self,
+        frame: StepFrame,
+        gates: Gates,
+        endings: Endings,
+        progress: RunProgress,
+        streaming: StreamDriver,
+        tool_outputs: Callable[[str, int], dict[str, StoredOutput]],
+        config: StepConfig,
+    ) -> None:
+        self.frame = frame
+        self.gates = gates
+        self.endings = endings
+        self.progress = progress
+        self.streaming = streaming
+        self.tool_outputs = tool_outputs
+        self.config = config
+
+    # -- start -------------------------------------------------------------------------
+    def start(self, ctx: StepContext) -> str:
+        """Create the job's run, or answer from an instant link, or wait at a gate."""
+        waiting_for = self.gates.turn_blocker(ctx)
+        if waiting_for is not None:
+            # Another job on this conversation goes first; this one keeps its place.
+            self.frame.come_back(ctx, Step.START, self.config.turn_wait)
+            log.info("job.waiting_turn", job_id=ctx.job.id, behind=waiting_for)
+            return Outcome.WAITING_TURN
+        if ctx.link.instant:
+            return self.endings.answer_instantly(ctx)
+        if ctx.remaining() < self.config.deadline_margin:
+            err = BackendError("too little time left for this link", code=ErrorCode.DEADLINE_NEAR)
+            return self.endings.fall_back(ctx, err, [], run_ended=True)
+        gate = self.gates.ask_breaker(ctx.link)
+        if gate.refused:
+            return self._breaker_refused(ctx, gate)
+        if not self.gates.take_capacity(ctx, Step.START):
+            gate.unused()
+            return Outcome.RATE_LIMITED
+        return self._create_run(ctx, gate)
+
+    def _breaker_refused(self, ctx: StepContext, gate: BreakerPass) -> str:
+        """Skip to the next link; with none, come back when the breaker can next let a
+        call through (the job waits instead of failing)."""
+        link = ctx.link
+        if ctx.has_next_link:
+            err = BackendError(
+                f"circuit breaker of {link.name} is open", code=ErrorCode.CIRCUIT_OPEN
+            )
+            return self.endings.fall_back(ctx, err, [], run_ended=True)
+        wait = min(gate.wait(), max(0.0, ctx.remaining()))
+        self.frame.come_back(ctx, Step.START, wait)
+        log.info("job.breaker_wait", job_id=ctx.job.id, link=link.name, wait=round(wait, 3))
+        return Outcome.BREAKER_WAIT
+
+    def _create_run(self, ctx: StepContext, gate: BreakerPass) -> str:
+        """The call itself; the run's handle is in the record before any poll is sent."""
+        job = ctx.job
+        backend = self.streaming.turn_backend(ctx)
+        events: list[dict[str, Any]] = []
+        if job.status != JobStatus.RUNNING:
+            job.move(JobStatus.RUNNING)
+            events.append(
+                {"type": "job.status", "status": JobStatus.RUNNING, "attempt": job.attempt}
+            )
+        job.mark("started_at")
+        requests = backend.streaming().streams_requests
+        if ctx.streams and requests is not None:
+            return self.streaming.start(ctx, requests, events)
+        try:
+            state = backend.start(job)
+        except BackendError as err:
+            return self.endings.on_error(ctx, err, Step.START)
+        job.handle.update(state.handle)
+        self.gates.calibrate(ctx.link, state.headers)
+        gate.answered()
+        job.mark("run_created_at")
+        events.append({"type": "run.created", **state.handle, "attempt": job.attempt})
+        log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
+        return self.progress.after_state(ctx, state, events)
+
+    # -- poll --------------------------------------------------------------------------
+    def poll(self, ctx: StepContext) -> str:
+        """Look at the run once; `RunProgress` schedules the next look while it waits."""
+        if not self.gates.take_capacity(ctx, Step.POLL, tokens=0):
+            return Outcome.RATE_LIMITED
+        try:
+            state = ctx.backend.retrieve(ctx.job)
+        except BackendError as err:
+            return self.endings.on_error(ctx, err, Step.POLL)
+        ctx.job.polls += 1
+        return self.progress.after_state(ctx, state, [])
+
+    # -- submit_tool_outputs -----------------------------------------------------------
+    def submit_tool_outputs(self, ctx: StepContext) -> str:
+        """Hand a finished round's outputs back to the model (a missing one as an error)."""
+        job = ctx.job
+        outputs = self.tool_outputs(job.id, job.round)
+        stored = {c["call_id"]: outputs.get(c["call_id"], _MISSING) for c in job.pending_calls}
+        done = [
+            {
+                **call,
+                "output": stored[call["call_id"]].output,
+                "error": stored[call["call_id"]].error,
+                "round": job.round,
+            }
+            for call in job.pending_calls
+        ]
+        failed = [c for c in done if c["error"]]
+        if failed and self.config.tool_errors_fail_job:
+            job.tool_calls.extend(done)
+            first = failed[0]
+            return self.endings.fail(
+                ctx,
+                ErrorCode.TOOL_ERROR,
+                f"tool {first['name']!r} failed ({first['error']}): {first['output']}",
+                cancel_run=True,
+            )
+        if not self.gates.take_capacity(ctx, Step.SUBMIT_TOOL_OUTPUTS):
+            return Outcome.RATE_LIMITED
+        pairs = [(call_id, out.output) for call_id, out in stored.items()]
+        return self._submit(ctx, pairs, done)
+
+    def _submit(
+        self, ctx: StepContext, pairs: list[tuple[str, str]], done: list[dict[str, Any]]
+    ) -> str:
+        job = ctx.job
+        backend = self.streaming.turn_backend(ctx)
+        requests = backend.streaming().streams_requests
+        if ctx.streams and requests is not None:
+            return self.streaming.submit(ctx, requests, pairs, done)
+        try:
+            state = backend.submit_tool_outputs(job, pairs)
+        except BackendError as err:
+            return self.endings.on_error(ctx, err, Step.SUBMIT_TOOL_OUTPUTS)
+        job.tool_calls.extend(done)  # only once the round was handed over
+        job.pending_calls = []
+        job.handle.update(state.handle)
+        job.move(JobStatus.RUNNING)
+        events = [{"type": "job.status", "status": JobStatus.RUNNING, "round": job.round}]
+        return self.progress.after_state(ctx, state, events)

@@ -1,0 +1,149 @@
+"""The frame every step shares: claim the job, act, then end with one commit.
+
+1. `claim` takes the job's short lock (one Lua call) and reads its record and cancel
+   flag; a job another task holds comes back when that lock ends.
+2. The step acts (at most one backend call).
+3. It ends in one of these ways, each one commit (or none) and at most one message:
+   `advance` (the next step is due after a countdown), `come_back` (nothing changed:
+   the same step again after a wait), `hand_over_to_poll` (a stream goes on while the
+   record already says `poll`), `settle` (the caller sends what comes next itself), or
+   `release` (nothing to do).
+
+Every commit moves the job's lease, so the sweeper re-drives the job only if nothing
+comes of it: `lease = now + wait + grace + lock`, where `wait` is how long the job
+waits on purpose before its next step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from runq.errors import JobNotFoundError
+from runq.runs.backends.base import Backend
+from runq.runs.chains import Link
+from runq.runs.context import StepContext
+from runq.runs.job import Job, JobSpec, Step
+from runq.runs.outcomes import Outcome
+from runq.runs.scheduler import Scheduler
+from runq.runs.step_config import StepConfig
+from runq.runs.store import JobStore
+
+log = structlog.get_logger("runq.steps")
+
+
+class StepFrame:
+    """Claims jobs for steps and commits what the steps decide."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        scheduler: Scheduler,
+        config: StepConfig,
+        *,
+        backend_for: Callable[[Job], Backend],
+        chain_of: Callable[[JobSpec], list[Link]],
+    ) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.config = config
+        self.backend_for = backend_for
+        self.chain_of = chain_of
+
+    def claim(self, step: Step, job_id: str, token: int) -> StepContext | Outcome:
+        """Lock the job for `step`, or say why not: `not_found`, or `busy` — then the step
+        comes back when the holder's lock ends (a cancel's holder also sees the flag).
+
+        A stream holds a short lock that it renews as events arrive, so a stream whose
+        worker died is picked up within seconds; every other step holds one request's
+        time plus a margin.
+        """
+        cfg = self.config
+        lock = cfg.stream_lock_seconds if step == Step.STREAM else cfg.lock_seconds
+        try:
+            claim = self.store.claim(job_id, lock)
+        except JobNotFoundError:
+            log.warning("job.not_found", job_id=job_id, step=step)
+            return Outcome.NOT_FOUND
+        if claim.job is None:
+            self.scheduler.schedule(step, job_id, token, countdown=claim.busy_for + 0.05)
+            return Outcome.BUSY
+        _bind_log_context(claim.job)
+        return StepContext(
+            claim.job,
+            claim.owner,
+            step,
+            cancel_requested=claim.cancel_requested,
+            backend_for=self.backend_for,
+            chain_of=self.chain_of,
+        )
+
+    def release(self, ctx: StepContext) -> None:
+        """Give the job back without writing: the step found nothing to do."""
+        self.store.release(ctx.job.id, ctx.owner)
+
+    def settle(
+        self, ctx: StepContext, step: Step, events: list[dict[str, Any]], *, wait: float = 0.0
+    ) -> int | None:
+        """Commit the job with `step` due and release it; the caller sends what comes next.
+
+        Returns the step's token, or None when the record changed meanwhile (then
+        nothing was written, and the step that changed it goes on).
+        """
+        token = ctx.job.due(step)
+        lease = time.time() + wait + self.config.lease_grace + self.config.lock_seconds
+        if not self.store.commit(ctx.job, events, owner=ctx.owner, lease_until=lease):
+            log.warning("job.commit_conflict", job_id=ctx.job.id, step=step)
+            return None
+        return token
+
+    def advance(
+        self, ctx: StepContext, step: Step, countdown: float, events: list[dict[str, Any]]
+    ) -> bool:
+        """Commit the job with `step` due after `countdown`, then schedule that step.
+
+        A countdown never reaches past the deadline: the step then runs in time to fail
+        the job with `deadline_exceeded`.
+        """
+        countdown = max(0.0, min(countdown, ctx.remaining()))
+        token = self.settle(ctx, step, events, wait=countdown)
+        if token is None:
+            return False
+        self.scheduler.schedule(step, ctx.job.id, token, countdown)
+        return True
+
+    def come_back(self, ctx: StepContext, step: Step, wait: float) -> None:
+        """Give the job back untouched and run `step` again after `wait` seconds.
+
+        The lease moves past the wait, so the sweeper does not mistake a job that waits
+        on purpose (its turn, a breaker, the rate limiter) for one whose worker died.
+        """
+        job = ctx.job
+        lease = time.time() + wait + self.config.lease_grace + self.config.lock_seconds
+        self.store.extend_lease(job.id, lease)
+        self.store.release(job.id, ctx.owner)
+        self.scheduler.schedule(step, job.id, job.token, wait)
+
+    def hand_over_to_poll(self, ctx: StepContext, events: list[dict[str, Any]]) -> bool:
+        """Commit with `poll` due and a lease, keeping the lock: the stream goes on, and
+        if this worker dies the sweeper polls the run instead."""
+        ctx.job.due(Step.POLL)
+        lease = time.time() + self.config.lock_seconds + self.config.lease_grace
+        return self.store.commit(ctx.job, events, owner="", lease_until=lease)
+
+    def keep_holding(self, ctx: StepContext) -> bool:
+        """Renew the job's lock during a long step (a stream); False if it was lost."""
+        return self.store.extend_lock(ctx.job.id, ctx.owner, self.config.lock_seconds)
+
+
+def _bind_log_context(job: Job) -> None:
+    """Every log line of this step (and, through the message header, of the steps it
+    schedules) says which attempt, link and run it is about."""
+    run_id = job.handle.get("response_id") or job.handle.get("run_id")
+    link = Link.from_dict(job.links[job.link_index]).name if job.links else None
+    structlog.contextvars.bind_contextvars(
+        job_id=job.id, attempt=job.attempt, link=link, run_id=run_id
+    )

@@ -1,0 +1,143 @@
+"""What a call must pass before it goes out: the job's turn, the link's breaker, its bucket.
+
+Each gate either lets the step go on or gives the job back untouched, with the step
+coming back when the gate can next open (`StepFrame.come_back`): a task never sleeps
+at a gate.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import structlog
+
+from runq.runs.breaker import Admission, CircuitBreaker
+from runq.runs.chains import Link
+from runq.runs.context import StepContext
+from runq.runs.frame import StepFrame
+from runq.runs.job import Step
+from runq.runs.links import LinkServices
+from runq.runs.metrics import Metrics
+from runq.runs.ratelimit import estimate_tokens
+from runq.runs.store import JobStore
+
+log = structlog.get_logger("runq.steps")
+
+# While a probe is out, waiting jobs look again this often (plus jitter): a probe that
+# succeeds lets them through within a couple of seconds, not a whole open period later.
+PROBE_RECHECK = 1.0
+
+
+@dataclass(frozen=True)
+class BreakerPass:
+    """The link's breaker's answer to one call (no breaker: every call goes)."""
+
+    breaker: CircuitBreaker | None = None
+    admission: Admission | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.admission is not None and not self.admission.allowed
+
+    def wait(self) -> float:
+        """When a job refused by its breaker should ask again.
+
+        At the end of the open period (when the probe goes), or shortly while a probe is
+        out. The jitter spreads a crowd of waiting jobs instead of waking them all at
+        one instant.
+        """
+        assert self.admission is not None
+        if self.admission.state == "half_open":
+            return min(self.admission.wait, PROBE_RECHECK + random.uniform(0.0, 2 * PROBE_RECHECK))
+        return self.admission.wait + random.uniform(0.0, PROBE_RECHECK)
+
+    def unused(self) -> None:
+        """This job will not call now: if it was the probe, another job may probe."""
+        if self.breaker is not None and self.admission is not None and self.admission.probe:
+            self.breaker.release_probe()
+
+    def answered(self) -> None:
+        """The link answered: close its breaker (or end the probe) now."""
+        if self.breaker is not None:
+            self.breaker.record_success()
+
+
+class Gates:
+    """The turn, breaker and rate-limit gates, shared through Redis by every worker."""
+
+    def __init__(
+        self, frame: StepFrame, store: JobStore, services: LinkServices, metrics: Metrics | None
+    ) -> None:
+        self.frame = frame
+        self.store = store
+        self.services = services
+        self.metrics = metrics
+
+    def turn_blocker(self, ctx: StepContext) -> str | None:
+        """The job this one must wait for, or None once it may talk to its conversation.
+
+        A continuation waits until the earlier job ended, then takes over its backend ids;
+        jobs on one thread or conversation take turns through a lock in Redis, because a
+        thread with an active run refuses new messages.
+        """
+        job, spec = ctx.job, ctx.job.spec
+        if spec.continue_job and not (
+            spec.previous_response_id or spec.thread_id or spec.conversation_id
+        ):
+            earlier = self.store.get(spec.continue_job)
+            if not earlier.terminal:
+                return earlier.id
+            ids = earlier.handle
+            if ids.get("thread_id"):
+                spec.thread_id = ids["thread_id"]
+            elif earlier.spec.conversation_id:
+                spec.conversation_id = earlier.spec.conversation_id
+            elif ids.get("response_id"):
+                spec.previous_response_id = ids["response_id"]
+        conversation = spec.thread_id or spec.conversation_id
+        if conversation and not job.handle:
+            holder = self.store.take_conversation(conversation, job.id, spec.deadline)
+            if holder != job.id:
+                return holder
+        return None
+
+    def ask_breaker(self, link: Link) -> BreakerPass:
+        """May a call go to `link` now? Closed, or this job is the one probe."""
+        breaker = self.services.breaker(link)
+        if breaker is None:
+            return BreakerPass()
+        return BreakerPass(breaker, breaker.ask())
+
+    def take_capacity(self, ctx: StepContext, step: Step, tokens: int | None = None) -> bool:
+        """A request (and its estimated tokens) from the link's global bucket, or come back.
+
+        Every call to the backend takes a request — polls too, since the server counts
+        them; only creates take tokens (`tokens=None`: estimate them from the input).
+
+        Without capacity the step gives the job back untouched and is re-scheduled after
+        the bucket's exact wait; nothing is sent to the backend.
+        """
+        job, link = ctx.job, ctx.link
+        limiter = self.services.limiter(link)
+        if limiter is None:
+            return True
+        if tokens is None:  # a create: its prompt and answer count against the TPM budget
+            text = job.spec.input if isinstance(job.spec.input, str) else str(job.spec.input)
+            tokens = estimate_tokens(text, job.spec.max_output_tokens)
+        got = limiter.acquire(tokens)
+        if got.ok:
+            if tokens:
+                job.rate_tokens = got.tokens
+            return True
+        self.frame.come_back(ctx, step, got.wait)
+        if self.metrics is not None:
+            self.metrics.ratelimit_wait(link=link.name, seconds=got.wait)
+        log.info("job.rate_limited", job_id=job.id, link=link.name, wait=round(got.wait, 3))
+        return False
+
+    def calibrate(self, link: Link, headers: dict[str, str]) -> None:
+        """Bring the link's bucket in line with the server's `x-ratelimit-*` headers."""
+        limiter = self.services.limiter(link)
+        if limiter is not None and headers:
+            limiter.calibrate(headers)

@@ -1,0 +1,95 @@
+"""The finish: publishing an ended job to the outside world, apart from ending it.
+
+Ending a job is one commit (the record and its `job.final` event), so a waiting
+producer has its answer as soon as the run has ended. What only the outside world reads
+comes after, as a second commit: the result under the job id in the result backend (so
+`AsyncResult(job_id).get()` works for any producer), the job's metrics, and `published`
+in the record. Doing both in the task that ended the job saves one Celery task per job;
+keeping them apart keeps a publication that fails from touching the outcome.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from runq.runs.context import StepContext
+from runq.runs.frame import StepFrame
+from runq.runs.job import Job, Step
+from runq.runs.metrics import Metrics
+from runq.runs.outcomes import Outcome
+from runq.runs.scheduler import Scheduler
+from runq.runs.store import JobStore
+
+log = structlog.get_logger("runq.steps")
+
+
+class Publication:
+    """Publishes ended jobs: once each, whoever asks first."""
+
+    def __init__(
+        self, frame: StepFrame, store: JobStore, scheduler: Scheduler, metrics: Metrics | None
+    ) -> None:
+        self.frame = frame
+        self.store = store
+        self.scheduler = scheduler
+        self.metrics = metrics
+
+    def after_end(self, job_id: str, token: int) -> None:
+        """Publish a job that was just ended, in the same task; or hand that to a task.
+
+        The job keeps a lease until its finish commits, so a finish that raises here is
+        sent as `runq.jobs.finish`, and one lost with its worker is re-driven by the
+        sweeper.
+        """
+        try:
+            self.finish(job_id, token)
+        except Exception as err:  # the end is committed; publication gets its own task
+            log.warning("job.publish_deferred", job_id=job_id, error=repr(err))
+            self.scheduler.schedule(Step.FINISH, job_id, token, 0)
+
+    def finish(self, job_id: str, token: int) -> str:
+        """Publish an ended job: its result under the job id in the result backend, metrics.
+
+        The step that ends a job calls this at once, in its own task; the `runq.jobs.finish`
+        task runs it when that failed, and the sweeper when a worker died in between.
+        Idempotent: a duplicate finds the job published (or its token stale) and does
+        nothing; a finish that crashed before its commit is run again by the sweeper, and
+        writing the same result again is harmless.
+        """
+        claimed = self.frame.claim(Step.FINISH, job_id, token)
+        if isinstance(claimed, Outcome):
+            return claimed
+        return self._publish(claimed, token)
+
+    def _publish(self, ctx: StepContext, token: int) -> str:
+        job = ctx.job
+        if not job.terminal or job.published or job.step != Step.FINISH or job.token != token:
+            self.frame.release(ctx)
+            return Outcome.STALE
+        try:
+            self.scheduler.publish_result(job)
+        except BaseException:
+            self.frame.release(ctx)
+            raise
+        job.published = True
+        if not self.store.commit(job, owner=ctx.owner):
+            log.warning("job.commit_conflict", job_id=job.id, step=Step.FINISH)
+            return Outcome.CONFLICT
+        # After the commit: a crash in between loses one job's figures, never counts twice.
+        if self.metrics is not None:
+            self._record_metrics(self.metrics, job)
+        return Outcome.PUBLISHED
+
+    @staticmethod
+    def _record_metrics(metrics: Metrics, job: Job) -> None:
+        t = job.timings
+        ran = "run_completed_at" in t and "run_created_at" in t
+        metrics.job_finished(
+            status=job.status,
+            source=job.source,
+            model=job.spec.model,
+            latency_s=t["finished_at"] - t["queued_at"],
+            input_tokens=job.usage.get("input_tokens", 0),
+            output_tokens=job.usage.get("output_tokens", 0),
+            run_wait_s=t["run_completed_at"] - t["run_created_at"] if ran else None,
+        )

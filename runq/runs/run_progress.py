@@ -1,0 +1,121 @@
+"""What a run's state means for the job, after any call that returned one.
+
+The run still going: the job waits (a poll after a countdown, or a stream step that
+follows the run). The model asks for tools: a tool round. Completed: success. Anything
+else ended the run badly: the retry policy decides (`Endings.on_error`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from runq.runs.backends.base import WAITING, RunState
+from runq.runs.classify import classify_run_failure
+from runq.runs.context import StepContext
+from runq.runs.endings import Endings
+from runq.runs.error_codes import ErrorCode
+from runq.runs.frame import StepFrame
+from runq.runs.job import Job, JobStatus, Step
+from runq.runs.outcomes import Outcome
+from runq.runs.retry import PER_CALL_CLASSES
+from runq.runs.run_status import RunStatus
+from runq.runs.scheduler import Scheduler
+from runq.runs.step_config import StepConfig
+
+log = structlog.get_logger("runq.steps")
+
+# A run in one of these is healthy: a job that was retrying or falling back runs again.
+_HEALTHY = WAITING | {RunStatus.REQUIRES_TOOLS, RunStatus.COMPLETED}
+
+
+class RunProgress:
+    """Moves the job on from the run state a call returned."""
+
+    def __init__(
+        self, frame: StepFrame, endings: Endings, scheduler: Scheduler, config: StepConfig
+    ) -> None:
+        self.frame = frame
+        self.endings = endings
+        self.scheduler = scheduler
+        self.config = config
+
+    def after_state(self, ctx: StepContext, state: RunState, events: list[dict[str, Any]]) -> str:
+        """Take in what the call reported (usage, transcript), then act on the run's status."""
+        job = ctx.job
+        # The backend answered: a 429 or 5xx streak is over. Counted per job instead, the
+        # blips of a long run (one poll in twenty timing out) would add up to a failure
+        # though every call was retried well within its policy.
+        for streak in PER_CALL_CLASSES:
+            job.retries.pop(streak, None)
+        _add_usage(job, state.usage)
+        if state.transcript is not None:
+            job.transcript = state.transcript
+        if job.status in (JobStatus.RETRYING, JobStatus.FALLING_BACK) and state.status in _HEALTHY:
+            job.move(JobStatus.RUNNING)
+            events.append(
+                {"type": "job.status", "status": JobStatus.RUNNING, "attempt": job.attempt}
+            )
+        if state.waiting:
+            return self._wait(ctx, state, events)
+        if state.status == RunStatus.REQUIRES_TOOLS:
+            return self._tool_round(ctx, state, events)
+        if state.status == RunStatus.COMPLETED:
+            return self.endings.succeed(ctx, state, events)
+        err = classify_run_failure(state.status, state.error_code)
+        if state.error_message:
+            err.args = (f"{err.args[0]}: {state.error_message}",)
+        return self.endings.on_error(ctx, err, Step.START, events=events, run_ended=True)
+
+    def _wait(self, ctx: StepContext, state: RunState, events: list[dict[str, Any]]) -> str:
+        """The run goes on: follow its stream if the backend can resume one, else poll."""
+        if ctx.streams and ctx.backend.streaming().follows_runs is not None:
+            self.frame.advance(ctx, Step.STREAM, 0, events)
+            return Outcome.STREAMING
+        self.frame.advance(ctx, Step.POLL, self._poll_interval(ctx.job, state), events)
+        return Outcome.WAITING
+
+    def _poll_interval(self, job: Job, state: RunState) -> float:
+        """The server's `openai-poll-after-ms` if given, else min·1.5^polls up to max."""
+        cfg = self.config
+        if state.poll_after is not None:
+            return max(0.01, min(state.poll_after, cfg.poll_interval_max))
+        return min(cfg.poll_interval_max, cfg.poll_interval_min * (1.5**job.polls))
+
+    def _tool_round(self, ctx: StepContext, state: RunState, events: list[dict[str, Any]]) -> str:
+        """Record the round's calls, then send one task per call (`Scheduler.dispatch_tools`).
+
+        The lease covers two lock times: the calls run, then the submit is sent.
+        """
+        job = ctx.job
+        if job.round - job.round_base >= job.spec.max_tool_rounds:
+            return self.endings.fail(
+                ctx,
+                ErrorCode.MAX_TOOL_ROUNDS_EXCEEDED,
+                f"the model asked for more than {job.spec.max_tool_rounds} tool rounds",
+                cancel_run=False,
+                events=events,
+            )
+        job.round += 1
+        job.pending_calls = [
+            {"call_id": c.call_id, "name": c.name, "arguments": c.arguments}
+            for c in state.tool_calls
+        ]
+        job.move(JobStatus.WAITING_TOOLS)
+        events.append({"type": "job.status", "status": JobStatus.WAITING_TOOLS, "round": job.round})
+        events.extend({"type": "tool.call", "round": job.round, **c} for c in job.pending_calls)
+        wait = self.config.lock_seconds
+        token = self.frame.settle(ctx, Step.SUBMIT_TOOL_OUTPUTS, events, wait=wait)
+        if token is None:
+            return Outcome.CONFLICT
+        self.scheduler.dispatch_tools(job, token)
+        log.info(
+            "job.tools_dispatched", job_id=job.id, round=job.round, calls=len(state.tool_calls)
+        )
+        return Outcome.TOOLS
+
+
+def _add_usage(job: Job, usage: dict[str, int]) -> None:
+    for key, value in usage.items():
+        job.usage[key] = job.usage.get(key, 0) + int(value)

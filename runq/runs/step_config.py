@@ -1,0 +1,22 @@
+"""The timings and switches of the steps (the worker builds them from `Settings`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class StepConfig:
+    poll_interval_min: float = 0.25
+    poll_interval_max: float = 5.0
+    request_timeout: float = 30.0
+    lease_grace: float = 60.0
+    tool_errors_fail_job: bool = False
+    stream_lock_seconds: float = 10.0  # renewed while the stream runs; short so a crash frees it
+    turn_wait: float = 0.5  # seconds between looks while another job has the conversation
+    deadline_margin: float = 2.0  # a model link is skipped with less time than this left
+
+    @property
+    def lock_seconds(self) -> float:
+        """A step holds its job at most one request plus margin; then others may act."""
+        return self.request_timeout + 10.0
