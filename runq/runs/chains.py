@@ -95,7 +95,22 @@ class Link:
                 raise ConfigurationError(f"{where}: a model link needs a model")
         if link.kind == TEMPLATE and not link.message:
             raise ConfigurationError(f"{where}: a template link needs a message")
+        _check_limits(link, where)
         return link
+
+
+def _check_limits(link: Link, where: str) -> None:
+    """A link's own `rpm` and `tpm` are numbers >= 0, checked with the configuration, so
+    a typo fails the worker's start instead of every job that reaches the link."""
+    for name in ("rpm", "tpm"):
+        value = getattr(link, name)
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or value < 0:
+            raise ConfigurationError(
+                f"{where}: {name} must be a number >= 0 (0: not limited), got {value!r}"
+            )
 
 
 def parse_chains(raw: dict[str, Any]) -> dict[str, list[Link]]:

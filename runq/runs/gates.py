@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import structlog
 
+from runq.errors import InvalidJobError, JobNotFoundError
 from runq.runs.breaker import Admission, CircuitBreaker
 from runq.runs.chains import Link
 from runq.runs.context import StepContext
 from runq.runs.frame import StepFrame
-from runq.runs.job import Step
+from runq.runs.job import Job, Step
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.ratelimit import estimate_tokens
@@ -85,7 +86,7 @@ class Gates:
         if spec.continue_job and not (
             spec.previous_response_id or spec.thread_id or spec.conversation_id
         ):
-            earlier = self.store.get(spec.continue_job)
+            earlier = self._earlier(spec.continue_job)
             if not earlier.terminal:
                 return earlier.id
             ids = earlier.handle
@@ -101,6 +102,15 @@ class Gates:
             if holder != job.id:
                 return holder
         return None
+
+    def _earlier(self, job_id: str) -> Job:
+        """The job a continuation continues; gone (expired, never there) is a bad job."""
+        try:
+            return self.store.get(job_id)
+        except JobNotFoundError:
+            raise InvalidJobError(
+                "continue_job", f"no job {job_id!r} to continue (records expire)"
+            ) from None
 
     def ask_breaker(self, link: Link) -> BreakerPass:
         """May a call go to `link` now? Closed, or this job is the one probe."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from runq.errors import BackendError, RunqError
+from runq.errors import ConfigurationError, InvalidJobError, ToolError
 from runq.runs.backends.base import Backend
 from runq.runs.calls import BackendCalls
 from runq.runs.context import StepContext
@@ -38,6 +38,13 @@ from runq.runs.step_config import StepConfig
 from runq.runs.store import JobStore
 from runq.runs.streaming import StreamDriver
 from runq.runs.toolcalls import StoredOutput
+
+BAD_JOB = (InvalidJobError, ToolError, ConfigurationError)
+"""What a step may raise about the job itself: a tool it names that no worker has, a
+chain or link it cannot use, a job it continues that is gone. The job fails alone with
+that reason. Anything else a step raises is a bug or an outage, not the job's fault: it
+propagates (Celery logs it), the step's lock is given back, and the job's lease brings
+the step back through the sweeper — or its deadline ends it."""
 
 
 class Steps:
@@ -114,10 +121,7 @@ class Steps:
             )
         try:
             return action(ctx)
-        except (RunqError, ValueError) as err:
-            if isinstance(err, BackendError):
-                raise
-            # A bad job (unknown tool, unusable spec) fails alone, with its reason.
+        except BAD_JOB as err:
             code = getattr(err, "code", None) or type(err).__name__
             return self.endings.fail(ctx, str(code), str(err), cancel_run=True)
 

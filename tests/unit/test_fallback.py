@@ -211,6 +211,10 @@ def test_chain_configuration_errors_name_the_link() -> None:
         parse_chains({"x": [{"backend": "chat", "model": "a"}, {"backend": "chat"}]})
     with pytest.raises(ConfigurationError, match="template link needs a message"):
         parse_chains({"x": [{"kind": "template"}]})
+    with pytest.raises(ConfigurationError, match="link 1: rpm must be a number >= 0"):
+        parse_chains({"x": [{"backend": "chat", "model": "a", "rpm": -1}]})
+    with pytest.raises(ConfigurationError, match="tpm must be a number >= 0"):
+        parse_chains({"x": [{"backend": "chat", "model": "a", "tpm": "lots"}]})
 
 
 def test_api_key_is_read_from_the_named_variable(monkeypatch) -> None:

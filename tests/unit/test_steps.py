@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from runq.errors import BackendError
+from runq.errors import BackendError, ConfigurationError, ToolError
 from runq.runs import keys
-from runq.runs.backends.base import RunState, ToolCallRequest
+from runq.runs.backends.base import Backend, RunState, ToolCallRequest
 from runq.runs.events import EventLog
 from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.metrics import Metrics
@@ -361,3 +361,54 @@ def test_failed_runs_count_over_the_job_even_when_calls_answer(store, backend, s
     assert failed.status == JobStatus.FAILED
     assert failed.error["code"] == "run_failed"
     assert backend.states == []
+
+
+def test_a_bug_inside_a_step_propagates_and_leaves_the_job_alone(store, scheduler) -> None:
+    """A plain ValueError is a bug, not a bad job: the task fails loudly (Celery logs it),
+    the job keeps its state and lease, and the lock is free for the step to come back."""
+
+    def broken(job: Job) -> Backend:
+        raise ValueError("a bug in the worker, not in the job")
+
+    steps = Steps(store, broken, scheduler, lambda job_id, rnd: {})
+    job = _submit(store)
+    with pytest.raises(ValueError, match="a bug in the worker"):
+        steps.run("start", job.id, 0)
+    after = store.get(job.id)
+    assert after.status == JobStatus.QUEUED
+    assert after.error is None
+    assert (after.step, after.token) == ("start", 0)
+    assert scheduler.published == [] and scheduler.scheduled == []
+    assert store.claim(job.id, lock_seconds=1).acquired  # the lock was given back
+
+
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        (ToolError("unknown tool 'teleport'", code="unknown_tool"), "unknown_tool"),
+        (
+            ConfigurationError("link reads its API key from KEY, which is not set"),
+            "ConfigurationError",
+        ),
+    ],
+)
+def test_a_bad_job_fails_alone_with_its_reason(store, scheduler, raised, code) -> None:
+    def refusing(job: Job) -> Backend:
+        raise raised
+
+    steps = Steps(store, refusing, scheduler, lambda job_id, rnd: {})
+    job = _submit(store)
+    assert steps.run("start", job.id, 0) == code
+    failed = store.get(job.id)
+    assert failed.status == JobStatus.FAILED
+    assert failed.error == {"code": code, "message": str(raised)}
+
+
+def test_continuing_a_job_that_is_gone_fails_the_job(store, backend, scheduler) -> None:
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store, continue_job="job_expired_long_ago")
+    assert steps.run("start", job.id, 0) == "InvalidJobError"
+    failed = store.get(job.id)
+    assert failed.status == JobStatus.FAILED
+    assert "job_expired_long_ago" in failed.error["message"]
+    assert backend.calls == []
