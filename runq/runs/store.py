@@ -166,6 +166,10 @@ class JobStore:
         """Raise the cancel flag; the next step of the job honours it."""
         self.redis.set(keys.cancel(job_id), "1", ex=self.events_ttl)
 
+    def cancel_requested(self, job_id: str) -> bool:
+        """Is the cancel flag up? (A step learns it with its claim; a tool call asks.)"""
+        return bool(self.redis.exists(keys.cancel(job_id)))
+
     def find_by_idempotency_key(self, scope: str, key: str) -> str | None:
         value = self.redis.get(keys.idempotency(scope, key))
         return text(value) if value is not None else None

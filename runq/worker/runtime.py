@@ -29,6 +29,7 @@ from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
 from runq.runs.store import JobStore
 from runq.runs.sweeper import Sweeper
+from runq.runs.tool_step import ToolCallStep
 from runq.runs.toolcalls import ToolCalls
 from runq.runs.tools import registry
 from runq.worker.discovery import resolve_base_url
@@ -90,6 +91,7 @@ class Runtime:
     events: EventLog
     steps: Steps
     tools: ToolCalls
+    tool_calls: ToolCallStep
     sweeper: Sweeper
     delays: DelayedSteps
     scheduler: CeleryScheduler
@@ -149,4 +151,14 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         services=services,
     )
     sweeper = Sweeper(store, scheduler, tools, interval=settings.sweep_interval)
-    return Runtime(client, store, events, steps, tools, sweeper, delays, scheduler)
+    return Runtime(
+        redis=client,
+        store=store,
+        events=events,
+        steps=steps,
+        tools=tools,
+        tool_calls=ToolCallStep(store, tools, scheduler),
+        sweeper=sweeper,
+        delays=delays,
+        scheduler=scheduler,
+    )
