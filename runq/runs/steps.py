@@ -65,24 +65,23 @@ class Steps:
         config = config or StepConfig()
         services = services or LinkServices()
         self.store = store
-        self.scheduler = scheduler
-        self.frame = StepFrame(
+        self._frame = StepFrame(
             store, scheduler, config, backend_for=backend_for, chain_of=services.links
         )
-        self.publication = Publication(self.frame, store, scheduler, metrics)
-        self.endings = Endings(
-            self.frame,
-            self.publication,
+        self._publication = Publication(self._frame, store, scheduler, metrics)
+        self._endings = Endings(
+            self._frame,
+            self._publication,
             store,
             retry=retry or RetryPolicies(),
             services=services,
             metrics=metrics,
         )
-        gates = Gates(self.frame, store, services, metrics)
-        progress = RunProgress(self.frame, self.endings, scheduler, config)
-        streaming = StreamDriver(self.frame, store, gates, self.endings, progress, config)
+        gates = Gates(self._frame, store, services, metrics)
+        progress = RunProgress(self._frame, self._endings, scheduler, config)
+        streaming = StreamDriver(self._frame, store, gates, self._endings, progress, config)
         calls = BackendCalls(
-            self.frame, gates, self.endings, progress, streaming, tool_outputs, config
+            self._frame, gates, self._endings, progress, streaming, tool_outputs, config
         )
         self._actions: dict[Step, Callable[[StepContext], str]] = {
             Step.START: calls.start,
@@ -95,25 +94,25 @@ class Steps:
         """Run `step` for the job if it is due; returns what happened (for logs and tests):
         an `Outcome`, the job's status if the step ended it, or the code it failed with."""
         action = self._actions[Step(step)]
-        claimed = self.frame.claim(Step(step), job_id, token)
+        claimed = self._frame.claim(Step(step), job_id, token)
         if isinstance(claimed, Outcome):
             return claimed
         try:
             return self._run_due(claimed, token, action)
         except BaseException:
-            self.frame.release(claimed)
+            self._frame.release(claimed)
             raise
 
     def _run_due(self, ctx: StepContext, token: int, action: Callable[[StepContext], str]) -> str:
         job = ctx.job
         if job.terminal or job.step != ctx.step or job.token != token:
-            self.frame.release(ctx)
+            self._frame.release(ctx)
             return Outcome.STALE
         if ctx.cancel_requested:
-            self.endings.cancel(ctx)
+            self._endings.cancel(ctx)
             return Outcome.CANCELLED
         if ctx.remaining() < 0:
-            return self.endings.fail(
+            return self._endings.fail(
                 ctx,
                 ErrorCode.DEADLINE_EXCEEDED,
                 f"the job's deadline of {job.spec.deadline:g}s passed",
@@ -123,19 +122,19 @@ class Steps:
             return action(ctx)
         except BAD_JOB as err:
             code = getattr(err, "code", None) or type(err).__name__
-            return self.endings.fail(ctx, str(code), str(err), cancel_run=True)
+            return self._endings.fail(ctx, str(code), str(err), cancel_run=True)
 
     def cancel(self, job_id: str) -> str:
         """End the job `cancelled` now (the producer already raised its cancel flag)."""
-        claimed = self.frame.claim(Step.CANCEL, job_id, 0)
+        claimed = self._frame.claim(Step.CANCEL, job_id, 0)
         if isinstance(claimed, Outcome):
             return claimed
         if claimed.job.terminal:
-            self.frame.release(claimed)
+            self._frame.release(claimed)
             return Outcome.STALE
-        self.endings.cancel(claimed)
+        self._endings.cancel(claimed)
         return Outcome.CANCELLED
 
     def finish(self, job_id: str, token: int) -> str:
         """Publish an ended job (see `Publication.finish`)."""
-        return self.publication.finish(job_id, token)
+        return self._publication.finish(job_id, token)

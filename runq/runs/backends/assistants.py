@@ -4,7 +4,7 @@ OpenAI shut it down on 2026-08-26, but OpenAI-compatible servers still speak it 
 applications are built on it. A run waits in `requires_action` for tool outputs
 (`submit_tool_outputs`) and expires about ten minutes after creation; a thread with an
 active run refuses new messages and runs, so jobs on one thread are serialised by the
-steps (see `runs.steps`), never sent concurrently.
+steps (see `runs.gates`), never sent concurrently.
 """
 
 from __future__ import annotations
