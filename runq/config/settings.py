@@ -261,9 +261,13 @@ def env_name(name: str) -> str:
 
 
 # -- sources, lowest priority first ------------------------------------------------------
-def _toml_values() -> dict[str, Any]:
-    """The `[runq]` table of the file named by `RUNQ_CONFIG`, plus its `[chains.*]` tables."""
-    path = os.environ.get("RUNQ_CONFIG")
+def _toml_values(dotenv: Mapping[str, str | None]) -> dict[str, Any]:
+    """The `[runq]` table of the file named by `RUNQ_CONFIG`, plus its `[chains.*]` tables.
+
+    `RUNQ_CONFIG` comes from the environment or, as every other variable, from `.env`:
+    a worker started by `runq up` in the folder then reads the same file as the CLI.
+    """
+    path = os.environ.get("RUNQ_CONFIG") or dotenv.get("RUNQ_CONFIG")
     if not path:
         return {}
     try:
@@ -294,12 +298,13 @@ def _variables(environ: Mapping[str, str | None]) -> dict[str, Any]:
     return found
 
 
-def _dotenv_values() -> dict[str, Any]:
+def _dotenv() -> dict[str, str | None]:
+    """The variables of `.env` in the working folder (none when there is no file)."""
     if not Path(DOTENV_FILE).is_file():
         return {}
     from dotenv import dotenv_values  # only when there is a file: it costs ~12 ms to import
 
-    return _variables(dotenv_values(DOTENV_FILE))
+    return dict(dotenv_values(DOTENV_FILE))
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -307,7 +312,8 @@ def load_settings(**overrides: Any) -> Settings:
     unknown = sorted(set(overrides) - set(Settings.field_names()))
     if unknown:
         raise TypeError(f"unknown settings: {', '.join(unknown)}")
-    raw = {**_toml_values(), **_dotenv_values(), **_variables(os.environ), **overrides}
+    dotenv = _dotenv()
+    raw = {**_toml_values(dotenv), **_variables(dotenv), **_variables(os.environ), **overrides}
     values, problems = {}, []
     for f in fields(Settings):
         if f.name not in raw:

@@ -184,3 +184,27 @@ def test_the_api_key_never_shows_in_a_repr(monkeypatch: pytest.MonkeyPatch) -> N
     settings = load_settings()
     assert "sk-secret-value-123" not in repr(settings)
     assert settings.api_key_value() == "sk-secret-value-123"
+
+
+def test_runq_config_in_dotenv_names_the_toml_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    """A worker started by `runq up` in the folder reads the chains the CLI reads."""
+    (tmp_path / "runq.toml").write_text(
+        '[chains.cheap]\nlinks = [{ backend = "chat", model = "llama-3.3" }]\n'
+    )
+    (tmp_path / ".env").write_text("RUNQ_CONFIG=runq.toml\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RUNQ_CONFIG", raising=False)
+    assert load_settings().chains["cheap"]["links"] == [{"backend": "chat", "model": "llama-3.3"}]
+
+
+def test_runq_config_in_the_environment_wins_over_dotenv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    (tmp_path / "a.toml").write_text('[runq]\nmodel = "from-a"\n')
+    (tmp_path / "b.toml").write_text('[runq]\nmodel = "from-b"\n')
+    (tmp_path / ".env").write_text("RUNQ_CONFIG=a.toml\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RUNQ_CONFIG", str(tmp_path / "b.toml"))
+    assert load_settings().model == "from-b"
