@@ -53,6 +53,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         flower=args.flower or args.flower_demo,
         flower_port=args.flower_port,
         flower_demo=args.flower_demo,
+        fresh=args.fresh,
     )
 
 
@@ -122,6 +123,11 @@ def _add_stack_commands(sub: Any) -> None:
         help="run Flower without authentication, on 127.0.0.1 only",
     )
     p.add_argument("--flower-port", type=option_types.port, default=FLOWER_PORT)
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="delete the embedded Redis's data first (jobs are otherwise kept across restarts)",
+    )
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("demo", help="start the embedded stack, answer the sample questions, stop")
