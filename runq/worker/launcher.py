@@ -4,6 +4,8 @@ Nothing here is needed in production (docker compose runs real services); it exi
 that a newcomer with only Python gets a real `redis-server`, a real HTTP backend and a
 real Celery worker with one command. Every process is a child we own: `Stack.stop()`
 (also on Ctrl-C) terminates them in reverse order and waits, so nothing is left running.
+A parent that dies without stopping them (SIGKILL, a crash) takes them along: on Linux
+each child asks the kernel for SIGTERM when its parent dies (`die_with_parent`).
 
 Commands run from the same folder find a stack that `runq up` started through a state
 file (`runq.worker.discovery`). An explicit `REDIS_URL` always wins.
@@ -29,6 +31,36 @@ from runq.errors import LaunchError
 from runq.worker.discovery import clear_state
 
 MIN_REDIS_VERSION = (6, 2)
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec: get SIGTERM when the parent dies (Linux).
+
+    The kernel sends it when the thread that forked the child ends; the stack's children
+    are started from the main thread, so that is when the parent process ends. A parent
+    that died before this ran has left the child to init: exit at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:
+        os._exit(1)
+
+
+def spawn(args: Sequence[str], **options: object) -> subprocess.Popen[bytes]:
+    """Start a child of the stack: its own session (Ctrl-C is ours to pass on), and it
+    dies with us even when we are killed."""
+    return subprocess.Popen(  # type: ignore[call-overload]
+        list(args),
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+        **options,
+    )
 
 
 def free_port() -> int:
@@ -100,7 +132,12 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) ->
 
 @dataclass
 class EmbeddedRedis:
-    """A private redis-server bound to 127.0.0.1 with its data under `home/redis`."""
+    """A private redis-server bound to 127.0.0.1 with its data under `home/redis`.
+
+    With `appendonly`, every write goes to an AOF file there (fsynced every second), and
+    the next server started on the same `home` loads it: `runq up` keeps its jobs across
+    restarts. Without it (tests, `runq demo`) nothing is written to disk.
+    """
 
     home: Path
     port: int = 0
@@ -137,7 +174,7 @@ class EmbeddedRedis:
             "--logfile",
             str(data_dir / f"redis-{self.port}.log"),
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = spawn(args)
         _wait_until(self.ping, "redis-server", timeout, self.proc)
         return self
 
@@ -183,13 +220,7 @@ class SandboxProcess:
             args += ["--latency-ms", str(self.latency_ms)]
         args += list(self.extra_args)
         env = {**os.environ, **self.env}
-        self.proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
+        self.proc = spawn(args, stdout=subprocess.DEVNULL, env=env)
         _wait_until(self.ready, "the sandbox", timeout, self.proc)
         return self
 
@@ -210,7 +241,7 @@ class SandboxProcess:
 
 @dataclass
 class WorkerProcess:
-    """A Celery worker (`celery -A worker worker`) pointed at the stack's Redis and backend."""
+    """A Celery worker (`celery -A runq.worker worker`) on the stack's Redis and backend."""
 
     redis_url: str
     base_url: str | None
@@ -252,14 +283,7 @@ class WorkerProcess:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             out = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT if out else None,
-            env=env,
-            start_new_session=True,
-        )
+        self.proc = spawn(args, stdout=out, stderr=subprocess.STDOUT if out else None, env=env)
         return self
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -283,6 +307,7 @@ class Stack:
     tool_workers: int = 0
     worker_env: dict[str, str] = field(default_factory=dict)
     worker_log: Path | None = None
+    persist: bool = False  # the embedded Redis keeps its data in `home/redis` (AOF)
     redis: EmbeddedRedis | None = None
     sandbox: SandboxProcess | None = None
     worker_procs: list[WorkerProcess] = field(default_factory=list)
@@ -290,7 +315,7 @@ class Stack:
     def start(self) -> Stack:
         try:
             if self.redis_url is None:
-                self.redis = EmbeddedRedis(self.home).start()
+                self.redis = EmbeddedRedis(self.home, appendonly=self.persist).start()
                 self.redis_url = self.redis.url
             if self.base_url is None:
                 self.sandbox = SandboxProcess(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +41,7 @@ def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int
     if shutil.which("redis-server") is None:
         require("embedded", "runq demo without a redis-server on PATH")
     console = Console()
+    interrupt_on_hangup()
     examples = find_examples()
     sample_docs = examples / "docs"
     questions = batch.read_questions(questions_file or examples / "questions.txt")
@@ -74,6 +76,17 @@ def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int
     )
     shutil.rmtree(home, ignore_errors=True)
     return 0 if ok == len(rows) else 1
+
+
+def interrupt_on_hangup() -> None:
+    """SIGTERM and SIGHUP (a closed terminal) stop the demo as Ctrl-C does: the stack's
+    `with` block then stops every child before the process ends."""
+
+    def interrupt(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, interrupt)
 
 
 def find_examples() -> Path:

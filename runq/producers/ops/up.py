@@ -19,7 +19,7 @@ from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError
 from runq.producers.ops.flower import FlowerOptions, flower_command, resolve_auth
 from runq.worker.discovery import read_state, write_state
-from runq.worker.launcher import Stack, stop_process
+from runq.worker.launcher import Stack, spawn, stop_process
 
 
 def run_up(
@@ -30,7 +30,13 @@ def run_up(
     flower: bool = False,
     flower_port: int = 5555,
     flower_demo: bool = False,
+    fresh: bool = False,
 ) -> int:
+    """Run the stack until Ctrl-C, SIGTERM or SIGHUP (a closed terminal); returns 0.
+
+    The embedded Redis keeps its data under `RUNQ_HOME/redis` (AOF), so jobs outlive a
+    restart; `fresh` deletes that data first.
+    """
     settings = get_settings()
     running = read_state(settings.home)
     if running:
@@ -45,6 +51,8 @@ def run_up(
     if flower:
         resolve_auth(flower_options, os.environ)  # refuse before starting anything
     require_extras(settings, flower=flower)
+    if fresh:
+        shutil.rmtree(settings.home / "redis", ignore_errors=True)
     stack = Stack(
         home=settings.home,
         redis_url=settings.redis_url,
@@ -52,27 +60,29 @@ def run_up(
         workers=workers,
         concurrency=concurrency,
         tool_workers=tool_workers,
+        persist=True,
     )
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
         stopping.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, _stop)
     flower_proc: subprocess.Popen[bytes] | None = None
     with stack:
         write_state(settings.home, redis_url=stack.redis_url, base_url=stack.base_url)
         if flower:
             assert stack.redis_url is not None
             argv, env = flower_command(flower_options, stack.redis_url)
-            flower_proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                           start_new_session=True)  # fmt: skip
+            flower_proc = spawn(argv, env=env)
             auth = "no auth (--flower-demo)" if flower_demo else "basic auth"
             print(f"runq up: flower  http://127.0.0.1:{flower_port}/ ({auth})", flush=True)
         print(f"runq up: redis   {stack.redis_url}", flush=True)
         print(f"runq up: backend {stack.base_url}", flush=True)
-        print(f"runq up: {workers} worker(s), concurrency {concurrency}; pid {os.getpid()}")
+        print(f"runq up: {_workers_line(workers, tool_workers, concurrency)}; pid {os.getpid()}")
+        if stack.redis is not None:
+            print(f"runq up: jobs are kept in {settings.home / 'redis'} (--fresh starts empty)")
         print('runq up: from another terminal in this folder: runq submit "hello" --wait')
         print("runq up: Ctrl-C stops everything", flush=True)
         while not stopping.wait(0.5):
@@ -83,6 +93,16 @@ def run_up(
         stop_process(flower_proc)
     print("runq up: stopped", flush=True)
     return 0
+
+
+def _workers_line(workers: int, tool_workers: int, concurrency: int) -> str:
+    """What the banner says of the workers: with tool workers, both kinds are counted."""
+    if tool_workers:
+        return (
+            f"{workers} worker(s) for runs and {tool_workers} for tools, "
+            f"concurrency {concurrency} each"
+        )
+    return f"{workers} worker(s), concurrency {concurrency}"
 
 
 def require_extras(settings: Settings, *, flower: bool) -> None:
