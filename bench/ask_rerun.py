@@ -11,7 +11,7 @@ The command runs in a pseudo-terminal 160 columns wide, so it draws its live pro
 bar and its table as it does for a user at a terminal.
 
 The re-run's wall time has a floor: starting Python and importing what it needs (runq's
-modules and rich; not redis-py, see `producers.quick_reads`). The run measures that floor
+modules and rich; not redis-py, see `runq.producers.client._resp`). The run measures that floor
 too, and what importing redis-py would add to it, so the table shows what is left.
 
     python -m bench.ask_rerun          # 200, 300 and 2000 ms; 200 ms with 100 ms per request
@@ -204,7 +204,7 @@ interpreters that only import what every re-run needs:
 
 A re-run whose every answer exists reads Redis only — no upload check, no vector store
 call, no Celery, `openai` or redis-py import (its four reads go over
-`producers.quick_reads`) — so its wall time is that floor plus reading the documents,
+`runq.producers.client._resp`) — so its wall time is that floor plus reading the documents,
 two MGETs and two GETs, writing the results and drawing the table. Importing redis-py as
 well would raise the floor to {result["import_floor_redis_s"]:.2f} s. Raw JSON:
 `bench/results/ask-rerun.json`.

@@ -1,6 +1,6 @@
 """Waiting on a large `runq ask` batch: what one look at N unfinished jobs costs.
 
-`runq ask` waits for its jobs in two ways (`producers.ask`): reading every unfinished
+`runq ask` waits for its jobs in two ways (`runq.producers.ask`): reading every unfinished
 record (one MGET, every few seconds) and reading what is new in their event streams
 (one XREAD, between those). This builds N unfinished ask jobs in a real Redis (records
 and event streams as a running job has them), then times each way side by side: the
