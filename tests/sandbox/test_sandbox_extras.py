@@ -43,7 +43,7 @@ def test_missing_starlette_is_one_line_and_exit_2(
     out, err = capsys.readouterr()
     assert out == ""
     assert err == (
-        "runq sandbox needs the 'sandbox' extra (starlette is not installed): "
+        "runq sandbox needs the 'sandbox' extra, which is not installed (no starlette): "
         "pip install 'runq[sandbox]'\n"
     )
 
@@ -51,18 +51,35 @@ def test_missing_starlette_is_one_line_and_exit_2(
 def test_every_missing_part_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     hide(monkeypatch, "uvicorn", "pypdf", "docx")
     absent = extras.missing()
-    assert absent == ["uvicorn", "pypdf", "python-docx"]
+    assert absent == ["uvicorn", "pypdf", "docx"]
     assert extras.message(absent) == (
-        "runq sandbox needs the 'sandbox' extra (uvicorn, pypdf, python-docx are not "
-        "installed): pip install 'runq[sandbox]'"
+        "runq sandbox needs the 'sandbox' extra, which is not installed "
+        "(no uvicorn, pypdf, docx): pip install 'runq[sandbox]'"
     )
 
 
+def test_the_line_reads_like_the_rest_of_runqs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``runq sandbox`` (runq's check) and ``python -m runq.sandbox`` (this one) say the same."""
+    from runq.config.extras import EXTRAS
+    from runq.errors import MissingExtraError
+
+    assert [names[0] for names in extras.REQUIRED] == list(EXTRAS["sandbox"])
+    hide(monkeypatch, *EXTRAS["sandbox"], "python_multipart")
+    absent = extras.missing()
+    assert absent == list(EXTRAS["sandbox"])
+    runqs = MissingExtraError("sandbox", "runq sandbox", ", ".join(absent))
+    assert extras.message(absent) == str(runqs)
+
+
 def test_either_module_of_python_multipart_will_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    hide(monkeypatch, "multipart")
-    assert extras.missing() == []
+    with monkeypatch.context() as patch:
+        hide(patch, "multipart")
+        assert extras.missing() == []
+    with monkeypatch.context() as patch:
+        hide(patch, "python_multipart")
+        assert extras.missing() == []
     hide(monkeypatch, "multipart", "python_multipart")
-    assert extras.missing() == ["python-multipart"]
+    assert extras.missing() == ["multipart"]
 
 
 def test_python_m_runq_sandbox_without_starlette_has_no_traceback() -> None:
@@ -82,6 +99,6 @@ def test_python_m_runq_sandbox_without_starlette_has_no_traceback() -> None:
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.splitlines() == [
-        "runq sandbox needs the 'sandbox' extra (starlette is not installed): "
+        "runq sandbox needs the 'sandbox' extra, which is not installed (no starlette): "
         "pip install 'runq[sandbox]'"
     ]

@@ -7,7 +7,9 @@ them the server would die on its first import with a traceback; the CLI asks
 prints one line naming the extra instead.
 
 The sandbox imports nothing from the rest of runq, so this mirrors, rather than uses,
-runq's own check of its extras.
+runq's own check of its extras; the line reads word for word like runq's (the same
+modules, in the same order), whichever of ``runq sandbox`` and ``python -m runq.sandbox``
+the user ran.
 """
 
 from __future__ import annotations
@@ -16,29 +18,30 @@ import importlib.util
 
 EXTRA = "sandbox"
 
-# The distributions of the extra, each with the module names that provide it (any one).
-REQUIRED: dict[str, tuple[str, ...]] = {
-    "starlette": ("starlette",),
-    "uvicorn": ("uvicorn",),
-    "python-multipart": ("python_multipart", "multipart"),
-    "pypdf": ("pypdf",),
-    "python-docx": ("docx",),
-}
+# The modules the extra provides, as runq's own check names them. A module that has
+# been renamed lists its other names: any one of them will do (python-multipart ships
+# ``python_multipart`` and, for older code, ``multipart``).
+REQUIRED: tuple[tuple[str, ...], ...] = (
+    ("starlette",),
+    ("uvicorn",),
+    ("multipart", "python_multipart"),
+    ("pypdf",),
+    ("docx",),
+)
 
 
 def missing() -> list[str]:
-    """The distributions of the extra that cannot be imported here (empty: installed)."""
+    """The modules of the extra that cannot be imported here (empty: installed)."""
     return [
-        name
-        for name, modules in REQUIRED.items()
-        if not any(importlib.util.find_spec(module) for module in modules)
+        names[0]
+        for names in REQUIRED
+        if not any(importlib.util.find_spec(module) for module in names)
     ]
 
 
 def message(absent: list[str], feature: str = "runq sandbox") -> str:
     """The one line to print: what is missing and the ``pip install`` that adds it."""
-    verb = "is" if len(absent) == 1 else "are"
     return (
-        f"{feature} needs the '{EXTRA}' extra ({', '.join(absent)} {verb} not installed): "
-        f"pip install 'runq[{EXTRA}]'"
+        f"{feature} needs the '{EXTRA}' extra, which is not installed "
+        f"(no {', '.join(absent)}): pip install 'runq[{EXTRA}]'"
     )
