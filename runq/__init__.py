@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from runq.errors import (
         BackendError,
         ConfigurationError,
+        IdempotencyConflictError,
         InvalidJobError,
         JobNotFoundError,
         JobTimeoutError,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     )
     from runq.producers.client.aio import AsyncClient, AsyncJobHandle
     from runq.producers.client.sync import Client, JobHandle, get_job, submit
+    from runq.runs.recent import JobSummary
     from runq.runs.tools import tool
 
 __version__ = "0.2.0"
@@ -40,9 +42,11 @@ __all__ = [
     "BackendError",
     "Client",
     "ConfigurationError",
+    "IdempotencyConflictError",
     "InvalidJobError",
     "JobHandle",
     "JobNotFoundError",
+    "JobSummary",
     "JobTimeoutError",
     "RunqError",
     "ToolError",
@@ -59,10 +63,12 @@ _HOMES = {
     "JobHandle": "runq.producers.client.sync",
     "AsyncClient": "runq.producers.client.aio",
     "AsyncJobHandle": "runq.producers.client.aio",
+    "JobSummary": "runq.runs.recent",
     "tool": "runq.runs.tools",
     "RunqError": "runq.errors",
     "ConfigurationError": "runq.errors",
     "InvalidJobError": "runq.errors",
+    "IdempotencyConflictError": "runq.errors",
     "JobNotFoundError": "runq.errors",
     "JobTimeoutError": "runq.errors",
     "BackendError": "runq.errors",

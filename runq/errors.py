@@ -8,6 +8,7 @@ else that escapes is a bug, not a job error)::
     │   ├── LaunchError         an embedded service (Redis, the sandbox) could not start
     │   └── MissingExtraError   an optional part is not installed (names the pip extra)
     ├── InvalidJobError         a job refused before it was enqueued (also a ValueError)
+    ├── IdempotencyConflictError an idempotency key reused for a different job (a ValueError)
     ├── JobNotFoundError        no such job, or not yours (also a KeyError)
     ├── JobTimeoutError         a producer waited longer than it allowed (also a TimeoutError)
     ├── BackendError            the model backend failed: `code`, `retryable`, `retry_after`
@@ -51,6 +52,23 @@ class InvalidJobError(RunqError, ValueError):
         self.option = option
         self.problem = problem
         super().__init__(f"{option}: {problem}")
+
+
+class IdempotencyConflictError(RunqError, ValueError):
+    """An idempotency key already names a job that was asked with a different spec.
+
+    The same key with the same spec returns the first job; with another spec it is a
+    mistake (a reused order number, a key derived from too little), and answering with
+    the first job would hand back an answer to a question that was not asked.
+    """
+
+    def __init__(self, key: str, job_id: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        super().__init__(
+            f"idempotency key {key!r} was already used for job {job_id} with a different "
+            "request; send the same request to get that job again, or use a new key"
+        )
 
 
 class JobNotFoundError(RunqError, KeyError):

@@ -39,8 +39,14 @@ def stream_seq(job_id: str) -> str:
 
 
 def idempotency(scope: str, key: str) -> str:
-    """Maps a producer's idempotency key to the job it created."""
+    """Hash: the job a producer's idempotency key created (`job`) and the fingerprint of
+    the spec it was asked with (`fingerprint`), so a reuse for another job is refused."""
     return f"{PREFIX}:idem:{scope}:{key}"
+
+
+def jobs_index() -> str:
+    """Sorted set of every job id, scored by creation time: `runq jobs` lists it."""
+    return f"{PREFIX}:jobs"
 
 
 def leases() -> str:
@@ -103,8 +109,13 @@ def upload_cache(content_hash: str) -> str:
 
 
 def tenant_jobs(tenant: str) -> str:
-    """Ids of the jobs a gateway tenant submitted."""
+    """Sorted set of the ids of one tenant's jobs, scored by creation time."""
     return f"{PREFIX}:tenant:{tenant}"
+
+
+def tool_catalog() -> str:
+    """Hash tool name -> its description (JSON), published by every worker at start."""
+    return f"{PREFIX}:toolcatalog"
 
 
 def metrics() -> str:

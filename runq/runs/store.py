@@ -11,27 +11,37 @@ A step is two Redis round trips:
 So a crashed task leaves at worst a lock that expires by itself, and two copies of the
 same task can never both act: the second sees the lock, or a stale token, or a version
 mismatch.
+
+A new job is one Lua call too (`create`): the record, its first events, its lease, the
+idempotency mapping (with the spec's fingerprint, so a key reused for another spec is
+refused, not answered with someone else's job) and the recent-jobs indexes
+`runs.recent` reads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from runq.errors import JobNotFoundError
+from runq.errors import IdempotencyConflictError, JobNotFoundError
 from runq.runs import keys, lua
-from runq.runs.job import Job
+from runq.runs.job import Job, JobSpec
 from runq.runs.replies import text
 
 if TYPE_CHECKING:
     import redis
 
-# The job store's own script, for a client that writes records itself (the asyncio
-# client registers it on its own connection).
-COMMIT = lua.source("store_commit")
+# The script that writes a new job, for a client that runs it on a connection of its
+# own (the asyncio client registers it there, with `JobStore.create_call`'s arguments).
+CREATE = lua.source("store_create")
+# An index of recent jobs keeps an entry this many record lifetimes (`result_ttl`) after
+# the job was created: long enough for any job whose deadline is within one lifetime;
+# an entry whose record expired earlier is skipped and pruned by its reader.
+INDEX_LIFETIMES = 2
 
 # The version is the first key of the serialized record, so the Lua script can read it
 # without decoding the whole JSON document.
@@ -63,6 +73,41 @@ def load_record(job_id: str, data: bytes | str | None) -> Job:
     return Job.from_dict(json.loads(data))
 
 
+def spec_fingerprint(spec: JobSpec) -> str:
+    """What an idempotency key is checked against: the normalized spec, hashed.
+
+    The tenant is left out (it scopes the key already); numbers that mean the same
+    (`60` and `60.0` seconds) hash the same.
+    """
+    data = {k: v for k, v in spec.to_dict().items() if k != "tenant"}
+    data["deadline"] = float(data["deadline"])
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CreateCall:
+    """The create script's keys and arguments for one new job, and how to read its reply.
+
+    Split from running it so the asyncio client runs the same call on its own connection.
+    """
+
+    keys: list[str]
+    args: list[Any]
+    job_id: str
+    idempotency_key: str | None
+
+    def outcome(self, reply: Any) -> str | None:
+        """The id `JobStore.create` returns for the script's reply (see there)."""
+        kind, job_id = (text(part) for part in reply)
+        if kind == "conflict":
+            assert self.idempotency_key is not None
+            raise IdempotencyConflictError(self.idempotency_key, job_id)
+        if kind == "exists":
+            return None
+        return job_id
+
+
 def _dump(job: Job) -> str:
     data = job.to_dict()
     version = data.pop(_VERSION_FIRST)
@@ -85,6 +130,7 @@ class JobStore:
         self.events_ttl = events_ttl
         self.result_ttl = result_ttl
         self._claim = lua.register(client, "store_claim")
+        self._create = lua.register(client, "store_create")
         self._commit = lua.register(client, "store_commit")
         self._release = lua.register(client, "store_release")
         self._extend = lua.register(client, "store_extend_lock")
@@ -105,22 +151,54 @@ class JobStore:
         lease_until: float,
         idempotency_key: str | None = None,
     ) -> str | None:
-        """Write a new record and return its id.
+        """Write a new record (with its events, lease and index entries) and return its id.
 
-        With an idempotency key already used, nothing is written and the id of the job
-        that key created is returned. None means a record with this id already exists.
+        `idempotency_key` is the producer's key, scoped by the job's tenant. Used before
+        with the same spec, nothing is written and the earlier job's id is returned; with
+        another spec, `IdempotencyConflictError` names the key. None means a record with
+        this id already exists.
         """
-        outcome = self._write(
-            job,
-            expected=-1,
-            events=events,
-            owner="",
-            lease_until=lease_until,
-            idem_key=idempotency_key,
+        call = self.create_call(job, events, lease_until=lease_until,
+                                idempotency_key=idempotency_key)  # fmt: skip
+        return call.outcome(self._create(keys=call.keys, args=call.args))
+
+    def create_call(
+        self,
+        job: Job,
+        events: list[dict[str, Any]],
+        *,
+        lease_until: float,
+        idempotency_key: str | None = None,
+    ) -> CreateCall:
+        """The create script's keys and arguments, without running it (see `CreateCall`)."""
+        tenant = job.spec.tenant
+        idem = keys.idempotency(tenant or "default", idempotency_key) if idempotency_key else None
+        payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
+        created = job.timings.get("queued_at") or time.time()
+        return CreateCall(
+            keys=[
+                keys.job(job.id),
+                keys.leases(),
+                keys.events(job.id),
+                idem or keys.job(job.id),
+                keys.jobs_index(),
+                keys.tenant_jobs(tenant) if tenant else keys.jobs_index(),
+            ],
+            args=[
+                _dump(job),
+                repr(lease_until),
+                job.id,
+                self.events_maxlen,
+                self.events_ttl,
+                spec_fingerprint(job.spec) if idem else "",
+                repr(created),
+                self.result_ttl * INDEX_LIFETIMES,
+                len(payloads),
+                *payloads,
+            ],
+            job_id=job.id,
+            idempotency_key=idempotency_key,
         )
-        if isinstance(outcome, bytes):
-            return outcome.decode()
-        return job.id if outcome == 1 else None
 
     def claim(self, job_id: str, lock_seconds: float, owner: str | None = None) -> Claim:
         """Lock the job for one step (or report who holds it) and read its record."""
@@ -171,7 +249,11 @@ class JobStore:
         return bool(self.redis.exists(keys.cancel(job_id)))
 
     def find_by_idempotency_key(self, scope: str, key: str) -> str | None:
-        value = self.redis.get(keys.idempotency(scope, key))
+        name = keys.idempotency(scope, key)
+        if text(self.redis.type(name)) == "string":  # written before fingerprints were kept
+            value = self.redis.get(name)
+        else:
+            value = self.redis.hget(name, "job")
         return text(value) if value is not None else None
 
     def expired_leases(self, now: float, limit: int = 100) -> list[str]:
@@ -245,21 +327,14 @@ class JobStore:
         events: list[dict[str, Any]],
         owner: str,
         lease_until: float | None,
-        idem_key: str | None = None,
-    ) -> int | bytes:
+    ) -> int:
         ttl = self.result_ttl if job.terminal else 0
         # Only a published job is done with the sweeper; until then it holds a lease.
         done = job.terminal and job.published
         lease = "" if done else ("-" if lease_until is None else repr(lease_until))
         payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
         result = self._commit(
-            keys=[
-                keys.job(job.id),
-                keys.job_lock(job.id),
-                keys.leases(),
-                keys.events(job.id),
-                idem_key or keys.job_lock(job.id),
-            ],
+            keys=[keys.job(job.id), keys.job_lock(job.id), keys.leases(), keys.events(job.id)],
             args=[
                 str(expected),
                 _dump(job),
@@ -270,8 +345,7 @@ class JobStore:
                 len(payloads),
                 self.events_maxlen,
                 self.events_ttl,
-                job.id if idem_key else "",
                 *payloads,
             ],
         )
-        return result if isinstance(result, bytes) else int(result)
+        return int(result)

@@ -1,31 +1,22 @@
--- Commit a step (runs/store.py, JobStore.commit and JobStore.create): compare-and-set
--- the record on its version, append the step's events, move the lease, release the lock.
+-- Commit a step (runs/store.py, JobStore.commit): compare-and-set the record on its
+-- version, append the step's events, move the lease, release the lock. (A new record is
+-- written by store_create.lua.)
 --
 -- KEYS[1]  the job record   KEYS[2]  its lock   KEYS[3]  the lease index (sorted set)
--- KEYS[4]  the job's event stream   KEYS[5]  the idempotency key (or the lock again)
--- ARGV[1]  the version expected in the stored record, or -1: the record must not exist
+-- KEYS[4]  the job's event stream
+-- ARGV[1]  the version expected in the stored record
 -- ARGV[2]  the new record (JSON, "version" its first key)
 -- ARGV[3]  the lock owner to release, or ""
 -- ARGV[4]  the lease: a score, "" to drop it, "-" to leave it as it is
 -- ARGV[5]  the record's TTL in seconds (0: none)    ARGV[6]  the job id (lease member)
 -- ARGV[7]  how many events follow   ARGV[8]  the stream's MAXLEN   ARGV[9]  its TTL
--- ARGV[10] the job id to store under the idempotency key, or ""
--- ARGV[11..] the events (JSON)
+-- ARGV[10..] the events (JSON)
 --
--- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone, or the
--- job id an idempotency key already names.
+-- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone.
 local data = redis.call('GET', KEYS[1])
-if ARGV[10] ~= '' then
-  local existing = redis.call('GET', KEYS[5])
-  if existing then return existing end
-end
-if ARGV[1] ~= '-1' then
-  if not data then return -1 end
-  local current = string.match(data, '"version": (%d+)')
-  if current ~= ARGV[1] then return 0 end
-elseif data then
-  return 0
-end
+if not data then return -1 end
+local current = string.match(data, '"version": (%d+)')
+if current ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2])
 if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
 if ARGV[4] == '' then
@@ -35,11 +26,10 @@ elseif ARGV[4] ~= '-' then
 end
 local n = tonumber(ARGV[7])
 for i = 0, n - 1 do
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'data', ARGV[11 + i])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'data', ARGV[10 + i])
 end
 if n > 0 then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
 if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
   redis.call('DEL', KEYS[2])
 end
-if ARGV[10] ~= '' then redis.call('SET', KEYS[5], ARGV[10], 'EX', ARGV[9]) end
 return 1

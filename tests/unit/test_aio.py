@@ -8,7 +8,12 @@ import json
 import pytest
 
 from runq.config.settings import load_settings
-from runq.errors import InvalidJobError, JobNotFoundError, JobTimeoutError
+from runq.errors import (
+    IdempotencyConflictError,
+    InvalidJobError,
+    JobNotFoundError,
+    JobTimeoutError,
+)
 from runq.producers.client.aio import AsyncClient
 from runq.producers.client.sync import Client
 from runq.runs import keys
@@ -44,8 +49,12 @@ def test_idempotency_errors_and_timeouts(url: str) -> None:
     async def main() -> None:
         async with AsyncClient(url, settings) as client:
             first = await client.submit("x", idempotency_key="k1", tenant="t")
-            second = await client.submit("y", idempotency_key="k1", tenant="t")
+            second = await client.submit("x", idempotency_key="k1", tenant="t")
             assert first.id == second.id and first.created and not second.created
+            with pytest.raises(IdempotencyConflictError) as conflict:
+                await client.submit("y", idempotency_key="k1", tenant="t")
+            assert conflict.value.key == "k1" and conflict.value.job_id == first.id
+            assert [s.job_id for s in await client.jobs(tenant="t")] == [first.id]
             with pytest.raises(InvalidJobError) as err:
                 await client.submit("x", mode="turbo")
             assert err.value.option == "mode"

@@ -5,11 +5,11 @@ import time
 import fakeredis
 import pytest
 
-from runq.errors import JobNotFoundError
+from runq.errors import IdempotencyConflictError, JobNotFoundError
 from runq.runs import keys
 from runq.runs.events import EventLog
 from runq.runs.job import Job, JobSpec, JobStatus
-from runq.runs.store import JobStore
+from runq.runs.store import INDEX_LIFETIMES, JobStore, spec_fingerprint
 
 
 def _new(store: JobStore, **kw) -> Job:
@@ -35,14 +35,58 @@ def test_create_twice_with_the_same_id_writes_once(store: JobStore) -> None:
     assert store.create(job, [], lease_until=time.time()) is None
 
 
-def test_idempotency_key_returns_the_first_job(store: JobStore) -> None:
-    first = _new(store, idempotency_key=keys.idempotency("t", "k1"))
-    second = Job.new(JobSpec(input="other").validate())
-    got = store.create(
-        second, [], lease_until=time.time(), idempotency_key=keys.idempotency("t", "k1")
-    )
-    assert got == first.id
+def test_idempotency_key_returns_the_first_job_asked_the_same(store: JobStore) -> None:
+    first = _new(store, idempotency_key="k1")
+    second = Job.new(JobSpec(input="hi", deadline=600).validate())  # 600 == 600.0
+    assert store.create(second, [], lease_until=time.time(), idempotency_key="k1") == first.id
     assert not store.exists(second.id)
+    assert store.find_by_idempotency_key("default", "k1") == first.id
+
+
+def test_idempotency_key_reused_for_another_spec_is_refused(store: JobStore) -> None:
+    first = _new(store, idempotency_key="k2")
+    other = Job.new(JobSpec(input="something else").validate())
+    with pytest.raises(IdempotencyConflictError) as info:
+        store.create(other, [], lease_until=time.time(), idempotency_key="k2")
+    assert info.value.key == "k2" and info.value.job_id == first.id
+    assert "'k2'" in str(info.value) and first.id in str(info.value)
+    assert not store.exists(other.id)
+
+
+def test_idempotency_keys_are_scoped_by_tenant(store: JobStore) -> None:
+    mine = Job.new(JobSpec(input="hi", tenant="a").validate())
+    theirs = Job.new(JobSpec(input="other", tenant="b").validate())
+    assert store.create(mine, [], lease_until=time.time(), idempotency_key="k") == mine.id
+    assert store.create(theirs, [], lease_until=time.time(), idempotency_key="k") == theirs.id
+
+
+def test_a_mapping_written_before_fingerprints_still_names_its_job(
+    store: JobStore, fake_redis: fakeredis.FakeRedis
+) -> None:
+    fake_redis.set(keys.idempotency("default", "old"), "job_earlier")
+    job = Job.new(JobSpec(input="hi").validate())
+    assert store.create(job, [], lease_until=time.time(), idempotency_key="old") == "job_earlier"
+    assert store.find_by_idempotency_key("default", "old") == "job_earlier"
+
+
+def test_the_fingerprint_ignores_the_tenant_and_number_spelling() -> None:
+    a = JobSpec(input="hi", deadline=60, tenant="a")
+    assert spec_fingerprint(a) == spec_fingerprint(JobSpec(input="hi", deadline=60.0))
+    assert spec_fingerprint(a) != spec_fingerprint(JobSpec(input="hi", model="other"))
+
+
+def test_create_indexes_the_job_for_everyone_and_its_tenant(
+    store: JobStore, fake_redis: fakeredis.FakeRedis
+) -> None:
+    job = Job.new(JobSpec(input="hi", tenant="acme").validate())
+    store.create(job, [], lease_until=time.time())
+    for index in (keys.jobs_index(), keys.tenant_jobs("acme")):
+        assert fake_redis.zscore(index, job.id) == pytest.approx(job.timings["queued_at"])
+        assert 0 < fake_redis.ttl(index) <= 900 * INDEX_LIFETIMES
+    # An entry older than the index keeps them is trimmed by the next create.
+    fake_redis.zadd(keys.jobs_index(), {"job_ancient": time.time() - 900 * INDEX_LIFETIMES - 5})
+    _new(store)
+    assert fake_redis.zscore(keys.jobs_index(), "job_ancient") is None
 
 
 def test_claim_is_exclusive_until_released(store: JobStore) -> None:

@@ -11,11 +11,13 @@
 The same code paths as `client.sync`, on `redis.asyncio`:
 
 - the spec is built and validated by `Client.spec` (the sync client), so defaults and
-  `InvalidJobError` are identical; it runs in a thread only when it must read Redis
-  (`continue_job`);
-- the job record is written by the job store's own `COMMIT` Lua script, registered on
-  the async connection, with the argument list the sync `JobStore.create` builds
-  (captured, not re-implemented: a change of the store's layout reaches both);
+  `InvalidJobError` are identical; it runs in a thread when it must read Redis (the
+  earlier job of `continue_job`, the workers' tool names);
+- `jobs()` (recent jobs) runs the sync client's listing in a thread;
+- the job record is written by the job store's own create script (`CREATE`),
+  registered on the async connection, with the keys and arguments the store's
+  `create_call` builds (not re-implemented: a change of the store's layout reaches
+  both);
 - the Celery `send_task` (a short blocking publish) runs in `asyncio.to_thread`;
 - events are read with `XREAD BLOCK` on the async connection, so waiting holds no
   thread.
@@ -24,7 +26,6 @@ The same code paths as `client.sync`, on `redis.asyncio`:
 from __future__ import annotations
 
 import asyncio
-import copy
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,18 +38,8 @@ from runq.producers.client.sync import SUBMIT_LEASE, Client, enqueue_cancel, enq
 from runq.runs import keys
 from runq.runs.events import Event, _decode
 from runq.runs.job import Job
-from runq.runs.store import COMMIT, load_record
-
-
-class _Recorder:
-    """Stands in for the store's commit script to capture the keys and args it would send."""
-
-    def __init__(self) -> None:
-        self.call: tuple[list[str], list[Any]] | None = None
-
-    def __call__(self, keys: list[str], args: list[Any]) -> int:
-        self.call = (keys, args)
-        return 1
+from runq.runs.recent import JobSummary
+from runq.runs.store import CREATE, load_record
 
 
 class AsyncClient:
@@ -59,7 +50,7 @@ class AsyncClient:
         self.settings = self.sync.settings
         self.redis_url = self.sync.redis_url
         self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
-        self._commit = self.redis.register_script(COMMIT)
+        self._create = self.redis.register_script(CREATE)
 
     async def aclose(self) -> None:
         await self.redis.aclose()
@@ -80,31 +71,30 @@ class AsyncClient:
         **options: Any,
     ) -> AsyncJobHandle:
         """Validate, write the record and enqueue the start; see `Client.submit`."""
-        if options.get("continue_job"):
+        if options.get("continue_job") or options.get("tools"):
             spec = await asyncio.to_thread(self.sync.spec, input, **options)
         else:
             spec = self.sync.spec(input, **options)
         job = Job.new(spec, job_id)
-        idem = (
-            keys.idempotency(spec.tenant or "default", idempotency_key) if idempotency_key else None
-        )
-        recorder = _Recorder()
-        store = copy.copy(self.sync.store)
-        store._commit = recorder  # type: ignore[assignment]
-        store.create(
+        call = self.sync.store.create_call(
             job,
             [{"type": "job.status", "status": job.status}],
             lease_until=time.time() + SUBMIT_LEASE,
-            idempotency_key=idem,
+            idempotency_key=idempotency_key,
         )
-        assert recorder.call is not None
-        outcome = await self._commit(keys=recorder.call[0], args=recorder.call[1])
-        if isinstance(outcome, bytes):  # the idempotency key was used before
-            return AsyncJobHandle(outcome.decode(), self, created=False)
-        if int(outcome) != 1:  # a job with this id exists already (a deterministic id)
+        created = call.outcome(await self._create(keys=call.keys, args=call.args))
+        if created is None:  # a job with this id exists already (a deterministic id)
             return AsyncJobHandle(job.id, self, created=False)
+        if created != job.id:  # the idempotency key was used before, for this same job
+            return AsyncJobHandle(created, self, created=False)
         await asyncio.to_thread(enqueue_start, self.sync.app, job.id)
         return AsyncJobHandle(job.id, self, created=True)
+
+    async def jobs(
+        self, status: str | None = None, limit: int = 20, tenant: str | None = None
+    ) -> list[JobSummary]:
+        """Recent jobs, newest first; see `Client.jobs`."""
+        return await asyncio.to_thread(self.sync.jobs, status, limit, tenant)
 
     async def load(self, job_id: str) -> Job:
         return load_record(job_id, await self.redis.get(keys.job(job_id)))

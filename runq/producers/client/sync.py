@@ -7,12 +7,15 @@
 
 A producer writes the job record, then sends one `runq.jobs.start` message; everything
 else happens in workers. A bad job is refused here, before anything is enqueued, with
-an `InvalidJobError` that names the option. With an `idempotency_key`, submitting twice
-returns the same job.
+an `InvalidJobError` that names the option (a tool no worker has, too: see
+`runs.tool_catalog`). With an `idempotency_key`, submitting the same job twice returns
+the same job; the same key with a different job raises `IdempotencyConflictError`.
+`Client.jobs()` lists recent jobs, newest first.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from functools import cached_property
@@ -21,9 +24,9 @@ from typing import TYPE_CHECKING, Any
 from runq.config.celery import PRIORITY_NEW_JOB
 from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError, InvalidJobError, JobTimeoutError
-from runq.runs import keys
 from runq.runs.events import Event, EventLog
 from runq.runs.job import Job, JobSpec
+from runq.runs.recent import JobSummary, recent_jobs
 from runq.runs.store import JobStore
 from runq.worker.discovery import resolve_redis_url
 
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 
 # Until a worker takes the job, the sweeper waits this long before re-sending its start.
 SUBMIT_LEASE = 60.0
+# A producer reads the workers' tool names again after this long (a batch of submits
+# asks Redis once, and a worker started meanwhile is seen within seconds).
+KNOWN_TOOLS_FOR = 5.0
 
 
 def enqueue_start(app: Celery, job_id: str) -> None:
@@ -51,18 +57,25 @@ def enqueue_cancel(app: Celery, job_id: str) -> None:
     app.send_task("runq.jobs.cancel", args=[job_id, 0], ignore_result=True)
 
 
+def require_redis_url(settings: Settings, doing: str = "submit to or read from") -> str:
+    """REDIS_URL, or the Redis of a `runq up` in this folder; else an error that says what
+    the caller wanted the Redis for (`doing`: "read from", "submit to", ...)."""
+    url = resolve_redis_url(settings)
+    if not url:
+        raise ConfigurationError(
+            f"no Redis to {doing}: set REDIS_URL=redis://HOST:PORT/DB, or run `runq up` "
+            "in this folder first"
+        )
+    return url
+
+
 class Client:
     """A connection to one runq deployment (its Redis)."""
 
     def __init__(self, redis_url: str | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
-        url = redis_url or resolve_redis_url(self.settings)
-        if not url:
-            raise ConfigurationError(
-                "no Redis to submit to: set REDIS_URL=redis://HOST:PORT/DB, or run `runq up` "
-                "in this folder first"
-            )
-        self.redis_url = url
+        self.redis_url = redis_url or require_redis_url(self.settings)
+        self._known_tools: tuple[float, set[str] | None] = (-math.inf, None)
 
     # The connections are made on first use, so a command that only reads a few keys
     # (`reads`) never pays for importing redis-py.
@@ -124,7 +137,38 @@ class Client:
         if spec.chain and spec.chain not in self.settings.chains:
             known = ", ".join(sorted(self.settings.chains)) or "none configured"
             raise InvalidJobError("chain", f"unknown chain {spec.chain!r} (chains: {known})")
+        if spec.tools:
+            self._check_tools(spec.tools)
         return spec
+
+    def known_tools(self) -> set[str] | None:
+        """The tools a job may name: those the workers published (`runs.tool_catalog`),
+        else those this process registered itself; None when neither has any, and then
+        a job's tools are not checked here (a worker reports an unknown one to the model).
+        """
+        from runq.runs import tool_catalog
+        from runq.runs.tools import registry
+
+        read_at, names = self._known_tools
+        if time.monotonic() - read_at > KNOWN_TOOLS_FOR:
+            names = tool_catalog.published_names(self.redis)
+            self._known_tools = (time.monotonic(), names)
+        if names is None and len(registry):
+            names = set(registry.names())
+        return names
+
+    def _check_tools(self, tools: list[str]) -> None:
+        known = self.known_tools()
+        if known is None:
+            return
+        unknown = [name for name in dict.fromkeys(tools) if name not in known]
+        if unknown:
+            listed = ", ".join(repr(name) for name in unknown)
+            raise InvalidJobError(
+                "tools",
+                f"unknown tool {listed}; choose from {', '.join(sorted(known))} "
+                "(`runq tools` describes them)",
+            )
 
     def submit(
         self,
@@ -140,18 +184,15 @@ class Client:
         # closes if the producer dies in it, stays one send wide.
         app = self.app
         job = Job.new(spec, job_id)
-        idem = (
-            keys.idempotency(spec.tenant or "default", idempotency_key) if idempotency_key else None
-        )
         created = self.store.create(
             job,
             [{"type": "job.status", "status": job.status}],
             lease_until=time.time() + SUBMIT_LEASE,
-            idempotency_key=idem,
-        )
+            idempotency_key=idempotency_key,
+        )  # IdempotencyConflictError when the key names a job asked differently
         if created is None:  # a job with this id exists already (a deterministic id)
             return JobHandle(job.id, self)
-        if created != job.id:  # the idempotency key was used before
+        if created != job.id:  # the idempotency key was used before, for this same job
             return JobHandle(created, self)
         enqueue_start(app, job.id)
         return JobHandle(job.id, self)
@@ -159,6 +200,15 @@ class Client:
     def get_job(self, job_id: str) -> JobHandle:
         self.store.get(job_id)  # raises JobNotFoundError
         return JobHandle(job_id, self)
+
+    def jobs(
+        self, status: str | None = None, limit: int = 20, tenant: str | None = None
+    ) -> list[JobSummary]:
+        """Recent jobs, newest first: of one `tenant` (None: every job), with one `status`.
+
+        Jobs whose record expired (`result_expires` after they ended) are not listed.
+        """
+        return recent_jobs(self.redis, limit=limit, status=status, tenant=tenant)
 
 
 class JobHandle:
