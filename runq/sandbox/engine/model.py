@@ -3,13 +3,17 @@
 Policy (documented in ``docs/sandbox.md``), first match wins:
 
 1. a tool script (see :mod:`.tool_policy`) with a round left -> that round's calls;
-2. the transcript ends with tool outputs -> ``Tool results: name: output; ...``;
-3. a function tool matches the last user text -> a call to it, arguments filled from
+2. the transcript ends with tool outputs -> for calculations (:mod:`.arithmetic`) a
+   sentence per result, ``(3.5 + 2) * 4 = 22.``; otherwise
+   ``Tool results: name: output; ...``;
+3. the last user text holds arithmetic and a calculator-like tool is offered -> a
+   call to it with the expression;
+4. a function tool matches the last user text -> a call to it, arguments filled from
    the text (:func:`.tool_policy.fill_arguments`);
-4. file_search is available -> an extractive answer: the best supporting sentence(s)
+5. file_search is available -> an extractive answer: the best supporting sentence(s)
    from the retrieved chunks, each cited; or ``I could not find ...`` when nothing
    matches well enough;
-5. otherwise the echo answer ``Echo: <last user text>``, followed, when the
+6. otherwise the echo answer ``Echo: <last user text>``, followed, when the
    conversation has earlier user turns, by `` (earlier: "<t1>" | "<t2>")`` so tests can
    prove that ``previous_response_id``, conversations and threads carry history.
 
@@ -23,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runq.sandbox.engine import tool_policy
+from runq.sandbox.engine import arithmetic, tool_policy
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.transcript import Turn
 
@@ -119,9 +123,19 @@ def tool_outputs_answer(turns: list[Turn]) -> str | None:
     if not outputs:
         return None
     outputs.reverse()
-    names = {t.call_id: t.name for t in turns if t.kind == "function_call"}
+    calls = {t.call_id: t for t in turns if t.kind == "function_call"}
+    sentences = [_calculation_sentence(calls.get(t.call_id), t.text) for t in outputs]
+    if all(sentences):
+        return " ".join(s for s in sentences if s)
+    names = {call_id: call.name for call_id, call in calls.items()}
     parts = [f"{names.get(t.call_id) or t.call_id}: {t.text}" for t in outputs]
     return "Tool results: " + "; ".join(parts)
+
+
+def _calculation_sentence(call: Turn | None, output: str) -> str | None:
+    """``expression = result.`` when ``call`` computed arithmetic and ``output`` says how."""
+    expression = arithmetic.expression_argument(call.arguments) if call is not None else None
+    return arithmetic.result_sentence(expression, output) if expression is not None else None
 
 
 def _calls(specs: list[dict[str, Any]], fault: str | None) -> list[ToolCall]:
@@ -162,9 +176,9 @@ def reply(inp: ModelInput) -> Reply:
         return Reply(segments=[Segment(from_tools)])
     user_text = last_user_text(turns)
     if script is None:
-        tool = tool_policy.choose_tool(inp.tools, user_text, inp.tool_choice)
-        if tool is not None:
-            args = tool_policy.fill_arguments(tool.get("parameters"), user_text)
+        planned = tool_policy.plan_call(inp.tools, user_text, inp.tool_choice)
+        if planned is not None:
+            tool, args = planned
             return Reply(calls=_calls([{"name": tool["name"], "arguments": args}], inp.fault))
     if inp.search is not None:
         return _search_answer(inp.search, user_text)

@@ -10,6 +10,11 @@ Two channels, the script first:
   answers with the tool outputs.
   Example: ``[[{"name":"get_weather","arguments":{"city":"Paris"}},
   {"name":"get_time","arguments":{"tz":"CET"}}],[{"name":"summarize","arguments":{}}]]``.
+* **Arithmetic** (:mod:`.arithmetic`): when the last user text holds an arithmetic
+  expression and a calculator-like tool is offered (its name or description says
+  calculator, calculate, math, arithmetic or evaluate; one string parameter), that tool
+  is called with the expression, as written. A model does not do sums in its head
+  when it has a calculator, and no word of "What is (3.5 + 2) * 4?" names the tool.
 * **Matching policy**: each function tool scores the number of distinct words of its
   name and description (stop words removed, ``get_weather`` -> ``get``, ``weather``)
   found in the last user text; the best positive score is called (first declared wins
@@ -24,6 +29,7 @@ import json
 import re
 from typing import Any
 
+from runq.sandbox.engine import arithmetic
 from runq.sandbox.engine.transcript import Turn
 
 SCRIPT_KEY = "sandbox_script"
@@ -144,6 +150,31 @@ def choose_tool(
     if best is None and tool_choice == "required":
         return tools[0]
     return best
+
+
+def plan_call(
+    tools: list[dict[str, Any]], user_text: str, tool_choice: Any
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The function tool to call for ``user_text`` and its arguments, or None for text.
+
+    Arithmetic first (unless ``tool_choice`` names a function), then the word-matching
+    policy of :func:`choose_tool`; a calculator it picks still gets the expression.
+    """
+    if not tools or tool_choice == "none":
+        return None
+    expression = arithmetic.find_expression(user_text)
+    if expression is not None and not isinstance(tool_choice, dict):
+        for tool in tools:
+            param = arithmetic.calculator_parameter(tool)
+            if param is not None:
+                return tool, {param: expression}
+    chosen = choose_tool(tools, user_text, tool_choice)
+    if chosen is None:
+        return None
+    param = arithmetic.calculator_parameter(chosen) if expression is not None else None
+    if param is not None:
+        return chosen, {param: expression}
+    return chosen, fill_arguments(chosen.get("parameters"), user_text)
 
 
 def _numbers(text: str) -> list[str]:
