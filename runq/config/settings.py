@@ -213,6 +213,9 @@ class Settings:
     max_tool_rounds: int = setting(8, _bounded(_integer, ge=1))
     tool_errors_fail_job: bool = setting(False, _flag)
     tool_modules: list[str] = setting(list, _names, factory=True)  # e.g. myapp.tools
+    # How tools that do not say run: "thread" (fast; a tool past its timeout is abandoned)
+    # or "process" (killed at its timeout; a few hundred ms to start).
+    tool_isolation: Literal["thread", "process"] = setting("thread", _one_of("thread", "process"))
     request_timeout: float = setting(30.0, _bounded(_number, gt=0))  # seconds per HTTP call
 
     # Resilience: fallback chains (see runs.chains), breakers, global rate limits.

@@ -121,6 +121,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         registry=registry,
     )
     metrics = Metrics(client)
+    registry.default_isolation = settings.tool_isolation
     tools = ToolCalls(client, registry, events, metrics=metrics)
     config = StepConfig(
         poll_interval_min=settings.poll_interval_min,

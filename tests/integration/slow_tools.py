@@ -17,3 +17,10 @@ def wait_a_while(seconds: Annotated[float, "how long to wait, at most 10 s"]) ->
     waited = max(0.0, min(float(seconds), 10.0))
     time.sleep(waited)
     return {"waited_s": waited}
+
+
+@tool(timeout=1.0, isolation="process")
+def stuck_in_a_process(seconds: Annotated[float, "how long to hang"]) -> str:
+    """Hang far past the timeout: the worker must stop this tool, not abandon it."""
+    time.sleep(float(seconds))
+    return "finished"

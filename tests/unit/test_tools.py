@@ -236,6 +236,7 @@ def test_spec_is_frozen_and_describes_itself(weather: ToolSpec) -> None:
         "retries": 1,
         "idempotent": True,
         "queue": "tools",
+        "isolation": None,
     }
     json.dumps(weather.describe())  # plain JSON data
     assert hash(weather) == hash(weather)
@@ -282,6 +283,7 @@ def test_names_specs_and_describe_are_sorted(reg: ToolRegistry) -> None:
         "retries",
         "idempotent",
         "queue",
+        "isolation",
     }
     assert len(reg) == 3 and "mid" in reg and "nope" not in reg
     assert reg.unregister("mid") is not None and "mid" not in reg

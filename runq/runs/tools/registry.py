@@ -21,9 +21,10 @@ from runq.config.celery import QUEUE_TOOLS
 from runq.errors import ConfigurationError, ToolError
 from runq.runs.error_codes import ToolErrorCode
 from runq.runs.tools.arguments import parse_arguments
+from runq.runs.tools.process_runner import call_in_process
 from runq.runs.tools.runner import call_with_timeout, to_output
 from runq.runs.tools.schema import JSONSchema
-from runq.runs.tools.spec import ToolSpec
+from runq.runs.tools.spec import Isolation, ToolSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 Flavor = Literal["responses", "chat", "assistants"]
@@ -33,9 +34,12 @@ FLAVORS: tuple[str, ...] = ("responses", "chat", "assistants")
 class ToolRegistry:
     """A name -> `ToolSpec` table with the operations jobs need. Thread-safe to register."""
 
-    def __init__(self) -> None:
+    def __init__(self, default_isolation: Isolation = "thread") -> None:
         self._specs: dict[str, ToolSpec] = {}
         self._lock = threading.Lock()
+        # For tools that do not say (`isolation=None`); the worker sets it from
+        # RUNQ_TOOL_ISOLATION.
+        self.default_isolation: Isolation = default_isolation
 
     # Registration ----------------------------------------------------------------------
 
@@ -76,6 +80,7 @@ class ToolRegistry:
         retries: int = 0,
         idempotent: bool = True,
         queue: str = QUEUE_TOOLS,
+        isolation: Isolation | None = None,
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -90,6 +95,7 @@ class ToolRegistry:
         retries: int = 0,
         idempotent: bool = True,
         queue: str = QUEUE_TOOLS,
+        isolation: Isolation | None = None,
     ) -> F | Callable[[F], F]:
         """Decorator registering a function as a tool; the function is returned unchanged
         (with its spec on `func.tool_spec`) so it stays directly callable and testable.
@@ -105,6 +111,7 @@ class ToolRegistry:
                 retries=retries,
                 idempotent=idempotent,
                 queue=queue,
+                isolation=isolation,
             )
             self.register(spec)
             fn.tool_spec = spec  # type: ignore[attr-defined]
@@ -183,6 +190,8 @@ class ToolRegistry:
         """
         spec = self.get(name)
         checked = parse_arguments(spec, arguments)
+        if (spec.isolation or self.default_isolation) == "process":
+            return call_in_process(spec, checked)
         return to_output(spec.name, call_with_timeout(spec, checked))
 
     def _available(self) -> str:
@@ -233,14 +242,18 @@ def tool(
     retries: int = 0,
     idempotent: bool = True,
     queue: str = QUEUE_TOOLS,
+    isolation: Isolation | None = None,
 ) -> Any:
     """Register a function as a tool of the default `registry`.
 
     Use bare (`@tool`) or with options (`@tool(timeout=30, idempotent=False)`). The name
     defaults to the function's name, the description to the docstring's first paragraph,
-    the parameters schema to one derived from the type hints (see `runs.tools.schema`).
+    the parameters schema to one derived from the type hints (see `runq.runs.tools.schema`).
+    `isolation="process"` runs it in a process of its own that is killed at the timeout
+    (`process_runner`).
     """
-    return registry.tool(
+    # mypy gives up on the overloads' unions; the decorator's own overloads type callers.
+    return registry.tool(  # type: ignore[misc]
         func,  # type: ignore[arg-type]
         name=name,
         description=description,
@@ -249,6 +262,7 @@ def tool(
         retries=retries,
         idempotent=idempotent,
         queue=queue,
+        isolation=isolation,
     )
 
 

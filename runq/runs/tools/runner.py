@@ -1,7 +1,8 @@
 """Run one tool function with a deadline, and turn what it returns into the model's text.
 
 Why a fresh daemon thread per call, not a `ThreadPoolExecutor`: Python cannot kill a
-thread, so a tool that hangs past its timeout keeps running. In a pool it would hold a
+thread, so a tool that hangs past its timeout keeps running (a tool that must be
+stopped runs in a process of its own instead: `process_runner`). In a pool it would hold a
 worker forever and, since Python 3.9, the pool's threads are joined at interpreter exit,
 so one hung tool would stop a Celery worker from shutting down. A daemon thread is
 abandoned instead: the caller gets `tool_timeout` at the deadline, the process can still
@@ -43,7 +44,7 @@ def call_with_timeout(spec: ToolSpec, arguments: dict[str, Any]) -> Any:
 
     def target() -> None:
         try:
-            outcome["value"] = context.run(_invoke, spec, arguments)
+            outcome["value"] = context.run(invoke, spec, arguments)
         except BaseException as exc:  # handed to the caller, never lost in the thread
             outcome["error"] = exc
         finally:
@@ -69,7 +70,8 @@ def call_with_timeout(spec: ToolSpec, arguments: dict[str, Any]) -> Any:
     return outcome.get("value")
 
 
-def _invoke(spec: ToolSpec, arguments: dict[str, Any]) -> Any:
+def invoke(spec: ToolSpec, arguments: dict[str, Any]) -> Any:
+    """`spec.func(**arguments)`, awaited when it is a coroutine function."""
     kwargs = dict(arguments)
     # A parameter the schema leaves optional but the function gives no default
     # (`x: str | None`) is passed as None rather than failing with a TypeError.

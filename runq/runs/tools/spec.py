@@ -11,13 +11,19 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from runq.config.celery import QUEUE_TOOLS
 from runq.runs.tools.schema import JSONSchema, description_from_docstring, parameters_from_signature
+
+#: How a tool runs: a thread of the worker (fast; a tool past its timeout is abandoned,
+#: not stopped) or a process of its own (a few hundred ms to start; killed at the
+#: timeout). None: the worker's default, `RUNQ_TOOL_ISOLATION`.
+Isolation = Literal["thread", "process"]
+ISOLATIONS: tuple[str, ...] = ("thread", "process")
 
 # What OpenAI accepts as a function name.
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -37,6 +43,7 @@ class ToolSpec:
     retries: int = 0
     idempotent: bool = True
     queue: str = QUEUE_TOOLS
+    isolation: Isolation | None = None
     func: Callable[..., Any] = field(repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -60,6 +67,11 @@ class ToolSpec:
             raise ValueError(f"tool {self.name!r}: retries must be >= 0, got {self.retries}")
         if not self.queue:
             raise ValueError(f"tool {self.name!r}: queue must not be empty")
+        if self.isolation is not None and self.isolation not in ISOLATIONS:
+            raise ValueError(
+                f"tool {self.name!r}: isolation must be 'thread' or 'process', "
+                f"got {self.isolation!r}"
+            )
 
     @classmethod
     def from_function(
@@ -73,6 +85,7 @@ class ToolSpec:
         retries: int = 0,
         idempotent: bool = True,
         queue: str = QUEUE_TOOLS,
+        isolation: Isolation | None = None,
     ) -> ToolSpec:
         """A spec whose missing name, description and schema come from `func` itself."""
         return cls(
@@ -85,6 +98,7 @@ class ToolSpec:
             retries=int(retries),
             idempotent=bool(idempotent),
             queue=queue,
+            isolation=isolation,
             func=func,
         )
 
@@ -103,4 +117,5 @@ class ToolSpec:
             "retries": self.retries,
             "idempotent": self.idempotent,
             "queue": self.queue,
+            "isolation": self.isolation,
         }
