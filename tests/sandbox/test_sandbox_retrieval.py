@@ -1,0 +1,87 @@
+"""Which sentences answer a question: the question's terms, and the kind of answer it wants.
+
+`runq ask nimbus_t3_manual.pdf warranty_and_returns.docx -q "How long is the warranty?"`
+answered "I could not find an answer": ``long`` counted as a term the answer must
+contain, and the docx's "warranty of three years" does not say "long". ``how long`` is
+a question word: it asks for a quantity, and says nothing about the subject.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runq.sandbox.engine.documents import extract_text
+from runq.sandbox.engine.retrieval import best_sentences, bm25
+from runq.sandbox.engine.terms import query_terms, states_quantity, wants_quantity
+
+DOCS = Path(__file__).resolve().parents[2] / "examples" / "docs"
+THREE_YEARS = (
+    "The Nimbus T3 thermostat is covered by a limited hardware warranty of three years "
+    "from the date of original purchase."
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "terms", "quantity"),
+    [
+        ("How long is the warranty?", ["warranty"], True),
+        ("How many thermostats can I add?", ["thermostat", "add"], True),
+        ("How much does express shipping cost?", ["express", "shipping", "cost"], True),
+        ("Is the cable long enough?", ["cable", "long", "enough"], False),
+        ("How does geofencing work?", ["geofencing", "work"], False),
+    ],
+)
+def test_how_long_is_a_question_word(question: str, terms: list[str], quantity: bool) -> None:
+    assert query_terms(question) == terms
+    assert wants_quantity(question) is quantity
+
+
+def test_a_quantity_is_a_number_in_digits_or_words() -> None:
+    assert states_quantity("a warranty of three years")
+    assert states_quantity("a warranty of 12 months")
+    assert not states_quantity("the warranty period")
+
+
+def hits(*texts: str) -> list[dict[str, Any]]:
+    return [
+        {"file_id": f"file-{i}", "filename": f"f{i}.txt", "text": t} for i, t in enumerate(texts)
+    ]
+
+
+def test_the_docx_answers_how_long_the_warranty_is() -> None:
+    """The reported failure, on the real file: the three-year sentence, then the next."""
+    text = extract_text(
+        "warranty_and_returns.docx", (DOCS / "warranty_and_returns.docx").read_bytes()
+    )
+    chunk = {"file_id": "file-docx", "filename": "warranty_and_returns.docx", "text": text}
+    ranked = bm25("How long is the warranty?", [chunk])
+    answer = best_sentences("How long is the warranty?", ranked)
+    assert [sentence for sentence, _ in answer] == [
+        THREE_YEARS,
+        "Certified refurbished products carry a warranty of 12 months.",
+    ]
+    assert {hit["filename"] for _, hit in answer} == {"warranty_and_returns.docx"}
+
+
+def test_a_stated_quantity_breaks_a_tie_for_a_how_question() -> None:
+    found = best_sentences(
+        "How long is the warranty?",
+        hits("The warranty is transferable. The warranty lasts five years.", "Warranty terms."),
+    )
+    assert [s for s, _ in found] == ["The warranty lasts five years."]
+
+
+def test_matched_terms_still_come_first() -> None:
+    found = best_sentences(
+        "How many sensors can one thermostat pair?",
+        hits("Up to 6 sensors pair with one thermostat.", "The box holds 2 screws and a sensor."),
+    )
+    assert [s for s, _ in found] == ["Up to 6 sensors pair with one thermostat."]
+
+
+def test_a_question_about_nothing_in_the_files_finds_nothing() -> None:
+    assert best_sentences("How long is the warranty?", hits("The sensor is small.")) == []
+    assert best_sentences("How long?", hits("It is long. It lasts 3 years.")) == []
