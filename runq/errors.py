@@ -11,6 +11,7 @@ else that escapes is a bug, not a job error)::
     ├── IdempotencyConflictError an idempotency key reused for a different job (a ValueError)
     ├── JobNotFoundError        no such job, or not yours (also a KeyError)
     ├── JobTimeoutError         a producer waited longer than it allowed (also a TimeoutError)
+    ├── JobAlreadyEndedError    a cancel came after the job had succeeded or failed: `status`
     ├── BackendError            the model backend failed: `code`, `retryable`, `retry_after`
     │   └── RunEndedError       (runq.runs.classify) a run ended failed/expired/incomplete
     ├── ToolError               a tool call could not run: unknown, bad arguments, raised
@@ -80,6 +81,20 @@ class JobNotFoundError(RunqError, KeyError):
 
 class JobTimeoutError(RunqError, TimeoutError):
     """A producer waited for a result longer than it allowed."""
+
+
+class JobAlreadyEndedError(RunqError):
+    """A cancel came after the job had ended (`succeeded` or `failed`): nothing was done.
+
+    Raised rather than ignored because the caller believed the job was still running,
+    and its result now stands; `status` says how it ended. A job that was already
+    cancelled is not an error: cancelling twice is harmless.
+    """
+
+    def __init__(self, job_id: str, status: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(f"job {job_id} had already ended ({status})")
 
 
 class BackendError(RunqError):

@@ -91,7 +91,6 @@ class BackendCalls:
     def _create_run(self, ctx: StepContext, gate: BreakerPass) -> str:
         """The call itself; the run's handle is in the record before any poll is sent."""
         job = ctx.job
-        backend = self.streaming.turn_backend(ctx)
         events: list[dict[str, Any]] = []
         if job.status != JobStatus.RUNNING:
             job.move(JobStatus.RUNNING)
@@ -99,11 +98,11 @@ class BackendCalls:
                 {"type": "job.status", "status": JobStatus.RUNNING, "attempt": job.attempt}
             )
         job.mark("started_at")
-        requests = backend.streaming().streams_requests
+        requests = ctx.backend.streaming().streams_requests
         if ctx.streams and requests is not None:
             return self.streaming.start(ctx, requests, events)
         try:
-            state = backend.start(job)
+            state = self.streaming.turn(ctx, lambda backend: backend.start(job))
         except BackendError as err:
             return self.endings.on_error(ctx, err, Step.START)
         job.handle.update(state.handle)
@@ -160,12 +159,13 @@ class BackendCalls:
         self, ctx: StepContext, pairs: list[tuple[str, str]], done: list[dict[str, Any]]
     ) -> str:
         job = ctx.job
-        backend = self.streaming.turn_backend(ctx)
-        requests = backend.streaming().streams_requests
+        requests = ctx.backend.streaming().streams_requests
         if ctx.streams and requests is not None:
             return self.streaming.submit(ctx, requests, pairs, done)
         try:
-            state = backend.submit_tool_outputs(job, pairs)
+            state = self.streaming.turn(
+                ctx, lambda backend: backend.submit_tool_outputs(job, pairs)
+            )
         except BackendError as err:
             return self.endings.on_error(ctx, err, Step.SUBMIT_TOOL_OUTPUTS)
         job.tool_calls.extend(done)  # only once the round was handed over

@@ -34,6 +34,9 @@ class StepContext:
         self.owner = owner  # the job lock's owner: commits and releases prove the claim
         self.step = step
         self.cancel_requested = cancel_requested
+        # The status in the record as claimed: a step whose commit the cancel flag refused
+        # ends the job from here, since nothing it decided was written.
+        self.claimed_status = job.status
         self._backend_for = backend_for
         self._chain_of = chain_of
         self._link: Link | None = None

@@ -202,11 +202,13 @@ class Endings:
         self._end(ctx, JobStatus.FAILED, list(events or []))
         return code
 
-    def cancel(self, ctx: StepContext) -> None:
-        """End the job `cancelled`, and its run at the backend."""
+    def cancel(self, ctx: StepContext) -> str:
+        """End the job `cancelled`, and its run at the backend (a Chat turn has no run:
+        its stream was closed by the step that followed it)."""
         self._cancel_run(ctx)
         ctx.job.error = {"code": ErrorCode.CANCELLED, "message": "cancelled by request"}
-        self._end(ctx, JobStatus.CANCELLED, [])
+        log.info("job.cancelled", job_id=ctx.job.id, step=ctx.step, run=dict(ctx.job.handle))
+        return self._end(ctx, JobStatus.CANCELLED, [])
 
     def _cancel_run(self, ctx: StepContext) -> None:
         if not ctx.job.handle:

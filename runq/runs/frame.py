@@ -12,6 +12,10 @@
 Every commit moves the job's lease, so the sweeper re-drives the job only if nothing
 comes of it: `lease = now + wait + grace + lock`, where `wait` is how long the job
 waits on purpose before its next step.
+
+A step's commit is refused while the job's cancel flag is up (`CancelRequested`, see
+`runs.cancellation`); only the commit that ends the job cancelled, and the publication
+of an ended job, write regardless.
 """
 
 from __future__ import annotations
@@ -26,13 +30,18 @@ from runq.errors import JobNotFoundError
 from runq.runs.backends.base import Backend
 from runq.runs.chains import Link
 from runq.runs.context import StepContext
-from runq.runs.job import Job, JobSpec, Step
+from runq.runs.job import Job, JobSpec, JobStatus, Step
 from runq.runs.outcomes import Outcome
 from runq.runs.scheduler import Scheduler
 from runq.runs.step_config import StepConfig
 from runq.runs.store import JobStore
 
 log = structlog.get_logger("runq.steps")
+
+CANCEL_RECHECK = 0.5
+"""A cancel task that finds its job busy comes back this soon, not when the holder's
+lock ends (up to a request's time): the holder honours the flag at its commit, or lets
+the job go without one (a gate's wait), and the cancel must not wait behind that."""
 
 
 class StepFrame:
@@ -61,15 +70,16 @@ class StepFrame:
         worker died is picked up within seconds; every other step holds one request's
         time plus a margin.
         """
-        cfg = self.config
-        lock = cfg.stream_lock_seconds if step == Step.STREAM else cfg.lock_seconds
         try:
-            claim = self.store.claim(job_id, lock)
+            claim = self.store.claim(job_id, self.lock_time(step))
         except JobNotFoundError:
             log.warning("job.not_found", job_id=job_id, step=step)
             return Outcome.NOT_FOUND
         if claim.job is None:
-            self.scheduler.schedule(step, job_id, token, countdown=claim.busy_for + 0.05)
+            wait = claim.busy_for
+            if step == Step.CANCEL:
+                wait = min(wait, CANCEL_RECHECK)
+            self.scheduler.schedule(step, job_id, token, countdown=wait + 0.05)
             return Outcome.BUSY
         _bind_log_context(claim.job)
         return StepContext(
@@ -81,6 +91,11 @@ class StepFrame:
             chain_of=self.chain_of,
         )
 
+    def lock_time(self, step: Step) -> float:
+        """How long `step` holds its job before others may act (renewed while it streams)."""
+        cfg = self.config
+        return cfg.stream_lock_seconds if step == Step.STREAM else cfg.lock_seconds
+
     def release(self, ctx: StepContext) -> None:
         """Give the job back without writing: the step found nothing to do."""
         self.store.release(ctx.job.id, ctx.owner)
@@ -91,11 +106,16 @@ class StepFrame:
         """Commit the job with `step` due and release it; the caller sends what comes next.
 
         Returns the step's token, or None when the record changed meanwhile (then
-        nothing was written, and the step that changed it goes on).
+        nothing was written, and the step that changed it goes on). Raises
+        `CancelRequested` when the job's cancel flag refused the write.
         """
         token = ctx.job.due(step)
         lease = time.time() + wait + self.config.lease_grace + self.config.lock_seconds
-        if not self.store.commit(ctx.job, events, owner=ctx.owner, lease_until=lease):
+        written = self.store.commit(
+            ctx.job, events, owner=ctx.owner, lease_until=lease,
+            unless_cancelled=_honours_cancel(ctx.job),
+        )  # fmt: skip
+        if not written:
             log.warning("job.commit_conflict", job_id=ctx.job.id, step=step)
             return None
         return token
@@ -132,11 +152,20 @@ class StepFrame:
         if this worker dies the sweeper polls the run instead."""
         ctx.job.due(Step.POLL)
         lease = time.time() + self.config.lock_seconds + self.config.lease_grace
-        return self.store.commit(ctx.job, events, owner="", lease_until=lease)
+        return self.store.commit(
+            ctx.job, events, owner="", lease_until=lease, unless_cancelled=True
+        )
 
     def keep_holding(self, ctx: StepContext) -> bool:
-        """Renew the job's lock during a long step (a stream); False if it was lost."""
-        return self.store.extend_lock(ctx.job.id, ctx.owner, self.config.lock_seconds)
+        """Renew the job's lock during a long step (a stream) for the step's lock time, so
+        a stream's lock still lapses within seconds of its worker dying; False if lost."""
+        return self.store.extend_lock(ctx.job.id, ctx.owner, self.lock_time(ctx.step))
+
+
+def _honours_cancel(job: Job) -> bool:
+    """Every commit of a step is refused while the cancel flag is up, except the one
+    that ends the job cancelled (it *is* the cancel)."""
+    return job.status != JobStatus.CANCELLED
 
 
 def _bind_log_context(job: Job) -> None:

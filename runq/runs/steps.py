@@ -21,6 +21,7 @@ from collections.abc import Callable
 from runq.errors import ConfigurationError, InvalidJobError, ToolError
 from runq.runs.backends.base import Backend
 from runq.runs.calls import BackendCalls
+from runq.runs.cancellation import CancelRequested
 from runq.runs.context import StepContext
 from runq.runs.endings import Endings
 from runq.runs.error_codes import ErrorCode
@@ -109,8 +110,19 @@ class Steps:
             self._frame.release(ctx)
             return Outcome.STALE
         if ctx.cancel_requested:
-            self._endings.cancel(ctx)
-            return Outcome.CANCELLED
+            return self._endings.cancel(ctx)
+        try:
+            return self._act(ctx, action)
+        except CancelRequested:
+            # The flag went up while the step held the job: its outcome was not written
+            # (or its stream was interrupted). The job ends cancelled from the status it
+            # was claimed in, with what the step learnt of its run — the run it may just
+            # have created is the one cancelled at the backend.
+            ctx.job.status = ctx.claimed_status
+            return self._endings.cancel(ctx)
+
+    def _act(self, ctx: StepContext, action: Callable[[StepContext], str]) -> str:
+        job = ctx.job
         if ctx.remaining() < 0:
             return self._endings.fail(
                 ctx,
@@ -132,8 +144,7 @@ class Steps:
         if claimed.job.terminal:
             self._frame.release(claimed)
             return Outcome.STALE
-        self._endings.cancel(claimed)
-        return Outcome.CANCELLED
+        return self._endings.cancel(claimed)
 
     def finish(self, job_id: str, token: int) -> str:
         """Publish an ended job (see `Publication.finish`)."""

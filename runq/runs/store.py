@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from runq.errors import IdempotencyConflictError, JobNotFoundError
-from runq.runs import keys, lua
+from runq.runs import cancellation, keys, lua
+from runq.runs.cancellation import CancelRequested
 from runq.runs.job import Job, JobSpec
 from runq.runs.replies import text
 
@@ -42,6 +43,9 @@ CREATE = lua.source("store_create")
 # the job was created: long enough for any job whose deadline is within one lifetime;
 # an entry whose record expired earlier is skipped and pruned by its reader.
 INDEX_LIFETIMES = 2
+
+# What the commit script answers when the cancel flag refused a step's outcome.
+_REFUSED_CANCELLED = -2
 
 # The version is the first key of the serialized record, so the Lua script can read it
 # without decoding the whole JSON document.
@@ -134,6 +138,7 @@ class JobStore:
         self._commit = lua.register(client, "store_commit")
         self._release = lua.register(client, "store_release")
         self._extend = lua.register(client, "store_extend_lock")
+        self._request_cancel = lua.register(client, "cancel_request")
 
     # -- reading -----------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
@@ -222,27 +227,43 @@ class JobStore:
         *,
         owner: str = "",
         lease_until: float | None = None,
+        unless_cancelled: bool = False,
     ) -> bool:
-        """Compare-and-set the record; False if someone else changed it meanwhile."""
+        """Compare-and-set the record; False if someone else changed it meanwhile.
+
+        `unless_cancelled`: a step's outcome is not written while the job's cancel flag
+        is up (checked in the same script); `CancelRequested` says so, and the caller,
+        still holding the job, ends it cancelled instead.
+        """
         expected = job.version
         job.version += 1
-        ok = (
-            self._write(
-                job, expected=expected, events=list(events), owner=owner, lease_until=lease_until
-            )
-            == 1
+        written = self._write(
+            job,
+            expected=expected,
+            events=list(events),
+            owner=owner,
+            lease_until=lease_until,
+            unless_cancelled=unless_cancelled,
         )
-        if not ok:
+        if written != 1:
             job.version = expected
-        return ok
+        if written == _REFUSED_CANCELLED:
+            raise CancelRequested
+        return written == 1
 
     def release(self, job_id: str, owner: str) -> None:
         """Give the lock back without writing (the step found nothing to do)."""
         self._release(keys=[keys.job_lock(job_id)], args=[owner])
 
-    def request_cancel(self, job_id: str) -> None:
-        """Raise the cancel flag; the next step of the job honours it."""
-        self.redis.set(keys.cancel(job_id), "1", ex=self.events_ttl)
+    def request_cancel(self, job_id: str) -> str:
+        """Raise the cancel flag unless the job has ended; return the status it was in.
+
+        See `runs.cancellation`: every step of the job honours the flag; `cancelled`
+        when it had been cancelled already, `JobAlreadyEndedError` when it succeeded or
+        failed first.
+        """
+        script_keys, args = cancellation.request_call(job_id, self.events_ttl)
+        return cancellation.outcome(job_id, self._request_cancel(keys=script_keys, args=args))
 
     def cancel_requested(self, job_id: str) -> bool:
         """Is the cancel flag up? (A step learns it with its claim; a tool call asks.)"""
@@ -327,6 +348,7 @@ class JobStore:
         events: list[dict[str, Any]],
         owner: str,
         lease_until: float | None,
+        unless_cancelled: bool = False,
     ) -> int:
         ttl = self.result_ttl if job.terminal else 0
         # Only a published job is done with the sweeper; until then it holds a lease.
@@ -334,7 +356,13 @@ class JobStore:
         lease = "" if done else ("-" if lease_until is None else repr(lease_until))
         payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
         result = self._commit(
-            keys=[keys.job(job.id), keys.job_lock(job.id), keys.leases(), keys.events(job.id)],
+            keys=[
+                keys.job(job.id),
+                keys.job_lock(job.id),
+                keys.leases(),
+                keys.events(job.id),
+                keys.cancel(job.id),
+            ],
             args=[
                 str(expected),
                 _dump(job),
@@ -345,6 +373,7 @@ class JobStore:
                 len(payloads),
                 self.events_maxlen,
                 self.events_ttl,
+                "1" if unless_cancelled else "0",
                 *payloads,
             ],
         )

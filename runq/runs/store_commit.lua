@@ -1,22 +1,26 @@
 -- Commit a step (runs/store.py, JobStore.commit): compare-and-set the record on its
 -- version, append the step's events, move the lease, release the lock. (A new record is
--- written by store_create.lua.)
+-- written by store_create.lua.) A step's commit is refused while the job's cancel flag
+-- is up, in the same atomic call: a cancel never loses a race with a step's outcome.
 --
 -- KEYS[1]  the job record   KEYS[2]  its lock   KEYS[3]  the lease index (sorted set)
--- KEYS[4]  the job's event stream
+-- KEYS[4]  the job's event stream   KEYS[5]  its cancel flag
 -- ARGV[1]  the version expected in the stored record
 -- ARGV[2]  the new record (JSON, "version" its first key)
 -- ARGV[3]  the lock owner to release, or ""
 -- ARGV[4]  the lease: a score, "" to drop it, "-" to leave it as it is
 -- ARGV[5]  the record's TTL in seconds (0: none)    ARGV[6]  the job id (lease member)
 -- ARGV[7]  how many events follow   ARGV[8]  the stream's MAXLEN   ARGV[9]  its TTL
--- ARGV[10..] the events (JSON)
+-- ARGV[10] "1": refuse to write while the cancel flag is up; "0": write regardless
+-- ARGV[11..] the events (JSON)
 --
--- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone.
+-- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone, -2 when
+-- the cancel flag refused the write (nothing was written; the lock is still held).
 local data = redis.call('GET', KEYS[1])
 if not data then return -1 end
 local current = string.match(data, '"version": (%d+)')
 if current ~= ARGV[1] then return 0 end
+if ARGV[10] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then return -2 end
 redis.call('SET', KEYS[1], ARGV[2])
 if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
 if ARGV[4] == '' then
@@ -26,7 +30,7 @@ elseif ARGV[4] ~= '-' then
 end
 local n = tonumber(ARGV[7])
 for i = 0, n - 1 do
-  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'data', ARGV[10 + i])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'data', ARGV[11 + i])
 end
 if n > 0 then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
 if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then

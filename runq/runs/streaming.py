@@ -12,19 +12,22 @@ Three protocols, three shapes (each backend says which is its own, `Backend.stre
 - **Chat** turns are one streamed request with no server state: a turn cut by a crash is
   asked again without streaming, so no text is forwarded twice.
 
-Every delta is written with its position in one transaction (`JobStore.forward_delta`),
-and the step renews its short job lock as deltas arrive.
+Every delta is written with its position in one transaction (`JobStore.forward_delta`).
+The blocking read happens in a reader thread while the step keeps watch
+(`runs.stream_watch`): it renews its short job lock on its own schedule, and looks at
+the job's cancel flag at least every quarter second, so a cancel interrupts a stream at
+once — on every protocol, even while the run has not sent an event for a while.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from runq.errors import BackendError
-from runq.runs.backends.base import Backend, DeltaSink, StreamsRequests
+from runq.runs.backends.base import Backend, DeltaSink, RunState, StreamsRequests
 from runq.runs.context import StepContext
 from runq.runs.endings import Endings
 from runq.runs.frame import StepFrame
@@ -34,6 +37,7 @@ from runq.runs.outcomes import Outcome
 from runq.runs.run_progress import RunProgress
 from runq.runs.step_config import StepConfig
 from runq.runs.store import JobStore
+from runq.runs.stream_watch import StreamWatch
 
 log = structlog.get_logger("runq.steps")
 
@@ -60,28 +64,33 @@ class StreamDriver:
     def stream(self, ctx: StepContext) -> str:
         """The `stream` step: follow the run, forwarding text deltas; resume after the last.
 
-        The stream holds a worker slot while it runs (that is what buys the latency), and
-        renews the job's short lock as events arrive; if the worker dies, the lock lapses
-        within seconds and the redelivered step resumes from the stored sequence number.
+        The stream holds a worker slot while it runs (that is what buys the latency) and
+        keeps renewing the job's short lock; if the worker dies, the lock lapses within
+        seconds and the redelivered step resumes from the stored sequence number. A
+        cancel ends it within a quarter second (`CancelRequested`, see `runs.steps`).
         """
         if not self.gates.take_capacity(ctx, Step.STREAM, tokens=0):
             return Outcome.RATE_LIMITED
         job, backend = ctx.job, ctx.backend
         follows = backend.streaming().follows_runs
         run_id = job.handle.get("response_id", "")
-        on_delta = self._forwarder(ctx, run_id)
         try:
             after = self.store.stream_position(job.id, run_id)
+            state = None
             # A backend that cannot follow a run (the chain moved on) is simply polled.
-            state = follows.stream(job, after, on_delta) if follows is not None else None
+            if follows is not None:
+                watch = self._watch(ctx)
+                on_delta = watch.on_step_thread(self._forwarder(ctx, run_id))
+                state = watch.run(lambda: follows.stream(job, after, on_delta))
             if state is None:
                 state = backend.retrieve(job)
         except BackendError as err:
             return self.endings.on_error(ctx, err, Step.STREAM)
         return self.progress.after_state(ctx, state, [])
 
-    def turn_backend(self, ctx: StepContext) -> Backend:
-        """The job's backend; for a protocol whose turn is one request (Chat), streamed.
+    def turn(self, ctx: StepContext, call: Callable[[Backend], RunState]) -> RunState:
+        """`call(backend)`: one model turn. For a protocol whose turn is one request
+        (Chat), in stream mode, the turn streams, under watch.
 
         Such a stream cannot be resumed: if this very turn already streamed some deltas
         (its worker died), it is asked again without streaming, so no text is repeated.
@@ -89,13 +98,13 @@ class StreamDriver:
         job, backend = ctx.job, ctx.backend
         turns = backend.streaming().streams_turns
         if not ctx.streams or turns is None:
-            return backend
-        turn = f"turn:{job.link_index}:{job.round}:{job.attempt}"
-        if self.store.stream_position(job.id, turn) is not None:
-            return backend
-        return turns.streaming_turns(
-            lambda seq, delta: self.store.forward_delta(job.id, turn, seq, delta)
-        )
+            return call(backend)
+        position = f"turn:{job.link_index}:{job.round}:{job.attempt}"
+        if self.store.stream_position(job.id, position) is not None:
+            return call(backend)
+        watch = self._watch(ctx)
+        streamed = turns.streaming_turns(watch.on_step_thread(self._forwarder(ctx, position)))
+        return watch.run(lambda: call(streamed))
 
     def start(
         self, ctx: StepContext, requests: StreamsRequests, events: list[dict[str, Any]]
@@ -112,8 +121,11 @@ class StreamDriver:
             events.clear()
             return self.frame.hand_over_to_poll(ctx, announced)
 
+        watch = self._watch(ctx)
+        on_delta = watch.on_step_thread(self._forwarder(ctx, position))
+        created = watch.on_step_thread(on_created)
         try:
-            state = requests.start_stream(job, on_created, self._forwarder(ctx, position))
+            state = watch.run(lambda: requests.start_stream(job, created, on_delta))
             if state is None and job.handle:
                 state = ctx.backend.retrieve(job)
         except BackendError as err:
@@ -139,8 +151,10 @@ class StreamDriver:
         if not self.frame.hand_over_to_poll(ctx, [status]):
             return Outcome.CONFLICT
         position = f"run:{job.link_index}:{job.round}:{job.attempt}:submit"
+        watch = self._watch(ctx)
+        on_delta = watch.on_step_thread(self._forwarder(ctx, position))
         try:
-            state = requests.submit_stream(job, pairs, self._forwarder(ctx, position))
+            state = watch.run(lambda: requests.submit_stream(job, pairs, on_delta))
             if state is None:
                 state = ctx.backend.retrieve(job)
         except BackendError as err:
@@ -148,19 +162,22 @@ class StreamDriver:
         return self.progress.after_state(ctx, state, [])
 
     def _forwarder(self, ctx: StepContext, position: str) -> DeltaSink:
-        """A delta sink that also keeps the job's short lock alive.
-
-        The lock is renewed every third of the stream's lock time, so it never lapses
-        while deltas arrive, and lapses within `stream_lock_seconds` once they stop.
-        """
-        renew_every = self.config.stream_lock_seconds / 3
-        renewed = time.monotonic()
+        """A delta sink writing each delta with its position (run on the step's thread)."""
+        job_id = ctx.job.id
 
         def on_delta(seq: int, delta: str) -> None:
-            nonlocal renewed
-            self.store.forward_delta(ctx.job.id, position, seq, delta)
-            if time.monotonic() - renewed > renew_every:
-                self.frame.keep_holding(ctx)
-                renewed = time.monotonic()
+            self.store.forward_delta(job_id, position, seq, delta)
 
         return on_delta
+
+    def _watch(self, ctx: StepContext) -> StreamWatch:
+        """A watch for one stream of the step: the job's cancel flag, and its lock renewed
+        every third of the step's lock time, so it never lapses while the stream goes and
+        lapses within that time once its worker is gone."""
+        job_id = ctx.job.id
+        return StreamWatch(
+            job_id,
+            cancelled=lambda: self.store.cancel_requested(job_id),
+            renew=lambda: self.frame.keep_holding(ctx),
+            renew_every=self.frame.lock_time(ctx.step) / 3,
+        )

@@ -93,21 +93,27 @@ class ChatBackend:
         text: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         completion_id, finish, usage = "", None, None
-        for seq, chunk in enumerate(raw.parse()):
-            completion_id = chunk.id or completion_id
-            usage = chunk.usage or usage
-            for choice in chunk.choices:
-                finish = choice.finish_reason or finish
-                delta = choice.delta
-                if delta.content:
-                    text.append(delta.content)
-                    self.on_delta(seq, delta.content)
-                for part in delta.tool_calls or []:
-                    call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
-                    call["id"] = part.id or call["id"]
-                    if part.function is not None:
-                        call["name"] += part.function.name or ""
-                        call["arguments"] += part.function.arguments or ""
+        chunks = raw.parse()
+        try:
+            for seq, chunk in enumerate(chunks):
+                completion_id = chunk.id or completion_id
+                usage = chunk.usage or usage
+                for choice in chunk.choices:
+                    finish = choice.finish_reason or finish
+                    delta = choice.delta
+                    if delta.content:
+                        text.append(delta.content)
+                        self.on_delta(seq, delta.content)
+                    for part in delta.tool_calls or []:
+                        call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
+                        call["id"] = part.id or call["id"]
+                        if part.function is not None:
+                            call["name"] += part.function.name or ""
+                            call["arguments"] += part.function.arguments or ""
+        finally:
+            # A turn given up half-way (the job was cancelled) closes its HTTP stream: there
+            # is no run to cancel, and a server stops generating for a closed connection.
+            chunks.close()
         requests = [
             ToolCallRequest(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())
         ]
@@ -136,7 +142,8 @@ class ChatBackend:
         return self._complete(job, [*job.transcript, *tool_messages])
 
     def cancel(self, job: Job) -> None:
-        """Nothing runs at the server between requests: there is nothing to cancel."""
+        """Nothing runs at the server between requests: there is nothing to cancel (a
+        turn in progress is stopped by closing its stream, see `_stream`)."""
 
     def streaming(self) -> StreamSupport:
         """A turn is one request: it streams whole, and cannot be resumed."""
