@@ -25,6 +25,8 @@ SECRET_PATTERNS = [
     re.compile(r"sk-[A-Za-z0-9_\-]{8,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._\-~+/=]{6,}"),
     re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{6,}"),
+    # The password of a URL (`redis://:secret@host`, `amqp://user:secret@host`).
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+(?=@)"),
 ]
 REDACTED = "[redacted]"
 _extra_secrets: set[str] = set()

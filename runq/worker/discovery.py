@@ -24,7 +24,12 @@ STATE_FILE = "state.json"
 def write_state(home: Path, **state: object) -> None:
     """Record where `runq up` put its services, for commands run from the same folder."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / STATE_FILE).write_text(json.dumps({"pid": os.getpid(), **state}))
+    # It holds the Redis URL with its password: readable by its owner only.
+    path = home / STATE_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps({"pid": os.getpid(), **state}))
+    os.chmod(path, 0o600)  # an older file may have been made with a wider mode
 
 
 def clear_state(home: Path) -> None:

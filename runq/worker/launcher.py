@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -130,6 +131,35 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) ->
         proc.wait(timeout=5)
 
 
+def stack_password(data_dir: Path) -> str:
+    """The embedded Redis's password: made once, kept in `data_dir/password` (mode 0600).
+
+    Anyone on the machine could otherwise reach the Redis on its loopback port and write
+    a job record or read every job. Commands find the password with the stack's URL in
+    the state file, which is private to its owner too (`discovery.write_state`).
+    """
+    path = data_dir / "password"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    secret = secrets.token_hex(24)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret
+
+
+def _read_replies(sock: socket.socket, count: int) -> bytes:
+    """The first `count` simple replies (lines) the server sends, or less on a short read."""
+    data = b""
+    while data.count(b"\r\n") < count:
+        chunk = sock.recv(64)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 @dataclass
 class EmbeddedRedis:
     """A private redis-server bound to 127.0.0.1 with its data under `home/redis`.
@@ -142,17 +172,20 @@ class EmbeddedRedis:
     home: Path
     port: int = 0
     appendonly: bool = False
+    password: str | None = None  # None: the one in `home/redis/password`, made once
     proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL every client uses; it carries the password, so it is never printed."""
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 15.0) -> EmbeddedRedis:
         binary = find_redis_server()
         data_dir = (self.home / "redis").resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
+        self.password = self.password or stack_password(data_dir)
         args = [
             binary,
             "--port",
@@ -165,6 +198,8 @@ class EmbeddedRedis:
             "no",
             "--protected-mode",
             "yes",
+            "--requirepass",
+            self.password,
             "--save",
             "",
             "--appendonly",
@@ -179,10 +214,13 @@ class EmbeddedRedis:
         return self
 
     def ping(self) -> bool:
+        assert self.password is not None
+        secret = self.password.encode()
+        auth = b"*2\r\n$4\r\nAUTH\r\n$%d\r\n%s\r\n" % (len(secret), secret)
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(16).startswith(b"+PONG")
+                sock.sendall(auth + b"PING\r\n")
+                return _read_replies(sock, 2) == b"+OK\r\n+PONG\r\n"
         except OSError:
             return False
 

@@ -35,3 +35,34 @@ def test_a_child_that_never_becomes_ready_is_stopped_not_left_behind() -> None:
         sandbox.start(timeout=2)
     assert sandbox.proc is not None
     assert sandbox.proc.poll() is not None  # stopped by the failed start itself
+
+
+def test_the_embedded_redis_wants_its_password(redis_server, runq_home) -> None:
+    """Another local user reaching the loopback port can do nothing without the password."""
+    import os
+    import stat
+
+    import redis
+
+    from runq.worker.discovery import read_state, write_state
+
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(host="127.0.0.1", port=redis_server.port).set("runq:job:planted", "{}")
+    assert redis.Redis.from_url(redis_server.url).ping()
+    password_file = runq_home / "redis" / "password"
+    assert password_file.read_text().strip() == redis_server.password
+    assert stat.S_IMODE(os.stat(password_file).st_mode) == 0o600
+    write_state(runq_home / "state", redis_url=redis_server.url)
+    state_file = runq_home / "state" / "state.json"
+    assert stat.S_IMODE(os.stat(state_file).st_mode) == 0o600
+    assert read_state(runq_home / "state")["redis_url"] == redis_server.url
+
+
+def test_a_redis_url_password_never_shows_in_a_log_line() -> None:
+    from runq.config.logging import redact_text
+
+    shown = redact_text(
+        "connecting to redis://:s3cret-pass@127.0.0.1:6379/0 and amqp://u:pw1234@h//"
+    )
+    assert "s3cret-pass" not in shown and "pw1234" not in shown
+    assert "redis://:[redacted]@127.0.0.1:6379/0" in shown

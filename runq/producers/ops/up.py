@@ -15,6 +15,7 @@ import subprocess
 import threading
 
 from runq.config.extras import require
+from runq.config.logging import redact_text
 from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError
 from runq.producers.ops.flower import FlowerOptions, flower_command, resolve_auth
@@ -44,8 +45,8 @@ def run_up(
         # first would leave the other undiscoverable by every command run here.
         raise ConfigurationError(
             f"a `runq up` from this folder is already running (pid {running.get('pid')}, "
-            f"Redis {running.get('redis_url')}); use it, stop it first (Ctrl-C in its "
-            "terminal), or set RUNQ_HOME to another folder to run a second stack"
+            f"Redis {redact_text(str(running.get('redis_url')))}); use it, stop it first "
+            "(Ctrl-C in its terminal), or set RUNQ_HOME to another folder to run a second stack"
         )
     flower_options = FlowerOptions(port=flower_port, demo=flower_demo)
     if flower:
@@ -78,7 +79,7 @@ def run_up(
             flower_proc = spawn(argv, env=env)
             auth = "no auth (--flower-demo)" if flower_demo else "basic auth"
             print(f"runq up: flower  http://127.0.0.1:{flower_port}/ ({auth})", flush=True)
-        print(f"runq up: redis   {stack.redis_url}", flush=True)
+        print(f"runq up: redis   {redact_text(str(stack.redis_url))}", flush=True)
         print(f"runq up: backend {stack.base_url}", flush=True)
         print(f"runq up: {_workers_line(workers, tool_workers, concurrency)}; pid {os.getpid()}")
         if stack.redis is not None:
