@@ -85,3 +85,15 @@ def test_matched_terms_still_come_first() -> None:
 def test_a_question_about_nothing_in_the_files_finds_nothing() -> None:
     assert best_sentences("How long is the warranty?", hits("The sensor is small.")) == []
     assert best_sentences("How long?", hits("It is long. It lasts 3 years.")) == []
+
+
+def test_a_chunk_cut_inside_its_file_does_not_quote_its_partial_sentences() -> None:
+    chunk = {
+        "file_id": "f",
+        "filename": "f.txt",
+        "text": "warranty of three years. The warranty covers parts for 2 years. The warranty",
+        "cut_start": True,
+        "cut_end": True,
+    }
+    found = best_sentences("How long is the warranty?", [chunk])
+    assert [s for s, _ in found] == ["The warranty covers parts for 2 years."]

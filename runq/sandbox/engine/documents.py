@@ -3,15 +3,25 @@
 Extraction runs on the bytes of an uploaded file; a format that cannot be parsed
 raises :class:`UnsupportedFile`, and the vector-store file ends ``failed`` with that
 message as ``last_error``, as the real service does.
+
+The text keeps the structure an answer needs to quote whole sentences (see
+:mod:`.sentences`): paragraphs, headings and list items end their block. A PDF gives
+lines, not paragraphs, so its lines are reflowed (:func:`_reflow`); DOCX list
+paragraphs become ``- `` items; JSON is flattened to one fact per block.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import re
 from html.parser import HTMLParser
 from typing import Any
 
+from runq.sandbox.engine.sentences import GENERIC_LABELS
+
+_ROW = re.compile(r"^[A-Z][\w /+&()-]{0,30}: \S")  # "Power supply: 24 VAC", a table row
 TEXT_EXTENSIONS = (".txt", ".md", ".markdown", ".text", ".csv", ".rst")
 
 
@@ -63,36 +73,103 @@ def _html(data: bytes) -> str:
     return "".join(parser.parts)
 
 
-def _json_text(value: Any) -> str:
-    """Flatten JSON to ``key: value`` lines so its facts become searchable sentences."""
-    lines: list[str] = []
+def _label(path: list[str]) -> str:
+    """``["specifications", "battery_life"]`` -> ``Specifications battery life``."""
+    words = " ".join(path).replace("_", " ")
+    return words[:1].upper() + words[1:]
 
-    def walk(node: Any, path: str) -> None:
+
+def _prose(value: Any) -> bool:
+    return isinstance(value, str) and value.strip().endswith((".", "!", "?"))
+
+
+def _note(value: Any, path: list[str]) -> bool:
+    """Is ``value`` a sentence under no key, or one that only says it is one (``notes``)?"""
+    return _prose(value) and (not path or path[-1].lower() in GENERIC_LABELS)
+
+
+def _json_text(value: Any) -> str:
+    """Flatten JSON to one fact per block, so its facts become searchable sentences.
+
+    A value is labelled with its path, ``Specifications battery: One CR2032 coin
+    cell.``, and a list of such values is one fact, ``Specifications sensors:
+    temperature, occupancy.`` A sentence under a key that only names a kind of text
+    (``notes``, ``summary``, ...) stands alone: ``notes: The sensor ...`` quoted that
+    key as if it were part of the answer.
+    """
+    blocks: list[str] = []
+
+    def fact(path: list[str], values: list[str]) -> None:
+        text = ", ".join(values)
+        stop = "" if text.endswith((".", "!", "?")) else "."
+        blocks.append(f"{_label(path)}: {text}{stop}" if path else f"{text}{stop}")
+
+    def walk(node: Any, path: list[str]) -> None:
         if isinstance(node, dict):
             for key, val in node.items():
-                walk(val, f"{path}.{key}" if path else str(key))
+                walk(val, [*path, str(key)])
         elif isinstance(node, list):
-            for item in node:
-                walk(item, path)
-        else:
-            lines.append(f"{path}: {node}." if path else f"{node}.")
+            if all(not isinstance(item, dict | list) and not _prose(item) for item in node):
+                if node:
+                    fact(path, [str(item) for item in node])
+            else:  # records, or sentences: each its own fact
+                for item in node:
+                    walk(item, path)
+        elif _note(node, path):
+            blocks.append(str(node).strip())
+        elif node is not None:
+            fact(path, [str(node)])
 
-    walk(value, "")
-    return "\n\n".join(lines)
+    walk(value, [])
+    return "\n\n".join(blocks)
+
+
+def _reflow(page: str) -> str:
+    """A PDF page's lines joined into paragraphs; headings and list lines kept apart.
+
+    A line that reaches the right margin (75 % of the page's longest line or more) was
+    wrapped, so it continues on the next line. A shorter line ends its block (a
+    paragraph's last line, a heading, a list or table row), and so does a full line
+    ending with a stop when the next line looks like a heading (short, no stop), or a
+    ``Label: value`` row followed by another row.
+    """
+    lines = [line.strip() for line in page.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    full = 0.75 * max(len(line) for line in lines)
+    out = [lines[0]]
+    for before, line in itertools.pairwise(lines):
+        heading = len(line) < full and not line.endswith((".", "!", "?", ":", ";", ","))
+        stops = before.endswith((".", "!", "?", ":"))
+        rows = _ROW.match(before) is not None and _ROW.match(line) is not None
+        wrapped = len(before) >= full and not (stops and heading) and not rows
+        out.append(" " if wrapped else "\n\n")
+        out.append(line)
+    return "".join(out)
 
 
 def _pdf(data: bytes) -> str:
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
-    return "\n\n".join(page.extract_text() or "" for page in reader.pages)
+    return "\n\n".join(_reflow(page.extract_text() or "") for page in reader.pages)
 
 
 def _docx(data: bytes) -> str:
+    """Paragraphs as blocks; those of a list style or numbering as ``- `` items."""
     import docx
 
     document = docx.Document(io.BytesIO(data))
-    return "\n\n".join(p.text for p in document.paragraphs if p.text.strip())
+    blocks = []
+    for paragraph in document.paragraphs:
+        if not paragraph.text.strip():
+            continue
+        style = paragraph.style.name if paragraph.style is not None else ""
+        properties = paragraph._p.pPr
+        numbered = properties is not None and properties.numPr is not None
+        listed = style.startswith("List") or numbered
+        blocks.append(f"- {paragraph.text}" if listed else paragraph.text)
+    return "\n\n".join(blocks)
 
 
 def extract_text(filename: str, data: bytes) -> str:

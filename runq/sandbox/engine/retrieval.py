@@ -1,9 +1,9 @@
 """Lexical retrieval for file_search: BM25 over chunks, then sentence extraction.
 
 BM25 (k1=1.2, b=0.75) ranks the chunks of the searched vector stores by the question's
-terms (:mod:`.terms`). The answer is then built from the sentences of the top chunks.
-A sentence supports the answer when it contains at least ``max(min(2, n), ceil(n / 2))``
-of the question's ``n`` distinct terms; when no
+terms (:mod:`.terms`). The answer is then built from the clean sentences
+(:mod:`.sentences`) of the top chunks. A sentence supports the answer when it contains
+at least ``max(min(2, n), ceil(n / 2))`` of the question's ``n`` distinct terms; when no
 sentence does, the model says it could not find an answer instead of citing something
 irrelevant. Among the supporting sentences, those with the most terms come first, then,
 for a ``how long / many / much`` question, those that state a quantity, then the better
@@ -13,10 +13,10 @@ ranked chunk, then the earlier sentence.
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
 from typing import Any
 
+from runq.sandbox.engine.sentences import sentences
 from runq.sandbox.engine.terms import query_terms, states_quantity, terms, wants_quantity
 
 
@@ -49,18 +49,14 @@ def bm25(query: str, chunks: list[dict[str, Any]], top_k: int = 20) -> list[dict
     return scored[:top_k]
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n{2,}|\n(?=[-*#]|\d+\.)")
-
-
-def split_sentences(text: str) -> list[str]:
-    parts = (p.strip(" \n\t-*#") for p in _SENTENCE.split(text))
-    return [" ".join(p.split()) for p in parts if len(p.split()) >= 3]
-
-
 def best_sentences(
     query: str, hits: list[dict[str, Any]], limit: int = 2
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Up to ``limit`` sentences that best support an answer, with the hit they come from."""
+    """Up to ``limit`` sentences that best support an answer, with the hit they come from.
+
+    A hit's ``cut_start`` / ``cut_end`` say that its chunk starts or ends inside its file
+    (see :func:`.sentences.sentences`).
+    """
     q = set(query_terms(query))
     if not q:
         return []
@@ -69,7 +65,8 @@ def best_sentences(
     candidates: list[tuple[int, bool, int, int, str, dict[str, Any]]] = []
     seen: set[str] = set()
     for rank, hit in enumerate(hits[:5]):
-        for position, sentence in enumerate(split_sentences(hit["text"])):
+        found = sentences(hit["text"], hit.get("cut_start", False), hit.get("cut_end", False))
+        for position, sentence in enumerate(found):
             if sentence in seen:
                 continue
             seen.add(sentence)

@@ -100,9 +100,18 @@ def add_file(state: SandboxState, store: VectorStoreRecord, file_id: str) -> Sto
     error, chunks = None, []
     try:
         text = extract_text(rec.filename, rec.data)
+        pieces = chunk_text(text, CHUNK_TOKENS, CHUNK_OVERLAP)
         chunks = [
-            {"file_id": rec.id, "filename": rec.filename, "text": c, "vector_store_id": store.id}
-            for c in chunk_text(text, CHUNK_TOKENS, CHUNK_OVERLAP)
+            {
+                "file_id": rec.id,
+                "filename": rec.filename,
+                "text": piece,
+                "vector_store_id": store.id,
+                # A chunk inside the file starts/ends mid-sentence: answers skip those.
+                "cut_start": i > 0,
+                "cut_end": i < len(pieces) - 1,
+            }
+            for i, piece in enumerate(pieces)
         ]
     except UnsupportedFile as exc:
         error = str(exc)
