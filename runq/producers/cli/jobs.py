@@ -122,9 +122,19 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    handle = _client().get_job(args.job_id)
-    handle.cancel()
-    print(f"cancel requested for {handle.id}")
+    """Cancel a job; a job that had already succeeded or failed is named as such, exit 1
+    (its result stands: a script must not take it for cancelled)."""
+    from runq.errors import JobAlreadyEndedError
+
+    try:
+        status = _client().cancel(args.job_id)
+    except JobAlreadyEndedError as ended:
+        print(ended)
+        return 1
+    if status == "cancelled":
+        print(f"job {args.job_id} was already cancelled")
+    else:
+        print(f"cancel requested for {args.job_id} (it was {status})")
     return 0
 
 

@@ -35,9 +35,9 @@ import redis.asyncio as aioredis
 from runq.config.settings import Settings, get_settings
 from runq.errors import JobTimeoutError
 from runq.producers.client.sync import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
-from runq.runs import keys
+from runq.runs import cancellation, keys
 from runq.runs.events import Event, _decode
-from runq.runs.job import Job
+from runq.runs.job import TERMINAL, Job
 from runq.runs.recent import JobSummary
 from runq.runs.store import CREATE, load_record
 
@@ -51,6 +51,7 @@ class AsyncClient:
         self.redis_url = self.sync.redis_url
         self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
         self._create = self.redis.register_script(CREATE)
+        self._request_cancel = self.redis.register_script(cancellation.REQUEST)
 
     async def aclose(self) -> None:
         await self.redis.aclose()
@@ -163,8 +164,13 @@ class AsyncJobHandle:
                 if event.final:
                     return
 
-    async def cancel(self) -> None:
-        """Ask the job to stop; it ends `cancelled` and its run is cancelled at the backend."""
-        store = self.client.sync.store
-        await self.client.redis.set(keys.cancel(self.id), "1", ex=store.events_ttl)
-        await asyncio.to_thread(enqueue_cancel, self.client.sync.app, self.id)
+    async def cancel(self) -> str:
+        """Ask the job to stop; returns the status it was in. See `JobHandle.cancel`
+        (`JobAlreadyEndedError` for a job that already succeeded or failed)."""
+        client = self.client
+        script_keys, args = cancellation.request_call(self.id, client.sync.store.events_ttl)
+        reply = await client._request_cancel(keys=script_keys, args=args)
+        status = cancellation.outcome(self.id, reply)
+        if status not in TERMINAL:
+            await asyncio.to_thread(enqueue_cancel, client.sync.app, self.id)
+        return status

@@ -25,7 +25,7 @@ from runq.config.celery import PRIORITY_NEW_JOB
 from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError, InvalidJobError, JobTimeoutError
 from runq.runs.events import Event, EventLog
-from runq.runs.job import Job, JobSpec
+from runq.runs.job import TERMINAL, Job, JobSpec
 from runq.runs.recent import JobSummary, recent_jobs
 from runq.runs.store import JobStore
 from runq.worker.discovery import resolve_redis_url
@@ -201,6 +201,13 @@ class Client:
         self.store.get(job_id)  # raises JobNotFoundError
         return JobHandle(job_id, self)
 
+    def cancel(self, job_id: str) -> str:
+        """Ask job `job_id` to stop; returns the status it was in. See `JobHandle.cancel`."""
+        status = self.store.request_cancel(job_id)
+        if status not in TERMINAL:
+            enqueue_cancel(self.app, job_id)
+        return status
+
     def jobs(
         self, status: str | None = None, limit: int = 20, tenant: str | None = None
     ) -> list[JobSummary]:
@@ -248,10 +255,15 @@ class JobHandle:
         """The job's events from the start (or after a stream id), live, ending at the final one."""
         return self.client.events.follow(self.id, after=after, timeout=timeout)
 
-    def cancel(self) -> None:
-        """Ask the job to stop; it ends `cancelled` and its run is cancelled at the backend."""
-        self.client.store.request_cancel(self.id)
-        enqueue_cancel(self.client.app, self.id)
+    def cancel(self) -> str:
+        """Ask the job to stop: it ends `cancelled` within a second, whatever step it is
+        in, and its run is cancelled at the backend. Returns the status the job was in.
+
+        A job already cancelled returns `cancelled` (cancelling twice is harmless); one
+        that already succeeded or failed raises `JobAlreadyEndedError` (`.status` says
+        how it ended): its result stands, which the caller should know.
+        """
+        return self.client.cancel(self.id)
 
 
 _default: Client | None = None
