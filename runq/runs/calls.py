@@ -63,6 +63,11 @@ class BackendCalls:
             return Outcome.WAITING_TURN
         if ctx.link.instant:
             return self.endings.answer_instantly(ctx)
+        unusable = self.gates.link_unusable(ctx)
+        if unusable is not None:
+            log.warning("job.link_unusable", job_id=ctx.job.id, link=ctx.link.name,
+                        reason=str(unusable))  # fmt: skip
+            return self.endings.fall_back(ctx, unusable, [], run_ended=True)
         if ctx.remaining() < self.config.deadline_margin:
             err = BackendError("too little time left for this link", code=ErrorCode.DEADLINE_NEAR)
             return self.endings.fall_back(ctx, err, [], run_ended=True)

@@ -180,7 +180,7 @@ class Endings:
         if len(job.links) == 1:
             code, message = err.code, str(err)
         else:
-            reason = "; ".join(f"{a['link']}: {a['code']}" for a in job.attempts)
+            reason = "; ".join(f"{a['link']}: {a['code']} ({a['error']})" for a in job.attempts)
             code, message = ErrorCode.ALL_LINKS_FAILED, f"every link failed ({reason})"
         return self.fail(ctx, code, message, cancel_run=not run_ended, events=events)
 

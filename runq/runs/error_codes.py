@@ -44,6 +44,7 @@ class ErrorCode(StrEnum):
     DEADLINE_NEAR = "deadline_near"
     DEADLINE_EXCEEDED = "deadline_exceeded"
     CIRCUIT_OPEN = "circuit_open"
+    LINK_UNUSABLE = "link_unusable"  # this worker cannot call the link (its key is not set)
     CACHE_MISS = "cache_miss"
     ALL_LINKS_FAILED = "all_links_failed"
     MAX_TOOL_ROUNDS_EXCEEDED = "max_tool_rounds_exceeded"

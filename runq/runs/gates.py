@@ -1,4 +1,5 @@
-"""What a call must pass before it goes out: the job's turn, the link's breaker, its bucket.
+"""What a call must pass before it goes out: the job's turn, the link's usability, its
+breaker, its bucket.
 
 Each gate either lets the step go on or gives the job back untouched, with the step
 coming back when the gate can next open (`StepFrame.come_back`): a task never sleeps
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 
 import structlog
 
-from runq.errors import InvalidJobError, JobNotFoundError
+from runq.errors import BackendError, ConfigurationError, InvalidJobError, JobNotFoundError
 from runq.runs.breaker import Admission, CircuitBreaker
 from runq.runs.chains import Link
 from runq.runs.context import StepContext
+from runq.runs.error_codes import ErrorCode
 from runq.runs.frame import StepFrame
 from runq.runs.job import Job, Step
 from runq.runs.links import LinkServices
@@ -111,6 +113,20 @@ class Gates:
             raise InvalidJobError(
                 "continue_job", f"no job {job_id!r} to continue (records expire)"
             ) from None
+
+    def link_unusable(self, ctx: StepContext) -> BackendError | None:
+        """Why this worker cannot call the job's link at all, or None.
+
+        A link whose API key variable is not set, or whose backend this worker lacks,
+        is skipped like a link with an open breaker (the reason goes into the job's
+        `attempts`), not made the job's end: the chain exists for links that cannot
+        answer. Building the link's backend is what finds out.
+        """
+        try:
+            ctx.backend  # noqa: B018 - built here, before any call, to learn it cannot be
+        except ConfigurationError as err:
+            return BackendError(str(err), code=ErrorCode.LINK_UNUSABLE)
+        return None
 
     def ask_breaker(self, link: Link) -> BreakerPass:
         """May a call go to `link` now? Closed, or this job is the one probe."""

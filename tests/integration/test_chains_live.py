@@ -27,6 +27,15 @@ def chain_stack(tmp_path_factory):
             {"backend": "responses", "model": "gpt-5", "base_url": dead},
             {"kind": "template", "message": "We are busy; please try again later."},
         ],
+        # The first link's key variable is set nowhere: the worker cannot use that link.
+        "keyless": [
+            {"backend": "chat", "model": "llama-3.3", "api_key_env": "RUNQ_TEST_UNSET_KEY"},
+            {"backend": "responses", "model": "gpt-5-mini"},
+        ],
+        "all_keyless": [
+            {"backend": "chat", "model": "llama-3.3", "api_key_env": "RUNQ_TEST_UNSET_KEY"},
+            {"backend": "responses", "model": "gpt-5", "api_key_env": "RUNQ_TEST_UNSET_KEY"},
+        ],
     }
     env = {"RUNQ_TEST_MODE": "1", "RUNQ_CHAINS": json.dumps(chains), "RUNQ_REQUEST_TIMEOUT": "2"}
     with Stack(home=home, concurrency=2, worker_log=home / "worker.log", worker_env=env) as stack:
@@ -55,3 +64,21 @@ def test_unknown_chain_is_refused_before_enqueueing(chain_stack: Client) -> None
 
     with pytest.raises(InvalidJobError, match="chain: unknown chain 'nope'"):
         chain_stack.submit("hi", chain="nope")
+
+
+def test_a_link_whose_api_key_is_not_set_is_skipped(chain_stack: Client) -> None:
+    result = chain_stack.submit("hello keys", chain="keyless").result(timeout=60)
+    assert result["status"] == "succeeded", result["error"]
+    assert (result["source"], result["fallback_used"]) == ("responses:gpt-5-mini", True)
+    [skipped] = result["attempts"]
+    assert (skipped["link"], skipped["code"]) == ("chat:llama-3.3", "link_unusable")
+    assert "RUNQ_TEST_UNSET_KEY" in skipped["error"]
+
+
+def test_with_no_usable_link_the_job_fails_with_each_reason(chain_stack: Client) -> None:
+    result = chain_stack.submit("hello keys", chain="all_keyless").result(timeout=60)
+    assert result["status"] == "failed"
+    assert result["error"]["code"] == "all_links_failed"
+    assert "chat:llama-3.3: link_unusable" in result["error"]["message"]
+    assert "responses:gpt-5: link_unusable" in result["error"]["message"]
+    assert [a["code"] for a in result["attempts"]] == ["link_unusable", "link_unusable"]

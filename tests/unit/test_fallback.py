@@ -282,3 +282,55 @@ def test_429s_do_not_open_the_breaker(store, backend, scheduler, fake_redis):
     steps = _steps(store, backend, scheduler, fake_redis, breaker_failures=1)
     job = _drive(steps, scheduler, _submit(store))
     assert (job.status, job.source) == (JobStatus.SUCCEEDED, "responses:big")
+
+
+def _keyed_steps(store, backend, scheduler, fake_redis, links) -> Steps:
+    """Steps whose backends are built as a worker builds them: a link's API key first."""
+
+    def backend_for(job: Job):
+        Link.from_dict(job.links[job.link_index]).api_key("the-default-key")
+        return backend
+
+    svc = LinkServices(fake_redis, chains=parse_chains({"keyed": links}), default_chain="keyed")
+    return Steps(store, backend_for, scheduler, lambda j, r: {}, services=svc,
+                 retry=RetryPolicies(test_mode=True))  # fmt: skip
+
+
+def test_a_link_without_its_api_key_is_skipped_not_fatal(
+    store, backend, scheduler, fake_redis, monkeypatch
+):
+    monkeypatch.delenv("UNSET_KEY", raising=False)
+    links = [
+        {"backend": "chat", "model": "local", "base_url": "http://vllm/v1",
+         "api_key_env": "UNSET_KEY"},
+        {"backend": "responses", "model": "small"},
+    ]  # fmt: skip
+    backend.states = [DONE]
+    steps = _keyed_steps(store, backend, scheduler, fake_redis, links)
+    job = _drive(steps, scheduler, _submit(store))
+    assert (job.status, job.source, job.fallback_used) == ("succeeded", "responses:small", True)
+    [skipped] = job.result()["attempts"]
+    assert skipped["link"] == "chat:local@http://vllm/v1"
+    assert skipped["code"] == "link_unusable"
+    assert "UNSET_KEY" in skipped["error"]
+    assert backend.calls == ["start"], "nothing was sent for the skipped link"
+
+
+def test_no_usable_link_fails_with_every_links_reason(
+    store, backend, scheduler, fake_redis, monkeypatch
+):
+    monkeypatch.delenv("UNSET_A", raising=False)
+    monkeypatch.delenv("UNSET_B", raising=False)
+    links = [
+        {"backend": "chat", "model": "a", "api_key_env": "UNSET_A"},
+        {"backend": "responses", "model": "b", "api_key_env": "UNSET_B"},
+    ]
+    job = _drive(_keyed_steps(store, backend, scheduler, fake_redis, links), scheduler,
+                 _submit(store))  # fmt: skip
+    assert job.status == JobStatus.FAILED
+    assert job.error["code"] == "all_links_failed"
+    assert "chat:a: link_unusable" in job.error["message"] and "UNSET_A" in job.error["message"]
+    assert "responses:b: link_unusable" in job.error["message"]
+    assert "UNSET_B" in job.error["message"]
+    assert [a["code"] for a in job.attempts] == ["link_unusable", "link_unusable"]
+    assert backend.calls == []
