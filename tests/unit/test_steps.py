@@ -386,9 +386,10 @@ def test_a_bug_inside_a_step_propagates_and_leaves_the_job_alone(store, schedule
     ("raised", "code"),
     [
         (ToolError("unknown tool 'teleport'", code="unknown_tool"), "unknown_tool"),
+        # A job's only link that this worker cannot use: skipped, and no link is left.
         (
             ConfigurationError("link reads its API key from KEY, which is not set"),
-            "ConfigurationError",
+            "link_unusable",
         ),
     ],
 )
