@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,8 @@ def run(jobs: int, rpm: int, latency_ms: int, timeout: float) -> dict[str, Any]:
         started = time.time()
         handles = [client.submit(f"rate limit job {i}") for i in range(jobs)]
         results = [h.result(timeout=max(1.0, timeout - (time.time() - started))) for h in handles]
-        finished = max(r["timings"]["finished_at"] for r in results)
+        finished = max(datetime.fromisoformat(r["timings"]["finished_at"]).timestamp()
+                       for r in results)  # fmt: skip
         stats = _stats(sandbox.base_url)
     finally:
         for worker in workers:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -300,11 +301,6 @@ class Job:
 
     def result(self) -> dict[str, Any]:
         """What a producer gets: stable keys, whatever the backend was."""
-        timings = dict(self.timings)
-        queued = timings.get("queued_at")
-        finished = timings.get("finished_at")
-        if queued and finished:
-            timings["total_s"] = round(finished - queued, 4)
         return {
             "job_id": self.id,
             "status": self.status,
@@ -312,7 +308,7 @@ class Job:
             "citations": self.citations,
             "tool_calls": self.tool_calls,
             "usage": self.usage,
-            "timings": timings,
+            "timings": result_timings(self.timings),
             "source": self.source,
             "fallback_used": self.fallback_used,
             "attempts": self.attempts,
@@ -322,3 +318,32 @@ class Job:
             "mode": self.spec.mode,
             "backend_ids": dict(self.handle),
         }
+
+
+# The durations a result reports, each between two of the record's moments.
+DURATIONS = {
+    "queue_s": ("queued_at", "started_at"),  # waiting for a worker (and the gates)
+    "run_s": ("run_created_at", "run_completed_at"),  # the backend's run, tool rounds too
+    "total_s": ("queued_at", "finished_at"),  # submitted to ended
+}
+
+
+def iso_utc(epoch: float) -> str:
+    """An epoch time as ISO 8601 in UTC, to the millisecond: `2026-11-29T21:03:04.123Z`."""
+    stamp = datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def result_timings(timings: dict[str, float]) -> dict[str, str | float]:
+    """A result's `timings`: each moment the record holds as an ISO 8601 UTC string, then
+    the durations between them in seconds.
+
+    The record keeps epoch floats (the steps compute deadlines and leases from them); a
+    producer gets what every language and log reads without guessing the epoch and the
+    zone, and the durations it would otherwise compute from them.
+    """
+    shown: dict[str, str | float] = {name: iso_utc(at) for name, at in timings.items()}
+    for name, (since, until) in DURATIONS.items():
+        if since in timings and until in timings:
+            shown[name] = round(timings[until] - timings[since], 3)
+    return shown

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,13 @@ def test_a_job_succeeds_with_output_usage_and_timings(client: Client, sandbox) -
     assert "hello from the skeleton test" in result["output_text"]
     assert result["usage"]["total_tokens"] > 0
     timings = result["timings"]
-    assert timings["queued_at"] <= timings["run_created_at"] <= timings["finished_at"]
+    names = ("queued_at", "started_at", "run_created_at", "run_completed_at", "finished_at")
+    assert all(timings[name].endswith("Z") for name in names)  # ISO 8601, UTC
+    moments = [datetime.fromisoformat(timings[name]) for name in names]
+    assert moments == sorted(moments) and {m.tzinfo for m in moments} == {UTC}
+    assert 0 <= timings["queue_s"] <= timings["total_s"] and timings["run_s"] > 0
+    total = (moments[-1] - moments[0]).total_seconds()
+    assert timings["total_s"] == pytest.approx(total, abs=2e-3)
     assert result["backend_ids"]["response_id"].startswith("resp")
     assert handle.status() == "succeeded"
     # The job id went to the backend in metadata: exactly one response for this job.

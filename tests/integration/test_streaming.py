@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def test_first_delta_comes_before_the_run_completes(slow_stack: Stack) -> None:
     final = events[-1].data["result"]
     assert final["status"] == "succeeded"
     assert len(deltas) > 5
-    assert deltas[0].data["ts"] < final["timings"]["run_completed_at"]
+    completed = datetime.fromisoformat(final["timings"]["run_completed_at"]).timestamp()
+    assert deltas[0].data["ts"] < completed
     assert "".join(d.data["delta"] for d in deltas) == final["output_text"]
 
 

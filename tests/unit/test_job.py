@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from runq.errors import InvalidJobError
@@ -99,6 +101,30 @@ def test_result_has_the_stable_keys() -> None:
     ):
         assert key in result
     assert result["timings"]["total_s"] >= 0
+
+
+def test_result_timings_are_iso_8601_utc_and_durations_in_seconds() -> None:
+    job = Job.new(JobSpec(input="hi"))
+    job.timings = {
+        "queued_at": 1_795_986_184.1234,  # 2026-11-29T21:03:04.123Z
+        "started_at": 1_795_986_184.6234,
+        "run_created_at": 1_795_986_184.8,
+        "run_completed_at": 1_795_986_187.3,
+        "finished_at": 1_795_986_187.5,
+    }
+    timings = job.result()["timings"]
+    assert timings["queued_at"] == "2026-11-29T21:03:04.123Z"
+    assert timings["finished_at"] == "2026-11-29T21:03:07.500Z"
+    for name in ("started_at", "run_created_at", "run_completed_at"):
+        assert datetime.fromisoformat(timings[name]).tzinfo == UTC
+    assert (timings["queue_s"], timings["run_s"], timings["total_s"]) == (0.5, 2.5, 3.377)
+    assert job.timings["queued_at"] == 1_795_986_184.1234, "the record keeps its floats"
+
+
+def test_a_job_still_queued_has_no_durations_yet() -> None:
+    timings = Job.new(JobSpec(input="hi")).result()["timings"]
+    assert list(timings) == ["queued_at"]
+    assert timings["queued_at"].endswith("Z")
 
 
 def test_metadata_limits_leave_room_for_runqs_own_pairs() -> None:
