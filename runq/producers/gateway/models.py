@@ -84,7 +84,13 @@ class JobView(BaseModel):
     citations: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
     usage: dict[str, Any] = {}
-    timings: dict[str, Any] = {}
+    timings: dict[str, str | float] = Field(
+        default={},
+        description="moments as ISO 8601 UTC strings (queued_at, started_at, run_created_at, "
+        "run_completed_at, finished_at) and durations in seconds (queue_s, run_s, total_s), "
+        "each once it applies",
+        examples=[{"queued_at": "2026-11-29T21:03:04.123Z", "total_s": 2.481}],
+    )
     source: str | None = None
     fallback_used: bool = False
     error: dict[str, Any] | None = None

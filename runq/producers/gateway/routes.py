@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette.sse import EventSourceResponse
 from starlette.exceptions import HTTPException
 
-from runq.errors import JobNotFoundError
+from runq.errors import JobAlreadyEndedError, JobNotFoundError
 from runq.producers.client.aio import AsyncClient, AsyncJobHandle
 from runq.producers.gateway import auth, page
 from runq.producers.gateway.models import (
@@ -25,7 +25,7 @@ from runq.producers.gateway.models import (
     Problem,
 )
 from runq.producers.gateway.sse import job_events
-from runq.runs.job import Job
+from runq.runs.job import Job, JobStatus
 
 router = APIRouter()
 _bearer = HTTPBearer(auto_error=False, description="a token from RUNQ_GATEWAY_TOKENS")
@@ -145,15 +145,34 @@ async def events(
     )
 
 
+CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    409: {"model": Problem, "description": "the job had already succeeded or failed"},
+}
+
+
 @router.post(
-    "/v1/jobs/{job_id}/cancel", status_code=202, response_model=CancelAccepted, responses=ERRORS
+    "/v1/jobs/{job_id}/cancel",
+    status_code=202,
+    response_model=CancelAccepted,
+    responses=CANCEL_RESPONSES,
 )
 async def cancel(job_id: JobId, request: Request, owner: Tenant) -> Any:
-    """Ask the job to stop (idempotent); a job that already ended is left as it is."""
-    job = await owned_job(request, job_id, owner)
-    if not job.terminal:
-        await AsyncJobHandle(job_id, client_of(request)).cancel()
-    return CancelAccepted(job_id=job_id, status=job.status, cancel_requested=not job.terminal)
+    """Ask the job to stop: it ends `cancelled` within a second, its run cancelled too.
+
+    `status` is what the job was doing. Cancelling a cancelled job again is accepted
+    (`cancel_requested` false: nothing more to do); a job that already succeeded or
+    failed answers 409 saying how it ended — its result stands.
+    """
+    await owned_job(request, job_id, owner)
+    try:
+        status = await AsyncJobHandle(job_id, client_of(request)).cancel()
+    except JobAlreadyEndedError as ended:
+        raise HTTPException(409, str(ended)) from None
+    except JobNotFoundError:  # it expired since: as for any job that is not there
+        raise HTTPException(404, f"no job {job_id}") from None
+    requested = status != JobStatus.CANCELLED
+    return CancelAccepted(job_id=job_id, status=status, cancel_requested=requested)
 
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})
