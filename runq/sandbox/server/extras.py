@@ -1,7 +1,8 @@
 """Is the ``sandbox`` extra installed? Checked before anything imports it.
 
 The base install of runq has no web server; ``pip install 'runq[sandbox]'`` adds
-Starlette, uvicorn, python-multipart (uploads) and the PDF and DOCX parsers. Without
+Starlette, uvicorn, python-multipart (uploads), the PDF and DOCX parsers, and bm25s
+with PyStemmer (file_search's ranking and stemming). Without
 them the server would die on its first import with a traceback; the CLI asks
 :func:`missing` first, with ``importlib.util.find_spec`` (which imports nothing), and
 prints one line naming the extra instead.
@@ -27,6 +28,8 @@ REQUIRED: tuple[tuple[str, ...], ...] = (
     ("multipart", "python_multipart"),
     ("pypdf",),
     ("docx",),
+    ("bm25s",),
+    ("Stemmer",),
 )
 
 
