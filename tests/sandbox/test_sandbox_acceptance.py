@@ -69,12 +69,12 @@ def test_function_call_round_trip_with_previous_response_id(client: openai.OpenA
 def test_scripted_two_parallel_calls_then_one_on_responses(client: openai.OpenAI) -> None:
     tools = [{"type": "function", "name": "get_weather", "parameters": WEATHER}]
     r1 = client.responses.create(
-        model="m", input="go", tools=tools, metadata={"sandbox_script": SCRIPT}
+        model="gpt-4o-mini", input="go", tools=tools, metadata={"sandbox_script": SCRIPT}
     )
     calls = [o for o in r1.output if o.type == "function_call"]
     assert [json.loads(c.arguments)["city"] for c in calls] == ["Paris", "Rome"]
     r2 = client.responses.create(
-        model="m",
+        model="gpt-4o-mini",
         previous_response_id=r1.id,
         tools=tools,
         metadata={"sandbox_script": SCRIPT},
@@ -85,7 +85,7 @@ def test_scripted_two_parallel_calls_then_one_on_responses(client: openai.OpenAI
     )
     assert [json.loads(o.arguments)["city"] for o in r2.output] == ["Oslo"]
     r3 = client.responses.create(
-        model="m",
+        model="gpt-4o-mini",
         previous_response_id=r2.id,
         tools=tools,
         metadata={"sandbox_script": SCRIPT},
@@ -101,13 +101,13 @@ def test_scripted_rounds_on_chat_completions(client: openai.OpenAI) -> None:
         {"role": "system", "content": f"sandbox_script: {SCRIPT}"},
         {"role": "user", "content": "go"},
     ]
-    first = client.chat.completions.create(model="m", messages=messages, tools=tools)
+    first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
     assert first.choices[0].finish_reason == "tool_calls"
     calls = first.choices[0].message.tool_calls
     assert [json.loads(c.function.arguments)["city"] for c in calls] == ["Paris", "Rome"]
     messages.append(first.choices[0].message.model_dump(exclude_none=True))
     messages += [{"role": "tool", "tool_call_id": c.id, "content": "ok"} for c in calls]
-    second = client.chat.completions.create(model="m", messages=messages, tools=tools)
+    second = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=tools)
     assert [
         json.loads(c.function.arguments)["city"] for c in second.choices[0].message.tool_calls
     ] == ["Oslo"]
@@ -115,7 +115,7 @@ def test_scripted_rounds_on_chat_completions(client: openai.OpenAI) -> None:
 
 def test_chat_stream_ends_with_usage(client: openai.OpenAI) -> None:
     stream = client.chat.completions.create(
-        model="m",
+        model="gpt-4o-mini",
         messages=[{"role": "user", "content": "hello stream"}],
         stream=True,
         stream_options={"include_usage": True},
@@ -128,7 +128,7 @@ def test_chat_stream_ends_with_usage(client: openai.OpenAI) -> None:
 
 def test_background_stream_resumed_after_dropped_connection(client: openai.OpenAI) -> None:
     stream = client.responses.create(
-        model="m", input="resume me please", background=True, stream=True
+        model="gpt-4o-mini", input="resume me please", background=True, stream=True
     )
     seen = []
     for event in stream:
@@ -149,7 +149,7 @@ def test_background_stream_resumed_after_dropped_connection(client: openai.OpenA
 def test_assistants_flow_with_tool_outputs(client: openai.OpenAI) -> None:
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
     assistant = client.beta.assistants.create(
-        model="m", tools=tools, metadata={"sandbox_script": SCRIPT}
+        model="gpt-4o-mini", tools=tools, metadata={"sandbox_script": SCRIPT}
     )
     thread = client.beta.threads.create()
     client.beta.threads.messages.create(thread.id, role="user", content="forecast please")
@@ -190,7 +190,7 @@ def test_vector_store_of_three_files_answers_with_citation(client: openai.OpenAI
     wait_until(lambda: client.vector_stores.retrieve(store.id), lambda s: s.status == "completed")
     assert client.vector_stores.retrieve(store.id).file_counts.completed == 3
     answer = client.responses.create(
-        model="m",
+        model="gpt-4o-mini",
         input="How often must the air filters be replaced?",
         tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
     )
@@ -199,14 +199,14 @@ def test_vector_store_of_three_files_answers_with_citation(client: openai.OpenAI
     citations = answer.output[1].content[0].annotations
     assert {(c.file_id, c.filename) for c in citations} == {(ids["filters.html"], "filters.html")}
     miss = client.responses.create(
-        model="m",
+        model="gpt-4o-mini",
         input="What is the capital of Mars colony?",
         tools=[{"type": "file_search", "vector_store_ids": [store.id]}],
     )
     assert miss.output_text.startswith("I could not find")
     # the same store through Assistants: citations in the Assistants format
     assistant = client.beta.assistants.create(
-        model="m",
+        model="gpt-4o-mini",
         tools=[{"type": "file_search"}],
         tool_resources={"file_search": {"vector_store_ids": [store.id]}},
     )
@@ -230,7 +230,7 @@ def is_terminal_run(run: object) -> bool:
 
 
 def test_background_poll_reaches_terminal(client: openai.OpenAI) -> None:
-    created = client.responses.create(model="m", input="x", background=True)
+    created = client.responses.create(model="gpt-4o-mini", input="x", background=True)
     assert is_terminal(wait_until(lambda: client.responses.retrieve(created.id), is_terminal))
 
 

@@ -187,10 +187,10 @@ def test_responses_objects_conform(client: openai.OpenAI) -> None:
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
         }
     ]
-    queued = raw(client.responses.with_raw_response.create(model="m", input="x", background=True))
+    queued = raw(client.responses.with_raw_response.create(model="gpt-4o-mini", input="x", background=True))
     check(queued, Response, "Response")
     done = raw(
-        client.responses.with_raw_response.create(model="m", input="weather in Paris", tools=tools)
+        client.responses.with_raw_response.create(model="gpt-4o-mini", input="weather in Paris", tools=tools)
     )
     check(done, Response, "Response")
     check(raw(client.responses.with_raw_response.cancel(queued["id"])), Response, "Response")
@@ -199,7 +199,7 @@ def test_responses_objects_conform(client: openai.OpenAI) -> None:
 def test_chat_completion_conforms(client: openai.OpenAI) -> None:
     data = raw(
         client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "hi"}]
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
         )
     )
     check(data, ChatCompletion, "CreateChatCompletionResponse")
@@ -207,7 +207,7 @@ def test_chat_completion_conforms(client: openai.OpenAI) -> None:
 
 def test_assistants_objects_conform(client: openai.OpenAI) -> None:
     beta = client.beta
-    assistant = raw(beta.assistants.with_raw_response.create(model="m", name="a"))
+    assistant = raw(beta.assistants.with_raw_response.create(model="gpt-4o-mini", name="a"))
     check(assistant, Assistant, "AssistantObject")
     thread = raw(beta.threads.with_raw_response.create())
     check(thread, Thread, "ThreadObject")
@@ -279,7 +279,7 @@ def test_conversation_objects_conform(client: openai.OpenAI) -> None:
     check_op(
         raw(client.conversations.with_raw_response.retrieve(conv["id"])), Conversation, "get", path
     )
-    client.responses.create(model="m", input="second", conversation=conv["id"])
+    client.responses.create(model="gpt-4o-mini", input="second", conversation=conv["id"])
     items = raw(client.conversations.items.with_raw_response.list(conv["id"]))
     check_op(items, ConversationItemList, "get", path + "/items")
     assert [i["type"] for i in items["data"]] == ["message"] * 3
@@ -289,11 +289,11 @@ def test_conversation_objects_conform(client: openai.OpenAI) -> None:
 
 
 def test_response_input_items_and_delete_conform(client: openai.OpenAI) -> None:
-    first = client.responses.create(model="m", input="weather in Paris", tools=[WEATHER_TOOL])
+    first = client.responses.create(model="gpt-4o-mini", input="weather in Paris", tools=[WEATHER_TOOL])
     call = next(i for i in first.output if i.type == "function_call")
     second = raw(
         client.responses.with_raw_response.create(
-            model="m",
+            model="gpt-4o-mini",
             previous_response_id=first.id,
             input=[
                 {"type": "function_call_output", "call_id": call.call_id, "output": "sunny"},
@@ -355,7 +355,7 @@ def test_assistants_lists_deletes_and_run_steps_conform(client: openai.OpenAI) -
     store_id, _ = ready_store(client)
     script = json.dumps([[{"name": "get_weather", "arguments": {"city": "Oslo"}}]])
     assistant = beta.assistants.create(
-        model="m",
+        model="gpt-4o-mini",
         tools=[
             {"type": "function", "function": {"name": "get_weather", "parameters": {}}},
             {"type": "file_search"},
@@ -469,14 +469,14 @@ def check_response_events(raw_events: list[tuple[str | None, str]]) -> list[dict
 def test_responses_stream_events_conform(client: openai.OpenAI) -> None:
     store_id, _ = ready_store(client)
     bodies = [
-        {"model": "m", "input": "weather in Paris", "tools": [WEATHER_TOOL], "stream": True},
+        {"model": "gpt-4o-mini", "input": "weather in Paris", "tools": [WEATHER_TOOL], "stream": True},
         {
-            "model": "m",
+            "model": "gpt-4o-mini",
             "input": "what is the vault code?",
             "tools": [{"type": "file_search", "vector_store_ids": [store_id]}],
             "stream": True,
         },
-        {"model": "m", "input": "hello", "background": True, "stream": True},
+        {"model": "gpt-4o-mini", "input": "hello", "background": True, "stream": True},
     ]
     seen: set[str] = set()
     for body in bodies:
@@ -500,7 +500,7 @@ def test_responses_stream_events_conform(client: openai.OpenAI) -> None:
         deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
         assert deltas == raw_text
     # a background stream resumes with the same events
-    bg = client.responses.create(model="m", input="resume me", background=True)
+    bg = client.responses.create(model="gpt-4o-mini", input="resume me", background=True)
     resumed = check_response_events(
         sse(client, "GET", f"/responses/{bg.id}?stream=true&starting_after=-1")
     )
@@ -538,13 +538,13 @@ def test_chat_completion_stream_chunks_conform(client: openai.OpenAI) -> None:
     ]
     bodies = [
         {
-            "model": "m",
+            "model": "gpt-4o-mini",
             "messages": [{"role": "user", "content": "hello"}],
             "stream": True,
             "stream_options": {"include_usage": True},
         },
         {
-            "model": "m",
+            "model": "gpt-4o-mini",
             "messages": [{"role": "user", "content": "weather in Paris"}],
             "tools": tools,
             "stream": True,
@@ -589,7 +589,7 @@ def test_assistants_run_stream_events_conform(client: openai.OpenAI) -> None:
     beta = client.beta
     script = json.dumps([[{"name": "get_weather", "arguments": {"city": "Oslo"}}]])
     assistant = beta.assistants.create(
-        model="m",
+        model="gpt-4o-mini",
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
         metadata={"sandbox_script": script},
     )
@@ -647,9 +647,9 @@ def test_assistants_run_stream_events_conform(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize("fault", ["failed", "incomplete", "expired", "bad_args"])
 def test_streams_ending_badly_conform(client: openai.OpenAI, fault: str) -> None:
     """Failed, incomplete and expired endings: each event still matches its schema."""
-    body = {"model": "m", "input": "weather in Paris", "tools": [WEATHER_TOOL], "stream": True}
+    body = {"model": "gpt-4o-mini", "input": "weather in Paris", "tools": [WEATHER_TOOL], "stream": True}
     if fault == "incomplete":
-        body = {"model": "m", "input": "a long enough question to cut", "stream": True}
+        body = {"model": "gpt-4o-mini", "input": "a long enough question to cut", "stream": True}
     events = check_response_events(sse(client, "POST", "/responses", body, fault))
     endings = {
         "failed": ("response.failed", "thread.run.failed"),
@@ -658,13 +658,13 @@ def test_streams_ending_badly_conform(client: openai.OpenAI, fault: str) -> None
         "bad_args": ("response.completed", "thread.run.completed"),
     }
     assert events[-1]["type"] == endings[fault][0]
-    chat = {"model": "m", "messages": [{"role": "user", "content": "cut me short"}], "stream": True}
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "cut me short"}], "stream": True}
     if fault in ("incomplete", "bad_args"):
         chunks = sse(client, "POST", "/chat/completions", chat, fault)
         schema = op_schema("post", "/chat/completions", "text/event-stream")
         for _, text in chunks[:-1]:
             check(json.loads(text), ChatCompletionChunk, schema)
-    assistant = client.beta.assistants.create(model="m")
+    assistant = client.beta.assistants.create(model="gpt-4o-mini")
     run_body = {
         "assistant_id": assistant.id,
         "thread": {"messages": [{"role": "user", "content": "a long enough question to cut"}]},
@@ -675,7 +675,7 @@ def test_streams_ending_badly_conform(client: openai.OpenAI, fault: str) -> None
 
 
 def test_cancelled_run_and_response_streams_conform(client: openai.OpenAI) -> None:
-    assistant = client.beta.assistants.create(model="m")
+    assistant = client.beta.assistants.create(model="gpt-4o-mini")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     cancelling = raw(client.beta.threads.runs.with_raw_response.cancel(run.id, thread_id=thread.id))
@@ -691,7 +691,7 @@ def test_cancelled_run_and_response_streams_conform(client: openai.OpenAI) -> No
         client.beta.threads.runs.steps.with_raw_response.list(run.id, thread_id=thread.id)
     )["data"]:
         check(step, RunStep, "RunStepObject")
-    bg = client.responses.create(model="m", input="stop", background=True)
+    bg = client.responses.create(model="gpt-4o-mini", input="stop", background=True)
     client.responses.cancel(bg.id)
     events = check_response_events(sse(client, "GET", f"/responses/{bg.id}?stream=true"))
     assert events and events[0]["type"] == "response.created"

@@ -39,9 +39,9 @@ def test_rpm_limit_gives_429_with_retry_after() -> None:
 def test_tpm_limit_counts_request_tokens() -> None:
     with SandboxServer(SandboxConfig(port=0, latency_ms=0, tpm=100)) as srv:
         client = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0)
-        client.responses.create(model="m", input="x" * 200)
+        client.responses.create(model="gpt-4o-mini", input="x" * 200)
         with pytest.raises(openai.RateLimitError):
-            client.responses.create(model="m", input="y" * 200)
+            client.responses.create(model="gpt-4o-mini", input="y" * 200)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_outcome_faults_on_responses(
     client: openai.OpenAI, fault: str, status: str, code: str | None
 ) -> None:
     created = client.responses.create(
-        model="m", input="x", background=True, extra_headers={"x-sandbox-fault": fault}
+        model="gpt-4o-mini", input="x", background=True, extra_headers={"x-sandbox-fault": fault}
     )
     done = wait_until(
         lambda: client.responses.retrieve(created.id),
@@ -102,7 +102,7 @@ def test_bad_args_fault_malforms_arguments(client: openai.OpenAI) -> None:
         }
     ]
     r = client.responses.create(
-        model="m",
+        model="gpt-4o-mini",
         input="lookup order 42",
         tools=tools,
         extra_headers={"x-sandbox-fault": "bad_args"},
@@ -114,7 +114,7 @@ def test_bad_args_fault_malforms_arguments(client: openai.OpenAI) -> None:
 
 
 def test_expired_run_fault(client: openai.OpenAI) -> None:
-    assistant = client.beta.assistants.create(model="m")
+    assistant = client.beta.assistants.create(model="gpt-4o-mini")
     run = client.beta.threads.create_and_run(
         assistant_id=assistant.id,
         thread={"messages": [{"role": "user", "content": "hi"}]},
@@ -131,7 +131,7 @@ def test_run_waiting_for_tool_outputs_expires() -> None:
     with SandboxServer(SandboxConfig(port=0, latency_ms=50, run_expiry_seconds=0.5)) as srv:
         client = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0)
         tools = [{"type": "function", "function": {"name": "ping", "parameters": {}}}]
-        assistant = client.beta.assistants.create(model="m", tools=tools)
+        assistant = client.beta.assistants.create(model="gpt-4o-mini", tools=tools)
         run = client.beta.threads.create_and_run(
             assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "ping"}]}
         )

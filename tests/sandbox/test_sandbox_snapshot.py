@@ -86,7 +86,7 @@ def test_background_response_completes_on_schedule_after_restart(tmp_path: Path)
     path = tmp_path / "sandbox.json"
     latency_ms = 800
     with _server(path, latency_ms) as srv, _client(srv) as c:
-        resp = c.responses.create(model="m", input="slow", background=True)
+        resp = c.responses.create(model="gpt-4o-mini", input="slow", background=True)
         assert resp.status == "queued"
     due = json.loads(path.read_text())["objects"]["responses"][resp.id]["timeline"]["done_at"]
     assert due > time.time()  # the restart happened before the planned end
@@ -122,7 +122,7 @@ def test_periodic_save_is_atomic_and_only_after_changes(tmp_path: Path) -> None:
         port=0, latency_ms=0, snapshot_path=str(path), snapshot_interval_seconds=0.05
     )
     with SandboxServer(config) as srv, _client(srv) as c:
-        resp = c.responses.create(model="m", input="periodic")
+        resp = c.responses.create(model="gpt-4o-mini", input="periodic")
         saved = wait_until(
             lambda: json.loads(path.read_text()) if path.exists() else {},
             lambda d: resp.id in d.get("objects", {}).get("responses", {}),

@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from runq.sandbox.api import validation
 from runq.sandbox.api.crud import Collection, find_in, page
 from runq.sandbox.api.http import get_state, metadata, ok, opt_str, read_json
+from runq.sandbox.engine import output_format
 from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.state import SandboxState
@@ -68,6 +70,19 @@ def _user_message(thread_id: str, body: dict[str, Any], param: str = "") -> dict
 
 
 # -- assistants ---------------------------------------------------------------------------
+def check_sampling(state: SandboxState, body: dict[str, Any]) -> None:
+    """The model (404 when unknown), sampling ranges and the answer format, as OpenAI
+    checks them on assistants and runs."""
+    if body.get("model") is not None:
+        validation.chat_model(state.config.models, body["model"])
+    validation.number_in(body, "temperature", 0, 2)
+    validation.number_in(body, "top_p", 0, 1)
+    validation.one_of(
+        body.get("reasoning_effort"), "reasoning_effort", validation.REASONING_EFFORTS
+    )
+    output_format.from_response_format(body.get("response_format"))
+
+
 def _assistant(body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for name in ASSISTANT_FIELDS:
@@ -82,6 +97,8 @@ def _assistant(body: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
 
 async def create_assistant(request: Request) -> Response:
     body = await read_json(request)
+    validation.known_parameters(body, validation.ASSISTANT_PARAMS)
+    check_sampling(get_state(request), body)
     base = {
         "id": new_id("asst"),
         "object": "assistant",
@@ -105,7 +122,10 @@ async def create_assistant(request: Request) -> Response:
 async def update_assistant(request: Request) -> Response:
     state = get_state(request)
     rec = ASSISTANTS.get(request)
-    updated = _assistant(await read_json(request), rec)
+    body = await read_json(request)
+    validation.known_parameters(body, validation.ASSISTANT_PARAMS)
+    check_sampling(state, body)
+    updated = _assistant(body, rec)
     state.store.assistants[rec["id"]] = updated
     return ok(updated)
 

@@ -18,21 +18,26 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from runq.sandbox.api import validation
+from runq.sandbox.api.chat_store import routes as store_routes
+from runq.sandbox.api.chat_store import stored_record
 from runq.sandbox.api.http import (
     get_state,
     metadata,
     ok,
     opt_bool,
     opt_int,
-    opt_str,
     outcome_fault,
     read_json,
 )
 from runq.sandbox.api.sse import sse, wait_until
-from runq.sandbox.engine import model
+from runq.sandbox.engine import model, output_format, reasoning
+from runq.sandbox.engine.chat_objects import ChatShape, choices, chunks
 from runq.sandbox.engine.errors import SandboxError, bad_request
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.lifecycle import Timeline
+from runq.sandbox.engine.reasoning import is_reasoning_model
+from runq.sandbox.engine.state import SandboxState
 from runq.sandbox.engine.tokens import count_tokens, split_tokens
 from runq.sandbox.engine.tool_policy import ScriptError
 from runq.sandbox.engine.transcript import Turn, content_text
@@ -87,55 +92,6 @@ def _functions(tools: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _message(reply: model.Reply) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "role": "assistant",
-        "content": reply.text if not reply.calls else None,
-        "refusal": None,
-        "annotations": [],
-    }
-    if reply.calls:
-        message["tool_calls"] = [
-            {
-                "id": c.call_id,
-                "type": "function",
-                "function": {"name": c.name, "arguments": c.arguments},
-            }
-            for c in reply.calls
-        ]
-    return message
-
-
-def _chunks(body: dict[str, Any], reply: model.Reply, finish: str) -> list[dict[str, Any]]:
-    """The stream's chunks (without usage): role, content or tool-call deltas, finish."""
-    deltas: list[dict[str, Any]] = [{"role": "assistant", "content": "", "refusal": None}]
-    if reply.calls:
-        for i, c in enumerate(reply.calls):
-            deltas.append(
-                {
-                    "tool_calls": [
-                        {
-                            "index": i,
-                            "id": c.call_id,
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": ""},
-                        }
-                    ]
-                }
-            )
-            deltas.append({"tool_calls": [{"index": i, "function": {"arguments": c.arguments}}]})
-    else:
-        deltas.extend({"content": piece} for piece in split_tokens(reply.text))
-    chunks = [
-        {**body, "choices": [{"index": 0, "delta": d, "finish_reason": None, "logprobs": None}]}
-        for d in deltas
-    ]
-    chunks.append(
-        {**body, "choices": [{"index": 0, "delta": {}, "finish_reason": finish, "logprobs": None}]}
-    )
-    return chunks
-
-
 async def _stream(
     chunks: list[dict[str, Any]], timeline: Timeline, usage_chunk: dict[str, Any] | None
 ) -> AsyncIterator[bytes]:
@@ -147,13 +103,55 @@ async def _stream(
     yield b"data: [DONE]\n\n"
 
 
+def _check(state: SandboxState, body: dict[str, Any]) -> tuple[str, ChatShape]:
+    """OpenAI's checks of a Chat Completions body; the model and the answer's shape."""
+    validation.known_parameters(body, validation.CHAT_PARAMS)
+    model_name = validation.chat_model(state.config.models, body.get("model"))
+    validation.number_in(body, "temperature", 0, 2)
+    validation.number_in(body, "top_p", 0, 1)
+    validation.number_in(body, "frequency_penalty", -2, 2)
+    validation.number_in(body, "presence_penalty", -2, 2)
+    validation.integer_in(body, "n", 1, 128)
+    validation.integer_in(body, "top_logprobs", 0, 20)
+    validation.integer_in(body, "max_completion_tokens", 1)
+    validation.integer_in(body, "max_tokens", 1)
+    validation.one_of(
+        body.get("reasoning_effort"), "reasoning_effort", validation.REASONING_EFFORTS
+    )
+    validation.sampling_for_model(body, model_name, "reasoning_effort")
+    if is_reasoning_model(model_name) and body.get("max_tokens") is not None:
+        raise validation.unsupported(
+            "max_tokens", model_name, " Use 'max_completion_tokens' instead."
+        )
+    if body.get("top_logprobs") is not None and not body.get("logprobs"):
+        raise bad_request(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when "
+            "'top_logprobs' is used.",
+            "top_logprobs",
+        )
+    shape = ChatShape(
+        n=body.get("n") or 1,
+        logprobs=bool(body.get("logprobs")),
+        top_logprobs=body.get("top_logprobs") or 0,
+    )
+    return model_name, shape
+
+
 async def create_chat_completion(request: Request) -> Response:
     state = get_state(request)
     body = await read_json(request)
-    model_name = opt_str(body, "model")
-    if not model_name:
-        raise bad_request("Missing required parameter: 'model'.", "model")
-    turns = turns_from_messages(body.get("messages"))
+    model_name, shape = _check(state, body)
+    messages = body.get("messages")
+    turns = turns_from_messages(messages)
+    validation.tool_pairs_chat(list(messages or []))
+    fmt = output_format.from_response_format(body.get("response_format"))
+    output_format.require_json_word(
+        fmt,
+        [t.text for t in turns if t.kind == "message"],
+        "'messages' must contain the word 'json' in some form, to use 'response_format' of "
+        "type 'json_object'.",
+        "messages",
+    )
     meta = metadata(body)
     max_tokens = opt_int(body, "max_completion_tokens", 1) or opt_int(body, "max_tokens", 1)
     fault = outcome_fault(request)
@@ -175,53 +173,70 @@ async def create_chat_completion(request: Request) -> Response:
                 tool_choice=body.get("tool_choice") or "auto",
                 metadata=meta,
                 fault=fault,
+                output_format=fmt,
             )
         )
     except ScriptError as exc:
         raise bad_request(str(exc), "metadata") from exc
     finish = "tool_calls" if reply.calls else "stop"
-    out_tokens = count_tokens(reply.text + "".join(c.arguments for c in reply.calls))
+    answer = reply.text + (reply.refusal or "")
+    out_tokens = count_tokens(answer + "".join(c.arguments for c in reply.calls))
     limit = max_tokens if max_tokens is not None else (8 if fault == "incomplete" else None)
-    if not reply.calls and limit is not None and out_tokens > limit:
+    if not reply.calls and reply.refusal is None and limit is not None and out_tokens > limit:
         reply.segments = [model.Segment("".join(split_tokens(reply.text)[:limit]))]
         out_tokens, finish = limit, "length"
+    effort = body.get("reasoning_effort")
+    thinking = reasoning.reasoning_tokens(
+        model_name, reasoning.effort_of(model_name, {"effort": effort}), reply,
+        model.last_user_text(turns),
+    )  # fmt: skip
     in_tokens = sum(count_tokens(t.text or t.arguments or "") for t in turns)
+    completion_tokens = (out_tokens + thinking) * shape.n
     usage = {
         "prompt_tokens": in_tokens,
-        "completion_tokens": out_tokens,
-        "total_tokens": in_tokens + out_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": in_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": thinking * shape.n,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
     cfg = state.config
-    timeline = Timeline.plan(cfg.latency_ms, out_tokens, cfg.tokens_per_second)
-    base = {
-        "id": new_id("chatcmpl"),
+    timeline = Timeline.plan(cfg.latency_ms, out_tokens + thinking, cfg.tokens_per_second)
+    tier = body.get("service_tier")
+    completion_id = new_id("chatcmpl")
+    base: dict[str, Any] = {
+        "id": completion_id,
         "created": int(timeline.created_at),
         "model": model_name,
-        "service_tier": "default",
+        "service_tier": "default" if tier in (None, "auto") else tier,
+        "system_fingerprint": "fp_sandbox",
     }
+    completion = {
+        **base,
+        "object": "chat.completion",
+        "usage": usage,
+        "choices": choices(reply, finish, shape),
+    }
+    if body.get("store"):
+        state.store.chat_completions[completion_id] = stored_record(completion, body)
     if opt_bool(body, "stream", False):
         chunk_base = {**base, "object": "chat.completion.chunk"}
-        options = body.get("stream_options") or {}
-        usage_chunk = (
-            {**chunk_base, "choices": [], "usage": usage} if options.get("include_usage") else None
-        )
+        with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        usage_chunk: dict[str, Any] | None = None
+        if with_usage:
+            usage_chunk = {**chunk_base, "choices": [], "usage": usage}
         return StreamingResponse(
-            _stream(_chunks(chunk_base, reply, finish), timeline, usage_chunk),
+            _stream(chunks(chunk_base, reply, finish, shape, with_usage), timeline, usage_chunk),
             media_type="text/event-stream",
         )
     delay = timeline.done_at - time.time()
     if delay > 0:
         await asyncio.sleep(delay)
-    return ok(
-        {
-            **base,
-            "object": "chat.completion",
-            "usage": usage,
-            "choices": [
-                {"index": 0, "message": _message(reply), "finish_reason": finish, "logprobs": None}
-            ],
-        }
-    )
+    return ok(completion)
 
 
-routes = [Route("/v1/chat/completions", create_chat_completion, methods=["POST"])]
+routes = [Route("/v1/chat/completions", create_chat_completion, methods=["POST"]), *store_routes]

@@ -14,8 +14,9 @@ import functools
 import re
 from typing import Any
 
+from runq.sandbox.api import validation
 from runq.sandbox.api.http import metadata, opt_bool, opt_int, opt_str
-from runq.sandbox.engine import model
+from runq.sandbox.engine import model, output_format, reasoning
 from runq.sandbox.engine.errors import bad_request, not_found
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.lifecycle import Timeline
@@ -111,11 +112,34 @@ def _latency_ms(meta: dict[str, str], instructions: str | None, default: float) 
     return float(raw)
 
 
+def check_body(state: SandboxState, body: dict[str, Any], allowed: frozenset[str]) -> str:
+    """The checks OpenAI makes on a create body before any work; the model's name."""
+    validation.known_parameters(body, allowed)
+    model_name = validation.responses_model(state.config.models, body.get("model"))
+    validation.number_in(body, "temperature", 0, 2)
+    validation.number_in(body, "top_p", 0, 1)
+    validation.integer_in(body, "top_logprobs", 0, 20)
+    validation.integer_in(body, "max_output_tokens", 16)
+    validation.integer_in(body, "max_tool_calls", 1)
+    validation.one_of(body.get("truncation"), "truncation", ("auto", "disabled"))
+    validation.one_of(
+        body.get("service_tier"), "service_tier", ("auto", "default", "flex", "scale", "priority")
+    )
+    reasoning = body.get("reasoning")
+    if reasoning is not None and not isinstance(reasoning, dict):
+        raise bad_request("Invalid type for 'reasoning': expected an object.", "reasoning")
+    if reasoning:
+        validation.one_of(reasoning.get("effort"), "reasoning.effort", validation.REASONING_EFFORTS)
+        validation.one_of(
+            reasoning.get("summary"), "reasoning.summary", ("auto", "concise", "detailed")
+        )
+    validation.sampling_for_model(body, model_name, "reasoning")
+    return model_name
+
+
 def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) -> ResponseRecord:
     """Validate a create body and plan the response's whole life."""
-    model_name = opt_str(body, "model")
-    if not model_name:
-        raise bad_request("Missing required parameter: 'model'.", "model")
+    model_name = check_body(state, body, validation.RESPONSES_PARAMS)
     instructions = opt_str(body, "instructions")
     meta = metadata(body)
     background = opt_bool(body, "background", False)
@@ -129,6 +153,15 @@ def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) 
     earlier, conversation = _history(state, body)
     new_turns = turns_from_response_input(body.get("input"))
     turns = earlier + new_turns
+    validation.tool_pairs_responses(turns)
+    fmt = output_format.from_text_param(body.get("text"))
+    output_format.require_json_word(
+        fmt,
+        [instructions or ""] + [t.text for t in turns if t.kind == "message"],
+        "Response input messages must contain the word 'json' in some form to use "
+        "'text.format' of type 'json_object'.",
+        "input",
+    )
 
     functions, searcher = _tools(state, tools)
     try:
@@ -141,20 +174,30 @@ def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) 
                 metadata=meta,
                 search=searcher,
                 fault=fault,
+                output_format=fmt,
             )
         )
     except ScriptError as exc:
         raise bad_request(str(exc), "metadata") from exc
-    text_out = reply.text + "".join(c.arguments for c in reply.calls)
+    user_text = model.last_user_text(turns)
+    effort = reasoning.effort_of(model_name, body.get("reasoning"))
+    thinking = reasoning.reasoning_tokens(model_name, effort, reply, user_text)
+    text_out = reply.text + (reply.refusal or "") + "".join(c.arguments for c in reply.calls)
     out_tokens = count_tokens(text_out)
     final_status, error, incomplete = "completed", None, None
-    if max_out is not None and out_tokens > max_out and not reply.calls:
+    if max_out is not None and out_tokens > max_out and not reply.calls and not reply.refusal:
         reply.segments = [model.Segment(_truncate(reply.text, max_out))]
         out_tokens = max_out
         final_status, incomplete = "incomplete", {"reason": "max_output_tokens"}
     if fault in FAULT_ENDINGS:
         final_status, error, incomplete = FAULT_ENDINGS[fault]
     items = output_items(reply, "incomplete" if final_status == "incomplete" else "completed")
+    encrypted = "reasoning.encrypted_content" in (body.get("include") or [])
+    thought = reasoning.reasoning_item(
+        model_name, body.get("reasoning"), reply, user_text, encrypted
+    )
+    if thought is not None:
+        items.insert(0, thought)
     if final_status == "failed":
         items = []
     in_tokens = count_tokens(instructions or "") + sum(count_tokens(t.text) for t in turns)
@@ -172,24 +215,50 @@ def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) 
         "conversation": conversation,
         "temperature": body.get("temperature", 1.0),
         "top_p": body.get("top_p", 1.0),
+        "text": _text_echo(body.get("text")),
+        "reasoning": {
+            "effort": effort,
+            "summary": (body.get("reasoning") or {}).get("summary") if effort else None,
+        },
+        "top_logprobs": body.get("top_logprobs"),
+        "service_tier": "default"
+        if body.get("service_tier") in (None, "auto")
+        else body["service_tier"],
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "prompt_cache_retention": body.get("prompt_cache_retention"),
+        "safety_identifier": body.get("safety_identifier"),
+        "truncation": body.get("truncation"),
+        "user": body.get("user"),
     }
     return ResponseRecord(
         id=new_id("resp"),
         params=params,
         timeline=Timeline.plan(
-            _latency_ms(meta, instructions, cfg.latency_ms), out_tokens, cfg.tokens_per_second
+            _latency_ms(meta, instructions, cfg.latency_ms),
+            out_tokens + thinking,
+            cfg.tokens_per_second,
         ),
         background=background,
         store=store,
         final_status=final_status,
         output=items,
-        usage=usage_block(in_tokens, out_tokens),
+        usage=usage_block(in_tokens, out_tokens + thinking, thinking),
         input_items=[input_item(t) for t in new_turns],
         history=history,
         error=error,
         incomplete_details=incomplete,
         job_id=meta.get("runq_job_id"),
     )
+
+
+def _text_echo(text: Any) -> dict[str, Any]:
+    """The request's ``text`` as the response echoes it (format and verbosity)."""
+    text = text if isinstance(text, dict) else {}
+    fmt = dict(text.get("format") or {"type": "text"})
+    if fmt.get("type") == "json_schema":
+        fmt.setdefault("description", None)
+        fmt["strict"] = fmt.get("strict") is True
+    return {"format": fmt, "verbosity": text.get("verbosity") or "medium"}
 
 
 def _output_turns(items: list[dict[str, Any]]) -> list[Turn]:
@@ -207,5 +276,6 @@ def _output_turns(items: list[dict[str, Any]]) -> list[Turn]:
                 )
             )
         elif item["type"] == "message":
-            turns.append(Turn("assistant", item["content"][0]["text"]))
+            part = item["content"][0]
+            turns.append(Turn("assistant", part.get("text") or part.get("refusal") or ""))
     return turns

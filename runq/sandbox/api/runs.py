@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox.api.assistants import THREADS, new_thread, refuse_if_busy
+from runq.sandbox.api import validation
+from runq.sandbox.api.assistants import THREADS, check_sampling, new_thread, refuse_if_busy
 from runq.sandbox.api.crud import page
 from runq.sandbox.api.http import (
     get_state,
@@ -43,6 +44,7 @@ async def _create_run(
 ) -> Response:
     refuse_if_busy(state, thread, "create a run on")
     assistant = state.store.find("assistants", body.get("assistant_id") or "")
+    check_sampling(state, body)
     meta = metadata(body)
     instructions = body.get("instructions") or assistant.get("instructions") or ""
     if body.get("additional_instructions"):
@@ -58,6 +60,9 @@ async def _create_run(
         "parallel_tool_calls": opt_bool(body, "parallel_tool_calls", True),
         "max_completion_tokens": body.get("max_completion_tokens"),
         "max_prompt_tokens": body.get("max_prompt_tokens"),
+        "response_format": body.get("response_format") or assistant.get("response_format"),
+        "temperature": body.get("temperature", assistant.get("temperature", 1.0)),
+        "top_p": body.get("top_p", assistant.get("top_p", 1.0)),
         "fault": outcome_fault(request),
     }
     params["metadata_for_script"] = {**assistant.get("metadata", {}), **meta}
@@ -92,6 +97,7 @@ async def create_run(request: Request) -> Response:
     state = get_state(request)
     thread = THREADS.get(request)
     body = await read_json(request)
+    validation.known_parameters(body, validation.RUN_PARAMS)
     for msg in body.get("additional_messages") or []:
         thread.messages.append(
             (
@@ -110,6 +116,7 @@ async def create_run(request: Request) -> Response:
 async def create_thread_and_run(request: Request) -> Response:
     state = get_state(request)
     body = await read_json(request)
+    validation.known_parameters(body, validation.THREAD_AND_RUN_PARAMS)
     state.store.find("assistants", body.get("assistant_id") or "")
     thread = new_thread(state, body.get("thread") or {})
     return await _create_run(request, state, thread, body)

@@ -17,6 +17,13 @@ Policy (documented in ``docs/sandbox.md``), first match wins:
    conversation has earlier user turns, by `` (earlier: "<t1>" | "<t2>")`` so tests can
    prove that ``previous_response_id``, conversations and threads carry history.
 
+With ``tool_choice: "required"`` the model must call a tool even after outputs came
+back (rule 2): it calls the best-matching function not yet called since the last user
+message, arguments grounded in the outputs (how output tools such as pydantic-ai's
+``final_result`` get their values). A JSON output format (:mod:`.output_format`) turns
+the text answer into JSON grounded in the same material (:mod:`.structured`); a
+scripted ``{"refusal": "..."}`` round makes the model refuse.
+
 The ``bad_args`` fault makes the calls' arguments malformed JSON (cut in half).
 """
 
@@ -27,8 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from runq.sandbox.engine import arithmetic, tool_policy
+from runq.sandbox.engine import arithmetic, structured, tool_policy
 from runq.sandbox.engine.ids import new_id
+from runq.sandbox.engine.output_format import TEXT, OutputFormat, schema_in_text
 from runq.sandbox.engine.transcript import Turn
 
 NOT_FOUND_ANSWER = "I could not find an answer to that in the provided files."
@@ -59,6 +67,7 @@ class Reply:
     search_queries: list[str] = field(default_factory=list)
     search_results: list[dict[str, Any]] = field(default_factory=list)
     searched: bool = False
+    refusal: str | None = None
 
     @property
     def text(self) -> str:
@@ -93,6 +102,7 @@ class ModelInput:
     metadata: dict[str, str] = field(default_factory=dict)
     search: Searcher | None = None
     fault: str | None = None
+    output_format: OutputFormat = TEXT
 
 
 def last_user_text(turns: list[Turn]) -> str:
@@ -164,15 +174,27 @@ def _search_answer(search: Searcher, query: str) -> Reply:
 
 
 def reply(inp: ModelInput) -> Reply:
-    """The model's answer to ``inp``."""
+    """The model's answer to ``inp``: tool calls, a refusal, or text in its format."""
+    answer = _decide(inp)
+    if answer.calls or answer.refusal is not None or not inp.output_format.is_json:
+        return answer
+    return _as_json(inp, answer)
+
+
+def _decide(inp: ModelInput) -> Reply:
     turns = inp.turns
     script = tool_policy.find_script(inp.metadata, inp.instructions, turns)
     if script is not None:
         n = tool_policy.tool_round(turns)
         if n < len(script) and script[n]:
+            refusal = next((c["refusal"] for c in script[n] if "refusal" in c), None)
+            if refusal is not None:
+                return Reply(refusal=refusal)
             return Reply(calls=_calls(script[n], inp.fault))
     from_tools = tool_outputs_answer(turns)
     if from_tools is not None:
+        if script is None and inp.tool_choice == "required" and inp.tools:
+            return _required_call(inp)
         return Reply(segments=[Segment(from_tools)])
     user_text = last_user_text(turns)
     if script is None:
@@ -183,3 +205,48 @@ def reply(inp: ModelInput) -> Reply:
     if inp.search is not None:
         return _search_answer(inp.search, user_text)
     return Reply(segments=[Segment(echo_answer(turns))])
+
+
+def material(turns: list[Turn], hits: list[dict[str, Any]] | None = None) -> structured.Material:
+    """The grounded text: tool outputs since the last user message, the last user text,
+    file_search results, then earlier user turns (newest first)."""
+    outputs: list[str] = []
+    users: list[str] = []
+    for turn in reversed(turns):
+        if turn.kind == "function_call_output" and not users:
+            outputs.insert(0, turn.text)
+        elif turn.role == "user" and turn.kind == "message":
+            users.append(turn.text)
+    found = [str(h.get("text") or "") for h in hits or []]
+    return structured.Material([*outputs, *users[:1], *found, *users[1:]])
+
+
+def _required_call(inp: ModelInput) -> Reply:
+    """A tool call after outputs, because ``tool_choice`` says one is required."""
+    called = set()
+    for turn in reversed(inp.turns):
+        if turn.role == "user" and turn.kind == "message":
+            break
+        if turn.kind == "function_call":
+            called.add(turn.name)
+    grounded = material(inp.turns)
+    fresh = [t for t in inp.tools if t["name"] not in called] or inp.tools
+    tool = tool_policy.choose_tool(fresh, grounded.blob, "required") or fresh[0]
+    args = tool_policy.fill_arguments(tool.get("parameters"), grounded.blob, grounded)
+    return Reply(calls=_calls([{"name": tool["name"], "arguments": args}], inp.fault))
+
+
+def _as_json(inp: ModelInput, answer: Reply) -> Reply:
+    """The text answer as JSON in the requested format (a schema filled from the material;
+    ``json_object``: the schema an instruction spells out, else ``{"answer": text}``)."""
+    fmt = inp.output_format
+    schema = fmt.schema
+    if fmt.kind == "json_object":
+        system = [t.text for t in inp.turns if t.role in ("system", "developer")]
+        schema = schema_in_text([inp.instructions or "", *system])
+    if schema is None:
+        value: Any = {"answer": answer.text}
+    else:
+        value = structured.fill(schema, material(inp.turns, answer.search_results))
+    answer.segments = [Segment(json.dumps(value, ensure_ascii=False))]
+    return answer

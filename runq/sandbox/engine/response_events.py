@@ -27,10 +27,14 @@ def _item_events(rec: ResponseRecord, index: int, item: dict[str, Any]) -> list[
         added["content"] = []
     if item["type"] == "function_call":
         added["arguments"] = ""
+    if item["type"] == "reasoning":
+        added["summary"] = []
     events: list[dict[str, Any]] = [
         {"type": "response.output_item.added", "output_index": index, "item": added}
     ]
-    if item["type"] == "message":
+    if item["type"] == "message" and item["content"][0]["type"] == "refusal":
+        events.extend(_refusal_events(base, item["content"][0]))
+    elif item["type"] == "message":
         part = item["content"][0]
         events.append(
             {
@@ -84,10 +88,47 @@ def _item_events(rec: ResponseRecord, index: int, item: dict[str, Any]) -> list[
                 "name": item["name"],
             }
         )
+    elif item["type"] == "reasoning":
+        events.extend(_summary_events(base, item))
     elif item["type"] == "file_search_call":
         for stage in ("in_progress", "searching", "completed"):
             events.append({**base, "type": f"response.file_search_call.{stage}"})
     events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    return events
+
+
+def _refusal_events(base: dict[str, Any], part: dict[str, Any]) -> list[dict[str, Any]]:
+    """A refusal streams as its own part: ``response.refusal.delta`` then ``.done``."""
+    events: list[dict[str, Any]] = [
+        {
+            **base,
+            "type": "response.content_part.added",
+            "content_index": 0,
+            "part": {"type": "refusal", "refusal": ""},
+        }
+    ]
+    for delta in split_tokens(part["refusal"]):
+        events.append(
+            {**base, "type": "response.refusal.delta", "content_index": 0, "delta": delta}
+        )
+    events.append(
+        {**base, "type": "response.refusal.done", "content_index": 0, "refusal": part["refusal"]}
+    )
+    events.append({**base, "type": "response.content_part.done", "content_index": 0, "part": part})
+    return events
+
+
+def _summary_events(base: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A reasoning item's summary parts, each added, streamed and done."""
+    events: list[dict[str, Any]] = []
+    for i, part in enumerate(item["summary"]):
+        at = {**base, "summary_index": i}
+        empty = {"type": "summary_text", "text": ""}
+        events.append({**at, "type": "response.reasoning_summary_part.added", "part": empty})
+        for delta in split_tokens(part["text"]):
+            events.append({**at, "type": "response.reasoning_summary_text.delta", "delta": delta})
+        events.append({**at, "type": "response.reasoning_summary_text.done", "text": part["text"]})
+        events.append({**at, "type": "response.reasoning_summary_part.done", "part": part})
     return events
 
 

@@ -66,12 +66,13 @@ class ResponseRecord:
         return self.status(now) not in ("queued", "in_progress")
 
 
-def usage_block(input_tokens: int, output_tokens: int) -> dict[str, Any]:
+def usage_block(input_tokens: int, output_tokens: int, reasoning_tokens: int = 0) -> dict[str, Any]:
+    """Responses usage; ``output_tokens`` already includes the reasoning tokens."""
     return {
         "input_tokens": input_tokens,
         "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": output_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
         "total_tokens": input_tokens + output_tokens,
     }
 
@@ -100,21 +101,23 @@ def output_items(reply: Reply, status: str = "completed") -> list[dict[str, Any]
                 "status": "completed",
             }
         )
-    if reply.text or not reply.calls:
+    if reply.refusal is not None:
+        part: dict[str, Any] = {"type": "refusal", "refusal": reply.refusal}
+    else:
+        part = {
+            "type": "output_text",
+            "text": reply.text,
+            "annotations": reply.responses_annotations(),
+            "logprobs": [],
+        }
+    if reply.text or reply.refusal is not None or not reply.calls:
         items.append(
             {
                 "type": "message",
                 "id": new_id("msg"),
                 "status": status,
                 "role": "assistant",
-                "content": [
-                    {
-                        "type": "output_text",
-                        "text": reply.text,
-                        "annotations": reply.responses_annotations(),
-                        "logprobs": [],
-                    }
-                ],
+                "content": [part],
             }
         )
     return items
@@ -180,17 +183,22 @@ def render(
         "output": rec.output if final else [],
         "parallel_tool_calls": p.get("parallel_tool_calls", True),
         "previous_response_id": p.get("previous_response_id"),
-        "prompt_cache_key": None,
-        "reasoning": {"effort": None, "summary": None},
-        "safety_identifier": None,
-        "service_tier": "default",
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "prompt": None,
+        "prompt_cache_key": p.get("prompt_cache_key"),
+        "prompt_cache_retention": p.get("prompt_cache_retention"),
+        "reasoning": p.get("reasoning") or {"effort": None, "summary": None},
+        "safety_identifier": p.get("safety_identifier"),
+        "service_tier": p.get("service_tier") or "default",
         "store": rec.store,
         "temperature": p.get("temperature", 1.0),
-        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "text": p.get("text") or {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": p.get("tool_choice", "auto"),
         "tools": p.get("tools") or [],
-        "top_logprobs": 0,
+        "top_logprobs": p.get("top_logprobs") or 0,
         "top_p": p.get("top_p", 1.0),
-        "truncation": "disabled",
+        "truncation": p.get("truncation") or "disabled",
+        **({"user": p["user"]} if p.get("user") else {}),  # the spec's user is not nullable
         **({"usage": rec.usage} if final else {}),  # the spec's usage is not nullable
     }

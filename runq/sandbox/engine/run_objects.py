@@ -135,7 +135,7 @@ def render_run(
         "max_prompt_tokens": p.get("max_prompt_tokens"),
         "max_completion_tokens": p.get("max_completion_tokens"),
         "truncation_strategy": {"type": "auto", "last_messages": None},
-        "response_format": "auto",
+        "response_format": p.get("response_format") or "auto",
         "tool_choice": p.get("tool_choice") or "auto",
         "parallel_tool_calls": p.get("parallel_tool_calls", True),
     }

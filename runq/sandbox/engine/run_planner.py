@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from runq.sandbox.engine import model
+from runq.sandbox.engine import model, output_format
 from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.run_objects import RunRecord, Segment
@@ -97,6 +97,7 @@ def plan_segment(state: SandboxState, run: RunRecord, thread: ThreadRecord, star
                 metadata=p.get("metadata_for_script") or {},
                 search=_searcher(state, run, thread),
                 fault=fault,
+                output_format=output_format.from_response_format(p.get("response_format")),
             )
         )
     except ScriptError as exc:

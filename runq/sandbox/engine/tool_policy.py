@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any
 
-from runq.sandbox.engine import arithmetic
+from runq.sandbox.engine import arithmetic, structured
 from runq.sandbox.engine.transcript import Turn
 
 SCRIPT_KEY = "sandbox_script"
@@ -93,6 +93,8 @@ def parse_script(raw: str) -> list[list[dict[str, Any]]]:
     if not isinstance(rounds, list) or not all(isinstance(r, list) for r in rounds):
         raise ScriptError("sandbox_script must be a JSON list of rounds (lists of calls)")
     for call in (c for r in rounds for c in r):
+        if isinstance(call, dict) and isinstance(call.get("refusal"), str):
+            continue  # a scripted refusal: the model declines instead of answering
         if not isinstance(call, dict) or not isinstance(call.get("name"), str):
             raise ScriptError('each scripted call needs a "name" (and optional "arguments")')
     return rounds
@@ -226,22 +228,45 @@ def _default(schema: dict[str, Any], text: str) -> Any:
     )
 
 
-def fill_arguments(parameters: dict[str, Any] | None, text: str) -> dict[str, Any]:
+def fill_arguments(
+    parameters: dict[str, Any] | None, text: str, material: structured.Material | None = None
+) -> dict[str, Any]:
     """Arguments for a JSON schema, taken from ``text`` in declaration order.
 
     enums: the first enum value mentioned; numbers: the next number; strings: the next
     quoted string, else the next capitalised word group (not sentence-initial);
     booleans: true when the text says yes/true/enable/on. A required property with no
     value found gets a default (first enum value, 0, false, [], {} or the whole text).
+    Compound properties (objects, arrays, unions, ``$ref``, formatted strings) get a
+    schema-valid value from :mod:`.structured`, grounded in ``material`` (the text by
+    default), so that an output tool's arguments always validate.
     """
-    props = (parameters or {}).get("properties") or {}
-    required = set((parameters or {}).get("required") or [])
+    root = parameters or {}
+    props = root.get("properties") or {}
+    required = set(root.get("required") or [])
     pools = {"numbers": _numbers(text), "quoted": _quoted(text), "capitalised": _capitalised(text)}
     args: dict[str, Any] = {}
+    grounded = material or structured.Material([text])
     for name, schema in props.items():
-        value = _fill_one(name, schema or {}, text, pools)
+        node = schema or {}
+        if _is_compound(node):
+            # nested objects, arrays, unions and $refs: a schema-valid structured value
+            if name in required:
+                args[name] = structured.fill_property(root, node, name, grounded)
+            continue
+        value = _fill_one(name, node, text, pools)
         if value is None and name in required:
-            value = _default(schema or {}, text)
+            value = _default(node, text)
         if value is not None:
             args[name] = value
     return args
+
+
+def _is_compound(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    return (
+        isinstance(kind, list)
+        or kind in ("object", "array")
+        or any(k in schema for k in ("$ref", "anyOf", "oneOf", "allOf", "properties"))
+        or (kind == "string" and "format" in schema)
+    )
