@@ -1,4 +1,7 @@
-"""Files API: multipart upload, retrieve, list, delete and content."""
+"""Files API: multipart upload, retrieve, list, delete and content.
+
+An upload is read within ``max_upload_bytes`` (:mod:`runq.sandbox.api.uploads`).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from starlette.routing import Route
 
 from runq.sandbox.api.crud import Collection, page
 from runq.sandbox.api.http import get_state, ok
+from runq.sandbox.api.uploads import read_form, too_large
 from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.file_objects import PURPOSES, FileRecord
 from runq.sandbox.engine.ids import new_id
@@ -19,17 +23,22 @@ FILES = Collection[FileRecord]("files", "file_id", "file", FileRecord.to_json)
 
 async def upload_file(request: Request) -> Response:
     state = get_state(request)
+    limit = state.config.max_upload_bytes
+    form = await read_form(request, limit)
     try:
-        form = await request.form()
-    except Exception as exc:  # not multipart at all
-        raise bad_request("Expected a multipart/form-data body with 'file' and 'purpose'.") from exc
-    upload = form.get("file")
-    purpose = form.get("purpose")
-    if upload is None or isinstance(upload, str):
-        raise bad_request("Missing required parameter: 'file'.", "file")
-    if not isinstance(purpose, str) or purpose not in PURPOSES:
-        raise bad_request(f"Invalid 'purpose': expected one of {', '.join(PURPOSES)}.", "purpose")
-    data = await upload.read()
+        upload = form.get("file")
+        purpose = form.get("purpose")
+        if upload is None or isinstance(upload, str):
+            raise bad_request("Missing required parameter: 'file'.", "file")
+        if not isinstance(purpose, str) or purpose not in PURPOSES:
+            raise bad_request(
+                f"Invalid 'purpose': expected one of {', '.join(PURPOSES)}.", "purpose"
+            )
+        if limit and (upload.size or 0) > limit:
+            raise too_large(limit, upload.size or 0)
+        data = await upload.read()
+    finally:
+        await form.close()
     rec = FileRecord(new_id("file"), upload.filename or "upload", purpose, int(time.time()), data)
     state.store.files[rec.id] = rec
     return ok(rec.to_json())

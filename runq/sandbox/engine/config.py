@@ -77,6 +77,12 @@ class SandboxConfig:
     run_expiry_seconds: float = 600.0  # a run waiting for tool outputs expires after this
     snapshot_path: str | None = None  # JSON snapshot: loaded at startup, saved on exit
     snapshot_interval_seconds: float = 30.0  # also save this often while serving; 0 = off
+    # Limits on what a client's files may cost (docs/sandbox.md, "Limits"). OpenAI takes
+    # files of up to 512 MB; the sandbox, which keeps them in memory, takes 50 MiB.
+    max_upload_bytes: int = 50 * 1024 * 1024  # a file upload's size; 0 = no limit
+    ingest_timeout_seconds: float = 30.0  # parsing one file, wall clock
+    ingest_max_unpacked_bytes: int = 64 * 1024 * 1024  # a DOCX's zip members, inflated
+    ingest_memory_mb: int = 2048  # the parsing process's address space
     models: list[str] = field(
         default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-5-mini", "gpt-5"]
     )
@@ -124,7 +130,8 @@ class SandboxConfig:
 
 _NOT_NEGATIVE = (
     "latency_ms", "tokens_per_second", "request_latency_ms", "rpm", "tpm",
-    "hang_seconds", "run_expiry_seconds", "snapshot_interval_seconds",
+    "hang_seconds", "run_expiry_seconds", "snapshot_interval_seconds", "max_upload_bytes",
+    "ingest_timeout_seconds", "ingest_max_unpacked_bytes", "ingest_memory_mb",
 )  # fmt: skip
 
 
