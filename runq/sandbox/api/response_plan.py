@@ -10,13 +10,12 @@ messages and parameters are the API's, so it sits beside the route.
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import Any
 
 from runq.sandbox.api import validation
 from runq.sandbox.api.http import metadata, opt_bool, opt_int, opt_str
-from runq.sandbox.engine import model, output_format, reasoning
+from runq.sandbox.engine import file_search, model, output_format, reasoning
 from runq.sandbox.engine.errors import bad_request, not_found
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.lifecycle import Timeline
@@ -31,7 +30,6 @@ from runq.sandbox.engine.state import SandboxState
 from runq.sandbox.engine.tokens import count_tokens, split_tokens
 from runq.sandbox.engine.tool_policy import ScriptError
 from runq.sandbox.engine.transcript import Turn, turns_from_response_input
-from runq.sandbox.engine.vector_store_objects import search_stores
 
 
 def _history(state: SandboxState, body: dict[str, Any]) -> tuple[list[Turn], dict | None]:
@@ -79,12 +77,7 @@ def _tools(
             tool.setdefault("description", None)
             functions.append(tool)
         elif kind == "file_search":
-            ids = tool.get("vector_store_ids") or []
-            for vs_id in ids:
-                if vs_id not in state.store.vector_stores:
-                    raise not_found("vector store", vs_id, f"tools[{i}].vector_store_ids")
-            limit = int(tool.get("max_num_results") or 20)
-            searcher = functools.partial(search_stores, state, list(ids), limit=limit)
+            searcher = file_search.tool_searcher(state, tool, f"tools[{i}]")
         else:
             raise bad_request(f"Unsupported tool type: {kind!r}.", f"tools[{i}].type")
     return functions, searcher
@@ -192,6 +185,7 @@ def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) 
     if fault in FAULT_ENDINGS:
         final_status, error, incomplete = FAULT_ENDINGS[fault]
     items = output_items(reply, "incomplete" if final_status == "incomplete" else "completed")
+    file_search.attach_results(items, reply.search_results, body.get("include"))
     encrypted = "reasoning.encrypted_content" in (body.get("include") or [])
     thought = reasoning.reasoning_item(
         model_name, body.get("reasoning"), reply, user_text, encrypted
@@ -256,7 +250,6 @@ def _text_echo(text: Any) -> dict[str, Any]:
     text = text if isinstance(text, dict) else {}
     fmt = dict(text.get("format") or {"type": "text"})
     if fmt.get("type") == "json_schema":
-        fmt.setdefault("description", None)
         fmt["strict"] = fmt.get("strict") is True
     return {"format": fmt, "verbosity": text.get("verbosity") or "medium"}
 

@@ -1,8 +1,17 @@
 """Text extraction for vector-store ingestion: txt, md, html, json, pdf and docx.
 
-Extraction runs on the bytes of an uploaded file; a format that cannot be parsed
-raises :class:`UnsupportedFile`, and the vector-store file ends ``failed`` with that
-message as ``last_error``, as the real service does.
+Extraction runs on the bytes of an uploaded file, in a process of its own
+(:mod:`.parse_worker`); a format the sandbox does not read raises
+:class:`UnsupportedFile` (``last_error.code`` ``unsupported_file``), a file of a known
+format that cannot be read raises :class:`InvalidFile` (``invalid_file``), and the
+vector-store file ends ``failed`` with that message as ``last_error``, as the real
+service does.
+
+A DOCX is a zip archive, and a zip can be a bomb: a 200 KB file whose ``document.xml``
+inflates to gigabytes. Before python-docx sees one, :func:`check_zip` adds up its
+members' declared sizes and then inflates each member, counting, and refuses the file
+as soon as either passes ``max_unpacked_bytes``, so the bytes a member really inflates
+to are bounded whatever its header claims.
 
 The text keeps the structure an answer needs to quote whole sentences (see
 :mod:`.sentences`): paragraphs, headings and list items end their block. A PDF gives
@@ -16,6 +25,8 @@ import io
 import itertools
 import json
 import re
+import zipfile
+import zlib
 from html.parser import HTMLParser
 from typing import Any
 
@@ -27,6 +38,47 @@ TEXT_EXTENSIONS = (".txt", ".md", ".markdown", ".text", ".csv", ".rst")
 
 class UnsupportedFile(ValueError):
     """The file's format is not one the sandbox can read."""
+
+    code = "unsupported_file"
+
+
+class InvalidFile(UnsupportedFile):
+    """A file of a known format that cannot be read: corrupt, undecodable or too big."""
+
+    code = "invalid_file"
+
+
+DEFAULT_MAX_UNPACKED_BYTES = 64 * 1024 * 1024
+
+
+def check_zip(data: bytes, max_unpacked_bytes: int) -> None:
+    """Refuse a zip whose members inflate to more than ``max_unpacked_bytes`` in all.
+
+    The declared sizes are checked first (cheap); then every member is inflated in
+    pieces and its real size counted, which stops a member whose header lies.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise InvalidFile(f"not a valid DOCX (zip) file: {exc}") from None
+    limit = f"the sandbox's limit of {max_unpacked_bytes} bytes unpacked"
+    with archive:
+        declared = sum(info.file_size for info in archive.infolist())
+        if declared > max_unpacked_bytes:
+            raise InvalidFile(f"the document unpacks to {declared} bytes, over {limit}")
+        total = 0
+        for info in archive.infolist():
+            try:
+                with archive.open(info) as member:
+                    while piece := member.read(1 << 20):
+                        total += len(piece)
+                        if total > max_unpacked_bytes:
+                            raise InvalidFile(
+                                f"{info.filename} unpacks to more than its declared "
+                                f"{info.file_size} bytes, over {limit}"
+                            )
+            except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+                raise InvalidFile(f"corrupt member {info.filename}: {exc}") from None
 
 
 class _HTMLText(HTMLParser):
@@ -62,7 +114,7 @@ def _text(data: bytes) -> str:
     try:
         return data.decode(codec)
     except UnicodeDecodeError as err:
-        raise UnsupportedFile(
+        raise InvalidFile(
             f"text must be utf-8, utf-16 or ascii; undecodable byte at offset {err.start}"
         ) from None
 
@@ -172,13 +224,17 @@ def _docx(data: bytes) -> str:
     return "\n\n".join(blocks)
 
 
-def extract_text(filename: str, data: bytes) -> str:
+def extract_text(
+    filename: str, data: bytes, max_unpacked_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
+) -> str:
     """The text of a file, chosen by extension (with a sniff for PDF and DOCX)."""
     name = filename.lower()
     try:
         if name.endswith(".pdf") or data.startswith(b"%PDF"):
             return _pdf(data)
         if name.endswith(".docx"):
+            if max_unpacked_bytes > 0:
+                check_zip(data, max_unpacked_bytes)
             return _docx(data)
         if name.endswith((".html", ".htm")):
             return _html(data)
@@ -186,8 +242,8 @@ def extract_text(filename: str, data: bytes) -> str:
             return _json_text(json.loads(_text(data)))
         if name.endswith(TEXT_EXTENSIONS) or "." not in name:
             return _text(data)
-    except UnsupportedFile:
+    except (UnsupportedFile, MemoryError):
         raise
     except Exception as exc:  # a corrupt file of a known type
-        raise UnsupportedFile(f"Could not parse {filename}: {exc}") from exc
+        raise InvalidFile(f"Could not parse {filename}: {exc}") from exc
     raise UnsupportedFile(f"Unsupported file type: {filename}")

@@ -9,10 +9,9 @@ the thread, visible only once the step is done.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-from runq.sandbox.engine import model, output_format
+from runq.sandbox.engine import file_search, model, output_format
 from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.run_objects import RunRecord, Segment
@@ -21,7 +20,6 @@ from runq.sandbox.engine.thread_objects import ThreadRecord, message_json
 from runq.sandbox.engine.tokens import count_tokens, split_tokens
 from runq.sandbox.engine.tool_policy import ScriptError
 from runq.sandbox.engine.transcript import Turn, content_text
-from runq.sandbox.engine.vector_store_objects import search_stores
 
 
 def _turns(thread: ThreadRecord, run: RunRecord, now: float) -> list[Turn]:
@@ -53,12 +51,13 @@ def _turns(thread: ThreadRecord, run: RunRecord, now: float) -> list[Turn]:
 
 def _searcher(state: SandboxState, run: RunRecord, thread: ThreadRecord) -> model.Searcher | None:
     tools = run.params.get("tools") or []
-    if not any(t.get("type") == "file_search" for t in tools):
+    tool = next((t for t in tools if t.get("type") == "file_search"), None)
+    if tool is None:
         return None
     ids: list[str] = []
     for resources in (thread.tool_resources, run.params.get("tool_resources")):
         ids += ((resources or {}).get("file_search") or {}).get("vector_store_ids") or []
-    return functools.partial(search_stores, state, ids)
+    return file_search.tool_searcher(state, tool, "tools", vector_store_ids=ids)
 
 
 def assistants_text(reply: model.Reply) -> tuple[str, list[dict[str, Any]]]:

@@ -31,7 +31,7 @@ from runq.sandbox.engine.response_objects import ResponseRecord
 from runq.sandbox.engine.run_objects import RunRecord
 from runq.sandbox.engine.state import SandboxState
 from runq.sandbox.engine.thread_objects import ThreadRecord
-from runq.sandbox.engine.vector_store_objects import VectorStoreRecord
+from runq.sandbox.engine.vector_store_objects import VectorStoreRecord, resume_ingestion
 
 FORMAT = "runq-sandbox-snapshot"
 VERSION = 1
@@ -126,6 +126,7 @@ def load_state(state: SandboxState, data: dict[str, Any]) -> None:
     for rec in state.store.responses.values():
         if rec.background and rec.cancelled_at is None and rec.timeline.done_at > now:
             state.stats.response_started(rec.id, rec.timeline.done_at)
+    resume_ingestion(state)  # files saved while being parsed are parsed again
 
 
 def serialize(state: SandboxState) -> str:

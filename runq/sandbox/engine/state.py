@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from runq.sandbox.engine.config import SandboxConfig
 from runq.sandbox.engine.faults import FaultInjector
+from runq.sandbox.engine.ingestion import IngestLimits, Ingestor
 from runq.sandbox.engine.ratelimit import RateLimiter
 from runq.sandbox.engine.stats import Stats
 from runq.sandbox.engine.store import Store
@@ -22,10 +23,18 @@ class SandboxState:
     stats: Stats = field(default_factory=Stats)
     faults: FaultInjector = field(init=False)
     limiter: RateLimiter = field(init=False)
+    ingestor: Ingestor = field(init=False)
 
     def __post_init__(self) -> None:
-        self.faults = FaultInjector(self.config.faults, self.config.seed)
-        self.limiter = RateLimiter(self.config.rpm, self.config.tpm)
+        cfg = self.config
+        self.faults = FaultInjector(cfg.faults, cfg.seed)
+        self.limiter = RateLimiter(cfg.rpm, cfg.tpm)
+        limits = IngestLimits(
+            max_unpacked_bytes=cfg.ingest_max_unpacked_bytes,
+            timeout_seconds=cfg.ingest_timeout_seconds,
+            memory_bytes=cfg.ingest_memory_mb * 1024 * 1024,
+        )
+        self.ingestor = Ingestor(limits)
 
     def reset(self) -> None:
         """Forget every object and counter (``POST /sandbox/reset``)."""

@@ -91,6 +91,7 @@ def _lifespan(
                     await saver
             if path:
                 snapshot.save(state, path)
+            state.ingestor.shutdown()  # after the save, which keeps unparsed files
 
     return lifespan
 
