@@ -110,3 +110,31 @@ def test_every_sample_question_is_answered_from_its_source(client: openai.OpenAI
         for sentence in quoted(text.text, text.annotations):
             assert sentence.endswith((".", "!")) and not sentence.endswith(".."), sentence
             assert not ARTIFACTS.search(sentence), sentence
+
+
+@pytest.mark.parametrize(
+    ("question", "source", "sentence"),
+    [
+        # inflected forms only: close/closed, Sunday/Sundays; "phone" is the subject
+        (
+            "Does phone support close on Sunday?",
+            "support_and_shipping.txt",
+            "Phone lines are closed on Sundays and on US federal holidays.",
+        ),
+        # a related term: the question's "delivery" is the policy's "shipping"
+        (
+            "What does express delivery cost?",
+            "support_and_shipping.txt",
+            "Express shipping takes 2 business days and costs $14.95 per order.",
+        ),
+    ],
+)
+def test_a_paraphrased_question_is_answered_from_its_file(
+    client: openai.OpenAI, question: str, source: str, sentence: str
+) -> None:
+    """The answer's sentence shares no exact word with the question but its subject."""
+    store_id, ids = index(client, SAMPLES)
+    answer = ask(client, store_id, question)
+    text = answer.output[1].content[0]
+    assert quoted(text.text, text.annotations) == [sentence]
+    assert [a.file_id for a in text.annotations] == [ids[source]]
