@@ -8,6 +8,7 @@ can read it from Redis.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from dataclasses import dataclass, field, fields
@@ -78,6 +79,8 @@ ROLES = ("user", "assistant", "system", "developer", "tool")  # "tool": Chat Com
 # allows 16 pairs in all.
 RUN_METADATA_KEYS = ("runq_job_id", "runq_attempt", "runq_round")
 MAX_METADATA_PAIRS = 16 - len(RUN_METADATA_KEYS)
+TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
+TENANT_RULE = "1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
 
 
 def _whole(value: Any) -> bool:
@@ -127,6 +130,7 @@ class JobSpec:
         self._validate_limits()
         self._validate_lists()
         self._validate_metadata()
+        self._validate_tenant()
         if self.previous_response_id and self.conversation_id:
             raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
         if self.thread_id and self.backend != "assistants":
@@ -209,6 +213,14 @@ class JobSpec:
                 raise InvalidJobError(
                     f"metadata.{key}", "keys take 1-64 characters and values up to 512"
                 )
+
+    def _validate_tenant(self) -> None:
+        """A tenant is part of Redis key names and of the answer cache's identity: a
+        plain name keeps `acme:x` from reading as tenant `acme` and something more."""
+        if self.tenant is None:
+            return
+        if not isinstance(self.tenant, str) or not TENANT.fullmatch(self.tenant):
+            raise InvalidJobError("tenant", f"must be {TENANT_RULE}, got {self.tenant!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return _fields_of(self)

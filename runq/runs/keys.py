@@ -38,9 +38,16 @@ def stream_seq(job_id: str) -> str:
     return f"{PREFIX}:seq:{job_id}"
 
 
-def idempotency(scope: str, key: str) -> str:
+def idempotency(tenant: str | None, key: str) -> str:
     """Hash: the job a producer's idempotency key created (`job`) and the fingerprint of
-    the spec it was asked with (`fingerprint`), so a reuse for another job is refused."""
+    the spec it was asked with (`fingerprint`), so a reuse for another job is refused.
+
+    No two (tenant, key) pairs share a name: the tenant is length-prefixed (`5.acme`),
+    and no tenant at all is `-`, which no prefixed tenant starts with. So tenant `acme:x`
+    with key `k` is not tenant `acme` with key `x:k`, and a tenant called `default` is
+    not a producer that set none.
+    """
+    scope = "-" if tenant is None else f"{len(tenant)}.{tenant}"
     return f"{PREFIX}:idem:{scope}:{key}"
 
 

@@ -177,7 +177,7 @@ class JobStore:
     ) -> CreateCall:
         """The create script's keys and arguments, without running it (see `CreateCall`)."""
         tenant = job.spec.tenant
-        idem = keys.idempotency(tenant or "default", idempotency_key) if idempotency_key else None
+        idem = keys.idempotency(tenant, idempotency_key) if idempotency_key else None
         payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
         created = job.timings.get("queued_at") or time.time()
         return CreateCall(
@@ -269,8 +269,8 @@ class JobStore:
         """Is the cancel flag up? (A step learns it with its claim; a tool call asks.)"""
         return bool(self.redis.exists(keys.cancel(job_id)))
 
-    def find_by_idempotency_key(self, scope: str, key: str) -> str | None:
-        name = keys.idempotency(scope, key)
+    def find_by_idempotency_key(self, tenant: str | None, key: str) -> str | None:
+        name = keys.idempotency(tenant, key)
         if text(self.redis.type(name)) == "string":  # written before fingerprints were kept
             value = self.redis.get(name)
         else:

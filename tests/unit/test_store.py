@@ -40,7 +40,7 @@ def test_idempotency_key_returns_the_first_job_asked_the_same(store: JobStore) -
     second = Job.new(JobSpec(input="hi", deadline=600).validate())  # 600 == 600.0
     assert store.create(second, [], lease_until=time.time(), idempotency_key="k1") == first.id
     assert not store.exists(second.id)
-    assert store.find_by_idempotency_key("default", "k1") == first.id
+    assert store.find_by_idempotency_key(None, "k1") == first.id
 
 
 def test_idempotency_key_reused_for_another_spec_is_refused(store: JobStore) -> None:
@@ -63,10 +63,10 @@ def test_idempotency_keys_are_scoped_by_tenant(store: JobStore) -> None:
 def test_a_mapping_written_before_fingerprints_still_names_its_job(
     store: JobStore, fake_redis: fakeredis.FakeRedis
 ) -> None:
-    fake_redis.set(keys.idempotency("default", "old"), "job_earlier")
+    fake_redis.set(keys.idempotency(None, "old"), "job_earlier")
     job = Job.new(JobSpec(input="hi").validate())
     assert store.create(job, [], lease_until=time.time(), idempotency_key="old") == "job_earlier"
-    assert store.find_by_idempotency_key("default", "old") == "job_earlier"
+    assert store.find_by_idempotency_key(None, "old") == "job_earlier"
 
 
 def test_the_fingerprint_ignores_the_tenant_and_number_spelling() -> None:
