@@ -187,10 +187,14 @@ def test_responses_objects_conform(client: openai.OpenAI) -> None:
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
         }
     ]
-    queued = raw(client.responses.with_raw_response.create(model="gpt-4o-mini", input="x", background=True))
+    queued = raw(
+        client.responses.with_raw_response.create(model="gpt-4o-mini", input="x", background=True)
+    )
     check(queued, Response, "Response")
     done = raw(
-        client.responses.with_raw_response.create(model="gpt-4o-mini", input="weather in Paris", tools=tools)
+        client.responses.with_raw_response.create(
+            model="gpt-4o-mini", input="weather in Paris", tools=tools
+        )
     )
     check(done, Response, "Response")
     check(raw(client.responses.with_raw_response.cancel(queued["id"])), Response, "Response")
@@ -289,7 +293,9 @@ def test_conversation_objects_conform(client: openai.OpenAI) -> None:
 
 
 def test_response_input_items_and_delete_conform(client: openai.OpenAI) -> None:
-    first = client.responses.create(model="gpt-4o-mini", input="weather in Paris", tools=[WEATHER_TOOL])
+    first = client.responses.create(
+        model="gpt-4o-mini", input="weather in Paris", tools=[WEATHER_TOOL]
+    )
     call = next(i for i in first.output if i.type == "function_call")
     second = raw(
         client.responses.with_raw_response.create(
@@ -469,7 +475,12 @@ def check_response_events(raw_events: list[tuple[str | None, str]]) -> list[dict
 def test_responses_stream_events_conform(client: openai.OpenAI) -> None:
     store_id, _ = ready_store(client)
     bodies = [
-        {"model": "gpt-4o-mini", "input": "weather in Paris", "tools": [WEATHER_TOOL], "stream": True},
+        {
+            "model": "gpt-4o-mini",
+            "input": "weather in Paris",
+            "tools": [WEATHER_TOOL],
+            "stream": True,
+        },
         {
             "model": "gpt-4o-mini",
             "input": "what is the vault code?",
@@ -647,7 +658,12 @@ def test_assistants_run_stream_events_conform(client: openai.OpenAI) -> None:
 @pytest.mark.parametrize("fault", ["failed", "incomplete", "expired", "bad_args"])
 def test_streams_ending_badly_conform(client: openai.OpenAI, fault: str) -> None:
     """Failed, incomplete and expired endings: each event still matches its schema."""
-    body = {"model": "gpt-4o-mini", "input": "weather in Paris", "tools": [WEATHER_TOOL], "stream": True}
+    body = {
+        "model": "gpt-4o-mini",
+        "input": "weather in Paris",
+        "tools": [WEATHER_TOOL],
+        "stream": True,
+    }
     if fault == "incomplete":
         body = {"model": "gpt-4o-mini", "input": "a long enough question to cut", "stream": True}
     events = check_response_events(sse(client, "POST", "/responses", body, fault))
@@ -658,7 +674,11 @@ def test_streams_ending_badly_conform(client: openai.OpenAI, fault: str) -> None
         "bad_args": ("response.completed", "thread.run.completed"),
     }
     assert events[-1]["type"] == endings[fault][0]
-    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "cut me short"}], "stream": True}
+    chat = {
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "user", "content": "cut me short"}],
+        "stream": True,
+    }
     if fault in ("incomplete", "bad_args"):
         chunks = sse(client, "POST", "/chat/completions", chat, fault)
         schema = op_schema("post", "/chat/completions", "text/event-stream")
@@ -719,3 +739,205 @@ def test_empty_pages_differ_from_the_spec_only_by_null_cursors(client: openai.Op
             (("first_id",), "None is not of type 'string'"),
             (("last_id",), "None is not of type 'string'"),
         }, path
+
+
+# -- structured outputs, reasoning, stored chat, conversation items, side operations --------
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "population": {"type": "integer"},
+        "mayor": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+    },
+    "required": ["name", "population", "mayor"],
+    "additionalProperties": False,
+}
+REFUSAL = json.dumps([[{"refusal": "I can't help with that."}]])
+
+
+def test_structured_reasoning_and_refusal_responses_conform(client: openai.OpenAI) -> None:
+    fmt = {"type": "json_schema", "name": "City", "schema": CITY_SCHEMA, "strict": True}
+    bodies: list[dict[str, Any]] = [
+        {"model": "gpt-4o-mini", "input": "Paris has 2100000 people", "text": {"format": fmt}},
+        {
+            "model": "gpt-5-mini",
+            "input": "hello",
+            "reasoning": {"effort": "low", "summary": "auto"},
+        },
+        {"model": "o4-mini", "input": "hi", "include": ["reasoning.encrypted_content"]},
+        {"model": "gpt-4o-mini", "input": "x", "metadata": {"sandbox_script": REFUSAL}},
+        {"model": "gpt-4o-mini", "input": "in JSON", "text": {"format": {"type": "json_object"}}},
+    ]
+    seen: set[str] = set()
+    for body in bodies:
+        data = raw(client.responses.with_raw_response.create(**body))
+        check_op(data, Response, "post", "/responses")
+        assert data["text"]["format"]["type"] == (body.get("text") or {}).get("format", {}).get(
+            "type", "text"
+        )
+        events = check_response_events(sse(client, "POST", "/responses", {**body, "stream": True}))
+        seen |= {e["type"] for e in events}
+    assert {
+        "response.reasoning_summary_part.added",
+        "response.reasoning_summary_text.delta",
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.refusal.delta",
+        "response.refusal.done",
+    } <= seen
+
+
+def test_input_tokens_and_compact_conform(client: openai.OpenAI) -> None:
+    counted = raw(
+        client.responses.input_tokens.with_raw_response.count(
+            model="gpt-4o-mini", input="Tell me a joke."
+        )
+    )
+    check_op(counted, dict, "post", "/responses/input_tokens")
+    created = client.responses.create(model="gpt-4o-mini", input="Tell me a joke.")
+    assert created.usage is not None
+    assert counted["input_tokens"] == created.usage.input_tokens
+    compacted = raw(
+        client.responses.with_raw_response.compact(
+            model="gpt-4o-mini", previous_response_id=created.id, input="and another"
+        )
+    )
+    check_op(compacted, dict, "post", "/responses/compact")
+    assert [i["type"] for i in compacted["output"]] == ["message", "message", "compaction"]
+    # the compacted history continues like the full one
+    follow = client.responses.create(
+        model="gpt-4o-mini", input=[*compacted["output"], {"role": "user", "content": "last"}]
+    )
+    assert follow.output_text == ('Echo: last (earlier: "Tell me a joke." | "and another")')
+
+
+def test_stored_chat_completions_conform(client: openai.OpenAI) -> None:
+    chat = client.chat.completions
+    made = raw(
+        chat.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            store=True,
+            metadata={"team": "a"},
+            n=2,
+            logprobs=True,
+            top_logprobs=2,
+        )
+    )
+    check_op(made, ChatCompletion, "post", "/chat/completions")
+    assert len(made["choices"]) == 2 and made["choices"][0]["logprobs"]["content"]
+    path = "/chat/completions/{completion_id}"
+    check_op(raw(chat.with_raw_response.retrieve(made["id"])), ChatCompletion, "get", path)
+    listed = raw(chat.with_raw_response.list(metadata={"team": "a"}))
+    check_op(listed, dict, "get", "/chat/completions")
+    assert [c["id"] for c in listed["data"]] == [made["id"]]
+    updated = raw(chat.with_raw_response.update(made["id"], metadata={"team": "b"}))
+    check_op(updated, ChatCompletion, "post", path)
+    messages = raw(chat.messages.with_raw_response.list(made["id"]))
+    # The spec types these as assistant messages; OpenAI lists the request's messages
+    # with their own roles (its example shows role "user"): the one known difference.
+    errors = list(validator(op_schema("get", path + "/messages")).iter_errors(messages))
+    assert {e.message for e in errors} <= {"'user' is not one of ['assistant']"}
+    assert messages["data"][0]["content"] == "hi"
+    gone = raw(chat.with_raw_response.delete(made["id"]))
+    check_op(gone, dict, "delete", path)
+    # a refusal, and stream chunks carrying "usage": null with include_usage
+    refused = raw(
+        chat.with_raw_response.create(
+            model="gpt-4o-mini",
+            messages=[
+                {"role": "system", "content": f"sandbox_script: {REFUSAL}"},
+                {"role": "user", "content": "x"},
+            ],
+        )
+    )
+    check_op(refused, ChatCompletion, "post", "/chat/completions")
+    body = {
+        "model": "gpt-5-mini",
+        "messages": [{"role": "user", "content": "hello"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "n": 2,
+    }
+    schema = op_schema("post", "/chat/completions", "text/event-stream")
+    chunks = [json.loads(text) for _, text in sse(client, "POST", "/chat/completions", body)[:-1]]
+    for chunk in chunks:
+        check(chunk, ChatCompletionChunk, schema)
+        assert "usage" in chunk
+    assert chunks[-1]["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
+
+
+def test_conversation_items_and_updates_conform(client: openai.OpenAI) -> None:
+    conv = client.conversations.create()
+    path = "/conversations/{conversation_id}"
+    updated = raw(client.conversations.with_raw_response.update(conv.id, metadata={"k": "v"}))
+    check_op(updated, Conversation, "post", path)
+    added = raw(
+        client.conversations.items.with_raw_response.create(
+            conv.id,
+            items=[
+                {"type": "message", "role": "user", "content": "first"},
+                {"type": "message", "role": "assistant", "content": "ok"},
+            ],
+        )
+    )
+    check_op(added, ConversationItemList, "post", path + "/items")
+    item_id = added["data"][1]["id"]
+    one = raw(
+        client.conversations.items.with_raw_response.retrieve(item_id, conversation_id=conv.id)
+    )
+    check_op(one, dict, "get", path + "/items/{item_id}")
+    after = raw(
+        client.conversations.items.with_raw_response.delete(item_id, conversation_id=conv.id)
+    )
+    check_op(after, Conversation, "delete", path + "/items/{item_id}")
+    listed = client.conversations.items.list(conv.id, order="asc")
+    assert [i.id for i in listed.data] == [added["data"][0]["id"]]
+    answer = client.responses.create(model="gpt-4o-mini", input="second", conversation=conv.id)
+    assert answer.output_text == 'Echo: second (earlier: "first")'
+
+
+def test_thread_message_run_updates_and_step_retrieve_conform(client: openai.OpenAI) -> None:
+    beta = client.beta
+    fmt = {
+        "type": "json_schema",
+        "json_schema": {"name": "City", "schema": CITY_SCHEMA, "strict": True},
+    }
+    assistant = beta.assistants.create(model="gpt-4o-mini", response_format=fmt)  # type: ignore[arg-type]
+    check(
+        raw(beta.assistants.with_raw_response.retrieve(assistant.id)), Assistant, "AssistantObject"
+    )
+    thread = beta.threads.create(messages=[{"role": "user", "content": "Paris has 2100000 people"}])
+    check_op(
+        raw(beta.threads.with_raw_response.update(thread.id, metadata={"a": "b"})),
+        Thread, "post", "/threads/{thread_id}",
+    )  # fmt: skip
+    run = beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=20
+    )
+    done = raw(beta.threads.runs.with_raw_response.retrieve(run.id, thread_id=thread.id))
+    check(done, Run, "RunObject")
+    assert done["response_format"]["type"] == "json_schema"
+    runs = beta.threads.runs.with_raw_response
+    moved = raw(runs.update(run.id, thread_id=thread.id, metadata={"x": "y"}))
+    check_op(moved, Run, "post", "/threads/{thread_id}/runs/{run_id}")
+    step = beta.threads.runs.steps.list(run.id, thread_id=thread.id).data[0]
+    steps = beta.threads.runs.steps.with_raw_response
+    one = raw(steps.retrieve(step.id, thread_id=thread.id, run_id=run.id))
+    check_op(one, RunStep, "get", "/threads/{thread_id}/runs/{run_id}/steps/{step_id}")
+    answer = beta.threads.messages.list(thread.id).data[0]
+    assert json.loads(answer.content[0].text.value)["population"] == 2100000  # type: ignore[union-attr]
+    mpath = "/threads/{thread_id}/messages/{message_id}"
+    msgs = beta.threads.messages.with_raw_response
+    noted = raw(msgs.update(answer.id, thread_id=thread.id, metadata={"m": "1"}))
+    check_op(noted, Message, "post", mpath)
+    check_op(raw(msgs.delete(answer.id, thread_id=thread.id)), dict, "delete", mpath)
+    assert answer.id not in {m.id for m in beta.threads.messages.list(thread.id)}
+
+
+def test_every_reply_carries_a_request_id(client: openai.OpenAI) -> None:
+    ok_reply = client.models.with_raw_response.list()
+    assert ok_reply.headers["x-request-id"].startswith("req_")
+    with pytest.raises(openai.NotFoundError) as info:
+        client.responses.retrieve("resp_missing")
+    assert info.value.request_id and info.value.request_id.startswith("req_")

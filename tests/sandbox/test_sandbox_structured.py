@@ -80,7 +80,9 @@ def test_json_schema_not_strict_and_json_object(client: openai.OpenAI) -> None:
     }
     fmt = {"type": "json_schema", "name": "w", "schema": schema}
     response = client.responses.create(
-        model=MODEL, input="It is 21.5 degrees C", text={"format": fmt}  # type: ignore[typeddict-item]
+        model=MODEL,
+        input="It is 21.5 degrees C",
+        text={"format": fmt},  # type: ignore[typeddict-item]
     )
     value = json.loads(response.output_text)
     jsonschema.validate(value, schema)

@@ -130,17 +130,19 @@ def test_unknown_body_parameter(client: openai.OpenAI) -> None:
         "code": "unknown_parameter",
     }
     extra = {"colour": "blue"}
-    assert error_of(
-        lambda: client.responses.create(model=MODEL, input="hi", extra_body=extra)
-    ) == (400, expected)
+    assert error_of(lambda: client.responses.create(model=MODEL, input="hi", extra_body=extra)) == (
+        400,
+        expected,
+    )
     assert error_of(
         lambda: client.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "hi"}], extra_body=extra
         )
     ) == (400, expected)
-    assert error_of(
-        lambda: client.beta.assistants.create(model=MODEL, extra_body=extra)
-    ) == (400, expected)
+    assert error_of(lambda: client.beta.assistants.create(model=MODEL, extra_body=extra)) == (
+        400,
+        expected,
+    )
 
 
 def test_orphan_function_call_output(client: openai.OpenAI) -> None:

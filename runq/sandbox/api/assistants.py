@@ -14,7 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from runq.sandbox.api import validation
-from runq.sandbox.api.crud import Collection, find_in, page
+from runq.sandbox.api.crud import Collection, deleted, find_in, page
 from runq.sandbox.api.http import get_state, metadata, ok, opt_str, read_json
 from runq.sandbox.engine import output_format
 from runq.sandbox.engine.errors import bad_request
@@ -132,14 +132,29 @@ async def update_assistant(request: Request) -> Response:
 
 # -- threads and messages -----------------------------------------------------------------
 async def create_thread(request: Request) -> Response:
-    return ok(new_thread(get_state(request), await read_json(request)).to_json())
+    body = await read_json(request)
+    validation.known_parameters(body, ("messages", "metadata", "tool_resources"))
+    return ok(new_thread(get_state(request), body).to_json())
+
+
+async def update_thread(request: Request) -> Response:
+    thread = THREADS.get(request)
+    body = await read_json(request)
+    validation.known_parameters(body, ("metadata", "tool_resources"))
+    if "metadata" in body:
+        thread.metadata = metadata(body)
+    if "tool_resources" in body:
+        thread.tool_resources = body["tool_resources"]
+    return ok(thread.to_json())
 
 
 async def create_message(request: Request) -> Response:
     state = get_state(request)
     thread = THREADS.get(request)
     refuse_if_busy(state, thread, "add messages to")
-    msg = _user_message(thread.id, await read_json(request))
+    body = await read_json(request)
+    validation.known_parameters(body, ("attachments", "content", "metadata", "role"))
+    msg = _user_message(thread.id, body)
     thread.messages.append((0.0, msg))
     return ok(msg)
 
@@ -157,6 +172,24 @@ async def retrieve_message(request: Request) -> Response:
     return ok(find_in(visible, request.path_params["message_id"], "message"))
 
 
+async def update_message(request: Request) -> Response:
+    """Only a message's metadata can change."""
+    visible = {msg["id"]: msg for msg in THREADS.get(request).visible()}
+    msg = find_in(visible, request.path_params["message_id"], "message")
+    body = await read_json(request)
+    validation.known_parameters(body, ("metadata",))
+    msg["metadata"] = metadata(body)
+    return ok(msg)
+
+
+async def delete_message(request: Request) -> Response:
+    thread = THREADS.get(request)
+    message_id = request.path_params["message_id"]
+    find_in({msg["id"]: msg for msg in thread.visible()}, message_id, "message")
+    thread.messages = [(at, msg) for at, msg in thread.messages if msg["id"] != message_id]
+    return ok(deleted(message_id, "thread.message.deleted"))
+
+
 routes = [
     Route("/v1/assistants", create_assistant, methods=["POST"]),
     Route("/v1/assistants", ASSISTANTS.list, methods=["GET"]),
@@ -169,4 +202,6 @@ routes = [
     Route("/v1/threads/{thread_id}/messages", create_message, methods=["POST"]),
     Route("/v1/threads/{thread_id}/messages", list_messages, methods=["GET"]),
     Route("/v1/threads/{thread_id}/messages/{message_id}", retrieve_message, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/messages/{message_id}", update_message, methods=["POST"]),
+    Route("/v1/threads/{thread_id}/messages/{message_id}", delete_message, methods=["DELETE"]),
 ]

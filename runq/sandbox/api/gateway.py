@@ -2,9 +2,9 @@
 
 Order for a ``/v1`` request: authentication (401), transport fault injection (429, 500,
 503, connection reset, hang), rate limiting (429 with ``retry-after``), then the
-handler. Every response gets the ``x-ratelimit-*`` headers and is counted in the stats
-as ``"METHOD /route/{template} STATUS"``. ``/sandbox`` admin routes skip everything
-but the counting.
+handler. Every response gets an ``x-request-id`` and the ``x-ratelimit-*`` headers and
+is counted in the stats as ``"METHOD /route/{template} STATUS"``. ``/sandbox`` admin
+routes skip everything but the counting and the request id.
 
 A pure ASGI middleware (not ``BaseHTTPMiddleware``) so that streams pass through
 untouched and client disconnects reach the handlers.
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from runq.sandbox.api.errors import error_response
 from runq.sandbox.engine.errors import SandboxError
 from runq.sandbox.engine.faults import FAULT_HEADER
+from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.state import SandboxState
 
 
@@ -81,7 +82,9 @@ class Gateway:
             await self.app(scope, receive, send)
             return
         status = [0]
-        extra: dict[str, str] = {}
+        # Every reply names its request, as OpenAI's do: clients log it and put it on
+        # their exceptions (``APIStatusError.request_id``, ``response._request_id``).
+        extra: dict[str, str] = {"x-request-id": new_id("req")}
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":

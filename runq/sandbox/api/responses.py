@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from runq.sandbox.api import response_extras
 from runq.sandbox.api.crud import Collection, page
 from runq.sandbox.api.http import get_state, ok, opt_bool, outcome_fault, read_json
 from runq.sandbox.api.response_plan import plan_response
@@ -112,6 +113,7 @@ async def list_input_items(request: Request) -> Response:
 
 
 routes = [
+    *response_extras.routes,  # before /v1/responses/{response_id}, which would shadow them
     Route("/v1/responses", create_response, methods=["POST"]),
     Route("/v1/responses/{response_id}", retrieve_response, methods=["GET"]),
     Route("/v1/responses/{response_id}", RESPONSES.delete, methods=["DELETE"]),

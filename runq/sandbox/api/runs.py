@@ -18,8 +18,14 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from runq.sandbox.api import validation
-from runq.sandbox.api.assistants import THREADS, check_sampling, new_thread, refuse_if_busy
-from runq.sandbox.api.crud import page
+from runq.sandbox.api.assistants import (
+    THREADS,
+    check_sampling,
+    new_thread,
+    refuse_if_busy,
+    update_thread,
+)
+from runq.sandbox.api.crud import find_in, page
 from runq.sandbox.api.http import (
     get_state,
     metadata,
@@ -182,6 +188,21 @@ async def list_steps(request: Request) -> Response:
     return ok(page(render_steps(run), request))
 
 
+async def retrieve_step(request: Request) -> Response:
+    _, run = _get_run(get_state(request), request)
+    steps = {step["id"]: step for step in render_steps(run)}
+    return ok(find_in(steps, request.path_params["step_id"], "run step"))
+
+
+async def update_run(request: Request) -> Response:
+    """Only a run's metadata can change."""
+    _, run = _get_run(get_state(request), request)
+    body = await read_json(request)
+    validation.known_parameters(body, ("metadata",))
+    run.params["metadata"] = metadata(body)
+    return ok(render_run(run))
+
+
 # -- streaming ----------------------------------------------------------------------------
 def _stream(run: RunRecord, index: int) -> StreamingResponse:
     return StreamingResponse(_events(run, index), media_type="text/event-stream")
@@ -200,9 +221,12 @@ async def _events(run: RunRecord, index: int) -> AsyncIterator[bytes]:
 
 routes = [
     Route("/v1/threads/runs", create_thread_and_run, methods=["POST"]),
+    # after ``/v1/threads/runs``, which it would otherwise swallow (thread id "runs")
+    Route("/v1/threads/{thread_id}", update_thread, methods=["POST"]),
     Route("/v1/threads/{thread_id}/runs", create_run, methods=["POST"]),
     Route("/v1/threads/{thread_id}/runs", list_runs, methods=["GET"]),
     Route("/v1/threads/{thread_id}/runs/{run_id}", retrieve_run, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/runs/{run_id}", update_run, methods=["POST"]),
     Route("/v1/threads/{thread_id}/runs/{run_id}/cancel", cancel_run, methods=["POST"]),
     Route(
         "/v1/threads/{thread_id}/runs/{run_id}/submit_tool_outputs",
@@ -210,4 +234,5 @@ routes = [
         methods=["POST"],
     ),
     Route("/v1/threads/{thread_id}/runs/{run_id}/steps", list_steps, methods=["GET"]),
+    Route("/v1/threads/{thread_id}/runs/{run_id}/steps/{step_id}", retrieve_step, methods=["GET"]),
 ]

@@ -144,6 +144,7 @@ def stored_messages(completion_id: str, messages: list[Any]) -> list[dict[str, A
                 "content": text,
                 "name": msg.get("name"),
                 "content_parts": parts,
+                "refusal": msg.get("refusal"),
                 **({"tool_calls": msg["tool_calls"]} if msg.get("tool_calls") else {}),
             }
         )

@@ -1,7 +1,8 @@
 """A conversation: the durable list of items that responses read and append to.
 
 Its ``history`` is the transcript the model sees on the next turn, so a response that
-names the conversation continues it exactly as ``previous_response_id`` would.
+names the conversation continues it exactly as ``previous_response_id`` would. Items
+added or deleted through the items API rebuild it from the item list.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runq.sandbox.engine.response_objects import ResponseRecord
-from runq.sandbox.engine.transcript import Turn
+from runq.sandbox.engine.transcript import Turn, turns_from_response_input
 
 
 @dataclass
@@ -26,6 +27,15 @@ class ConversationRecord:
         self.items.extend(rec.input_items)
         self.items.extend(rec.output)
         self.history = list(rec.history)
+
+    def add_items(self, items: list[dict[str, Any]]) -> None:
+        """Append items added through the items API; the transcript follows."""
+        self.items.extend(items)
+        self.history = turns_from_response_input(self.items)
+
+    def remove_item(self, item_id: str) -> None:
+        self.items = [item for item in self.items if item["id"] != item_id]
+        self.history = turns_from_response_input(self.items)
 
     def to_json(self) -> dict[str, Any]:
         return {

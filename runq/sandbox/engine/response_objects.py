@@ -146,6 +146,7 @@ def input_item(turn: Turn) -> dict[str, Any]:
     content: dict[str, Any] = {"type": part, "text": turn.text}
     if part == "output_text":
         content["annotations"] = []
+        content["logprobs"] = []
     return {
         "type": "message",
         "id": new_id("msg"),

@@ -7,10 +7,13 @@ answers all three protocols the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from runq.sandbox.engine.errors import bad_request
+from runq.sandbox.engine.ids import new_id
 
 
 @dataclass
@@ -56,33 +59,63 @@ def turns_from_response_input(raw: Any) -> list[Turn]:
     for i, item in enumerate(raw):
         if not isinstance(item, dict):
             raise bad_request(f"Invalid 'input[{i}]': expected an object.", f"input[{i}]")
-        kind = item.get("type") or "message"
-        if kind == "message":
-            role = item.get("role")
-            if role not in ("user", "assistant", "system", "developer"):
-                raise bad_request(f"Invalid 'input[{i}].role': {role!r}.", f"input[{i}].role")
-            turns.append(Turn(role, content_text(item.get("content"))))
-        elif kind == "function_call_output":
-            if not item.get("call_id"):
-                raise bad_request(
-                    f"Missing required parameter: 'input[{i}].call_id'.", f"input[{i}].call_id"
-                )
-            output = item.get("output")
-            text = output if isinstance(output, str) else content_text(output)
-            turns.append(Turn("tool", text, "function_call_output", call_id=item["call_id"]))
-        elif kind == "function_call":
-            turns.append(
-                Turn(
-                    "assistant",
-                    "",
-                    "function_call",
-                    call_id=item.get("call_id"),
-                    name=item.get("name"),
-                    arguments=item.get("arguments"),
-                )
-            )
-        elif kind in ("file_search_call", "reasoning", "item_reference"):
-            continue  # carried for continuity only; the model does not need them
-        else:
-            raise bad_request(f"Invalid 'input[{i}].type': {kind!r}.", f"input[{i}].type")
+        turns.extend(_item_turns(i, item))
     return turns
+
+
+def _item_turns(i: int, item: dict[str, Any]) -> list[Turn]:
+    """The turns of input item ``i`` (none for items carried only for continuity)."""
+    kind = item.get("type") or "message"
+    if kind == "message":
+        role = item.get("role")
+        if role not in ("user", "assistant", "system", "developer"):
+            raise bad_request(f"Invalid 'input[{i}].role': {role!r}.", f"input[{i}].role")
+        return [Turn(role, content_text(item.get("content")))]
+    if kind == "function_call_output":
+        if not item.get("call_id"):
+            raise bad_request(
+                f"Missing required parameter: 'input[{i}].call_id'.", f"input[{i}].call_id"
+            )
+        output = item.get("output")
+        text = output if isinstance(output, str) else content_text(output)
+        return [Turn("tool", text, "function_call_output", call_id=item["call_id"])]
+    if kind == "function_call":
+        return [
+            Turn(
+                "assistant",
+                "",
+                "function_call",
+                call_id=item.get("call_id"),
+                name=item.get("name"),
+                arguments=item.get("arguments"),
+            )
+        ]
+    if kind == "compaction":
+        return _expand_compaction(item.get("encrypted_content"))
+    if kind in ("file_search_call", "reasoning", "item_reference"):
+        return []  # carried for continuity only; the model does not need them
+    raise bad_request(f"Invalid 'input[{i}].type': {kind!r}.", f"input[{i}].type")
+
+
+_COMPACTION_PREFIX = "sandbox-compaction:"
+
+
+def compaction_item(turns: list[Turn]) -> dict[str, Any]:
+    """A ``compaction`` item holding ``turns``, in the sandbox's own (readable) encoding."""
+    raw = json.dumps([asdict(t) for t in turns]).encode()
+    return {
+        "type": "compaction",
+        "id": new_id("cmp"),
+        "encrypted_content": _COMPACTION_PREFIX + base64.b64encode(raw).decode("ascii"),
+    }
+
+
+def _expand_compaction(content: Any) -> list[Turn]:
+    """The turns a compaction item stands for (none when it is not the sandbox's)."""
+    if not isinstance(content, str) or not content.startswith(_COMPACTION_PREFIX):
+        return []
+    try:
+        rows = json.loads(base64.b64decode(content[len(_COMPACTION_PREFIX) :]))
+        return [Turn(**row) for row in rows]
+    except (ValueError, TypeError):
+        return []
