@@ -12,6 +12,8 @@ from sandbox_helpers import admin, wait_until
 
 from runq.sandbox.engine import snapshot
 from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.engine.file_objects import FileRecord
+from runq.sandbox.engine.vector_store_objects import add_file, new_store, search_stores
 from runq.sandbox.server.app import create_app
 from runq.sandbox.server.serve import SandboxServer
 
@@ -131,3 +133,30 @@ def test_periodic_save_is_atomic_and_only_after_changes(tmp_path: Path) -> None:
         assert [p.name for p in tmp_path.iterdir()] == ["sandbox.json"]  # no temp file left
         time.sleep(0.3)  # six intervals without a request: nothing to save
         assert json.loads(path.read_text())["saved_at"] == saved["saved_at"]
+
+
+class _Idle:
+    """An ingestor that never gets to parse anything."""
+
+    def submit(self, *args: object) -> None:
+        return None
+
+
+def test_a_file_saved_while_being_parsed_is_parsed_after_a_restart(tmp_path: Path) -> None:
+    """Parsing runs in the background: a snapshot can hold a file not yet parsed."""
+    path = tmp_path / "sandbox.json"
+    first = create_app(SandboxConfig(latency_ms=0, snapshot_path=str(path)))
+    state = first.state.sandbox
+    state.ingestor = _Idle()  # type: ignore[assignment]  # nothing parsed in this life
+    state.store.files["file_1"] = FileRecord("file_1", "a.txt", "assistants", 0, b"Owls hunt.")
+    store = new_store(state, "owls")
+    add_file(state, store, "file_1", {"kind": "birds"})
+    assert store.files["file_1"].status(time.time()) == "in_progress"
+    snapshot.save(state, path)
+    again = create_app(SandboxConfig(latency_ms=0, snapshot_path=str(path))).state.sandbox
+    restored = again.store.vector_stores[store.id].files["file_1"]
+    wait_until(lambda: restored.status(time.time()), lambda s: s == "completed")
+    assert restored.attributes == {"kind": "birds"}
+    hits = search_stores(again, [store.id], "owls")
+    assert [(h["file_id"], h["attributes"]) for h in hits] == [("file_1", {"kind": "birds"})]
+    again.ingestor.shutdown()
