@@ -31,8 +31,7 @@ def sample_job() -> Job:
         for i in range(2)
     ]  # fmt: skip
     job.attempts = [{"link": "responses:gpt-5-mini", "attempt": 0, "run_id": "resp_abc"}]
-    job.links = [{"backend": "responses", "model": "gpt-5-mini", "base_url": None,
-                  "api_key_env": None, "rpm": None, "tpm": None}]  # fmt: skip
+    job.chain = "default"
     job.timings = {"queued_at": 1.0, "started_at": 2.0, "run_created_at": 2.1}
     job.usage = {"input_tokens": 50, "output_tokens": 20, "total_tokens": 70}
     return job

@@ -18,6 +18,11 @@ environment variable that holds its API key (keys never sit in configuration), p
 own rate limits. `cache` answers with the result of an identical earlier job; `template`
 answers with a configured message. A job without a chain has one link: its own backend
 and model on the default endpoint.
+
+Links come from the worker's own configuration, every step. A job record names its
+chain and the index of the link in use, nothing more: anyone who can write one key to
+Redis must not be able to choose the host a worker calls or the environment variable
+whose value it sends as a key (docs/security.md).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -36,6 +41,9 @@ from runq.runs.job import JobSpec
 
 MODEL, CACHE, TEMPLATE = "model", "cache", "template"
 BACKENDS = ("responses", "assistants", "chat")
+OWN_LINK = ""
+"""The chain name a record holds for a job with no chain: its own backend and model,
+on the worker's own endpoint (`OPENAI_BASE_URL`, `OPENAI_API_KEY`)."""
 
 
 @dataclass(frozen=True)
@@ -53,11 +61,18 @@ class Link:
 
     @property
     def name(self) -> str:
-        """What a result's `source` says: `backend:model`, `cache` or `template`."""
+        """What a result's `source` and `attempts` say: `backend:model`, `cache` or
+        `template`. Never the host: a tenant reads it, and the operator's network is not
+        the tenant's business."""
         if self.kind != MODEL:
             return self.kind
-        name = f"{self.backend}:{self.model}"
-        return f"{name}@{self.base_url}" if self.base_url else name
+        return f"{self.backend}:{self.model}"
+
+    @property
+    def endpoint(self) -> str:
+        """What the link's breaker and rate limiter are keyed by: its name and host, so
+        one model served by two hosts has two breakers (and workers share each)."""
+        return f"{self.name}@{self.base_url}" if self.base_url else self.name
 
     @property
     def instant(self) -> bool:
@@ -73,9 +88,6 @@ class Link:
                 f"link {self.name} reads its API key from {self.api_key_env}, which is not set"
             )
         return value
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "link") -> Link:
@@ -117,6 +129,8 @@ def parse_chains(raw: dict[str, Any]) -> dict[str, list[Link]]:
     """Validate the configured chains; errors name the chain and the link."""
     chains: dict[str, list[Link]] = {}
     for name, table in raw.items():
+        if name == OWN_LINK:
+            raise ConfigurationError("a chain needs a name (the empty name means no chain)")
         links = table.get("links") if isinstance(table, dict) else table
         if not isinstance(links, list) or not links:
             raise ConfigurationError(f"chain {name!r} needs a non-empty list of links")
@@ -127,17 +141,44 @@ def parse_chains(raw: dict[str, Any]) -> dict[str, list[Link]]:
     return chains
 
 
-def links_for(
-    spec: JobSpec, chains: dict[str, list[Link]], default_chain: str | None
-) -> list[Link]:
-    """The links a job tries, in order."""
-    name = spec.chain or default_chain
-    if name:
-        if name not in chains:
-            known = ", ".join(sorted(chains)) or "none configured"
-            raise ConfigurationError(f"unknown chain {name!r} (chains: {known})")
-        return chains[name]
-    return [Link(backend=spec.backend, model=spec.model)]
+@dataclass(frozen=True)
+class Chain:
+    """The links a job tries, in order, under the name its record keeps."""
+
+    name: str
+    links: tuple[Link, ...]
+
+    @property
+    def caches(self) -> bool:
+        """Has a `cache` link: only then are this chain's answers worth keeping."""
+        return any(link.kind == CACHE for link in self.links)
+
+    def link(self, index: int) -> Link:
+        if not 0 <= index < len(self.links):
+            shown = repr(self.name) if self.name else "of the job's own model"
+            raise ConfigurationError(
+                f"the chain {shown} has no link {index + 1} (it has {len(self.links)})"
+            )
+        return self.links[index]
+
+
+def chain_name(spec: JobSpec, default_chain: str | None) -> str:
+    """The chain a new job follows: its own choice, else the worker's default, else none."""
+    return spec.chain or default_chain or OWN_LINK
+
+
+def resolve_chain(name: str, spec: JobSpec, chains: dict[str, list[Link]]) -> Chain:
+    """The configured links of chain `name`: this worker's, whatever a record says.
+
+    With no chain (`OWN_LINK`) the job has one link: its own backend and model, with
+    neither a host nor a key variable, so the worker's endpoint and key are used.
+    """
+    if name == OWN_LINK:
+        return Chain(OWN_LINK, (Link(backend=spec.backend, model=spec.model),))
+    if name not in chains:
+        known = ", ".join(sorted(chains)) or "none configured"
+        raise ConfigurationError(f"unknown chain {name!r} (chains: {known})")
+    return Chain(name, tuple(chains[name]))
 
 
 def fingerprint(spec: JobSpec) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from runq.errors import BackendError
+from runq.errors import BackendError, ConfigurationError
 from runq.runs.backends.base import RunState
 from runq.runs.chains import CACHE, MODEL, Link
 from runq.runs.context import StepContext
@@ -177,7 +177,7 @@ class Endings:
     ) -> str:
         """No link left: a job with one link fails with its error, else with every link's."""
         job = ctx.job
-        if len(job.links) == 1:
+        if len(ctx.chain.links) == 1:
             code, message = err.code, str(err)
         else:
             reason = "; ".join(f"{a['link']}: {a['code']} ({a['error']})" for a in job.attempts)
@@ -215,7 +215,9 @@ class Endings:
             return
         try:
             ctx.backend.cancel(ctx.job)
-        except BackendError as err:
+        except (BackendError, ConfigurationError) as err:
+            # ConfigurationError: the record names a link this worker does not have (a
+            # chain that changed, or a record someone wrote): nothing to cancel it with.
             log.warning("job.cancel_at_backend_failed", job_id=ctx.job.id, error=str(err))
 
     def _end(self, ctx: StepContext, status: JobStatus, events: list[dict[str, Any]]) -> str:

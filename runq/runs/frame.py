@@ -28,9 +28,9 @@ import structlog
 
 from runq.errors import JobNotFoundError
 from runq.runs.backends.base import Backend
-from runq.runs.chains import Link
+from runq.runs.chains import Chain, Link
 from runq.runs.context import StepContext
-from runq.runs.job import Job, JobSpec, JobStatus, Step
+from runq.runs.job import Job, JobStatus, Step
 from runq.runs.outcomes import Outcome
 from runq.runs.scheduler import Scheduler
 from runq.runs.step_config import StepConfig
@@ -53,8 +53,8 @@ class StepFrame:
         scheduler: Scheduler,
         config: StepConfig,
         *,
-        backend_for: Callable[[Job], Backend],
-        chain_of: Callable[[JobSpec], list[Link]],
+        backend_for: Callable[[Job, Link], Backend],
+        chain_of: Callable[[Job], Chain],
     ) -> None:
         self.store = store
         self.scheduler = scheduler
@@ -170,9 +170,9 @@ def _honours_cancel(job: Job) -> bool:
 
 def _bind_log_context(job: Job) -> None:
     """Every log line of this step (and, through the message header, of the steps it
-    schedules) says which attempt, link and run it is about."""
+    schedules) says which attempt and run it is about; the link is bound when the step
+    looks it up in the worker's configuration (`StepContext.use_link`)."""
     run_id = job.handle.get("response_id") or job.handle.get("run_id")
-    link = Link.from_dict(job.links[job.link_index]).name if job.links else None
     structlog.contextvars.bind_contextvars(
-        job_id=job.id, attempt=job.attempt, link=link, run_id=run_id
+        job_id=job.id, attempt=job.attempt, link=None, run_id=run_id
     )

@@ -258,8 +258,10 @@ class Job:
     source: str | None = None
     fallback_used: bool = False
     attempts: list[dict[str, Any]] = field(default_factory=list)
-    # The chain's links (no secrets: API keys are named by env variable) and the one in use.
-    links: list[dict[str, Any]] = field(default_factory=list)
+    # The chain the job follows (its name; "" for the job's own backend and model) once
+    # its first step chose it, and the index of the link in use. Only names: the links
+    # themselves (hosts, key variables) come from the worker's configuration each step.
+    chain: str | None = None
     link_index: int = 0
     # Per error class on this link: failures in a row for call classes, failed runs for
     # `run_failed` (see `runs.retry.PER_CALL_CLASSES`).

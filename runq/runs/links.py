@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 import redis
 
 from runq.runs.breaker import CircuitBreaker
-from runq.runs.chains import AnswerCache, Link, links_for
-from runq.runs.job import JobSpec
+from runq.runs.chains import AnswerCache, Chain, Link, chain_name, resolve_chain
+from runq.runs.job import Job
 from runq.runs.ratelimit import RateLimiter
 
 
@@ -29,15 +29,22 @@ class LinkServices:
     default_tpm: float | None = None
     cache_ttl: int = 7 * 24 * 3600
 
-    def links(self, spec: JobSpec) -> list[Link]:
-        return links_for(spec, self.chains, self.default_chain)
+    def chain(self, job: Job) -> Chain:
+        """The job's chain from this worker's configuration.
+
+        The record says which chain (once its first step chose one) and nothing about
+        its links: the hosts and key variables are this worker's, whatever the record
+        holds (records written before 0.3 kept copies of the links; they are ignored).
+        """
+        name = job.chain if job.chain is not None else chain_name(job.spec, self.default_chain)
+        return resolve_chain(name, job.spec, self.chains)
 
     def breaker(self, link: Link) -> CircuitBreaker | None:
         if self.redis is None or self.breaker_failures <= 0:
             return None
         return CircuitBreaker(
             self.redis,
-            link.name,
+            link.endpoint,
             failure_threshold=self.breaker_failures,
             open_seconds=self.breaker_open_seconds,
         )
@@ -47,7 +54,7 @@ class LinkServices:
         tpm = link.tpm if link.tpm is not None else self.default_tpm
         if self.redis is None or not (rpm or tpm):
             return None
-        return RateLimiter(self.redis, link.name, rpm, tpm)
+        return RateLimiter(self.redis, link.endpoint, rpm, tpm)
 
     @property
     def cache(self) -> AnswerCache | None:

@@ -22,6 +22,7 @@ from runq.errors import ConfigurationError, InvalidJobError, ToolError
 from runq.runs.backends.base import Backend
 from runq.runs.calls import BackendCalls
 from runq.runs.cancellation import CancelRequested
+from runq.runs.chains import Link
 from runq.runs.context import StepContext
 from runq.runs.endings import Endings
 from runq.runs.error_codes import ErrorCode
@@ -54,7 +55,7 @@ class Steps:
     def __init__(
         self,
         store: JobStore,
-        backend_for: Callable[[Job], Backend],
+        backend_for: Callable[[Job, Link], Backend],
         scheduler: Scheduler,
         tool_outputs: Callable[[str, int], dict[str, StoredOutput]],
         *,
@@ -67,7 +68,7 @@ class Steps:
         services = services or LinkServices()
         self.store = store
         self._frame = StepFrame(
-            store, scheduler, config, backend_for=backend_for, chain_of=services.links
+            store, scheduler, config, backend_for=backend_for, chain_of=services.chain
         )
         self._publication = Publication(self._frame, store, scheduler, metrics)
         self._endings = Endings(

@@ -31,7 +31,7 @@ INTERRUPT_WITHIN = 1.0
 def _steps(store, backend, scheduler, **config) -> Steps:
     return Steps(
         store,
-        lambda job: backend,
+        lambda job, link: backend,
         scheduler,
         lambda job_id, rnd: {},
         config=StepConfig(**config),

@@ -41,7 +41,7 @@ def _steps(store, backend, scheduler, fake_redis, **services) -> Steps:
     )
     return Steps(
         store,
-        lambda job: backend,
+        lambda job, link: backend,
         scheduler,
         lambda j, r: {},
         services=svc,
@@ -154,7 +154,7 @@ def test_every_link_failing_fails_with_the_full_reason(store, backend, scheduler
     svc = LinkServices(fake_redis, chains=chains, default_chain="two")
     steps = Steps(
         store,
-        lambda job: backend,
+        lambda job, link: backend,
         scheduler,
         lambda j, r: {},
         services=svc,
@@ -195,7 +195,7 @@ def test_a_job_without_a_chain_has_one_link(store, backend, scheduler, fake_redi
     svc = LinkServices(fake_redis)
     steps = Steps(
         store,
-        lambda job: backend,
+        lambda job, link: backend,
         scheduler,
         lambda j, r: {},
         services=svc,
@@ -237,7 +237,7 @@ def test_open_breaker_on_the_only_link_waits_instead_of_failing(
 ):
     CircuitBreaker(fake_redis, "responses:m", failure_threshold=1, open_seconds=30).record_failure()
     svc = LinkServices(fake_redis, breaker_failures=1, breaker_open_seconds=30)
-    steps = Steps(store, lambda job: backend, scheduler, lambda j, r: {}, services=svc,
+    steps = Steps(store, lambda job, link: backend, scheduler, lambda j, r: {}, services=svc,
                   retry=RetryPolicies(test_mode=True))  # fmt: skip
     job = _submit(store, model="m")
     assert steps.run("start", job.id, 0) == "breaker_wait"
@@ -254,7 +254,7 @@ def test_jobs_waiting_on_a_probe_look_again_within_seconds(store, backend, sched
     fake_redis.hset(keys.breaker("responses:m"), mapping={
         "state": "half_open", "failures": 1, "opened": now - 31, "probe": now})  # fmt: skip
     svc = LinkServices(fake_redis, breaker_failures=1, breaker_open_seconds=30)
-    steps = Steps(store, lambda job: backend, scheduler, lambda j, r: {}, services=svc,
+    steps = Steps(store, lambda job, link: backend, scheduler, lambda j, r: {}, services=svc,
                   retry=RetryPolicies(test_mode=True))  # fmt: skip
     job = _submit(store, model="m")
     assert steps.run("start", job.id, 0) == "breaker_wait"
@@ -266,7 +266,7 @@ def test_a_rate_limited_probe_gives_the_probe_back(store, backend, scheduler, fa
     breaker = CircuitBreaker(fake_redis, "responses:m", failure_threshold=1, open_seconds=0)
     breaker.record_failure()
     svc = LinkServices(fake_redis, breaker_failures=1, breaker_open_seconds=0, default_rpm=1)
-    steps = Steps(store, lambda job: backend, scheduler, lambda j, r: {}, services=svc,
+    steps = Steps(store, lambda job, link: backend, scheduler, lambda j, r: {}, services=svc,
                   retry=RetryPolicies(test_mode=True))  # fmt: skip
     limiter = svc.limiter(Link(backend="responses", model="m"))
     assert limiter is not None and limiter.acquire().ok  # the bucket had one request: now none
@@ -287,8 +287,8 @@ def test_429s_do_not_open_the_breaker(store, backend, scheduler, fake_redis):
 def _keyed_steps(store, backend, scheduler, fake_redis, links) -> Steps:
     """Steps whose backends are built as a worker builds them: a link's API key first."""
 
-    def backend_for(job: Job):
-        Link.from_dict(job.links[job.link_index]).api_key("the-default-key")
+    def backend_for(job: Job, link: Link):
+        link.api_key("the-default-key")
         return backend
 
     svc = LinkServices(fake_redis, chains=parse_chains({"keyed": links}), default_chain="keyed")
@@ -310,7 +310,7 @@ def test_a_link_without_its_api_key_is_skipped_not_fatal(
     job = _drive(steps, scheduler, _submit(store))
     assert (job.status, job.source, job.fallback_used) == ("succeeded", "responses:small", True)
     [skipped] = job.result()["attempts"]
-    assert skipped["link"] == "chat:local@http://vllm/v1"
+    assert skipped["link"] == "chat:local"  # the host is the operator's, not shown
     assert skipped["code"] == "link_unusable"
     assert "UNSET_KEY" in skipped["error"]
     assert backend.calls == ["start"], "nothing was sent for the skipped link"

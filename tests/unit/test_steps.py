@@ -9,6 +9,7 @@ import pytest
 from runq.errors import BackendError, ConfigurationError, ToolError
 from runq.runs import keys
 from runq.runs.backends.base import Backend, RunState, ToolCallRequest
+from runq.runs.chains import Link
 from runq.runs.events import EventLog
 from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.metrics import Metrics
@@ -22,7 +23,7 @@ from runq.runs.toolcalls import StoredOutput
 def _steps(store, backend, scheduler, outputs=None, **config) -> Steps:
     return Steps(
         store,
-        lambda job: backend,
+        lambda job, link: backend,
         scheduler,
         lambda job_id, rnd: dict(outputs or {}),
         config=StepConfig(**config),
@@ -108,7 +109,7 @@ def test_finish_publishes_once_and_counts_metrics_once(store, backend, scheduler
     metrics = Metrics(fake_redis, prices={})
     steps = Steps(
         store,
-        lambda job: backend,
+        lambda job, link: backend,
         scheduler,
         lambda job_id, rnd: {},
         retry=RetryPolicies(test_mode=True),
@@ -367,7 +368,7 @@ def test_a_bug_inside_a_step_propagates_and_leaves_the_job_alone(store, schedule
     """A plain ValueError is a bug, not a bad job: the task fails loudly (Celery logs it),
     the job keeps its state and lease, and the lock is free for the step to come back."""
 
-    def broken(job: Job) -> Backend:
+    def broken(job: Job, link: Link) -> Backend:
         raise ValueError("a bug in the worker, not in the job")
 
     steps = Steps(store, broken, scheduler, lambda job_id, rnd: {})
@@ -394,7 +395,7 @@ def test_a_bug_inside_a_step_propagates_and_leaves_the_job_alone(store, schedule
     ],
 )
 def test_a_bad_job_fails_alone_with_its_reason(store, scheduler, raised, code) -> None:
-    def refusing(job: Job) -> Backend:
+    def refusing(job: Job, link: Link) -> Backend:
         raise raised
 
     steps = Steps(store, refusing, scheduler, lambda job_id, rnd: {})

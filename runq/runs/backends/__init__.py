@@ -16,7 +16,12 @@ __all__ = ["Backend", "BackendFactory", "RunState", "ToolCallRequest"]
 
 
 class BackendFactory:
-    """Builds the adapter for a job from the endpoint settings and the tool registry."""
+    """Builds the adapter for a job's link from the worker's endpoint settings and tools.
+
+    The link comes from the worker's own configuration (`LinkServices.chain`), never
+    from the job record: its `base_url` and `api_key_env` are the operator's, and a
+    link without them uses the worker's `OPENAI_BASE_URL` and key.
+    """
 
     def __init__(
         self, *, base_url: str | None, api_key: str, timeout: float, registry: ToolRegistry
@@ -26,14 +31,11 @@ class BackendFactory:
         self.timeout = timeout
         self.registry = registry
 
-    def __call__(self, job: Job) -> Backend:
-        base_url, api_key = self.base_url, self.api_key
-        if job.links:
-            link = Link.from_dict(job.links[job.link_index])
-            base_url = link.base_url or base_url
-            api_key = link.api_key(api_key)
+    def __call__(self, job: Job, link: Link) -> Backend:
+        base_url = link.base_url or self.base_url
+        api_key = link.api_key(self.api_key)
         client = get_client(base_url, api_key, self.timeout)
-        name = job.spec.backend
+        name = link.backend
         adapter = ADAPTERS.get(name)
         if adapter is None:
             raise ConfigurationError(f"backend {name!r} is not available in this worker")
