@@ -182,13 +182,15 @@ def resolve_chain(name: str, spec: JobSpec, chains: dict[str, list[Link]]) -> Ch
 
 
 def fingerprint(spec: JobSpec) -> str:
-    """Identity of a question for the answer cache: normalized input and options.
+    """Identity of a question for the answer cache: tenant, normalized input and options.
 
     Whitespace is collapsed (so "Hi  there" and "Hi there" share an answer); the model
-    is left out on purpose — the cache link stands in for any model.
+    is left out on purpose — the cache link stands in for any model. The tenant is in:
+    one tenant's answers never answer another's questions.
     """
     text = spec.input if isinstance(spec.input, str) else json.dumps(spec.input, sort_keys=True)
     material = {
+        "tenant": spec.tenant,
         "input": " ".join(text.split()),
         "instructions": " ".join((spec.instructions or "").split()),
         "tools": sorted(spec.tools),

@@ -14,7 +14,7 @@ import structlog
 
 from runq.errors import BackendError, ConfigurationError
 from runq.runs.backends.base import RunState
-from runq.runs.chains import CACHE, MODEL, Link
+from runq.runs.chains import CACHE, MODEL
 from runq.runs.context import StepContext
 from runq.runs.error_codes import ErrorCode
 from runq.runs.events import FINAL
@@ -77,11 +77,14 @@ class Endings:
         job.source = link.name
         job.mark("run_completed_at")
         if link.kind == MODEL:
-            self._credit_link(job, link, state)
+            self._credit_link(ctx, state)
         return self._end(ctx, JobStatus.SUCCEEDED, events)
 
-    def _credit_link(self, job: Job, link: Link, state: RunState) -> None:
-        """A model link answered: close its breaker, true up its bucket, cache the answer."""
+    def _credit_link(self, ctx: StepContext, state: RunState) -> None:
+        """A model link answered: close its breaker, true up its bucket, and keep the
+        answer for the `cache` link — only when the job's chain has one: an answer
+        nothing will read is a copy of a tenant's data for no one."""
+        job, link = ctx.job, ctx.link
         breaker = self.services.breaker(link)
         if breaker is not None:
             breaker.record_success()
@@ -89,7 +92,7 @@ class Endings:
         if limiter is not None and job.usage.get("total_tokens"):
             limiter.correct(job.rate_tokens, job.usage["total_tokens"])
         cache = self.services.cache
-        if cache is not None and state.output_text:
+        if cache is not None and state.output_text and ctx.chain.caches:
             answer = {"output_text": state.output_text, "citations": state.citations}
             cache.put(job.spec, {**answer, "source": link.name})
 
