@@ -141,7 +141,7 @@ def test_score_threshold_keeps_only_the_closer_hits(client: openai.OpenAI) -> No
     plain = client.vector_stores.search(
         store_id, query="T3 thermostat", ranking_options={"ranker": "none"}
     )
-    assert [h.filename for h in plain][0] == "t3.txt"
+    assert next(h.filename for h in plain) == "t3.txt"
 
 
 def test_static_chunking_is_used_and_shown(client: openai.OpenAI) -> None:
@@ -267,3 +267,26 @@ def test_the_file_search_tool_filters_and_includes_its_results(client: openai.Op
         client.responses.create(model="gpt-4o-mini", input=question, tools=[bad])
     assert isinstance(refused.value.body, dict)
     assert refused.value.body["param"] == "tools[0].filters.value"
+
+
+def test_assistants_file_search_takes_its_ranking_options(client: openai.OpenAI) -> None:
+    store_id, _ = manuals_store(client)
+
+    def answer(file_search: dict[str, Any]) -> str:
+        assistant = client.beta.assistants.create(
+            model="gpt-4o-mini",
+            tools=[{"type": "file_search", "file_search": file_search}],  # type: ignore[typeddict-item]
+            tool_resources={"file_search": {"vector_store_ids": [store_id]}},
+        )
+        run = client.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id,
+            thread={"messages": [{"role": "user", "content": "Which thermostat has 6 sensors?"}]},
+            poll_interval_ms=20,
+        )
+        assert run.status == "completed"
+        message = client.beta.threads.messages.list(run.thread_id).data[0]
+        return message.content[0].text.value  # type: ignore[union-attr]
+
+    assert "six room sensors" in answer({"max_num_results": 5})
+    strict = answer({"ranking_options": {"ranker": "auto", "score_threshold": 1.0}})
+    assert strict.startswith("I could not find an answer")
