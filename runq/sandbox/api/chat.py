@@ -207,7 +207,7 @@ async def create_chat_completion(request: Request) -> Response:
     cfg = state.config
     timeline = Timeline.plan(cfg.latency_ms, out_tokens + thinking, cfg.tokens_per_second)
     tier = body.get("service_tier")
-    completion_id = new_id("chatcmpl")
+    completion_id = "chatcmpl-" + new_id("x")[2:]  # OpenAI's ids say chatcmpl-, with a dash
     base: dict[str, Any] = {
         "id": completion_id,
         "created": int(timeline.created_at),

@@ -201,5 +201,7 @@ def render(
         "top_p": p.get("top_p", 1.0),
         "truncation": p.get("truncation") or "disabled",
         **({"user": p["user"]} if p.get("user") else {}),  # the spec's user is not nullable
-        **({"usage": rec.usage} if final else {}),  # the spec's usage is not nullable
+        # Until the end nothing is billed: zeros, since OpenAI's spec does not let usage
+        # be null and the Open Responses spec requires the key on every response object.
+        "usage": rec.usage if final else usage_block(0, 0),
     }
