@@ -24,6 +24,7 @@ from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.outcomes import Outcome
 from runq.runs.publication import Publication
+from runq.runs.redaction import said
 from runq.runs.retry import RetryPolicies
 from runq.runs.run_status import RunStatus
 from runq.runs.store import JobStore
@@ -128,7 +129,7 @@ class Endings:
             "attempt": job.attempt,
             "step": step,
             "code": err.code,
-            "error": str(err),
+            "error": said(err),
             "link": link.name,
         }
         job.attempt += 1
@@ -156,7 +157,7 @@ class Endings:
         """Move to the chain's next link, or fail with every link's reason."""
         job, link = ctx.job, ctx.link
         job.attempts.append(
-            {"link": link.name, "code": err.code, "error": str(err), "attempt": job.attempt}
+            {"link": link.name, "code": err.code, "error": said(err), "attempt": job.attempt}
         )
         if not ctx.has_next_link:
             return self._fail_the_chain(ctx, err, events, run_ended=run_ended)
@@ -181,7 +182,7 @@ class Endings:
         """No link left: a job with one link fails with its error, else with every link's."""
         job = ctx.job
         if len(ctx.chain.links) == 1:
-            code, message = err.code, str(err)
+            code, message = err.code, said(err)
         else:
             reason = "; ".join(f"{a['link']}: {a['code']} ({a['error']})" for a in job.attempts)
             code, message = ErrorCode.ALL_LINKS_FAILED, f"every link failed ({reason})"
@@ -197,9 +198,11 @@ class Endings:
         cancel_run: bool,
         events: list[dict[str, Any]] | None = None,
     ) -> str:
-        """End the job `failed` with `code` (what the step returns) and `message`."""
+        """End the job `failed` with `code` (what the step returns) and `message`, which
+        is redacted as a log line is: a backend may echo the key it was sent."""
         if cancel_run:
             self._cancel_run(ctx)
+        message = said(message)
         ctx.job.error = {"code": code, "message": message}
         log.warning("job.failed", job_id=ctx.job.id, code=code, reason=message)
         self._end(ctx, JobStatus.FAILED, list(events or []))

@@ -8,6 +8,7 @@ scheduler is given the app it sends messages with.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,15 +16,17 @@ import redis
 from celery import Celery
 
 from runq.config.celery import PRIORITY_NEW_JOB
+from runq.config.logging import register_secret
 from runq.config.settings import Settings
 from runq.errors import ToolError
 from runq.runs.backends import BackendFactory
-from runq.runs.chains import parse_chains
+from runq.runs.chains import Link, parse_chains
 from runq.runs.delays import DelayedSteps
 from runq.runs.events import EventLog
 from runq.runs.job import Job
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
+from runq.runs.redaction import redact_result
 from runq.runs.retry import RetryPolicies
 from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
@@ -80,8 +83,10 @@ class CeleryScheduler:
             )
 
     def publish_result(self, job: Job) -> None:
-        """The result backend entry under the job id: `AsyncResult(job_id).get()` works."""
-        self.app.backend.store_result(job.id, job.result(), "SUCCESS")
+        """The result backend entry under the job id: `AsyncResult(job_id).get()` works.
+
+        Its error texts are redacted once more on the way out (`runs.redaction`)."""
+        self.app.backend.store_result(job.id, redact_result(job.result()), "SUCCESS")
 
 
 @dataclass
@@ -114,6 +119,8 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         events_ttl=settings.result_expires,
     )
     events = EventLog(client, maxlen=settings.events_maxlen, ttl=settings.result_expires)
+    chains = parse_chains(settings.chains)
+    _register_keys(settings, chains)
     factory = BackendFactory(
         base_url=resolve_base_url(settings),
         api_key=settings.api_key_value(),
@@ -131,7 +138,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
     )
     services = LinkServices(
         client,
-        chains=parse_chains(settings.chains),
+        chains=chains,
         default_chain=settings.chain,
         breaker_failures=settings.breaker_failures,
         breaker_open_seconds=settings.breaker_open_seconds,
@@ -163,3 +170,18 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         delays=delays,
         scheduler=scheduler,
     )
+
+
+def _register_keys(settings: Settings, chains: dict[str, list[Link]]) -> None:
+    """Every key this worker may send is a secret to redact, in logs and in job data.
+
+    A backend that refuses a key may quote it in its error, and that error becomes the
+    job's `error` and `attempts`; the patterns of `config.logging` catch `sk-…` keys,
+    not a local server's key of any other shape.
+    """
+    if settings.openai_api_key is not None:
+        register_secret(settings.openai_api_key.get_secret_value())
+    for links in chains.values():
+        for link in links:
+            if link.api_key_env:
+                register_secret(os.environ.get(link.api_key_env))
