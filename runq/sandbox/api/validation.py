@@ -22,164 +22,58 @@ from runq.sandbox.engine.transcript import Turn
 # Body parameters of each operation, from OpenAI's OpenAPI description.
 RESPONSES_PARAMS = frozenset(
     [
-        "background",
-        "context_management",
-        "conversation",
-        "include",
-        "input",
-        "instructions",
-        "max_output_tokens",
-        "max_tool_calls",
-        "metadata",
-        "model",
-        "moderation",
-        "parallel_tool_calls",
-        "previous_response_id",
-        "prompt",
-        "prompt_cache_key",
-        "prompt_cache_options",
-        "prompt_cache_retention",
-        "reasoning",
-        "safety_identifier",
-        "service_tier",
-        "store",
-        "stream",
-        "stream_options",
-        "temperature",
-        "text",
-        "tool_choice",
-        "tools",
-        "top_logprobs",
-        "top_p",
-        "truncation",
-        "user",
+        "background", "context_management", "conversation", "include", "input", "instructions",
+        "max_output_tokens", "max_tool_calls", "metadata", "model", "moderation",
+        "parallel_tool_calls", "previous_response_id", "prompt", "prompt_cache_key",
+        "prompt_cache_options", "prompt_cache_retention", "reasoning", "safety_identifier",
+        "service_tier", "store", "stream", "stream_options", "temperature", "text",
+        "tool_choice", "tools", "top_logprobs", "top_p", "truncation", "user",
     ]
-)
+)  # fmt: skip
 CHAT_PARAMS = frozenset(
     [
-        "audio",
-        "frequency_penalty",
-        "function_call",
-        "functions",
-        "logit_bias",
-        "logprobs",
-        "max_completion_tokens",
-        "max_tokens",
-        "messages",
-        "metadata",
-        "modalities",
-        "model",
-        "moderation",
-        "n",
-        "parallel_tool_calls",
-        "prediction",
-        "presence_penalty",
-        "prompt_cache_key",
-        "prompt_cache_options",
-        "prompt_cache_retention",
-        "reasoning_effort",
-        "response_format",
-        "safety_identifier",
-        "seed",
-        "service_tier",
-        "stop",
-        "store",
-        "stream",
-        "stream_options",
-        "temperature",
-        "tool_choice",
-        "tools",
-        "top_logprobs",
-        "top_p",
-        "user",
-        "verbosity",
-        "web_search_options",
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model",
+        "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty",
+        "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention",
+        "reasoning_effort", "response_format", "safety_identifier", "seed", "service_tier",
+        "stop", "store", "stream", "stream_options", "temperature", "tool_choice", "tools",
+        "top_logprobs", "top_p", "user", "verbosity", "web_search_options",
     ]
-)
+)  # fmt: skip
 ASSISTANT_PARAMS = frozenset(
     [
-        "description",
-        "instructions",
-        "metadata",
-        "model",
-        "name",
-        "reasoning_effort",
-        "response_format",
-        "temperature",
-        "tool_resources",
-        "tools",
-        "top_p",
+        "description", "instructions", "metadata", "model", "name", "reasoning_effort",
+        "response_format", "temperature", "tool_resources", "tools", "top_p",
     ]
-)
+)  # fmt: skip
 RUN_PARAMS = frozenset(
     [
-        "additional_instructions",
-        "additional_messages",
-        "assistant_id",
-        "instructions",
-        "max_completion_tokens",
-        "max_prompt_tokens",
-        "metadata",
-        "model",
-        "parallel_tool_calls",
-        "reasoning_effort",
-        "response_format",
-        "stream",
-        "temperature",
-        "tool_choice",
-        "tools",
-        "top_p",
-        "truncation_strategy",
+        "additional_instructions", "additional_messages", "assistant_id", "instructions",
+        "max_completion_tokens", "max_prompt_tokens", "metadata", "model",
+        "parallel_tool_calls", "reasoning_effort", "response_format", "stream", "temperature",
+        "tool_choice", "tools", "top_p", "truncation_strategy",
     ]
-)
+)  # fmt: skip
 THREAD_AND_RUN_PARAMS = frozenset(
     [
-        "assistant_id",
-        "instructions",
-        "max_completion_tokens",
-        "max_prompt_tokens",
-        "metadata",
-        "model",
-        "parallel_tool_calls",
-        "response_format",
-        "stream",
-        "temperature",
-        "thread",
-        "tool_choice",
-        "tool_resources",
-        "tools",
-        "top_p",
-        "truncation_strategy",
+        "assistant_id", "instructions", "max_completion_tokens", "max_prompt_tokens",
+        "metadata", "model", "parallel_tool_calls", "response_format", "stream", "temperature",
+        "thread", "tool_choice", "tool_resources", "tools", "top_p", "truncation_strategy",
     ]
-)
+)  # fmt: skip
 INPUT_TOKENS_PARAMS = frozenset(
     [
-        "conversation",
-        "input",
-        "instructions",
-        "model",
-        "parallel_tool_calls",
-        "personality",
-        "previous_response_id",
-        "reasoning",
-        "text",
-        "tool_choice",
-        "tools",
-        "truncation",
+        "conversation", "input", "instructions", "model", "parallel_tool_calls", "personality",
+        "previous_response_id", "reasoning", "text", "tool_choice", "tools", "truncation",
     ]
-)
+)  # fmt: skip
 COMPACT_PARAMS = frozenset(
     [
-        "input",
-        "instructions",
-        "model",
-        "previous_response_id",
-        "prompt_cache_key",
-        "prompt_cache_options",
-        "prompt_cache_retention",
-        "service_tier",
+        "input", "instructions", "model", "previous_response_id", "prompt_cache_key",
+        "prompt_cache_options", "prompt_cache_retention", "service_tier",
     ]
-)
+)  # fmt: skip
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 _DATED = re.compile(r"^(?P<base>.+?)-\d{4}-\d{2}-\d{2}$")
 
