@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from runq.sandbox.engine import structured
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Assistants
 MODEL = "gpt-4o-mini"
 FACTS = "Paris is the capital of France. It has 2100000 inhabitants. Is it sunny? Yes."
 

@@ -11,6 +11,7 @@ from typing import Any
 import openai
 import pytest
 
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Assistants
 MODEL = "gpt-4o-mini"
 WEATHER = {
     "type": "function",
