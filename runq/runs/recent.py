@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runq.runs import keys
-from runq.runs.job import Job, JobStatus
+from runq.runs.job import Job, JobStatus, iso_utc
 from runq.runs.replies import text
 from runq.runs.store import load_record
 
@@ -60,10 +60,11 @@ class JobSummary:
         return max(0.0, (time.time() if now is None else now) - self.created_at)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain data, the creation moment as ISO 8601 UTC (as a result's timings)."""
         return {
             "job_id": self.job_id,
             "status": self.status,
-            "created_at": self.created_at,
+            "created_at": None if self.created_at is None else iso_utc(self.created_at),
             "backend": self.backend,
             "model": self.model,
             "source": self.source,

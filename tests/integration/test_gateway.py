@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,26 @@ def test_sse_resumes_with_last_event_id_without_duplicates(gateway: str) -> None
     assert view["status"] == "succeeded" and view["output_text"]
 
 
+def test_a_stream_lives_as_long_as_a_quiet_job(gateway: str) -> None:
+    """A run that takes 60 s says nothing in between: one connection, which never
+    reconnects, carries every event from the first to `job.final`, with heartbeats."""
+    body = {"input": "take your time", "deadline": 300,
+            "metadata": {"sandbox_latency_ms": "60000"}}  # fmt: skip
+    job_id = submit(gateway, body, A).json()["job_id"]
+    url = f"{gateway}/v1/jobs/{job_id}/events"
+    began = time.monotonic()
+    with httpx.stream("GET", url, headers=A, timeout=httpx.Timeout(10, read=45)) as resp:
+        assert resp.status_code == 200, resp.read()
+        lines = list(resp.iter_lines())  # until the gateway ends the stream
+    took = time.monotonic() - began
+    events = parse_sse(lines)
+    assert events[0]["event"] == "job.status" and events[-1]["event"] == "job.final", events
+    assert events[-1]["data"]["status"] == "succeeded"
+    assert took >= 55, f"the run ended after {took:.0f}s, it was meant to be quiet for 60s"
+    pings = [line for line in lines if line.startswith(":")]
+    assert len(pings) >= 3 and set(pings) == {": ping"}, pings
+
+
 def test_another_tenant_gets_404(gateway: str) -> None:
     job_id = submit(gateway, {"input": "hello"}, A).json()["job_id"]
     for method, path in (("GET", ""), ("GET", "/events"), ("POST", "/cancel")):
@@ -98,6 +119,27 @@ def test_idempotency_key_returns_the_same_job(gateway: str) -> None:
     assert first.json()["job_id"] == again.json()["job_id"] and not again.json()["created"]
     other = submit(gateway, {"input": "once"}, {**B, "Idempotency-Key": "order-42"})
     assert other.status_code == 201 and other.json()["job_id"] != first.json()["job_id"]
+    changed = submit(gateway, {"input": "twice"}, headers)
+    assert changed.status_code == 409 and "'order-42'" in changed.json()["detail"]
+
+
+def test_tools_are_checked_against_what_the_workers_have(gateway: str) -> None:
+    # `wait_a_while` is loaded by the workers only, not by the gateway's process.
+    known = submit(gateway, {"input": "hi", "tools": ["wait_a_while"]}, A)
+    assert known.status_code == 201, known.text
+    unknown = submit(gateway, {"input": "hi", "tools": ["nope"]}, A)
+    assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "tools"]
+    assert "'nope'" in unknown.json()["detail"][0]["msg"]
+    assert "calculator" in unknown.json()["detail"][0]["msg"]
+
+
+def test_a_tenant_lists_its_own_jobs(gateway: str) -> None:
+    mine = submit(gateway, {"input": "find me again later"}, A).json()["job_id"]
+    theirs = submit(gateway, {"input": "not for alice"}, B).json()["job_id"]
+    listed = httpx.get(f"{gateway}/v1/jobs", params={"limit": 50}, headers=A, timeout=10)
+    ids = [job["job_id"] for job in listed.json()["jobs"]]
+    assert ids[0] == mine and theirs not in ids
+    assert listed.json()["jobs"][0]["input"] == "find me again later"
 
 
 def test_cancel_and_docs(gateway: str) -> None:

@@ -49,6 +49,35 @@ def test_422_names_the_field(http: TestClient) -> None:
     assert resp.status_code == 422 and "Last-Event-ID" in resp.json()["detail"][0]["loc"]
 
 
+def test_jobs_are_listed_newest_first_for_their_tenant_only(http: TestClient) -> None:
+    ids = [http.post("/v1/jobs", json={"input": f"list me {n}"}, headers=A).json()["job_id"]
+           for n in range(3)]  # fmt: skip
+    theirs = http.post("/v1/jobs", json={"input": "not yours"}, headers=B).json()["job_id"]
+    listed = http.get("/v1/jobs", params={"limit": 2}, headers=A)
+    assert listed.status_code == 200, listed.text
+    jobs = listed.json()["jobs"]
+    assert [j["job_id"] for j in jobs] == ids[::-1][:2]
+    assert jobs[0]["input"] == "list me 2" and jobs[0]["status"] == "queued"
+    assert jobs[0]["links"]["events"] == f"/v1/jobs/{ids[2]}/events"
+    mine = http.get("/v1/jobs", params={"status": "queued", "limit": 200}, headers=A).json()
+    assert theirs not in {j["job_id"] for j in mine["jobs"]}
+    assert http.get("/v1/jobs", params={"status": "done"}, headers=A).status_code == 422
+    assert http.get("/v1/jobs", params={"limit": 0}, headers=A).status_code == 422
+    assert http.get("/v1/jobs").status_code == 401
+
+
+def test_an_idempotency_key_reused_for_another_body_is_409(http: TestClient) -> None:
+    key = {**A, "Idempotency-Key": "unit-409"}
+    first = http.post("/v1/jobs", json={"input": "the first"}, headers=key)
+    same = http.post("/v1/jobs", json={"input": "the first"}, headers=key)
+    other = http.post("/v1/jobs", json={"input": "another"}, headers=key)
+    assert (first.status_code, same.status_code, other.status_code) == (201, 200, 409)
+    assert same.json()["job_id"] == first.json()["job_id"]
+    assert "'unit-409'" in other.json()["detail"] and first.json()["job_id"] in other.json()[
+        "detail"
+    ]
+
+
 def test_health_page_and_openapi(http: TestClient) -> None:
     assert http.get("/healthz").json() == {"status": "ok", "redis": True}
     page = http.get("/")

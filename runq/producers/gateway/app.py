@@ -1,6 +1,7 @@
 """The gateway's FastAPI application: jobs over HTTP, events over SSE, a small web page.
 
-    POST /v1/jobs                  submit (honours `Idempotency-Key`)       201 / 200
+    POST /v1/jobs                  submit (honours `Idempotency-Key`)       201 / 200 / 409
+    GET  /v1/jobs?status=&limit=   the tenant's recent jobs, newest first   200
     GET  /v1/jobs/{id}             status and result                        200
     GET  /v1/jobs/{id}/events      SSE, resumable with `Last-Event-ID`      200
     POST /v1/jobs/{id}/cancel      ask the job to stop                      202
@@ -9,8 +10,10 @@
 
 Every `/v1` call needs `Authorization: Bearer <token>`; a job is visible only to the
 tenant whose token created it (another tenant gets 404). A refused job answers 422 with
-FastAPI's validation shape, `loc` naming the body field (runq's `InvalidJobError.option`).
-While Redis cannot be reached, calls answer 503 with `Retry-After`, not a traceback.
+FastAPI's validation shape, `loc` naming the body field (runq's `InvalidJobError.option`);
+an `Idempotency-Key` reused with a different body answers 409 naming the key. While
+Redis cannot be reached, calls answer 503 with `Retry-After`, not a traceback. Every
+open event stream of the process is read by one `EventHub` on one Redis connection.
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
 from runq.config.settings import Settings, get_settings
-from runq.errors import InvalidJobError
+from runq.errors import IdempotencyConflictError, InvalidJobError
 from runq.producers.client.aio import AsyncClient
+from runq.producers.gateway.event_hub import EventHub
 from runq.producers.gateway.routes import invalid, router
 
 HEARTBEAT_SECONDS = 15.0
@@ -50,6 +54,11 @@ async def _store_unreachable(request: Request, exc: Exception) -> JSONResponse:
 async def _invalid_job(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidJobError)
     return invalid(exc.option, exc.problem)
+
+
+async def _idempotency_conflict(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, IdempotencyConflictError)
+    return JSONResponse({"detail": str(exc)}, status_code=409)
 
 
 async def _validation(request: Request, exc: Exception) -> JSONResponse:
@@ -77,10 +86,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.client = AsyncClient(redis_url, settings)
+        app.state.hub = EventHub(app.state.client.redis_url, app.state.client.redis)
         _mount_metrics(app, app.state.client)
         try:
             yield
         finally:
+            await app.state.hub.aclose()
             await app.state.client.aclose()
 
     app = FastAPI(
@@ -95,6 +106,7 @@ def create_app(
     app.state.demo = demo
     app.include_router(router)
     app.add_exception_handler(InvalidJobError, _invalid_job)
+    app.add_exception_handler(IdempotencyConflictError, _idempotency_conflict)
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(redis.exceptions.ConnectionError, _store_unreachable)
     app.add_exception_handler(redis.exceptions.TimeoutError, _store_unreachable)

@@ -100,6 +100,25 @@ class JobView(BaseModel):
     metadata: dict[str, Any] = {}
 
 
+class JobListed(BaseModel):
+    """One job of a listing: what it is, how far it got, its first words."""
+
+    job_id: str
+    status: str
+    created_at: str | None = Field(description="when it was submitted, ISO 8601 UTC")
+    backend: str
+    model: str
+    source: str | None = Field(description="the chain link that answered, once it ended")
+    tenant: str | None
+    step: str
+    input: str = Field(description="the first words of the input")
+    links: Links
+
+
+class JobList(BaseModel):
+    jobs: list[JobListed] = Field(description="newest first")
+
+
 class CancelAccepted(BaseModel):
     job_id: str
     status: str

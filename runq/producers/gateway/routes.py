@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sse_starlette.sse import EventSourceResponse
+from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.exceptions import HTTPException
 
 from runq.errors import JobAlreadyEndedError, JobNotFoundError
@@ -19,6 +19,8 @@ from runq.producers.gateway.models import (
     CancelAccepted,
     Health,
     JobCreated,
+    JobList,
+    JobListed,
     JobRequest,
     JobView,
     Links,
@@ -37,7 +39,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 CREATED_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     200: {"model": JobCreated, "description": "the Idempotency-Key matched an earlier job"},
+    409: {"model": Problem, "description": "the Idempotency-Key names a different job"},
 }
+MAX_LISTED = 200
 EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     200: {"content": {"text/event-stream": {}}, "description": "the job's events (SSE)"},
@@ -82,10 +86,9 @@ async def owned_job(request: Request, job_id: str, owner: str) -> Job:
     return job
 
 
-def _unknown_tools(names: list[str] | None) -> list[str]:
-    from runq.runs.tools import registry
-
-    return [name for name in names or [] if name not in registry]
+def _links(job_id: str) -> Links:
+    base = f"/v1/jobs/{job_id}"
+    return Links(self=base, events=f"{base}/events", cancel=f"{base}/cancel")
 
 
 @router.post("/v1/jobs", status_code=201, response_model=JobCreated, responses=CREATED_RESPONSES)
@@ -95,23 +98,35 @@ async def submit(
     owner: Tenant,
     idempotency_key: Annotated[str, Header(alias="Idempotency-Key", max_length=200)] = "",
 ) -> Any:
-    """Submit a job for the token's tenant; a repeated `Idempotency-Key` returns the first job."""
-    unknown = _unknown_tools(body.tools)
-    if unknown:
-        return invalid("tools", f"unknown tool(s): {', '.join(unknown)}")
+    """Submit a job for the token's tenant; a repeated `Idempotency-Key` returns the first job.
+
+    The same key with a different body answers 409; a tool no worker has answers 422.
+    """
     options = body.model_dump(exclude_none=True, exclude={"input"})
     given = body.model_dump(include={"input"})["input"]  # message fields as sent, nulls too
     handle = await client_of(request).submit(
         given, idempotency_key=idempotency_key or None, tenant=owner, **options
     )
-    base = f"/v1/jobs/{handle.id}"
     created = JobCreated(
         job_id=handle.id,
         status=await handle.status(),
         created=handle.created,
-        links=Links(self=base, events=f"{base}/events", cancel=f"{base}/cancel"),
+        links=_links(handle.id),
     )
     return JSONResponse(created.model_dump(), status_code=201 if handle.created else 200)
+
+
+@router.get("/v1/jobs", response_model=JobList, responses=ERRORS)
+async def list_jobs(
+    request: Request,
+    owner: Tenant,
+    status: Annotated[JobStatus | None, Query(description="only jobs with this status")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LISTED)] = 20,
+) -> Any:
+    """The tenant's recent jobs, newest first (jobs whose record expired are not listed)."""
+    found = await client_of(request).jobs(status=status, limit=limit, tenant=owner)
+    listed = [JobListed(**{**s.to_dict(), "links": _links(s.job_id)}) for s in found]
+    return JobList(jobs=listed)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobView, responses=ERRORS)
@@ -135,14 +150,23 @@ async def events(
 ) -> Any:
     """Events after `Last-Event-ID` (or `?after=`), live; the stream ends after `job.final`.
 
-    `id:` is the Redis stream id; heartbeats are SSE comments.
+    `id:` is the Redis stream id; heartbeats are SSE comments (`: ping`).
     """
-    await owned_job(request, job_id, owner)
+    job = await owned_job(request, job_id, owner)
     start = last_event_id or after or "0-0"
-    stream = job_events(client_of(request), job_id, start, request.is_disconnected)
+    state = request.app.state
+    stream = job_events(client_of(request), state.hub, job, start, request.is_disconnected)
     return EventSourceResponse(
-        stream, ping=request.app.state.heartbeat, headers={"Cache-Control": "no-store"}
+        stream,
+        ping=state.heartbeat,
+        ping_message_factory=_ping,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+def _ping() -> ServerSentEvent:
+    """The heartbeat docs/gateway.md promises: the comment line `: ping`."""
+    return ServerSentEvent(comment="ping")
 
 
 CANCEL_RESPONSES: dict[int | str, dict[str, Any]] = {
