@@ -21,6 +21,7 @@ from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.state import SandboxState
 from runq.sandbox.engine.thread_objects import ThreadRecord, active_run, message_json
+from runq.sandbox.engine.tool_resources import attach_files, create_stores
 from runq.sandbox.engine.transcript import content_text
 
 # Assistants are stored as the JSON the API returns; threads are engine records.
@@ -50,10 +51,15 @@ def refuse_if_busy(state: SandboxState, thread: ThreadRecord, what: str) -> None
 
 def new_thread(state: SandboxState, body: dict[str, Any]) -> ThreadRecord:
     thread = ThreadRecord(
-        new_id("thread"), int(time.time()), metadata(body), body.get("tool_resources")
+        new_id("thread"),
+        int(time.time()),
+        metadata(body),
+        create_stores(state, body.get("tool_resources")),
     )
     for i, msg in enumerate(body.get("messages") or []):
-        thread.messages.append((0.0, _user_message(thread.id, msg, f"messages[{i}]")))
+        message = _user_message(thread.id, msg, f"messages[{i}]")
+        message["attachments"] = attach_files(state, thread, msg.get("attachments"))
+        thread.messages.append((0.0, message))
     state.store.threads[thread.id] = thread
     return thread
 
@@ -115,6 +121,7 @@ async def create_assistant(request: Request) -> Response:
         "model": None,
     }
     rec = _assistant(body, base)
+    rec["tool_resources"] = create_stores(get_state(request), rec["tool_resources"])
     get_state(request).store.assistants[rec["id"]] = rec
     return ok(rec)
 
@@ -126,6 +133,7 @@ async def update_assistant(request: Request) -> Response:
     validation.known_parameters(body, validation.ASSISTANT_PARAMS)
     check_sampling(state, body)
     updated = _assistant(body, rec)
+    updated["tool_resources"] = create_stores(state, updated["tool_resources"])
     state.store.assistants[rec["id"]] = updated
     return ok(updated)
 
@@ -155,6 +163,7 @@ async def create_message(request: Request) -> Response:
     body = await read_json(request)
     validation.known_parameters(body, ("attachments", "content", "metadata", "role"))
     msg = _user_message(thread.id, body)
+    msg["attachments"] = attach_files(state, thread, body.get("attachments"))
     thread.messages.append((0.0, msg))
     return ok(msg)
 
