@@ -73,9 +73,8 @@ def test_an_idempotency_key_reused_for_another_body_is_409(http: TestClient) -> 
     other = http.post("/v1/jobs", json={"input": "another"}, headers=key)
     assert (first.status_code, same.status_code, other.status_code) == (201, 200, 409)
     assert same.json()["job_id"] == first.json()["job_id"]
-    assert "'unit-409'" in other.json()["detail"] and first.json()["job_id"] in other.json()[
-        "detail"
-    ]
+    detail = other.json()["detail"]
+    assert "'unit-409'" in detail and first.json()["job_id"] in detail
 
 
 def test_health_page_and_openapi(http: TestClient) -> None:

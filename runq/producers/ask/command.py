@@ -24,10 +24,11 @@ def cmd_ask(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from runq.config.settings import get_settings
     from runq.producers.ask import batch
     from runq.producers.ask import output as ask_output
     from runq.producers.ask.report import AskInterrupted
-    from runq.producers.client.sync import Client
+    from runq.producers.client.sync import Client, require_redis_url
 
     questions = list(args.question or [])
     if args.questions:
@@ -35,7 +36,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.out:
         ask_output.check_writable(args.out)
     console = Console(stderr=True)
-    client = Client()
+    settings = get_settings()
+    client = Client(require_redis_url(settings, "submit to"), settings)
     try:
         report = batch.run_ask(
             client,
@@ -108,9 +110,10 @@ def add_commands(sub: Any) -> None:
         "--vector-store", metavar="ID", help="search this existing vector store (DOCS given "
         "are added to it) instead of one built from DOCS"
     )  # fmt: skip
-    p.add_argument("--backend", help="run protocol (default from settings)")
-    p.add_argument("--model")
-    p.add_argument("--mode")
+    p.add_argument("--backend", help="run protocol: responses, assistants or chat (default: "
+                   "RUNQ_BACKEND, else responses)")  # fmt: skip
+    p.add_argument("--model", help="the model to ask (default: RUNQ_MODEL, else gpt-5-mini)")
+    p.add_argument("--mode", help="poll or stream (default: RUNQ_MODE, else poll)")
     p.add_argument(
         "--timeout",
         type=option_types.seconds,

@@ -1,31 +1,40 @@
 """The `runq` argument parser: each subcommand is registered by the module that runs it.
 
 - `cli.jobs`: `submit`, `status`, `result`, `watch`, `cancel`, `tools`;
+- `cli.listing`: `jobs` (recent jobs, newest first);
 - `ops.commands`: `worker`, `up`, `demo`, `metrics`, `flower`, `gateway`;
 - `ask.command`: `ask`;
+- `cli.completion`: `completion` (a shell completion script made from this parser);
 - `sandbox` is listed for `--help` only: `cli.entry` hands `runq sandbox ARGS` to the
   sandbox's own parser before this one runs.
 
 Registering imports those modules, not the services their handlers start: building the
-parser stays cheap on every start of `runq`.
+parser stays cheap on every start of `runq`. Every option's help shows its default
+(`cli.help_format`).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from runq import __version__
 from runq.producers.ask import command as ask_command
-from runq.producers.cli import jobs
+from runq.producers.cli import completion, jobs, listing
+from runq.producers.cli.help_format import RunqParser
 from runq.producers.ops import commands as ops_commands
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = RunqParser(
         prog="runq", description="Run LLM conversation jobs in the background on Celery and Redis."
     )
+    parser.add_argument("--version", action="version", version=f"runq {__version__}",
+                        help="print runq's version and exit")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs.add_commands(sub)
+    listing.add_commands(sub)
     ops_commands.add_commands(sub)
     sub.add_parser("sandbox", help="run the offline OpenAI-compatible server", add_help=False)
     ask_command.add_commands(sub)
+    completion.add_commands(sub)
     return parser

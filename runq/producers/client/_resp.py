@@ -1,4 +1,4 @@
-"""GET and MGET over a socket of our own, so a short command need not import redis-py.
+"""GET, MGET and ZSCORE over a socket of our own, so a short command need not import redis-py.
 
 Why: a re-run of `runq ask` whose answers all exist reads a few keys from Redis and
 prints them. Importing redis-py costs 70-100 ms (it imports asyncio, and OpenTelemetry
@@ -30,6 +30,12 @@ class KeyReads(Protocol):
     def get(self, name: str) -> Any: ...
 
     def mget(self, keys: Sequence[str]) -> Any: ...
+
+
+class ScoreReads(KeyReads, Protocol):
+    """`KeyReads` and the score of a sorted set's member (when a step is due)."""
+
+    def zscore(self, name: str, value: str) -> Any: ...
 
 
 class ProtocolError(Exception):
@@ -150,14 +156,14 @@ class RespConnection:
 
 
 class QuickReads:
-    """`get` and `mget` on our own socket while it works; on redis-py otherwise.
+    """`get`, `mget` and `zscore` on our own socket while it works; on redis-py otherwise.
 
     `fallback` returns the redis-py client; it is called only when needed, so a command
     that never needs it never imports it. One socket, one command at a time: for a
     short-lived command's own thread, not for a web app's threads (redis-py's pool is).
     """
 
-    def __init__(self, url: str, fallback: Callable[[], KeyReads]) -> None:
+    def __init__(self, url: str, fallback: Callable[[], ScoreReads]) -> None:
         self._address = parse_url(url)
         self._fallback = fallback
         self._conn: RespConnection | None = None
@@ -172,6 +178,12 @@ class QuickReads:
             return []
         reply = self._call("MGET", *keys)
         return list(self._fallback().mget(list(keys))) if reply is _FAILED else reply
+
+    def zscore(self, name: str, member: str) -> float | None:
+        reply = self._call("ZSCORE", name, member)
+        if reply is _FAILED:
+            reply = self._fallback().zscore(name, member)
+        return None if reply is None else float(reply)
 
     def _call(self, *args: str) -> Any:
         if not self.quick or self._address is None:

@@ -32,12 +32,12 @@ def gateway_tokens(*, demo: bool, host: str) -> dict[str, str]:
 def run_gateway(*, host: str = LOCALHOST, port: int = 8000, demo: bool = False) -> int:
     import uvicorn
 
-    from runq.producers.client.sync import Client
+    from runq.producers.client.sync import require_redis_url
     from runq.producers.gateway.app import create_app
 
     tokens = gateway_tokens(demo=demo, host=host)
     settings = get_settings()
-    redis_url = Client(settings=settings).redis_url  # fails clearly when there is no Redis
+    redis_url = require_redis_url(settings, "serve jobs from")
     app = create_app(tokens, redis_url=redis_url, settings=settings, demo=demo)
     print(
         f"runq gateway: http://{host}:{port}/ (OpenAPI at /docs); "

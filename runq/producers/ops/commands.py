@@ -96,21 +96,26 @@ def add_commands(sub: Any) -> None:
 
 def _add_stack_commands(sub: Any) -> None:
     p = sub.add_parser("worker", help="run a Celery worker for the runs and tools queues")
-    p.add_argument("-Q", "--queues", default="runs,tools")
-    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2)
-    p.add_argument("--pool", default="prefork")
-    p.add_argument("--loglevel", default="INFO")
+    p.add_argument("-Q", "--queues", default="runs,tools",
+                   help="the queues to take work from, comma separated")  # fmt: skip
+    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2,
+                   help="tasks run at once (processes; threads with --pool threads)")  # fmt: skip
+    p.add_argument("--pool", default="prefork",
+                   help="Celery's pool: prefork, threads (stream mode), solo")  # fmt: skip
+    p.add_argument("--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("up", help="run Redis, the sandbox and a worker in the foreground")
-    p.add_argument("--workers", type=option_types.positive, default=1)
-    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2)
+    p.add_argument("--workers", type=option_types.positive, default=1,
+                   help="worker processes (each with -c task slots)")  # fmt: skip
+    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2,
+                   help="task slots per worker")  # fmt: skip
     p.add_argument(
         "--tool-workers",
         type=option_types.not_negative,
         default=0,
         help="separate workers for the tools queue, so slow tools never hold the slots "
-        "polls and cancels need (default 0: the workers take both queues)",
+        "polls and cancels need (default: 0, the workers take both queues)",
     )
     p.add_argument(
         "--flower",
@@ -122,7 +127,8 @@ def _add_stack_commands(sub: Any) -> None:
         action="store_true",
         help="run Flower without authentication, on 127.0.0.1 only",
     )
-    p.add_argument("--flower-port", type=option_types.port, default=FLOWER_PORT)
+    p.add_argument("--flower-port", type=option_types.port, default=FLOWER_PORT,
+                   help="Flower's port, with --flower or --flower-demo")  # fmt: skip
     p.add_argument(
         "--fresh",
         action="store_true",
@@ -131,8 +137,10 @@ def _add_stack_commands(sub: Any) -> None:
     p.set_defaults(func=cmd_up)
 
     p = sub.add_parser("demo", help="start the embedded stack, answer the sample questions, stop")
-    p.add_argument("--questions", default=None, help="a file with one question per line")
-    p.add_argument("--latency-ms", type=option_types.not_negative, default=300)
+    p.add_argument("--questions", default=None, metavar="FILE",
+                   help="one question per line (default: the sample questions)")  # fmt: skip
+    p.add_argument("--latency-ms", type=option_types.not_negative, default=300,
+                   help="the sandbox's time to first token, per step")  # fmt: skip
     p.set_defaults(func=cmd_demo)
 
 
@@ -143,8 +151,8 @@ def _add_monitor_commands(sub: Any) -> None:
         description="Serve the metrics all workers record in Redis at http://HOST:PORT/metrics.",
     )
     p.add_argument("--port", type=option_types.port, default=METRICS_PORT,
-                   help=f"port (default {METRICS_PORT}; 0 picks a free one)")  # fmt: skip
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+                   help="port; 0 picks a free one")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind")
     p.set_defaults(func=cmd_metrics)
 
     p = sub.add_parser(
@@ -153,10 +161,8 @@ def _add_monitor_commands(sub: Any) -> None:
         description="Run Flower against runq's Redis. Basic auth is required: --basic-auth "
         "or RUNQ_FLOWER_BASIC_AUTH=user:password; --demo runs it open on 127.0.0.1 only.",
     )
-    p.add_argument(
-        "--port", type=option_types.port, default=FLOWER_PORT, help=f"default {FLOWER_PORT}"
-    )
-    p.add_argument("--address", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=option_types.port, default=FLOWER_PORT, help="port")
+    p.add_argument("--address", default="127.0.0.1", help="interface to bind")
     p.add_argument(
         "--basic-auth",
         metavar="USER:PASS",
@@ -167,7 +173,8 @@ def _add_monitor_commands(sub: Any) -> None:
         action="store_true",
         help="no authentication, bound to 127.0.0.1 only (a laptop demo)",
     )
-    p.add_argument("--url-prefix", help="serve under this path (behind a reverse proxy)")
+    p.add_argument("--url-prefix", metavar="PATH",
+                   help="serve under this path, behind a reverse proxy (default: /)")  # fmt: skip
     p.set_defaults(func=cmd_flower)
 
 
@@ -179,8 +186,8 @@ def _add_gateway_command(sub: Any) -> None:
         "token:tenant,token2:tenant2; without tokens it refuses to start unless --demo "
         "(token `demo`, bound to 127.0.0.1 only).",
     )
-    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=option_types.port, default=8000, help="port (default 8000)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    p.add_argument("--port", type=option_types.port, default=8000, help="port")
     p.add_argument(
         "--demo", action="store_true", help="accept the single token `demo`; binds 127.0.0.1 only"
     )

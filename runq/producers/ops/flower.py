@@ -17,7 +17,9 @@ Note: Flower's own `/metrics` and `/healthcheck` are served without authenticati
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,6 +75,24 @@ def resolve_auth(options: FlowerOptions, environ: Mapping[str, str]) -> str | No
     return check_basic_auth(value)
 
 
+def check_port_free(address: str, port: int) -> None:
+    """Refuse a port something already listens on, in one line, before becoming Flower:
+    after the exec, Flower would fail with a traceback ending in a raw OSError."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Flower's server does
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == errno.EADDRINUSE else f"fails: {exc}"
+            raise ConfigurationError(
+                f"port {port} on {address} {reason} (another Flower?); pick another with "
+                "--port, or stop what listens there"
+            ) from None
+
+
 def flower_command(
     options: FlowerOptions, redis_url: str, environ: Mapping[str, str] | None = None
 ) -> tuple[list[str], dict[str, str]]:
@@ -98,10 +118,13 @@ def flower_command(
 def run_flower(options: FlowerOptions, redis_url: str | None = None) -> int:
     """Check the options, then become Flower (this call does not return on success)."""
     resolve_auth(options, os.environ)  # refuse before looking for Redis
+    check_port_free(options.address, options.port)
     if redis_url is None:
-        from runq.producers.client.sync import Client
+        from runq.config.settings import get_settings
+        from runq.producers.client.sync import require_redis_url
 
-        redis_url = Client().redis_url  # REDIS_URL, or the `runq up` of this folder
+        # REDIS_URL, or the `runq up` of this folder
+        redis_url = require_redis_url(get_settings(), "monitor")
     argv, env = flower_command(options, redis_url)
     where = f"http://{options.address}:{options.port}{options.url_prefix or ''}/"
     auth = "without authentication (--demo)" if options.demo else "with basic auth"

@@ -163,9 +163,11 @@ class MetricsServer:
 def run_metrics(host: str, port: int, redis_url: str | None = None) -> int:
     """`runq metrics`: serve in the foreground until Ctrl-C or SIGTERM."""
     if redis_url is None:
-        from runq.producers.client.sync import Client
+        from runq.config.settings import get_settings
+        from runq.producers.client.sync import require_redis_url
 
-        redis_url = Client().redis_url  # REDIS_URL, or the `runq up` of this folder
+        # REDIS_URL, or the `runq up` of this folder
+        redis_url = require_redis_url(get_settings(), "read metrics from")
     client = redis.Redis.from_url(redis_url, health_check_interval=10)
     try:
         server = MetricsServer(client, host, port)
