@@ -11,6 +11,7 @@ the app and ask it for the runtime. Imports go one way: tasks -> worker -> runs.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from celery import Celery
@@ -27,18 +28,30 @@ UNCONFIGURED = "redis://127.0.0.1:1/0"
 
 
 class RunqCelery(Celery):
-    """A Celery app that builds the core's objects once per process, on first use."""
+    """A Celery app that builds the core's objects once per process, on first use.
+
+    Under a threads pool the first tasks arrive together: the lock makes them share one
+    runtime (one Redis connection pool, one sweeper's objects) instead of each building
+    its own.
+    """
 
     _runtime: Runtime | None = None
+    _runtime_lock = threading.Lock()
 
     @property
     def runtime(self) -> Runtime:
-        if self._runtime is None:
-            self._runtime = build_runtime(self, get_settings())
-        return self._runtime
+        runtime = self._runtime
+        if runtime is None:
+            with self._runtime_lock:
+                if self._runtime is None:
+                    self._runtime = build_runtime(self, get_settings())
+                runtime = self._runtime
+        return runtime
 
     def reset_runtime(self) -> None:
-        """Forget the runtime (after a fork: a child must not reuse the parent's sockets)."""
+        """Forget the runtime (after a fork: a child must not reuse the parent's sockets,
+        nor a lock a thread of the parent may have held at the fork)."""
+        self._runtime_lock = threading.Lock()
         self._runtime = None
 
     def redis_url(self) -> str | None:

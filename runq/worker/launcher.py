@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runq.config.worker_pools import default_shape
 from runq.errors import LaunchError
 from runq.worker.discovery import clear_state
 
@@ -279,13 +280,17 @@ class SandboxProcess:
 
 @dataclass
 class WorkerProcess:
-    """A Celery worker (`celery -A runq.worker worker`) on the stack's Redis and backend."""
+    """A Celery worker (`celery -A runq.worker worker`) on the stack's Redis and backend.
+
+    Without a pool or a concurrency it gets what `runq worker` gets on the same queues
+    (`runq.config.worker_pools`): a threads pool for a worker that runs job steps.
+    """
 
     redis_url: str
     base_url: str | None
     queues: str = "runs,tools"
-    concurrency: int = 2
-    pool: str = "prefork"
+    concurrency: int | None = None
+    pool: str | None = None
     name: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
@@ -301,10 +306,7 @@ class WorkerProcess:
             "worker",
             "-Q",
             self.queues,
-            "--concurrency",
-            str(self.concurrency),
-            "--pool",
-            self.pool,
+            *default_shape(self.queues, self.pool, self.concurrency).args(),
             "--loglevel",
             "INFO",
             "--without-mingle",
@@ -339,7 +341,8 @@ class Stack:
     sandbox_latency_ms: int | None = None
     sandbox_args: Sequence[str] = ()
     workers: int = 1
-    concurrency: int = 2
+    concurrency: int | None = None  # None: the default of each worker's queues
+    pool: str | None = None  # None: likewise (`runq.config.worker_pools`)
     # With tool workers, the `workers` take only the `runs` queue and these take `tools`:
     # a slow tool then never holds the slot a poll or a cancel needs (production's shape).
     tool_workers: int = 0
@@ -369,6 +372,7 @@ class Stack:
                     self.base_url,
                     queues=queues,
                     concurrency=self.concurrency,
+                    pool=self.pool,
                     name=f"{prefix}{index}-{os.getpid()}@%h",
                     env=self.worker_env,
                     log_path=self.worker_log,

@@ -28,6 +28,7 @@ def slow_stack(tmp_path_factory) -> Stack:
         sandbox_latency_ms=300,
         sandbox_args=["--tokens-per-second", "40"],
         concurrency=2,
+        pool="prefork",  # the crash test kills a pool process mid-stream
         worker_log=home / "worker.log",
         worker_env={"RUNQ_TEST_MODE": "1"},
     ) as stack:
