@@ -2,8 +2,15 @@
 
 The task carries the call (`ToolCall`) and the token of the job's `submit_tool_outputs`
 step. The call runs at most once (`ToolCalls.run`); the one call that completes the
-round sends the submit, with that token, so the submit runs once per round however
-many times the calls' tasks are delivered.
+round runs the submit step itself, in the same task, with that token, so the submit
+runs once per round however many times the calls' tasks are delivered.
+
+Running it in-process rather than sending `runq.jobs.submit_tool_outputs` saves a Celery
+task per round (its message, acknowledgement bookkeeping and events) and the wait in
+the `runs` queue. It stays as safe as the task: the submit step claims the job and acts
+only if the record's step and token are this round's (a duplicate finds them stale),
+and the fan-in's NX flag means one call per round gets here. A submit that raises is
+handed to the `runq.jobs.submit_tool_outputs` task, as the sweeper hands a lost one.
 
 A call of a job that ended, or whose producer asked to cancel it, does not run the tool:
 its output says so, and the round still completes (the job's next step ends it).
@@ -11,23 +18,38 @@ its output says so, and the round still completes (the job's next step ends it).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import structlog
+
 from runq.errors import JobNotFoundError
 from runq.runs.job import Step
 from runq.runs.scheduler import Scheduler
 from runq.runs.store import JobStore
 from runq.runs.toolcalls import ToolCall, ToolCalls
 
+log = structlog.get_logger("runq.tools")
+
 
 class ToolCallStep:
     """Runs the tool calls of rounds, one task per call."""
 
-    def __init__(self, store: JobStore, tools: ToolCalls, scheduler: Scheduler) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        tools: ToolCalls,
+        scheduler: Scheduler,
+        submit: Callable[[str, int], object] | None = None,
+    ) -> None:
+        """`submit(job_id, token)` runs the submit step in this process (the worker's
+        `Steps.run`); without it the submit is scheduled as its own task."""
         self.store = store
         self.tools = tools
         self.scheduler = scheduler
+        self.submit = submit
 
     def run(self, call: ToolCall, token: int) -> bool:
-        """Run `call` at most once; True if it completed its round (the submit is sent)."""
+        """Run `call` at most once; True if it completed its round (the submit is done)."""
         try:
             job = self.store.get(call.job_id)
         except JobNotFoundError:
@@ -35,5 +57,15 @@ class ToolCallStep:
         cancelled = job.terminal or self.store.cancel_requested(call.job_id)
         completed = self.tools.run(call, allowed=job.spec.tools, cancelled=cancelled)
         if completed:
-            self.scheduler.schedule(Step.SUBMIT_TOOL_OUTPUTS, call.job_id, token, 0)
+            self._submit(call.job_id, token)
         return completed
+
+    def _submit(self, job_id: str, token: int) -> None:
+        if self.submit is None:
+            self.scheduler.schedule(Step.SUBMIT_TOOL_OUTPUTS, job_id, token, 0)
+            return
+        try:
+            self.submit(job_id, token)
+        except Exception as err:  # the round is complete; the submit gets its own task
+            log.warning("tools.submit_deferred", job_id=job_id, error=repr(err))
+            self.scheduler.schedule(Step.SUBMIT_TOOL_OUTPUTS, job_id, token, 0)

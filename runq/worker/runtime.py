@@ -23,7 +23,7 @@ from runq.runs.backends import BackendFactory
 from runq.runs.chains import Link, parse_chains
 from runq.runs.delays import DelayedSteps
 from runq.runs.events import EventLog
-from runq.runs.job import Job
+from runq.runs.job import Job, Step
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.redaction import redact_result
@@ -165,7 +165,12 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         events=events,
         steps=steps,
         tools=tools,
-        tool_calls=ToolCallStep(store, tools, scheduler),
+        tool_calls=ToolCallStep(
+            store,
+            tools,
+            scheduler,
+            submit=lambda job_id, token: steps.run(Step.SUBMIT_TOOL_OUTPUTS, job_id, token),
+        ),
         sweeper=sweeper,
         delays=delays,
         scheduler=scheduler,

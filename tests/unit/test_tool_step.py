@@ -60,3 +60,30 @@ def test_a_call_of_a_job_that_is_gone_does_nothing(store, scheduler, fake_redis)
     call = ToolCall("job_gone", 1, "c1", "add", '{"a": 1, "b": 2}', expected=1)
     assert step.run(call, token=1) is False
     assert ran == [] and scheduler.scheduled == []
+
+
+def test_the_completing_call_runs_the_submit_in_process(store, scheduler, fake_redis):
+    ran: list[str] = []
+    step = _step(store, scheduler, fake_redis, ran)
+    submitted: list[tuple[str, int]] = []
+    step.submit = lambda job_id, token: submitted.append((job_id, token))
+    job = _job(store)
+    call = ToolCall(job.id, 1, "c1", "add", '{"a": 1, "b": 2}', expected=1)
+    assert step.run(call, token=5) is True
+    assert step.run(call, token=5) is False  # redelivered: the round was already completed
+    assert submitted == [(job.id, 5)]
+    assert scheduler.scheduled == []  # no submit_tool_outputs task
+
+
+def test_a_submit_that_raises_is_handed_to_its_task(store, scheduler, fake_redis):
+    ran: list[str] = []
+    step = _step(store, scheduler, fake_redis, ran)
+
+    def broken(job_id: str, token: int) -> None:
+        raise ConnectionError("redis went away")
+
+    step.submit = broken
+    job = _job(store)
+    call = ToolCall(job.id, 1, "c1", "add", '{"a": 1, "b": 2}', expected=1)
+    assert step.run(call, token=9) is True
+    assert scheduler.scheduled == [("submit_tool_outputs", job.id, 9, 0)]
