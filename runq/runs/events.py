@@ -57,8 +57,15 @@ class EventLog:
         self.ttl = ttl
 
     def append(self, job_id: str, event: dict[str, Any]) -> str:
-        key = keys.events(job_id)
         pipe = self.redis.pipeline(transaction=True)
+        self.queue(pipe, job_id, event)
+        entry_id, _ = pipe.execute()
+        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+    def queue(self, pipe: redis.client.Pipeline, job_id: str, event: dict[str, Any]) -> None:
+        """Add the append (XADD, then EXPIRE: two replies) to a caller's transaction, so
+        writes that go with the event share its round trip (a tool call's metrics)."""
+        key = keys.events(job_id)
         pipe.xadd(
             key,
             {"data": json.dumps({"ts": time.time(), **event})},
@@ -66,8 +73,6 @@ class EventLog:
             approximate=True,
         )
         pipe.expire(key, self.ttl)
-        entry_id, _ = pipe.execute()
-        return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def read(self, job_id: str, after: str = "0-0", count: int = 500) -> list[Event]:
         """Events strictly after `after` (a stream id), oldest first, without waiting."""

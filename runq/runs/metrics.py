@@ -1,10 +1,14 @@
 """Job, tool, retry, token and cost metrics, kept in Redis so every worker process adds up.
 
-Workers are prefork children (and run on several machines): a Prometheus registry per
+Workers are separate processes (and run on several machines): a Prometheus registry per
 process would count a fraction of the work each and lose it when the process is
-recycled. So every record call is one Redis pipeline (`MULTI` … `EXEC`) of `HINCRBY` /
+recycled. So every record call is one Redis round trip: a pipeline of `HINCRBY` /
 `HINCRBYFLOAT` on a single hash (`keys.metrics()`), and a `prometheus_client` custom
 collector renders that hash at scrape time (`runq metrics`, or the gateway's `/metrics`).
+The pipeline is not a transaction: increments commute and nothing reads between them,
+so `MULTI`/`EXEC` would only add two commands to every record. A finished job's figures
+go out in one such pipeline; a tool call's ride in the transaction that appends its
+`tool.output` event (`pipe=`), so recording them costs no round trip of its own.
 
 Hash fields are the series name followed by its labels as sorted JSON, e.g.
 ``jobs_total{"source":"responses:gpt-5-mini","status":"succeeded"}``. A histogram keeps
@@ -201,15 +205,24 @@ class Metrics:
             observations.append(("run_wait_seconds", {}, run_wait_s))
         self._record(ints, floats, observations)
 
-    def tool_call(self, *, name: str, seconds: float, error: str | None) -> None:
-        """One tool call ran; `error` is a short error code (or None when it succeeded)."""
+    def tool_call(
+        self,
+        *,
+        name: str,
+        seconds: float,
+        error: str | None,
+        pipe: redis.client.Pipeline | None = None,
+    ) -> None:
+        """One tool call ran; `error` is a short error code (or None when it succeeded).
+
+        With `pipe`, the increments are only queued on it: the caller executes it."""
         tool = _label(name)
         ints = (
             []
             if error is None
             else [(_field("tool_errors", {"tool": tool, "error": _label(error)}), 1)]
         )
-        self._record(ints, [], [("tool_latency_seconds", {"tool": tool}, seconds)])
+        self._record(ints, [], [("tool_latency_seconds", {"tool": tool}, seconds)], pipe=pipe)
 
     def retry(self, *, link: str, code: str) -> None:
         """A retry was scheduled on backend link `link` after error class `code`."""
@@ -224,8 +237,25 @@ class Metrics:
         ints: Iterable[tuple[str, int]],
         floats: Iterable[tuple[str, float]],
         observations: Iterable[tuple[str, dict[str, str], float]],
+        pipe: redis.client.Pipeline | None = None,
     ) -> None:
-        pipe = self.redis.pipeline(transaction=True)
+        if pipe is not None:
+            self._queue(pipe, ints, floats, observations)
+            return
+        own = self.redis.pipeline(transaction=False)
+        self._queue(own, ints, floats, observations)
+        try:
+            own.execute()
+        except redis.RedisError as exc:
+            log.warning("metrics.record_failed", error=str(exc))
+
+    def _queue(
+        self,
+        pipe: redis.client.Pipeline,
+        ints: Iterable[tuple[str, int]],
+        floats: Iterable[tuple[str, float]],
+        observations: Iterable[tuple[str, dict[str, str], float]],
+    ) -> None:
         for field, count in ints:
             pipe.hincrby(self.key, field, count)
         for field, amount in floats:
@@ -239,10 +269,6 @@ class Metrics:
                 1,
             )
             pipe.hincrbyfloat(self.key, _field(series + "_sum", labels), value)
-        try:
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("metrics.record_failed", error=str(exc))
 
     # -- reading -----------------------------------------------------------------------
     def snapshot(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

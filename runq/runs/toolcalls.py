@@ -88,9 +88,14 @@ class ToolCalls:
         raw = self.redis.hget(out_key, call.call_id)
         if raw is None:
             stored = self._execute(call, allowed, cancelled)
+            # The call's metrics and its event: one round trip.
+            pipe = self.redis.pipeline(transaction=True)
             if self.metrics is not None:
-                self.metrics.tool_call(name=call.name, seconds=stored.seconds, error=stored.error)
-            self.events.append(
+                self.metrics.tool_call(
+                    name=call.name, seconds=stored.seconds, error=stored.error, pipe=pipe
+                )
+            self.events.queue(
+                pipe,
                 call.job_id,
                 {
                     "type": "tool.output",
@@ -102,6 +107,7 @@ class ToolCalls:
                     "seconds": round(stored.seconds, 4),
                 },
             )
+            pipe.execute()
             raw = stored.dumps()
         completed = self._store_and_count(
             keys=[out_key, keys.tool_round_submitted(call.job_id, call.round)],
