@@ -71,6 +71,19 @@ def write_markdown(path: Path, report: dict[str, Any], profile: str, analysis: s
     zero = report.get("scenarios", {}).get("tool_rounds_0")
     if zero:
         parts += ["## 0 tool rounds", "", table(zero), "", ratios(zero.get("ratios", {})), ""]
+    net = report.get("scenarios", {}).get("network_100ms")
+    if net:
+        parts += [
+            "## 100 ms per API request, runq as a newcomer starts it",
+            "",
+            "The same jobs with the sandbox holding every API request for 100 ms; runq runs",
+            "as two `runq worker` processes with no flags (its default pool and concurrency).",
+            "",
+            table({k: net[k] for k in NAMES if k in net}),
+            "",
+            ratios(net.get("ratios", {})),
+            "",
+        ]
     parts += [
         "## How each figure is measured",
         "",

@@ -18,6 +18,12 @@ Celery's result channel for naive, the coroutine itself for no-queue).
     python -m bench.run                # N=1000, L=500 ms -> docs/benchmarks.md, latest.json
     python -m bench.run --full         # N=5000
     python -m bench.run --quick        # CI smoke: N=60, L=200 ms -> bench/results/quick.json
+    python -m bench.run --network-only # only the scenario below
+
+The full run ends with a third scenario, `network_100ms`: the sandbox holds every API
+request for 100 ms (a network and an API front end between workers and backend), and
+runq runs as a newcomer starts it: two `runq worker` processes with no flags at all,
+so whatever pool and concurrency `runq worker` defaults to is what is measured.
 """
 
 from __future__ import annotations
@@ -80,6 +86,7 @@ class Config:
     threads: int = 32
     poll_interval_max: float | None = None  # RUNQ_POLL_INTERVAL_MAX for runq workers
     request_latency_ms: int = 0  # the sandbox's per-request delay (a network to the backend)
+    newcomer_workers: int = 0  # >0: that many `runq worker` processes with no flags instead
     timeout: float = 900.0
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runq-bench-")))
 
@@ -203,10 +210,63 @@ def latencies_from(seen: dict[str, float], timelines: dict[str, dict[str, Any]])
 
 
 def runq_worker_env(cfg: Config, home: Path) -> dict[str, str]:
-    env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json"}
+    env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json", "RUNQ_TOOL_MODULES": "examples.tools"}
     if cfg.poll_interval_max:
         env["RUNQ_POLL_INTERVAL_MAX"] = str(cfg.poll_interval_max)
     return env
+
+
+def start_newcomer_workers(
+    cfg: Config, redis_url: str, base_url: str, home: Path, env: dict[str, str]
+) -> list[subprocess.Popen[bytes]]:
+    """`runq worker` with no flags, `cfg.newcomer_workers` times: the shape a newcomer gets.
+
+    Only the environment says where Redis, the backend and the tools are."""
+    runq = str(Path(sys.executable).parent / "runq")
+    full_env = {**os.environ, **env, "REDIS_URL": redis_url, "OPENAI_BASE_URL": base_url}
+    log_file = (home / "worker.log").open("ab")
+    options: dict[str, Any] = {
+        "stdin": subprocess.DEVNULL, "stdout": log_file, "stderr": subprocess.STDOUT,
+        "env": full_env, "cwd": ROOT, "start_new_session": True,
+    }  # fmt: skip
+    return [subprocess.Popen([runq, "worker"], **options) for _ in range(cfg.newcomer_workers)]
+
+
+@dataclass
+class Workers:
+    """The processes of one contender's workers; `roots` are the trees measured."""
+
+    runq: WorkerProcess | None = None
+    others: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    roots: list[int] = field(default_factory=list)
+
+    def stop(self) -> None:
+        from runq.worker.launcher import stop_process
+
+        if self.runq is not None:
+            self.runq.stop()
+        for proc in self.others:
+            stop_process(proc)
+
+
+def start_workers(name: str, cfg: Config, url: str, base_url: str, home: Path) -> Workers:
+    """naive's Celery worker, newcomer `runq worker`s, or one runq worker of a set shape."""
+    env = runq_worker_env(cfg, home)
+    if name == "naive":
+        proc = start_naive_worker(url, base_url, cfg, home)
+        return Workers(others=[proc], roots=[proc.pid])
+    if cfg.newcomer_workers:
+        procs = start_newcomer_workers(cfg, url, base_url, home, env)
+        return Workers(others=procs, roots=[p.pid for p in procs])
+    threads = cfg.runq_pool == "threads"
+    worker = WorkerProcess(
+        url, base_url, queues="runs,tools",
+        concurrency=cfg.threads if threads else cfg.concurrency,
+        pool=cfg.runq_pool, name=f"{name}-{os.getpid()}@%h", env=env,
+        log_path=home / "worker.log",
+    ).start()  # fmt: skip
+    assert worker.proc is not None
+    return Workers(runq=worker, roots=[worker.proc.pid])
 
 
 def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, Any]:
@@ -217,23 +277,11 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
     n = cfg.naive_jobs if naive else cfg.jobs
     server = EmbeddedRedis(home).start()
     sandbox = sandbox_for(cfg).start()
-    worker_env = runq_worker_env(cfg, home)
-    runq_worker: WorkerProcess | None = None
-    naive_proc: subprocess.Popen[bytes] | None = None
+    workers = Workers()
     try:
-        if naive:
-            naive_proc = start_naive_worker(server.url, sandbox.base_url, cfg, home)
-            root_pid = naive_proc.pid
-        else:
-            threads = cfg.runq_pool == "threads"
-            runq_worker = WorkerProcess(
-                server.url, sandbox.base_url, queues="runs,tools",
-                concurrency=cfg.threads if threads else cfg.concurrency,
-                pool=cfg.runq_pool, name=f"{name}-{os.getpid()}@%h", env=worker_env,
-                log_path=home / "worker.log",
-            ).start()  # fmt: skip
-            assert runq_worker.proc is not None
-            root_pid = runq_worker.proc.pid
+        workers = start_workers(name, cfg, server.url, sandbox.base_url, home)
+        roots = workers.roots
+        root_pid = roots[0]
         mode = "stream" if name == "runq_stream" else "poll"
         script = script_for(cfg.tool_rounds)
         tools = ["calculator"] if cfg.tool_rounds else []
@@ -262,7 +310,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
             watcher = RunqWatcher(server.url)
         watcher.start()
         # Warm-up: both pool processes import everything and connect before the clock runs.
-        warm = [f"warm-{name}-{i}" for i in range(cfg.concurrency * 2)]
+        warm = [f"warm-{name}-{i}" for i in range(cfg.concurrency * 2 * max(1, len(roots)))]
         for job_id in warm:
             submit(job_id)
         if not wait_for(
@@ -270,7 +318,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         ):
             raise RuntimeError(f"{name}: the worker did not finish its warm-up jobs")
         sandbox.reset()
-        watch = ProcWatch([root_pid]).start()
+        watch = ProcWatch(roots).start()
         rconn = redis.Redis.from_url(server.url)
         before = redis_counters(rconn)
         xread_before = getattr(watcher, "commands", 0)
@@ -296,7 +344,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         cmds = sum(delta.values())
         seen = {j: watcher.seen[j] for j in ids if j in watcher.seen}
         succeeded = sum(1 for j in ids if watcher.status.get(j) == "succeeded")
-        pool_pids = [p for p in watch.peak_rss if p != root_pid]
+        pool_pids = [p for p in watch.peak_rss if p not in roots] or roots
         extra: dict[str, Any] = {
             "accounted": len(seen),
             "all_finished": finished,
@@ -319,12 +367,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
             int(stats.get("peak_in_flight_responses", 0)), **extra,
         )  # fmt: skip
     finally:
-        if runq_worker is not None:
-            runq_worker.stop()
-        if naive_proc is not None:
-            from runq.worker.launcher import stop_process
-
-            stop_process(naive_proc)
+        workers.stop()
         sandbox.stop()
         server.stop()
 
@@ -369,7 +412,8 @@ def profile_runq_poll(cfg: Config, jobs: int, log: Callable[[str], None]) -> str
             "worker", "-Q", "runs,tools", "--pool", "solo", "--loglevel", "INFO",
             "--without-mingle", "--without-gossip", "-n", f"prof-{os.getpid()}@%h"]  # fmt: skip
     env = {**os.environ, "REDIS_URL": server.url, "OPENAI_BASE_URL": sandbox.base_url,
-           "RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json"}  # fmt: skip
+           "RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json",
+           "RUNQ_TOOL_MODULES": "examples.tools"}  # fmt: skip
     proc = subprocess.Popen(args, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
                             stdout=(home / "worker.log").open("ab"), stderr=subprocess.STDOUT,
                             start_new_session=True)  # fmt: skip
@@ -466,6 +510,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-zero-tools", action="store_true", help="skip the 0-tool-round scenario"
     )
+    parser.add_argument("--no-network", action="store_true",
+                        help="skip the 100 ms-per-request scenario (newcomer workers)")  # fmt: skip
+    parser.add_argument("--network-only", action="store_true",
+                        help="run only that scenario (two `runq worker`, no flags)")  # fmt: skip
     parser.add_argument(
         "--profile-jobs",
         type=int,
@@ -488,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     prof_n = prof_n if args.profile_jobs is None else args.profile_jobs
     out = Path(args.out) if args.out else RESULTS / ("quick.json" if args.quick else "latest.json")
     doc = Path(args.doc) if args.doc else (None if args.quick else ROOT / "docs" / "benchmarks.md")
-    if args.no_doc:
+    if args.no_doc or args.network_only:  # the generated page needs the headline scenario
         doc = None
     only = [c.strip() for c in args.only.split(",") if c.strip()]
     command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -507,18 +555,30 @@ def main(argv: list[str] | None = None) -> int:
     base = Config(jobs=n, latency_ms=latency, tool_rounds=1, naive_jobs=naive_n, workdir=workdir,
                   **pool)  # fmt: skip
     try:
-        log(f"scenario: N={n} L={latency}ms, 1 tool round (naive on {naive_n} jobs)")
-        headline = run_scenario(base, only, log)
-        report: dict[str, Any] = {**headline, "ratios": ratios(headline)}
-        scenarios: dict[str, Any] = {"tool_rounds_1": headline}
-        if not args.quick and not args.no_zero_tools:
+        scenarios: dict[str, Any] = {}
+        report: dict[str, Any] = {}
+        if not args.network_only:
+            log(f"scenario: N={n} L={latency}ms, 1 tool round (naive on {naive_n} jobs)")
+            headline = run_scenario(base, only, log)
+            report.update({**headline, "ratios": ratios(headline)})
+            scenarios["tool_rounds_1"] = headline
+        if not args.quick and not args.no_network:
+            net = Config(jobs=n, latency_ms=latency, tool_rounds=1, naive_jobs=naive_n,
+                         **{**pool, "request_latency_ms": 100}, newcomer_workers=2,
+                         workdir=workdir / "network")  # fmt: skip
+            log(f"scenario: N={n} L={latency}ms, 1 tool round, 100 ms per request, "
+                "runq as two `runq worker` with no flags")  # fmt: skip
+            scenarios["network_100ms"] = run_scenario(net, only, log)
+            scenarios["network_100ms"]["ratios"] = ratios(scenarios["network_100ms"])
+        if not args.quick and not args.no_zero_tools and not args.network_only:
             zero = Config(jobs=n, latency_ms=latency, tool_rounds=0, naive_jobs=naive_n, **pool,
                           workdir=workdir / "zero")  # fmt: skip
             log(f"scenario: N={n} L={latency}ms, 0 tool rounds")
             scenarios["tool_rounds_0"] = {**run_scenario(zero, only, log)}
             scenarios["tool_rounds_0"]["ratios"] = ratios(scenarios["tool_rounds_0"])
         report["scenarios"] = scenarios
-        profile = profile_runq_poll(base, prof_n, log) if prof_n and "runq_poll" in only else ""
+        wanted = prof_n and "runq_poll" in only and not args.network_only
+        profile = profile_runq_poll(base, prof_n, log) if wanted else ""
         report["meta"] = {
             "command": command.strip(),
             "jobs": n, "latency_ms": latency, "naive_jobs": naive_n, "tool_rounds": 1,
