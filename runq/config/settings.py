@@ -212,6 +212,11 @@ class Settings:
     result_expires: int = setting(7 * 24 * 3600, _bounded(_integer, gt=0))  # seconds
     max_tool_rounds: int = setting(8, _bounded(_integer, ge=1))
     tool_errors_fail_job: bool = setting(False, _flag)
+    # An answer that breaks the job's output schema (or is not JSON, or a refusal) is
+    # asked again this many times on the same link, then the chain moves on.
+    output_retries: int = setting(1, _bounded(_integer, ge=0))
+    # The gateway sends a hash of the tenant as `safety_identifier` when a job sets none.
+    safety_identifier_from_tenant: bool = setting(False, _flag)
     tool_modules: list[str] = setting(list, _names, factory=True)  # e.g. myapp.tools
     # How tools that do not say run: "thread" (fast; a tool past its timeout is abandoned)
     # or "process" (killed at its timeout; a few hundred ms to start).

@@ -13,6 +13,10 @@ by `RUNQ_CONFIG`, or `RUNQ_CHAINS` as JSON, which wins):
       { kind = "template", message = "We are busy right now; please try again later." },
     ]
 
+A model link may also set model settings (`runs.model_settings`) that override the
+job's own for requests on that link, e.g. `{ backend = "responses", model =
+"gpt-5-mini", reasoning = { effort = "low" } }`.
+
 A model link names a backend, a model and optionally a `base_url` and the *name* of the
 environment variable that holds its API key (keys never sit in configuration), plus its
 own rate limits. `cache` answers with the result of an identical earlier job; `template`
@@ -30,13 +34,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from runq.errors import ConfigurationError
-from runq.runs import keys
+from runq.errors import ConfigurationError, InvalidJobError
+from runq.runs import keys, model_settings
 from runq.runs.job import JobSpec
 
 MODEL, CACHE, TEMPLATE = "model", "cache", "template"
@@ -58,6 +62,8 @@ class Link:
     rpm: float | None = None
     tpm: float | None = None
     message: str | None = None
+    # Model settings this link sends instead of the job's (a model link only).
+    settings: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def name(self) -> str:
@@ -91,11 +97,13 @@ class Link:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = "link") -> Link:
-        known = set(cls.__dataclass_fields__)
+        known = set(cls.__dataclass_fields__) - {"settings"}
+        settings = {k: v for k, v in data.items() if k in model_settings.SETTINGS}
+        data = {k: v for k, v in data.items() if k not in model_settings.SETTINGS}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigurationError(f"{where}: unknown field(s) {', '.join(unknown)}")
-        link = cls(**data)
+        link = cls(**data, settings=settings)
         if link.kind not in (MODEL, CACHE, TEMPLATE):
             raise ConfigurationError(f"{where}: kind must be model, cache or template")
         if link.kind == MODEL:
@@ -108,7 +116,21 @@ class Link:
         if link.kind == TEMPLATE and not link.message:
             raise ConfigurationError(f"{where}: a template link needs a message")
         _check_limits(link, where)
+        _check_settings(link, where)
         return link
+
+
+def _check_settings(link: Link, where: str) -> None:
+    """A link's settings are checked with the configuration, like its limits."""
+    if not link.settings:
+        return
+    if link.kind != MODEL:
+        raise ConfigurationError(f"{where}: only a model link takes model settings")
+    try:
+        model_settings.check(link.settings)
+        model_settings.refuse_unsupported(link.backend, link.settings)
+    except InvalidJobError as err:
+        raise ConfigurationError(f"{where}: {err}") from None
 
 
 def _check_limits(link: Link, where: str) -> None:
@@ -189,13 +211,15 @@ def fingerprint(spec: JobSpec) -> str:
     one tenant's answers never answer another's questions.
     """
     text = spec.input if isinstance(spec.input, str) else json.dumps(spec.input, sort_keys=True)
-    material = {
+    material: dict[str, Any] = {
         "tenant": spec.tenant,
         "input": " ".join(text.split()),
         "instructions": " ".join((spec.instructions or "").split()),
         "tools": sorted(spec.tools),
         "vector_store_ids": sorted(spec.vector_store_ids),
     }
+    if spec.output_schema is not None:  # an answer is only reused for the same schema
+        material["output_schema"] = spec.output_schema
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

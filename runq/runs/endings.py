@@ -13,10 +13,11 @@ from typing import Any
 import structlog
 
 from runq.errors import BackendError, ConfigurationError
+from runq.runs import structured_output
 from runq.runs.backends.base import RunState
 from runq.runs.chains import CACHE, MODEL
 from runq.runs.context import StepContext
-from runq.runs.error_codes import ErrorCode
+from runq.runs.error_codes import OUTPUT_CODES, ErrorCode
 from runq.runs.events import FINAL
 from runq.runs.frame import StepFrame
 from runq.runs.job import Job, JobStatus, Step
@@ -73,6 +74,13 @@ class Endings:
 
     def succeed(self, ctx: StepContext, state: RunState, events: list[dict[str, Any]]) -> str:
         job, link = ctx.job, ctx.link
+        if job.spec.output_schema is not None:
+            try:
+                job.output_parsed = structured_output.parse(
+                    job.spec, state.output_text, state.refusal
+                )
+            except BackendError as err:
+                return self._output_rejected(ctx, err, events)
         job.output_text = state.output_text
         job.citations = state.citations
         job.source = link.name
@@ -97,6 +105,18 @@ class Endings:
             answer = {"output_text": state.output_text, "citations": state.citations}
             cache.put(job.spec, {**answer, "source": link.name})
 
+    def _output_rejected(
+        self, ctx: StepContext, err: BackendError, events: list[dict[str, Any]]
+    ) -> str:
+        """The answer is not what the output schema asks for. A model link asks again
+        (the `output` retry policy), then the chain moves on; a `template` or `cache`
+        link cannot answer differently, so it is skipped with the reason in `attempts`."""
+        if ctx.link.kind != MODEL:
+            err = BackendError(f"{ctx.link.name} link cannot honour the output schema: {err}",
+                               code=err.code)  # fmt: skip
+            return self.fall_back(ctx, err, events, run_ended=True)
+        return self.on_error(ctx, err, Step.START, events=events, run_ended=True)
+
     # -- errors ------------------------------------------------------------------------
     def on_error(
         self,
@@ -114,10 +134,12 @@ class Endings:
         tries = job.retries.get(cls, 0)
         decision = self.retry.decide(err, tries, time_left=ctx.remaining())
         link = ctx.link
-        if (err.retryable or run_ended) and err.code != ErrorCode.RATE_LIMITED:
+        counts = err.code != ErrorCode.RATE_LIMITED and err.code not in OUTPUT_CODES
+        if (err.retryable or run_ended) and counts:
             # Every failed call counts toward the link's breaker (K in a row opens it);
             # a final error caused by the job's own input does not, nor a 429: the link
-            # works, it asks for less (the rate limiter's and retry-after's job).
+            # works, it asks for less (the rate limiter's and retry-after's job), nor an
+            # answer that broke the job's schema (the link answered).
             breaker = self.services.breaker(link)
             if breaker is not None:
                 breaker.record_failure()

@@ -50,6 +50,16 @@ class ErrorCode(StrEnum):
     MAX_TOOL_ROUNDS_EXCEEDED = "max_tool_rounds_exceeded"
     TOOL_ERROR = "tool_error"
     CANCELLED = "cancelled"
+    # The run completed, but its answer is not what the job's output schema asks for
+    # (`runs.structured_output`): retried `RUNQ_OUTPUT_RETRIES` times, then the next link.
+    OUTPUT_INVALID_JSON = "output_invalid_json"
+    OUTPUT_SCHEMA_MISMATCH = "output_schema_mismatch"
+    OUTPUT_REFUSED = "output_refused"
+
+
+OUTPUT_CODES = frozenset(
+    {ErrorCode.OUTPUT_INVALID_JSON, ErrorCode.OUTPUT_SCHEMA_MISMATCH, ErrorCode.OUTPUT_REFUSED}
+)
 
 
 class ToolErrorCode(StrEnum):

@@ -18,6 +18,7 @@ from typing import Any
 
 from runq.config.settings import BACKENDS, MODES
 from runq.errors import InvalidJobError
+from runq.runs import model_settings, structured_output
 
 
 class JobStatus(StrEnum):
@@ -122,6 +123,23 @@ class JobSpec:
     thread_id: str | None = None
     tenant: str | None = None
     chain: str | None = None
+    # Structured output: a JSON schema the answer must satisfy (`runs.structured_output`).
+    output_schema: dict[str, Any] | None = None
+    output_name: str | None = None
+    output_strict: bool | None = None  # None: strict when the schema allows it
+    # Model settings (`runs.model_settings`; `max_output_tokens` above is one too). None:
+    # the backend's default. Records written before they existed load with None.
+    temperature: float | None = None
+    top_p: float | None = None
+    reasoning: dict[str, str] | None = None
+    service_tier: str | None = None
+    prompt_cache_key: str | None = None
+    safety_identifier: str | None = None
+    truncation: str | None = None
+    tool_choice: str | dict[str, str] | None = None
+    parallel_tool_calls: bool | None = None
+    store: bool | None = None
+    include: list[str] | None = None
 
     def validate(self) -> JobSpec:
         """Raise `InvalidJobError` naming the first bad option."""
@@ -131,6 +149,8 @@ class JobSpec:
         self._validate_lists()
         self._validate_metadata()
         self._validate_tenant()
+        self._validate_model_settings()
+        structured_output.check_spec(self.output_schema, self.output_name, self.output_strict)
         if self.previous_response_id and self.conversation_id:
             raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
         if self.thread_id and self.backend != "assistants":
@@ -222,6 +242,15 @@ class JobSpec:
         if not isinstance(self.tenant, str) or not TENANT.fullmatch(self.tenant):
             raise InvalidJobError("tenant", f"must be {TENANT_RULE}, got {self.tenant!r}")
 
+    def _validate_model_settings(self) -> None:
+        """Each setting's value, then whether the job's backend has a field for it."""
+        values = model_settings.values_of(self)
+        model_settings.check(values)
+        model_settings.refuse_unsupported(self.backend, values)
+        named = model_settings.function_named(self.tool_choice)
+        if named is not None and named not in self.tools:
+            raise InvalidJobError("tool_choice", f"names {named!r}, not one of the job's tools")
+
     def to_dict(self) -> dict[str, Any]:
         return _fields_of(self)
 
@@ -250,6 +279,7 @@ class Job:
     transcript: list[dict[str, Any]] = field(default_factory=list)
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     output_text: str | None = None
+    output_parsed: Any = None  # the answer as JSON, valid against the job's output schema
     citations: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     error: dict[str, Any] | None = None
@@ -319,6 +349,7 @@ class Job:
             "job_id": self.id,
             "status": self.status,
             "output_text": self.output_text,
+            "output_parsed": self.output_parsed,
             "citations": self.citations,
             "tool_calls": self.tool_calls,
             "usage": self.usage,

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
+from runq.config.settings import get_settings
 from runq.errors import BackendError, ConfigurationError
 from runq.runs.classify import MAX_RETRY_AFTER
 from runq.runs.error_codes import ErrorCode
@@ -109,7 +110,17 @@ POLICY_OF_CODE: dict[str, str] = {
     ErrorCode.CONFLICT: "transient",
     ErrorCode.RUN_FAILED: "run_failed",
     ErrorCode.RUN_EXPIRED: "run_failed",
+    ErrorCode.OUTPUT_INVALID_JSON: "output",
+    ErrorCode.OUTPUT_SCHEMA_MISMATCH: "output",
+    ErrorCode.OUTPUT_REFUSED: "output",
 }
+
+
+def _output_policy() -> RetryPolicy:
+    """`RUNQ_OUTPUT_RETRIES` more tries, at once: a model that broke the schema is asked
+    again, not made to wait — nothing at the server needs time to recover."""
+    retries = get_settings().output_retries
+    return RetryPolicy(max_attempts=retries + 1, base=0.0, cap=0.0, jitter=False)
 
 
 # The policies whose attempts count one call's failures in a row: a call that answers
@@ -135,6 +146,8 @@ class RetryPolicies:
     run_failed: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(max_attempts=3, base=2.0, cap=60.0)
     )
+    # Answers that break the job's output schema, counted over the link like failed runs.
+    output: RetryPolicy = field(default_factory=_output_policy)
     test_mode: bool = False
 
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from runq.errors import ConfigurationError
+from runq.runs import model_settings
 from runq.runs.backends.assistants import AssistantsBackend
 from runq.runs.backends.base import Backend, RunState, ToolCallRequest
 from runq.runs.backends.chat import ChatBackend
@@ -39,8 +40,13 @@ class BackendFactory:
         adapter = ADAPTERS.get(name)
         if adapter is None:
             raise ConfigurationError(f"backend {name!r} is not available in this worker")
+        # A link's backend may lack a setting the job asks for (a chain's fallback on
+        # another protocol): it is unusable for this job, and skipped with the reason.
+        values = model_settings.effective(job.spec, link.settings)
+        for setting, why in model_settings.unsupported(name, values):
+            raise ConfigurationError(f"link {link.name} cannot carry {setting}: {why}")
         tools = self.registry.openai_tools(job.spec.tools, name) if job.spec.tools else []
-        return adapter(client, tools)
+        return adapter(client, tools, settings=link.settings)
 
 
 ADAPTERS: dict[str, type[ResponsesBackend] | type[AssistantsBackend] | type[ChatBackend]] = {

@@ -16,6 +16,7 @@ from typing import Any
 
 import openai
 
+from runq.runs import model_settings, structured_output
 from runq.runs.backends.base import (
     DeltaSink,
     HandleSink,
@@ -60,18 +61,31 @@ _lock = threading.Lock()
 class AssistantsBackend:
     name = "assistants"
 
-    def __init__(self, client: openai.OpenAI, tools: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
         self.client = client
         self.tools = tools or []
+        self.settings = settings or {}  # the link's overrides of the job's model settings
+
+    def _values(self, job: Job) -> dict[str, Any]:
+        return model_settings.effective(job.spec, self.settings)
 
     def _assistant_id(self, job: Job) -> str:
         tools = list(self.tools)
         if job.spec.vector_store_ids:
             tools.append({"type": "file_search"})
-        identity = json.dumps(
-            [str(self.client.base_url), job.spec.model, job.spec.instructions, tools],
-            sort_keys=True,
-        )
+        own = model_settings.assistants_assistant_fields(self._values(job))
+        identity_parts: list[Any] = [
+            str(self.client.base_url), job.spec.model, job.spec.instructions, tools,
+        ]  # fmt: skip
+        if own:  # absent for jobs without settings: their assistants keep their identity
+            identity_parts.append(own)
+        identity = json.dumps(identity_parts, sort_keys=True)
         key = hashlib.sha256(identity.encode()).hexdigest()
         with _lock:
             found = _assistants.get(key)
@@ -82,6 +96,7 @@ class AssistantsBackend:
             "name": "runq",
             "tools": tools,
             "metadata": {"runq_assistant": key[:32]},
+            **own,
         }
         if job.spec.instructions:
             params["instructions"] = job.spec.instructions
@@ -104,6 +119,12 @@ class AssistantsBackend:
         content = job.spec.input if isinstance(job.spec.input, str) else json.dumps(job.spec.input)
         threads = self.client.beta.threads
         options: dict[str, Any] = {"metadata": run_metadata(job)}
+        options.update(model_settings.assistants_run_fields(self._values(job)))
+        if not self.tools and not job.spec.vector_store_ids:
+            options.pop("parallel_tool_calls", None)
+            options.pop("tool_choice", None)
+        if job.spec.output_schema is not None:
+            options["response_format"] = structured_output.response_format(job.spec)
         if stream:
             options["stream"] = True
         if job.spec.thread_id:

@@ -43,6 +43,7 @@ class RunState:
     handle: dict[str, str] = field(default_factory=dict)
     tool_calls: list[ToolCallRequest] = field(default_factory=list)
     output_text: str = ""
+    refusal: str | None = None  # the model declined to answer (a refusal part)
     citations: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     error_code: str | None = None

@@ -13,6 +13,7 @@ from typing import Any
 import openai
 
 from runq.errors import BackendError
+from runq.runs import model_settings, structured_output
 from runq.runs.backends.base import (
     DeltaSink,
     RunState,
@@ -47,10 +48,12 @@ class ChatBackend:
         client: openai.OpenAI,
         tools: list[dict[str, Any]] | None = None,
         *,
+        settings: dict[str, Any] | None = None,
         on_delta: DeltaSink | None = None,
     ) -> None:
         self.client = client
         self.tools = tools or []
+        self.settings = settings or {}  # the link's overrides of the job's model settings
         # A stream-mode turn streams, forwarding its text deltas here (`streaming_turns`).
         self.on_delta = on_delta
 
@@ -64,8 +67,13 @@ class ChatBackend:
         if self.tools:
             params["tools"] = self.tools
             params["parallel_tool_calls"] = True
-        if job.spec.max_output_tokens:
-            params["max_completion_tokens"] = job.spec.max_output_tokens
+        params.update(model_settings.chat_fields(model_settings.effective(job.spec, self.settings)))
+        if not self.tools:
+            # The API refuses tool options without tools (a chain link may have none).
+            params.pop("parallel_tool_calls", None)
+            params.pop("tool_choice", None)
+        if job.spec.output_schema is not None:
+            params["response_format"] = structured_output.response_format(job.spec)
         return params
 
     def _complete(self, job: Job, messages: list[dict[str, Any]]) -> RunState:
@@ -80,10 +88,12 @@ class ChatBackend:
             for c in (choice.message.tool_calls or [])
             if getattr(c, "function", None) is not None
         ]
-        return _turn(
+        state = _turn(
             messages, completion.id, choice.message.content, calls, choice.finish_reason,
             completion.usage, ratelimit_headers(raw.headers),
         )  # fmt: skip
+        state.refusal = getattr(choice.message, "refusal", None)
+        return state
 
     def _stream(self, params: dict[str, Any], messages: list[dict[str, Any]]) -> RunState:
         """The same turn as a stream: text deltas go to `on_delta` as they arrive."""
@@ -91,6 +101,7 @@ class ChatBackend:
         params = {**params, "stream": True, "stream_options": {"include_usage": True}}
         raw = self.client.chat.completions.with_raw_response.create(**params)
         text: list[str] = []
+        refusal: list[str] = []
         calls: dict[int, dict[str, str]] = {}
         completion_id, finish, usage = "", None, None
         chunks = raw.parse()
@@ -104,6 +115,8 @@ class ChatBackend:
                     if delta.content:
                         text.append(delta.content)
                         self.on_delta(seq, delta.content)
+                    if getattr(delta, "refusal", None):
+                        refusal.append(delta.refusal)
                     for part in delta.tool_calls or []:
                         call = calls.setdefault(part.index, {"id": "", "name": "", "arguments": ""})
                         call["id"] = part.id or call["id"]
@@ -117,10 +130,12 @@ class ChatBackend:
         requests = [
             ToolCallRequest(c["id"], c["name"], c["arguments"]) for _, c in sorted(calls.items())
         ]
-        return _turn(
+        state = _turn(
             messages, completion_id, "".join(text) or None, requests, finish, usage,
             ratelimit_headers(raw.headers),
         )  # fmt: skip
+        state.refusal = "".join(refusal) or None
+        return state
 
     @classified
     def start(self, job: Job) -> RunState:
@@ -151,7 +166,7 @@ class ChatBackend:
 
     def streaming_turns(self, on_delta: DeltaSink) -> ChatBackend:
         """The same backend, streaming each turn's text deltas to `on_delta`."""
-        return ChatBackend(self.client, self.tools, on_delta=on_delta)
+        return ChatBackend(self.client, self.tools, settings=self.settings, on_delta=on_delta)
 
 
 def _turn(

@@ -12,6 +12,7 @@ from typing import Any
 
 import openai
 
+from runq.runs import model_settings, structured_output
 from runq.runs.backends.base import (
     DeltaSink,
     RunState,
@@ -33,12 +34,15 @@ def _attr(obj: Any, name: str, default: Any = None) -> Any:
 def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
     """A `Response` (object or dict) as a `RunState`."""
     texts: list[str] = []
+    refusals: list[str] = []
     citations: list[dict[str, Any]] = []
     calls: list[ToolCallRequest] = []
     for item in _attr(response, "output", None) or []:
         kind = _attr(item, "type")
         if kind == "message":
             for part in _attr(item, "content", None) or []:
+                if _attr(part, "type") == "refusal":
+                    refusals.append(_attr(part, "refusal", "") or "")
                 if _attr(part, "type") != "output_text":
                     continue
                 text = _attr(part, "text", "") or ""
@@ -82,6 +86,7 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
         handle={"response_id": str(_attr(response, "id"))},
         tool_calls=calls,
         output_text="".join(texts),
+        refusal="".join(refusals) or None,
         citations=citations,
         usage=usage,
         error_code=str(code) if code else None,
@@ -107,28 +112,37 @@ class ResponsesBackend:
 
     name = "responses"
 
-    def __init__(self, client: openai.OpenAI, tools: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        client: openai.OpenAI,
+        tools: list[dict[str, Any]] | None = None,
+        *,
+        settings: dict[str, Any] | None = None,
+    ) -> None:
         self.client = client
         self.tools = tools or []
+        self.settings = settings or {}  # the link's overrides of the job's model settings
 
     def _common(self, job: Job) -> dict[str, Any]:
         spec = job.spec
         params: dict[str, Any] = {
             "model": spec.model,
             "background": True,
-            "store": True,
+            "store": True,  # a background response must be stored
             "metadata": run_metadata(job),
         }
         if spec.instructions:
             params["instructions"] = spec.instructions
-        if spec.max_output_tokens:
-            params["max_output_tokens"] = spec.max_output_tokens
         tools = list(self.tools)
         if spec.vector_store_ids:
             tools.append({"type": "file_search", "vector_store_ids": spec.vector_store_ids})
         if tools:
             params["tools"] = tools
             params["parallel_tool_calls"] = True
+        values = model_settings.effective(spec, self.settings)
+        params.update(model_settings.responses_fields(values))
+        if spec.output_schema is not None:
+            params["text"] = {"format": structured_output.responses_format(spec)}
         return params
 
     @classified
