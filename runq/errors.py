@@ -12,6 +12,7 @@ else that escapes is a bug, not a job error)::
     ├── JobNotFoundError        no such job, or not yours (also a KeyError)
     ├── JobTimeoutError         a producer waited longer than it allowed (also a TimeoutError)
     ├── JobAlreadyEndedError    a cancel came after the job had succeeded or failed: `status`
+    ├── JobFailedError          `JobHandle.output()` of a job that did not succeed: `result`
     ├── BackendError            the model backend failed: `code`, `retryable`, `retry_after`
     │   └── RunEndedError       (runq.runs.classify) a run ended failed/expired/incomplete
     ├── ToolError               a tool call could not run: unknown, bad arguments, raised
@@ -21,6 +22,8 @@ This module imports nothing of runq, so every layer (even `runq.config`) may rai
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class RunqError(Exception):
@@ -81,6 +84,23 @@ class JobNotFoundError(RunqError, KeyError):
 
 class JobTimeoutError(RunqError, TimeoutError):
     """A producer waited for a result longer than it allowed."""
+
+
+class JobFailedError(RunqError):
+    """`JobHandle.output()` was asked for the answer of a job that did not succeed.
+
+    `result` is the job's whole result (its `error` and `attempts` say why); `code` is
+    the error's code, e.g. `output_schema_mismatch` once every link answered off-schema.
+    """
+
+    def __init__(self, job_id: str, result: dict[str, Any]) -> None:
+        self.job_id = job_id
+        self.result = result
+        error = result.get("error") or {}
+        self.code = error.get("code")
+        super().__init__(
+            f"job {job_id} ended {result.get('status')}: {error.get('message') or 'no answer'}"
+        )
 
 
 class JobAlreadyEndedError(RunqError):

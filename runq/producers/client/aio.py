@@ -34,6 +34,7 @@ import redis.asyncio as aioredis
 
 from runq.config.settings import Settings, get_settings
 from runq.errors import JobTimeoutError
+from runq.producers.client.output_types import schema_options, typed_output
 from runq.producers.client.sync import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
 from runq.runs import cancellation, keys
 from runq.runs.events import Event, _decode
@@ -72,6 +73,7 @@ class AsyncClient:
         **options: Any,
     ) -> AsyncJobHandle:
         """Validate, write the record and enqueue the start; see `Client.submit`."""
+        output_type = schema_options(options)
         if options.get("continue_job") or options.get("tools"):
             spec = await asyncio.to_thread(self.sync.spec, input, **options)
         else:
@@ -84,12 +86,13 @@ class AsyncClient:
             idempotency_key=idempotency_key,
         )
         created = call.outcome(await self._create(keys=call.keys, args=call.args))
+        typed = {"output_type": output_type}
         if created is None:  # a job with this id exists already (a deterministic id)
-            return AsyncJobHandle(job.id, self, created=False)
+            return AsyncJobHandle(job.id, self, created=False, **typed)
         if created != job.id:  # the idempotency key was used before, for this same job
-            return AsyncJobHandle(created, self, created=False)
+            return AsyncJobHandle(created, self, created=False, **typed)
         await asyncio.to_thread(enqueue_start, self.sync.app, job.id)
-        return AsyncJobHandle(job.id, self, created=True)
+        return AsyncJobHandle(job.id, self, created=True, **typed)
 
     async def jobs(
         self, status: str | None = None, limit: int = 20, tenant: str | None = None
@@ -100,9 +103,9 @@ class AsyncClient:
     async def load(self, job_id: str) -> Job:
         return load_record(job_id, await self.redis.get(keys.job(job_id)))
 
-    async def get_job(self, job_id: str) -> AsyncJobHandle:
+    async def get_job(self, job_id: str, output_type: type[Any] | None = None) -> AsyncJobHandle:
         await self.load(job_id)  # raises JobNotFoundError
-        return AsyncJobHandle(job_id, self)
+        return AsyncJobHandle(job_id, self, output_type=output_type)
 
     async def read_events(self, job_id: str, after: str, block_ms: int) -> list[Event]:
         """Events after `after` (a stream id), waiting up to `block_ms` for the first."""
@@ -118,10 +121,18 @@ class AsyncClient:
 class AsyncJobHandle:
     """An async producer's view of one job."""
 
-    def __init__(self, job_id: str, client: AsyncClient, *, created: bool = False) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        client: AsyncClient,
+        *,
+        created: bool = False,
+        output_type: type[Any] | None = None,
+    ) -> None:
         self.id = job_id
         self.client = client
         self.created = created  # False when an idempotency key or job id matched a job
+        self.output_type = output_type  # the pydantic model `output()` returns
 
     def __repr__(self) -> str:
         return f"AsyncJobHandle({self.id!r})"
@@ -144,6 +155,10 @@ class AsyncJobHandle:
         if job.terminal:
             return job.result()
         raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
+
+    async def output(self, timeout: float | None = None) -> Any:
+        """The parsed answer, as `output_type` when given; see `JobHandle.output`."""
+        return typed_output(self.id, await self.result(timeout), self.output_type)
 
     async def events(
         self, after: str = "0-0", timeout: float | None = None, block_ms: int = 1000

@@ -11,6 +11,11 @@ an `InvalidJobError` that names the option (a tool no worker has, too: see
 `runs.tool_catalog`). With an `idempotency_key`, submitting the same job twice returns
 the same job; the same key with a different job raises `IdempotencyConflictError`.
 `Client.jobs()` lists recent jobs, newest first.
+
+A job may ask for structured output (`output_schema=` a JSON schema, or `output_type=`
+a pydantic model class) and set model settings (`temperature=`, `reasoning=`,
+`service_tier=`...; see `runs.model_settings`). `JobHandle.output()` returns the parsed
+answer, an instance of `output_type` when one was given; `result()` stays the dict.
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 from runq.config.celery import PRIORITY_NEW_JOB
 from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError, InvalidJobError, JobTimeoutError
+from runq.producers.client.output_types import schema_options, typed_output
+from runq.runs import model_settings
+from runq.runs.chains import MODEL, parse_chains
 from runq.runs.events import Event, EventLog
 from runq.runs.job import TERMINAL, Job, JobSpec
 from runq.runs.recent import JobSummary, recent_jobs
@@ -137,9 +145,24 @@ class Client:
         if spec.chain and spec.chain not in self.settings.chains:
             known = ", ".join(sorted(self.settings.chains)) or "none configured"
             raise InvalidJobError("chain", f"unknown chain {spec.chain!r} (chains: {known})")
+        self._check_chain_settings(spec)
         if spec.tools:
             self._check_tools(spec.tools)
         return spec
+
+    def _check_chain_settings(self, spec: JobSpec) -> None:
+        """The link a chained job starts on must carry its settings, as the job's own
+        backend must (`JobSpec.validate`); a later link that cannot is skipped by the
+        worker with the reason in `attempts`."""
+        name = spec.chain or self.settings.chain
+        if not name or name not in self.settings.chains:
+            return
+        links = parse_chains({name: self.settings.chains[name]})[name]
+        first = next((link for link in links if link.kind == MODEL), None)
+        if first is None:
+            return
+        values = model_settings.effective(spec, first.settings)
+        model_settings.refuse_unsupported(first.backend, values, f" of chain {name!r}")
 
     def known_tools(self) -> set[str] | None:
         """The tools a job may name: those the workers published (`runs.tool_catalog`),
@@ -178,6 +201,9 @@ class Client:
         job_id: str | None = None,
         **options: Any,
     ) -> JobHandle:
+        """Validate, write the record and enqueue the start. `output_type=` a pydantic
+        model class asks for its JSON schema and makes `JobHandle.output()` return one."""
+        output_type = schema_options(options)
         spec = self.spec(input, **options)
         # Build the Celery app (its first use imports Celery) before the record exists:
         # the gap between writing a job and sending its start, which only the sweeper
@@ -191,15 +217,16 @@ class Client:
             idempotency_key=idempotency_key,
         )  # IdempotencyConflictError when the key names a job asked differently
         if created is None:  # a job with this id exists already (a deterministic id)
-            return JobHandle(job.id, self)
+            return JobHandle(job.id, self, output_type=output_type)
         if created != job.id:  # the idempotency key was used before, for this same job
-            return JobHandle(created, self)
+            return JobHandle(created, self, output_type=output_type)
         enqueue_start(app, job.id)
-        return JobHandle(job.id, self)
+        return JobHandle(job.id, self, output_type=output_type)
 
-    def get_job(self, job_id: str) -> JobHandle:
+    def get_job(self, job_id: str, output_type: type[Any] | None = None) -> JobHandle:
+        """A handle on an earlier job; `output_type` makes `output()` return that class."""
         self.store.get(job_id)  # raises JobNotFoundError
-        return JobHandle(job_id, self)
+        return JobHandle(job_id, self, output_type=output_type)
 
     def cancel(self, job_id: str) -> str:
         """Ask job `job_id` to stop; returns the status it was in. See `JobHandle.cancel`."""
@@ -221,9 +248,12 @@ class Client:
 class JobHandle:
     """A producer's view of one job."""
 
-    def __init__(self, job_id: str, client: Client) -> None:
+    def __init__(
+        self, job_id: str, client: Client, *, output_type: type[Any] | None = None
+    ) -> None:
         self.id = job_id
         self.client = client
+        self.output_type = output_type  # the pydantic model `output()` returns
 
     def __repr__(self) -> str:
         return f"JobHandle({self.id!r})"
@@ -250,6 +280,13 @@ class JobHandle:
         if job.terminal:
             return job.result()
         raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
+
+    def output(self, timeout: float | None = None) -> Any:
+        """Wait for the job and return its parsed answer (`result()["output_parsed"]`):
+        an instance of `output_type` when the job was submitted with one, else the JSON
+        value. Raises `JobFailedError` when the job did not succeed (`.result` has the
+        attempts), `JobTimeoutError` when `timeout` passes first."""
+        return typed_output(self.id, self.result(timeout), self.output_type)
 
     def events(self, after: str = "0-0", timeout: float | None = None) -> Iterator[Event]:
         """The job's events from the start (or after a stream id), live, ending at the final one."""
@@ -281,5 +318,5 @@ def submit(input: str | list[dict[str, Any]], **options: Any) -> JobHandle:
     return default_client().submit(input, **options)
 
 
-def get_job(job_id: str) -> JobHandle:
-    return default_client().get_job(job_id)
+def get_job(job_id: str, output_type: type[Any] | None = None) -> JobHandle:
+    return default_client().get_job(job_id, output_type)

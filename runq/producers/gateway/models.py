@@ -36,6 +36,24 @@ MetadataValue = Annotated[str, StringConstraints(max_length=512)]
 ToolName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
+class Reasoning(BaseModel):
+    """How much a reasoning model thinks, and whether it summarises its thought."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+class FunctionChoice(BaseModel):
+    """`tool_choice` naming one of the job's tools."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["function"]
+    name: ToolName
+
+
 class JobRequest(BaseModel):
     """A conversation job. Omitted options take the deployment's defaults."""
 
@@ -58,6 +76,35 @@ class JobRequest(BaseModel):
         max_length=MAX_METADATA_PAIRS,
         description="the API allows 16 pairs; runq adds runq_job_id, runq_attempt, runq_round",
     )
+    # Structured output (see runq.runs.structured_output).
+    output_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="a JSON schema the answer must satisfy; the result's output_parsed holds it",
+        examples=[{"type": "object", "properties": {"city": {"type": "string"}},
+                   "required": ["city"]}],
+    )  # fmt: skip
+    output_name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")] | None = None
+    output_strict: bool | None = Field(
+        default=None, description="default: strict when every property is required"
+    )
+    # Model settings (see runq.runs.model_settings); a backend without one refuses the job.
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    reasoning: Reasoning | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    prompt_cache_key: str | None = Field(default=None, min_length=1, max_length=1024)
+    safety_identifier: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="default (with RUNQ_SAFETY_IDENTIFIER_FROM_TENANT): a hash of the tenant",
+    )
+    truncation: Literal["auto", "disabled"] | None = None
+    tool_choice: Literal["auto", "none", "required"] | FunctionChoice | None = None
+    parallel_tool_calls: bool | None = None
+    store: bool | None = None
+    include: list[str] | None = Field(default=None, max_length=16)
 
 
 class Links(BaseModel):
@@ -81,6 +128,9 @@ class JobView(BaseModel):
     job_id: str
     status: str
     output_text: str | None = None
+    output_parsed: Any = Field(
+        default=None, description="the answer as JSON, valid against the job's output_schema"
+    )
     citations: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
     usage: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from runq.producers.gateway.models import (
     Problem,
 )
 from runq.producers.gateway.sse import job_events
+from runq.runs import model_settings
 from runq.runs.job import Job, JobStatus
 
 router = APIRouter()
@@ -102,9 +103,20 @@ async def submit(
 
     The same key with a different body answers 409; a tool no worker has answers 422.
     """
-    options = body.model_dump(exclude_none=True, exclude={"input"})
+    options = body.model_dump(exclude_none=True, exclude={"input", "output_schema"})
     given = body.model_dump(include={"input"})["input"]  # message fields as sent, nulls too
-    handle = await client_of(request).submit(
+    if body.output_schema is not None:
+        options["output_schema"] = body.output_schema  # as sent: a schema's nulls count
+    client = client_of(request)
+    derived = {"safety_identifier": model_settings.tenant_safety_identifier(owner)}
+    backend = body.backend or client.settings.backend
+    if (
+        client.settings.safety_identifier_from_tenant
+        and body.safety_identifier is None
+        and not model_settings.unsupported(backend, derived)  # Assistants have no such field
+    ):
+        options.update(derived)
+    handle = await client.submit(
         given, idempotency_key=idempotency_key or None, tenant=owner, **options
     )
     created = JobCreated(
