@@ -21,6 +21,7 @@ from runq.producers.ops.flower import DEFAULT_PORT as FLOWER_PORT
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from runq.config.settings import get_settings
+    from runq.config.worker_pools import default_shape
     from runq.worker import app
 
     settings = get_settings()
@@ -32,10 +33,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         "worker",
         "-Q",
         args.queues,
-        "--concurrency",
-        str(args.concurrency),
-        "--pool",
-        args.pool,
+        *default_shape(args.queues, args.pool, args.concurrency).args(),
         "--loglevel",
         args.loglevel,
     ]
@@ -98,18 +96,22 @@ def _add_stack_commands(sub: Any) -> None:
     p = sub.add_parser("worker", help="run a Celery worker for the runs and tools queues")
     p.add_argument("-Q", "--queues", default="runs,tools",
                    help="the queues to take work from, comma separated")  # fmt: skip
-    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2,
-                   help="tasks run at once (processes; threads with --pool threads)")  # fmt: skip
-    p.add_argument("--pool", default="prefork",
-                   help="Celery's pool: prefork, threads (stream mode), solo")  # fmt: skip
+    p.add_argument("-c", "--concurrency", type=option_types.positive, default=None,
+                   help="tasks run at once (default: 64 threads; one process per CPU "
+                   "with --pool prefork)")  # fmt: skip
+    p.add_argument("--pool", default=None,
+                   help="Celery's pool: threads, prefork, solo (default: threads when the "
+                   "worker takes the runs queue, whose steps wait on HTTP; prefork for "
+                   "tools only)")  # fmt: skip
     p.add_argument("--loglevel", default="INFO", help="DEBUG, INFO, WARNING or ERROR")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("up", help="run Redis, the sandbox and a worker in the foreground")
     p.add_argument("--workers", type=option_types.positive, default=1,
                    help="worker processes (each with -c task slots)")  # fmt: skip
-    p.add_argument("-c", "--concurrency", type=option_types.positive, default=2,
-                   help="task slots per worker")  # fmt: skip
+    p.add_argument("-c", "--concurrency", type=option_types.positive, default=None,
+                   help="task slots per worker (default: as `runq worker`: 64 threads for "
+                   "runs, one process per CPU for --tool-workers)")  # fmt: skip
     p.add_argument(
         "--tool-workers",
         type=option_types.not_negative,

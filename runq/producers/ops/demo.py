@@ -53,7 +53,6 @@ def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int
             home=home,
             sandbox_latency_ms=latency_ms,
             workers=1,
-            concurrency=2,
             worker_log=home / "worker.log",
         ) as stack:
             settings = load_settings(redis_url=stack.redis_url, openai_base_url=stack.base_url)

@@ -17,6 +17,7 @@ import threading
 from runq.config.extras import require
 from runq.config.logging import redact_text
 from runq.config.settings import Settings, get_settings
+from runq.config.worker_pools import PoolShape, default_shape
 from runq.errors import ConfigurationError
 from runq.producers.ops.flower import FlowerOptions, flower_command, resolve_auth
 from runq.worker.discovery import read_state, write_state
@@ -26,7 +27,7 @@ from runq.worker.launcher import Stack, spawn, stop_process
 def run_up(
     *,
     workers: int = 1,
-    concurrency: int = 2,
+    concurrency: int | None = None,
     tool_workers: int = 0,
     flower: bool = False,
     flower_port: int = 5555,
@@ -96,14 +97,20 @@ def run_up(
     return 0
 
 
-def _workers_line(workers: int, tool_workers: int, concurrency: int) -> str:
+def _workers_line(workers: int, tool_workers: int, concurrency: int | None) -> str:
     """What the banner says of the workers: with tool workers, both kinds are counted."""
     if tool_workers:
+        runs = default_shape("runs", concurrency=concurrency)
+        tools = default_shape("tools", concurrency=concurrency)
         return (
-            f"{workers} worker(s) for runs and {tool_workers} for tools, "
-            f"concurrency {concurrency} each"
+            f"{workers} worker(s) for runs ({_shape(runs)}) and {tool_workers} for tools "
+            f"({_shape(tools)})"
         )
-    return f"{workers} worker(s), concurrency {concurrency}"
+    return f"{workers} worker(s) ({_shape(default_shape('runs,tools', concurrency=concurrency))})"
+
+
+def _shape(shape: PoolShape) -> str:
+    return f"{shape.pool} pool, concurrency {shape.concurrency}"
 
 
 def require_extras(settings: Settings, *, flower: bool) -> None:
