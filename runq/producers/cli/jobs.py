@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from runq.config.settings import BACKENDS, MODES, Settings
-from runq.producers.cli import completion, option_types
+from runq.producers.cli import completion, job_options, option_types
 
 if TYPE_CHECKING:
     from runq.producers.client.sync import Client
@@ -77,6 +77,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         continue_job=getattr(args, "continue_job", None),
         chain=args.chain,
         idempotency_key=args.idempotency_key,
+        **job_options.options(args),
     )
     if not args.wait:
         if args.json:
@@ -282,4 +283,5 @@ def _add_submit(sub: Any) -> None:
                    "(default: no limit)")  # fmt: skip
     p.add_argument("--json", action="store_true",
                    help="print JSON (with --wait, the id goes to stderr)")  # fmt: skip
+    job_options.add_flags(p)
     p.set_defaults(func=cmd_submit)
