@@ -31,7 +31,6 @@ from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError, InvalidJobError, JobTimeoutError
 from runq.producers.client.output_types import schema_options, typed_output
 from runq.runs import model_settings
-from runq.runs.chains import MODEL, parse_chains
 from runq.runs.events import Event, EventLog
 from runq.runs.job import TERMINAL, Job, JobSpec
 from runq.runs.recent import JobSummary, recent_jobs
@@ -157,6 +156,10 @@ class Client:
         name = spec.chain or self.settings.chain
         if not name or name not in self.settings.chains:
             return
+        # Here, not at the top: runs.chains imports redis-py, and a command that only
+        # reads a record (`runq status`, `runq result`) must not pay for it.
+        from runq.runs.chains import MODEL, parse_chains
+
         links = parse_chains({name: self.settings.chains[name]})[name]
         first = next((link for link in links if link.kind == MODEL), None)
         if first is None:
