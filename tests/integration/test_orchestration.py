@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
+from runq.errors import InvalidJobError
 from runq.producers.client.sync import Client
 from runq.worker.launcher import Stack
 from tests.conftest import wait_for
-from tests.integration.conftest import stack_on, worker_log
+from tests.integration.conftest import client_for, stack_on, worker_log
 
 pytestmark = pytest.mark.integration
 
@@ -90,10 +91,28 @@ def test_bad_tool_calls_become_error_outputs(client: Client, script, code: str) 
     assert client.submit("still alive?").result(timeout=60)["status"] == "succeeded"
 
 
-def test_unknown_tool_name_in_the_job_fails_alone(client: Client) -> None:
-    result = client.submit("hi", tools=["no_such_tool"]).result(timeout=60)
+def test_unknown_tool_name_is_refused_before_anything_is_enqueued(client: Client, stack) -> None:
+    # The producer checks against the tools the workers published at start-up.
+    wait_for(lambda: client_for(stack).known_tools(), timeout=30, what="the tool catalog")
+    fresh = client_for(stack)
+    with pytest.raises(InvalidJobError, match="no_such_tool") as info:
+        fresh.submit("hi", tools=["no_such_tool"])
+    assert info.value.option == "tools"
+
+
+def test_a_job_naming_a_tool_no_worker_has_fails_alone(
+    client: Client, stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A producer that could not check (no catalog yet, or workers changed since) still
+    gets a clear failure from the worker, and only that job fails."""
+    unchecked = client_for(stack)
+    monkeypatch.setattr(unchecked, "known_tools", lambda: None)
+    bad = unchecked.submit("hi", tools=["no_such_tool"])
+    good = unchecked.submit("hello")
+    result = bad.result(timeout=60)
     assert result["status"] == "failed"
     assert "no_such_tool" in result["error"]["message"]
+    assert good.result(timeout=60)["status"] == "succeeded"
 
 
 @pytest.mark.parametrize("backend", ["responses", "assistants"])
