@@ -57,6 +57,8 @@ class AskReport:
             "skipped": len(c.skipped),
             "uploaded": c.uploaded,
             "reused_uploads": c.reused_uploads,
+            # The store's id: `runq ask --vector-store ID` asks it again without the files.
+            "vector_store": c.vector_store_id,
             "vector_store_reused": c.vector_store_reused,
             "questions": len(self.questions),
             "submitted": self.submitted,
