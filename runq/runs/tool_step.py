@@ -12,6 +12,12 @@ only if the record's step and token are this round's (a duplicate finds them sta
 and the fan-in's NX flag means one call per round gets here. A submit that raises is
 handed to the `runq.jobs.submit_tool_outputs` task, as the sweeper hands a lost one.
 
+Only a submit that is one short request runs here (`submits_in_one_request`): a
+background response or an Assistants submit, in poll mode. A Chat turn or a stream
+lasts as long as the model's answer; in a tool worker's slot (a prefork process, on a
+`-Q tools` worker) that would starve the tools, so those still go to the `runs` queue,
+as does a job on a fallback chain (its link may be a Chat model).
+
 A call of a job that ended, or whose producer asked to cancel it, does not run the tool:
 its output says so, and the round still completes (the job's next step ends it).
 """
@@ -23,12 +29,17 @@ from collections.abc import Callable
 import structlog
 
 from runq.errors import JobNotFoundError
-from runq.runs.job import Step
+from runq.runs.job import Job, Step
 from runq.runs.scheduler import Scheduler
 from runq.runs.store import JobStore
 from runq.runs.toolcalls import ToolCall, ToolCalls
 
 log = structlog.get_logger("runq.tools")
+
+
+def submits_in_one_request(job: Job) -> bool:
+    """Whether the job's submit step is one short backend request (see the docstring)."""
+    return job.spec.mode == "poll" and job.spec.backend != "chat" and not job.chain
 
 
 class ToolCallStep:
@@ -57,11 +68,12 @@ class ToolCallStep:
         cancelled = job.terminal or self.store.cancel_requested(call.job_id)
         completed = self.tools.run(call, allowed=job.spec.tools, cancelled=cancelled)
         if completed:
-            self._submit(call.job_id, token)
+            self._submit(job, token)
         return completed
 
-    def _submit(self, job_id: str, token: int) -> None:
-        if self.submit is None:
+    def _submit(self, job: Job, token: int) -> None:
+        job_id = job.id
+        if self.submit is None or not submits_in_one_request(job):
             self.scheduler.schedule(Step.SUBMIT_TOOL_OUTPUTS, job_id, token, 0)
             return
         try:

@@ -87,3 +87,20 @@ def test_a_submit_that_raises_is_handed_to_its_task(store, scheduler, fake_redis
     call = ToolCall(job.id, 1, "c1", "add", '{"a": 1, "b": 2}', expected=1)
     assert step.run(call, token=9) is True
     assert scheduler.scheduled == [("submit_tool_outputs", job.id, 9, 0)]
+
+
+def test_a_chat_or_stream_round_sends_its_submit_to_the_runs_queue(store, scheduler, fake_redis):
+    ran: list[str] = []
+    step = _step(store, scheduler, fake_redis, ran)
+    submitted: list[tuple[str, int]] = []
+    step.submit = lambda job_id, token: submitted.append((job_id, token))
+    for spec in (
+        JobSpec(input="sum", tools=["add"], backend="chat"),
+        JobSpec(input="sum", tools=["add"], mode="stream"),
+    ):
+        job = Job.new(spec.validate())
+        store.create(job, [], lease_until=time.time() + 60)
+        call = ToolCall(job.id, 1, "c1", "add", '{"a": 1, "b": 2}', expected=1)
+        assert step.run(call, token=4) is True
+        assert scheduler.scheduled[-1] == ("submit_tool_outputs", job.id, 4, 0)
+    assert submitted == []
