@@ -125,6 +125,11 @@ def tool_catalog() -> str:
     return f"{PREFIX}:toolcatalog"
 
 
+def chain_catalog() -> str:
+    """Set of the fallback chain names the workers know, published by each at start."""
+    return f"{PREFIX}:chaincatalog"
+
+
 def metrics() -> str:
     """Hash of metric series -> value, shared by every worker process (runs.metrics)."""
     return f"{PREFIX}:metrics"

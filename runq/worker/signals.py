@@ -85,7 +85,7 @@ def _check_worker(app: WorkerApp) -> None:
             "OpenAI-compatible server such as the sandbox: `runq sandbox --port 8765` then "
             "OPENAI_BASE_URL=http://127.0.0.1:8765/v1), or use `runq up`, which starts one"
         )
-    from runq.runs import tool_catalog
+    from runq.runs import chain_catalog, tool_catalog
     from runq.runs.tools import load_tool_modules, registry
     from runq.worker.discovery import resolve_redis_url
 
@@ -95,8 +95,9 @@ def _check_worker(app: WorkerApp) -> None:
         # Celery logs and swallows an exception from a signal handler: a worker without
         # its tools would start and fail every job that calls one. SystemExit stops it.
         _refuse(str(exc))
-    # Producers refuse a job naming a tool no worker has (runs.tool_catalog).
+    # Producers refuse a job naming a tool or a chain no worker has.
     tool_catalog.publish_to(resolve_redis_url(settings), registry)
+    chain_catalog.publish_to(resolve_redis_url(settings), settings.chains)
     log.info("worker.ready_check_passed", tool_modules=settings.tool_modules)
 
 

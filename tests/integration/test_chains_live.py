@@ -82,3 +82,17 @@ def test_with_no_usable_link_the_job_fails_with_each_reason(chain_stack: Client)
     assert "chat:llama-3.3: link_unusable" in result["error"]["message"]
     assert "responses:gpt-5: link_unusable" in result["error"]["message"]
     assert [a["code"] for a in result["attempts"]] == ["link_unusable", "link_unusable"]
+
+
+def test_a_producer_without_the_chains_checks_against_the_workers(chain_stack: Client) -> None:
+    """The README's case: chains in the worker's config only (another terminal's env)."""
+    from runq.errors import InvalidJobError
+    from tests.conftest import wait_for
+
+    bare = Client(chain_stack.redis_url, load_settings(redis_url=chain_stack.redis_url))
+    assert bare.settings.chains == {}
+    wait_for(lambda: bare.redis.exists("runq:chaincatalog"), timeout=30, what="the catalog")
+    result = bare.submit("hello from elsewhere", chain="resilient").result(timeout=60)
+    assert result["status"] == "succeeded"
+    with pytest.raises(InvalidJobError, match=r"unknown chain 'nope' \(chains: all_keyless, "):
+        bare.submit("hi", chain="nope")

@@ -141,13 +141,23 @@ class Client:
             if options.get("backend") is None:
                 defaults["backend"] = earlier.spec.backend
         spec = JobSpec(input=input, **defaults).validate()
-        if spec.chain and spec.chain not in self.settings.chains:
-            known = ", ".join(sorted(self.settings.chains)) or "none configured"
-            raise InvalidJobError("chain", f"unknown chain {spec.chain!r} (chains: {known})")
+        if spec.chain:
+            self._check_chain(spec.chain)
         self._check_chain_settings(spec)
         if spec.tools:
             self._check_tools(spec.tools)
         return spec
+
+    def _check_chain(self, name: str) -> None:
+        """A chain the workers published (`runs.chain_catalog`), else one this process's
+        settings name: the message is the worker's own for an unknown chain."""
+        from runq.runs import chain_catalog
+
+        published = chain_catalog.published_names(self.redis)
+        known = published if published is not None else set(self.settings.chains)
+        if name not in known:
+            listed = ", ".join(sorted(known)) or "none configured"
+            raise InvalidJobError("chain", f"unknown chain {name!r} (chains: {listed})")
 
     def _check_chain_settings(self, spec: JobSpec) -> None:
         """The link a chained job starts on must carry its settings, as the job's own
