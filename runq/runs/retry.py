@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Protocol
 
-from runq.config.settings import get_settings
 from runq.errors import BackendError, ConfigurationError
 from runq.runs.classify import MAX_RETRY_AFTER
 from runq.runs.error_codes import ErrorCode
@@ -116,10 +115,13 @@ POLICY_OF_CODE: dict[str, str] = {
 }
 
 
-def _output_policy() -> RetryPolicy:
-    """`RUNQ_OUTPUT_RETRIES` more tries, at once: a model that broke the schema is asked
-    again, not made to wait — nothing at the server needs time to recover."""
-    retries = get_settings().output_retries
+DEFAULT_OUTPUT_RETRIES = 1
+
+
+def output_policy(retries: int = DEFAULT_OUTPUT_RETRIES) -> RetryPolicy:
+    """`retries` more tries (`RUNQ_OUTPUT_RETRIES`), at once: a model that broke the
+    schema is asked again, not made to wait — nothing at the server needs time to
+    recover."""
     return RetryPolicy(max_attempts=retries + 1, base=0.0, cap=0.0, jitter=False)
 
 
@@ -147,7 +149,7 @@ class RetryPolicies:
         default_factory=lambda: RetryPolicy(max_attempts=3, base=2.0, cap=60.0)
     )
     # Answers that break the job's output schema, counted over the link like failed runs.
-    output: RetryPolicy = field(default_factory=_output_policy)
+    output: RetryPolicy = field(default_factory=output_policy)
     test_mode: bool = False
 
     @classmethod

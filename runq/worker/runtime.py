@@ -27,7 +27,7 @@ from runq.runs.job import Job, Step
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.redaction import redact_result
-from runq.runs.retry import RetryPolicies
+from runq.runs.retry import RetryPolicies, output_policy
 from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
 from runq.runs.store import JobStore
@@ -154,7 +154,9 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         scheduler,
         tools.outputs,
         config=config,
-        retry=RetryPolicies(test_mode=settings.test_mode),
+        retry=RetryPolicies(
+            output=output_policy(settings.output_retries), test_mode=settings.test_mode
+        ),
         metrics=metrics,
         services=services,
     )
