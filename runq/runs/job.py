@@ -18,7 +18,7 @@ from typing import Any
 
 from runq.config.settings import BACKENDS, MODES
 from runq.errors import InvalidJobError
-from runq.runs import model_settings, structured_output
+from runq.runs import input_limits, model_settings, structured_output
 
 
 class JobStatus(StrEnum):
@@ -144,6 +144,7 @@ class JobSpec:
     def validate(self) -> JobSpec:
         """Raise `InvalidJobError` naming the first bad option."""
         self._validate_input()
+        input_limits.check_input(self.input)
         self._validate_choices()
         self._validate_limits()
         self._validate_lists()
