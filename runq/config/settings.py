@@ -217,6 +217,11 @@ class Settings:
     output_retries: int = setting(1, _bounded(_integer, ge=0))
     # The gateway sends a hash of the tenant as `safety_identifier` when a job sets none.
     safety_identifier_from_tenant: bool = setting(False, _flag)
+    # Gateway limits (runq.producers.gateway.limits): open event streams in all and per
+    # tenant (0: no limit), and the largest request body read, in bytes.
+    gateway_max_streams: int = setting(1000, _bounded(_integer, ge=0))
+    gateway_max_streams_per_tenant: int = setting(100, _bounded(_integer, ge=0))
+    gateway_max_body_bytes: int = setting(1024 * 1024, _bounded(_integer, ge=1))
     tool_modules: list[str] = setting(list, _names, factory=True)  # e.g. myapp.tools
     # How tools that do not say run: "thread" (fast; a tool past its timeout is abandoned)
     # or "process" (killed at its timeout; a few hundred ms to start).

@@ -20,13 +20,15 @@ from runq.worker.launcher import free_port
 from tests.conftest import wait_for
 
 
-def start_gateway(redis_url: str, tmp: Path, *args: str, tokens: str = "") -> tuple[Any, str]:
+def start_gateway(
+    redis_url: str, tmp: Path, *args: str, tokens: str = "", env: dict[str, str] | None = None
+) -> tuple[Any, str]:
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis_url, "RUNQ_HOME": str(tmp / ".runq"),
-           "RUNQ_GATEWAY_TOKENS": tokens}  # fmt: skip
+           "RUNQ_GATEWAY_TOKENS": tokens, **(env or {})}  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "runq.producers.cli", "gateway", "--port", str(port), *args],
-        env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "gateway.log").open("wb"),
+        env=env, stdout=(tmp / "gateway.out").open("wb"), stderr=(tmp / "gateway.log").open("wb"),
         start_new_session=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"

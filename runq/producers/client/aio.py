@@ -42,6 +42,9 @@ from runq.runs.job import TERMINAL, Job
 from runq.runs.recent import JobSummary
 from runq.runs.store import CREATE, load_record
 
+MAX_CONNECTIONS = 100
+POOL_WAIT_S = 10.0
+
 
 class AsyncClient:
     """An asyncio connection to one runq deployment (its Redis)."""
@@ -50,7 +53,14 @@ class AsyncClient:
         self.sync = Client(redis_url, settings or get_settings())
         self.settings = self.sync.settings
         self.redis_url = self.sync.redis_url
-        self.redis = aioredis.Redis.from_url(self.redis_url, health_check_interval=10)
+        # A blocking pool: a burst of requests (hundreds of event streams opening at
+        # once in the gateway) waits for one of its connections instead of failing with
+        # "Too many connections" when every one is in use.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self.redis_url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S,
+            health_check_interval=10,
+        )  # fmt: skip
+        self.redis = aioredis.Redis.from_pool(pool)  # closed with the client
         self._create = self.redis.register_script(CREATE)
         self._request_cancel = self.redis.register_script(cancellation.REQUEST)
 

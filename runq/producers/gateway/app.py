@@ -14,6 +14,8 @@ FastAPI's validation shape, `loc` naming the body field (runq's `InvalidJobError
 an `Idempotency-Key` reused with a different body answers 409 naming the key. While
 Redis cannot be reached, calls answer 503 with `Retry-After`, not a traceback. Every
 open event stream of the process is read by one `EventHub` on one Redis connection.
+`limits` bounds what one client may cost: open streams (429), body size (413), and a
+`/v1` request's token is checked before its body is read (401).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from starlette.routing import Route
 from runq.config.settings import Settings, get_settings
 from runq.errors import IdempotencyConflictError, InvalidJobError
 from runq.producers.client.aio import AsyncClient
+from runq.producers.gateway import limits
 from runq.producers.gateway.event_hub import EventHub
 from runq.producers.gateway.routes import invalid, router
 
@@ -104,10 +107,18 @@ def create_app(
     app.state.tokens = dict(tokens)
     app.state.heartbeat = heartbeat
     app.state.demo = demo
+    app.state.stream_slots = limits.StreamSlots(
+        settings.gateway_max_streams, settings.gateway_max_streams_per_tenant
+    )
+    app.add_middleware(
+        limits.RequestGuard, tokens=app.state.tokens, max_body_bytes=settings.gateway_max_body_bytes
+    )
     app.include_router(router)
     app.add_exception_handler(InvalidJobError, _invalid_job)
     app.add_exception_handler(IdempotencyConflictError, _idempotency_conflict)
     app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(limits.TooManyStreams, limits.too_many_streams)
+    app.add_exception_handler(limits.BodyTooLarge, limits.body_limit_exceeded)
     app.add_exception_handler(redis.exceptions.ConnectionError, _store_unreachable)
     app.add_exception_handler(redis.exceptions.TimeoutError, _store_unreachable)
     app.openapi = lambda: _openapi(app, sorted(registry.names()))  # type: ignore[method-assign]

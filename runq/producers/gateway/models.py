@@ -2,33 +2,54 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from runq.runs.input_limits import MAX_INPUT_ITEMS
 from runq.runs.job import MAX_INPUT_CHARS, MAX_METADATA_PAIRS, ROLES
 
 # Text with at least one non-blank character, as `JobSpec.validate` wants it.
 Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_INPUT_CHARS, pattern=r"\S")]
 JOB_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,200}$"
 STREAM_ID_PATTERN = r"^\d{1,20}-\d{1,20}$"
+MAX_INSTRUCTIONS_CHARS = 100_000
+MAX_SCHEMA_CHARS = 100_000
+MAX_TOOLS = 64
+IDEMPOTENCY_KEY_CHARS = 200
 
 
 class Message(BaseModel):
-    """A Responses-style message: a role and its content (text or content parts)."""
+    """A Responses-style message: a role and its content (text or content parts).
+
+    Other fields a message may have (`name`, `tool_call_id`, ...) are let through here
+    and checked by `runs.input_limits`, which refuses a field no message has and bounds
+    the whole input (characters, items, nesting) for every producer alike."""
 
     model_config = ConfigDict(extra="allow")
 
     role: Literal[ROLES]  # type: ignore[valid-type]
-    content: str | list[Any]
+    content: (
+        Annotated[str, StringConstraints(max_length=MAX_INPUT_CHARS)]
+        | Annotated[list[Any], Field(max_length=MAX_INPUT_ITEMS)]
+    )
 
 
 class InputItem(BaseModel):
-    """An input item of another kind, named by its `type` (`function_call_output`, ...)."""
+    """An input item of another kind, named by its `type` (`function_call_output`, ...);
+    its fields are checked by `runs.input_limits`, as for a message."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+def _bounded_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An output schema of at most `MAX_SCHEMA_CHARS` characters as JSON."""
+    if schema is not None and len(json.dumps(schema)) > MAX_SCHEMA_CHARS:
+        raise ValueError(f"is larger than {MAX_SCHEMA_CHARS} characters as JSON")
+    return schema
 
 
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -59,7 +80,9 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: Text | Annotated[list[InputItem | Message], Field(min_length=1)] = Field(
+    input: (
+        Text | Annotated[list[InputItem | Message], Field(min_length=1, max_length=MAX_INPUT_ITEMS)]
+    ) = Field(
         description="the user's message, or a list of Responses-style message objects",
         examples=["What is the default geofencing radius?"],
     )
@@ -68,8 +91,8 @@ class JobRequest(BaseModel):
         None
     )
     mode: Literal["poll", "stream"] | None = None
-    tools: list[ToolName] | None = Field(default=None, max_length=64)
-    instructions: str | None = Field(default=None, max_length=100_000)
+    tools: list[ToolName] | None = Field(default=None, max_length=MAX_TOOLS)
+    instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_CHARS)
     deadline: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description="seconds")
     metadata: dict[MetadataKey, MetadataValue] | None = Field(
         default=None,
@@ -77,7 +100,7 @@ class JobRequest(BaseModel):
         description="the API allows 16 pairs; runq adds runq_job_id, runq_attempt, runq_round",
     )
     # Structured output (see runq.runs.structured_output).
-    output_schema: dict[str, Any] | None = Field(
+    output_schema: Annotated[dict[str, Any] | None, AfterValidator(_bounded_schema)] = Field(
         default=None,
         description="a JSON schema the answer must satisfy; the result's output_parsed holds it",
         examples=[{"type": "object", "properties": {"city": {"type": "string"}},
@@ -104,7 +127,9 @@ class JobRequest(BaseModel):
     tool_choice: Literal["auto", "none", "required"] | FunctionChoice | None = None
     parallel_tool_calls: bool | None = None
     store: bool | None = None
-    include: list[str] | None = Field(default=None, max_length=16)
+    include: list[Annotated[str, StringConstraints(max_length=200)]] | None = Field(
+        default=None, max_length=16
+    )
 
 
 class Links(BaseModel):

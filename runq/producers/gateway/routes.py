@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from runq.errors import JobAlreadyEndedError, JobNotFoundError
 from runq.producers.client.aio import AsyncClient, AsyncJobHandle
 from runq.producers.gateway import auth, page
+from runq.producers.gateway.limits import StreamSlot
 from runq.producers.gateway.models import (
+    IDEMPOTENCY_KEY_CHARS,
     JOB_ID_PATTERN,
     STREAM_ID_PATTERN,
     CancelAccepted,
@@ -37,6 +41,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "no such job for this tenant"},
     503: {"model": Problem, "description": "Redis cannot be reached; retry after Retry-After"},
 }
+TOO_MANY: dict[int | str, dict[str, Any]] = {
+    429: {"model": Problem, "description": "too many open event streams; retry after Retry-After"}
+}
 CREATED_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     200: {"model": JobCreated, "description": "the Idempotency-Key matched an earlier job"},
@@ -45,6 +52,7 @@ CREATED_RESPONSES: dict[int | str, dict[str, Any]] = {
 MAX_LISTED = 200
 EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS,
+    **TOO_MANY,
     200: {"content": {"text/event-stream": {}}, "description": "the job's events (SSE)"},
 }
 
@@ -97,7 +105,9 @@ async def submit(
     body: JobRequest,
     request: Request,
     owner: Tenant,
-    idempotency_key: Annotated[str, Header(alias="Idempotency-Key", max_length=200)] = "",
+    idempotency_key: Annotated[
+        str, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_CHARS)
+    ] = "",
 ) -> Any:
     """Submit a job for the token's tenant; a repeated `Idempotency-Key` returns the first job.
 
@@ -164,16 +174,31 @@ async def events(
 
     `id:` is the Redis stream id; heartbeats are SSE comments (`: ping`).
     """
-    job = await owned_job(request, job_id, owner)
-    start = last_event_id or after or "0-0"
     state = request.app.state
+    slot = state.stream_slots.acquire(owner)  # 429 naming the limit when full
+    try:
+        job = await owned_job(request, job_id, owner)
+    except BaseException:
+        slot.release()
+        raise
+    start = last_event_id or after or "0-0"
     stream = job_events(client_of(request), state.hub, job, start, request.is_disconnected)
     return EventSourceResponse(
-        stream,
+        _holding(slot, stream),
         ping=state.heartbeat,
         ping_message_factory=_ping,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        background=BackgroundTask(slot.release),  # also when the stream never started
     )
+
+
+async def _holding(slot: StreamSlot, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """`stream`, releasing its slot the moment it ends (the client left, or job.final)."""
+    try:
+        async for message in stream:
+            yield message
+    finally:
+        slot.release()
 
 
 def _ping() -> ServerSentEvent:
