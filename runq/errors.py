@@ -13,6 +13,8 @@ else that escapes is a bug, not a job error)::
     ├── JobTimeoutError         a producer waited longer than it allowed (also a TimeoutError)
     ├── JobAlreadyEndedError    a cancel came after the job had succeeded or failed: `status`
     ├── JobFailedError          `JobHandle.output()` of a job that did not succeed: `result`
+    ├── RedisUnavailableError   Redis stayed unreachable past a producer's wait: `url` (no password)
+    ├── RedisFullError          Redis refused a write: out of memory (maxmemory reached)
     ├── BackendError            the model backend failed: `code`, `retryable`, `retry_after`
     │   └── RunEndedError       (runq.runs.classify) a run ended failed/expired/incomplete
     ├── ToolError               a tool call could not run: unknown, bad arguments, raised
@@ -115,6 +117,34 @@ class JobAlreadyEndedError(RunqError):
         self.job_id = job_id
         self.status = status
         super().__init__(f"job {job_id} had already ended ({status})")
+
+
+class RedisUnavailableError(RunqError, ConnectionError):
+    """Redis could not be reached for as long as a producer was willing to wait.
+
+    A producer's wait reconnects through a restart (runq.producers.client.reconnect);
+    this is raised once, when the outage outlasts the wait. `url` has no password.
+    """
+
+    def __init__(self, url: str, down_for: float, cause: str) -> None:
+        self.url = url
+        self.down_for = down_for
+        super().__init__(
+            f"Redis at {url} could not be reached for {down_for:.1f}s ({cause}); "
+            "check that it is running (`runq up`) and that REDIS_URL is right"
+        )
+
+
+class RedisFullError(RunqError):
+    """Redis refused a write because it is out of memory (`maxmemory` reached)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        super().__init__(
+            f"Redis at {url} is out of memory (maxmemory reached) and refused the write; "
+            "free memory or raise maxmemory, or keep results for less time "
+            "(RUNQ_RESULT_EXPIRES)"
+        )
 
 
 class BackendError(RunqError):

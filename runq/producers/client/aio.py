@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from runq.config.settings import Settings, get_settings
 from runq.errors import JobTimeoutError
+from runq.producers.client import reconnect
 from runq.producers.client.output_types import schema_options, typed_output
 from runq.producers.client.sync import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
 from runq.runs import cancellation, keys
@@ -84,6 +85,22 @@ class AsyncClient:
     ) -> AsyncJobHandle:
         """Validate, write the record and enqueue the start; see `Client.submit`."""
         output_type = schema_options(options)
+        try:
+            return await self._submit(input, idempotency_key, job_id, output_type, options)
+        except Exception as exc:
+            full = reconnect.full_error(exc, self.redis_url)
+            if full is not None:
+                raise full from None
+            raise
+
+    async def _submit(
+        self,
+        input: str | list[dict[str, Any]],
+        idempotency_key: str | None,
+        job_id: str | None,
+        output_type: type[Any] | None,
+        options: dict[str, Any],
+    ) -> AsyncJobHandle:
         if options.get("continue_job") or options.get("tools"):
             spec = await asyncio.to_thread(self.sync.spec, input, **options)
         else:
@@ -154,14 +171,17 @@ class AsyncJobHandle:
         return (await self.job()).status
 
     async def result(self, timeout: float | None = None) -> dict[str, Any]:
-        """Wait for the job to end and return its result; `JobTimeoutError` after `timeout`."""
-        job = await self.job()
+        """Wait for the job to end and return its result; `JobTimeoutError` after `timeout`
+        (a Redis restart is waited out; `RedisUnavailableError` if it outlasts `timeout`)."""
+        url = self.client.redis_url
+        outage = reconnect.Outage(url, timeout)
+        job = await reconnect.acall(outage, self.job)
         if job.terminal:
             return job.result()
-        async for event in self.events(timeout=timeout):
+        async for event in self.events(timeout=outage.remaining()):
             if event.final:
                 return dict(event.data["result"])
-        job = await self.job()
+        job = await reconnect.acall(reconnect.Outage(url, 5.0), self.job)
         if job.terminal:
             return job.result()
         raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
@@ -173,21 +193,14 @@ class AsyncJobHandle:
     async def events(
         self, after: str = "0-0", timeout: float | None = None, block_ms: int = 1000
     ) -> AsyncIterator[Event]:
-        """The job's events after a stream id, live, ending at the final one (or `timeout`)."""
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            block = block_ms
-            if deadline is not None:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return
-                block = max(1, min(block, int(remaining * 1000)))
-            for event in await self.client.read_events(self.id, after, block):
-                after = event.id
-                yield event
-                if event.final:
-                    return
+        """The job's events after a stream id, live, ending at the final one (or `timeout`);
+        a Redis restart is waited out within `timeout` (see `reconnect`)."""
+
+        def read(cursor: str, block: int) -> Awaitable[list[Event]]:
+            return self.client.read_events(self.id, cursor, block)
+
+        async for event in reconnect.afollow(read, self.client.redis_url, after, timeout, block_ms):
+            yield event
 
     async def cancel(self) -> str:
         """Ask the job to stop; returns the status it was in. See `JobHandle.cancel`

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from runq.config.celery import PRIORITY_NEW_JOB
 from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError, InvalidJobError, JobTimeoutError
+from runq.producers.client import reconnect
 from runq.producers.client.output_types import schema_options, typed_output
 from runq.runs import model_settings
 from runq.runs.events import Event, EventLog
@@ -218,6 +219,21 @@ class Client:
         model class asks for its JSON schema and makes `JobHandle.output()` return one."""
         output_type = schema_options(options)
         spec = self.spec(input, **options)
+        try:
+            return self._submit(spec, idempotency_key, job_id, output_type)
+        except Exception as exc:
+            full = reconnect.full_error(exc, self.redis_url)
+            if full is not None:
+                raise full from None  # one clear line, not a Lua traceback
+            raise
+
+    def _submit(
+        self,
+        spec: JobSpec,
+        idempotency_key: str | None,
+        job_id: str | None,
+        output_type: type[Any] | None,
+    ) -> JobHandle:
         # Build the Celery app (its first use imports Celery) before the record exists:
         # the gap between writing a job and sending its start, which only the sweeper
         # closes if the producer dies in it, stays one send wide.
@@ -281,15 +297,18 @@ class JobHandle:
     def result(self, timeout: float | None = None) -> dict[str, Any]:
         """Wait for the job to end and return its result (also for failed or cancelled jobs).
 
-        Raises `JobTimeoutError` when `timeout` seconds pass first.
+        Raises `JobTimeoutError` when `timeout` seconds pass first. A Redis restart
+        meanwhile is waited out (`reconnect`); `RedisUnavailableError` if Redis stays
+        down past `timeout`.
         """
-        job = self.job()
+        outage = reconnect.Outage(self.client.redis_url, timeout)
+        job = reconnect.call(outage, self.job)
         if job.terminal:
             return job.result()
-        for event in self.events(timeout=timeout):
+        for event in self.events(timeout=outage.remaining()):
             if event.final:
                 return dict(event.data["result"])
-        job = self.job()
+        job = reconnect.call(reconnect.Outage(self.client.redis_url, 5.0), self.job)
         if job.terminal:
             return job.result()
         raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
@@ -302,8 +321,10 @@ class JobHandle:
         return typed_output(self.id, self.result(timeout), self.output_type)
 
     def events(self, after: str = "0-0", timeout: float | None = None) -> Iterator[Event]:
-        """The job's events from the start (or after a stream id), live, ending at the final one."""
-        return self.client.events.follow(self.id, after=after, timeout=timeout)
+        """The job's events from the start (or after a stream id), live, ending at the final
+        one; a Redis restart is waited out within `timeout` (see `reconnect`)."""
+        client = self.client
+        return reconnect.follow(client.events, client.redis_url, self.id, after, timeout)
 
     def cancel(self) -> str:
         """Ask the job to stop: it ends `cancelled` within a second, whatever step it is

@@ -33,7 +33,12 @@ from fastapi.responses import JSONResponse
 from starlette.routing import Route
 
 from runq.config.settings import Settings, get_settings
-from runq.errors import IdempotencyConflictError, InvalidJobError
+from runq.errors import (
+    IdempotencyConflictError,
+    InvalidJobError,
+    RedisFullError,
+    RedisUnavailableError,
+)
 from runq.producers.client.aio import AsyncClient
 from runq.producers.gateway import limits
 from runq.producers.gateway.event_hub import EventHub
@@ -49,6 +54,16 @@ async def _store_unreachable(request: Request, exc: Exception) -> JSONResponse:
     log.warning("gateway.redis_unreachable", path=request.url.path, error=str(exc))
     return JSONResponse(
         {"detail": "the job store (Redis) cannot be reached; retry later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _store_full(request: Request, exc: Exception) -> JSONResponse:
+    """Redis refused a write (out of memory): 503 saying so, not a 500 with a traceback."""
+    log.warning("gateway.redis_full", path=request.url.path)
+    return JSONResponse(
+        {"detail": "the job store (Redis) is out of memory and refused the job; retry later"},
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
@@ -121,6 +136,8 @@ def create_app(
     app.add_exception_handler(limits.BodyTooLarge, limits.body_limit_exceeded)
     app.add_exception_handler(redis.exceptions.ConnectionError, _store_unreachable)
     app.add_exception_handler(redis.exceptions.TimeoutError, _store_unreachable)
+    app.add_exception_handler(RedisUnavailableError, _store_unreachable)
+    app.add_exception_handler(RedisFullError, _store_full)
     app.openapi = lambda: _openapi(app, sorted(registry.names()))  # type: ignore[method-assign]
     return app
 

@@ -9,7 +9,9 @@ The events come from the process's `EventHub` (one Redis connection for every op
 stream). While a job is quiet the stream costs nothing but a heartbeat comment from
 sse-starlette; every `QUIET_CHECK_SECONDS` without an event it asks Redis, in one
 round trip, only whether the record and the stream still exist (a job whose record
-expired or was deleted would otherwise be followed forever).
+expired or was deleted would otherwise be followed forever). A Redis restart does not
+end a stream: the hub reconnects with backoff and reads on from every cursor, and a
+quiet check that fails for want of Redis is simply made again later.
 """
 
 from __future__ import annotations
@@ -64,7 +66,10 @@ async def job_events(
             if batch is None:
                 if await disconnected():
                     return
-                ended = await _gone(client, job.id)
+                try:
+                    ended = await _gone(client, job.id)
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+                    continue  # Redis restarting: the hub reconnects; check again later
                 if ended is not None:
                     if ended:
                         yield ended

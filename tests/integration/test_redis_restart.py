@@ -1,0 +1,93 @@
+"""Producers wait through a Redis restart (runq.producers.client.reconnect).
+
+A private Redis with an append-only file (so the job survives) is stopped and started
+again on the same port while one producer waits on `result()` and another follows
+`events()`: neither raises, and both get the job's end once it is written after the
+restart. A Redis that stays down past the wait's timeout gives one
+`RedisUnavailableError` naming the URL without its password. No worker runs: the
+test writes the job's final event itself, as a worker would.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from runq.config.settings import load_settings
+from runq.errors import RedisUnavailableError
+from runq.producers.client.sync import Client
+from runq.runs.events import EventLog
+from runq.worker.launcher import EmbeddedRedis
+from tests.conftest import wait_for
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path, appendonly=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _client(url: str) -> Client:
+    return Client(url, load_settings(redis_url=url))
+
+
+def test_result_and_events_survive_a_restart(private_redis: EmbeddedRedis) -> None:
+    client = _client(private_redis.url)
+    handle = client.submit("wait for me", job_id="restart-1")
+    got: dict[str, Any] = {}
+    errors: list[BaseException] = []
+
+    def wait_result() -> None:
+        try:
+            got["result"] = handle.result(timeout=30)
+        except BaseException as exc:  # reported by the test, not lost in the thread
+            errors.append(exc)
+
+    def follow() -> None:
+        try:
+            follower = _client(private_redis.url).get_job(handle.id)
+            got["events"] = [event.type for event in follower.events(timeout=30)]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wait_result), threading.Thread(target=follow)]
+    for thread in threads:
+        thread.start()
+    probe = redis.Redis.from_url(private_redis.url)
+
+    def both_blocked() -> bool:
+        return sum(c.get("cmd") == "xread" for c in probe.client_list()) >= 2
+
+    wait_for(both_blocked, timeout=10, what="both producers waiting in XREAD")
+    probe.close()
+    private_redis.stop()
+    private_redis.start()
+    result = {"job_id": handle.id, "status": "succeeded", "output_text": "done"}
+    final = {"type": "job.final", "status": "succeeded", "result": result}
+    EventLog(redis.Redis.from_url(private_redis.url)).append(handle.id, final)
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not errors, errors
+    assert got["result"]["output_text"] == "done"
+    assert got["events"][0] == "job.status" and got["events"][-1] == "job.final"
+
+
+def test_a_redis_that_stays_down_gives_one_clear_error(private_redis: EmbeddedRedis) -> None:
+    client = _client(private_redis.url)
+    handle = client.submit("nobody answers", job_id="restart-2")
+    private_redis.stop()
+    began = time.monotonic()
+    with pytest.raises(RedisUnavailableError) as down:
+        handle.result(timeout=2)
+    assert time.monotonic() - began < 5
+    assert private_redis.password is not None and private_redis.password not in str(down.value)
+    assert f"127.0.0.1:{private_redis.port}" in str(down.value)
