@@ -137,7 +137,9 @@ def test_a_chunked_upload_is_counted_while_it_streams(small_uploads: SandboxServ
     assert message.startswith(f"Maximum content size limit ({LIMIT}) exceeded (")
     assert message.endswith("bytes read)")
     read = int(message.rsplit("(", 1)[1].split()[0])
-    assert LIMIT < read <= LIMIT + 64 * 1024 + 2 * 65536 + len(head)
+    # It stopped early: past the limit, but far short of the 4 MiB the client offered
+    # (how far past depends on how many chunks the server had buffered by then).
+    assert LIMIT < read < 64 * 65536 // 4
 
 
 @pytest.mark.parametrize("lie", [False, True], ids=["declared", "lying-header"])

@@ -21,6 +21,7 @@ from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
 from runq.runs import keys
 from runq.worker.launcher import Stack
+from tests.conftest import wait_for
 from tests.integration.conftest import stack_on, worker_log
 from tests.security.servers import KeyEcho
 
@@ -74,8 +75,13 @@ def test_an_echoed_key_is_redacted_everywhere_it_is_stored(
     r = redis.Redis.from_url(stack.redis_url)
     record = r.get(keys.job(handle.id)).decode()
     events = [fields[b"data"].decode() for _, fields in r.xrange(keys.events(handle.id))]
-    meta = r.get(f"celery-task-meta-{handle.id}")
-    assert meta is not None, "the result was published to the result backend"
+    # The answer reaches producers (job.final) before the publication to the result
+    # backend commits; wait for that second commit.
+    meta = wait_for(
+        lambda: r.get(f"celery-task-meta-{handle.id}"),
+        timeout=20,
+        what="the result's publication to the result backend",
+    )
     assert "job.final" in "".join(events)
     for where, text in [("record", record), ("events", "\n".join(events)),
                         ("result meta", meta.decode()), ("result", json.dumps(result)),
