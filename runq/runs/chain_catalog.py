@@ -6,11 +6,11 @@ settings (`runq.runs.chains`). A producer started in another terminal may read a
 configuration, or none, so checking `--chain NAME` against its own settings would
 accept a chain no worker has (the job then fails at the worker) or refuse one they all
 have. Every worker therefore publishes its chain names when it starts (`worker.signals`),
-into one set, and producers check a job's chain against it.
+into one set, and producers refuse a chain that neither it nor their own settings name.
 
 Workers add to the set and never remove from it, as for tools (`tool_catalog`): a chain
 dropped from every worker stays listed until `DEL runq:chaincatalog` and a restart of
-the workers. With no worker published yet, producers check against their own settings.
+the workers.
 """
 
 from __future__ import annotations

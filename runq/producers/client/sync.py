@@ -150,12 +150,15 @@ class Client:
         return spec
 
     def _check_chain(self, name: str) -> None:
-        """A chain the workers published (`runs.chain_catalog`), else one this process's
-        settings name: the message is the worker's own for an unknown chain."""
+        """A chain the workers published (`runs.chain_catalog`) or this process's own
+        settings name; one neither knows is refused with the worker's own message.
+
+        The union, not the catalog alone: a worker that has just started with a new
+        chain may not have published it yet when its producer submits the first job.
+        """
         from runq.runs import chain_catalog
 
-        published = chain_catalog.published_names(self.redis)
-        known = published if published is not None else set(self.settings.chains)
+        known = (chain_catalog.published_names(self.redis) or set()) | set(self.settings.chains)
         if name not in known:
             listed = ", ".join(sorted(known)) or "none configured"
             raise InvalidJobError("chain", f"unknown chain {name!r} (chains: {listed})")
