@@ -32,3 +32,9 @@ def test_no_tokens_refuses_unless_demo_on_localhost(monkeypatch: pytest.MonkeyPa
         gateway_tokens(demo=True, host="0.0.0.0")
     monkeypatch.setenv("RUNQ_GATEWAY_TOKENS", "t:x")
     assert gateway_tokens(demo=False, host="0.0.0.0") == {"t": "x"}
+
+
+@pytest.mark.parametrize("tenant", ["acme:x", "a b", "x" * 65, "ünï"])
+def test_a_tenant_name_a_job_would_refuse_is_refused_at_start(tenant: str) -> None:
+    with pytest.raises(ConfigurationError, match="RUNQ_GATEWAY_TOKENS: tenant"):
+        parse_tokens(f"token-a:{tenant}")

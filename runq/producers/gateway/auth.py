@@ -10,6 +10,7 @@ import hmac
 import os
 
 from runq.errors import ConfigurationError
+from runq.runs.job import TENANT, TENANT_RULE
 
 ENV_VAR = "RUNQ_GATEWAY_TOKENS"
 DEMO_TOKEN = "demo"
@@ -30,6 +31,9 @@ def parse_tokens(value: str | None) -> dict[str, str]:
                 f"{ENV_VAR}: each entry must be token:tenant (got an entry without ':' or "
                 "with an empty side)"
             )
+        if not TENANT.fullmatch(tenant):
+            # Refused here, at start, not as a 422 on that tenant's first job.
+            raise ConfigurationError(f"{ENV_VAR}: tenant {tenant!r} must be {TENANT_RULE}")
         if token in tokens and tokens[token] != tenant:
             raise ConfigurationError(f"{ENV_VAR}: a token is listed for two tenants")
         tokens[token] = tenant
