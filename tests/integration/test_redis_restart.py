@@ -91,3 +91,37 @@ def test_a_redis_that_stays_down_gives_one_clear_error(private_redis: EmbeddedRe
     assert time.monotonic() - began < 5
     assert private_redis.password is not None and private_redis.password not in str(down.value)
     assert f"127.0.0.1:{private_redis.port}" in str(down.value)
+
+
+def test_runq_watch_survives_a_restart(private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    """The CLI's follower is the same wait: `runq watch` keeps going through a restart."""
+    import os
+    import subprocess
+    import sys
+
+    client = _client(private_redis.url)
+    handle = client.submit("watch me", job_id="restart-3")
+    env = {**os.environ, "REDIS_URL": private_redis.url}
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "runq.producers.cli", "watch", handle.id],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        probe = redis.Redis.from_url(private_redis.url)
+        wait_for(
+            lambda: any(c.get("cmd") == "xread" for c in probe.client_list()),
+            timeout=20,
+            what="runq watch waiting in XREAD",
+        )
+        probe.close()
+        private_redis.stop()
+        private_redis.start()
+        result = {"job_id": handle.id, "status": "succeeded", "output_text": "watched"}
+        final = {"type": "job.final", "status": "succeeded", "result": result}
+        EventLog(redis.Redis.from_url(private_redis.url)).append(handle.id, final)
+        out, err = watch.communicate(timeout=60)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert watch.returncode == 0, err
+    assert "job.final" in out and "Traceback" not in err
