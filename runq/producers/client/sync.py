@@ -84,6 +84,8 @@ class Client:
         self.settings = settings or get_settings()
         self.redis_url = redis_url or require_redis_url(self.settings)
         self._known_tools: tuple[float, set[str] | None] = (-math.inf, None)
+        # Chains the workers published, as last read; re-read only for a name not in it.
+        self._known_chains: set[str] = set()
 
     # The connections are made on first use, so a command that only reads a few keys
     # (`reads`) never pays for importing redis-py.
@@ -158,7 +160,10 @@ class Client:
         """
         from runq.runs import chain_catalog
 
-        known = (chain_catalog.published_names(self.redis) or set()) | set(self.settings.chains)
+        if name in self._known_chains or name in self.settings.chains:
+            return  # known already: no Redis read on every submit
+        self._known_chains = chain_catalog.published_names(self.redis) or set()
+        known = self._known_chains | set(self.settings.chains)
         if name not in known:
             listed = ", ".join(sorted(known)) or "none configured"
             raise InvalidJobError("chain", f"unknown chain {name!r} (chains: {listed})")
