@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -31,9 +32,10 @@ from runq.sandbox.api.http import (
     read_json,
 )
 from runq.sandbox.api.sse import sse, wait_until
-from runq.sandbox.engine import model, output_format, reasoning
+from runq.sandbox.engine import model, output_format, reasoning, service_tiers
 from runq.sandbox.engine.chat_objects import ChatShape, choices, chunks
 from runq.sandbox.engine.errors import SandboxError, bad_request
+from runq.sandbox.engine.faults import FAULT_HEADER
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.lifecycle import Timeline
 from runq.sandbox.engine.reasoning import is_reasoning_model
@@ -118,6 +120,7 @@ def _check(state: SandboxState, body: dict[str, Any]) -> tuple[str, ChatShape]:
     validation.one_of(
         body.get("reasoning_effort"), "reasoning_effort", validation.REASONING_EFFORTS
     )
+    validation.one_of(body.get("service_tier"), "service_tier", service_tiers.ACCEPTED)
     validation.sampling_for_model(body, model_name, "reasoning_effort")
     if is_reasoning_model(model_name) and body.get("max_tokens") is not None:
         raise validation.unsupported(
@@ -137,9 +140,32 @@ def _check(state: SandboxState, body: dict[str, Any]) -> tuple[str, ChatShape]:
     return model_name, shape
 
 
-async def create_chat_completion(request: Request) -> Response:
-    state = get_state(request)
-    body = await read_json(request)
+@dataclass
+class ChatRequest:
+    """A Chat Completions body that passed OpenAI's checks, parsed for the model."""
+
+    body: dict[str, Any]
+    model_name: str
+    shape: ChatShape
+    turns: list[Turn]
+    fmt: Any
+    meta: dict[str, str]
+    max_tokens: int | None
+
+
+@dataclass
+class ChatAnswer:
+    """The completion planned for a request, and what a stream of it needs."""
+
+    completion: dict[str, Any]
+    base: dict[str, Any]
+    reply: model.Reply
+    finish: str
+    timeline: Timeline
+
+
+def check_chat_request(state: SandboxState, body: dict[str, Any]) -> ChatRequest:
+    """Validate a create body the way OpenAI does (400/404 naming the parameter)."""
     model_name, shape = _check(state, body)
     messages = body.get("messages")
     turns = turns_from_messages(messages)
@@ -154,26 +180,21 @@ async def create_chat_completion(request: Request) -> Response:
     )
     meta = metadata(body)
     max_tokens = opt_int(body, "max_completion_tokens", 1) or opt_int(body, "max_tokens", 1)
-    fault = outcome_fault(request)
-    state.stats.count_created("chat_completions", meta.get("runq_job_id"))
-    if fault in ("failed", "expired"):
-        raise SandboxError(500, "The model failed to generate a completion (injected).")
-    if fault == "rate_limited":
-        raise SandboxError(
-            429,
-            "Rate limit reached (injected).",
-            code="rate_limit_exceeded",
-            headers={"retry-after": "1", "retry-after-ms": "1000"},
-        )
+    return ChatRequest(body, model_name, shape, turns, fmt, meta, max_tokens)
+
+
+def answer_chat(state: SandboxState, req: ChatRequest, fault: str | None) -> ChatAnswer:
+    """The model's completion for a checked request (live, or a line of a batch)."""
+    body, model_name, shape, turns = req.body, req.model_name, req.shape, req.turns
     try:
         reply = model.reply(
             model.ModelInput(
                 turns=turns,
                 tools=_functions(body.get("tools")),
                 tool_choice=body.get("tool_choice") or "auto",
-                metadata=meta,
+                metadata=req.meta,
                 fault=fault,
-                output_format=fmt,
+                output_format=req.fmt,
             )
         )
     except ScriptError as exc:
@@ -181,6 +202,7 @@ async def create_chat_completion(request: Request) -> Response:
     finish = "tool_calls" if reply.calls else "stop"
     answer = reply.text + (reply.refusal or "")
     out_tokens = count_tokens(answer + "".join(c.arguments for c in reply.calls))
+    max_tokens = req.max_tokens
     limit = max_tokens if max_tokens is not None else (8 if fault == "incomplete" else None)
     if not reply.calls and reply.refusal is None and limit is not None and out_tokens > limit:
         reply.segments = [model.Segment("".join(split_tokens(reply.text)[:limit]))]
@@ -206,13 +228,12 @@ async def create_chat_completion(request: Request) -> Response:
     }
     cfg = state.config
     timeline = Timeline.plan(cfg.latency_ms, out_tokens + thinking, cfg.tokens_per_second)
-    tier = body.get("service_tier")
     completion_id = "chatcmpl-" + new_id("x")[2:]  # OpenAI's ids say chatcmpl-, with a dash
     base: dict[str, Any] = {
         "id": completion_id,
         "created": int(timeline.created_at),
         "model": model_name,
-        "service_tier": "default" if tier in (None, "auto") else tier,
+        "service_tier": service_tiers.echoed(body.get("service_tier")),
         "system_fingerprint": "fp_sandbox",
     }
     completion = {
@@ -223,15 +244,37 @@ async def create_chat_completion(request: Request) -> Response:
     }
     if body.get("store"):
         state.store.chat_completions[completion_id] = stored_record(completion, body)
+    return ChatAnswer(completion, base, reply, finish, timeline)
+
+
+async def create_chat_completion(request: Request) -> Response:
+    state = get_state(request)
+    body = await read_json(request)
+    req = check_chat_request(state, body)
+    fault = outcome_fault(request)
+    state.stats.count_created("chat_completions", req.meta.get("runq_job_id"))
+    if fault in ("failed", "expired"):
+        raise SandboxError(500, "The model failed to generate a completion (injected).")
+    if fault == "rate_limited":
+        raise SandboxError(
+            429,
+            "Rate limit reached (injected).",
+            code="rate_limit_exceeded",
+            headers={"retry-after": "1", "retry-after-ms": "1000"},
+        )
+    factor = service_tiers.admit(state, body.get("service_tier"), request.headers.get(FAULT_HEADER))
+    planned = answer_chat(state, req, fault)
+    timeline = service_tiers.stretched(planned.timeline, factor)
+    completion, shape = planned.completion, req.shape
     if opt_bool(body, "stream", False):
-        chunk_base = {**base, "object": "chat.completion.chunk"}
+        chunk_base = {**planned.base, "object": "chat.completion.chunk"}
         with_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         usage_chunk: dict[str, Any] | None = None
         if with_usage:
-            usage_chunk = {**chunk_base, "choices": [], "usage": usage}
+            usage_chunk = {**chunk_base, "choices": [], "usage": completion["usage"]}
+        stream = chunks(chunk_base, planned.reply, planned.finish, shape, with_usage)
         return StreamingResponse(
-            _stream(chunks(chunk_base, reply, finish, shape, with_usage), timeline, usage_chunk),
-            media_type="text/event-stream",
+            _stream(stream, timeline, usage_chunk), media_type="text/event-stream"
         )
     delay = timeline.done_at - time.time()
     if delay > 0:

@@ -20,7 +20,9 @@ from runq.sandbox.api.crud import Collection, page
 from runq.sandbox.api.http import get_state, ok, opt_bool, outcome_fault, read_json
 from runq.sandbox.api.response_plan import plan_response
 from runq.sandbox.api.sse import sse, wait_until
+from runq.sandbox.engine import service_tiers
 from runq.sandbox.engine.errors import bad_request
+from runq.sandbox.engine.faults import FAULT_HEADER
 from runq.sandbox.engine.response_events import plan_events
 from runq.sandbox.engine.response_objects import ResponseRecord, render
 
@@ -42,6 +44,9 @@ async def create_response(request: Request) -> Response:
     body = await read_json(request)
     fault = outcome_fault(request)
     rec = plan_response(state, body, fault)
+    tier = body.get("service_tier")
+    factor = service_tiers.admit(state, tier, request.headers.get(FAULT_HEADER))
+    rec.timeline = service_tiers.stretched(rec.timeline, factor)
     if rec.store:
         state.store.responses[rec.id] = rec
         conv = rec.params.get("conversation")
@@ -50,6 +55,7 @@ async def create_response(request: Request) -> Response:
     state.stats.count_created("responses", rec.job_id)
     if rec.background:
         state.stats.response_started(rec.id, rec.timeline.done_at)
+        state.webhooks.response_created(rec)  # its end is POSTed to the webhook URL, if any
     if opt_bool(body, "stream", False):
         return _stream(rec, -1)
     if rec.background:
@@ -105,6 +111,7 @@ async def cancel_response(request: Request) -> Response:
         rec.cancelled_at = now
         state.stats.count_cancelled("responses", rec.job_id)
         state.stats.response_ended_early(rec.id, rec.timeline.done_at)
+        state.webhooks.response_cancelled(rec)
     return ok(render(rec, now))
 
 

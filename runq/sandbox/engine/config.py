@@ -26,8 +26,9 @@ def parse_faults(spec: str | None) -> dict[str, float]:
     Unknown kinds and probabilities outside [0, 1] are refused with ``ValueError`` so a
     typo in a chaos profile is loud, not silently ignored.
     """
-    from runq.sandbox.engine.faults import (
-        FAULT_KINDS,  # local import: faults imports nothing from here
+    from runq.sandbox.engine.faults import (  # local import: faults imports nothing from here
+        FAULT_FAMILIES,
+        FAULT_KINDS,
     )
 
     profile: dict[str, float] = {}
@@ -46,8 +47,9 @@ def parse_faults(spec: str | None) -> dict[str, float]:
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"fault probability for {kind!r} must be within [0, 1]")
         profile[kind] = value
-    if sum(profile.values()) > 1.0 + 1e-9:
-        raise ValueError("fault probabilities add up to more than 1")
+    for family in FAULT_FAMILIES:  # each family is one draw of its own dice
+        if sum(profile.get(kind, 0.0) for kind in family) > 1.0 + 1e-9:
+            raise ValueError(f"fault probabilities of {', '.join(family)} add up to more than 1")
     return profile
 
 
@@ -86,6 +88,32 @@ class SandboxConfig:
     models: list[str] = field(
         default_factory=lambda: ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-5-mini", "gpt-5"]
     )
+    # Service tiers (docs/sandbox.md, "Batch API and service tiers"): a flex or priority
+    # request's timeline is the default one times its multiplier; flex answers 429
+    # ``resource_unavailable`` at this rate, drawn by the seeded dice.
+    flex_latency_multiplier: float = 3.0
+    priority_latency_multiplier: float = 0.5
+    flex_unavailable_rate: float = 0.0
+    # Batch API completion-time model, all times multiplied by ``batch_time_scale``:
+    # validating, then in progress for base + per line, then finalizing. A batch still
+    # running ``batch_window_seconds`` (unscaled) after its creation expires.
+    batch_validating_seconds: float = 1.0
+    batch_base_seconds: float = 5.0
+    batch_seconds_per_line: float = 0.1
+    batch_finalizing_seconds: float = 1.0
+    batch_time_scale: float = 1.0
+    batch_window_seconds: float = 24 * 3600.0
+
+    # Webhooks (docs/sandbox.md, "Webhooks"): where the end of each background response
+    # is POSTed, signed with the ``whsec_`` secret (never logged, not in the repr);
+    # failed deliveries are retried ``webhook_max_attempts`` times in all, waiting
+    # ``webhook_retry_base_seconds`` doubled after each failure; a ``webhook_delay``
+    # fault sends ``webhook_delay_seconds`` late.
+    webhook_url: str | None = None
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_max_attempts: int = 8
+    webhook_retry_base_seconds: float = 1.0
+    webhook_delay_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -102,6 +130,12 @@ class SandboxConfig:
         for name in _NOT_NEGATIVE:
             if getattr(self, name) < 0:
                 return name, f"must not be negative (got {getattr(self, name)})"
+        webhook_problem = _webhook_problem(self)
+        if webhook_problem is not None:
+            return webhook_problem
+        if not 0.0 <= self.flex_unavailable_rate <= 1.0:
+            rate = self.flex_unavailable_rate
+            return "flex_unavailable_rate", f"must be within [0, 1] (got {rate})"
         return None
 
     @classmethod
@@ -132,7 +166,35 @@ _NOT_NEGATIVE = (
     "latency_ms", "tokens_per_second", "request_latency_ms", "rpm", "tpm",
     "hang_seconds", "run_expiry_seconds", "snapshot_interval_seconds", "max_upload_bytes",
     "ingest_timeout_seconds", "ingest_max_unpacked_bytes", "ingest_memory_mb",
+    "flex_latency_multiplier", "priority_latency_multiplier", "batch_validating_seconds",
+    "batch_base_seconds", "batch_seconds_per_line", "batch_finalizing_seconds",
+    "batch_time_scale", "batch_window_seconds",
 )  # fmt: skip
+
+
+def _webhook_problem(cfg: SandboxConfig) -> tuple[str, str] | None:
+    """What is wrong with the webhook settings; the secret's value is never echoed."""
+    from runq.sandbox.engine.webhook_signing import check_url, decode_secret
+
+    if cfg.webhook_max_attempts < 1:
+        return "webhook_max_attempts", f"must be at least 1 (got {cfg.webhook_max_attempts})"
+    for name in ("webhook_retry_base_seconds", "webhook_delay_seconds"):
+        if getattr(cfg, name) < 0:
+            return name, f"must not be negative (got {getattr(cfg, name)})"
+    if cfg.webhook_secret is not None:
+        try:
+            decode_secret(cfg.webhook_secret)
+        except ValueError as exc:
+            return "webhook_secret", str(exc)
+    if cfg.webhook_url is None:
+        return None
+    try:
+        check_url(cfg.webhook_url)
+    except ValueError as exc:
+        return "webhook_url", str(exc)
+    if cfg.webhook_secret is None:
+        return "webhook_secret", "is required with webhook_url (deliveries are signed)"
+    return None
 
 
 def _coerce(name: str, raw: str, default: object) -> object:

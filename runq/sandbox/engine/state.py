@@ -12,8 +12,10 @@ from runq.sandbox.engine.config import SandboxConfig
 from runq.sandbox.engine.faults import FaultInjector
 from runq.sandbox.engine.ingestion import IngestLimits, Ingestor
 from runq.sandbox.engine.ratelimit import RateLimiter
+from runq.sandbox.engine.service_tiers import FlexCapacity
 from runq.sandbox.engine.stats import Stats
 from runq.sandbox.engine.store import Store
+from runq.sandbox.engine.webhooks import WebhookSender
 
 
 @dataclass
@@ -24,6 +26,8 @@ class SandboxState:
     faults: FaultInjector = field(init=False)
     limiter: RateLimiter = field(init=False)
     ingestor: Ingestor = field(init=False)
+    webhooks: WebhookSender = field(init=False)  # inert unless config.webhook_url is set
+    flex_capacity: FlexCapacity = field(init=False)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -35,6 +39,16 @@ class SandboxState:
             memory_bytes=cfg.ingest_memory_mb * 1024 * 1024,
         )
         self.ingestor = Ingestor(limits)
+        self.webhooks = WebhookSender(
+            cfg.webhook_url,
+            cfg.webhook_secret,
+            self.faults,
+            self.stats,
+            max_attempts=cfg.webhook_max_attempts,
+            retry_base_seconds=cfg.webhook_retry_base_seconds,
+            delay_seconds=cfg.webhook_delay_seconds,
+        )
+        self.flex_capacity = FlexCapacity(cfg.flex_unavailable_rate, cfg.seed)
 
     def reset(self) -> None:
         """Forget every object and counter (``POST /sandbox/reset``)."""
@@ -42,6 +56,8 @@ class SandboxState:
         self.stats.reset()
         self.faults.reset()
         self.limiter.reset()
+        self.webhooks.reset()
+        self.flex_capacity.reset()
 
     def outcome_fault(self, requested: str | None) -> str | None:
         """Draw the outcome fault for an object being created, counting it.

@@ -35,6 +35,9 @@ class Stats:
             self._heap: list[tuple[float, str]] = []
             self._ended_early: set[str] = set()
             self.peak_in_flight = 0
+            self.tiers: Counter[str] = Counter()  # live requests by service tier
+            self.batches: Counter[str] = Counter()  # "created", and each ending reached
+            self.batch_lines: Counter[str] = Counter()  # "answered", "completed", "failed"
 
     # -- counters ---------------------------------------------------------------------
     def count_request(self, method: str, route: str, status: int) -> None:
@@ -57,6 +60,17 @@ class Stats:
     def count_cancelled(self, kind: str, job_id: str | None) -> None:
         with self._lock:
             self.cancelled.setdefault(kind, Counter())[job_id or ""] += 1
+
+    def count_tier(self, tier: str) -> None:
+        """A live request served on ``tier``, or refused (``flex_refused``)."""
+        with self._lock:
+            self.tiers[tier] += 1
+
+    def count_batch(self, event: str, lines: Counter[str] | None = None) -> None:
+        """A batch ``created`` or ended (``completed``, ``failed``...), with its lines."""
+        with self._lock:
+            self.batches[event] += 1
+            self.batch_lines.update(lines or Counter())
 
     def total_requests(self) -> int:
         with self._lock:
@@ -115,4 +129,9 @@ class Stats:
                 "in_flight_responses": in_flight,
                 "peak_in_flight_responses": self.peak_in_flight,
                 "faults": dict(self.faults),
+                "requests_by_service_tier": dict(self.tiers),
+                "batches_created": self.batches["created"],
+                "batches_completed": self.batches["completed"],
+                "batches_by_ending": {k: v for k, v in self.batches.items() if k != "created"},
+                "batch_lines": dict(self.batch_lines),
             }
