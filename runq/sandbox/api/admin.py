@@ -17,6 +17,7 @@ async def stats(request: Request) -> Response:
     state = get_state(request)
     payload = state.stats.snapshot()
     payload["objects"] = state.store.counts()
+    payload["webhooks"] = state.webhooks.counts()
     payload["config"] = {
         "latency_ms": state.config.latency_ms,
         "rpm": state.config.rpm,

@@ -126,6 +126,7 @@ def load_state(state: SandboxState, data: dict[str, Any]) -> None:
     for rec in state.store.responses.values():
         if rec.background and rec.cancelled_at is None and rec.timeline.done_at > now:
             state.stats.response_started(rec.id, rec.timeline.done_at)
+            state.webhooks.response_created(rec)
     resume_ingestion(state)  # files saved while being parsed are parsed again
 
 

@@ -92,6 +92,7 @@ def _lifespan(
             if path:
                 snapshot.save(state, path)
             state.ingestor.shutdown()  # after the save, which keeps unparsed files
+            state.webhooks.close()
 
     return lifespan
 

@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--snapshot-interval", type=float, help="seconds between snapshot saves (0 = exit only)"
     )
+    parser.add_argument("--webhook-url", help="POST signed webhooks here (http or https)")
+    parser.add_argument(
+        "--webhook-secret",
+        help="whsec_... signing secret (prefer RUNQ_SANDBOX_WEBHOOK_SECRET: argv is visible)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     return parser
 
@@ -59,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
             api_keys=[k for k in args.api_keys.split(",") if k] if args.api_keys else None,
             snapshot_path=args.snapshot,
             snapshot_interval_seconds=args.snapshot_interval,
+            webhook_url=args.webhook_url,
+            webhook_secret=args.webhook_secret,
         )
     except ValueError as exc:
         parser.error(str(exc))
