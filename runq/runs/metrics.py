@@ -21,6 +21,11 @@ Recording never breaks a job: a Redis error while recording is logged and droppe
 Cost is computed when a job finishes, from a price table (USD per 1M tokens, input and
 output): `DEFAULT_PRICES` overridden by `RUNQ_PRICES` (JSON ``{"model": [in, out]}``).
 A model missing from the table counts tokens but no cost.
+
+Label values are bounded: a job names its own model, so a tenant could otherwise mint a
+new Prometheus series per request. The `model` label is the model's name only when the
+price table or a configured chain link knows it, else ``other``; every other label comes
+from configuration (link names, registered tools, runq's own codes).
 """
 
 from __future__ import annotations
@@ -90,6 +95,7 @@ HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
 }
 NAMESPACE = "runq"
 MAX_LABEL = 120
+OTHER_MODEL = "other"
 _DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
 
@@ -164,11 +170,25 @@ class Metrics:
     """Records runq's metrics in Redis and renders them for Prometheus."""
 
     def __init__(
-        self, redis_client: redis.Redis, prices: dict[str, tuple[float, float]] | None = None
+        self,
+        redis_client: redis.Redis,
+        prices: dict[str, tuple[float, float]] | None = None,
+        *,
+        known_models: Iterable[str] = (),
     ) -> None:
         self.redis = redis_client
         self.prices = load_prices() if prices is None else dict(prices)
+        self.known_models = frozenset(known_models)
         self.key = keys.metrics()
+
+    def model_label(self, model: str | None) -> str:
+        """`model` when configuration knows it (price table, chain links), else ``other``:
+        a label value a job chooses must not grow the series without bound."""
+        if not model:
+            return _label(model)
+        if model in self.known_models or price_for(model, self.prices) is not None:
+            return _label(model)
+        return OTHER_MODEL
 
     # -- recording ---------------------------------------------------------------------
     def job_finished(
@@ -187,7 +207,7 @@ class Metrics:
         `run_wait_s` (creation to completion of its last run at the backend) goes into
         the same transaction: one round trip per finished job.
         """
-        model_l = _label(model)
+        model_l = self.model_label(model)
         ints: list[tuple[str, int]] = [
             (_field("jobs", {"status": _label(status), "source": _label(source)}), 1),
             (_field("tokens", {"model": model_l, "direction": "input"}), int(input_tokens)),

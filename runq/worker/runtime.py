@@ -127,7 +127,11 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         timeout=settings.request_timeout,
         registry=registry,
     )
-    metrics = Metrics(client)
+    metrics = Metrics(
+        client,
+        known_models={settings.model}
+        | {link.model for chain in chains.values() for link in chain if link.model},
+    )
     registry.default_isolation = settings.tool_isolation
     tools = ToolCalls(client, registry, events, metrics=metrics)
     config = StepConfig(
@@ -135,6 +139,8 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         poll_interval_max=settings.poll_interval_max,
         request_timeout=settings.request_timeout,
         tool_errors_fail_job=settings.tool_errors_fail_job,
+        safety_poll_interval=settings.safety_poll_interval,
+        webhooks=settings.mode == "webhook",
     )
     services = LinkServices(
         client,

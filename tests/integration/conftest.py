@@ -26,6 +26,8 @@ def sandbox() -> Iterator[SandboxProcess]:
 
 
 # What every test worker runs with; a module's own stack may add to it.
+# The bearer token the `gateway` fixture's /metrics asks for (an operator's, no tenant's).
+METRICS_TOKEN = "metrics-scraper-token"
 WORKER_ENV = {"RUNQ_TEST_MODE": "1", "RUNQ_LOG_FORMAT": "json", "RUNQ_TOOL_MODULES": TOOL_MODULES}
 
 
@@ -79,7 +81,10 @@ def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     from tests.integration.gateway_process import start_gateway, stop
 
     tmp = tmp_path_factory.mktemp("gateway")
-    proc, base = start_gateway(str(stack.redis_url), tmp, tokens="token-a:alice,token-b:bob")
+    proc, base = start_gateway(
+        str(stack.redis_url), tmp, tokens="token-a:alice,token-b:bob",
+        env={"RUNQ_METRICS_TOKEN": METRICS_TOKEN},
+    )  # fmt: skip
     try:
         yield base
     finally:

@@ -19,6 +19,7 @@ from runq.config.settings import load_settings
 from runq.producers.gateway import create_app
 from runq.worker.launcher import Stack, free_port
 from tests.conftest import wait_for
+from tests.integration.conftest import METRICS_TOKEN
 from tests.integration.gateway_process import parse_sse
 
 pytestmark = pytest.mark.integration
@@ -152,7 +153,26 @@ def test_cancel_and_docs(gateway: str) -> None:
     spec = httpx.get(f"{gateway}/openapi.json", timeout=10).json()
     assert {"/v1/jobs", "/v1/jobs/{job_id}/events", "/healthz"} <= set(spec["paths"])
     metrics = httpx.get(f"{gateway}/metrics", timeout=10)
+    assert metrics.status_code == 401 and "RUNQ_METRICS_TOKEN" in metrics.text
+    # A tenant's token does not open every tenant's figures; the operator's does.
+    assert httpx.get(f"{gateway}/metrics", headers=A, timeout=10).status_code == 401
+    scraper = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    metrics = httpx.get(f"{gateway}/metrics", headers=scraper, timeout=10)
     assert metrics.status_code == 200 and "runq_" in metrics.text
+
+
+def test_metrics_stay_closed_when_no_metrics_token_is_configured(
+    stack: Stack, tmp_path: Path
+) -> None:
+    from tests.integration.gateway_process import start_gateway, stop
+
+    proc, base = start_gateway(str(stack.redis_url), tmp_path, tokens="token-a:alice")
+    try:
+        closed = httpx.get(f"{base}/metrics", headers=A, timeout=10)
+        assert closed.status_code == 401
+        assert "set RUNQ_METRICS_TOKEN" in closed.json()["detail"]
+    finally:
+        stop(proc)
 
 
 def test_gateway_refuses_to_start_without_tokens(stack: Stack, tmp_path: Path) -> None:

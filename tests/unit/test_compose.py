@@ -32,7 +32,8 @@ WORKERS = ["worker-runs", "worker-tools"]
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}")
 # RUNQ_* variables read outside `Settings`.
 NON_SETTINGS_VARS = {"RUNQ_FLOWER_BASIC_AUTH", "RUNQ_PRICES", "RUNQ_RUNS_CONCURRENCY",
-                     "RUNQ_TOOLS_CONCURRENCY"}  # fmt: skip
+                     "RUNQ_TOOLS_CONCURRENCY", "RUNQ_GATEWAY_TOKENS",
+                     "RUNQ_METRICS_TOKEN"}  # fmt: skip
 
 
 def env_example() -> dict[str, str]:
@@ -137,6 +138,19 @@ def test_flower_requires_basic_auth() -> None:
     assert "5555" in flower["ports"][0]
 
 
+def test_gateway_and_metrics_require_their_credentials() -> None:
+    tokens = SERVICES["gateway"]["environment"]["RUNQ_GATEWAY_TOKENS"]
+    with pytest.raises(ValueError, match="RUNQ_GATEWAY_TOKENS"):
+        interpolate(tokens, {})
+    scrape = SERVICES["metrics"]["environment"]["RUNQ_METRICS_TOKEN"]
+    with pytest.raises(ValueError, match="RUNQ_METRICS_TOKEN"):
+        interpolate(scrape, {})
+    assert interpolate(scrape, {"RUNQ_METRICS_TOKEN": "t"}) == "t"
+    # Both keep the shared environment (Redis, the backend) beside their own.
+    for service in ("gateway", "metrics"):
+        assert SERVICES[service]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+
+
 def test_metrics_and_sandbox_commands_parse() -> None:
     metrics = build_parser().parse_args(command("metrics")[1:])
     assert (metrics.command, metrics.host, metrics.port) == ("metrics", "0.0.0.0", 9808)
@@ -156,7 +170,8 @@ def test_every_reference_is_in_env_example() -> None:
 
 def test_env_example_holds_no_secret() -> None:
     documented = env_example()
-    for name in ("OPENAI_API_KEY", "RUNQ_FLOWER_BASIC_AUTH"):
+    for name in ("OPENAI_API_KEY", "RUNQ_FLOWER_BASIC_AUTH", "RUNQ_GATEWAY_TOKENS",
+                 "RUNQ_METRICS_TOKEN"):  # fmt: skip
         assert documented[name] == "", f"{name} must be left for the operator to fill in"
     assert not re.search(r"sk-[A-Za-z0-9]{8,}", (ROOT / ".env.example").read_text())
 
@@ -246,11 +261,12 @@ def test_docker_compose_config_validates_the_file() -> None:
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose missing: apt-get install -y docker-compose (CI does)"
     env_file = str(ROOT / ".env.example")
+    credentials = {"RUNQ_FLOWER_BASIC_AUTH": "ops:secret", "RUNQ_GATEWAY_TOKENS": "t:acme",
+                   "RUNQ_METRICS_TOKEN": "scrape"}  # fmt: skip
     base = [binary, "--project-directory", str(ROOT), "--env-file", env_file]
     ok = subprocess.run(
         [*base, "--profile", "offline", "config", "--services"],
-        capture_output=True, text=True, env={"PATH": os.environ["PATH"],
-                                             "RUNQ_FLOWER_BASIC_AUTH": "ops:secret"},
+        capture_output=True, text=True, env={**credentials, "PATH": os.environ["PATH"]},
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert {"redis", "worker-runs", "worker-tools", "flower", "gateway", "sandbox"} <= set(
@@ -260,3 +276,9 @@ def test_docker_compose_config_validates_the_file() -> None:
                              env={"PATH": os.environ["PATH"]})  # fmt: skip
     assert refused.returncode != 0
     assert "RUNQ_FLOWER_BASIC_AUTH" in refused.stderr
+    # Each credential on its own: leaving any one out stops compose, naming it.
+    for name in credentials:
+        without = {k: v for k, v in credentials.items() if k != name}
+        refused = subprocess.run([*base, "config", "-q"], capture_output=True, text=True,
+                                 env={**without, "PATH": os.environ["PATH"]})  # fmt: skip
+        assert refused.returncode != 0 and name in refused.stderr

@@ -298,3 +298,48 @@ def test_asgi_app_serves_metrics(r: fakeredis.FakeRedis) -> None:
     assert sent[0]["status"] == 200
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     assert b'runq_retries_total{code="c",link="l"} 1.0' in body
+
+
+def test_a_model_named_by_a_job_but_unknown_to_configuration_counts_as_other() -> None:
+    """A tenant picks its job's model: unknown names must not mint a series each."""
+    r = fakeredis.FakeRedis()
+    m = Metrics(r, prices=PRICES, known_models={"configured-model"})
+    for i in range(50):
+        m.job_finished(status="succeeded", source="s", model=f"made-up-{i}",
+                       latency_s=1, input_tokens=1, output_tokens=1)  # fmt: skip
+    m.job_finished(status="succeeded", source="s", model="configured-model",
+                   latency_s=1, input_tokens=2, output_tokens=0)  # fmt: skip
+    m.job_finished(status="succeeded", source="s", model="m-cheap-2025-08-07",
+                   latency_s=1, input_tokens=3, output_tokens=0)  # fmt: skip
+    s = scrape(m)
+    models = {dict(labels)["model"] for (name, labels) in s if name == "runq_tokens_total"}
+    assert models == {"other", "configured-model", "m-cheap-2025-08-07"}
+    assert s[("runq_tokens_total", (("direction", "input"), ("model", "other")))] == 50
+
+
+def test_standalone_server_with_a_token_refuses_scrapes_without_it(r: fakeredis.FakeRedis) -> None:
+    import urllib.error
+
+    server = MetricsServer(r, "127.0.0.1", 0, token="scrape-me").start()
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "scrape-me"}):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(
+                    urllib.request.Request(server.url, headers=headers), timeout=5
+                )
+            assert refused.value.code == 401
+        ok = urllib.request.Request(server.url, headers={"Authorization": "Bearer scrape-me"})
+        with urllib.request.urlopen(ok, timeout=5) as resp:
+            assert b"runq_queue_length" in resp.read()
+    finally:
+        server.stop()
+
+
+def test_runq_metrics_will_not_listen_beyond_loopback_without_a_token(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from runq.producers.ops.metrics_server import TOKEN_VAR, run_metrics
+
+    monkeypatch.delenv(TOKEN_VAR, raising=False)
+    assert run_metrics("0.0.0.0", 0, redis_url="redis://127.0.0.1:1/0") == 2
+    assert TOKEN_VAR in capsys.readouterr().err

@@ -162,27 +162,49 @@ def _openapi(app: FastAPI, tools: list[str]) -> dict[str, Any]:
 
 
 def _mount_metrics(app: FastAPI, client: AsyncClient) -> None:
-    """Mount Prometheus metrics at /metrics when `ops.metrics_server` offers an ASGI app."""
+    """Mount Prometheus metrics at /metrics when `ops.metrics_server` offers an ASGI app.
+
+    They add up every tenant's jobs, so no tenant token opens them: outside the demo a
+    scrape sends `Authorization: Bearer $RUNQ_METRICS_TOKEN`, and with that unset the
+    endpoint answers 401 saying so."""
     try:
-        from runq.producers.ops.metrics_server import metrics_asgi_app
+        from runq.producers.ops import metrics_server
     except ImportError:
         return
     if not any(getattr(r, "path", None) == "/metrics" for r in app.routes):
+        token = None if app.state.demo else (metrics_server.metrics_token() or "")
         # A Route (not a Mount) so /metrics answers without a redirect to /metrics/.
         app.router.routes.append(
             Route(
                 "/metrics",
-                _AsgiEndpoint(metrics_asgi_app(client.sync.redis)),
+                _AsgiEndpoint(metrics_server.metrics_asgi_app(client.sync.redis), token),
                 include_in_schema=False,
             )
         )
 
 
 class _AsgiEndpoint:
-    """Makes Starlette treat a plain ASGI function as an app, not a request handler."""
+    """Makes Starlette treat a plain ASGI function as an app, not a request handler;
+    with a `token` (None: open; "": none configured) it answers 401 without it."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], token: str | None = None) -> None:
         self.app = app
+        self.token = token
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.token is not None:
+            from runq.producers.ops.metrics_server import TOKEN_VAR, token_matches
+
+            sent = dict(scope.get("headers", ())).get(b"authorization", b"").decode("latin-1")
+            if not self.token or not token_matches(self.token, sent):
+                detail = (
+                    f"/metrics needs Authorization: Bearer ${TOKEN_VAR}"
+                    if self.token
+                    else f"/metrics is closed: set {TOKEN_VAR} on the gateway to open it"
+                )
+                refusal = JSONResponse(
+                    {"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+                )
+                await refusal(scope, receive, send)
+                return
         await self.app(scope, receive, send)

@@ -7,12 +7,20 @@ with a dedicated `CollectorRegistry`, either as a standalone HTTP server
 (`metrics_asgi_app`). Besides the `runq_*` job metrics it reports the backlog of the
 runq queues (`runq_queue_length{queue}`), the first thing to look at when scaling.
 
+The metrics add up every tenant's jobs, so they are an operator's view: with
+`RUNQ_METRICS_TOKEN` set, both endpoints answer only `Authorization: Bearer <token>`
+(Prometheus: `authorization: {credentials: ...}` in the scrape config). The gateway's
+`/metrics` requires it outside `--demo`; `runq metrics` requires it to listen anywhere
+but 127.0.0.1.
+
 Flower serves a `/metrics` of its own (task events seen by Flower: `flower_*`); the two
 complement each other.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 import signal
 import sys
 import threading
@@ -32,6 +40,23 @@ from runq.runs import keys
 from runq.runs.metrics import Metrics
 
 DEFAULT_PORT = METRICS_PORT
+TOKEN_VAR = "RUNQ_METRICS_TOKEN"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def metrics_token() -> str | None:
+    """The bearer token a scrape must present (`RUNQ_METRICS_TOKEN`), or None."""
+    return os.environ.get(TOKEN_VAR) or None
+
+
+def token_matches(expected: str, authorization: str | None) -> bool:
+    """Whether an `Authorization` header carries `Bearer <expected>` (constant time)."""
+    scheme, _, presented = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), expected.encode())
+
+
 QUEUES = (QUEUE_RUNS, QUEUE_TOOLS)
 
 
@@ -116,6 +141,21 @@ def metrics_wsgi_app(redis_client: redis.Redis, **options: Any) -> Callable[...,
     return serve
 
 
+def _guarded(app: Callable[..., Any], token: str) -> Callable[..., Any]:
+    """`app` answering 401 to a scrape without `Authorization: Bearer <token>`."""
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not token_matches(token, environ.get("HTTP_AUTHORIZATION")):
+            start_response(
+                "401 Unauthorized",
+                [("Content-Type", "text/plain; charset=utf-8"), ("WWW-Authenticate", "Bearer")],
+            )
+            return [f"runq metrics: send Authorization: Bearer ${TOKEN_VAR}\n".encode()]
+        return app(environ, start_response)
+
+    return serve
+
+
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
@@ -129,8 +169,10 @@ class MetricsServer:
     """The standalone endpoint: `/metrics` on `host:port` (port 0 picks a free one)."""
 
     def __init__(self, redis_client: redis.Redis, host: str = "127.0.0.1", port: int = 0,
-                 **options: Any) -> None:  # fmt: skip
+                 token: str | None = None, **options: Any) -> None:  # fmt: skip
         app = metrics_wsgi_app(redis_client, **options)
+        if token is not None:
+            app = _guarded(app, token)
         self.httpd = make_server(
             host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler
         )
@@ -168,9 +210,18 @@ def run_metrics(host: str, port: int, redis_url: str | None = None) -> int:
 
         # REDIS_URL, or the `runq up` of this folder
         redis_url = require_redis_url(get_settings(), "read metrics from")
+    token = metrics_token()
+    if token is None and host not in LOOPBACK:
+        print(
+            f"runq metrics: refusing to serve every tenant's figures on {host} without "
+            f"credentials; set {TOKEN_VAR} (scrapes then send Authorization: Bearer <it>) "
+            "or listen on 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
     client = redis.Redis.from_url(redis_url, health_check_interval=10)
     try:
-        server = MetricsServer(client, host, port)
+        server = MetricsServer(client, host, port, token=token)
     except OSError as exc:
         print(f"runq metrics: cannot bind {host}:{port}: {exc}", file=sys.stderr)
         return 1
