@@ -209,7 +209,13 @@ def _decide(inp: ModelInput) -> Reply:
 
 def material(turns: list[Turn], hits: list[dict[str, Any]] | None = None) -> structured.Material:
     """The grounded text: tool outputs since the last user message, the last user text,
-    file_search results, then earlier user turns (newest first)."""
+    file_search results, then earlier user turns (newest first).
+
+    When file_search found results, they stand in for the user's text: the question
+    says what to look for and the files hold the answer. Kept, an extraction prompt
+    naming every field ("give the model, weight and battery") would be the best match
+    for each of them and answer itself.
+    """
     outputs: list[str] = []
     users: list[str] = []
     for turn in reversed(turns):
@@ -218,7 +224,9 @@ def material(turns: list[Turn], hits: list[dict[str, Any]] | None = None) -> str
         elif turn.role == "user" and turn.kind == "message":
             users.append(turn.text)
     found = [str(h.get("text") or "") for h in hits or []]
-    return structured.Material([*outputs, *users[:1], *found, *users[1:]])
+    if found:
+        return structured.Material([*outputs, *found])
+    return structured.Material([*outputs, *users])
 
 
 def _required_call(inp: ModelInput) -> Reply:
@@ -238,7 +246,12 @@ def _required_call(inp: ModelInput) -> Reply:
 
 def _as_json(inp: ModelInput, answer: Reply) -> Reply:
     """The text answer as JSON in the requested format (a schema filled from the material;
-    ``json_object``: the schema an instruction spells out, else ``{"answer": text}``)."""
+    ``json_object``: the schema an instruction spells out, else ``{"answer": text}``).
+
+    An answer grounded in file_search keeps a citation: the JSON cites the file of the
+    text answer's first cited sentence (else of the best search result), as a model
+    answering in JSON from the files still annotates its source.
+    """
     fmt = inp.output_format
     schema = fmt.schema
     if fmt.kind == "json_object":
@@ -248,5 +261,9 @@ def _as_json(inp: ModelInput, answer: Reply) -> Reply:
         value: Any = {"answer": answer.text}
     else:
         value = structured.fill(schema, material(inp.turns, answer.search_results))
-    answer.segments = [Segment(json.dumps(value, ensure_ascii=False))]
+    source = next((s for s in answer.segments if s.file_id), None)
+    hit = answer.search_results[0] if answer.search_results else None
+    file_id = source.file_id if source else (hit or {}).get("file_id")
+    filename = source.filename if source else (hit or {}).get("filename")
+    answer.segments = [Segment(json.dumps(value, ensure_ascii=False), file_id, filename)]
     return answer

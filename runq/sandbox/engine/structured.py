@@ -16,6 +16,9 @@ Policy per schema node (documented in docs/sandbox.md, "Structured outputs"):
   else ``null`` when allowed, else the first branch; ``const`` is itself;
 * a field whose name matches a key of a JSON object in the material (a tool output
   ``{"temperature": 21}``) or a ``Name: value`` line takes that value when it fits;
+  failing an exact match, the key holding every word of the name and the fewest others
+  (``model`` takes ``Model number: NH-T3``; a data sheet's ``Specifications battery:
+  ...`` fills ``battery``);
 * ``enum``: the first option mentioned in the material, else the first option;
 * ``number``/``integer``: the first number of the sentence best matching the field
   name, else the first number not yet used, else ``minimum`` or 0 (clamped to the
@@ -31,6 +34,10 @@ Policy per schema node (documented in docs/sandbox.md, "Structured outputs"):
   item; then ``minItems``/``maxItems`` are honoured;
 * ``object``: every property, in declaration order (optional ones only when grounded);
   ``additionalProperties`` never adds keys.
+
+A nullable number or string takes a value only because it came next (the next unused
+number or phrase) never: it is ``null`` unless the material names it, as a model
+extracting from a document leaves out what the document lacks.
 """
 
 from __future__ import annotations
@@ -248,16 +255,27 @@ class _Filler:
             return None, False
         if depth >= _MAX_DEPTH and nulls:
             return None, False
+        taken = (self.material.used_numbers, self.material.used_phrases)
         value, grounded = self.fill(others[0], name, depth)
-        if not grounded and nulls:
+        scalar = self.resolve(others[0]).get("type") in ("number", "integer", "string")
+        merely_next = scalar and taken != (self.material.used_numbers, self.material.used_phrases)
+        if nulls and (not grounded or merely_next):
+            if merely_next:  # give back what it took: the next field may be named by it
+                self.material.used_numbers, self.material.used_phrases = taken
             return None, False
         return value, grounded
 
     def _fact(self, node: dict[str, Any], name: str) -> Any:
         """The material's value for a key matching ``name``, when it fits ``node``."""
         key = _key(name)
-        if not key or key not in self.material.facts:
+        if not key:
             return None
+        if key not in self.material.facts:
+            wanted = set(key.split())
+            wider = [(len(k.split()), k) for k in self.material.facts if wanted <= set(k.split())]
+            if not wider:
+                return None
+            key = min(wider)[1]
         value = self.material.facts[key]
         kind = node.get("type")
         if "enum" in node:
