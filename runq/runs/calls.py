@@ -77,6 +77,8 @@ class BackendCalls:
         if not self.gates.take_capacity(ctx, Step.START):
             gate.unused()
             return Outcome.RATE_LIMITED
+        if self.endings.history is not None:
+            self.endings.history.prepare(ctx)  # native handle, or the history replayed
         return self._create_run(ctx, gate)
 
     def _breaker_refused(self, ctx: StepContext, gate: BreakerPass) -> str:

@@ -17,6 +17,7 @@ from runq.runs import structured_output
 from runq.runs.backends.base import RunState
 from runq.runs.chains import CACHE, MODEL
 from runq.runs.context import StepContext
+from runq.runs.conversations.history import ConversationHistory
 from runq.runs.error_codes import OUTPUT_CODES, ErrorCode
 from runq.runs.events import FINAL
 from runq.runs.frame import StepFrame
@@ -45,7 +46,9 @@ class Endings:
         retry: RetryPolicies,
         services: LinkServices,
         metrics: Metrics | None,
+        history: ConversationHistory | None = None,
     ) -> None:
+        self.history = history  # runq's own conversation records (None: not kept)
         self.frame = frame
         self.publication = publication
         self.store = store
@@ -85,6 +88,8 @@ class Endings:
         job.citations = state.citations
         job.source = link.name
         job.mark("run_completed_at")
+        if self.history is not None:
+            self.history.settle(ctx)  # the turn joins the conversation's record
         if link.kind == MODEL:
             self._credit_link(ctx, state)
         return self._end(ctx, JobStatus.SUCCEEDED, events)
@@ -257,7 +262,7 @@ class Endings:
         commands of a job with a tool round).
         """
         job = ctx.job
-        conversation = job.spec.thread_id or job.spec.conversation_id
+        conversation = job.turn_lock or job.spec.thread_id or job.spec.conversation_id
         if conversation:
             self.store.give_back_conversation(conversation, job.id)
         job.move(status)

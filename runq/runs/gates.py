@@ -19,7 +19,7 @@ from runq.runs.chains import Link
 from runq.runs.context import StepContext
 from runq.runs.error_codes import ErrorCode
 from runq.runs.frame import StepFrame
-from runq.runs.job import Job, Step
+from runq.runs.job import Job, JobSpec, Step
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.ratelimit import estimate_tokens
@@ -66,6 +66,16 @@ class BreakerPass:
             self.breaker.record_success()
 
 
+def _take_over_handle(spec: JobSpec, earlier: Job) -> None:
+    ids = earlier.handle
+    if ids.get("thread_id"):
+        spec.thread_id = ids["thread_id"]
+    elif earlier.spec.conversation_id:
+        spec.conversation_id = earlier.spec.conversation_id
+    elif ids.get("response_id"):
+        spec.previous_response_id = ids["response_id"]
+
+
 class Gates:
     """The turn, breaker and rate-limit gates, shared through Redis by every worker."""
 
@@ -87,22 +97,23 @@ class Gates:
         job, spec = ctx.job, ctx.job.spec
         if spec.continue_job and not (
             spec.previous_response_id or spec.thread_id or spec.conversation_id
-        ):
+            or spec.conversation
+        ):  # fmt: skip
             earlier = self._earlier(spec.continue_job)
             if not earlier.terminal:
                 return earlier.id
-            ids = earlier.handle
-            if ids.get("thread_id"):
-                spec.thread_id = ids["thread_id"]
-            elif earlier.spec.conversation_id:
-                spec.conversation_id = earlier.spec.conversation_id
-            elif ids.get("response_id"):
-                spec.previous_response_id = ids["response_id"]
-        conversation = spec.thread_id or spec.conversation_id
+            if earlier.spec.conversation:
+                # runq's own record carries the history to whichever link answers
+                # (runs.conversations); a native handle is used where it still holds.
+                spec.conversation = earlier.spec.conversation
+            else:  # a job from before runq kept conversations: its backend's handle
+                _take_over_handle(spec, earlier)
+        conversation = spec.conversation or spec.thread_id or spec.conversation_id
         if conversation and not job.handle:
             holder = self.store.take_conversation(conversation, job.id, spec.deadline)
             if holder != job.id:
                 return holder
+            job.turn_lock = conversation
         return None
 
     def _earlier(self, job_id: str) -> Job:

@@ -82,6 +82,7 @@ RUN_METADATA_KEYS = ("runq_job_id", "runq_attempt", "runq_round")
 MAX_METADATA_PAIRS = 16 - len(RUN_METADATA_KEYS)
 TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 TENANT_RULE = "1-64 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+CONVERSATION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
 
 def _whole(value: Any) -> bool:
@@ -121,6 +122,10 @@ class JobSpec:
     previous_response_id: str | None = None
     conversation_id: str | None = None
     thread_id: str | None = None
+    # runq's own conversation (`runs.conversations`): given by the producer, taken over
+    # from `continue_job`, or created by the job's first step. Not `conversation_id`,
+    # which is a Responses API Conversation object.
+    conversation: str | None = None
     tenant: str | None = None
     chain: str | None = None
     # Structured output: a JSON schema the answer must satisfy (`runs.structured_output`).
@@ -154,6 +159,13 @@ class JobSpec:
         structured_output.check_spec(self.output_schema, self.output_name, self.output_strict)
         if self.previous_response_id and self.conversation_id:
             raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
+        conversation = self.conversation
+        if conversation is not None and (
+            not isinstance(conversation, str) or not CONVERSATION_ID.fullmatch(conversation)
+        ):
+            raise InvalidJobError(
+                "conversation", "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' and '-'"
+            )
         if self.thread_id and self.backend != "assistants":
             raise InvalidJobError("thread_id", "only the assistants backend has threads")
         return self
@@ -301,6 +313,10 @@ class Job:
     # An ended job is published by `runq.jobs.finish` (result backend, metrics); until
     # then it keeps a lease, so the sweeper re-drives a finish that was lost.
     published: bool = False
+    # How this job's run got the conversation's history (`runs.conversations.history`),
+    # and the conversation lock it holds while it is the conversation's turn.
+    history: dict[str, Any] | None = None
+    turn_lock: str | None = None
     version: int = 0
 
     @classmethod
@@ -363,7 +379,17 @@ class Job:
             "model": self.spec.model,
             "mode": self.spec.mode,
             "backend_ids": dict(self.handle),
+            "conversation": self.spec.conversation,
+            "history": _history_report(self.history),
         }
+
+
+def _history_report(history: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`{carried: native | replayed | none, items, truncated}`: how the run got the
+    conversation's earlier turns (None: a job from before runq kept conversations)."""
+    if history is None:
+        return None
+    return {k: history[k] for k in ("carried", "items", "truncated") if k in history}
 
 
 # The durations a result reports, each between two of the record's moments.

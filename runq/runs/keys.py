@@ -143,3 +143,8 @@ def vector_store_cache(fingerprint: str) -> str:
 def vector_store_failures(store_id: str) -> str:
     """The files a vector store failed to ingest (JSON [[file id, error], ...])."""
     return f"{PREFIX}:vs-failed:{store_id}"
+
+
+def conversation(conversation_id: str) -> str:
+    """runq's own record of a conversation (JSON): turns, instructions, backend handles."""
+    return f"{PREFIX}:conversation:{conversation_id}"

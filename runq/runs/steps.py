@@ -24,6 +24,9 @@ from runq.runs.calls import BackendCalls
 from runq.runs.cancellation import CancelRequested
 from runq.runs.chains import Link
 from runq.runs.context import StepContext
+from runq.runs.conversations.history import ConversationHistory
+from runq.runs.conversations.record import ConversationStore
+from runq.runs.conversations.truncation import TruncationPolicy
 from runq.runs.endings import Endings
 from runq.runs.error_codes import ErrorCode
 from runq.runs.frame import StepFrame
@@ -63,8 +66,14 @@ class Steps:
         retry: RetryPolicies | None = None,
         metrics: Metrics | None = None,
         services: LinkServices | None = None,
+        history: ConversationHistory | None = None,
     ) -> None:
         config = config or StepConfig()
+        if history is None:  # runq keeps conversations unless told otherwise
+            history = ConversationHistory(
+                ConversationStore(store.redis, ttl=30 * 24 * 3600, max_bytes=1024 * 1024),
+                TruncationPolicy(),
+            )
         services = services or LinkServices()
         self.store = store
         self._frame = StepFrame(
@@ -78,6 +87,7 @@ class Steps:
             retry=retry or RetryPolicies(),
             services=services,
             metrics=metrics,
+            history=history,
         )
         gates = Gates(self._frame, store, services, metrics)
         progress = RunProgress(self._frame, self._endings, scheduler, config)

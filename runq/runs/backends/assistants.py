@@ -26,6 +26,7 @@ from runq.runs.backends.base import (
     run_metadata,
 )
 from runq.runs.backends.client import classified
+from runq.runs.conversations import replay
 from runq.runs.job import Job
 from runq.runs.run_status import RunStatus
 
@@ -127,12 +128,15 @@ class AssistantsBackend:
             options["response_format"] = structured_output.response_format(job.spec)
         if stream:
             options["stream"] = True
-        if job.spec.thread_id:
-            threads.messages.create(job.spec.thread_id, role="user", content=content)
-            return threads.runs.create(job.spec.thread_id, assistant_id=assistant_id, **options)
+        thread_id = job.spec.thread_id or replay.native(job, "thread_id")
+        if thread_id:
+            threads.messages.create(thread_id, role="user", content=content)
+            return threads.runs.create(thread_id, assistant_id=assistant_id, **options)
+        # A new thread, seeded with the conversation's earlier turns when runq replays them.
+        seeded = replay.thread_messages(replay.replayed(job))
         return threads.create_and_run(
             assistant_id=assistant_id,
-            thread={"messages": [{"role": "user", "content": content}]},
+            thread={"messages": [*seeded, {"role": "user", "content": content}]},
             **options,
         )
 

@@ -23,6 +23,7 @@ from runq.runs.backends.base import (
 )
 from runq.runs.backends.client import classified
 from runq.runs.backends.responses import ratelimit_headers
+from runq.runs.conversations import replay
 from runq.runs.error_codes import ErrorCode
 from runq.runs.job import Job
 from runq.runs.run_status import RunStatus
@@ -33,6 +34,7 @@ def _messages(job: Job) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     if spec.instructions:
         messages.append({"role": "system", "content": spec.instructions})
+    messages.extend(replay.chat_messages(replay.replayed(job)))  # runq's conversation record
     if isinstance(spec.input, str):
         messages.append({"role": "user", "content": spec.input})
     else:

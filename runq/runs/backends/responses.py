@@ -21,6 +21,7 @@ from runq.runs.backends.base import (
     run_metadata,
 )
 from runq.runs.backends.client import classified
+from runq.runs.conversations import replay
 from runq.runs.job import Job
 from runq.runs.run_status import RunStatus
 
@@ -150,8 +151,15 @@ class ResponsesBackend:
         spec = job.spec
         params = self._common(job)
         params["input"] = spec.input
-        if spec.previous_response_id:
-            params["previous_response_id"] = spec.previous_response_id
+        earlier = replay.replayed(job)  # runq's conversation record, when no handle holds it
+        if earlier:
+            own = spec.input
+            if isinstance(own, str):
+                own = [{"role": "user", "content": own}]
+            params["input"] = [*replay.responses_items(earlier), *own]
+        previous = spec.previous_response_id or replay.native(job, "response_id")
+        if previous:
+            params["previous_response_id"] = previous
         elif spec.conversation_id:
             params["conversation"] = spec.conversation_id
         return self._create(params)
