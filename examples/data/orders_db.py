@@ -2,10 +2,13 @@
 
 Only the SQL seed is committed (reviewable, diffable); the SQLite file is derived from
 it. A clean checkout needs no build step: `database_path()` builds a cached copy on
-first use, in the system temp folder under a name that includes the seed's SHA-256, so
-a changed seed can never be served from a stale file and every worker on the machine
-shares one copy. The build writes a temporary file and renames it into place, so
-workers racing to build it at the same moment are harmless.
+first use, in the user's cache folder (`$XDG_CACHE_HOME/runq`, else `~/.cache/runq`)
+under a name that includes the seed's SHA-256, so a changed seed can never be served
+from a stale file and every worker of that user shares one copy. Not the shared temp
+folder: there another local user could plant a database at the predictable name first
+and have the tools answer from it. The folder is made 0700 and must be the user's own.
+The build writes a temporary file and renames it into place, so workers racing to
+build it at the same moment are harmless.
 
 `python -m examples.data.orders_db [PATH]` builds `examples/data/orders.sqlite` (or
 PATH) explicitly; `database_path()` prefers that file while it matches the seed.
@@ -16,8 +19,8 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import stat
 import sys
-import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -61,12 +64,29 @@ def built_from(database: Path) -> str | None:
     return row[0] if row else None
 
 
+def cache_dir() -> Path:
+    """This user's private folder for derived example data (created 0700).
+
+    Refuses a folder another user owns or others can write to: a database planted there
+    would be read by the example tools as if it were the shop's."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    folder = Path(base) / "runq"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.lstat()
+    if stat.S_ISLNK(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PermissionError(
+            f"{folder} must be a folder of your own that others cannot write to; "
+            "fix its owner or mode (chmod 700), or set XDG_CACHE_HOME elsewhere"
+        )
+    return folder
+
+
 def database_path() -> Path:
     """A database matching the current seed: the explicit build, else the cached copy."""
     digest = seed_digest()
     if built_from(DEFAULT_DATABASE) == digest:
         return DEFAULT_DATABASE
-    cached = Path(tempfile.gettempdir()) / "runq-examples" / f"orders-{digest[:16]}.sqlite"
+    cached = cache_dir() / f"orders-{digest[:16]}.sqlite"
     if built_from(cached) != digest:
         build_database(cached)
     return cached

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime
@@ -313,15 +312,30 @@ def test_the_database_is_built_lazily_from_the_seed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(orders_db, "DEFAULT_DATABASE", tmp_path / "absent" / "orders.sqlite")
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     path = orders_db.database_path()
-    assert path.parent == tmp_path / "runq-examples"
+    assert path.parent == tmp_path / "cache" / "runq"
+    assert path.parent.stat().st_mode & 0o777 == 0o700
     assert orders_db.built_from(path) == orders_db.seed_digest()
     assert orders_db.database_path() == path  # reused, not rebuilt
     # An explicit build next to the seed is preferred while it matches the seed.
     explicit = orders_db.build_database(tmp_path / "explicit.sqlite")
     monkeypatch.setattr(orders_db, "DEFAULT_DATABASE", explicit)
     assert orders_db.database_path() == explicit
+
+
+def test_a_cache_folder_others_can_write_to_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The predictable-path attack: a folder anyone may write is where a planted
+    database would wait for the tools; it is refused, not read."""
+    monkeypatch.setattr(orders_db, "DEFAULT_DATABASE", tmp_path / "absent" / "orders.sqlite")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shared = tmp_path / "runq"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(PermissionError, match="others cannot write"):
+        orders_db.database_path()
 
 
 def test_building_is_deterministic_and_tracks_the_seed(tmp_path: Path) -> None:
