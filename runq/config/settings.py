@@ -25,9 +25,9 @@ from typing import Any, Literal
 from runq.errors import ConfigurationError
 
 Backend = Literal["responses", "assistants", "chat"]
-Mode = Literal["poll", "stream"]
+Mode = Literal["poll", "stream", "webhook"]
 BACKENDS: tuple[str, ...] = ("responses", "assistants", "chat")
-MODES: tuple[str, ...] = ("poll", "stream")
+MODES: tuple[str, ...] = ("poll", "stream", "webhook")
 LOG_FORMATS: tuple[str, ...] = ("auto", "json", "console")
 # `runq metrics` listens here unless told otherwise (a constant, not a setting: the CLI
 # shows it in --help without importing the metrics server).
@@ -208,6 +208,11 @@ class Settings:
     mode: Mode = setting("poll", _one_of(*MODES))
     poll_interval_min: float = setting(0.25, _bounded(_number, gt=0))
     poll_interval_max: float = setting(5.0, _bounded(_number, gt=0))
+    # Webhook mode (docs/webhooks.md): the signing secret of the webhook endpoint, read by
+    # the receiver only (the openai client's own variable), and how long a waiting run
+    # goes unlooked-at when no delivery comes (a lost webhook delays a job this long).
+    webhook_secret: Secret | None = setting(None, _secret, env="OPENAI_WEBHOOK_SECRET")
+    safety_poll_interval: float = setting(60.0, _bounded(_number, gt=0))
     job_deadline: float = setting(600.0, _bounded(_number, gt=0))  # seconds
     result_expires: int = setting(7 * 24 * 3600, _bounded(_integer, gt=0))  # seconds
     max_tool_rounds: int = setting(8, _bounded(_integer, ge=1))
@@ -334,7 +339,7 @@ def load_settings(**overrides: Any) -> Settings:
         try:
             values[f.name] = f.metadata["parse"](raw[f.name])
         except ValueError as exc:
-            shown = "" if f.name == "openai_api_key" else f" (got {raw[f.name]!r})"
+            shown = "" if f.metadata["parse"] is _secret else f" (got {raw[f.name]!r})"
             problems.append(f"{env_name(f.name)}: {exc}{shown}")
     if problems:
         raise ConfigurationError("invalid configuration:\n  " + "\n  ".join(problems))
@@ -344,6 +349,12 @@ def load_settings(**overrides: Any) -> Settings:
             "invalid configuration:\n  RUNQ_POLL_INTERVAL_MIN must not exceed "
             f"RUNQ_POLL_INTERVAL_MAX ({settings.poll_interval_min} > "
             f"{settings.poll_interval_max})"
+        )
+    if settings.safety_poll_interval < settings.poll_interval_min:
+        raise ConfigurationError(
+            "invalid configuration:\n  RUNQ_SAFETY_POLL_INTERVAL must be at least "
+            f"RUNQ_POLL_INTERVAL_MIN ({settings.safety_poll_interval} < "
+            f"{settings.poll_interval_min}): it is the long wait that covers a lost webhook"
         )
     return settings
 

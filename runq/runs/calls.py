@@ -129,7 +129,7 @@ class BackendCalls:
             state = ctx.backend.retrieve(ctx.job)
         except BackendError as err:
             return self.endings.on_error(ctx, err, Step.POLL)
-        ctx.job.polls += 1
+        self.progress.count_poll(ctx, state)
         return self.progress.after_state(ctx, state, [])
 
     # -- submit_tool_outputs -----------------------------------------------------------

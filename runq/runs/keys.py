@@ -66,6 +66,23 @@ def delayed() -> str:
     return f"{PREFIX}:delayed"
 
 
+def webhook_seen(webhook_id: str) -> str:
+    """Set (with a TTL past the signature's tolerance) once a delivery was taken in: a
+    replay of the same `webhook-id` finds it and is refused (runs.webhooks)."""
+    return f"{PREFIX}:webhook:seen:{webhook_id}"
+
+
+def webhook_response(response_id: str) -> str:
+    """The job whose run is this background response (a webhook names only the response)."""
+    return f"{PREFIX}:webhook:resp:{response_id}"
+
+
+def webhook_early(response_id: str) -> str:
+    """Set when a delivery came before the job's step wrote `webhook_response`: that step
+    then polls at once instead of waiting for the safety poll."""
+    return f"{PREFIX}:webhook:early:{response_id}"
+
+
 def sweeper_lock() -> str:
     """Held for one sweep interval by the worker that sweeps (one sweep fleet-wide)."""
     return f"{PREFIX}:sweeper"

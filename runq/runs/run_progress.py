@@ -23,6 +23,7 @@ from runq.runs.retry import PER_CALL_CLASSES
 from runq.runs.run_status import RunStatus
 from runq.runs.scheduler import Scheduler
 from runq.runs.step_config import StepConfig
+from runq.runs.webhooks import WebhookIndex
 
 log = structlog.get_logger("runq.steps")
 
@@ -40,6 +41,7 @@ class RunProgress:
         self.endings = endings
         self.scheduler = scheduler
         self.config = config
+        self.webhooks = WebhookIndex(frame.store.redis)
 
     def after_state(self, ctx: StepContext, state: RunState, events: list[dict[str, Any]]) -> str:
         """Take in what the call reported (usage, transcript), then act on the run's status."""
@@ -73,7 +75,40 @@ class RunProgress:
         if ctx.streams and ctx.backend.streaming().follows_runs is not None:
             self.frame.advance(ctx, Step.STREAM, 0, events)
             return Outcome.STREAMING
+        if self.waits_for_webhook(ctx):
+            return self._wait_for_webhook(ctx, events)
         self.frame.advance(ctx, Step.POLL, self._poll_interval(ctx.job, state), events)
+        return Outcome.WAITING
+
+    def waits_for_webhook(self, ctx: StepContext) -> bool:
+        """Does this run end with a webhook? A background response does, in webhook mode
+        (the job's, or the worker's for jobs that poll: the deployment receives them)."""
+        mode = ctx.job.spec.mode
+        webhook_mode = mode == "webhook" or (mode == "poll" and self.config.webhooks)
+        return webhook_mode and ctx.job.spec.backend == "responses"
+
+    def count_poll(self, ctx: StepContext, state: RunState) -> None:
+        """Count a look at the run. Waiting for a webhook, a look that finds the run ended
+        is the fetch the delivery asked for, not a poll: `polls` counts only the looks at
+        a run still going (the safety poll's, or one woken too early)."""
+        if state.waiting or not self.waits_for_webhook(ctx):
+            ctx.job.polls += 1
+
+    def _wait_for_webhook(self, ctx: StepContext, events: list[dict[str, Any]]) -> str:
+        """Commit the wait with only the safety poll due, then record `response -> job`
+        so the delivery finds the job. A delivery that came before the record (see
+        runs.webhooks) makes the poll due now."""
+        job = ctx.job
+        safety = max(0.0, min(self.config.safety_poll_interval, ctx.remaining()))
+        token = self.frame.settle(ctx, Step.POLL, events, wait=safety)
+        if token is None:
+            return Outcome.CONFLICT
+        response_id = job.handle.get("response_id")
+        if response_id and self.webhooks.expect(response_id, job.id, ctx.remaining() + 600):
+            safety = 0.0
+        self.scheduler.schedule(Step.POLL, job.id, token, safety)
+        log.debug("job.waiting_webhook", job_id=job.id, response_id=response_id,
+                  safety_poll=round(safety, 3))  # fmt: skip
         return Outcome.WAITING
 
     def _poll_interval(self, job: Job, state: RunState) -> float:

@@ -15,6 +15,11 @@ class StepConfig:
     stream_lock_seconds: float = 10.0  # renewed while the stream runs; short so a crash frees it
     turn_wait: float = 0.5  # seconds between looks while another job has the conversation
     deadline_margin: float = 2.0  # a model link is skipped with less time than this left
+    # Webhook mode (runs.webhooks): a waiting run is looked at after this long unless its
+    # webhook wakes the job first; `webhooks` says this deployment receives them, so jobs
+    # in poll mode wait for them too.
+    safety_poll_interval: float = 60.0
+    webhooks: bool = False
 
     @property
     def lock_seconds(self) -> float:

@@ -39,7 +39,7 @@ log = structlog.get_logger("runq.tools")
 
 def submits_in_one_request(job: Job) -> bool:
     """Whether the job's submit step is one short backend request (see the docstring)."""
-    return job.spec.mode == "poll" and job.spec.backend != "chat" and not job.chain
+    return job.spec.mode in ("poll", "webhook") and job.spec.backend != "chat" and not job.chain
 
 
 class ToolCallStep:

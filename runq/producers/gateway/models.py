@@ -90,7 +90,7 @@ class JobRequest(BaseModel):
     model: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"\S")] | None = (
         None
     )
-    mode: Literal["poll", "stream"] | None = None
+    mode: Literal["poll", "stream", "webhook"] | None = None
     tools: list[ToolName] | None = Field(default=None, max_length=MAX_TOOLS)
     instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_CHARS)
     deadline: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description="seconds")
