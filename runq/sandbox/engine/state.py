@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from runq.sandbox.engine.batch_runner import BatchRunner
 from runq.sandbox.engine.config import SandboxConfig
 from runq.sandbox.engine.faults import FaultInjector
 from runq.sandbox.engine.ingestion import IngestLimits, Ingestor
@@ -28,6 +29,7 @@ class SandboxState:
     ingestor: Ingestor = field(init=False)
     webhooks: WebhookSender = field(init=False)  # inert unless config.webhook_url is set
     flex_capacity: FlexCapacity = field(init=False)
+    batch_runner: BatchRunner = field(default_factory=BatchRunner)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -58,6 +60,7 @@ class SandboxState:
         self.limiter.reset()
         self.webhooks.reset()
         self.flex_capacity.reset()
+        self.batch_runner.reset()
 
     def outcome_fault(self, requested: str | None) -> str | None:
         """Draw the outcome fault for an object being created, counting it.

@@ -20,6 +20,7 @@ NOUNS = {
     "threads": "thread",
     "runs": "run",
     "chat_completions": "chat completion",
+    "batches": "batch",
 }
 
 
@@ -38,6 +39,7 @@ class Store:
         self.threads: dict[str, Any] = {}
         self.runs: dict[str, Any] = {}
         self.chat_completions: dict[str, Any] = {}
+        self.batches: dict[str, Any] = {}
 
     def table(self, kind: str) -> dict[str, Any]:
         """The objects of ``kind`` (one of :attr:`KINDS`) by id."""

@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute
 from runq.sandbox.api import (
     admin,
     assistants,
+    batches,
     chat,
     conversations,
     files,
@@ -47,6 +48,7 @@ def all_routes() -> list[BaseRoute]:
         *assistants.routes,
         *runs.routes,
         *files.routes,
+        *batches.routes,
         *vector_stores.routes,
         *models.routes,
         *admin.routes,
