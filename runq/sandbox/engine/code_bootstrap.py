@@ -27,6 +27,7 @@ the hook is a Python-level barrier, so native code already loaded can bypass it;
 network namespace (``unshare -n``), when available, is the kernel-level barrier.
 """
 
+import contextlib
 import json
 import os
 import resource
@@ -43,10 +44,8 @@ def _limit(limits):
     )
     for which, soft, hard in pairs:
         if soft > 0:
-            try:
+            with contextlib.suppress(ValueError, OSError):  # a platform without it
                 resource.setrlimit(which, (soft, hard))
-            except (ValueError, OSError):  # pragma: no cover - a platform without it
-                pass
 
 
 def _inside(path, root):
@@ -76,7 +75,7 @@ def _disarm():
             delattr(_ctypes, name)
 
 
-def _install_hook(root, readable):
+def _install_hook(root, readable):  # noqa: C901 - one flat dispatch on the event name
     realpath = os.path.realpath
     fspath = os.fspath
     fsdecode = os.fsdecode

@@ -23,6 +23,7 @@ the code created or changed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -171,10 +172,8 @@ def execute(code: str, workdir: Path, mpl_dir: str, limits: CodeLimits) -> Execu
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _collect(

@@ -206,7 +206,8 @@ def _describe_code(name: str) -> str:
         "        )\n"
         "    else:\n"
         "        distinct = sorted({row[column] for row in rows})\n"
-        "        print(f\"{column}: {len(distinct)} distinct values: {', '.join(distinct[:12])}\")\n"
+        "        shown = ', '.join(distinct[:12])\n"
+        '        print(f"{column}: {len(distinct)} distinct values: {shown}")\n'
     )
 
 

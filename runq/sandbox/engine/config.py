@@ -114,6 +114,13 @@ class SandboxConfig:
     webhook_max_attempts: int = 8
     webhook_retry_base_seconds: float = 1.0
     webhook_delay_seconds: float = 5.0
+    # Code interpreter (docs/sandbox.md, "Code interpreter"): a container expires after
+    # this many idle minutes (its ``expires_after`` default); each execution's limits.
+    container_idle_minutes: int = 20
+    code_cpu_seconds: int = 10
+    code_wall_seconds: float = 30.0
+    code_memory_mb: int = 1024
+    code_output_bytes: int = 65536
 
     def __post_init__(self) -> None:
         self.validate()
@@ -169,6 +176,8 @@ _NOT_NEGATIVE = (
     "flex_latency_multiplier", "priority_latency_multiplier", "batch_validating_seconds",
     "batch_base_seconds", "batch_seconds_per_line", "batch_finalizing_seconds",
     "batch_time_scale", "batch_window_seconds",
+    "container_idle_minutes", "code_cpu_seconds", "code_wall_seconds", "code_memory_mb",
+    "code_output_bytes",
 )  # fmt: skip
 
 

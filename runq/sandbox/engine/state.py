@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from runq.sandbox.engine.batch_runner import BatchRunner
 from runq.sandbox.engine.config import SandboxConfig
+from runq.sandbox.engine.containers import ContainerPool
 from runq.sandbox.engine.faults import FaultInjector
 from runq.sandbox.engine.ingestion import IngestLimits, Ingestor
 from runq.sandbox.engine.ratelimit import RateLimiter
@@ -30,6 +31,7 @@ class SandboxState:
     webhooks: WebhookSender = field(init=False)  # inert unless config.webhook_url is set
     flex_capacity: FlexCapacity = field(init=False)
     batch_runner: BatchRunner = field(default_factory=BatchRunner)
+    containers: ContainerPool = field(init=False)  # the code interpreter's
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -51,6 +53,7 @@ class SandboxState:
             delay_seconds=cfg.webhook_delay_seconds,
         )
         self.flex_capacity = FlexCapacity(cfg.flex_unavailable_rate, cfg.seed)
+        self.containers = ContainerPool(cfg.container_idle_minutes)
 
     def reset(self) -> None:
         """Forget every object and counter (``POST /sandbox/reset``)."""
@@ -61,6 +64,7 @@ class SandboxState:
         self.webhooks.reset()
         self.flex_capacity.reset()
         self.batch_runner.reset()
+        self.containers.reset()
 
     def outcome_fault(self, requested: str | None) -> str | None:
         """Draw the outcome fault for an object being created, counting it.
