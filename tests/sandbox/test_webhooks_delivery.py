@@ -11,6 +11,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -193,3 +194,21 @@ def test_a_stalled_receiver_does_not_slow_the_api(fast: SandboxServer, receiver:
     finally:
         receiver.hold.set()
     receiver.wait_for(lambda ds: len(ds) == 6)
+
+
+def test_a_response_restored_from_a_snapshot_is_still_announced(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    settings = {"webhook_url": receiver.url, "webhook_secret": SECRET}
+    path = str(tmp_path / "sandbox.json")
+    config = SandboxConfig(port=0, latency_ms=4000, snapshot_path=path, **settings)
+    with SandboxServer(config) as first:
+        rid = _create(_client(first))
+        done_at = first.app.state.sandbox.store.responses[rid].timeline.done_at
+    assert time.time() < done_at, "the machine was too slow to stop before the response ended"
+    assert receiver.received() == []
+    with SandboxServer(config.replace(port=0)) as second:
+        (delivery,) = receiver.wait_for(lambda ds: len(ds) == 1)
+        event = _client(second).webhooks.unwrap(delivery.body, delivery.headers, secret=SECRET)
+        assert (event.type, event.data.id) == ("response.completed", rid)
+        assert delivery.received_at >= done_at
