@@ -84,7 +84,13 @@ async def create_batch(request: Request) -> Response:
     endpoint = body.get("endpoint")
     if endpoint is None:
         raise bad_request("Missing required parameter: 'endpoint'.", "endpoint")
-    validation.one_of(endpoint, "endpoint", ENDPOINTS)
+    if endpoint not in ENDPOINTS:
+        raise bad_request(
+            f"Invalid 'endpoint': {endpoint!r}. The sandbox runs batches for "
+            f"{' and '.join(ENDPOINTS)} only.",
+            "endpoint",
+            "invalid_value",
+        )
     window = body.get("completion_window")
     if window is None:
         raise bad_request("Missing required parameter: 'completion_window'.", "completion_window")

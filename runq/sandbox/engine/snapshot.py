@@ -25,6 +25,7 @@ import typing
 from pathlib import Path
 from typing import Any, Union
 
+from runq.sandbox.engine.batches import BatchRecord
 from runq.sandbox.engine.conversation_objects import ConversationRecord
 from runq.sandbox.engine.file_objects import FileRecord
 from runq.sandbox.engine.response_objects import ResponseRecord
@@ -46,6 +47,7 @@ RECORD_TYPES: dict[str, Any] = {
     "threads": ThreadRecord,
     "runs": RunRecord,
     "chat_completions": dict,
+    "batches": BatchRecord,  # resumed where it stopped at its next retrieve or list
 }
 
 
