@@ -125,3 +125,56 @@ def test_runq_watch_survives_a_restart(private_redis: EmbeddedRedis, tmp_path: P
             watch.kill()
     assert watch.returncode == 0, err
     assert "job.final" in out and "Traceback" not in err
+
+
+def test_gateway_sse_survives_a_restart(private_redis: EmbeddedRedis, tmp_path: Path) -> None:
+    """The gateway's shared stream reader reconnects: an open SSE stream carries the job's
+    end written after Redis came back, without an error event or a dropped connection,
+    and the gateway answers requests again once Redis is back."""
+    import httpx
+
+    from tests.integration.gateway_process import parse_sse, start_gateway, stop
+
+    auth = {"Authorization": "Bearer token-a"}
+    proc, base = start_gateway(private_redis.url, tmp_path, tokens="token-a:alice")
+    try:
+        made = httpx.post(f"{base}/v1/jobs", json={"input": "stream me"}, headers=auth,
+                          timeout=10)  # fmt: skip
+        assert made.status_code == 201, made.text
+        job_id = made.json()["job_id"]
+        seen: list[dict[str, Any]] = []
+        errors: list[BaseException] = []
+
+        def follow() -> None:
+            url = f"{base}/v1/jobs/{job_id}/events"
+            try:
+                with httpx.stream("GET", url, headers=auth, timeout=60) as resp:
+                    assert resp.status_code == 200
+                    seen.extend(parse_sse(resp.iter_lines()))
+            except BaseException as exc:
+                errors.append(exc)
+
+        reader = threading.Thread(target=follow)
+        reader.start()
+        probe = redis.Redis.from_url(private_redis.url)
+        wait_for(
+            lambda: any(c.get("cmd") == "xread" for c in probe.client_list()),
+            timeout=20,
+            what="the gateway's stream reader waiting in XREAD",
+        )
+        probe.close()
+        private_redis.stop()
+        private_redis.start()
+        result = {"job_id": job_id, "status": "succeeded", "output_text": "streamed"}
+        final = {"type": "job.final", "status": "succeeded", "result": result}
+        EventLog(redis.Redis.from_url(private_redis.url)).append(job_id, final)
+        reader.join(timeout=60)
+        assert not reader.is_alive(), "the SSE stream never ended"
+        assert not errors, errors
+        assert seen and seen[-1]["event"] == "job.final"
+        assert seen[-1]["data"]["result"]["output_text"] == "streamed"
+        assert "error" not in {event["event"] for event in seen}
+        again = httpx.get(f"{base}/v1/jobs/{job_id}", headers=auth, timeout=10)
+        assert again.status_code == 200
+    finally:
+        stop(proc)

@@ -59,7 +59,7 @@ class AsyncClient:
         # "Too many connections" when every one is in use.
         pool = aioredis.BlockingConnectionPool.from_url(
             self.redis_url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S,
-            health_check_interval=10,
+            health_check_interval=10, retry=reconnect.async_command_retry(),
         )  # fmt: skip
         self.redis = aioredis.Redis.from_pool(pool)  # closed with the client
         self._create = self.redis.register_script(CREATE)

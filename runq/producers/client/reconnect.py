@@ -33,6 +33,32 @@ MAX_DELAY_S = 2.0
 MAX_OUTAGE_S = 60.0  # a wait without a timeout gives up after this long without Redis
 
 
+COMMAND_RETRIES = 3
+
+
+def command_retry() -> object:
+    """redis-py's retry for a producer's single commands (sync clients).
+
+    After a Redis restart every pooled connection is dead, and the first command on each
+    failed with `Connection closed by server` although Redis was back: a gateway GET
+    answered 503. A command is now sent again on a new connection, up to
+    `COMMAND_RETRIES` times, waiting min(0.5, 0.05 * 2**n) s before try n. A create that
+    was applied before its reply was lost finds its record and returns it (the job's
+    submit lease lets the sweeper start it), so retrying it is harmless."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    return Retry(ExponentialBackoff(cap=0.5, base=FIRST_DELAY_S), COMMAND_RETRIES)
+
+
+def async_command_retry() -> object:
+    """The same retry for redis-py's asyncio clients (the gateway's)."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+
+    return Retry(ExponentialBackoff(cap=0.5, base=FIRST_DELAY_S), COMMAND_RETRIES)
+
+
 def is_outage(exc: BaseException) -> bool:
     """A lost or refused connection, or a Redis still loading its data after a restart."""
     from redis.exceptions import ConnectionError as RedisConnectionError

@@ -93,7 +93,9 @@ class Client:
     def redis(self) -> redis.Redis:
         import redis
 
-        return redis.Redis.from_url(self.redis_url, health_check_interval=10)
+        return redis.Redis.from_url(
+            self.redis_url, health_check_interval=10, retry=reconnect.command_retry()
+        )
 
     @cached_property
     def store(self) -> JobStore:
