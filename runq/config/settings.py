@@ -135,6 +135,10 @@ def _path(value: Any) -> Path:
     return Path(value)
 
 
+def _optional_path(value: Any) -> Path | None:
+    return None if value is None or value == "" else _path(value)
+
+
 def _secret(value: Any) -> Secret | None:
     if value is None or value == "":
         return None
@@ -232,6 +236,12 @@ class Settings:
     # or "process" (killed at its timeout; a few hundred ms to start).
     tool_isolation: Literal["thread", "process"] = setting("thread", _one_of("thread", "process"))
     request_timeout: float = setting(30.0, _bounded(_number, gt=0))  # seconds per HTTP call
+    # Files (runq.runs.files): a job's input files and the files its run produced are
+    # capped per file and per job; produced files go to Redis unless RUNQ_FILES_DIR
+    # names a directory (shared with the producers that read them).
+    files_dir: Path | None = setting(None, _optional_path)
+    file_max_bytes: int = setting(10 * 1024 * 1024, _bounded(_integer, ge=1))
+    job_files_max_bytes: int = setting(50 * 1024 * 1024, _bounded(_integer, ge=1))
 
     # Resilience: fallback chains (see runs.chains), breakers, global rate limits.
     chain: str | None = setting(None, _optional_text)

@@ -84,6 +84,11 @@ class Endings:
                 )
             except BackendError as err:
                 return self._output_rejected(ctx, err, events)
+        if job.spec.hosted_tools and link.kind == MODEL:
+            try:
+                self._keep_run_outputs(ctx, state)
+            except BackendError as err:  # the run stands: look at it again, then download
+                return self.on_error(ctx, err, Step.POLL, events=events)
         job.output_text = state.output_text
         job.citations = state.citations
         job.source = link.name
@@ -93,6 +98,20 @@ class Endings:
         if link.kind == MODEL:
             self._credit_link(ctx, state)
         return self._end(ctx, JobStatus.SUCCEEDED, events)
+
+    def _keep_run_outputs(self, ctx: StepContext, state: RunState) -> None:
+        """The hosted tool calls for the result, and the files the run produced, downloaded
+        now and kept (`runs.files.produced`): the backend may forget them (a container
+        expires 20 minutes after its last use)."""
+        job = ctx.job
+        outputs = ctx.backend.run_outputs(job, state)
+        job.hosted_calls = outputs.hosted_calls
+        keeper = self.services.file_keeper()
+        if keeper is None:
+            job.files = [{"name": r.get("name"), "stored": False, "reason": "no file storage"}
+                         for r in outputs.file_refs]  # fmt: skip
+            return
+        job.files = keeper.keep(job.id, outputs.file_refs, ctx.backend.read_file)
 
     def _credit_link(self, ctx: StepContext, state: RunState) -> None:
         """A model link answered: close its breaker, true up its bucket, and keep the

@@ -18,7 +18,8 @@ from typing import Any
 
 from runq.config.settings import BACKENDS, MODES
 from runq.errors import InvalidJobError
-from runq.runs import input_limits, model_settings, structured_output
+from runq.runs import hosted_tools, input_limits, model_settings, structured_output
+from runq.runs.files import inputs as input_files
 
 
 class JobStatus(StrEnum):
@@ -145,6 +146,10 @@ class JobSpec:
     parallel_tool_calls: bool | None = None
     store: bool | None = None
     include: list[str] | None = None
+    # Hosted tools the backend runs (`runs.hosted_tools`), and the input files staged
+    # for the code interpreter (`runs.files.inputs`: names, sizes, hashes; no bytes).
+    hosted_tools: list[dict[str, Any]] = field(default_factory=list)
+    files: list[dict[str, Any]] = field(default_factory=list)
 
     def validate(self) -> JobSpec:
         """Raise `InvalidJobError` naming the first bad option."""
@@ -157,6 +162,8 @@ class JobSpec:
         self._validate_tenant()
         self._validate_model_settings()
         structured_output.check_spec(self.output_schema, self.output_name, self.output_strict)
+        input_files.check_meta(self.files)
+        hosted_tools.check(self.hosted_tools, self.backend, self.files)
         if self.previous_response_id and self.conversation_id:
             raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
         conversation = self.conversation
@@ -293,6 +300,8 @@ class Job:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     output_text: str | None = None
     output_parsed: Any = None  # the answer as JSON, valid against the job's output schema
+    hosted_calls: list[dict[str, Any]] = field(default_factory=list)  # the backend's tool calls
+    files: list[dict[str, Any]] = field(default_factory=list)  # files the run produced, kept
     citations: list[dict[str, Any]] = field(default_factory=list)
     usage: dict[str, int] = field(default_factory=dict)
     error: dict[str, Any] | None = None
@@ -369,6 +378,8 @@ class Job:
             "output_parsed": self.output_parsed,
             "citations": self.citations,
             "tool_calls": self.tool_calls,
+            "hosted_tool_calls": self.hosted_calls,
+            "files": self.files,
             "usage": self.usage,
             "timings": result_timings(self.timings),
             "source": self.source,

@@ -162,6 +162,19 @@ def vector_store_failures(store_id: str) -> str:
     return f"{PREFIX}:vs-failed:{store_id}"
 
 
+def input_file(tenant: str | None, sha256: str) -> str:
+    """An input file's bytes, staged by the producer until a worker uploads them to the
+    backend. Scoped by tenant (as `idempotency`): a job names its files by content hash,
+    and must not reach another tenant's file by guessing one."""
+    scope = "-" if tenant is None else f"{len(tenant)}.{tenant}"
+    return f"{PREFIX}:input:{scope}:{sha256}"
+
+
+def job_file(job_id: str, sha256: str) -> str:
+    """The bytes of a file a job's run produced (Redis file storage, `runs.files`)."""
+    return f"{PREFIX}:file:{job_id}:{sha256}"
+
+
 def conversation(conversation_id: str) -> str:
     """runq's own record of a conversation (JSON): turns, instructions, backend handles."""
     return f"{PREFIX}:conversation:{conversation_id}"

@@ -12,6 +12,8 @@ import redis
 
 from runq.runs.breaker import CircuitBreaker
 from runq.runs.chains import AnswerCache, Chain, Link, chain_name, resolve_chain
+from runq.runs.files.produced import FileKeeper
+from runq.runs.files.storage import RedisFiles
 from runq.runs.job import Job
 from runq.runs.ratelimit import RateLimiter
 
@@ -28,6 +30,7 @@ class LinkServices:
     default_rpm: float | None = None
     default_tpm: float | None = None
     cache_ttl: int = 7 * 24 * 3600
+    files: FileKeeper | None = None  # where a run's files go (None: Redis, default caps)
 
     def chain(self, job: Job) -> Chain:
         """The job's chain from this worker's configuration.
@@ -55,6 +58,15 @@ class LinkServices:
         if self.redis is None or not (rpm or tpm):
             return None
         return RateLimiter(self.redis, link.endpoint, rpm, tpm)
+
+    def file_keeper(self) -> FileKeeper | None:
+        """Keeps the files runs produce: the configured one, else Redis for as long as
+        job records (None with no Redis: the core's unit tests)."""
+        if self.files is not None:
+            return self.files
+        if self.redis is None:
+            return None
+        return FileKeeper(RedisFiles(self.redis, self.cache_ttl))
 
     @property
     def cache(self) -> AnswerCache | None:

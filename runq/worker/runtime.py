@@ -23,6 +23,9 @@ from runq.runs.backends import BackendFactory
 from runq.runs.chains import Link, parse_chains
 from runq.runs.delays import DelayedSteps
 from runq.runs.events import EventLog
+from runq.runs.files.inputs import InputFiles
+from runq.runs.files.produced import FileKeeper, FileLimits
+from runq.runs.files.storage import DirectoryFiles, FileStorage, RedisFiles
 from runq.runs.job import Job, Step
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
@@ -126,6 +129,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         api_key=settings.api_key_value(),
         timeout=settings.request_timeout,
         registry=registry,
+        inputs=InputFiles(client),
     )
     metrics = Metrics(
         client,
@@ -151,6 +155,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         default_rpm=settings.rpm,
         default_tpm=settings.tpm,
         cache_ttl=settings.result_expires,
+        files=_file_keeper(client, settings),
     )
     delays = DelayedSteps(client)
     scheduler = CeleryScheduler(app, delays)
@@ -183,6 +188,18 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         delays=delays,
         scheduler=scheduler,
     )
+
+
+def _file_keeper(client: redis.Redis, settings: Settings) -> FileKeeper:
+    """Where the files runs produce are kept: RUNQ_FILES_DIR, else Redis (as long as
+    job records), within RUNQ_FILE_MAX_BYTES per file and RUNQ_JOB_FILES_MAX_BYTES per job."""
+    storage: FileStorage = (
+        DirectoryFiles(settings.files_dir)
+        if settings.files_dir is not None
+        else RedisFiles(client, settings.result_expires)
+    )
+    limits = FileLimits(per_file=settings.file_max_bytes, per_job=settings.job_files_max_bytes)
+    return FileKeeper(storage, limits)
 
 
 def _register_keys(settings: Settings, chains: dict[str, list[Link]]) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from runq.errors import ConfigurationError
-from runq.runs import model_settings
+from runq.runs import hosted_tools, model_settings
 from runq.runs.backends.assistants import AssistantsBackend
 from runq.runs.backends.base import Backend, RunState, ToolCallRequest
 from runq.runs.backends.chat import ChatBackend
 from runq.runs.backends.client import get_client
 from runq.runs.backends.responses import ResponsesBackend
 from runq.runs.chains import Link
+from runq.runs.files.inputs import InputFiles
 from runq.runs.job import Job
 from runq.runs.tools import ToolRegistry
 
@@ -25,12 +28,19 @@ class BackendFactory:
     """
 
     def __init__(
-        self, *, base_url: str | None, api_key: str, timeout: float, registry: ToolRegistry
+        self,
+        *,
+        base_url: str | None,
+        api_key: str,
+        timeout: float,
+        registry: ToolRegistry,
+        inputs: InputFiles | None = None,
     ) -> None:
         self.base_url = base_url
         self.api_key = api_key
         self.timeout = timeout
         self.registry = registry
+        self.inputs = inputs  # where producers staged the jobs' input files
 
     def __call__(self, job: Job, link: Link) -> Backend:
         base_url = link.base_url or self.base_url
@@ -45,8 +55,13 @@ class BackendFactory:
         values = model_settings.effective(job.spec, link.settings)
         for setting, why in model_settings.unsupported(name, values):
             raise ConfigurationError(f"link {link.name} cannot carry {setting}: {why}")
+        for tool, why in hosted_tools.unsupported(name, job.spec.hosted_tools):
+            raise ConfigurationError(f"link {link.name} cannot run the hosted tool {tool}: {why}")
         tools = self.registry.openai_tools(job.spec.tools, name) if job.spec.tools else []
-        return adapter(client, tools, settings=link.settings)
+        options: dict[str, Any] = {"settings": link.settings}
+        if name != "chat":  # Chat runs no hosted tools, so takes no input files for them
+            options["inputs"] = self.inputs
+        return adapter(client, tools, **options)
 
 
 ADAPTERS: dict[str, type[ResponsesBackend] | type[AssistantsBackend] | type[ChatBackend]] = {

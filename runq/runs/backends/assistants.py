@@ -16,10 +16,13 @@ from typing import Any
 
 import openai
 
-from runq.runs import model_settings, structured_output
+from runq.errors import ConfigurationError
+from runq.runs import hosted_tools, model_settings, structured_output
+from runq.runs.backends import hosted_outputs
 from runq.runs.backends.base import (
     DeltaSink,
     HandleSink,
+    RunOutputs,
     RunState,
     StreamSupport,
     ToolCallRequest,
@@ -27,6 +30,7 @@ from runq.runs.backends.base import (
 )
 from runq.runs.backends.client import classified
 from runq.runs.conversations import replay
+from runq.runs.files.inputs import InputFiles
 from runq.runs.job import Job
 from runq.runs.run_status import RunStatus
 
@@ -68,10 +72,12 @@ class AssistantsBackend:
         tools: list[dict[str, Any]] | None = None,
         *,
         settings: dict[str, Any] | None = None,
+        inputs: InputFiles | None = None,
     ) -> None:
         self.client = client
         self.tools = tools or []
         self.settings = settings or {}  # the link's overrides of the job's model settings
+        self.inputs = inputs  # the staged input files (`runs.files.inputs`)
 
     def _values(self, job: Job) -> dict[str, Any]:
         return model_settings.effective(job.spec, self.settings)
@@ -80,6 +86,7 @@ class AssistantsBackend:
         tools = list(self.tools)
         if job.spec.vector_store_ids:
             tools.append({"type": "file_search"})
+        tools.extend(hosted_tools.assistants_tools(job.spec.hosted_tools))
         own = model_settings.assistants_assistant_fields(self._values(job))
         identity_parts: list[Any] = [
             str(self.client.base_url), job.spec.model, job.spec.instructions, tools,
@@ -121,19 +128,25 @@ class AssistantsBackend:
         threads = self.client.beta.threads
         options: dict[str, Any] = {"metadata": run_metadata(job)}
         options.update(model_settings.assistants_run_fields(self._values(job)))
-        if not self.tools and not job.spec.vector_store_ids:
+        if not self.tools and not job.spec.vector_store_ids and not job.spec.hosted_tools:
             options.pop("parallel_tool_calls", None)
             options.pop("tool_choice", None)
         if job.spec.output_schema is not None:
             options["response_format"] = structured_output.response_format(job.spec)
         if stream:
             options["stream"] = True
+        # The job's input files, freshly uploaded for this run, go to the code interpreter.
+        file_ids = self._upload(job) if job.spec.files else []
         thread_id = job.spec.thread_id or replay.native(job, "thread_id")
         if thread_id:
-            threads.messages.create(thread_id, role="user", content=content)
+            attached = [{"file_id": i, "tools": [{"type": "code_interpreter"}]} for i in file_ids]
+            extra: dict[str, Any] = {"attachments": attached} if attached else {}
+            threads.messages.create(thread_id, role="user", content=content, **extra)
             return threads.runs.create(thread_id, assistant_id=assistant_id, **options)
         # A new thread, seeded with the conversation's earlier turns when runq replays them.
         seeded = replay.thread_messages(replay.replayed(job))
+        if file_ids:
+            options["tool_resources"] = {"code_interpreter": {"file_ids": file_ids}}
         return threads.create_and_run(
             assistant_id=assistant_id,
             thread={"messages": [*seeded, {"role": "user", "content": content}]},
@@ -280,3 +293,16 @@ class AssistantsBackend:
     def streaming(self) -> StreamSupport:
         """A run streams from the request that creates it or submits its outputs only."""
         return StreamSupport(streams_requests=self)
+
+    def _upload(self, job: Job) -> list[str]:
+        if self.inputs is None:
+            raise ConfigurationError("this worker cannot read staged input files")
+        return self.inputs.upload(self.client, job.spec, "assistants")
+
+    @classified
+    def run_outputs(self, job: Job, state: RunState) -> RunOutputs:
+        return hosted_outputs.assistants_outputs(self.client, {**job.handle, **state.handle})
+
+    @classified
+    def read_file(self, ref: dict[str, Any], limit: int) -> bytes | None:
+        return hosted_outputs.read_file(self.client, ref, limit)

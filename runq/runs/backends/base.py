@@ -51,10 +51,27 @@ class RunState:
     poll_after: float | None = None  # the server's hint, in seconds
     transcript: list[dict[str, Any]] | None = None  # chat: the messages to keep
     headers: dict[str, str] = field(default_factory=dict)  # x-ratelimit-* of the call
+    # Hosted tools (`runs.hosted_tools`): the backend's own tool calls seen in the run's
+    # output, and the files its answer cites (Responses; Assistants in `run_outputs`).
+    hosted_calls: list[dict[str, Any]] = field(default_factory=list)
+    file_refs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def waiting(self) -> bool:
         return self.status in WAITING
+
+
+@dataclass
+class RunOutputs:
+    """What a finished run of a job with hosted tools leaves besides its answer.
+
+    `hosted_calls`: the backend's tool calls with their outputs (code, logs, image
+    references; web search and MCP items). `file_refs`: the files the run produced, each
+    `{name, file_id, container_id?, bytes?}`, read with `Backend.read_file`.
+    """
+
+    hosted_calls: list[dict[str, Any]] = field(default_factory=list)
+    file_refs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_metadata(job: Job) -> dict[str, str]:
@@ -146,3 +163,11 @@ class Backend(Protocol):
 
     def streaming(self) -> StreamSupport:
         """How stream mode streams this backend's runs (`NO_STREAMING`: it polls them)."""
+
+    def run_outputs(self, job: Job, state: RunState) -> RunOutputs:
+        """The hosted tool calls and produced files of a completed run (asked only for
+        jobs with hosted tools: it may cost a request or two)."""
+
+    def read_file(self, ref: dict[str, Any], limit: int) -> bytes | None:
+        """A produced file's bytes; None when it has more than `limit` bytes (the read
+        stops there: a large file is never held whole)."""

@@ -12,10 +12,11 @@ from typing import Any
 
 import openai
 
-from runq.errors import BackendError
+from runq.errors import BackendError, ConfigurationError
 from runq.runs import model_settings, structured_output
 from runq.runs.backends.base import (
     DeltaSink,
+    RunOutputs,
     RunState,
     StreamSupport,
     ToolCallRequest,
@@ -165,6 +166,13 @@ class ChatBackend:
     def streaming(self) -> StreamSupport:
         """A turn is one request: it streams whole, and cannot be resumed."""
         return StreamSupport(streams_turns=self)
+
+    def run_outputs(self, job: Job, state: RunState) -> RunOutputs:
+        """Chat Completions runs no hosted tools (a job asking for one is refused)."""
+        return RunOutputs()
+
+    def read_file(self, ref: dict[str, Any], limit: int) -> bytes | None:
+        raise ConfigurationError("Chat Completions produces no files")
 
     def streaming_turns(self, on_delta: DeltaSink) -> ChatBackend:
         """The same backend, streaming each turn's text deltas to `on_delta`."""

@@ -12,9 +12,12 @@ from typing import Any
 
 import openai
 
-from runq.runs import model_settings, structured_output
+from runq.errors import ConfigurationError
+from runq.runs import hosted_tools, model_settings, structured_output
+from runq.runs.backends import hosted_outputs
 from runq.runs.backends.base import (
     DeltaSink,
+    RunOutputs,
     RunState,
     StreamSupport,
     ToolCallRequest,
@@ -22,6 +25,7 @@ from runq.runs.backends.base import (
 )
 from runq.runs.backends.client import classified
 from runq.runs.conversations import replay
+from runq.runs.files.inputs import InputFiles
 from runq.runs.job import Job
 from runq.runs.run_status import RunStatus
 
@@ -38,6 +42,8 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
     refusals: list[str] = []
     citations: list[dict[str, Any]] = []
     calls: list[ToolCallRequest] = []
+    hosted_calls: list[dict[str, Any]] = []
+    file_refs: list[dict[str, Any]] = []
     for item in _attr(response, "output", None) or []:
         kind = _attr(item, "type")
         if kind == "message":
@@ -49,6 +55,7 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
                 text = _attr(part, "text", "") or ""
                 offset = sum(len(t) for t in texts)
                 texts.append(text)
+                file_refs.extend(hosted_outputs.container_refs(part))
                 for note in _attr(part, "annotations", None) or []:
                     if _attr(note, "type") == "file_citation":
                         citations.append(
@@ -67,6 +74,8 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
                     arguments=_attr(item, "arguments", "") or "",
                 )
             )
+        else:  # a hosted tool's item (code interpreter, web search, mcp), or another
+            hosted_calls.extend(hosted_outputs.responses_items(item))
     status = str(_attr(response, "status", "queued"))
     if status == RunStatus.COMPLETED and calls:
         status = RunStatus.REQUIRES_TOOLS
@@ -88,6 +97,8 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
         tool_calls=calls,
         output_text="".join(texts),
         refusal="".join(refusals) or None,
+        hosted_calls=hosted_calls,
+        file_refs=file_refs,
         citations=citations,
         usage=usage,
         error_code=str(code) if code else None,
@@ -103,6 +114,7 @@ def ratelimit_headers(headers: Any) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
 
 
+CODE_OUTPUTS = "code_interpreter_call.outputs"
 TERMINAL_EVENTS = frozenset(
     {"response.completed", "response.failed", "response.incomplete", "response.cancelled"}
 )
@@ -119,10 +131,12 @@ class ResponsesBackend:
         tools: list[dict[str, Any]] | None = None,
         *,
         settings: dict[str, Any] | None = None,
+        inputs: InputFiles | None = None,
     ) -> None:
         self.client = client
         self.tools = tools or []
         self.settings = settings or {}  # the link's overrides of the job's model settings
+        self.inputs = inputs  # the staged input files (`runs.files.inputs`)
 
     def _common(self, job: Job) -> dict[str, Any]:
         spec = job.spec
@@ -137,11 +151,18 @@ class ResponsesBackend:
         tools = list(self.tools)
         if spec.vector_store_ids:
             tools.append({"type": "file_search", "vector_store_ids": spec.vector_store_ids})
+        file_ids = [i for i in job.handle.get("input_file_ids", "").split(",") if i]
+        tools.extend(hosted_tools.responses_tools(spec.hosted_tools, file_ids))
         if tools:
             params["tools"] = tools
             params["parallel_tool_calls"] = True
         values = model_settings.effective(spec, self.settings)
         params.update(model_settings.responses_fields(values))
+        if hosted_tools.has_code_interpreter(spec.hosted_tools):
+            # The code, logs and images of each call, which a result lists.
+            included = list(params.get("include") or [])
+            if CODE_OUTPUTS not in included:
+                params["include"] = [*included, CODE_OUTPUTS]
         if spec.output_schema is not None:
             params["text"] = {"format": structured_output.responses_format(spec)}
         return params
@@ -149,6 +170,8 @@ class ResponsesBackend:
     @classified
     def start(self, job: Job) -> RunState:
         spec = job.spec
+        if spec.files:  # a fresh run gets freshly uploaded input files (their ids)
+            job.handle["input_file_ids"] = ",".join(self._upload(job))
         params = self._common(job)
         params["input"] = spec.input
         earlier = replay.replayed(job)  # runq's conversation record, when no handle holds it
@@ -218,3 +241,16 @@ class ResponsesBackend:
     def streaming(self) -> StreamSupport:
         """A background response streams from any position: a cut stream resumes."""
         return StreamSupport(follows_runs=self)
+
+    def _upload(self, job: Job) -> list[str]:
+        if self.inputs is None:
+            raise ConfigurationError("this worker cannot read staged input files")
+        return self.inputs.upload(self.client, job.spec, "user_data")
+
+    @classified
+    def run_outputs(self, job: Job, state: RunState) -> RunOutputs:
+        return hosted_outputs.responses_outputs(self.client, state)
+
+    @classified
+    def read_file(self, ref: dict[str, Any], limit: int) -> bytes | None:
+        return hosted_outputs.read_file(self.client, ref, limit)

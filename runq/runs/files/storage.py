@@ -1,0 +1,109 @@
+"""Where the files a job's run produced are kept: Redis (the default) or a directory.
+
+A result lists each file with `storage` (`redis` or `dir`) and a `ref` to show; reading
+a file back never follows a location from the record. The key or path is derived from
+the job id, the file's hash and its name, each checked, so a record someone wrote cannot
+point a reader (the gateway, `runq files`) at another key or outside the directory.
+
+Redis keeps files as long as job records (`RUNQ_RESULT_EXPIRES`); a directory
+(`RUNQ_FILES_DIR`) keeps them until removed, and producers that read them must see the
+same directory as the workers (a shared volume). S3-compatible storage is not built yet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from runq.runs import keys
+from runq.runs.files.inputs import SHA256, safe_name
+
+JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+REDIS = "redis"
+DIRECTORY = "dir"
+
+
+class FileStorage(Protocol):
+    kind: str
+
+    def put(self, job_id: str, name: str, sha256: str, content: bytes) -> str:
+        """Keep the bytes; returns the reference a result shows."""
+
+    def get(self, job_id: str, name: str, sha256: str) -> bytes | None:
+        """The bytes, or None when they are gone."""
+
+
+def _checked(job_id: str, name: str, sha256: str) -> None:
+    if not JOB_ID.fullmatch(job_id) or ".." in job_id:
+        raise ValueError(f"not a job id: {job_id!r}")
+    if safe_name(name) != name:
+        raise ValueError(f"not a stored file name: {name!r}")
+    if not SHA256.fullmatch(sha256):
+        raise ValueError("not a sha256 hash")
+
+
+class RedisFiles:
+    """Files as Redis strings, expiring with the job's record."""
+
+    kind = REDIS
+
+    def __init__(self, redis: Any, ttl: int) -> None:
+        self.redis = redis
+        self.ttl = ttl
+
+    def put(self, job_id: str, name: str, sha256: str, content: bytes) -> str:
+        _checked(job_id, name, sha256)
+        key = keys.job_file(job_id, sha256)
+        self.redis.set(key, content, ex=self.ttl)
+        return key
+
+    def get(self, job_id: str, name: str, sha256: str) -> bytes | None:
+        _checked(job_id, name, sha256)
+        found = self.redis.get(keys.job_file(job_id, sha256))
+        return None if found is None else bytes(found)
+
+
+class DirectoryFiles:
+    """Files under `root/<job id>/<name>`, written whole (a temporary file renamed)."""
+
+    kind = DIRECTORY
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, job_id: str, name: str, sha256: str) -> Path:
+        _checked(job_id, name, sha256)
+        return self.root / job_id / name
+
+    def put(self, job_id: str, name: str, sha256: str, content: bytes) -> str:
+        path = self._path(job_id, name, sha256)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(content)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return f"{job_id}/{name}"
+
+    def get(self, job_id: str, name: str, sha256: str) -> bytes | None:
+        try:
+            return self._path(job_id, name, sha256).read_bytes()
+        except FileNotFoundError:
+            return None
+
+
+def storage_for(
+    kind: str, *, redis: Any, files_dir: Path | None, ttl: int = 0
+) -> FileStorage | None:
+    """The storage a result's entry names, as this process sees it (None: not here)."""
+    if kind == REDIS:
+        return RedisFiles(redis, ttl)
+    if kind == DIRECTORY and files_dir is not None:
+        return DirectoryFiles(files_dir)
+    return None
