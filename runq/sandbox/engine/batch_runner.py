@@ -121,10 +121,6 @@ class BatchRunner:
             self._end(state, rec, "cancelled")
 
     def _validate(self, state: SandboxState, rec: BatchRecord, serves: ModelCheck) -> None:
-        now = time.time()
-        if now >= rec.expires_at:
-            self._end(state, rec, "expired")
-            return
         source = state.store.files.get(rec.input_file_id)
         if source is None:  # deleted since the create checked it
             rec.errors = [
@@ -143,7 +139,10 @@ class BatchRunner:
             self._end(state, rec, "failed")
             return
         rec.lines, rec.model = lines, model
-        rec.status, rec.in_progress_at = "in_progress", now
+        if time.time() >= rec.expires_at:
+            self._end(state, rec, "expired")  # every line reported as never run
+            return
+        rec.status, rec.in_progress_at = "in_progress", time.time()
 
     async def _answer_lines(
         self, state: SandboxState, rec: BatchRecord, answer: Answerer, timing: BatchTiming
