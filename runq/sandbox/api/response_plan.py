@@ -16,6 +16,7 @@ from typing import Any
 from runq.sandbox.api import validation
 from runq.sandbox.api.http import metadata, opt_bool, opt_int, opt_str
 from runq.sandbox.engine import file_search, model, output_format, reasoning
+from runq.sandbox.engine.code_calls import CodeTurn
 from runq.sandbox.engine.errors import bad_request, not_found
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.lifecycle import Timeline
@@ -78,6 +79,8 @@ def _tools(
             functions.append(tool)
         elif kind == "file_search":
             searcher = file_search.tool_searcher(state, tool, f"tools[{i}]")
+        elif kind == "code_interpreter":
+            continue  # checked and run before planning (runq.sandbox.api.code_interpreter)
         else:
             raise bad_request(f"Unsupported tool type: {kind!r}.", f"tools[{i}].type")
     return functions, searcher
@@ -130,8 +133,14 @@ def check_body(state: SandboxState, body: dict[str, Any], allowed: frozenset[str
     return model_name
 
 
-def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) -> ResponseRecord:
-    """Validate a create body and plan the response's whole life."""
+def plan_response(
+    state: SandboxState,
+    body: dict[str, Any],
+    fault: str | None,
+    code_turn: CodeTurn | None = None,
+) -> ResponseRecord:
+    """Validate a create body and plan the response's whole life (``code_turn``: what the
+    code interpreter already ran for it, which is then the model's answer)."""
     model_name = check_body(state, body, validation.RESPONSES_PARAMS)
     instructions = opt_str(body, "instructions")
     meta = metadata(body)
@@ -172,6 +181,8 @@ def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) 
         )
     except ScriptError as exc:
         raise bad_request(str(exc), "metadata") from exc
+    if code_turn is not None:
+        reply = code_turn.reply()
     user_text = model.last_user_text(turns)
     effort = reasoning.effort_of(model_name, body.get("reasoning"))
     thinking = reasoning.reasoning_tokens(model_name, effort, reply, user_text)
@@ -186,6 +197,8 @@ def plan_response(state: SandboxState, body: dict[str, Any], fault: str | None) 
         final_status, error, incomplete = FAULT_ENDINGS[fault]
     items = output_items(reply, "incomplete" if final_status == "incomplete" else "completed")
     file_search.attach_results(items, reply.search_results, body.get("include"))
+    if code_turn is not None:
+        code_turn.attach(items, body.get("include"))
     encrypted = "reasoning.encrypted_content" in (body.get("include") or [])
     thought = reasoning.reasoning_item(
         model_name, body.get("reasoning"), reply, user_text, encrypted

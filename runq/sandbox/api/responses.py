@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox.api import response_extras
+from runq.sandbox.api import code_interpreter, response_extras
 from runq.sandbox.api.crud import Collection, page
 from runq.sandbox.api.http import get_state, ok, opt_bool, outcome_fault, read_json
 from runq.sandbox.api.response_plan import plan_response
@@ -43,7 +43,8 @@ async def create_response(request: Request) -> Response:
     state = get_state(request)
     body = await read_json(request)
     fault = outcome_fault(request)
-    rec = plan_response(state, body, fault)
+    code_turn = await code_interpreter.for_response(state, body)  # runs the code, if any
+    rec = plan_response(state, body, fault, code_turn)
     tier = body.get("service_tier")
     factor = service_tiers.admit(state, tier, request.headers.get(FAULT_HEADER))
     rec.timeline = service_tiers.stretched(rec.timeline, factor)

@@ -21,6 +21,7 @@ from runq.sandbox.api import (
     assistants,
     batches,
     chat,
+    containers,
     conversations,
     files,
     models,
@@ -49,6 +50,7 @@ def all_routes() -> list[BaseRoute]:
         *runs.routes,
         *files.routes,
         *batches.routes,
+        *containers.routes,
         *vector_stores.routes,
         *models.routes,
         *admin.routes,
@@ -94,6 +96,7 @@ def _lifespan(
             if path:
                 snapshot.save(state, path)
             state.ingestor.shutdown()  # after the save, which keeps unparsed files
+            state.containers.reset()  # the code interpreter's directories
             state.webhooks.close()
 
     return lifespan
