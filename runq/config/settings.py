@@ -236,6 +236,13 @@ class Settings:
     # or "process" (killed at its timeout; a few hundred ms to start).
     tool_isolation: Literal["thread", "process"] = setting("thread", _one_of("thread", "process"))
     request_timeout: float = setting(30.0, _bounded(_number, gt=0))  # seconds per HTTP call
+    # runq's own conversation records (runs.conversations): kept this long after their
+    # last turn, at most this many bytes (the oldest turns are dropped past it), and a
+    # replay carries at most the last N turns and about M tokens (truncation policy).
+    conversation_ttl: int = setting(30 * 24 * 3600, _bounded(_integer, gt=0))  # seconds
+    conversation_max_bytes: int = setting(1024 * 1024, _bounded(_integer, ge=1024))
+    conversation_max_turns: int = setting(50, _bounded(_integer, ge=1))
+    conversation_max_tokens: int = setting(32_000, _bounded(_integer, ge=1))
     # Files (runq.runs.files): a job's input files and the files its run produced are
     # capped per file and per job; produced files go to Redis unless RUNQ_FILES_DIR
     # names a directory (shared with the producers that read them).

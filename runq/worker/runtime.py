@@ -21,6 +21,7 @@ from runq.config.settings import Settings
 from runq.errors import ToolError
 from runq.runs.backends import BackendFactory
 from runq.runs.chains import Link, parse_chains
+from runq.runs.conversations.history import history_from_settings
 from runq.runs.delays import DelayedSteps
 from runq.runs.events import EventLog
 from runq.runs.files.inputs import InputFiles
@@ -170,6 +171,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         ),
         metrics=metrics,
         services=services,
+        history=history_from_settings(client, settings),
     )
     sweeper = Sweeper(store, scheduler, tools, interval=settings.sweep_interval)
     return Runtime(

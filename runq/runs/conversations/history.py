@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 import structlog
 
+from runq.config.settings import Settings
 from runq.errors import InvalidJobError
 from runq.runs.chains import MODEL, Link
 from runq.runs.context import StepContext
@@ -126,3 +128,14 @@ class ConversationHistory:
         job.history.pop("turns", None)  # the replayed turns need not stay in the job record
         log.info("conversation.turn_recorded", job_id=job.id, conversation=record.id,
                  turns=len(record.turns), dropped=record.dropped)  # fmt: skip
+
+
+def history_from_settings(client: redis.Redis, settings: Settings) -> ConversationHistory:
+    """The records and the truncation policy as the worker's settings say."""
+    store = ConversationStore(
+        client, ttl=settings.conversation_ttl, max_bytes=settings.conversation_max_bytes
+    )
+    policy = TruncationPolicy(
+        max_turns=settings.conversation_max_turns, max_tokens=settings.conversation_max_tokens
+    )
+    return ConversationHistory(store, policy)
