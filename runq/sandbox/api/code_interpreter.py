@@ -231,17 +231,3 @@ async def for_run(
     if not plans:
         return None
     return await run_plans(state, rec, plans)
-
-
-def publish_files(state: SandboxState, turn: CodeTurn) -> dict[str, str]:
-    """Copy the files a run's code produced to the Files API; container file id -> file id."""
-    ids: dict[str, str] = {}
-    for call in turn.calls:
-        for cfile in call.files:
-            data = state.containers.read(call.container, cfile)
-            upload = FileRecord(
-                new_id("file"), cfile.name, "assistants_output", int(time.time()), data
-            )
-            state.store.files[upload.id] = upload
-            ids[cfile.id] = upload.id
-    return ids

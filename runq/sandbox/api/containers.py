@@ -150,7 +150,5 @@ routes = [
     Route("/v1/containers/{container_id}/files", list_files, methods=["GET"]),
     Route("/v1/containers/{container_id}/files/{file_id}", retrieve_file, methods=["GET"]),
     Route("/v1/containers/{container_id}/files/{file_id}", delete_file, methods=["DELETE"]),
-    Route(
-        "/v1/containers/{container_id}/files/{file_id}/content", file_content, methods=["GET"]
-    ),
+    Route("/v1/containers/{container_id}/files/{file_id}/content", file_content, methods=["GET"]),
 ]

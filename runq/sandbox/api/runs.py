@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox.api import validation
+from runq.sandbox.api import code_interpreter, validation
 from runq.sandbox.api.assistants import (
     THREADS,
     check_sampling,
@@ -82,7 +82,8 @@ async def _create_run(
         job_id=meta.get("runq_job_id"),
     )
     run.params["metadata"] = meta
-    plan_segment(state, run, thread, now)
+    code_turn = await code_interpreter.for_run(state, thread, params)  # runs the code, if any
+    plan_segment(state, run, thread, now, code_turn)
     state.store.runs[run.id] = run
     thread.run_ids.append(run.id)
     state.stats.count_created("runs", run.job_id)

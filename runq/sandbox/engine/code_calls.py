@@ -18,12 +18,16 @@ files it produced) and the answer text, where each produced file is linked as
 from __future__ import annotations
 
 import base64
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from runq.sandbox.engine.code_runner import Execution
 from runq.sandbox.engine.containers import ContainerFile, ContainerRecord
+from runq.sandbox.engine.file_objects import FileRecord
+from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.model import Reply, Segment
+from runq.sandbox.engine.state import SandboxState
 
 INCLUDE_OUTPUTS = "code_interpreter_call.outputs"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -166,3 +170,17 @@ class CodeTurn:
             )
         parts.append({"type": "text", "text": {"value": self.text, "annotations": annotations}})
         return parts
+
+
+def publish_files(state: SandboxState, turn: CodeTurn) -> dict[str, str]:
+    """Copy the files a run's code produced to the Files API; container file id -> file id."""
+    ids: dict[str, str] = {}
+    for call in turn.calls:
+        for cfile in call.files:
+            data = state.containers.read(call.container, cfile)
+            upload = FileRecord(
+                new_id("file"), cfile.name, "assistants_output", int(time.time()), data
+            )
+            state.store.files[upload.id] = upload
+            ids[cfile.id] = upload.id
+    return ids

@@ -36,6 +36,8 @@ class Segment:
     message_id: str | None = None
     message: dict[str, Any] | None = None
     search_step_id: str | None = None
+    code_step_id: str | None = None  # a code interpreter step, before the message
+    code_calls: list[dict[str, Any]] = field(default_factory=list)
     outputs: dict[str, str] = field(default_factory=dict)  # call_id -> submitted output
     submitted_at: float | None = None
 
@@ -157,6 +159,19 @@ def _step_base(run: RunRecord, step_id: str, created: float) -> dict[str, Any]:
     }
 
 
+def _code_step(run: RunRecord, seg: Segment, done: bool) -> dict[str, Any]:
+    """The ``tool_calls`` step of the code interpreter's calls (already run)."""
+    step = _step_base(run, seg.code_step_id or "", seg.started_at)
+    step.update(
+        type="tool_calls",
+        status="completed" if done else "in_progress",
+        completed_at=int(seg.done_at) if done else None,
+        usage=None,
+        step_details={"type": "tool_calls", "tool_calls": seg.code_calls},
+    )
+    return step
+
+
 def render_steps(run: RunRecord, now: float | None = None) -> list[dict[str, Any]]:
     """Run steps in creation order (a file_search step, then tool calls or a message)."""
     now = time.time() if now is None else now
@@ -191,6 +206,8 @@ def render_steps(run: RunRecord, now: float | None = None) -> list[dict[str, Any
                 },
             )
             steps.append(step)
+        if seg.code_step_id:
+            steps.append(_code_step(run, seg, now >= seg.done_at))
         step = _step_base(run, seg.step_id, seg.started_at)
         usage = {
             "prompt_tokens": seg.in_tokens,

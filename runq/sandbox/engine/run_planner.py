@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from runq.sandbox.engine import file_search, model, output_format
+from runq.sandbox.engine.code_calls import CodeTurn, publish_files
 from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.run_objects import RunRecord, Segment
@@ -80,8 +81,15 @@ def assistants_text(reply: model.Reply) -> tuple[str, list[dict[str, Any]]]:
     return text, annotations
 
 
-def plan_segment(state: SandboxState, run: RunRecord, thread: ThreadRecord, start: float) -> None:
-    """Decide the next step of ``run`` (tool calls or the answer) and when it is done."""
+def plan_segment(
+    state: SandboxState,
+    run: RunRecord,
+    thread: ThreadRecord,
+    start: float,
+    code_turn: CodeTurn | None = None,
+) -> None:
+    """Decide the next step of ``run`` (tool calls or the answer) and when it is done
+    (``code_turn``: the code interpreter's calls, already run, and its answer)."""
     first = not run.segments
     p = run.params
     fault = p.get("fault")
@@ -101,6 +109,8 @@ def plan_segment(state: SandboxState, run: RunRecord, thread: ThreadRecord, star
         )
     except ScriptError as exc:
         raise bad_request(str(exc), "metadata") from exc
+    if code_turn is not None:
+        reply = code_turn.reply()
     text, annotations = assistants_text(reply)
     outcome = "requires_action" if reply.calls else "completed"
     if first and fault in ("failed", "rate_limited"):
@@ -124,6 +134,11 @@ def plan_segment(state: SandboxState, run: RunRecord, thread: ThreadRecord, star
         out_tokens,
         search_step_id=new_id("step") if reply.searched else None,
     )
+    file_ids: dict[str, str] = {}
+    if code_turn is not None:
+        file_ids = publish_files(state, code_turn)
+        seg.code_step_id = new_id("step")
+        seg.code_calls = code_turn.assistants_tool_calls(file_ids)
     if not reply.calls and outcome in ("completed", "incomplete"):
         msg = message_json(
             thread.id,
@@ -134,6 +149,8 @@ def plan_segment(state: SandboxState, run: RunRecord, thread: ThreadRecord, star
             run_id=run.id,
             assistant_id=run.assistant_id,
         )
+        if code_turn is not None:
+            msg["content"] = code_turn.assistants_content(file_ids)
         seg.message_id, seg.message = msg["id"], msg
         thread.messages.append((seg.done_at, msg))
     run.segments.append(seg)
