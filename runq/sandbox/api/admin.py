@@ -24,6 +24,8 @@ async def stats(request: Request) -> Response:
         "tpm": state.config.tpm,
         "faults": state.config.faults,
         "seed": state.config.seed,
+        "flex_unavailable_rate": state.config.flex_unavailable_rate,
+        "batch_time_scale": state.config.batch_time_scale,
     }
     return ok(payload)
 
