@@ -40,6 +40,25 @@ def schema(text: str) -> dict[str, Any]:
     return value
 
 
+def mcp_server(text: str) -> dict[str, Any]:
+    """`--mcp LABEL=URL[,allowed=a|b][,approval=never|always]`: a remote MCP server the
+    backend calls (runq sends it no credential; see `runs.hosted_tools`)."""
+    head, *rest = text.split(",")
+    label, sep, url = head.partition("=")
+    if not sep or not label or not url:
+        raise argparse.ArgumentTypeError("takes LABEL=URL[,allowed=a|b][,approval=never|always]")
+    server: dict[str, Any] = {"type": "mcp", "server_label": label, "server_url": url}
+    for part in rest:
+        key, sep, value = part.partition("=")
+        if key == "allowed" and sep:
+            server["allowed_tools"] = [name for name in value.split("|") if name]
+        elif key == "approval" and sep:
+            server["require_approval"] = value
+        else:
+            raise argparse.ArgumentTypeError(f"unknown part {part!r} (allowed=a|b, approval=...)")
+    return server
+
+
 def add_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("structured output and model settings",
                              "each is sent to the backend; a backend without the setting "
@@ -67,6 +86,18 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                    help="keep the completion at the backend (Chat)")  # fmt: skip
     g.add_argument("--include", action="append", metavar="WHAT",
                    help="extra output, e.g. reasoning.encrypted_content; repeat")  # fmt: skip
+    h = p.add_argument_group(
+        "hosted tools and files",
+        "tools the backend runs: --tool code_interpreter or --tool web_search "
+        "(responses; assistants: code_interpreter only)",
+    )
+    h.add_argument("--mcp", action="append", type=mcp_server,
+                   metavar="LABEL=URL[,allowed=a|b][,approval=never]",
+                   help="a remote MCP server the backend may call; repeat for several "
+                   "(responses backend; no credential is sent)")  # fmt: skip
+    h.add_argument("--file", action="append", metavar="PATH",
+                   help="an input file for the code interpreter; repeat for several "
+                   "(capped by RUNQ_FILE_MAX_BYTES)")  # fmt: skip
     completion.offer(effort, EFFORTS)
     completion.offer(summary, SUMMARIES)
     completion.offer(tier, TIERS)
@@ -97,4 +128,6 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "parallel_tool_calls": args.parallel_tool_calls,
         "store": args.store,
         "include": args.include,
+        "hosted_tools": args.mcp,
+        "files": args.file,
     }

@@ -39,6 +39,9 @@ from runq.producers.client.output_types import schema_options, typed_output
 from runq.producers.client.sync import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
 from runq.runs import cancellation, keys
 from runq.runs.events import Event, _decode
+from runq.runs.files import inputs as input_files
+from runq.runs.files.produced import JobFile
+from runq.runs.files.produced import load as load_files
 from runq.runs.job import TERMINAL, Job
 from runq.runs.recent import JobSummary
 from runq.runs.store import CREATE, load_record
@@ -101,10 +104,11 @@ class AsyncClient:
         output_type: type[Any] | None,
         options: dict[str, Any],
     ) -> AsyncJobHandle:
-        if options.get("continue_job") or options.get("tools"):
-            spec = await asyncio.to_thread(self.sync.spec, input, **options)
+        if options.get("continue_job") or options.get("tools") or options.get("files"):
+            spec, staged = await asyncio.to_thread(self.sync.prepare, input, **options)
         else:
-            spec = self.sync.spec(input, **options)
+            spec, staged = self.sync.prepare(input, **options)
+        await input_files.astage(self.redis, spec.tenant, staged, spec.deadline)
         job = Job.new(spec, job_id)
         call = self.sync.store.create_call(
             job,
@@ -185,6 +189,14 @@ class AsyncJobHandle:
         if job.terminal:
             return job.result()
         raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
+
+    async def files(self) -> list[JobFile]:
+        """The files the job's run produced; see `JobHandle.files`."""
+        job = await self.job()
+        sync = self.client.sync
+        return await asyncio.to_thread(
+            load_files, job.id, job.files, redis=sync.redis, files_dir=sync.settings.files_dir
+        )
 
     async def output(self, timeout: float | None = None) -> Any:
         """The parsed answer, as `output_type` when given; see `JobHandle.output`."""

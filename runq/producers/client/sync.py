@@ -31,8 +31,11 @@ from runq.config.settings import Settings, get_settings
 from runq.errors import ConfigurationError, InvalidJobError, JobTimeoutError
 from runq.producers.client import reconnect
 from runq.producers.client.output_types import schema_options, typed_output
-from runq.runs import model_settings
+from runq.runs import hosted_tools, model_settings
 from runq.runs.events import Event, EventLog
+from runq.runs.files import inputs as input_files
+from runq.runs.files.produced import JobFile
+from runq.runs.files.produced import load as load_files
 from runq.runs.job import TERMINAL, Job, JobSpec
 from runq.runs.recent import JobSummary, recent_jobs
 from runq.runs.store import JobStore
@@ -125,7 +128,25 @@ class Client:
 
     def spec(self, input: str | list[dict[str, Any]], **options: Any) -> JobSpec:
         """A validated spec: settings give the defaults, `options` override them."""
+        return self.prepare(input, **options)[0]
+
+    def prepare(
+        self, input: str | list[dict[str, Any]], **options: Any
+    ) -> tuple[JobSpec, list[input_files.InputFile]]:
+        """The validated spec and the input files to stage (read, hashed and capped here).
+
+        `tools` may name function tools and hosted tools (`code_interpreter`,
+        `web_search`, `{"type": "mcp", ...}`): `runs.hosted_tools.split` sorts them.
+        `files` are paths, `(name, bytes)` pairs or `{name, content}` objects.
+        """
+        options = _sorted_tools(options)
+        files = options.pop("files", None)
         s = self.settings
+        staged = (
+            input_files.prepare(files, s.file_max_bytes, s.job_files_max_bytes) if files else []
+        )
+        if staged:
+            options["files"] = [f.meta() for f in staged]
         defaults: dict[str, Any] = {
             "backend": s.backend,
             "model": s.model,
@@ -151,7 +172,7 @@ class Client:
         self._check_chain_settings(spec)
         if spec.tools:
             self._check_tools(spec.tools)
-        return spec
+        return spec, staged
 
     def _check_chain(self, name: str) -> None:
         """A chain the workers published (`runs.chain_catalog`) or this process's own
@@ -187,6 +208,7 @@ class Client:
             return
         values = model_settings.effective(spec, first.settings)
         model_settings.refuse_unsupported(first.backend, values, f" of chain {name!r}")
+        hosted_tools.refuse_unsupported(first.backend, spec.hosted_tools, f" of chain {name!r}")
 
     def known_tools(self) -> set[str] | None:
         """The tools a job may name: those the workers published (`runs.tool_catalog`),
@@ -228,8 +250,9 @@ class Client:
         """Validate, write the record and enqueue the start. `output_type=` a pydantic
         model class asks for its JSON schema and makes `JobHandle.output()` return one."""
         output_type = schema_options(options)
-        spec = self.spec(input, **options)
+        spec, staged = self.prepare(input, **options)
         try:
+            input_files.stage(self.redis, spec.tenant, staged, spec.deadline)
             return self._submit(spec, idempotency_key, job_id, output_type)
         except Exception as exc:
             full = reconnect.full_error(exc, self.redis_url)
@@ -323,6 +346,15 @@ class JobHandle:
             return job.result()
         raise JobTimeoutError(f"job {self.id} did not finish within {timeout}s")
 
+    def files(self) -> list[JobFile]:
+        """The files the job's run produced (name, bytes, content_type, sha256, content),
+        each checked against its hash; `JobFile.save(dir)` writes one. Files over the
+        caps are not kept (the result's `files` says why). Read once the job has ended."""
+        job = self.job()
+        return load_files(
+            job.id, job.files, redis=self.client.redis, files_dir=self.client.settings.files_dir
+        )
+
     def output(self, timeout: float | None = None) -> Any:
         """Wait for the job and return its parsed answer (`result()["output_parsed"]`):
         an instance of `output_type` when the job was submitted with one, else the JSON
@@ -345,6 +377,17 @@ class JobHandle:
         how it ended): its result stands, which the caller should know.
         """
         return self.client.cancel(self.id)
+
+
+def _sorted_tools(options: dict[str, Any]) -> dict[str, Any]:
+    """`tools` split into function tool names, hosted tools and vector stores."""
+    if options.get("tools") is None:
+        return dict(options)
+    names, hosted, stores = hosted_tools.split(options["tools"])
+    hosted = [*(options.get("hosted_tools") or []), *hosted]
+    stores = [*(options.get("vector_store_ids") or []), *stores]
+    return {**options, "tools": names or None, "hosted_tools": hosted or None,
+            "vector_store_ids": stores or None}  # fmt: skip
 
 
 _default: Client | None = None

@@ -42,6 +42,7 @@ from runq.errors import (
 from runq.producers.client.aio import AsyncClient
 from runq.producers.gateway import limits
 from runq.producers.gateway.event_hub import EventHub
+from runq.producers.gateway.file_routes import router as file_router
 from runq.producers.gateway.routes import invalid, router
 
 HEARTBEAT_SECONDS = 15.0
@@ -129,6 +130,7 @@ def create_app(
         limits.RequestGuard, tokens=app.state.tokens, max_body_bytes=settings.gateway_max_body_bytes
     )
     app.include_router(router)
+    app.include_router(file_router)
     app.add_exception_handler(InvalidJobError, _invalid_job)
     app.add_exception_handler(IdempotencyConflictError, _idempotency_conflict)
     app.add_exception_handler(RequestValidationError, _validation)

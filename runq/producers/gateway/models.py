@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Annotated, Any, Literal
 
@@ -75,6 +77,40 @@ class FunctionChoice(BaseModel):
     name: ToolName
 
 
+MAX_HOSTED_TOOL_CHARS = 10_000
+MAX_FILES = 20
+
+
+def _bounded_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(tool)) > MAX_HOSTED_TOOL_CHARS:
+        raise ValueError(f"is larger than {MAX_HOSTED_TOOL_CHARS} characters as JSON")
+    return tool
+
+
+HostedTool = Annotated[dict[str, Any], AfterValidator(_bounded_tool)]
+
+
+def _base64(text: str) -> str:
+    try:
+        base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("is not valid base64") from None
+    return text
+
+
+class FileUpload(BaseModel):
+    """An input file for the code interpreter: its name and its bytes in base64. The
+    whole body is bounded by RUNQ_GATEWAY_MAX_BODY_BYTES, each file by RUNQ_FILE_MAX_BYTES."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=255)]
+    content_base64: Annotated[str, AfterValidator(_base64)]
+
+    def decoded(self) -> tuple[str, bytes]:
+        return self.name, base64.b64decode(self.content_base64)
+
+
 class JobRequest(BaseModel):
     """A conversation job. Omitted options take the deployment's defaults."""
 
@@ -91,7 +127,16 @@ class JobRequest(BaseModel):
         None
     )
     mode: Literal["poll", "stream", "webhook"] | None = None
-    tools: list[ToolName] | None = Field(default=None, max_length=MAX_TOOLS)
+    tools: list[ToolName | HostedTool] | None = Field(
+        default=None,
+        max_length=MAX_TOOLS,
+        description="function tool names, and hosted tools: code_interpreter, web_search, "
+        '{"type": "mcp", "server_label", "server_url", "allowed_tools", "require_approval"}',
+        examples=[["code_interpreter"]],
+    )
+    files: list[FileUpload] | None = Field(
+        default=None, max_length=MAX_FILES, description="input files for the code interpreter"
+    )
     instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_CHARS)
     deadline: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description="seconds")
     metadata: dict[MetadataKey, MetadataValue] | None = Field(
@@ -158,6 +203,12 @@ class JobView(BaseModel):
     )
     citations: list[dict[str, Any]] = []
     tool_calls: list[dict[str, Any]] = []
+    hosted_tool_calls: list[dict[str, Any]] = Field(
+        default=[], description="the backend's own tool calls (code interpreter, web search, mcp)"
+    )
+    files: list[dict[str, Any]] = Field(
+        default=[], description="files the run produced: GET /v1/jobs/{id}/files/{name}"
+    )
     usage: dict[str, Any] = {}
     timings: dict[str, str | float] = Field(
         default={},

@@ -113,7 +113,9 @@ async def submit(
 
     The same key with a different body answers 409; a tool no worker has answers 422.
     """
-    options = body.model_dump(exclude_none=True, exclude={"input", "output_schema"})
+    options = body.model_dump(exclude_none=True, exclude={"input", "output_schema", "files"})
+    if body.files is not None:
+        options["files"] = [upload.decoded() for upload in body.files]  # staged by the client
     given = body.model_dump(include={"input"})["input"]  # message fields as sent, nulls too
     if body.output_schema is not None:
         options["output_schema"] = body.output_schema  # as sent: a schema's nulls count
