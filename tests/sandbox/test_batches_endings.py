@@ -83,6 +83,22 @@ def _event_for(client: openai.OpenAI, receiver: Receiver, batch_id: str) -> obje
     return client.webhooks.unwrap(delivery.body, delivery.headers, secret=SECRET)
 
 
+def test_a_batch_goes_through_each_status_in_order(slow: SandboxServer) -> None:
+    """Polled every 20 ms, each of its 0.5 s phases (or longer) is seen, in order."""
+    client = client_of(slow)
+    batch = create(client, _questions(1))
+    seen = [batch.status]
+
+    def poll() -> str:
+        status = client.batches.retrieve(batch.id).status
+        if status != seen[-1]:
+            seen.append(status)
+        return status
+
+    wait_until(poll, lambda status: status == "completed", timeout=10)
+    assert seen == ["validating", "in_progress", "finalizing", "completed"]
+
+
 def test_cancel_in_progress_keeps_partial_results_and_names_the_rest(
     slow: SandboxServer, receiver: Receiver
 ) -> None:
