@@ -16,9 +16,9 @@ Policy per schema node (documented in docs/sandbox.md, "Structured outputs"):
   else ``null`` when allowed, else the first branch; ``const`` is itself;
 * a field whose name matches a key of a JSON object in the material (a tool output
   ``{"temperature": 21}``) or a ``Name: value`` line takes that value when it fits;
-  failing an exact match, the key holding every word of the name and the fewest others
-  (``model`` takes ``Model number: NH-T3``; a data sheet's ``Specifications battery:
-  ...`` fills ``battery``);
+  or else a key holding every word of the name (``model`` takes ``Model number: NH-T3``;
+  a data sheet's ``Specifications battery: ...`` fills ``battery``): the key from the
+  most authoritative text, then the one with the fewest other words;
 * ``enum``: the first option mentioned in the material, else the first option;
 * ``number``/``integer``: the first number of the sentence best matching the field
   name, else the first number not yet used, else ``minimum`` or 0 (clamped to the
@@ -100,8 +100,11 @@ class Material:
         self.sentences = [s for t in self.texts for s in sentences(t)]
         self.numbers = [n for s in self.sentences for n in _NUMBER.findall(s)]
         self.phrases = _quoted_or_capitalised(self.texts)
-        for text in self.texts:
+        self.fact_source: dict[str, int] = {}  # key -> the index of the text that gave it
+        for index, text in enumerate(self.texts):
             self._collect_facts(text)
+            for key in self.facts:
+                self.fact_source.setdefault(key, index)
 
     def _collect_facts(self, text: str) -> None:
         try:
@@ -270,13 +273,12 @@ class _Filler:
         key = _key(name)
         if not key:
             return None
-        if key not in self.material.facts:
-            wanted = set(key.split())
-            wider = [(len(k.split()), k) for k in self.material.facts if wanted <= set(k.split())]
-            if not wider:
-                return None
-            key = min(wider)[1]
-        value = self.material.facts[key]
+        wanted = set(key.split())
+        source = self.material.fact_source
+        holding = [(source[k], len(k.split()), k) for k in source if wanted <= set(k.split())]
+        if not holding:
+            return None
+        value = self.material.facts[min(holding)[2]]
         kind = node.get("type")
         if "enum" in node:
             return value if value in node["enum"] else None
