@@ -75,6 +75,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         instructions=args.instructions,
         deadline=args.deadline,
         continue_job=getattr(args, "continue_job", None),
+        conversation=getattr(args, "conversation", None),
         chain=args.chain,
         idempotency_key=args.idempotency_key,
         **job_options.options(args),
@@ -271,6 +272,9 @@ def _add_submit(sub: Any) -> None:
                    )  # fmt: skip
     p.add_argument("--continue", dest="continue_job", metavar="JOB_ID",
                    help="continue the conversation of an earlier job")  # fmt: skip
+    p.add_argument("--conversation", metavar="ID",
+                   help="continue a runq conversation (a result's `conversation`, or "
+                   "`runq conversations import`; default: a new one)")  # fmt: skip
     p.add_argument("--chain", metavar="NAME", help=f"a fallback chain named in configuration "
                    f"{_from_settings('chain')}")  # fmt: skip
     p.add_argument("--idempotency-key", metavar="KEY",

@@ -2,6 +2,7 @@
 
 - `cli.jobs`: `submit`, `status`, `result`, `watch`, `cancel`, `tools`;
 - `cli.listing`: `jobs` (recent jobs, newest first);
+- `cli.conversations`: `conversations import|export`;
 - `cli.files`: `files` (the files a job's run produced);
 - `ops.commands`: `worker`, `up`, `demo`, `metrics`, `flower`, `gateway`;
 - `ask.command`: `ask`;
@@ -20,7 +21,7 @@ import argparse
 
 from runq import __version__
 from runq.producers.ask import command as ask_command
-from runq.producers.cli import completion, files, jobs, listing
+from runq.producers.cli import completion, conversations, files, jobs, listing
 from runq.producers.cli.help_format import RunqParser
 from runq.producers.ops import commands as ops_commands
 
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs.add_commands(sub)
     listing.add_commands(sub)
+    conversations.add_commands(sub)
     files.add_commands(sub)
     ops_commands.add_commands(sub)
     sub.add_parser("sandbox", help="run the offline OpenAI-compatible server", add_help=False)

@@ -131,6 +131,14 @@ class AsyncClient:
         """Recent jobs, newest first; see `Client.jobs`."""
         return await asyncio.to_thread(self.sync.jobs, status, limit, tenant)
 
+    async def import_conversation(self, **options: Any) -> str:
+        """See `Client.import_conversation` (a thread is read in a worker thread)."""
+        return await asyncio.to_thread(lambda: self.sync.import_conversation(**options))
+
+    async def export_conversation(self, conversation: str, tenant: str | None = None) -> str:
+        """See `Client.export_conversation`."""
+        return await asyncio.to_thread(self.sync.export_conversation, conversation, tenant)
+
     async def load(self, job_id: str) -> Job:
         return load_record(job_id, await self.redis.get(keys.job(job_id)))
 

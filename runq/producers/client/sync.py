@@ -306,6 +306,34 @@ class Client:
         """
         return recent_jobs(self.redis, limit=limit, status=status, tenant=tenant)
 
+    def import_conversation(
+        self,
+        *,
+        thread_id: str | None = None,
+        transcript: list[dict[str, Any]] | str | None = None,
+        conversation: str | None = None,
+        tenant: str | None = None,
+        link: str | None = None,
+    ) -> str:
+        """A new runq conversation from an Assistants thread (read from the configured
+        server; `link` names a configured assistants link) or a transcript (JSONL text or
+        a list of turns); returns its id, for `submit(..., conversation=id)`."""
+        from runq.producers.client import conversations
+
+        store = conversations.conversation_store(self.redis, self.settings)
+        record = conversations.import_conversation(
+            store, self.settings, thread_id=thread_id, transcript=transcript,
+            conversation=conversation, tenant=tenant, link=link,
+        )  # fmt: skip
+        return record.id
+
+    def export_conversation(self, conversation: str, tenant: str | None = None) -> str:
+        """The conversation's JSONL transcript (`JobNotFoundError` for another tenant's)."""
+        from runq.producers.client import conversations
+
+        store = conversations.conversation_store(self.redis, self.settings)
+        return conversations.export_conversation(store, conversation, tenant)
+
 
 class JobHandle:
     """A producer's view of one job."""

@@ -20,6 +20,8 @@ MAX_INSTRUCTIONS_CHARS = 100_000
 MAX_SCHEMA_CHARS = 100_000
 MAX_TOOLS = 64
 IDEMPOTENCY_KEY_CHARS = 200
+CONVERSATION_ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+MAX_TRANSCRIPT_TURNS = 10_000
 
 
 class Message(BaseModel):
@@ -138,6 +140,9 @@ class JobRequest(BaseModel):
         default=None, max_length=MAX_FILES, description="input files for the code interpreter"
     )
     instructions: str | None = Field(default=None, max_length=MAX_INSTRUCTIONS_CHARS)
+    conversation: Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)] | None = Field(
+        default=None, description="the tenant's runq conversation to continue"
+    )
     deadline: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description="seconds")
     metadata: dict[MetadataKey, MetadataValue] | None = Field(
         default=None,
@@ -260,3 +265,24 @@ class Problem(BaseModel):
     """An error that is not a validation error."""
 
     detail: str
+
+
+class ConversationImport(BaseModel):
+    """A JSONL transcript's lines as a list: `{role: user|assistant|system, text, ...}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    transcript: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_TRANSCRIPT_TURNS)
+    conversation: Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)] | None = Field(
+        default=None, description="the new conversation's id (default: a new one)"
+    )
+
+
+class ConversationCreated(BaseModel):
+    conversation: str
+    turns: int
+
+
+class ConversationView(BaseModel):
+    conversation: str
+    transcript: list[dict[str, Any]]

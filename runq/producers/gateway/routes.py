@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -17,10 +18,14 @@ from runq.producers.client.aio import AsyncClient, AsyncJobHandle
 from runq.producers.gateway import auth, page
 from runq.producers.gateway.limits import StreamSlot
 from runq.producers.gateway.models import (
+    CONVERSATION_ID_PATTERN,
     IDEMPOTENCY_KEY_CHARS,
     JOB_ID_PATTERN,
     STREAM_ID_PATTERN,
     CancelAccepted,
+    ConversationCreated,
+    ConversationImport,
+    ConversationView,
     Health,
     JobCreated,
     JobList,
@@ -253,3 +258,36 @@ async def healthz(request: Request) -> Any:
 async def index(request: Request) -> HTMLResponse:
     demo = bool(request.app.state.demo)
     return HTMLResponse(page.render(demo_token=auth.DEMO_TOKEN if demo else ""))
+
+
+# -- conversations (runq.runs.conversations) ----------------------------------------------
+# A thread import reads from the deployment's Assistants server, and a thread id proves
+# no ownership: the gateway imports transcripts only; an operator imports threads with
+# `runq conversations import --thread`.
+ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN)]
+
+
+@router.post("/v1/conversations", status_code=201, response_model=ConversationCreated,
+             responses={**ERRORS, 422: {"model": Problem}})  # fmt: skip
+async def import_conversation(body: ConversationImport, request: Request, owner: Tenant) -> Any:
+    """A new conversation of the token's tenant from a transcript; jobs continue it with
+    `conversation` on any backend."""
+    client = client_of(request)
+    conversation = await client.import_conversation(
+        transcript=body.transcript, conversation=body.conversation, tenant=owner
+    )
+    text = await client.export_conversation(conversation, owner)
+    turns = sum(1 for line in text.splitlines() if '"role":"system"' not in line)
+    return ConversationCreated(conversation=conversation, turns=turns)
+
+
+@router.get("/v1/conversations/{conversation}", response_model=ConversationView,
+            responses=ERRORS)  # fmt: skip
+async def export_conversation(conversation: ConversationId, request: Request, owner: Tenant) -> Any:
+    """The conversation's transcript; another tenant's is not found (404)."""
+    try:
+        text = await client_of(request).export_conversation(conversation, owner)
+    except JobNotFoundError:
+        raise HTTPException(404, f"no conversation {conversation}") from None
+    lines = [json.loads(line) for line in text.splitlines() if line]
+    return ConversationView(conversation=conversation, transcript=lines)

@@ -1,0 +1,175 @@
+"""Conversations that survive fallbacks and backend changes, for real: a Redis, a worker,
+the sandbox over HTTP (whose echo model lists the earlier user turns it was given:
+`Echo: <last> (earlier: "<t1>" | "<t2>")`), the `runq` CLI and the Python API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from runq.config.settings import load_settings
+from runq.producers.client.sync import Client
+from runq.worker.launcher import SandboxProcess, Stack, free_port
+from tests.integration.conftest import stack_on
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+ZED = "My name is Zed and I like tea."
+DEAD = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens: connection refused
+CHAINS = {
+    # The first link is down, so the chat link answers: a fallback mid-conversation.
+    "chat_fallback": [
+        {"backend": "responses", "model": "gpt-5", "base_url": DEAD},
+        {"backend": "chat", "model": "gpt-5-mini"},
+    ],
+}
+MAX_BYTES = 4096  # the record's size cap for this module (RUNQ_CONVERSATION_MAX_BYTES)
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator[Stack]:
+    env = {
+        "RUNQ_CHAINS": json.dumps(CHAINS),
+        "RUNQ_REQUEST_TIMEOUT": "5",
+        "RUNQ_CONVERSATION_MAX_BYTES": str(MAX_BYTES),
+    }
+    with stack_on(redis_url, sandbox, tmp_path_factory.mktemp("conv"), env=env) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack, sandbox: SandboxProcess) -> Client:
+    settings = load_settings(
+        redis_url=stack.redis_url,
+        chains=CHAINS,
+        openai_base_url=sandbox.base_url,
+        conversation_max_bytes=MAX_BYTES,
+    )
+    return Client(stack.redis_url, settings)
+
+
+def _done(handle) -> dict:
+    result = handle.result(timeout=90)
+    assert result["status"] == "succeeded", result["error"]
+    return result
+
+
+def test_a_turn_answered_by_a_chat_fallback_is_remembered(client: Client) -> None:
+    first = _done(client.submit(ZED, chain="chat_fallback"))
+    assert (first["source"], first["fallback_used"]) == ("chat:gpt-5-mini", True)
+    second = _done(client.submit("What is my name?", chain="chat_fallback",
+                                 continue_job=first["job_id"]))  # fmt: skip
+    assert second["output_text"] == f'Echo: What is my name? (earlier: "{ZED}")'
+    assert second["history"] == {"carried": "replayed", "items": 2, "truncated": False}
+    assert second["conversation"] == first["conversation"]
+    # The next turn on another backend (no chain: responses) sees both earlier turns.
+    third = _done(client.submit("And what do I like?", backend="responses",
+                                continue_job=second["job_id"]))  # fmt: skip
+    assert third["output_text"] == (
+        f'Echo: And what do I like? (earlier: "{ZED}" | "What is my name?")'
+    )
+    assert third["history"]["carried"] == "replayed"
+    # Responses again: its own response holds every turn now, so it continues natively.
+    fourth = _done(client.submit("Still there?", backend="responses",
+                                 continue_job=third["job_id"]))  # fmt: skip
+    assert fourth["history"] == {"carried": "native", "items": 6, "truncated": False}
+    assert ZED in fourth["output_text"] and "And what do I like?" in fourth["output_text"]
+
+
+def _cli(stack: Stack, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "RUNQ_TOOL_MODULES"}
+    env.update(REDIS_URL=str(stack.redis_url), PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "runq.producers.cli", *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp, timeout=120)
+
+
+def test_backend_chat_continue_keeps_the_history(stack: Stack, tmp_path: Path) -> None:
+    first = _cli(stack, tmp_path, "submit", ZED, "--backend", "chat", "--wait", "--json")
+    assert first.returncode == 0, first.stderr
+    job_id = json.loads(first.stdout)["job_id"]
+    second = _cli(stack, tmp_path, "submit", "What is my name?", "--backend", "chat",
+                  "--continue", job_id, "--wait", "--json")  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout)
+    assert result["output_text"] == f'Echo: What is my name? (earlier: "{ZED}")'
+    assert result["history"] == {"carried": "replayed", "items": 2, "truncated": False}
+
+
+def test_an_assistants_conversation_goes_on_under_responses(client: Client) -> None:
+    first = _done(client.submit(ZED, backend="assistants"))
+    second = _done(client.submit("What is my name?", backend="responses",
+                                 continue_job=first["job_id"]))  # fmt: skip
+    assert second["output_text"] == f'Echo: What is my name? (earlier: "{ZED}")'
+    assert second["history"]["carried"] == "replayed"
+    # Back on Assistants: the old thread lacks the Responses turn, so a new thread is
+    # seeded with all of them.
+    third = _done(client.submit("Anything else?", backend="assistants",
+                                continue_job=second["job_id"]))  # fmt: skip
+    assert third["output_text"] == (f'Echo: Anything else? (earlier: "{ZED}" | "What is my name?")')
+    assert third["backend_ids"]["thread_id"] != first["backend_ids"]["thread_id"]
+    # And once more on Assistants: that thread holds every turn, so it continues there.
+    fourth = _done(client.submit("Last one.", backend="assistants",
+                                 continue_job=third["job_id"]))  # fmt: skip
+    assert fourth["history"]["carried"] == "native"
+    assert fourth["backend_ids"]["thread_id"] == third["backend_ids"]["thread_id"]
+
+
+def test_a_conversation_over_its_size_cap_is_truncated_and_says_so(client: Client) -> None:
+    first_words, second_words = "A" * 900, "B" * 900  # two such turns pass the cap
+    first = _done(client.submit(first_words, backend="chat"))
+    second = _done(client.submit(second_words, backend="chat", conversation=first["conversation"]))
+    assert second["history"] == {"carried": "replayed", "items": 2, "truncated": False}
+    third = _done(client.submit("What did I say?", backend="chat",
+                                conversation=first["conversation"]))  # fmt: skip
+    assert third["history"]["truncated"] is True
+    # The oldest pair was dropped to stay under the cap; the newest is still carried.
+    assert second_words in third["output_text"] and first_words not in third["output_text"]
+    exported = client.export_conversation(first["conversation"])
+    assert len(exported.encode()) <= MAX_BYTES
+
+
+def test_an_imported_assistants_thread_continues_on_chat(
+    client: Client, sandbox: SandboxProcess, stack: Stack, tmp_path: Path
+) -> None:
+    api = openai.OpenAI(base_url=sandbox.base_url, api_key="sandbox-no-key")
+    thread = api.beta.threads.create()
+    said = [f"Message {n}: I keep {n} teapots." for n in range(1, 6)]
+    for text in said:
+        api.beta.threads.messages.create(thread.id, role="user", content=text)
+    conversation = client.import_conversation(thread_id=thread.id)
+    result = _done(client.submit("How many teapots?", backend="chat", conversation=conversation))
+    earlier = " | ".join(f'"{text}"' for text in said)
+    assert result["output_text"] == f"Echo: How many teapots? (earlier: {earlier})"
+    assert result["history"] == {"carried": "replayed", "items": 5, "truncated": False}
+    # The transcript comes out as JSONL, the five messages then the new turn.
+    out = _cli(stack, tmp_path, "conversations", "export", conversation)
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [line["text"] for line in lines[:6]] == [*said, "How many teapots?"]
+    assert lines[-1]["role"] == "assistant"
+
+
+def test_a_jsonl_transcript_is_imported_by_the_cli(stack: Stack, tmp_path: Path) -> None:
+    transcript = tmp_path / "chat.jsonl"
+    transcript.write_text(
+        '{"role": "system", "text": "Answer briefly."}\n'
+        f'{{"role": "user", "text": "{ZED}"}}\n'
+        '{"role": "assistant", "text": "Hello Zed."}\n'
+    )
+    done = _cli(stack, tmp_path, "conversations", "import", "--jsonl", str(transcript))
+    assert done.returncode == 0, done.stderr
+    conversation = done.stdout.strip()
+    asked = _cli(stack, tmp_path, "submit", "What is my name?", "--backend", "chat",
+                 "--conversation", conversation, "--wait", "--json")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    assert json.loads(asked.stdout)["output_text"] == f'Echo: What is my name? (earlier: "{ZED}")'
+    bad = _cli(stack, tmp_path, "conversations", "import", "--jsonl", str(transcript),
+               "--id", conversation)  # fmt: skip
+    assert bad.returncode != 0 and "exists already" in bad.stderr
