@@ -135,21 +135,20 @@ class AssistantsBackend:
             options["response_format"] = structured_output.response_format(job.spec)
         if stream:
             options["stream"] = True
-        # The job's input files, freshly uploaded for this run, go to the code interpreter.
+        # The job's input files, freshly uploaded for this run, go to the code interpreter
+        # as attachments of the job's message (what a thread's own message carries).
         file_ids = self._upload(job) if job.spec.files else []
+        attached = [{"file_id": i, "tools": [{"type": "code_interpreter"}]} for i in file_ids]
+        extra: dict[str, Any] = {"attachments": attached} if attached else {}
         thread_id = job.spec.thread_id or replay.native(job, "thread_id")
         if thread_id:
-            attached = [{"file_id": i, "tools": [{"type": "code_interpreter"}]} for i in file_ids]
-            extra: dict[str, Any] = {"attachments": attached} if attached else {}
             threads.messages.create(thread_id, role="user", content=content, **extra)
             return threads.runs.create(thread_id, assistant_id=assistant_id, **options)
         # A new thread, seeded with the conversation's earlier turns when runq replays them.
         seeded = replay.thread_messages(replay.replayed(job))
-        if file_ids:
-            options["tool_resources"] = {"code_interpreter": {"file_ids": file_ids}}
         return threads.create_and_run(
             assistant_id=assistant_id,
-            thread={"messages": [*seeded, {"role": "user", "content": content}]},
+            thread={"messages": [*seeded, {"role": "user", "content": content, **extra}]},
             **options,
         )
 
