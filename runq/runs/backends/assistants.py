@@ -146,11 +146,8 @@ class AssistantsBackend:
             return threads.runs.create(thread_id, assistant_id=assistant_id, **options)
         # A new thread, seeded with the conversation's earlier turns when runq replays them.
         seeded = replay.thread_messages(replay.replayed(job))
-        return threads.create_and_run(
-            assistant_id=assistant_id,
-            thread={"messages": [*seeded, {"role": "user", "content": content, **extra}]},
-            **options,
-        )
+        thread: Any = {"messages": [*seeded, {"role": "user", "content": content, **extra}]}
+        return threads.create_and_run(assistant_id=assistant_id, thread=thread, **options)
 
     # -- stream mode: runs cannot be resumed, so the handle is handed out mid-stream -----
     @classified
