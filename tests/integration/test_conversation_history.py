@@ -11,12 +11,14 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
 from runq.worker.launcher import SandboxProcess, Stack, free_port
+from tests.conftest import wait_for
 from tests.integration.conftest import stack_on
 
 pytestmark = pytest.mark.integration
@@ -173,3 +175,42 @@ def test_a_jsonl_transcript_is_imported_by_the_cli(stack: Stack, tmp_path: Path)
     bad = _cli(stack, tmp_path, "conversations", "import", "--jsonl", str(transcript),
                "--id", conversation)  # fmt: skip
     assert bad.returncode != 0 and "exists already" in bad.stderr
+
+
+def _job_result(base: str, token: str, job_id: str) -> dict:
+    def ended() -> dict | None:
+        view = httpx.get(f"{base}/v1/jobs/{job_id}", headers=_auth(token), timeout=10).json()
+        return view if view["status"] in ("succeeded", "failed", "cancelled") else None
+
+    return wait_for(ended, timeout=90, what=f"job {job_id} to end")
+
+
+def _auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_the_gateway_keeps_each_tenants_conversations_its_own(gateway: str) -> None:
+    lines = [{"role": "user", "text": ZED}, {"role": "assistant", "text": "Hello Zed."}]
+    made = httpx.post(f"{gateway}/v1/conversations", json={"transcript": lines},
+                      headers=_auth("token-a"), timeout=10)  # fmt: skip
+    assert made.status_code == 201, made.text
+    conversation = made.json()["conversation"]
+    assert made.json()["turns"] == 2
+    seen = httpx.get(f"{gateway}/v1/conversations/{conversation}", headers=_auth("token-a"))
+    assert seen.json()["transcript"] == lines
+    # Bob neither reads alice's conversation nor continues it.
+    other = httpx.get(f"{gateway}/v1/conversations/{conversation}", headers=_auth("token-b"))
+    assert other.status_code == 404
+    body = {"input": "What is my name?", "backend": "chat", "conversation": conversation}
+    for token, expect in (("token-a", "succeeded"), ("token-b", "failed")):
+        sent = httpx.post(f"{gateway}/v1/jobs", json=body, headers=_auth(token), timeout=10)
+        assert sent.status_code == 201, sent.text
+        view = _job_result(gateway, token, sent.json()["job_id"])
+        assert view["status"] == expect
+        if expect == "succeeded":
+            assert view["output_text"] == f'Echo: What is my name? (earlier: "{ZED}")'
+        else:
+            assert "no conversation" in view["error"]["message"]
+    bad = httpx.post(f"{gateway}/v1/conversations", json={"transcript": [{"role": "robot"}]},
+                     headers=_auth("token-a"), timeout=10)  # fmt: skip
+    assert bad.status_code == 422 and "role" in bad.text
