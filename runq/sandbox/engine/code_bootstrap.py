@@ -146,8 +146,8 @@ def _install_hook(root, readable):  # noqa: C901 - one flat dispatch on the even
         elif event in path_events:
             index, writing = path_events[event]
             check_path(event, args[index], writing)
-            if event == "os.rename":
-                check_path(event, args[1], True)
+            if event in ("os.rename", "os.symlink", "os.link"):  # both ends stay inside
+                check_path(event, args[1 - index], True)
         elif event == "ctypes.dlopen":
             if args[0] is not None:  # ``import ctypes`` opens the process itself (None)
                 check_path(event, args[0], True)
@@ -179,8 +179,10 @@ def main():
     except BaseException as exc:  # the user's error, shown without this file's frames
         import traceback
 
-        traceback.print_exception(type(exc), exc, exc.__traceback__.tb_next)
+        frames = exc.__traceback__
+        traceback.print_exception(type(exc), exc, frames.tb_next if frames else None)
         sys.exit(1)
 
 
-main()
+if __name__ == "__main__":  # run as ``python -c <this file>``; importing it does nothing
+    main()

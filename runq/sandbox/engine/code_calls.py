@@ -18,6 +18,7 @@ files it produced) and the answer text, where each produced file is linked as
 from __future__ import annotations
 
 import base64
+import posixpath
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,7 +111,7 @@ class CodeTurn:
                 "type": "container_file_citation",
                 "container_id": link.file.container_id,
                 "file_id": link.file.id,
-                "filename": link.file.name,
+                "filename": posixpath.basename(link.file.name),
                 "start_index": link.start,
                 "end_index": link.end,
             }
