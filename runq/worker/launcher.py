@@ -13,6 +13,7 @@ file (`runq.worker.discovery`). An explicit `REDIS_URL` always wins.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import secrets
@@ -76,6 +77,22 @@ def stack_password(data_dir: Path) -> str:
     except FileExistsError:
         return path.read_text().strip()
     secret = secrets.token_hex(24)
+    with os.fdopen(fd, "w") as out:
+        out.write(secret + "\n")
+    return secret
+
+
+def stack_webhook_secret(data_dir: Path) -> str:
+    """The signing secret the embedded sandbox signs its webhooks with (`runq up
+    --webhooks`): made once as OpenAI makes them (`whsec_` + base64 of 32 random bytes)
+    and kept in `data_dir/webhook_secret` (mode 0600), like the Redis password."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "webhook_secret"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     with os.fdopen(fd, "w") as out:
         out.write(secret + "\n")
     return secret
@@ -271,6 +288,7 @@ class Stack:
     base_url: str | None = None  # an explicit backend: no sandbox
     sandbox_latency_ms: int | None = None
     sandbox_args: Sequence[str] = ()
+    sandbox_env: dict[str, str] = field(default_factory=dict)  # secrets: not on argv
     workers: int = 1
     concurrency: int | None = None  # None: the default of each worker's queues
     pool: str | None = None  # None: likewise (`runq.config.worker_pools`)
@@ -291,7 +309,9 @@ class Stack:
                 self.redis_url = self.redis.url
             if self.base_url is None:
                 self.sandbox = SandboxProcess(
-                    latency_ms=self.sandbox_latency_ms, extra_args=self.sandbox_args
+                    latency_ms=self.sandbox_latency_ms,
+                    extra_args=self.sandbox_args,
+                    env=self.sandbox_env,
                 ).start()
                 self.base_url = self.sandbox.base_url
             split = self.tool_workers > 0

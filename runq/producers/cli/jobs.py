@@ -257,8 +257,8 @@ def _add_submit(sub: Any) -> None:
     backend = p.add_argument("--backend", help=f"run protocol: {', '.join(BACKENDS)} "
                              f"{_from_settings('backend')}")  # fmt: skip
     p.add_argument("--model", help=f"the model to ask {_from_settings('model')}")
-    mode = p.add_argument("--mode", help=f"{' or '.join(MODES)}: poll the run, or stream its "
-                          f"text {_from_settings('mode')}")  # fmt: skip
+    mode = p.add_argument("--mode", help=f"{', '.join(MODES)}: poll the run, stream its text, "
+                          f"or wait for its webhook {_from_settings('mode')}")  # fmt: skip
     # Checked by the job's validation (its message names the option), offered by completion.
     completion.offer(backend, BACKENDS)
     completion.offer(mode, MODES)

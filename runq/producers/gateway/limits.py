@@ -26,6 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from runq.producers.gateway import auth
+from runq.producers.webhooks import PATH as WEBHOOK_PATH
 
 RETRY_AFTER_SECONDS = 5
 BODY_LIMIT_VAR = "RUNQ_GATEWAY_MAX_BODY_BYTES"
@@ -155,7 +156,8 @@ class RequestGuard:
         """The answer to a request refused on its headers alone: a `/v1` call without a
         valid token (401), a declared length above the limit (413), or a bad one (400)."""
         path = scope.get("path", "")
-        versioned = path == "/v1" or path.startswith("/v1/")
+        # A webhook's poster is authenticated by its signature, not by a tenant's token.
+        versioned = (path == "/v1" or path.startswith("/v1/")) and path != WEBHOOK_PATH
         if versioned and auth.tenant_for(self.tokens, _bearer(scope)) is None:
             return _unauthorized()
         length = _header(scope, b"content-length")

@@ -36,6 +36,7 @@ from runq.producers.gateway.models import (
     Problem,
 )
 from runq.producers.gateway.sse import job_events
+from runq.producers.webhooks import endpoint as webhook_endpoint
 from runq.runs import model_settings
 from runq.runs.job import Job, JobStatus
 
@@ -258,6 +259,26 @@ async def healthz(request: Request) -> Any:
 async def index(request: Request) -> HTMLResponse:
     demo = bool(request.app.state.demo)
     return HTMLResponse(page.render(demo_token=auth.DEMO_TOKEN if demo else ""))
+
+
+@router.post(webhook_endpoint.PATH, responses={400: {"model": Problem}, 401: {"model": Problem}})
+async def openai_webhook(request: Request) -> Any:
+    """OpenAI's webhooks (webhook mode, docs/webhooks.md): authenticated by the delivery's
+    signature with `OPENAI_WEBHOOK_SECRET`, not by a tenant's token; it only wakes the
+    job whose run ended, and answers nothing about it."""
+    client = client_of(request)
+
+    def receiver() -> Any:
+        built = getattr(request.app.state, "webhook_receiver", None)
+        if built is None:
+            from runq.producers.webhooks.receiver import build_receiver
+
+            built = request.app.state.webhook_receiver = build_receiver(client.sync)
+        return built
+
+    return await webhook_endpoint.receive_openai_webhook(
+        request, receiver, client.settings.gateway_max_body_bytes
+    )
 
 
 # -- conversations (runq.runs.conversations) ----------------------------------------------

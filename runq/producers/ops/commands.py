@@ -1,6 +1,7 @@
 """Operations commands of the `runq` CLI: the services a deployment runs.
 
-`runq worker`, `runq up`, `runq demo`, `runq metrics`, `runq flower` and `runq gateway`.
+`runq worker`, `runq up`, `runq demo`, `runq metrics`, `runq flower`, `runq gateway` and
+`runq webhooks`.
 `cli.parser` calls `add_commands(subparsers)` on every start of `runq`, so this module
 imports only what the options need; each handler imports its service when it runs, and
 returns the exit code. A command that needs an extra (`gateway`, `flower`; `up` and
@@ -52,6 +53,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         flower_port=args.flower_port,
         flower_demo=args.flower_demo,
         fresh=args.fresh,
+        webhooks=args.webhooks,
     )
 
 
@@ -85,8 +87,15 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return run_gateway(host=args.host, port=args.port, demo=args.demo)
 
 
+def cmd_webhooks(args: argparse.Namespace) -> int:
+    require("gateway", "runq webhooks")  # the same web stack as the gateway (uvicorn)
+    from runq.producers.webhooks.server import run_webhooks
+
+    return run_webhooks(host=args.host, port=args.port)
+
+
 def add_commands(sub: Any) -> None:
-    """Add `worker`, `up`, `demo`, `metrics`, `flower` and `gateway` to the subcommands."""
+    """Add `worker`, `up`, `demo`, `metrics`, `flower`, `gateway` and `webhooks`."""
     _add_stack_commands(sub)
     _add_monitor_commands(sub)
     _add_gateway_command(sub)
@@ -135,6 +144,12 @@ def _add_stack_commands(sub: Any) -> None:
         "--fresh",
         action="store_true",
         help="delete the embedded Redis's data first (jobs are otherwise kept across restarts)",
+    )
+    p.add_argument(
+        "--webhooks",
+        action="store_true",
+        help="webhook mode: the sandbox sends signed webhooks to `runq webhooks`, and the "
+        "workers wait for them instead of polling (docs/webhooks.md)",
     )
     p.set_defaults(func=cmd_up)
 
@@ -194,3 +209,13 @@ def _add_gateway_command(sub: Any) -> None:
         "--demo", action="store_true", help="accept the single token `demo`; binds 127.0.0.1 only"
     )
     p.set_defaults(func=cmd_gateway)
+
+    p = sub.add_parser(
+        "webhooks",
+        help="receive OpenAI's webhooks without the gateway (webhook mode)",
+        description="Serve POST /v1/webhooks/openai: verify each delivery with "
+        "OPENAI_WEBHOOK_SECRET and wake the job whose run ended (docs/webhooks.md).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind")
+    p.add_argument("--port", type=option_types.port, default=8010, help="port")
+    p.set_defaults(func=cmd_webhooks)

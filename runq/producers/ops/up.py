@@ -13,15 +13,19 @@ import shutil
 import signal
 import subprocess
 import threading
+from pathlib import Path
 
 from runq.config.extras import require
-from runq.config.logging import redact_text
+from runq.config.logging import redact_text, register_secret
 from runq.config.settings import Settings, get_settings
 from runq.config.worker_pools import PoolShape, default_shape
 from runq.errors import ConfigurationError
 from runq.producers.ops.flower import FlowerOptions, flower_command, resolve_auth
+from runq.producers.webhooks import PATH as WEBHOOK_PATH
+from runq.producers.webhooks.process import WebhookServerProcess
+from runq.worker.children import free_port
 from runq.worker.discovery import read_state, write_state
-from runq.worker.launcher import Stack, spawn, stop_process
+from runq.worker.launcher import Stack, spawn, stack_webhook_secret, stop_process
 
 
 def run_up(
@@ -33,11 +37,13 @@ def run_up(
     flower_port: int = 5555,
     flower_demo: bool = False,
     fresh: bool = False,
+    webhooks: bool = False,
 ) -> int:
     """Run the stack until Ctrl-C, SIGTERM or SIGHUP (a closed terminal); returns 0.
 
     The embedded Redis keeps its data under `RUNQ_HOME/redis` (AOF), so jobs outlive a
-    restart; `fresh` deletes that data first.
+    restart; `fresh` deletes that data first. With `webhooks` the workers wait for
+    webhooks (webhook mode) and `runq webhooks` receives them (see `_webhook_parts`).
     """
     settings = get_settings()
     running = read_state(settings.home)
@@ -55,6 +61,7 @@ def run_up(
     require_extras(settings, flower=flower)
     if fresh:
         shutil.rmtree(settings.home / "redis", ignore_errors=True)
+    hooks = _webhook_parts(settings) if webhooks else None
     stack = Stack(
         home=settings.home,
         redis_url=settings.redis_url,
@@ -64,6 +71,8 @@ def run_up(
         tool_workers=tool_workers,
         persist=True,
     )
+    if hooks is not None:
+        hooks.configure(stack)
     stopping = threading.Event()
 
     def _stop(signum: int, _frame: object) -> None:
@@ -72,7 +81,13 @@ def run_up(
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _stop)
     flower_proc: subprocess.Popen[bytes] | None = None
+    receiver: WebhookServerProcess | None = None
     with stack:
+        if hooks is not None:
+            assert stack.redis_url is not None
+            receiver = hooks.start_receiver(stack.redis_url, settings.home / "webhooks.log")
+            print(f"runq up: webhooks {receiver.url} (safety poll every "
+                  f"{settings.safety_poll_interval:g} s)", flush=True)  # fmt: skip
         write_state(settings.home, redis_url=stack.redis_url, base_url=stack.base_url)
         if flower:
             assert stack.redis_url is not None
@@ -88,13 +103,25 @@ def run_up(
         print('runq up: from another terminal in this folder: runq submit "hello" --wait')
         print("runq up: Ctrl-C stops everything", flush=True)
         while not stopping.wait(0.5):
-            for proc in stack.worker_procs:
-                if proc.proc is not None and proc.proc.poll() is not None:
-                    print(f"runq up: a worker exited with code {proc.proc.returncode}; stopping")
-                    stopping.set()
+            _watch_children(stack, receiver, stopping)
         stop_process(flower_proc)
+        if receiver is not None:
+            receiver.stop()
     print("runq up: stopped", flush=True)
     return 0
+
+
+def _watch_children(
+    stack: Stack, receiver: WebhookServerProcess | None, stopping: threading.Event
+) -> None:
+    """Stop the stack when one of its workers, or the webhook receiver, has exited."""
+    for proc in stack.worker_procs:
+        if proc.proc is not None and proc.proc.poll() is not None:
+            print(f"runq up: a worker exited with code {proc.proc.returncode}; stopping")
+            stopping.set()
+    if receiver is not None and receiver.proc is not None and receiver.proc.poll() is not None:
+        print(f"runq up: runq webhooks exited with code {receiver.proc.returncode}; stopping")
+        stopping.set()
 
 
 def _workers_line(workers: int, tool_workers: int, concurrency: int | None) -> str:
@@ -121,3 +148,41 @@ def require_extras(settings: Settings, *, flower: bool) -> None:
         require("embedded", "runq up without REDIS_URL or a redis-server on PATH")
     if flower:
         require("flower", "runq up --flower")
+
+
+class _WebhookParts:
+    """What `runq up --webhooks` adds: workers in webhook mode, a sandbox that signs and
+    sends its webhooks to `runq webhooks`, and that receiver, all with one secret.
+
+    The secret is `OPENAI_WEBHOOK_SECRET` when set (a real endpoint's), else one made for
+    this folder and kept in `RUNQ_HOME/webhooks/webhook_secret` (0600). It reaches the
+    sandbox and the receiver through their environment, never their command line.
+    """
+
+    def __init__(self, secret: str, sandboxed: bool) -> None:
+        self.secret = secret
+        self.sandboxed = sandboxed
+        self.port = free_port()
+
+    def configure(self, stack: Stack) -> None:
+        """Before the stack starts: workers in webhook mode, a sandbox that sends."""
+        stack.worker_env = {**stack.worker_env, "RUNQ_MODE": "webhook"}
+        if self.sandboxed:
+            url = f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
+            stack.sandbox_args = [*stack.sandbox_args, "--webhook-url", url]
+            stack.sandbox_env = {**stack.sandbox_env, "RUNQ_SANDBOX_WEBHOOK_SECRET": self.secret}
+
+    def start_receiver(self, redis_url: str, log_path: Path) -> WebhookServerProcess:
+        return WebhookServerProcess(
+            redis_url, self.secret, port=self.port, log_path=log_path
+        ).start()
+
+
+def _webhook_parts(settings: Settings) -> _WebhookParts:
+    require("gateway", "runq up --webhooks")  # `runq webhooks` runs on the gateway's stack
+    if settings.webhook_secret is not None:
+        secret = settings.webhook_secret.get_secret_value()
+    else:
+        secret = stack_webhook_secret(settings.home / "webhooks")
+    register_secret(secret)
+    return _WebhookParts(secret, sandboxed=settings.openai_base_url is None)

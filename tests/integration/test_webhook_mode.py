@@ -1,0 +1,245 @@
+"""Webhook mode for real: the sandbox signs and sends its webhooks, a real receiver (the
+gateway, or `runq webhooks`) verifies them and wakes the job, a real worker finishes it.
+
+- Deliveries arrive: a job's result comes with zero polls, as the job record counts them
+  and as the sandbox's request stats show (one fetch per response, after it ended).
+- Deliveries dropped by the sandbox's fault injection: every job still finishes, through
+  the safety poll (short here).
+- Deliveries duplicated: the replays are refused, nothing is applied twice.
+- `runq up --webhooks` wires all of it from one command.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from runq.producers.client.sync import Client
+from runq.producers.webhooks import PATH
+from runq.producers.webhooks.process import WebhookServerProcess
+from runq.runs.job import JobStatus
+from runq.worker.launcher import SandboxProcess, Stack, free_port
+from tests.conftest import wait_for
+from tests.integration.conftest import WORKER_ENV, client_for
+from tests.integration.gateway_process import start_gateway, stop
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+
+# Each run's own secret, as `runq up --webhooks` makes one.
+SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+TOOL_SCRIPT = json.dumps([[{"name": "calculator", "arguments": {"expression": "6*7"}}]])
+
+
+def own_db(redis_url: str, db: int) -> str:
+    """The session's Redis, another database: each test's workers see only its own jobs
+    (a worker of another test would run them against another sandbox)."""
+    return redis_url.rsplit("/", 1)[0] + f"/{db}"
+
+
+def sandbox_sending(url: str, faults: str | None = None) -> SandboxProcess:
+    extra = ["--webhook-url", url]
+    if faults:
+        extra += ["--faults", faults, "--seed", "7"]
+    return SandboxProcess(
+        latency_ms=200, extra_args=extra, env={"RUNQ_SANDBOX_WEBHOOK_SECRET": SECRET}
+    ).start()
+
+
+@contextmanager
+def workers(redis_url: str, sandbox: SandboxProcess, home: Path, **env: str) -> Iterator[Stack]:
+    """Workers in webhook mode (the worker's mode: jobs are submitted in poll mode)."""
+    with Stack(
+        home=home,
+        redis_url=redis_url,
+        base_url=sandbox.base_url,
+        concurrency=4,
+        worker_log=home / "worker.log",
+        worker_env={**WORKER_ENV, "RUNQ_MODE": "webhook", **env},
+    ) as running:
+        yield running
+
+
+def stats(sandbox: SandboxProcess) -> dict[str, Any]:
+    root = sandbox.base_url.removesuffix("/v1")
+    data: dict[str, Any] = httpx.get(root + "/sandbox/stats", timeout=5).json()
+    return data
+
+
+def retrieves(snapshot: dict[str, Any]) -> int:
+    """`GET /v1/responses/{id}` requests the sandbox answered."""
+    return sum(
+        n
+        for key, n in snapshot["requests"].items()
+        if key.startswith("GET /v1/responses/{") and "cancel" not in key
+    )
+
+
+def finished(client: Client, job_ids: list[str], timeout: float = 90) -> list[Any]:
+    def all_ended() -> list[Any] | None:
+        jobs = [client.store.get(job_id) for job_id in job_ids]
+        return jobs if all(job.terminal and job.published for job in jobs) else None
+
+    return wait_for(all_ended, timeout=timeout, what="every job to end")
+
+
+# -- deliveries arrive (the gateway receives) -------------------------------------------
+@pytest.fixture(scope="module")
+def gateway_setup(redis_url: str, tmp_path_factory) -> Iterator[tuple[Client, SandboxProcess]]:
+    tmp = tmp_path_factory.mktemp("webhook-gateway")
+    redis_url = own_db(redis_url, 11)
+    proc, base = start_gateway(
+        redis_url, tmp, tokens="token-a:alice", env={"OPENAI_WEBHOOK_SECRET": SECRET}
+    )
+    sandbox = sandbox_sending(base + PATH)
+    try:
+        # A safety poll far beyond the test: any poll at all would show.
+        with workers(redis_url, sandbox, tmp, RUNQ_SAFETY_POLL_INTERVAL="600") as stack:
+            yield client_for(stack), sandbox
+    finally:
+        sandbox.stop()
+        stop(proc)
+
+
+def test_results_arrive_with_zero_polls(gateway_setup) -> None:
+    client, sandbox = gateway_setup
+    before = stats(sandbox)
+    plain = [client.submit(f"Say hello, number {n}.") for n in range(4)]
+    tooled = client.submit(
+        "Use the tool.", tools=["calculator"], metadata={"sandbox_script": TOOL_SCRIPT}
+    )
+    started = time.monotonic()
+    jobs = finished(client, [h.id for h in [*plain, tooled]])
+    assert time.monotonic() - started < 60  # nowhere near the 600 s safety poll
+    for job in jobs:
+        assert job.status == JobStatus.SUCCEEDED, job.error
+        assert job.polls == 0, (job.id, job.polls)
+    assert "42" in (jobs[-1].output_text or "")
+    assert [c["name"] for c in jobs[-1].tool_calls] == ["calculator"]
+    after = stats(sandbox)
+    created = after["responses_created"] - before["responses_created"]
+    assert created == 6  # four jobs of one response, one of two (its tool round)
+    # Each response was read once, after its webhook said it had ended: no poll.
+    assert retrieves(after) - retrieves(before) == created
+    assert after["webhooks"]["succeeded"] - before["webhooks"]["succeeded"] >= created
+
+
+def test_the_gateway_refuses_a_forged_delivery(gateway_setup, redis_url: str) -> None:
+    client, sandbox = gateway_setup
+    base = stats(sandbox)  # the sandbox is untouched by what follows
+    gateway = _gateway_base(gateway_setup)
+    body = json.dumps({"id": "evt_x", "object": "event", "created_at": int(time.time()),
+                       "type": "response.completed", "data": {"id": "resp_x"}})  # fmt: skip
+    headers = {"webhook-id": "wh_forged", "webhook-timestamp": str(int(time.time())),
+               "webhook-signature": "v1," + base64.b64encode(b"0" * 32).decode(),
+               "content-type": "application/json"}  # fmt: skip
+    refused = httpx.post(gateway + PATH, content=body, headers=headers, timeout=10)
+    assert refused.status_code == 401
+    assert client.redis.exists("runq:webhook:seen:wh_forged") == 0  # nothing touched
+    # No tenant token opens it either, and a token is not what it asks for.
+    assert retrieves(stats(sandbox)) == retrieves(base)
+
+
+def _gateway_base(setup: tuple[Client, SandboxProcess]) -> str:
+    """The gateway's address, from the webhook URL the sandbox was started with."""
+    _, sandbox = setup
+    url = sandbox.extra_args[1]
+    return url.removesuffix(PATH)
+
+
+# -- deliveries dropped: the safety poll ---------------------------------------------------
+def test_dropped_deliveries_finish_through_the_safety_poll(redis_url, tmp_path) -> None:
+    redis_url = own_db(redis_url, 12)
+    port = free_port()
+    receiver_url = f"http://127.0.0.1:{port}{PATH}"
+    sandbox = sandbox_sending(receiver_url, faults="webhook_drop=1.0")
+    try:
+        receiver = WebhookServerProcess(redis_url, SECRET, port=port,
+                                        log_path=tmp_path / "webhooks.log").start()  # fmt: skip
+        try:
+            with workers(redis_url, sandbox, tmp_path, RUNQ_SAFETY_POLL_INTERVAL="2") as stack:
+                client = client_for(stack)
+                handles = [client.submit(f"Lost webhook {n}?") for n in range(4)]
+                jobs = finished(client, [h.id for h in handles], timeout=60)
+        finally:
+            receiver.stop()
+        for job in jobs:
+            assert job.status == JobStatus.SUCCEEDED, job.error
+            waited = job.timings["finished_at"] - job.timings["run_created_at"]
+            assert waited >= 1.9  # the safety poll's interval, not a webhook, ended the wait
+        snapshot = stats(sandbox)
+        # Not one delivery got through: the safety poll is what found every end.
+        assert snapshot["webhooks"]["dropped"] >= 4 and snapshot["webhooks"]["sent"] == 0
+        assert snapshot["responses_created"] == 4
+        assert retrieves(snapshot) >= 4
+    finally:
+        sandbox.stop()
+
+
+# -- duplicated deliveries: refused, nothing applied twice ---------------------------------
+def test_duplicate_deliveries_do_not_double_apply(redis_url, tmp_path) -> None:
+    redis_url = own_db(redis_url, 13)
+    port = free_port()
+    sandbox = sandbox_sending(f"http://127.0.0.1:{port}{PATH}", faults="webhook_duplicate=1.0")
+    try:
+        log_path = tmp_path / "webhooks.log"
+        receiver = WebhookServerProcess(redis_url, SECRET, port=port, log_path=log_path,
+                                        env={"RUNQ_LOG_FORMAT": "json"}).start()  # fmt: skip
+        try:
+            with workers(redis_url, sandbox, tmp_path, RUNQ_SAFETY_POLL_INTERVAL="600") as stack:
+                client = client_for(stack)
+                handles = [client.submit(f"Twice told {n}?") for n in range(3)]
+                jobs = finished(client, [h.id for h in handles])
+                sent = wait_for(lambda: _all_delivered(sandbox), timeout=30,
+                                what=f"duplicates {stats(sandbox)['webhooks']}")  # fmt: skip
+                events = [client.events.read(job.id) for job in jobs]
+        finally:
+            receiver.stop()
+        assert sent["duplicated"] >= 3
+        for job, log in zip(jobs, events, strict=True):
+            assert job.status == JobStatus.SUCCEEDED and job.polls == 0
+            assert sum(1 for event in log if event.final) == 1
+        snapshot = stats(sandbox)
+        assert all(snapshot["responses_created_by_job"][job.id] == 1 for job in jobs)
+        assert retrieves(snapshot) == len(jobs)  # one fetch each: the replays woke nothing
+        refused = log_path.read_text().count("webhook.replay_refused")
+        assert refused >= 3
+    finally:
+        sandbox.stop()
+
+
+def _all_delivered(sandbox: SandboxProcess) -> dict[str, Any] | None:
+    sent: dict[str, Any] = stats(sandbox)["webhooks"]
+    return sent if sent["pending"] == 0 and sent["succeeded"] >= 6 else None
+
+
+# -- runq up --webhooks --------------------------------------------------------------------
+def test_runq_up_webhooks_runs_a_job_with_zero_polls(tmp_path: Path) -> None:
+    from tests.integration.test_up_lifecycle import runq, runq_up
+
+    with runq_up(tmp_path, "--webhooks") as proc:
+        log = next(tmp_path.glob("up-*.log")).read_text()
+        assert "runq up: webhooks http://127.0.0.1:" in log
+        secret_file = tmp_path / ".runq" / "webhooks" / "webhook_secret"
+        assert oct(secret_file.stat().st_mode & 0o777) == "0o600"
+        assert secret_file.read_text().strip() not in log  # never printed
+        submitted = runq(tmp_path, "submit", "hello from webhook mode", "--wait", "--json",
+                         "--timeout", "60")  # fmt: skip
+        assert submitted.returncode == 0, submitted.stderr
+        result = json.loads(submitted.stdout)
+        assert result["status"] == "succeeded"
+        job_id = result["job_id"]
+        status = runq(tmp_path, "status", job_id, "--json")
+        assert json.loads(status.stdout)["polls"] == 0
+        proc.send_signal(2)
+        proc.wait(timeout=60)
+    assert os.path.exists(secret_file)
