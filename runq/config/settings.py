@@ -129,6 +129,24 @@ def _table(value: Any) -> dict[str, Any]:
     return value
 
 
+def _tenant_numbers(value: Any) -> dict[str, int]:
+    """`name=n,name=n` (environment) or a table: whole numbers >= 1 by tenant name."""
+    if isinstance(value, str):
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("must be name=number pairs separated by commas, e.g. acme=3,beta=1")
+        value = {name.strip(): number.strip() for name, number in pairs}
+    if not isinstance(value, dict):
+        raise ValueError("must be name=number pairs, e.g. acme=3,beta=1")
+    numbers = {}
+    for name, number in value.items():
+        count = _integer(number)
+        if count < 1:
+            raise ValueError(f"{name}: must be at least 1, got {count}")
+        numbers[str(name)] = count
+    return numbers
+
+
 def _path(value: Any) -> Path:
     if not isinstance(value, str | Path) or not str(value):
         raise ValueError("must be a path")
@@ -257,6 +275,18 @@ class Settings:
     breaker_open_seconds: float = setting(30.0, _bounded(_number, gt=0))
     rpm: float | None = setting(None, _bounded(_optional_number, ge=0))  # requests/min/link
     tpm: float | None = setting(None, _bounded(_optional_number, ge=0))  # tokens/min/link
+
+    # Tenancy (runs.fairness, runs.budgets; docs/tenancy.md): new jobs start in weighted
+    # round-robin order across tenants, at most `fair_window` admitted and not yet started
+    # (0: twice the live workers' slots); caps bound a tenant's jobs in flight; budgets
+    # (JSON by tenant or `batch:<label>`) are reserved at admission with an estimate that
+    # counts `budget_output_tokens` of output for a job that sets no max_output_tokens.
+    fair_admission: bool = setting(True, _flag)
+    fair_window: int = setting(0, _bounded(_integer, ge=0))
+    tenant_weights: dict[str, int] = setting(dict, _tenant_numbers, factory=True)
+    tenant_caps: dict[str, int] = setting(dict, _tenant_numbers, factory=True)
+    budgets: dict[str, Any] = setting(dict, _table, factory=True)
+    budget_output_tokens: int = setting(1024, _bounded(_integer, ge=1))
 
     # Operations.
     home: Path = setting(Path(".runq"), _path)

@@ -178,3 +178,71 @@ def job_file(job_id: str, sha256: str) -> str:
 def conversation(conversation_id: str) -> str:
     """runq's own record of a conversation (JSON): turns, instructions, backend handles."""
     return f"{PREFIX}:conversation:{conversation_id}"
+
+
+# Fair admission between tenants and budgets (runs.fairness, runs.budgets).
+def fair(name: str) -> str:
+    """Admission state: `lanes` (tenants with waiting jobs), `state` (the round-robin's
+    place), `waiting`, `admitted`, `inflight`, `running`, `paused`, `slots`."""
+    return f"{PREFIX}:fair:{name}"
+
+
+def fair_lane_prefix() -> str:
+    """Prefix of each tenant's list of waiting job ids, oldest first."""
+    return f"{PREFIX}:fair:wait:"
+
+
+def budget(scope: str, period: str) -> str:
+    """Hash of one budget's spend and reservations in one period (USD and tokens)."""
+    return f"{PREFIX}:budget:{scope}:{period}"
+
+
+def budget_reservations() -> str:
+    """Hash job id -> the budget reservation it holds until it ends (JSON)."""
+    return f"{PREFIX}:budget:reservations"
+
+
+def batch_groups() -> str:
+    """Hash group id -> what the batcher needs to send its lines (JSON: the chain name
+    and link index, resolved in the worker's configuration; the endpoint URL path)."""
+    return f"{PREFIX}:batchq:groups"
+
+
+def batch_queue(group: str) -> str:
+    """Sorted set of the custom ids of lines waiting to be batched, by when they came."""
+    return f"{PREFIX}:batchq:{group}"
+
+
+def batch_queue_lines(group: str) -> str:
+    """Hash custom id -> JSONL line of the requests waiting in `batch_queue(group)`."""
+    return f"{PREFIX}:batchq:{group}:lines"
+
+
+def batch(batch_id: str) -> str:
+    """Hash: one batch's life (status, file id, the backend's batch id, its intent)."""
+    return f"{PREFIX}:batch:{batch_id}"
+
+
+def batch_lines(batch_id: str) -> str:
+    """Hash custom id -> JSONL line of the requests in one batch."""
+    return f"{PREFIX}:batch:{batch_id}:lines"
+
+
+def batches_open() -> str:
+    """Set of the batches the batcher still moves on (created, polled, results fanned)."""
+    return f"{PREFIX}:batches:open"
+
+
+def batch_outcome(custom_id: str) -> str:
+    """A batch line's result (JSON), read by the job's `batch` step."""
+    return f"{PREFIX}:batch:line:{custom_id}"
+
+
+def batcher_lock() -> str:
+    """Held (with a lease) by the one worker running the batcher right now."""
+    return f"{PREFIX}:batcher:lock"
+
+
+def batcher_tick() -> str:
+    """Set for one tick interval by the worker that sent the batcher's task."""
+    return f"{PREFIX}:batcher:tick"

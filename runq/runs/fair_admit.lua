@@ -1,0 +1,111 @@
+-- Admit waiting jobs in weighted round-robin order across tenants (runs/fairness.py).
+-- The budget functions (budget_check.lua) are prepended to this text when it is loaded.
+--
+-- KEYS[1] lanes: sorted set of the tenants with waiting jobs (score 0: ordered by name)
+-- KEYS[2] state: hash {lane: the lane being served, used: jobs it took in its turn}
+-- KEYS[3] waiting: hash job id -> JSON {lane, usd, tokens, scopes}
+-- KEYS[4] admitted: sorted set of admitted, not yet started job ids, scored by when
+-- KEYS[5] inflight: hash lane -> jobs admitted and not yet ended
+-- KEYS[6] running: hash job id -> lane (the jobs counted in `inflight`)
+-- KEYS[7] leases: the job store's lease sorted set
+-- KEYS[8] reservations: hash job id -> JSON {keys, usd, tokens} (budget_check.lua)
+-- KEYS[9] paused: hash lane -> until when the lane is held (a budget says wait)
+-- ARGV[1] now; ARGV[2] window (admitted, not started, at most); ARGV[3] seconds after
+-- which an admitted job no longer counts in the window; ARGV[4] the lease an admitted
+-- job gets; ARGV[5] weights JSON {lane: n}; ARGV[6] default weight; ARGV[7] caps JSON
+-- {lane: n}; ARGV[8] budgets JSON (budget_check.lua); ARGV[9] the prefix of the lanes'
+-- lists; ARGV[10] how long a lane held by a budget waits before it is looked at again.
+-- Returns {admitted job ids, {job id, scope, reason}..., {lane, until, scope, job id}...}.
+local now = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local weights = cjson.decode(ARGV[5])
+local default_weight = tonumber(ARGV[6])
+local caps = cjson.decode(ARGV[7])
+local budgets = cjson.decode(ARGV[8])
+local prefix = ARGV[9]
+local recheck = tonumber(ARGV[10])
+local admitted, refused, held = {}, {}, {}
+
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
+local room = window - redis.call('ZCARD', KEYS[4])
+local lanes = redis.call('ZCARD', KEYS[1])
+if room <= 0 or lanes == 0 then return {admitted, refused, held} end
+
+local function next_lane(after)
+  local found = {}
+  if after then found = redis.call('ZRANGEBYLEX', KEYS[1], '(' .. after, '+', 'LIMIT', 0, 1) end
+  if #found == 0 then found = redis.call('ZRANGEBYLEX', KEYS[1], '-', '+', 'LIMIT', 0, 1) end
+  return found[1]
+end
+
+local function blocked(lane)
+  local until_at = tonumber(redis.call('HGET', KEYS[9], lane) or '0')
+  if until_at > now then return true end
+  local cap = caps[lane]
+  if cap and tonumber(redis.call('HGET', KEYS[5], lane) or '0') >= cap then return true end
+  return false
+end
+
+local lane = redis.call('HGET', KEYS[2], 'lane')
+local used = tonumber(redis.call('HGET', KEYS[2], 'used') or '0')
+if not lane or not redis.call('ZSCORE', KEYS[1], lane) then
+  lane = next_lane(lane or nil)
+  used = 0
+end
+local idle = 0 -- lanes passed in a row without a job taken from them
+while room > 0 and lane and idle < lanes do
+  local move_on = false
+  if blocked(lane) then
+    move_on = true
+    idle = idle + 1
+  else
+    local list = prefix .. lane
+    local job = redis.call('LINDEX', list, 0)
+    if not job then
+      redis.call('ZREM', KEYS[1], lane)
+      lanes = lanes - 1
+      move_on = true
+    else
+      local raw = redis.call('HGET', KEYS[3], job)
+      local info = raw and cjson.decode(raw) or {}
+      local verdict, scope, reason, until_at = budget_verdict(info, budgets)
+      if verdict == 'wait' then
+        redis.call('HSET', KEYS[9], lane, math.min(until_at, now + recheck))
+        held[#held + 1] = {lane, tostring(until_at), scope, job}
+        move_on = true
+        idle = idle + 1
+      else
+        redis.call('LPOP', list)
+        redis.call('HDEL', KEYS[3], job)
+        idle = 0
+        if verdict == 'fail' then
+          refused[#refused + 1] = {job, scope, reason}
+        elseif raw then -- a job with no waiting entry was cancelled meanwhile: drop it
+          budget_reserve(job, info, budgets, KEYS[8])
+          redis.call('ZADD', KEYS[4], now, job)
+          redis.call('ZADD', KEYS[7], now + tonumber(ARGV[4]), job)
+          redis.call('HINCRBY', KEYS[5], lane, 1)
+          redis.call('HSET', KEYS[6], job, lane)
+          admitted[#admitted + 1] = job
+          room = room - 1
+          used = used + 1
+        end
+        if redis.call('LLEN', list) == 0 then
+          redis.call('ZREM', KEYS[1], lane)
+          lanes = lanes - 1
+          move_on = true
+        end
+      end
+    end
+  end
+  if move_on or used >= (weights[lane] or default_weight) then
+    if lanes == 0 then lane = nil else lane = next_lane(lane) end
+    used = 0
+  end
+end
+if lane then
+  redis.call('HSET', KEYS[2], 'lane', lane, 'used', used)
+else
+  redis.call('DEL', KEYS[2])
+end
+return {admitted, refused, held}

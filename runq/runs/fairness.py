@@ -1,0 +1,202 @@
+"""Fair admission: new jobs start in weighted round-robin order across tenants.
+
+Without it jobs start first in, first out, and a tenant that submits 10,000 jobs puts
+every other tenant's job behind all of them. With it (the default; `RUNQ_FAIR_ADMISSION`
+turns it off) a producer does not send a new job's start message: it puts the job id in
+its tenant's waiting list (`fair_push.lua`; no tenant is the tenant `default`). Every
+worker's pump (`worker.signals`, twice a second, and at once each time a start step
+begins) moves waiting jobs into the Celery `runs` queue with one atomic Lua call
+(`fair_admit.lua`), so there is no dispatcher process that could die: whichever worker
+calls, the round-robin goes on from where Redis says it is.
+
+The order: tenant by tenant in name order, each taking up to its weight
+(`RUNQ_TENANT_WEIGHTS="acme=3,beta=1"`, default 1) of its oldest jobs before the next
+tenant's turn. Only a small **window** of admitted jobs wait in the Celery queue at any
+time (`RUNQ_FAIR_WINDOW`; 0 derives it: twice the slots of the live workers, at least
+8), so a tenant that arrives late waits behind at most a window of jobs, not a backlog.
+A tenant alone on the fleet still gets all of it: the window refills as fast as starts
+take jobs from it. A per-tenant cap (`RUNQ_TENANT_CAPS="acme=20"`) bounds the jobs it
+has admitted and not yet ended; a tenant at its cap is skipped, not waited for.
+
+Budgets (`runs.budgets`) are checked and reserved in the same Lua call. A job over a
+`wait` budget holds its tenant's turn (the tenant is looked at again every few seconds);
+one over a `fail` budget comes back in `AdmitResult.refused` for the worker to end.
+
+Crash safety: a waiting job keeps its lease pushed forward by the sweeper (it is waiting,
+not lost: `is_waiting`); admitting it gives it a fresh lease, so a worker that dies
+between the Lua call and the Celery send leaves a job the sweeper starts. A job leaves
+admission through `release` when it ends (`Publication`) or its record is gone
+(sweeper): its in-flight count and its budget reservation are given back exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from runq.runs import keys, lua
+from runq.runs.budgets import DEFAULT_TENANT, BudgetBook, scopes_of
+from runq.runs.job import Job
+from runq.runs.replies import text
+
+log = structlog.get_logger("runq.fairness")
+
+# An admitted job whose start has not run after this long no longer fills the window.
+ADMITTED_STALE = 120.0
+# The lease an admitted job gets: the sweeper starts it if its start message is lost.
+ADMITTED_LEASE = 60.0
+# A lane held by a budget is looked at again after this long (running jobs may settle
+# below their estimate and give room back before the period ends).
+BUDGET_RECHECK = 5.0
+# A worker's slots count in the derived window while its heartbeat is this fresh.
+SLOTS_FRESH = 30.0
+MIN_WINDOW = 8
+
+
+def lane_of(job: Job) -> str:
+    """The tenant whose turn a job waits for (`default` when it names none)."""
+    return job.spec.tenant or DEFAULT_TENANT
+
+
+@dataclass
+class AdmitResult:
+    """What one admission call did: jobs to start, jobs to fail, lanes held by a budget."""
+
+    admitted: list[str] = field(default_factory=list)
+    refused: list[tuple[str, str, str]] = field(default_factory=list)  # job, scope, reason
+    held: list[tuple[str, float, str, str]] = field(default_factory=list)  # lane, until, ...
+
+
+class Admission:
+    """The shared waiting lists and the round-robin over them (module docstring)."""
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        weights: dict[str, int] | None = None,
+        caps: dict[str, int] | None = None,
+        window: int = 0,
+        budgets: BudgetBook | None = None,
+    ) -> None:
+        self.redis = redis
+        self.weights = dict(weights or {})
+        self.caps = dict(caps or {})
+        self.window = window
+        self.budgets = budgets or BudgetBook(redis)
+        self._push = lua.register(redis, "fair_push")
+        self._release = lua.register(redis, "fair_release")
+        self._admit = redis.register_script(lua.source("budget_check") + lua.source("fair_admit"))
+
+    # -- producers ---------------------------------------------------------------------
+    def push(self, job: Job) -> int:
+        """Put a new job in its tenant's waiting list; returns its place (0: already in)."""
+        usd, tokens = self.budgets.estimate(job.spec)
+        lane = lane_of(job)
+        entry = {"lane": lane, "usd": usd, "tokens": tokens, "scopes": scopes_of(job.spec)}
+        place = self._push(
+            keys=[keys.fair("waiting"), keys.fair_lane_prefix() + lane, keys.fair("lanes")],
+            args=[job.id, json.dumps(entry), lane],
+        )
+        return int(place)
+
+    # -- workers -----------------------------------------------------------------------
+    def admit(self, now: float | None = None, window: int | None = None) -> AdmitResult:
+        """Take the next jobs in round-robin order, up to the window's free room."""
+        now = time.time() if now is None else now
+        reply = self._admit(
+            keys=[
+                keys.fair("lanes"),
+                keys.fair("state"),
+                keys.fair("waiting"),
+                keys.fair("admitted"),
+                keys.fair("inflight"),
+                keys.fair("running"),
+                keys.leases(),
+                keys.budget_reservations(),
+                keys.fair("paused"),
+            ],
+            args=[
+                repr(now),
+                self.current_window(now) if window is None else window,
+                ADMITTED_STALE,
+                ADMITTED_LEASE,
+                json.dumps(self.weights) if self.weights else "{}",
+                1,
+                json.dumps(self.caps) if self.caps else "{}",
+                self.budgets.lua_arg(now),
+                keys.fair_lane_prefix(),
+                BUDGET_RECHECK,
+            ],
+        )
+        admitted, refused, held = reply
+        return AdmitResult(
+            admitted=[text(job) for job in admitted],
+            refused=[(text(j), text(s), text(r)) for j, s, r in refused],
+            held=[(text(lane), float(text(u)), text(s), text(j)) for lane, u, s, j in held],
+        )
+
+    def started(self, job_id: str) -> None:
+        """A start step began: the job no longer fills the window."""
+        self.redis.zrem(keys.fair("admitted"), job_id)
+
+    def release(self, job_id: str) -> bool:
+        """The job ended (or its record is gone): give back its place. Idempotent."""
+        found = self._release(
+            keys=[
+                keys.fair("waiting"),
+                keys.fair("admitted"),
+                keys.fair("inflight"),
+                keys.fair("running"),
+            ],
+            args=[job_id, keys.fair_lane_prefix()],
+        )
+        return bool(found)
+
+    def is_waiting(self, job_id: str) -> bool:
+        return bool(self.redis.hexists(keys.fair("waiting"), job_id))
+
+    # -- the window ----------------------------------------------------------------------
+    def heartbeat(self, worker: str, slots: int, now: float | None = None) -> None:
+        """A worker says how many tasks it runs at once (the derived window sums them)."""
+        now = time.time() if now is None else now
+        self.redis.hset(keys.fair("slots"), worker, json.dumps([slots, now]))
+
+    def current_window(self, now: float | None = None) -> int:
+        """`RUNQ_FAIR_WINDOW`, or twice the slots of the workers seen lately (at least 8)."""
+        if self.window > 0:
+            return self.window
+        now = time.time() if now is None else now
+        slots = 0
+        for raw in self.redis.hvals(keys.fair("slots")):
+            count, seen = json.loads(raw)
+            if now - seen <= SLOTS_FRESH:
+                slots += int(count)
+        return max(MIN_WINDOW, 2 * slots)
+
+    # -- reading -------------------------------------------------------------------------
+    def waiting_by_tenant(self) -> dict[str, int]:
+        lanes = [text(lane) for lane in self.redis.zrange(keys.fair("lanes"), 0, -1)]
+        pipe = self.redis.pipeline(transaction=False)
+        for lane in lanes:
+            pipe.llen(keys.fair_lane_prefix() + lane)
+        return dict(zip(lanes, (int(n) for n in pipe.execute()), strict=True))
+
+    def inflight_by_tenant(self) -> dict[str, int]:
+        raw = self.redis.hgetall(keys.fair("inflight"))
+        return {text(k): int(v) for k, v in raw.items()}
+
+
+def admission_from_settings(redis: Any, settings: Any) -> Admission:
+    """The admission a producer or a worker uses, from `Settings`."""
+    return Admission(
+        redis,
+        weights=settings.tenant_weights,
+        caps=settings.tenant_caps,
+        window=settings.fair_window,
+        budgets=BudgetBook(redis, settings.budgets, output_tokens=settings.budget_output_tokens),
+    )
