@@ -249,8 +249,8 @@ def _as_json(inp: ModelInput, answer: Reply) -> Reply:
     ``json_object``: the schema an instruction spells out, else ``{"answer": text}``).
 
     An answer grounded in file_search keeps a citation: the JSON cites the file of the
-    text answer's first cited sentence (else of the best search result), as a model
-    answering in JSON from the files still annotates its source.
+    best search result, the most authoritative material its values come from, as a
+    model answering in JSON from the files still annotates its source.
     """
     fmt = inp.output_format
     schema = fmt.schema
@@ -261,9 +261,7 @@ def _as_json(inp: ModelInput, answer: Reply) -> Reply:
         value: Any = {"answer": answer.text}
     else:
         value = structured.fill(schema, material(inp.turns, answer.search_results))
-    source = next((s for s in answer.segments if s.file_id), None)
-    hit = answer.search_results[0] if answer.search_results else None
-    file_id = source.file_id if source else (hit or {}).get("file_id")
-    filename = source.filename if source else (hit or {}).get("filename")
-    answer.segments = [Segment(json.dumps(value, ensure_ascii=False), file_id, filename)]
+    best = answer.search_results[0] if answer.search_results else {}
+    text = json.dumps(value, ensure_ascii=False)
+    answer.segments = [Segment(text, best.get("file_id"), best.get("filename"))]
     return answer
