@@ -10,6 +10,12 @@
 4. Wait with a live progress bar (`ask.progress`); the command writes the results
    (`ask.output`).
 
+With `--schema FILE` (`ask.schema`) every job carries that output schema and the rows
+hold one column per field. With `--per-file` (`ask.per_file`) there is one job per
+document instead of one per question, each searching a store of that document alone;
+its prompt is the questions given, else an extraction prompt built from the schema.
+Planning, re-runs and resume are the same in both modes.
+
 The job records are looked up *before* the backend is touched: when every question
 already has an answer (or a job still running), a re-run reads Redis only — no upload
 check, no vector store call, and neither the `openai` client, Celery nor redis-py is
@@ -28,10 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runq.producers.ask import corpus as ask_corpus
+from runq.producers.ask import per_file as ask_per_file
+from runq.producers.ask import schema as ask_schema
 from runq.producers.ask.corpus import Corpus
 from runq.producers.ask.plan import ToSubmit, answer_options, plan
 from runq.producers.ask.progress import wait
 from runq.producers.ask.report import AskReport
+from runq.producers.ask.schema import OutputSchema
 from runq.producers.client.sync import Client
 from runq.worker.discovery import resolve_base_url
 
@@ -92,6 +101,26 @@ def submit(
         report.submitted += 1
 
 
+def submit_per_file(
+    client: Client,
+    report: AskReport,
+    todo: Sequence[ToSubmit],
+    resolved: dict[str, Any],
+    stores: dict[str, str],
+) -> None:
+    """Enqueue one job per document in `todo`, searching that document's own store."""
+    for item in todo:
+        doc = report.corpus.documents[item.index]
+        client.submit(
+            item.question,
+            job_id=item.job_id,
+            vector_store_ids=[stores[doc.sha256]],
+            metadata={"runq_ask": item.digest, "document": doc.sha256[:16]},
+            **resolved,
+        )
+        report.submitted += 1
+
+
 def collect(paths: Sequence[str], console: Console, *, required: bool = True) -> Corpus:
     """Find the documents; print what was skipped and why. Reads files only."""
     from rich.markup import escape
@@ -137,6 +166,38 @@ def prepare(
     not_indexed(corpus, failures, console)
 
 
+def prepare_per_file(
+    client: Client,
+    corpus: Corpus,
+    todo: Sequence[ToSubmit],
+    console: Console,
+    *,
+    ingest_timeout: float = 600.0,
+) -> dict[str, str]:
+    """Upload what the backend does not have; give each document in `todo` its own
+    store (`ask.per_file`); return them by content hash."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    api = openai_client(client)
+    docs = [corpus.documents[item.index] for item in todo]
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+    ) as progress:
+        up = progress.add_task("uploading", total=len(corpus.documents))
+        ask_corpus.upload(corpus, api, client.redis, on_file=lambda _d, _r: progress.advance(up))
+        ingest = progress.add_task("indexing each file", total=len(docs))
+        stores, failures = ask_per_file.stores(
+            corpus, docs, api, client.redis, ingest_timeout=ingest_timeout,
+            on_store=lambda _d: progress.advance(ingest),
+        )  # fmt: skip
+    not_indexed(corpus, failures, console)
+    return stores
+
+
 def not_indexed(corpus: Corpus, failures: Sequence[tuple[str, str]], console: Console) -> None:
     """List the files the vector store failed to ingest, as skipped, with the reason."""
     from rich.markup import escape
@@ -156,40 +217,86 @@ def run_ask(
     console: Console | None = None,
     timeout: float = 900.0,
     vector_store: str | None = None,
+    schema: OutputSchema | None = None,
+    per_file: bool = False,
     **options: Any,
 ) -> AskReport:
     """Answer `questions` from the documents under `paths`; see the module docstring.
 
     With `vector_store`, search that existing store instead of one runq builds: the
-    documents under `paths`, if any, are added to it.
+    documents under `paths`, if any, are added to it. With `schema`, every answer is
+    JSON valid against it. With `per_file`, ask each document alone: the questions
+    (joined) or, when none are given, an extraction prompt built from the schema.
     """
     if console is None:
         from rich.console import Console
 
         console = Console(stderr=True)
     started = time.monotonic()
-    if not questions:
-        raise ask_corpus.CorpusError("no questions: give --questions FILE or -q TEXT")
+    prompts = _prompts(questions, schema, per_file=per_file, vector_store=vector_store)
     if vector_store is not None and not vector_store.strip():
         raise ask_corpus.CorpusError("--vector-store must name a vector store id")
     if not paths and vector_store is None:
         raise ask_corpus.CorpusError("nothing to search: give DOCS, or --vector-store ID")
+    if schema is not None:
+        options["output_schema"] = schema.schema
+        if options.get("instructions") is None:
+            options["instructions"] = (
+                ask_schema.EXTRACTION_INSTRUCTIONS if per_file else ask_schema.QUESTION_INSTRUCTIONS
+            )
     resolved = answer_options(client, options)
     # Refuse bad options (an empty model, an unknown backend) before any file is read.
-    client.spec(questions[0], **resolved)
+    client.spec(prompts[0], **resolved)
     corpus = collect(paths, console, required=vector_store is None)
     corpus.named_store = vector_store
-    report = AskReport(corpus=corpus, questions=list(dict.fromkeys(questions)))
+    report = AskReport(
+        corpus=corpus,
+        questions=prompts,
+        per_file=per_file,
+        fields=schema.fields if schema is not None else (),
+    )
     todo = plan(client, report, resolved)
-    if todo:
+    if todo and per_file:
+        stores = prepare_per_file(client, corpus, todo, console)
+        submit_per_file(client, report, todo, resolved, stores)
+    elif todo:
         prepare(client, corpus, console)
         submit(client, report, todo, resolved)
     else:
         # Every answer exists or is on its way: the corpus those jobs searched is the one
         # recorded in Redis for these contents; nothing is asked of the backend.
-        not_indexed(corpus, ask_corpus.recall(corpus, client.reads), console)
+        recall = ask_per_file.recall if per_file else ask_corpus.recall
+        not_indexed(corpus, recall(corpus, client.reads), console)
     try:
         wait(client, report, timeout=timeout, console=console)
     finally:
         report.elapsed = time.monotonic() - started
     return report
+
+
+def _prompts(
+    questions: Sequence[str],
+    schema: OutputSchema | None,
+    *,
+    per_file: bool,
+    vector_store: str | None,
+) -> list[str]:
+    """What the jobs ask: each question; with `per_file`, one prompt for every document."""
+    unique = list(dict.fromkeys(questions))
+    if not per_file:
+        if not unique:
+            raise ask_corpus.CorpusError("no questions: give --questions FILE or -q TEXT")
+        return unique
+    if vector_store is not None:
+        raise ask_corpus.CorpusError(
+            "--per-file asks each document in a store of its own; it cannot search "
+            "--vector-store (drop one of the two)"
+        )
+    if unique:
+        return ["\n".join(unique)]
+    if schema is None:
+        raise ask_corpus.CorpusError(
+            "--per-file needs the fields to extract (--schema FILE) or a question to ask "
+            "of every file (--questions FILE or -q TEXT)"
+        )
+    return [ask_schema.extraction_prompt(schema)]

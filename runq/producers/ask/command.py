@@ -26,13 +26,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
     from runq.config.settings import get_settings
     from runq.producers.ask import batch
+    from runq.producers.ask import corpus as ask_corpus
     from runq.producers.ask import output as ask_output
+    from runq.producers.ask import schema as ask_schema
     from runq.producers.ask.report import AskInterrupted
     from runq.producers.client.sync import Client, require_redis_url
 
     questions = list(args.question or [])
     if args.questions:
         questions += batch.read_questions(args.questions)
+    schema = ask_schema.load(args.schema) if args.schema else None
+    if not questions and not args.per_file:
+        raise ask_corpus.CorpusError("no questions: give --questions FILE or -q TEXT")
     if args.out:
         ask_output.check_writable(args.out)
     console = Console(stderr=True)
@@ -49,6 +54,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             model=args.model,
             mode=args.mode,
             vector_store=args.vector_store,
+            schema=schema,
+            per_file=args.per_file,
         )
     except (AskInterrupted, KeyboardInterrupt) as exc:
         pending = exc.report.pending if isinstance(exc, AskInterrupted) else None
@@ -59,14 +66,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     data = ask_output.rows(report)
+    shape = ask_output.layout(report)
     unwritten: ask_output.OutputError | None = None
     if args.out:
         try:
-            kind = ask_output.write(args.out, data)
+            kind = ask_output.write(args.out, data, shape)
             console.print(f"wrote {len(data)} {kind} row(s) to {escape(str(args.out))}")
         except ask_output.OutputError as err:  # the answers still print, then the error
             unwritten = err
-    console.print(ask_output.answers_table(data, "runq ask"))
+    console.print(ask_output.answers_table(data, "runq ask", shape=shape))
     counters = report.counters()
     console.print(
         "runq ask: " + " ".join(f"{k}={v}" for k, v in counters.items()),
@@ -76,8 +84,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if unwritten is not None:
         raise unwritten
     if report.pending:
+        what = "file(s)" if args.per_file else "question(s)"
         console.print(
-            f"[yellow]{report.pending} question(s) still running[/]; collect them "
+            f"[yellow]{report.pending} {what} still running[/]; collect them "
             f"later with: {escape(_resume_hint(sys.argv[1:]))}"
         )
         return 1
@@ -91,18 +100,29 @@ def add_commands(sub: Any) -> None:
         help="answer questions from documents (pdf, docx, txt, md, html, json) in batch",
         description="Upload the documents once, index them in a vector store, and run one "
         "job per question. Re-running the same command uploads nothing and reuses the "
-        "finished answers; only missing or failed questions run again. Needs a running "
-        "stack: REDIS_URL, or `runq up` in this folder.",
+        "finished answers; only missing or failed questions run again. With --schema the "
+        "answers are JSON, written one column per field; with --per-file each document "
+        "is asked alone, one row per file (extraction). Needs a running stack: "
+        "REDIS_URL, or `runq up` in this folder.",
     )
     p.add_argument(
         "docs", nargs="*", metavar="DOCS", help="files or folders (recursive); optional with "
         "--vector-store"
     )  # fmt: skip
-    src = p.add_mutually_exclusive_group(required=True)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--questions", metavar="FILE", help="one question a line")
     src.add_argument(
         "-q", "--question", action="append", metavar="TEXT", help="a question (repeat for several)"
     )
+    p.add_argument(
+        "--schema", metavar="FILE", help="a JSON schema of an object: every answer is JSON "
+        "valid against it, written one column per top-level property"
+    )  # fmt: skip
+    p.add_argument(
+        "--per-file", action="store_true", help="one job per document, searching that "
+        "document alone: one row per file. Asks the questions given (joined), else "
+        "extracts the --schema fields"
+    )  # fmt: skip
     p.add_argument(
         "--out", metavar="FILE", help="write the results: .csv or .md by extension, else jsonl"
     )

@@ -70,6 +70,8 @@ class Corpus:
     vector_store_id: str | None = None
     vector_store_reused: bool = False
     named_store: str | None = None  # `--vector-store`: the user's store, not one runq builds
+    stores_created: int = 0  # `--per-file`: one store per document (`ask.per_file`)
+    stores_reused: int = 0
 
     @property
     def fingerprint(self) -> str:
@@ -192,7 +194,7 @@ def upload(
             on_file(doc, reused)
 
 
-def _store_fingerprint(file_ids: Iterable[str]) -> str:
+def store_fingerprint(file_ids: Iterable[str]) -> str:
     return hashlib.sha256("\n".join(sorted(file_ids)).encode()).hexdigest()
 
 
@@ -203,7 +205,7 @@ def vector_store(corpus: Corpus, api: openai.OpenAI, r: redis.Redis) -> str:
         raise CorpusError("no supported documents to search; see the skipped files above")
     import openai
 
-    key = keys.vector_store_cache(_store_fingerprint(ids))
+    key = keys.vector_store_cache(store_fingerprint(ids))
     cached = r.get(key)
     if cached is not None:
         try:
@@ -289,7 +291,7 @@ def recall(corpus: Corpus, r: KeyReads) -> list[tuple[str, str]]:
     if corpus.named_store is not None:
         store: Any = corpus.named_store
     elif corpus.file_ids:
-        store = r.get(keys.vector_store_cache(_store_fingerprint(corpus.file_ids.values())))
+        store = r.get(keys.vector_store_cache(store_fingerprint(corpus.file_ids.values())))
     else:
         store = None
     if store is None:

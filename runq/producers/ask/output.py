@@ -5,6 +5,11 @@ One row per question: question, answer, citations (file name and quoted text), s
 `answered` (False when nothing was cited, e.g. "I could not find ..."), `source_link`
 (the path of the first cited document), `source` (the backend link that answered),
 `fallback_used`, tokens, latency and the job id.
+
+With `--schema`, the answer is one column per top-level field of the schema (from the
+result's `output_parsed`, checked by the worker), `answered` says whether any field was
+found, and `error` holds a failed job's message; with `--per-file` the row is a
+document's (`file`, its path, instead of `question`). See `ask.columns`.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runq.errors import RunqError
+from runq.producers.ask.columns import Layout, cell, field_values, found_any
 from runq.producers.ask.report import AskReport
 
 if TYPE_CHECKING:
@@ -30,8 +36,13 @@ def _quote(text: str, citation: dict[str, Any], previous_end: int) -> str:
     return text[previous_end:index].strip() if 0 < index <= len(text) else ""
 
 
-def citations(result: dict[str, Any]) -> list[dict[str, Any]]:
-    text = result.get("output_text") or ""
+def citations(result: dict[str, Any], *, quote_answer: bool = True) -> list[dict[str, Any]]:
+    """The result's citations, each with its file and quote, in the answer's order.
+
+    `quote_answer=False` for a JSON answer: the text a citation closes is JSON, not a
+    quote; only a quote the backend gave is kept.
+    """
+    text = (result.get("output_text") or "") if quote_answer else ""
     out: list[dict[str, Any]] = []
     previous_end = 0
     for c in sorted(result.get("citations") or [], key=lambda c: int(c.get("index") or 0)):
@@ -46,34 +57,45 @@ def citations(result: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def layout(report: AskReport) -> Layout:
+    return Layout("file" if report.per_file else "question", report.fields)
+
+
 def rows(report: AskReport) -> list[dict[str, Any]]:
+    """One row per question (per document with `--per-file`), in the order asked."""
+    shape = layout(report)
+    if report.per_file:
+        labels = [str(doc.path) for doc in report.corpus.documents]
+    else:
+        labels = list(report.questions)
     paths = {fid: str(doc.path) for fid, doc in report.corpus.by_file_id().items()}
     out: list[dict[str, Any]] = []
-    for question, job_id in zip(report.questions, report.job_ids, strict=False):
+    for label, job_id in zip(labels, report.job_ids, strict=False):
+        row: dict[str, Any] = {shape.label: label}
         result = report.results.get(job_id)
         if result is None:
-            out.append(
-                {
-                    "question": question,
-                    "answer": None,
-                    "citations": [],
-                    "status": "pending",
-                    "answered": False,
-                    "job_id": job_id,
-                }
-            )
+            row.update(dict.fromkeys(shape.answer_columns))
+            row.update(citations=[], status="pending", answered=False, job_id=job_id)
+            out.append(row)
             continue
-        cited = citations(result)
-        first = cited[0]["file_id"] if cited else None
         error = result.get("error") or {}
-        out.append(
+        message = error.get("message") if error else None
+        cited = citations(result, quote_answer=not shape.fields)
+        if shape.fields:
+            values = field_values(result.get("output_parsed"), shape.fields)
+            row.update(values)
+            answered = result["status"] == "succeeded" and found_any(values)
+        else:
+            row["answer"] = result.get("output_text") or message
+            answered = bool(cited)
+        first = cited[0]["file_id"] if cited else None
+        link = label if report.per_file else (paths.get(first) if first else None)
+        row.update(
             {
-                "question": question,
-                "answer": result.get("output_text") or (error.get("message") if error else None),
                 "citations": [{"file": c["file"], "quote": c["quote"]} for c in cited],
                 "status": result["status"],
-                "answered": bool(cited),
-                "source_link": paths.get(first) if first else None,
+                "answered": answered,
+                "source_link": link,
                 "source": result.get("source"),
                 "fallback_used": bool(result.get("fallback_used")),
                 "tokens": (result.get("usage") or {}).get("total_tokens"),
@@ -81,6 +103,9 @@ def rows(report: AskReport) -> list[dict[str, Any]]:
                 "job_id": job_id,
             }
         )
+        if shape.fields:
+            row["error"] = message
+        out.append(row)
     return out
 
 
@@ -115,14 +140,15 @@ def check_writable(path: str | Path) -> None:
         raise OutputError(f"--out {str(path)!r} is not writable by this user")
 
 
-def write(path: str | Path, data: list[dict[str, Any]]) -> str:
+def write(path: str | Path, data: list[dict[str, Any]], shape: Layout | None = None) -> str:
     """Write `data` to `path` in the format its extension names; return the format.
 
+    `shape` names the columns (`ask.columns`); the default is a question's text answer.
     A failure (a full disk, a folder that vanished) is an `OutputError` that says the
     answers are safe: they are in Redis, and the same command writes them again.
     """
     try:
-        return _write(Path(path), data)
+        return _write(Path(path), data, shape or Layout())
     except OSError as err:
         raise OutputError(
             f"could not write the results to {str(path)!r}: {err.strerror or err}. The "
@@ -131,54 +157,29 @@ def write(path: str | Path, data: list[dict[str, Any]]) -> str:
         ) from None
 
 
-def _write(path: Path, data: list[dict[str, Any]]) -> str:
+def _write(path: Path, data: list[dict[str, Any]], shape: Layout) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     ext = path.suffix.lower()
     if ext == ".csv":
-        fields = [
-            "question",
-            "answer",
-            "cited_files",
-            "quotes",
-            "status",
-            "answered",
-            "source_link",
-            "source",
-            "fallback_used",
-            "tokens",
-            "latency_s",
-            "job_id",
-        ]
         with path.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+            writer = csv.DictWriter(fh, fieldnames=shape.csv_columns(), extrasaction="ignore")
             writer.writeheader()
             for row in data:
                 quotes = " | ".join(f"{c['file']}: {c['quote']}" for c in row["citations"])
-                writer.writerow({**row, "cited_files": _cited_files(row), "quotes": quotes})
+                typed = {k: cell(row.get(k)) for k in shape.fields}
+                writer.writerow({**row, **typed, "cited_files": _cited_files(row),
+                                 "quotes": quotes})  # fmt: skip
         return "csv"
     if ext in (".md", ".markdown"):
-        lines = [
-            "| question | answer | cited | status | tokens | latency (s) |",
-            "|---|---|---|---|---|---|",
-        ]
+        heads = [shape.label, *shape.answer_columns, "cited", "status", "tokens", "latency (s)"]
+        lines = ["| " + " | ".join(map(_cell, heads)) + " |", "|" + "---|" * len(heads)]
         for row in data:
             link = row.get("source_link")
             cited = f"[{_cited_files(row)}]({link})" if link else _cited_files(row)
-            lines.append(
-                "| "
-                + " | ".join(
-                    _cell(v)
-                    for v in (
-                        row["question"],
-                        row["answer"],
-                        cited,
-                        row["status"],
-                        row.get("tokens"),
-                        row.get("latency_s"),
-                    )
-                )
-                + " |"
-            )
+            answers = [cell(row.get(k)) for k in shape.answer_columns]
+            values = (row[shape.label], *answers, cited, row["status"], row.get("tokens"),
+                      row.get("latency_s"))  # fmt: skip
+            lines.append("| " + " | ".join(_cell(v) for v in values) + " |")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return "md"
     with path.open("w", encoding="utf-8") as fh:
@@ -187,8 +188,11 @@ def _write(path: Path, data: list[dict[str, Any]]) -> str:
     return "jsonl"
 
 
-def answers_table(data: list[dict[str, Any]], title: str, *, status: bool = True) -> Table:
-    """The rows as a terminal table: question, answer, cited files (and status).
+def answers_table(
+    data: list[dict[str, Any]], title: str, *, status: bool = True, shape: Layout | None = None
+) -> Table:
+    """The rows as a terminal table: question (or file), answer (or each field, as in
+    csv), cited files (and status).
 
     Every cell is a `Text`, never markup: questions and answers are anyone's words, and
     an answer holding `[/]` or `[bold]` must print as written, not restyle the table or
@@ -197,15 +201,20 @@ def answers_table(data: list[dict[str, Any]], title: str, *, status: bool = True
     from rich.table import Table
     from rich.text import Text
 
+    shape = shape or Layout()
     table = Table(title=title, show_lines=True)
-    table.add_column("question", ratio=2)
-    table.add_column("answer", ratio=3)
+    table.add_column(shape.label, ratio=2)
+    for name in shape.answer_columns:
+        table.add_column(name, ratio=3 if not shape.fields else 2)
     table.add_column("cited file")
     if status:
         table.add_column("status")
     for row in data:
         files = ", ".join(dict.fromkeys(c["file"] for c in row["citations"] if c["file"]))
-        answer = row["answer"] or ("" if status else row["status"])
-        cells = [Text(row["question"]), Text(answer), Text(files or "-")]
+        if shape.fields:
+            answers = [cell(row.get(name)) for name in shape.fields]
+        else:
+            answers = [row["answer"] or ("" if status else row["status"])]
+        cells = [Text(row[shape.label]), *map(Text, answers), Text(files or "-")]
         table.add_row(*cells, *([Text(row["status"])] if status else []))
     return table

@@ -2,7 +2,9 @@
 
 A question's job id is `ask_<digest>`: the digest covers the corpus content (file
 hashes, not file ids), the question and the options that change an answer (backend,
-model, mode, instructions), so the same command finds the same jobs. A failed or
+model, mode, instructions, and the output schema when one is given), so the same
+command finds the same jobs. With `--per-file` each job is one document's: its digest
+covers that document's content and the prompt instead, and the same rules apply. A failed or
 cancelled answer runs again under `ask_<digest>-r1`, `-r2`, ...: the failed record
 stays for post-mortems (it expires with the other results) and nothing is deleted or
 overwritten. Planning reads Redis only, over `Client.reads`: a re-run whose answers all
@@ -45,6 +47,8 @@ def answer_options(client: Client, options: dict[str, Any]) -> dict[str, Any]:
 
 def question_digest(corpus_fingerprint: str, question: str, options: dict[str, Any]) -> str:
     shown = {k: options.get(k) for k in ANSWER_OPTIONS}
+    if options.get("output_schema") is not None:  # absent otherwise: earlier ids stay valid
+        shown["output_schema"] = options["output_schema"]
     payload = json.dumps([corpus_fingerprint, question, shown], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
@@ -74,24 +78,40 @@ def latest_attempts(client: Client, digests: Sequence[str]) -> list[tuple[int, J
 
 @dataclass(frozen=True)
 class ToSubmit:
-    """A question with no usable job yet, and the id its new job will have."""
+    """A question with no usable job yet, and the id its new job will have.
+
+    `index` is its place in the report's asks: with `--per-file`, the document's.
+    """
 
     question: str
     job_id: str
     digest: str
+    index: int = 0
+
+
+def asks(report: AskReport) -> list[tuple[str, str]]:
+    """(prompt, the fingerprint of what it searches) per job the report wants.
+
+    A question searches the whole corpus; with `--per-file` the one prompt searches each
+    document alone (`file:<sha256>`, never equal to a corpus fingerprint).
+    """
+    if report.per_file:
+        (prompt,) = report.questions
+        return [(prompt, f"file:{doc.sha256}") for doc in report.corpus.documents]
+    return [(q, report.corpus.fingerprint) for q in report.questions]
 
 
 def plan(client: Client, report: AskReport, resolved: dict[str, Any]) -> list[ToSubmit]:
-    """Adopt the questions' earlier jobs; return the questions that need a new one.
+    """Adopt the earlier jobs of the report's asks; return those that need a new one.
 
     A finished answer is reused, a running job is waited for, and a failed or cancelled
     one gets a new attempt. Reads Redis only.
     """
-    fingerprint = report.corpus.fingerprint
-    digests = [question_digest(fingerprint, q, resolved) for q in report.questions]
+    wanted = asks(report)
+    digests = [question_digest(scope, q, resolved) for q, scope in wanted]
     todo: list[ToSubmit] = []
-    for question, digest, (attempt, job) in zip(
-        report.questions, digests, latest_attempts(client, digests), strict=True
+    for index, ((question, _), digest, (attempt, job)) in enumerate(
+        zip(wanted, digests, latest_attempts(client, digests), strict=True)
     ):
         if job is not None and job.status not in (FAILED, CANCELLED):
             report.job_ids.append(job.id)
@@ -105,5 +125,5 @@ def plan(client: Client, report: AskReport, resolved: dict[str, Any]) -> list[To
             report.retried += 1
         job_id = attempt_id(digest, attempt + 1)
         report.job_ids.append(job_id)
-        todo.append(ToSubmit(question, job_id, digest))
+        todo.append(ToSubmit(question, job_id, digest, index))
     return todo

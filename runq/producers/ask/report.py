@@ -28,7 +28,9 @@ class AskReport:
     """What one `runq ask` did; the counters say what a re-run reused."""
 
     corpus: Corpus
-    questions: list[str]
+    questions: list[str]  # with `per_file`, the one prompt asked of every document
+    per_file: bool = False  # one job per document (`--per-file`), not per question
+    fields: tuple[str, ...] = ()  # the output schema's top-level fields (`--schema`)
     job_ids: list[str] = field(default_factory=list)
     submitted: int = 0
     reused_results: int = 0
@@ -61,6 +63,7 @@ class AskReport:
             "vector_store": c.vector_store_id,
             "vector_store_reused": c.vector_store_reused,
             "questions": len(self.questions),
+            **(self._per_file_counters() if self.per_file else {}),
             "submitted": self.submitted,
             "reused_results": self.reused_results,
             "in_flight": self.in_flight,
@@ -70,3 +73,8 @@ class AskReport:
             "pending": self.pending,
             "elapsed_s": round(self.elapsed, 3),
         }
+
+    def _per_file_counters(self) -> dict[str, Any]:
+        c = self.corpus
+        return {"per_file": len(c.documents), "stores_created": c.stores_created,
+                "stores_reused": c.stores_reused}  # fmt: skip
