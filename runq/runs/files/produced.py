@@ -67,8 +67,10 @@ class FileKeeper:
             if not (isinstance(known, int) and known > limit):
                 content = read(ref, limit)
             if content is None:
-                why = (f"larger than the per-file cap of {self.limits.per_file} bytes"
-                       if limit == self.limits.per_file
+                over_file = limit == self.limits.per_file or (
+                    isinstance(known, int) and known > self.limits.per_file
+                )
+                why = (f"larger than the per-file cap of {self.limits.per_file} bytes" if over_file
                        else f"over the per-job cap of {self.limits.per_job} bytes")  # fmt: skip
                 entries.append(
                     {"name": name, "bytes": known, "stored": False, "reason": why, **ids}
