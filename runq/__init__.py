@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     )
     from runq.producers.client.aio import AsyncClient, AsyncJobHandle
     from runq.producers.client.sync import Client, JobHandle, get_job, submit
+    from runq.runs.files.produced import JobFile
     from runq.runs.recent import JobSummary
     from runq.runs.tools import tool
 
@@ -48,6 +49,7 @@ __all__ = [
     "InvalidJobError",
     "JobAlreadyEndedError",
     "JobFailedError",
+    "JobFile",
     "JobHandle",
     "JobNotFoundError",
     "JobSummary",
@@ -68,6 +70,7 @@ _HOMES = {
     "AsyncClient": "runq.producers.client.aio",
     "AsyncJobHandle": "runq.producers.client.aio",
     "JobSummary": "runq.runs.recent",
+    "JobFile": "runq.runs.files.produced",
     "tool": "runq.runs.tools",
     "RunqError": "runq.errors",
     "ConfigurationError": "runq.errors",

@@ -79,8 +79,10 @@ def test_chat_refuses_the_code_interpreter_at_submit(stack: Stack, tmp_path: Pat
     assert done.stdout == ""  # nothing was enqueued, so no job id
 
 
-def test_python_api_files_and_a_job_id_that_stays_its_own(client: Client) -> None:
-    handle = client.submit("Plot monthly sales", tools=["code_interpreter"], files=[SALES])
+@pytest.mark.parametrize("mode", ["poll", "stream"])
+def test_python_api_returns_the_chart(client: Client, mode: str) -> None:
+    handle = client.submit("Plot monthly sales", tools=["code_interpreter"], files=[SALES],
+                           mode=mode)  # fmt: skip
     result = handle.result(timeout=90)
     assert result["status"] == "succeeded", result["error"]
     (chart,) = [f for f in handle.files() if f.content_type == "image/png"]
@@ -138,3 +140,23 @@ def test_gateway_refuses_bad_files_and_tools_by_name(gateway: str) -> None:
              "server_url": "https://mcp.example/sse", "headers": {"X-Key": "k"}}]}  # fmt: skip
     reply = httpx.post(f"{gateway}/v1/jobs", json=leaky, headers=A, timeout=10)
     assert reply.status_code == 422 and "no credential" in reply.text
+
+
+@pytest.mark.parametrize(
+    ("tool", "kind", "item"),
+    [
+        ("web_search", "web_search", "web_search_call"),
+        ({"type": "mcp", "server_label": "wiki", "server_url": "https://mcp.example/sse",
+          "allowed_tools": ["ask"], "require_approval": "never"}, "mcp", "mcp_call"),
+    ],
+)  # fmt: skip
+def test_a_hosted_tool_the_backend_cannot_run_is_never_dropped(
+    client: Client, tool: Any, kind: str, item: str
+) -> None:
+    """Passed through to the backend: the job fails with the backend's reason, which names
+    the tool, or (a backend that runs it) lists the tool's call in the result."""
+    result = client.submit("What changed in Python 3.14?", tools=[tool]).result(timeout=60)
+    if result["status"] == "failed":
+        assert kind in result["error"]["message"], result["error"]
+    else:
+        assert any(c["type"] == item for c in result["hosted_tool_calls"]), result
