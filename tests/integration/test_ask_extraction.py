@@ -73,9 +73,7 @@ def by_file(path: Path) -> dict[str, dict[str, Any]]:
     return {Path(r["file"]).name: r for r in map(json.loads, path.read_text().splitlines())}
 
 
-def test_per_file_extraction_gives_one_typed_row_per_document(
-    stack: Stack, tmp_path: Path
-) -> None:
+def test_per_file_extraction_gives_one_typed_row_per_document(stack: Stack, tmp_path: Path) -> None:
     out = tmp_path / "rows.csv"
     args = [str(DOCS), "--per-file", "--schema", str(PRODUCT)]
     first, _ = run_cli(stack, tmp_path, *args, "--out", str(out))
@@ -123,7 +121,7 @@ def test_per_file_extraction_gives_one_typed_row_per_document(
     md = tmp_path / "rows.md"
     third, _ = run_cli(stack, tmp_path, *args, "--out", str(md))
     assert third.returncode == 0, third.stderr
-    header, rule, *lines = md.read_text().splitlines()
+    header, _rule, *lines = md.read_text().splitlines()
     assert header.startswith("| file | model | weight_grams | battery | wireless | cited |")
     assert len(lines) == 6 and any("| NH-RS1 | 18 |" in line for line in lines)
 

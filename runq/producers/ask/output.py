@@ -165,7 +165,9 @@ def _write(path: Path, data: list[dict[str, Any]], shape: Layout) -> str:
             writer = csv.DictWriter(fh, fieldnames=shape.csv_columns(), extrasaction="ignore")
             writer.writeheader()
             for row in data:
-                quotes = " | ".join(f"{c['file']}: {c['quote']}" for c in row["citations"])
+                quotes = " | ".join(
+                    f"{c['file']}: {c['quote']}" for c in row["citations"] if c["quote"]
+                )
                 typed = {k: cell(row.get(k)) for k in shape.fields}
                 writer.writerow({**row, **typed, "cited_files": _cited_files(row),
                                  "quotes": quotes})  # fmt: skip

@@ -76,8 +76,8 @@ def load(path: str | Path) -> OutputSchema:
 def check(schema: Any, *, where: str = "the schema") -> OutputSchema:
     """The schema as an `OutputSchema`, or a `SchemaFileError` naming the first problem."""
     if not isinstance(schema, dict):
-        kind = type(schema).__name__ if schema is not None else "null"
-        raise SchemaFileError(f"{where} must be a JSON object (a JSON schema), not {kind}")
+        name = type(schema).__name__ if schema is not None else "null"
+        raise SchemaFileError(f"{where} must be a JSON object (a JSON schema), not {name}")
     kind = schema.get("type")
     props = schema.get("properties")
     if kind != "object" or not isinstance(props, dict) or not props:
