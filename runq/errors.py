@@ -13,6 +13,7 @@ else that escapes is a bug, not a job error)::
     ├── JobTimeoutError         a producer waited longer than it allowed (also a TimeoutError)
     ├── JobAlreadyEndedError    a cancel came after the job had succeeded or failed: `status`
     ├── JobFailedError          `JobHandle.output()` of a job that did not succeed: `result`
+    ├── BudgetExceededError     a submit refused: a `fail` budget has no room (`state`)
     ├── RedisUnavailableError   Redis stayed unreachable past a producer's wait: `url` (no password)
     ├── RedisFullError          Redis refused a write: out of memory (maxmemory reached)
     ├── BackendError            the model backend failed: `code`, `retryable`, `retry_after`
@@ -117,6 +118,22 @@ class JobAlreadyEndedError(RunqError):
         self.job_id = job_id
         self.status = status
         super().__init__(f"job {job_id} had already ended ({status})")
+
+
+class BudgetExceededError(RunqError):
+    """A job refused at submit: a budget it falls under (`over: fail`) has no room left.
+
+    `state` is the budget's state (its scope, period, spend, reserved and remaining, and
+    `resets_at`); `retry_after` is the seconds until the period ends and it has room again.
+    """
+
+    def __init__(self, state: dict[str, Any], retry_after: float) -> None:
+        self.state = state
+        self.retry_after = retry_after
+        super().__init__(
+            f"budget {state.get('scope')!r} has no room for this job until its period "
+            f"ends in {retry_after:.0f}s (`runq budgets` shows its state)"
+        )
 
 
 class RedisUnavailableError(RunqError, ConnectionError):

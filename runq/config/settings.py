@@ -297,6 +297,27 @@ class Settings:
     # Celery task events feed Flower; without Flower they are a quarter of the Redis
     # commands per job (docs/benchmarks.md), so a deployment may switch them off.
     task_events: bool = setting(True, _flag)
+    # Cost tiers (runs.tiers, docs/tiers.md): `auto`'s expected completion time per tier
+    # (JSON {"batch": 3600, ...}) and its safety factor, whether auto may pick priority,
+    # what a flex 429 resource_unavailable does ("standard": move on; "retry": stay on
+    # flex), and each tier's price as a factor of standard.
+    tier_expected_seconds: dict[str, Any] = setting(dict, _table, factory=True)
+    tier_safety_factor: float = setting(2.0, _bounded(_number, ge=1))
+    tier_auto_priority: bool = setting(False, _flag)
+    flex_on_unavailable: Literal["standard", "retry"] = setting(
+        "standard", _one_of("standard", "retry")
+    )
+    tier_price_factors: dict[str, Any] = setting(dict, _table, factory=True)
+    # The batcher (runs.batcher): a batch is cut at this many lines or bytes (OpenAI's
+    # limits are 50,000 and 200 MB), or when its oldest line waited this long; open
+    # batches are looked at every `batch_poll_interval` seconds; the batcher runs every
+    # `batch_tick` seconds somewhere in the fleet.
+    batch_max_lines: int = setting(50_000, _bounded(_integer, ge=1))
+    batch_max_bytes: int = setting(200 * 1024 * 1024, _bounded(_integer, ge=1024))
+    batch_max_age: float = setting(60.0, _bounded(_number, gt=0))
+    batch_poll_interval: float = setting(60.0, _bounded(_number, gt=0))
+    batch_tick: float = setting(2.0, _bounded(_number, gt=0))
+
     events_maxlen: int = setting(2000, _bounded(_integer, ge=10))
     # Test mode: retries and backoff re-schedule with no wait (never used in production).
     test_mode: bool = setting(False, _flag)

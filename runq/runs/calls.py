@@ -13,6 +13,8 @@ from typing import Any
 import structlog
 
 from runq.errors import BackendError
+from runq.runs import tiers
+from runq.runs.batcher.waiting import BatchWait
 from runq.runs.context import StepContext
 from runq.runs.endings import Endings
 from runq.runs.error_codes import ErrorCode, ToolErrorCode
@@ -20,6 +22,7 @@ from runq.runs.frame import StepFrame
 from runq.runs.gates import BreakerPass, Gates
 from runq.runs.job import JobStatus, Step
 from runq.runs.outcomes import Outcome
+from runq.runs.redaction import said
 from runq.runs.run_progress import RunProgress
 from runq.runs.step_config import StepConfig
 from runq.runs.streaming import StreamDriver
@@ -43,7 +46,12 @@ class BackendCalls:
         streaming: StreamDriver,
         tool_outputs: Callable[[str, int], dict[str, StoredOutput]],
         config: StepConfig,
+        *,
+        tier_policy: tiers.TierPolicy | None = None,
+        batching: BatchWait | None = None,
     ) -> None:
+        self.tier_policy = tier_policy or tiers.TierPolicy()
+        self.batching = batching  # batch-tier jobs join a batch instead of creating a run
         self.frame = frame
         self.gates = gates
         self.endings = endings
@@ -71,6 +79,11 @@ class BackendCalls:
         if ctx.remaining() < self.config.deadline_margin:
             err = BackendError("too little time left for this link", code=ErrorCode.DEADLINE_NEAR)
             return self.endings.fall_back(ctx, err, [], run_ended=True)
+        tier = tiers.resolve(ctx.job, ctx.link, self.tier_policy, ctx.remaining())
+        if tier == tiers.BATCH and self.batching is not None:
+            if self.endings.history is not None:
+                self.endings.history.prepare(ctx)
+            return self.batching.enroll(ctx)
         gate = self.gates.ask_breaker(ctx.link)
         if gate.refused:
             return self._breaker_refused(ctx, gate)
@@ -111,6 +124,9 @@ class BackendCalls:
         try:
             state = self.streaming.turn(ctx, lambda backend: backend.start(job))
         except BackendError as err:
+            if self._flex_refused(ctx, err):
+                gate.unused()
+                return self._off_flex(ctx, err, Step.START, events)
             return self.endings.on_error(ctx, err, Step.START)
         job.handle.update(state.handle)
         self.gates.calibrate(ctx.link, state.headers)
@@ -119,6 +135,33 @@ class BackendCalls:
         events.append({"type": "run.created", **state.handle, "attempt": job.attempt})
         log.info("job.run_created", job_id=job.id, attempt=job.attempt, **state.handle)
         return self.progress.after_state(ctx, state, events)
+
+    # -- flex without capacity --------------------------------------------------------
+    def _flex_refused(self, ctx: StepContext, err: BackendError) -> bool:
+        """A flex request answered 429 `resource_unavailable`: recorded in `attempts`.
+        With `RUNQ_FLEX_ON_UNAVAILABLE=retry` the retry policy then retries it on flex
+        (as any 429, after its `retry-after`); with `standard` the job moves on."""
+        job = ctx.job
+        if tiers.current(job) != tiers.FLEX or not tiers.flex_refused(err):
+            return False
+        policy = self.tier_policy.flex_on_unavailable
+        job.attempts.append(
+            {"link": ctx.link.name, "code": tiers.FLEX_REFUSED, "error": said(err),
+             "attempt": job.attempt, "tier": tiers.FLEX,
+             "then": tiers.FLEX if policy == "retry" else tiers.STANDARD}
+        )  # fmt: skip
+        return policy == "standard"
+
+    def _off_flex(
+        self, ctx: StepContext, err: BackendError, step: Step, events: list[dict[str, Any]]
+    ) -> str:
+        """Move the job to standard for good and make the same request again now."""
+        job = ctx.job
+        tiers.pin(job, tiers.STANDARD, "flex had no capacity (429 resource_unavailable)")
+        events.append({"type": "job.tier", **(job.tier or {})})
+        log.info("job.tier_moved", job_id=job.id, to=tiers.STANDARD, code=tiers.FLEX_REFUSED)
+        self.frame.advance(ctx, step, 0, events)
+        return Outcome.RETRYING
 
     # -- poll --------------------------------------------------------------------------
     def poll(self, ctx: StepContext) -> str:
@@ -174,6 +217,8 @@ class BackendCalls:
                 ctx, lambda backend: backend.submit_tool_outputs(job, pairs)
             )
         except BackendError as err:
+            if self._flex_refused(ctx, err):
+                return self._off_flex(ctx, err, Step.SUBMIT_TOOL_OUTPUTS, [])
             return self.endings.on_error(ctx, err, Step.SUBMIT_TOOL_OUTPUTS)
         job.tool_calls.extend(done)  # only once the round was handed over
         job.pending_calls = []

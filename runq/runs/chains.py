@@ -15,7 +15,8 @@ by `RUNQ_CONFIG`, or `RUNQ_CHAINS` as JSON, which wins):
 
 A model link may also set model settings (`runs.model_settings`) that override the
 job's own for requests on that link, e.g. `{ backend = "responses", model =
-"gpt-5-mini", reasoning = { effort = "low" } }`.
+"gpt-5-mini", reasoning = { effort = "low" } }`, and a cost tier (`tier = "batch"`,
+`runs.tiers`) that overrides the job's.
 
 A model link names a backend, a model and optionally a `base_url` and the *name* of the
 environment variable that holds its API key (keys never sit in configuration), plus its
@@ -40,7 +41,7 @@ from typing import Any
 import redis
 
 from runq.errors import ConfigurationError, InvalidJobError
-from runq.runs import keys, model_settings
+from runq.runs import keys, model_settings, tiers
 from runq.runs.job import JobSpec
 
 MODEL, CACHE, TEMPLATE = "model", "cache", "template"
@@ -64,6 +65,8 @@ class Link:
     message: str | None = None
     # Model settings this link sends instead of the job's (a model link only).
     settings: dict[str, Any] = field(default_factory=dict, hash=False)
+    # The cost tier of this link's requests (`runs.tiers`), over the job's own.
+    tier: str | None = None
 
     @property
     def name(self) -> str:
@@ -117,7 +120,21 @@ class Link:
             raise ConfigurationError(f"{where}: a template link needs a message")
         _check_limits(link, where)
         _check_settings(link, where)
+        _check_tier(link, where)
         return link
+
+
+def _check_tier(link: Link, where: str) -> None:
+    """A link's tier is checked with the configuration: a known tier its backend runs."""
+    if link.tier is None:
+        return
+    if link.kind != MODEL:
+        raise ConfigurationError(f"{where}: only a model link takes a tier")
+    try:
+        tiers.check(link.tier, backend=link.backend,
+                    service_tier=link.settings.get("service_tier"))  # fmt: skip
+    except InvalidJobError as err:
+        raise ConfigurationError(f"{where}: {err}") from None
 
 
 def _check_settings(link: Link, where: str) -> None:

@@ -50,6 +50,8 @@ class ErrorCode(StrEnum):
     MAX_TOOL_ROUNDS_EXCEEDED = "max_tool_rounds_exceeded"
     TOOL_ERROR = "tool_error"
     CANCELLED = "cancelled"
+    # Admission refused the job: a budget it falls under has no room (`runs.budgets`).
+    BUDGET_EXCEEDED = "budget_exceeded"
     # The run completed, but its answer is not what the job's output schema asks for
     # (`runs.structured_output`): retried `RUNQ_OUTPUT_RETRIES` times, then the next link.
     OUTPUT_INVALID_JSON = "output_invalid_json"

@@ -45,6 +45,8 @@ from runq.runs.replies import text
 
 log = structlog.get_logger("runq.fairness")
 
+# A waiting job's lease: the sweeper looks at it this often, and pushes it forward.
+WAITING_LEASE = 3600.0
 # An admitted job whose start has not run after this long no longer fills the window.
 ADMITTED_STALE = 120.0
 # The lease an admitted job gets: the sweeper starts it if its start message is lost.
@@ -99,8 +101,13 @@ class Admission:
         lane = lane_of(job)
         entry = {"lane": lane, "usd": usd, "tokens": tokens, "scopes": scopes_of(job.spec)}
         place = self._push(
-            keys=[keys.fair("waiting"), keys.fair_lane_prefix() + lane, keys.fair("lanes")],
-            args=[job.id, json.dumps(entry), lane],
+            keys=[
+                keys.fair("waiting"),
+                keys.fair_lane_prefix() + lane,
+                keys.fair("lanes"),
+                keys.leases(),
+            ],
+            args=[job.id, json.dumps(entry), lane, repr(time.time() + WAITING_LEASE)],
         )
         return int(place)
 

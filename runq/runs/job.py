@@ -18,7 +18,7 @@ from typing import Any
 
 from runq.config.settings import BACKENDS, MODES
 from runq.errors import InvalidJobError
-from runq.runs import hosted_tools, input_limits, model_settings, structured_output
+from runq.runs import hosted_tools, input_limits, model_settings, structured_output, tiers
 from runq.runs.files import inputs as input_files
 
 
@@ -54,6 +54,9 @@ class Step(StrEnum):
     CANCEL = "cancel"
 
 
+    # Waiting for the job's line of a Batch API batch (`runs.batcher`): sent when the
+    # batch's results are in, or at the job's deadline.
+    BATCH = "batch"
 # Plain names that code outside the core imports (`producers.ask`, `bench.ask_wait`).
 RUNNING = JobStatus.RUNNING
 FAILED = JobStatus.FAILED
@@ -153,6 +156,13 @@ class JobSpec:
 
     def validate(self) -> JobSpec:
         """Raise `InvalidJobError` naming the first bad option."""
+    # The cost tier (`runs.tiers`): auto, standard, flex, priority or batch. None: standard.
+    tier: str | None = None
+    # What this job does while another job has its conversation (`runs.multitask`);
+    # None: the deployment's RUNQ_MULTITASK. And the tools whose calls a person must
+    # approve in this job, besides those registered `requires_approval` (`runs.approvals`).
+    multitask: str | None = None
+    approval_required: list[str] = field(default_factory=list)
         self._validate_input()
         input_limits.check_input(self.input)
         self._validate_choices()
@@ -167,6 +177,8 @@ class JobSpec:
         if self.previous_response_id and self.conversation_id:
             raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
         conversation = self.conversation
+        tiers.check(self.tier, backend=self.backend, mode=self.mode,
+                    service_tier=self.service_tier, has_files=bool(self.files))  # fmt: skip
         if conversation is not None and (
             not isinstance(conversation, str) or not CONVERSATION_ID.fullmatch(conversation)
         ):
@@ -335,6 +347,11 @@ class Job:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+    # The cost tier in use and why (`runs.tiers`), the tokens spent on each tier, and
+    # what they cost (priced by the worker when usage comes in).
+    tier: dict[str, Any] | None = None
+    tier_usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    cost: dict[str, Any] | None = None
 
     def move(self, status: JobStatus) -> None:
         """Change status, refusing transitions the state machine does not allow."""
@@ -401,9 +418,18 @@ def _history_report(history: dict[str, Any] | None) -> dict[str, Any] | None:
     if history is None:
         return None
     return {k: history[k] for k in ("carried", "items", "truncated") if k in history}
+            "tier": _tier_report(self.tier),
+            "cost": self.cost,
 
 
 # The durations a result reports, each between two of the record's moments.
+def _tier_report(tier: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`{requested, chosen, reason, moves}`: the cost tier the job ran on and why."""
+    if tier is None:
+        return None
+    return {k: tier[k] for k in ("requested", "chosen", "reason", "moves") if k in tier}
+
+
 DURATIONS = {
     "queue_s": ("queued_at", "started_at"),  # waiting for a worker (and the gates)
     "run_s": ("run_created_at", "run_completed_at"),  # the backend's run, tool rounds too

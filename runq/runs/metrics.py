@@ -83,6 +83,10 @@ COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     ),
     "tokens": ("Tokens used by finished jobs.", ("model", "direction")),
     "cost_usd": ("Estimated cost of finished jobs in USD (price table).", ("model",)),
+    "tier_cost_usd": (
+        "Estimated cost of finished jobs in USD by cost tier (runs.tiers prices).",
+        ("tier", "model"),
+    ),
 }
 HISTOGRAMS: dict[str, tuple[str, tuple[str, ...], tuple[float, ...]]] = {
     "job_latency_seconds": ("Seconds from submit to the end of a job.", (), JOB_BUCKETS),
@@ -201,8 +205,12 @@ class Metrics:
         input_tokens: int,
         output_tokens: int,
         run_wait_s: float | None = None,
+        tier_costs: Mapping[str, float] | None = None,
     ) -> None:
         """A job reached a terminal status: count it, its latency, tokens and cost.
+
+        `tier_costs` is the job's cost in USD by tier (`Job.cost`), priced by the tier's
+        factor; `cost_usd` stays the standard-price estimate it always was.
 
         `run_wait_s` (creation to completion of its last run at the backend) goes into
         the same transaction: one round trip per finished job.
@@ -218,6 +226,9 @@ class Metrics:
         if price is not None:
             cost = (input_tokens * price[0] + output_tokens * price[1]) / 1_000_000
             floats.append((_field("cost_usd", {"model": model_l}), cost))
+        for tier, usd in (tier_costs or {}).items():
+            labels = {"tier": _label(tier), "model": model_l}
+            floats.append((_field("tier_cost_usd", labels), float(usd)))
         observations: list[tuple[str, dict[str, str], float]] = [
             ("job_latency_seconds", {}, latency_s)
         ]

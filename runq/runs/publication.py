@@ -10,11 +10,14 @@ keeping them apart keeps a publication that fails from touching the outcome.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from runq.runs.context import StepContext
 from runq.runs.frame import StepFrame
 from runq.runs.job import Job, Step
+from runq.runs.tiers import TIERS
 from runq.runs.metrics import Metrics
 from runq.runs.outcomes import Outcome
 from runq.runs.scheduler import Scheduler
@@ -33,6 +36,9 @@ class Publication:
         self.store = store
         self.scheduler = scheduler
         self.metrics = metrics
+        # What leaves with an ended job besides its result (`runs.fairness`: its place
+        # in flight and its budget reservation); idempotent, as a finish may run twice.
+        self.after_publish: Callable[[Job], None] | None = None
 
     def after_end(self, job_id: str, token: int) -> None:
         """Publish a job that was just ended, in the same task; or hand that to a task.
@@ -68,6 +74,8 @@ class Publication:
             return Outcome.STALE
         try:
             self.scheduler.publish_result(job)
+            if self.after_publish is not None:  # before the commit: a crash repeats it
+                self.after_publish(job)
         except BaseException:
             self.frame.release(ctx)
             raise
@@ -92,4 +100,15 @@ class Publication:
             input_tokens=job.usage.get("input_tokens", 0),
             output_tokens=job.usage.get("output_tokens", 0),
             run_wait_s=t["run_completed_at"] - t["run_created_at"] if ran else None,
+            tier_costs=_tier_costs(job),
         )
+
+
+def _tier_costs(job: Job) -> dict[str, float]:
+    """The job's cost in USD by tier (`runs.tiers`; nothing for a model not priced)."""
+    by_tier = (job.cost or {}).get("by_tier") or {}
+    return {
+        tier: row["usd"]
+        for tier, row in by_tier.items()
+        if tier in TIERS and row.get("usd") is not None  # bounded label values only
+    }

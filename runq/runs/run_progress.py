@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from runq.runs import tiers
 from runq.runs.backends.base import WAITING, RunState
 from runq.runs.classify import classify_run_failure
 from runq.runs.context import StepContext
@@ -35,8 +36,14 @@ class RunProgress:
     """Moves the job on from the run state a call returned."""
 
     def __init__(
-        self, frame: StepFrame, endings: Endings, scheduler: Scheduler, config: StepConfig
+        self,
+        frame: StepFrame,
+        endings: Endings,
+        scheduler: Scheduler,
+        config: StepConfig,
+        tier_policy: tiers.TierPolicy | None = None,
     ) -> None:
+        self.tier_policy = tier_policy or tiers.TierPolicy()  # prices the usage by tier
         self.frame = frame
         self.endings = endings
         self.scheduler = scheduler
@@ -51,7 +58,8 @@ class RunProgress:
         # though every call was retried well within its policy.
         for streak in PER_CALL_CLASSES:
             job.retries.pop(streak, None)
-        _add_usage(job, state.usage)
+        add_usage(job, state.usage)
+        tiers.price_job(job, state.usage, self.tier_policy)
         if state.transcript is not None:
             job.transcript = state.transcript
         if job.status in (JobStatus.RETRYING, JobStatus.FALLING_BACK) and state.status in _HEALTHY:
@@ -151,6 +159,6 @@ class RunProgress:
         return Outcome.TOOLS
 
 
-def _add_usage(job: Job, usage: dict[str, int]) -> None:
+def add_usage(job: Job, usage: dict[str, int]) -> None:
     for key, value in usage.items():
         job.usage[key] = job.usage.get(key, 0) + int(value)

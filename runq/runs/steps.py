@@ -20,6 +20,8 @@ from collections.abc import Callable
 
 from runq.errors import ConfigurationError, InvalidJobError, ToolError
 from runq.runs.backends.base import Backend
+from runq.runs.batcher.queue import BatchQueue
+from runq.runs.batcher.waiting import BatchWait
 from runq.runs.calls import BackendCalls
 from runq.runs.cancellation import CancelRequested
 from runq.runs.chains import Link
@@ -31,9 +33,9 @@ from runq.runs.endings import Endings
 from runq.runs.error_codes import ErrorCode
 from runq.runs.frame import StepFrame
 from runq.runs.gates import Gates
-from runq.runs.job import Job, Step
+from runq.runs.job import Job, JobStatus, Step
 from runq.runs.links import LinkServices
-from runq.runs.metrics import Metrics
+from runq.runs.metrics import Metrics, load_prices
 from runq.runs.outcomes import Outcome
 from runq.runs.publication import Publication
 from runq.runs.retry import RetryPolicies
@@ -42,6 +44,7 @@ from runq.runs.scheduler import Scheduler
 from runq.runs.step_config import StepConfig
 from runq.runs.store import JobStore
 from runq.runs.streaming import StreamDriver
+from runq.runs.tiers import TierPolicy
 from runq.runs.toolcalls import StoredOutput
 
 BAD_JOB = (InvalidJobError, ToolError, ConfigurationError)
@@ -67,8 +70,11 @@ class Steps:
         metrics: Metrics | None = None,
         services: LinkServices | None = None,
         history: ConversationHistory | None = None,
+        tier_policy: TierPolicy | None = None,
     ) -> None:
         config = config or StepConfig()
+        if tier_policy is None:  # the default tiers, priced with the metrics' table
+            tier_policy = TierPolicy(prices=metrics.prices if metrics else load_prices())
         if history is None:  # runq keeps conversations unless told otherwise
             history = ConversationHistory(
                 ConversationStore(store.redis, ttl=30 * 24 * 3600, max_bytes=1024 * 1024),
@@ -90,16 +96,21 @@ class Steps:
             history=history,
         )
         gates = Gates(self._frame, store, services, metrics)
-        progress = RunProgress(self._frame, self._endings, scheduler, config)
+        progress = RunProgress(self._frame, self._endings, scheduler, config, tier_policy)
+        batching = BatchWait(
+            self._frame, self._endings, progress, BatchQueue(store.redis), tier_policy
+        )
         streaming = StreamDriver(self._frame, store, gates, self._endings, progress, config)
         calls = BackendCalls(
-            self._frame, gates, self._endings, progress, streaming, tool_outputs, config
-        )
+            self._frame, gates, self._endings, progress, streaming, tool_outputs, config,
+            tier_policy=tier_policy, batching=batching,
+        )  # fmt: skip
         self._actions: dict[Step, Callable[[StepContext], str]] = {
             Step.START: calls.start,
             Step.POLL: calls.poll,
             Step.STREAM: streaming.stream,
             Step.SUBMIT_TOOL_OUTPUTS: calls.submit_tool_outputs,
+            Step.BATCH: batching.wait,
         }
 
     def run(self, step: str, job_id: str, token: int) -> str:
@@ -160,3 +171,21 @@ class Steps:
     def finish(self, job_id: str, token: int) -> str:
         """Publish an ended job (see `Publication.finish`)."""
         return self._publication.finish(job_id, token)
+
+    def refuse(self, job_id: str, code: str, message: str) -> str:
+        """End a job that never started, failed with `code`: admission refused it (a
+        `fail` budget with no room, `runs.fairness`). A job that moved on meanwhile (a
+        cancel got it first) is left alone."""
+        claimed = self._frame.claim(Step.FINISH, job_id, 0)  # busy: a finish is stale
+        if isinstance(claimed, Outcome):
+            return claimed
+        job = claimed.job
+        if job.terminal or job.step != Step.START or job.status != JobStatus.QUEUED:
+            self._frame.release(claimed)
+            return Outcome.STALE
+        return self._endings.fail(claimed, code, message, cancel_run=False)
+
+    def after_publish(self, hook: Callable[[Job], None]) -> None:
+        """Call `hook` with each ended job as it is published (before its commit, so a
+        finish that crashes calls it again: it must be idempotent)."""
+        self._publication.after_publish = hook

@@ -8,6 +8,10 @@ step has published it, so a lost finish is re-driven too. The sweeper finds thos
 the step their record says is due, with its token — duplicates stay harmless, because a
 step acts only when its token is due and it holds the job's lock.
 
+A job waiting for its turn at admission (`runs.fairness`) is not lost: its lease is
+pushed forward, never re-driven, or it would start out of turn. When a job's record is
+gone, its place at admission is given back (`on_gone`).
+
 It runs inside every worker (a daemon thread of the main process, see `worker.signals`);
 a Redis lock lets one sweep per interval run fleet-wide.
 """
@@ -15,6 +19,7 @@ a Redis lock lets one sweep per interval run fleet-wide.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -37,12 +42,18 @@ class Sweeper:
         *,
         interval: float = 10.0,
         extension: float = 60.0,
+        waiting: Callable[[str], bool] | None = None,
+        waiting_extension: float = 3600.0,
+        on_gone: Callable[[str], object] | None = None,
     ) -> None:
         self.store = store
         self.scheduler = scheduler
         self.tools = tools
         self.interval = interval
         self.extension = extension
+        self.waiting = waiting
+        self.waiting_extension = waiting_extension
+        self.on_gone = on_gone
 
     def sweep_if_due(self, owner: str) -> list[str]:
         """Sweep unless another worker swept in the current interval."""
@@ -60,10 +71,15 @@ class Sweeper:
                 job = self.store.get(job_id)
             except JobNotFoundError:
                 self.store.drop_lease(job_id)
+                if self.on_gone is not None:
+                    self.on_gone(job_id)
                 continue
             if job.terminal and (job.published or job.step != Step.FINISH):
                 self.store.drop_lease(job_id)
                 continue
+            if job.step == Step.START and self.waiting is not None and self.waiting(job_id):
+                self.store.extend_lease(job_id, now + self.waiting_extension)
+                continue  # waiting for its tenant's turn, not lost
             self.store.extend_lease(job_id, now + self.extension)
             if job.step == Step.SUBMIT_TOOL_OUTPUTS and self._calls_missing(job):
                 # Some tool calls never ran (or their messages were lost): send them again;

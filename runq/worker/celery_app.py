@@ -60,7 +60,7 @@ class RunqCelery(Celery):
         return None if url == UNCONFIGURED else url
 
 
-app = RunqCelery("runq", include=["runq.tasks.jobs", "runq.tasks.tools"])
+app = RunqCelery("runq", include=["runq.tasks.jobs", "runq.tasks.tools", "runq.tasks.batches"])
 signals.connect(app)
 
 

@@ -20,14 +20,18 @@ from runq.config.logging import register_secret
 from runq.config.settings import Settings
 from runq.errors import ToolError
 from runq.runs.backends import BackendFactory
+from runq.runs.batcher.driver import Batcher, BatchLimits, link_clients
+from runq.runs.batcher.queue import BatchQueue
 from runq.runs.chains import Link, parse_chains
 from runq.runs.conversations.history import history_from_settings
 from runq.runs.delays import DelayedSteps
 from runq.runs.events import EventLog
+from runq.runs.fairness import WAITING_LEASE, admission_from_settings
 from runq.runs.files.inputs import InputFiles
 from runq.runs.files.produced import FileKeeper, FileLimits
 from runq.runs.files.storage import DirectoryFiles, FileStorage, RedisFiles
 from runq.runs.job import Job, Step
+from runq.runs.keys import batcher_tick
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.redaction import redact_result
@@ -36,9 +40,11 @@ from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
 from runq.runs.store import JobStore
 from runq.runs.sweeper import Sweeper
+from runq.runs.tiers import policy_from_settings
 from runq.runs.tool_step import ToolCallStep
 from runq.runs.toolcalls import ToolCalls
 from runq.runs.tools import registry
+from runq.worker.admission import AdmissionPump
 from runq.worker.discovery import resolve_base_url
 
 
@@ -104,6 +110,18 @@ class Runtime:
     sweeper: Sweeper
     delays: DelayedSteps
     scheduler: CeleryScheduler
+    admission: AdmissionPump | None = None  # None: RUNQ_FAIR_ADMISSION is off
+    batcher: Batcher | None = None
+    batch_tick: float = 2.0
+
+    def send_batcher_tick(self) -> bool:
+        """Send the batcher's task, at most once per `batch_tick` fleet-wide (runs.batcher)."""
+        if self.batcher is None:
+            return False
+        if not self.redis.set(batcher_tick(), "1", nx=True, px=int(self.batch_tick * 1000)):
+            return False
+        self.scheduler.app.send_task("runq.batches.tick")
+        return True
 
     def send_due_steps(self) -> int:
         """Send every delayed step that is due; returns how many (the workers' pump)."""
@@ -160,6 +178,19 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
     )
     delays = DelayedSteps(client)
     scheduler = CeleryScheduler(app, delays)
+    tier_policy = policy_from_settings(settings)
+    batcher = Batcher(
+        BatchQueue(client, outcome_ttl=settings.result_expires),
+        store,
+        scheduler,
+        link_clients(chains, resolve_base_url(settings), settings.api_key_value(),
+                     settings.request_timeout),
+        limits=BatchLimits(
+            max_lines=settings.batch_max_lines, max_bytes=settings.batch_max_bytes,
+            max_age=settings.batch_max_age, poll_interval=settings.batch_poll_interval,
+        ),
+        request_timeout=settings.request_timeout,
+    )  # fmt: skip
     steps = Steps(
         store,
         factory,
@@ -172,8 +203,23 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         metrics=metrics,
         services=services,
         history=history_from_settings(client, settings),
+        tier_policy=tier_policy,
     )
-    sweeper = Sweeper(store, scheduler, tools, interval=settings.sweep_interval)
+    admission = (
+        AdmissionPump(admission_from_settings(client, settings), scheduler, steps, events)
+        if settings.fair_admission
+        else None
+    )
+    waits = admission.admission if admission is not None else None
+    sweeper = Sweeper(
+        store,
+        scheduler,
+        tools,
+        interval=settings.sweep_interval,
+        waiting=waits.is_waiting if waits is not None else None,
+        waiting_extension=WAITING_LEASE,
+        on_gone=waits.release if waits is not None else None,
+    )
     return Runtime(
         redis=client,
         store=store,
@@ -189,6 +235,9 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         sweeper=sweeper,
         delays=delays,
         scheduler=scheduler,
+        admission=admission,
+        batcher=batcher,
+        batch_tick=settings.batch_tick,
     )
 
 

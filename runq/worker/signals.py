@@ -44,7 +44,22 @@ def connect(app: WorkerApp) -> None:
         _check_worker(app)
 
     def start_sweeper(sender: Any = None, **_: Any) -> None:
+        if app.runtime.admission is not None:  # its share of the derived window
+            controller = getattr(sender, "controller", None)
+            app.runtime.admission.slots = int(getattr(controller, "concurrency", 0) or 1)
         _start_sweeper(app.runtime, str(getattr(sender, "hostname", "worker")))
+
+    def admit_next(task: Any = None, args: Any = None, **_: Any) -> None:
+        """A start step begins: the next waiting job takes its place (runs.fairness)."""
+        if getattr(task, "name", None) != "runq.jobs.start" or not args:
+            return
+        admission = app.runtime.admission
+        if admission is None:
+            return
+        try:
+            admission.job_starting(str(args[0]))
+        except Exception:  # never the step's failure: the pump admits on its next turn
+            log.exception("admission.failed", job_id=args[0])
 
     def after_fork(**_: Any) -> None:
         """A forked child must not reuse the parent's sockets."""
@@ -57,6 +72,7 @@ def connect(app: WorkerApp) -> None:
     signals.worker_init.connect(check_worker, weak=False, dispatch_uid=uid + "-check")
     signals.worker_ready.connect(start_sweeper, weak=False, dispatch_uid=uid + "-sweeper")
     signals.worker_process_init.connect(after_fork, weak=False, dispatch_uid=uid + "-fork")
+    signals.task_prerun.connect(admit_next, weak=False, dispatch_uid=uid + "-admission")
 
 
 @signals.celeryd_init.connect
@@ -123,6 +139,9 @@ def _start_sweeper(rt: Runtime, owner: str) -> None:
         while not stop.wait(PUMP_INTERVAL):
             try:
                 rt.send_due_steps()
+                if rt.admission is not None:  # waiting jobs, in their tenants' turn
+                    rt.admission.tick(owner)
+                rt.send_batcher_tick()  # the batcher's task, once per tick fleet-wide
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + rt.sweeper.interval
                     rt.sweeper.sweep_if_due(owner)

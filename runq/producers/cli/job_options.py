@@ -19,6 +19,7 @@ from runq.producers.cli import completion
 EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 SUMMARIES = ("auto", "concise", "detailed")
 TIERS = ("auto", "default", "flex", "priority")
+COST_TIERS = ("auto", "standard", "flex", "priority", "batch")  # runs.tiers
 
 
 def schema(text: str) -> dict[str, Any]:
@@ -75,6 +76,9 @@ def add_flags(p: argparse.ArgumentParser) -> None:
                              help=f"summarise the reasoning: {', '.join(SUMMARIES)}")  # fmt: skip
     g.add_argument("--max-output-tokens", type=int, metavar="N", help="cap on the answer")
     tier = g.add_argument("--service-tier", metavar="TIER", help=", ".join(TIERS))
+    cost_tier = g.add_argument("--tier", metavar="TIER",
+                               help=f"cost tier: {', '.join(COST_TIERS)} (batch and flex at "
+                               "half price; auto picks by --deadline; docs/tiers.md)")  # fmt: skip
     g.add_argument("--prompt-cache-key", metavar="KEY", help="groups requests for caching")
     g.add_argument("--safety-identifier", metavar="ID", help="a hashed id of the end user")
     g.add_argument("--truncation", metavar="auto|disabled", help="Responses' truncation")
@@ -101,6 +105,7 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     completion.offer(effort, EFFORTS)
     completion.offer(summary, SUMMARIES)
     completion.offer(tier, TIERS)
+    completion.offer(cost_tier, COST_TIERS)
 
 
 def options(args: argparse.Namespace) -> dict[str, Any]:
@@ -121,6 +126,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         "reasoning": reasoning or None,
         "max_output_tokens": args.max_output_tokens,
         "service_tier": args.service_tier,
+        "tier": args.tier,
         "prompt_cache_key": args.prompt_cache_key,
         "safety_identifier": args.safety_identifier,
         "truncation": args.truncation,

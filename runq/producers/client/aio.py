@@ -36,7 +36,13 @@ from runq.config.settings import Settings, get_settings
 from runq.errors import JobTimeoutError
 from runq.producers.client import reconnect
 from runq.producers.client.output_types import schema_options, typed_output
-from runq.producers.client.sync import SUBMIT_LEASE, Client, enqueue_cancel, enqueue_start
+from runq.producers.client.sync import (
+    SUBMIT_LEASE,
+    Client,
+    enqueue_cancel,
+    enqueue_start,
+    waiting_events,
+)
 from runq.runs import cancellation, keys
 from runq.runs.events import Event, _decode
 from runq.runs.files import inputs as input_files
@@ -108,11 +114,13 @@ class AsyncClient:
             spec, staged = await asyncio.to_thread(self.sync.prepare, input, **options)
         else:
             spec, staged = self.sync.prepare(input, **options)
+        await asyncio.to_thread(self.sync.check_budget, spec)
         await input_files.astage(self.redis, spec.tenant, staged, spec.deadline)
         job = Job.new(spec, job_id)
+        admission = self.sync.admission
         call = self.sync.store.create_call(
             job,
-            [{"type": "job.status", "status": job.status}],
+            [{"type": "job.status", "status": job.status}, *waiting_events(job, admission)],
             lease_until=time.time() + SUBMIT_LEASE,
             idempotency_key=idempotency_key,
         )
@@ -122,7 +130,10 @@ class AsyncClient:
             return AsyncJobHandle(job.id, self, created=False, **typed)
         if created != job.id:  # the idempotency key was used before, for this same job
             return AsyncJobHandle(created, self, created=False, **typed)
-        await asyncio.to_thread(enqueue_start, self.sync.app, job.id)
+        if admission is None:
+            await asyncio.to_thread(enqueue_start, self.sync.app, job.id)
+        else:  # a worker sends its start in its tenant's turn (runs.fairness)
+            await asyncio.to_thread(admission.push, job)
         return AsyncJobHandle(job.id, self, created=True, **typed)
 
     async def jobs(

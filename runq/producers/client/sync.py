@@ -28,7 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from runq.config.celery import PRIORITY_NEW_JOB
 from runq.config.settings import Settings, get_settings
-from runq.errors import ConfigurationError, InvalidJobError, JobTimeoutError
+from runq.errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    InvalidJobError,
+    JobTimeoutError,
+)
 from runq.producers.client import reconnect
 from runq.producers.client.output_types import schema_options, typed_output
 from runq.runs import hosted_tools, model_settings
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from runq.producers.client._resp import QuickReads
+    from runq.runs.fairness import Admission
 
 # Until a worker takes the job, the sweeper waits this long before re-sending its start.
 SUBMIT_LEASE = 60.0
@@ -61,6 +67,14 @@ def enqueue_start(app: Celery, job_id: str) -> None:
     # every send costs a SUBSCRIBE, an UNSUBSCRIBE and a pub/sub connection.
     app.send_task("runq.jobs.start", args=[job_id, 0], priority=PRIORITY_NEW_JOB,
                   ignore_result=True)  # fmt: skip
+
+
+def waiting_events(job: Job, admission: Admission | None) -> list[dict[str, Any]]:
+    """The event that says a new job waits for its tenant's turn (none without admission)."""
+    if admission is None:
+        return []
+    tenant = job.spec.tenant or "default"
+    return [{"type": "job.waiting", "reason": "fair_share", "tenant": tenant}]
 
 
 def enqueue_cancel(app: Celery, job_id: str) -> None:
@@ -118,6 +132,27 @@ class Client:
         from runq.producers.client._resp import QuickReads
 
         return QuickReads(self.redis_url, lambda: self.redis)
+
+    @cached_property
+    def admission(self) -> Admission | None:
+        """Fair admission (`runs.fairness`): new jobs wait for their tenant's turn and
+        their budgets. None when RUNQ_FAIR_ADMISSION is off: jobs start first in, first out."""
+        if not self.settings.fair_admission:
+            return None
+        from runq.runs.fairness import admission_from_settings
+
+        return admission_from_settings(self.redis, self.settings)
+
+    def check_budget(self, spec: JobSpec) -> None:
+        """Refuse a job a `fail` budget has no room for (`BudgetExceededError`, which the
+        gateway answers 429 with `Retry-After`); a `wait` budget holds it at admission."""
+        admission = self.admission
+        if admission is None or not admission.budgets.budgets:
+            return
+        now = time.time()
+        state = admission.budgets.refusing(spec, now)
+        if state is not None:
+            raise BudgetExceededError(state, max(1.0, state["resets_at"] - now))
 
     @cached_property
     def app(self) -> Celery:
@@ -251,6 +286,7 @@ class Client:
         model class asks for its JSON schema and makes `JobHandle.output()` return one."""
         output_type = schema_options(options)
         spec, staged = self.prepare(input, **options)
+        self.check_budget(spec)
         try:
             input_files.stage(self.redis, spec.tenant, staged, spec.deadline)
             return self._submit(spec, idempotency_key, job_id, output_type)
@@ -272,9 +308,10 @@ class Client:
         # closes if the producer dies in it, stays one send wide.
         app = self.app
         job = Job.new(spec, job_id)
+        admission = self.admission
         created = self.store.create(
             job,
-            [{"type": "job.status", "status": job.status}],
+            [{"type": "job.status", "status": job.status}, *waiting_events(job, admission)],
             lease_until=time.time() + SUBMIT_LEASE,
             idempotency_key=idempotency_key,
         )  # IdempotencyConflictError when the key names a job asked differently
@@ -282,7 +319,10 @@ class Client:
             return JobHandle(job.id, self, output_type=output_type)
         if created != job.id:  # the idempotency key was used before, for this same job
             return JobHandle(created, self, output_type=output_type)
-        enqueue_start(app, job.id)
+        if admission is None:
+            enqueue_start(app, job.id)
+        else:
+            admission.push(job)  # a worker sends its start in its tenant's turn
         return JobHandle(job.id, self, output_type=output_type)
 
     def get_job(self, job_id: str, output_type: type[Any] | None = None) -> JobHandle:

@@ -166,6 +166,10 @@ class JobRequest(BaseModel):
     reasoning: Reasoning | None = None
     max_output_tokens: int | None = Field(default=None, ge=1)
     service_tier: Literal["auto", "default", "flex", "priority"] | None = None
+    # The cost tier (see runq.runs.tiers): batch and flex at half price, auto by deadline.
+    tier: Literal["auto", "standard", "flex", "priority", "batch"] | None = Field(
+        default=None, description="cost tier; auto picks the cheapest that fits the deadline"
+    )
     prompt_cache_key: str | None = Field(default=None, min_length=1, max_length=1024)
     safety_identifier: str | None = Field(
         default=None,

@@ -13,7 +13,7 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
-from runq.errors import JobAlreadyEndedError, JobNotFoundError
+from runq.errors import BudgetExceededError, JobAlreadyEndedError, JobNotFoundError
 from runq.producers.client.aio import AsyncClient, AsyncJobHandle
 from runq.producers.gateway import auth, page
 from runq.producers.gateway.limits import StreamSlot
@@ -54,6 +54,10 @@ CREATED_RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     200: {"model": JobCreated, "description": "the Idempotency-Key matched an earlier job"},
     409: {"model": Problem, "description": "the Idempotency-Key names a different job"},
+    429: {
+        "model": Problem,
+        "description": "the tenant's budget (over: fail) has no room; retry after Retry-After",
+    },
 }
 MAX_LISTED = 200
 EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -67,6 +71,20 @@ def invalid(field: str, message: str) -> JSONResponse:
     """422 in FastAPI's validation shape, `loc` naming the body field."""
     detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}]
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+def over_budget(exc: BudgetExceededError, owner: str) -> JSONResponse:
+    """429 with `Retry-After` (seconds to the budget's next period) and its state: all of
+    it for the tenant's own budget, only its name and reset for a batch's, which other
+    tenants' jobs may share."""
+    state = exc.state
+    if state.get("scope") != owner:
+        state = {k: state[k] for k in ("scope", "period", "resets_at", "over") if k in state}
+    return JSONResponse(
+        {"detail": str(exc), "budget": state},
+        status_code=429,
+        headers={"Retry-After": str(max(1, round(exc.retry_after)))},
+    )
 
 
 def client_of(request: Request) -> AsyncClient:
@@ -134,9 +152,12 @@ async def submit(
         and not model_settings.unsupported(backend, derived)  # Assistants have no such field
     ):
         options.update(derived)
-    handle = await client.submit(
-        given, idempotency_key=idempotency_key or None, tenant=owner, **options
-    )
+    try:
+        handle = await client.submit(
+            given, idempotency_key=idempotency_key or None, tenant=owner, **options
+        )
+    except BudgetExceededError as exc:
+        return over_budget(exc, owner)
     created = JobCreated(
         job_id=handle.id,
         status=await handle.status(),
