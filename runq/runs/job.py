@@ -421,8 +421,6 @@ def _history_report(history: dict[str, Any] | None) -> dict[str, Any] | None:
             "tier": _tier_report(self.tier),
             "cost": self.cost,
 
-
-# The durations a result reports, each between two of the record's moments.
 def _tier_report(tier: dict[str, Any] | None) -> dict[str, Any] | None:
     """`{requested, chosen, reason, moves}`: the cost tier the job ran on and why."""
     if tier is None:
@@ -430,6 +428,8 @@ def _tier_report(tier: dict[str, Any] | None) -> dict[str, Any] | None:
     return {k: tier[k] for k in ("requested", "chosen", "reason", "moves") if k in tier}
 
 
+
+# The durations a result reports, each between two of the record's moments.
 DURATIONS = {
     "queue_s": ("queued_at", "started_at"),  # waiting for a worker (and the gates)
     "run_s": ("run_created_at", "run_completed_at"),  # the backend's run, tool rounds too
