@@ -52,11 +52,11 @@ class Step(StrEnum):
     SUBMIT_TOOL_OUTPUTS = "submit_tool_outputs"
     FINISH = "finish"
     CANCEL = "cancel"
-
-
     # Waiting for the job's line of a Batch API batch (`runs.batcher`): sent when the
     # batch's results are in, or at the job's deadline.
     BATCH = "batch"
+
+
 # Plain names that code outside the core imports (`producers.ask`, `bench.ask_wait`).
 RUNNING = JobStatus.RUNNING
 FAILED = JobStatus.FAILED
@@ -153,16 +153,11 @@ class JobSpec:
     # for the code interpreter (`runs.files.inputs`: names, sizes, hashes; no bytes).
     hosted_tools: list[dict[str, Any]] = field(default_factory=list)
     files: list[dict[str, Any]] = field(default_factory=list)
+    # The cost tier (`runs.tiers`): auto, standard, flex, priority or batch. None: standard.
+    tier: str | None = None
 
     def validate(self) -> JobSpec:
         """Raise `InvalidJobError` naming the first bad option."""
-    # The cost tier (`runs.tiers`): auto, standard, flex, priority or batch. None: standard.
-    tier: str | None = None
-    # What this job does while another job has its conversation (`runs.multitask`);
-    # None: the deployment's RUNQ_MULTITASK. And the tools whose calls a person must
-    # approve in this job, besides those registered `requires_approval` (`runs.approvals`).
-    multitask: str | None = None
-    approval_required: list[str] = field(default_factory=list)
         self._validate_input()
         input_limits.check_input(self.input)
         self._validate_choices()
@@ -174,11 +169,11 @@ class JobSpec:
         structured_output.check_spec(self.output_schema, self.output_name, self.output_strict)
         input_files.check_meta(self.files)
         hosted_tools.check(self.hosted_tools, self.backend, self.files)
+        tiers.check(self.tier, backend=self.backend, mode=self.mode,
+                    service_tier=self.service_tier, has_files=bool(self.files))  # fmt: skip
         if self.previous_response_id and self.conversation_id:
             raise InvalidJobError("conversation_id", "cannot be combined with previous_response_id")
         conversation = self.conversation
-        tiers.check(self.tier, backend=self.backend, mode=self.mode,
-                    service_tier=self.service_tier, has_files=bool(self.files))  # fmt: skip
         if conversation is not None and (
             not isinstance(conversation, str) or not CONVERSATION_ID.fullmatch(conversation)
         ):
@@ -338,6 +333,11 @@ class Job:
     # and the conversation lock it holds while it is the conversation's turn.
     history: dict[str, Any] | None = None
     turn_lock: str | None = None
+    # The cost tier in use and why (`runs.tiers`), the tokens spent on each tier, and
+    # what they cost (priced by the worker when usage comes in).
+    tier: dict[str, Any] | None = None
+    tier_usage: dict[str, dict[str, int]] = field(default_factory=dict)
+    cost: dict[str, Any] | None = None
     version: int = 0
 
     @classmethod
@@ -347,11 +347,6 @@ class Job:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
-    # The cost tier in use and why (`runs.tiers`), the tokens spent on each tier, and
-    # what they cost (priced by the worker when usage comes in).
-    tier: dict[str, Any] | None = None
-    tier_usage: dict[str, dict[str, int]] = field(default_factory=dict)
-    cost: dict[str, Any] | None = None
 
     def move(self, status: JobStatus) -> None:
         """Change status, refusing transitions the state machine does not allow."""
@@ -409,7 +404,16 @@ class Job:
             "backend_ids": dict(self.handle),
             "conversation": self.spec.conversation,
             "history": _history_report(self.history),
+            "tier": _tier_report(self.tier),
+            "cost": self.cost,
         }
+
+
+def _tier_report(tier: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`{requested, chosen, reason, moves}`: the cost tier the job ran on and why."""
+    if tier is None:
+        return None
+    return {k: tier[k] for k in ("requested", "chosen", "reason", "moves") if k in tier}
 
 
 def _history_report(history: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -418,15 +422,6 @@ def _history_report(history: dict[str, Any] | None) -> dict[str, Any] | None:
     if history is None:
         return None
     return {k: history[k] for k in ("carried", "items", "truncated") if k in history}
-            "tier": _tier_report(self.tier),
-            "cost": self.cost,
-
-def _tier_report(tier: dict[str, Any] | None) -> dict[str, Any] | None:
-    """`{requested, chosen, reason, moves}`: the cost tier the job ran on and why."""
-    if tier is None:
-        return None
-    return {k: tier[k] for k in ("requested", "chosen", "reason", "moves") if k in tier}
-
 
 
 # The durations a result reports, each between two of the record's moments.
