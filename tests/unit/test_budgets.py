@@ -145,3 +145,28 @@ def test_bad_budgets_are_refused_by_name(raw: dict[str, object], names: str) -> 
     with pytest.raises(ConfigurationError, match="RUNQ_BUDGETS") as caught:
         parse_budgets(raw)
     assert names in str(caught.value)
+
+
+def test_prometheus_and_runq_budgets_show_spend_reserved_and_remaining(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    from prometheus_client import generate_latest
+
+    from runq.producers.cli.budgets import rows
+    from runq.producers.ops.metrics_server import build_registry
+
+    budgets = {"acme": {"tokens": 1000, "over": "wait"}}
+    admission = Admission(fake_redis, budgets=BudgetBook(fake_redis, budgets, prices=PRICES))
+    for n in range(3):
+        admission.push(job(n))
+    admission.push(job(7, tenant="beta"))
+    now = datetime.now(UTC).timestamp()
+    assert admission.admit(now=now, window=2).admitted == ["j0", "j7"]
+    text = generate_latest(build_registry(fake_redis, PRICES, queues=(), budgets=budgets))
+    lines = set(text.decode().splitlines())
+    assert 'runq_budget_reserved{budget="acme",unit="tokens"} 200.0' in lines
+    assert 'runq_budget_remaining{budget="acme",unit="tokens"} 800.0' in lines
+    assert 'runq_tenant_waiting_jobs{tenant="acme"} 2.0' in lines
+    assert 'runq_tenant_in_flight_jobs{tenant="beta"} 1.0' in lines
+    [row] = rows(admission.budgets.states(now))
+    assert row[:7] == ["acme", row[1], "tokens", "1,000", "0", "200", "800"]

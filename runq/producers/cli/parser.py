@@ -4,6 +4,7 @@
 - `cli.listing`: `jobs` (recent jobs, newest first);
 - `cli.conversations`: `conversations import|export`;
 - `cli.files`: `files` (the files a job's run produced);
+- `cli.budgets`: `budgets` (spend and what is left, jobs waiting by tenant);
 - `ops.commands`: `worker`, `up`, `demo`, `metrics`, `flower`, `gateway`;
 - `ask.command`: `ask`;
 - `cli.completion`: `completion` (a shell completion script made from this parser);
@@ -21,7 +22,7 @@ import argparse
 
 from runq import __version__
 from runq.producers.ask import command as ask_command
-from runq.producers.cli import completion, conversations, files, jobs, listing
+from runq.producers.cli import budgets, completion, conversations, files, jobs, listing
 from runq.producers.cli.help_format import RunqParser
 from runq.producers.ops import commands as ops_commands
 
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_commands(sub)
     conversations.add_commands(sub)
     files.add_commands(sub)
+    budgets.add_commands(sub)
     ops_commands.add_commands(sub)
     sub.add_parser("sandbox", help="run the offline OpenAI-compatible server", add_help=False)
     ask_command.add_commands(sub)

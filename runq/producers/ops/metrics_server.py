@@ -106,17 +106,70 @@ class QueueCollector:
         )
 
 
+class TenancyCollector:
+    """Budgets and admission (`runs.budgets`, `runs.fairness`; docs/tenancy.md), as
+    `runq budgets` shows them: `runq_budget_{limit,spent,reserved,remaining}{budget,unit}`
+    for the current period, and `runq_tenant_{waiting,in_flight}_jobs{tenant}`."""
+
+    FIGURES = ("limit", "spent", "reserved", "remaining")
+
+    def __init__(self, redis_client: redis.Redis, budgets: dict[str, Any]) -> None:
+        from runq.runs.budgets import BudgetBook
+        from runq.runs.fairness import Admission
+
+        self.admission = Admission(redis_client, budgets=BudgetBook(redis_client, budgets))
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families([], {}, {})
+
+    def collect(self) -> Iterator[Metric]:
+        states = self.admission.budgets.states(time.time())
+        waiting = self.admission.waiting_by_tenant()
+        yield from self._families(states, waiting, self.admission.inflight_by_tenant())
+
+    def _families(
+        self, states: list[dict[str, Any]], waiting: dict[str, int], flying: dict[str, int]
+    ) -> Iterator[GaugeMetricFamily]:
+        for figure in self.FIGURES:
+            family = GaugeMetricFamily(
+                f"runq_budget_{figure}",
+                f"A budget's {figure} in its current period (unit: usd or tokens).",
+                labels=("budget", "unit"),
+            )
+            for state in states:
+                for unit in ("usd", "tokens"):
+                    value = state[unit][figure]
+                    if state[unit]["limit"] is not None and value is not None:
+                        family.add_metric([state["scope"], unit], float(value))
+            yield family
+        for name, counts, what in (
+            ("runq_tenant_waiting_jobs", waiting, "Jobs waiting for their tenant's turn."),
+            ("runq_tenant_in_flight_jobs", flying, "Jobs admitted and not yet ended."),
+        ):
+            family = GaugeMetricFamily(name, what, labels=("tenant",))
+            for tenant, count in counts.items():
+                family.add_metric([tenant], float(count))
+            yield family
+
+
 def build_registry(
     redis_client: redis.Redis,
     prices: dict[str, tuple[float, float]] | None = None,
     *,
     queues: Sequence[str] = QUEUES,
+    budgets: dict[str, Any] | None = None,
 ) -> CollectorRegistry:
-    """A registry holding only runq's Redis-backed collectors (no process metrics)."""
+    """A registry holding only runq's Redis-backed collectors (no process metrics);
+    `budgets`: RUNQ_BUDGETS (None: read from the settings)."""
     registry = CollectorRegistry()
     registry.register(Metrics(redis_client, prices).collector())
     if queues:
         registry.register(QueueCollector(redis_client, queues))
+    if budgets is None:
+        from runq.config.settings import get_settings
+
+        budgets = get_settings().budgets
+    registry.register(TenancyCollector(redis_client, budgets))
     return registry
 
 
