@@ -61,6 +61,21 @@ class InvalidJobError(RunqError, ValueError):
         super().__init__(f"{option}: {problem}")
 
 
+class ConversationBusyError(InvalidJobError):
+    """Another job has the conversation and this job's `multitask` strategy is `reject`
+    (`runs.multitask`): the job fails at once with the code `conversation_busy`."""
+
+    code = "conversation_busy"
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(
+            "conversation",
+            f"busy: job {holder} is running on it (multitask=reject); submit again when it "
+            "has ended, or choose enqueue, interrupt or rollback",
+        )
+        self.holder = holder
+
+
 class IdempotencyConflictError(RunqError, ValueError):
     """An idempotency key already names a job that was asked with a different spec.
 

@@ -28,6 +28,8 @@ Backend = Literal["responses", "assistants", "chat"]
 Mode = Literal["poll", "stream", "webhook"]
 BACKENDS: tuple[str, ...] = ("responses", "assistants", "chat")
 MODES: tuple[str, ...] = ("poll", "stream", "webhook")
+# What a job does when another has its conversation (runq.runs.multitask).
+MULTITASK_STRATEGIES: tuple[str, ...] = ("enqueue", "reject", "interrupt", "rollback")
 LOG_FORMATS: tuple[str, ...] = ("auto", "json", "console")
 # `runq metrics` listens here unless told otherwise (a constant, not a setting: the CLI
 # shows it in --help without importing the metrics server).
@@ -239,6 +241,13 @@ class Settings:
     result_expires: int = setting(7 * 24 * 3600, _bounded(_integer, gt=0))  # seconds
     max_tool_rounds: int = setting(8, _bounded(_integer, ge=1))
     tool_errors_fail_job: bool = setting(False, _flag)
+    # Double-texting (runs.multitask), and tool calls a person approves (runs.approvals):
+    # unanswered for `approval_timeout` seconds, a call is denied. The webhook that says
+    # an approval is asked comes from settings only, never from a job or a request.
+    multitask: str = setting("enqueue", _one_of(*MULTITASK_STRATEGIES))
+    approval_timeout: float = setting(3600.0, _bounded(_number, gt=0))
+    approval_webhook_url: str | None = setting(None, _url("http://", "https://"))
+    approval_webhook_secret: Secret | None = setting(None, _secret)
     # An answer that breaks the job's output schema (or is not JSON, or a refusal) is
     # asked again this many times on the same link, then the chain moves on.
     output_retries: int = setting(1, _bounded(_integer, ge=0))

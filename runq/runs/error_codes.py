@@ -50,6 +50,8 @@ class ErrorCode(StrEnum):
     MAX_TOOL_ROUNDS_EXCEEDED = "max_tool_rounds_exceeded"
     TOOL_ERROR = "tool_error"
     CANCELLED = "cancelled"
+    # Another job had the conversation and this job's `multitask` is `reject`.
+    CONVERSATION_BUSY = "conversation_busy"
     # Admission refused the job: a budget it falls under has no room (`runs.budgets`).
     BUDGET_EXCEEDED = "budget_exceeded"
     # The run completed, but its answer is not what the job's output schema asks for

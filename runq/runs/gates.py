@@ -22,6 +22,7 @@ from runq.runs.frame import StepFrame
 from runq.runs.job import Job, JobSpec, Step
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
+from runq.runs.multitask import for_worker as multitask_for_worker
 from runq.runs.ratelimit import estimate_tokens
 from runq.runs.store import JobStore
 
@@ -86,6 +87,8 @@ class Gates:
         self.store = store
         self.services = services
         self.metrics = metrics
+        # What a job does when another has its conversation (runs.multitask).
+        self.multitask = multitask_for_worker(store, frame.scheduler)
 
     def turn_blocker(self, ctx: StepContext) -> str | None:
         """The job this one must wait for, or None once it may talk to its conversation.
@@ -101,7 +104,7 @@ class Gates:
         ):  # fmt: skip
             earlier = self._earlier(spec.continue_job)
             if not earlier.terminal:
-                return earlier.id
+                return self.multitask.busy(job, earlier.id)
             if earlier.spec.conversation:
                 # runq's own record carries the history to whichever link answers
                 # (runs.conversations); a native handle is used where it still holds.
@@ -112,8 +115,9 @@ class Gates:
         if conversation and not job.handle:
             holder = self.store.take_conversation(conversation, job.id, spec.deadline)
             if holder != job.id:
-                return holder
+                return self.multitask.busy(job, holder)
             job.turn_lock = conversation
+            self.multitask.took_turn(job)
         return None
 
     def _earlier(self, job_id: str) -> Job:

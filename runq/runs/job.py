@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from runq.config.settings import BACKENDS, MODES
+from runq.config.settings import BACKENDS, MODES, MULTITASK_STRATEGIES
 from runq.errors import InvalidJobError
 from runq.runs import hosted_tools, input_limits, model_settings, structured_output, tiers
 from runq.runs.files import inputs as input_files
@@ -32,6 +32,8 @@ class JobStatus(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     WAITING_TOOLS = "waiting_tools"
+    # A tool call waits for a person's decision (`runs.approvals`); no worker holds it.
+    WAITING_APPROVAL = "waiting_approval"
     RETRYING = "retrying"
     FALLING_BACK = "falling_back"
     SUCCEEDED = "succeeded"
@@ -69,8 +71,9 @@ _MOVING = frozenset({JobStatus.RUNNING, JobStatus.RETRYING, JobStatus.FALLING_BA
 # Allowed transitions; anything else is a bug in a step, refused loudly.
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.QUEUED: _MOVING | {JobStatus.FAILED, JobStatus.CANCELLED},
-    JobStatus.RUNNING: _MOVING | {JobStatus.WAITING_TOOLS} | TERMINAL,
+    JobStatus.RUNNING: _MOVING | {JobStatus.WAITING_TOOLS, JobStatus.WAITING_APPROVAL} | TERMINAL,
     JobStatus.WAITING_TOOLS: _MOVING | TERMINAL,
+    JobStatus.WAITING_APPROVAL: _MOVING | {JobStatus.WAITING_TOOLS} | TERMINAL,
     JobStatus.RETRYING: _MOVING | TERMINAL,
     JobStatus.FALLING_BACK: _MOVING | TERMINAL,
     JobStatus.SUCCEEDED: frozenset(),
@@ -155,6 +158,11 @@ class JobSpec:
     files: list[dict[str, Any]] = field(default_factory=list)
     # The cost tier (`runs.tiers`): auto, standard, flex, priority or batch. None: standard.
     tier: str | None = None
+    # What this job does while another job has its conversation (`runs.multitask`);
+    # None: the deployment's RUNQ_MULTITASK. And the tools whose calls a person must
+    # approve in this job, besides those registered `requires_approval` (`runs.approvals`).
+    multitask: str | None = None
+    approval_required: list[str] = field(default_factory=list)
 
     def validate(self) -> JobSpec:
         """Raise `InvalidJobError` naming the first bad option."""
@@ -236,7 +244,13 @@ class JobSpec:
             raise InvalidJobError("max_output_tokens", "must be a whole number, at least 1")
 
     def _validate_lists(self) -> None:
-        for name in ("tools", "vector_store_ids"):
+        if self.multitask is not None and self.multitask not in MULTITASK_STRATEGIES:
+            raise InvalidJobError(
+                "multitask",
+                f"unknown strategy {self.multitask!r}; choose one of "
+                f"{', '.join(MULTITASK_STRATEGIES)}",
+            )
+        for name in ("tools", "vector_store_ids", "approval_required"):
             value = getattr(self, name)
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise InvalidJobError(name, "must be a list of names (not one string)")

@@ -112,6 +112,11 @@ def conversation_lock(conversation: str) -> str:
     return f"{PREFIX}:conv:{conversation}"
 
 
+def interrupted(job_id: str) -> str:
+    """The jobs `job_id` interrupted on its conversation (`runs.multitask`), until its turn."""
+    return f"{PREFIX}:interrupted:{job_id}"
+
+
 def rate_bucket(link: str) -> str:
     """Token bucket state (requests and tokens) for one backend link."""
     return f"{PREFIX}:rl:{link}"

@@ -16,7 +16,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from runq.config.settings import BACKENDS, MODES, Settings
+from runq.config.settings import BACKENDS, MODES, MULTITASK_STRATEGIES, Settings
 from runq.producers.cli import completion, job_options, option_types
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         conversation=getattr(args, "conversation", None),
         chain=args.chain,
         idempotency_key=args.idempotency_key,
+        multitask=getattr(args, "multitask", None),
+        approval_required=getattr(args, "approve_tool", None),
         **job_options.options(args),
     )
     if not args.wait:
@@ -277,6 +279,14 @@ def _add_submit(sub: Any) -> None:
                    "`runq conversations import`; default: a new one)")  # fmt: skip
     p.add_argument("--chain", metavar="NAME", help=f"a fallback chain named in configuration "
                    f"{_from_settings('chain')}")  # fmt: skip
+    multitask = p.add_argument("--multitask", metavar="STRATEGY",
+                               help="while another job has the conversation: enqueue (wait), "
+                               "reject, interrupt or rollback it (docs/approvals.md) "
+                               f"{_from_settings('multitask')}")  # fmt: skip
+    completion.offer(multitask, MULTITASK_STRATEGIES)
+    p.add_argument("--approve-tool", action="append", metavar="NAME",
+                   help="calls of this tool wait for `runq approve`; repeat for several "
+                   "(besides tools registered requires_approval)")  # fmt: skip
     p.add_argument("--idempotency-key", metavar="KEY",
                    help="submitting the same job with the same key again returns the first "
                    "job; another job with that key is refused (default: none)")  # fmt: skip

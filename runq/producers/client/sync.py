@@ -188,6 +188,7 @@ class Client:
             "mode": s.mode,
             "deadline": s.job_deadline,
             "max_tool_rounds": s.max_tool_rounds,
+            "multitask": s.multitask,  # runs.multitask: RUNQ_MULTITASK unless the job says
         }
         for name, value in options.items():
             if value is not None:

@@ -143,6 +143,17 @@ class JobRequest(BaseModel):
     conversation: Annotated[str, StringConstraints(pattern=CONVERSATION_ID_PATTERN)] | None = Field(
         default=None, description="the tenant's runq conversation to continue"
     )
+    multitask: Literal["enqueue", "reject", "interrupt", "rollback"] | None = Field(
+        default=None,
+        description="while another job has the conversation: wait (enqueue), fail "
+        "conversation_busy (reject), cancel it (interrupt), or cancel it and drop its turn "
+        "(rollback); default RUNQ_MULTITASK",
+    )
+    approval_required: list[ToolName] | None = Field(
+        default=None,
+        max_length=MAX_TOOLS,
+        description="tools whose calls wait for POST /v1/jobs/{id}/approvals/{call_id}",
+    )
     deadline: float | None = Field(default=None, gt=0, le=7 * 24 * 3600, description="seconds")
     metadata: dict[MetadataKey, MetadataValue] | None = Field(
         default=None,
