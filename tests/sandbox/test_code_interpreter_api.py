@@ -16,7 +16,7 @@ from openai.types import FileObject
 from openai.types.beta.threads import Message
 from openai.types.beta.threads.runs import RunStep
 from openai.types.responses import Response
-from test_sandbox_conformance import check, check_op, raw
+from test_sandbox_conformance import check, check_op, check_response_events, raw, sse
 
 from runq.sandbox.engine.containers import ContainerPool
 from runq.sandbox.server.serve import SandboxServer
@@ -25,6 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 SALES = Path(__file__).resolve().parents[2] / "examples" / "data" / "sales.csv"
 PNG = b"\x89PNG\r\n\x1a\n"
+TINY_PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.savefig('l.png')"
 
 
 def upload_sales(client: openai.OpenAI, purpose: str = "user_data") -> str:
@@ -275,3 +276,29 @@ def test_an_assistants_run_draws_an_image_file(client: openai.OpenAI) -> None:
     assert text.text.value[annotation.start_index : annotation.end_index] == annotation.text  # type: ignore[union-attr]
     check(raw(client.files.with_raw_response.retrieve(image_id)), FileObject, "OpenAIFile")
     assert client.files.content(image_id).read().startswith(PNG)
+
+
+def test_a_streamed_code_interpreter_response_conforms(client: openai.OpenAI) -> None:
+    body = {
+        "model": "gpt-4o-mini",
+        "input": f"```python\n{TINY_PLOT}\n```",
+        "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}],
+        "include": ["code_interpreter_call.outputs"],
+        "stream": True,
+    }
+    events = check_response_events(sse(client, "POST", "/responses", body))
+    kinds = [e["type"] for e in events]
+    assert (
+        kinds.index("response.code_interpreter_call.in_progress")
+        < kinds.index("response.code_interpreter_call_code.done")
+        < kinds.index("response.code_interpreter_call.completed")
+        < kinds.index("response.output_text.annotation.added")
+    )
+    done = next(e for e in events if e["type"] == "response.code_interpreter_call_code.done")
+    deltas = "".join(e["delta"] for e in events if e["type"].endswith("_code.delta"))
+    assert deltas == done["code"] and "savefig" in done["code"]
+    with client.responses.stream(**{k: v for k, v in body.items() if k != "stream"}) as stream:
+        final = stream.get_final_response()
+    call = final.output[0]
+    assert call.type == "code_interpreter_call" and call.outputs is not None
+    assert final.output[1].content[0].annotations[0].type == "container_file_citation"  # type: ignore[union-attr]

@@ -29,6 +29,8 @@ def _item_events(rec: ResponseRecord, index: int, item: dict[str, Any]) -> list[
         added["arguments"] = ""
     if item["type"] == "reasoning":
         added["summary"] = []
+    if item["type"] == "code_interpreter_call":
+        added.update(code="", outputs=None)
     events: list[dict[str, Any]] = [
         {"type": "response.output_item.added", "output_index": index, "item": added}
     ]
@@ -93,6 +95,17 @@ def _item_events(rec: ResponseRecord, index: int, item: dict[str, Any]) -> list[
     elif item["type"] == "file_search_call":
         for stage in ("in_progress", "searching", "completed"):
             events.append({**base, "type": f"response.file_search_call.{stage}"})
+    elif item["type"] == "code_interpreter_call":  # the code, then it runs (already done)
+        events.append({**base, "type": "response.code_interpreter_call.in_progress"})
+        for delta in split_tokens(item["code"] or ""):
+            events.append(
+                {**base, "type": "response.code_interpreter_call_code.delta", "delta": delta}
+            )
+        events.append(
+            {**base, "type": "response.code_interpreter_call_code.done", "code": item["code"] or ""}
+        )
+        events.append({**base, "type": "response.code_interpreter_call.interpreting"})
+        events.append({**base, "type": "response.code_interpreter_call.completed"})
     events.append({"type": "response.output_item.done", "output_index": index, "item": item})
     return events
 
