@@ -57,6 +57,10 @@ def test_plot_monthly_sales_from_the_cli(stack: Stack, tmp_path: Path, backend: 
     calls = [c for c in result["hosted_tool_calls"] if c["type"] == "code_interpreter_call"]
     assert calls and "matplotlib" in calls[0]["code"] and "sales.csv" in calls[0]["code"]
 
+    shown = _cli(stack, tmp_path, "result", result["job_id"])
+    assert f"file: {png['name']} ({png['bytes']} bytes, image/png)" in shown.stdout
+    assert f"runq files {result['job_id']} --out DIR" in shown.stdout
+
     listed = _cli(stack, tmp_path, "files", result["job_id"])
     assert listed.returncode == 0, listed.stderr
     assert png["name"] in listed.stdout and "image/png" in listed.stdout

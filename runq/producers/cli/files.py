@@ -75,3 +75,16 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--json", action="store_true",
                    help="the files' entries as JSON (with --out: the written paths)")  # fmt: skip
     p.set_defaults(func=cmd_files)
+
+
+def summary(result: dict[str, Any]) -> list[str]:
+    """The lines `runq result` prints about a job's files (none when it made none)."""
+    entries = result.get("files") or []
+    lines = []
+    for entry in entries:
+        kept = (f"{_size(entry)} bytes, {entry.get('content_type')}" if entry.get("stored")
+                else f"not kept: {entry.get('reason')}")  # fmt: skip
+        lines.append(f"file: {entry.get('name')} ({kept})")
+    if any(entry.get("stored") for entry in entries):
+        lines.append(f"write them with: runq files {result['job_id']} --out DIR")
+    return lines

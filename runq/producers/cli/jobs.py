@@ -17,7 +17,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from runq.config.settings import BACKENDS, MODES, MULTITASK_STRATEGIES, Settings
-from runq.producers.cli import completion, job_options, option_types
+from runq.producers.cli import completion, files, job_options, option_types
 
 if TYPE_CHECKING:
     from runq.producers.client.sync import Client
@@ -60,6 +60,8 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
     print(f"{result['job_id']}  {result['status']}")
     if result.get("output_text"):
         print(result["output_text"])
+    for line in files.summary(result):
+        print(line)
     if result.get("error"):
         print(f"error: {result['error'].get('code')}: {result['error'].get('message')}")
 
