@@ -12,7 +12,7 @@ COLUMNS = [
     ("redis_cmds_per_job", "Redis cmds/job"), ("redis_cpu_s", "Redis CPU s"),
     ("peak_rss_mb", "peak RSS MB/proc"), ("max_in_flight", "max in flight"),
 ]  # fmt: skip
-NAMES = ("runq_poll", "runq_stream", "naive", "no_queue")
+NAMES = ("runq_poll", "runq_stream", "runq_webhook", "naive", "no_queue")
 
 
 def table(res: dict[str, Any]) -> str:

@@ -6,6 +6,9 @@ another, and runs the same jobs (a prompt, optionally one scripted `calculator` 
 - `runq_poll`: runq, poll mode, one `celery -A worker worker` with `--concurrency 2`
   (prefork: two pool processes) on queues `runs,tools`;
 - `runq_stream`: the same with `mode="stream"`;
+- `runq_webhook`: the same with `mode="webhook"`: the sandbox signs and sends a webhook
+  when each background response ends, `runq webhooks` receives it and wakes the job,
+  and only a safety poll (60 s) stays scheduled; the receiver's CPU counts as worker CPU;
 - `naive`: `bench.naive`, one blocking Celery task per job (`retrieve` + `sleep(1)`), the
   same worker shape, on `min(N, naive cap)` jobs;
 - `no_queue`: `bench.no_queue`, asyncio + `AsyncOpenAI`, all jobs at once, no Redis.
@@ -29,10 +32,12 @@ so whatever pool and concurrency `runq worker` defaults to is what is measured.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
 import pstats
+import secrets
 import shutil
 import subprocess
 import sys
@@ -56,12 +61,15 @@ from bench.common import (
 )
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
+from runq.producers.webhooks import PATH as WEBHOOK_PATH
+from runq.producers.webhooks.process import WebhookServerProcess
 from runq.runs import keys
-from runq.worker.launcher import EmbeddedRedis, WorkerProcess
+from runq.worker.launcher import EmbeddedRedis, WorkerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CONTENDERS = ("runq_poll", "runq_stream", "naive", "no_queue")
+CONTENDERS = ("runq_poll", "runq_stream", "runq_webhook", "naive", "no_queue")
+SAFETY_POLL_S = 60  # runq_webhook: the poll that covers a lost webhook (none is lost here)
 FIELDS = (
     "jobs", "makespan_s", "jobs_per_s", "result_latency_p50_ms", "result_latency_p99_ms",
     "worker_cpu_ms_per_job", "redis_cmds_per_job", "peak_rss_mb", "max_in_flight",
@@ -91,10 +99,40 @@ class Config:
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="runq-bench-")))
 
 
-def sandbox_for(cfg: Config) -> ProbeSandbox:
-    """The sandbox every contender of a scenario talks to, shaped by the same settings."""
+def sandbox_for(cfg: Config, hooks: BenchWebhooks | None = None) -> ProbeSandbox:
+    """The sandbox every contender of a scenario talks to, shaped by the same settings;
+    with `hooks` it also sends its webhooks there."""
     env = {"RUNQ_SANDBOX_REQUEST_LATENCY_MS": str(cfg.request_latency_ms)}
-    return ProbeSandbox(latency_ms=cfg.latency_ms, env=env)
+    if hooks is None:
+        return ProbeSandbox(latency_ms=cfg.latency_ms, env=env)
+    env["RUNQ_SANDBOX_WEBHOOK_SECRET"] = hooks.secret
+    return ProbeSandbox(latency_ms=cfg.latency_ms, env=env, extra_args=["--webhook-url", hooks.url])
+
+
+@dataclass
+class BenchWebhooks:
+    """runq_webhook's receiver: its port (known before the sandbox starts) and secret."""
+
+    port: int = field(default_factory=lambda: free_port())
+    secret: str = field(
+        default_factory=lambda: "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    )
+    proc: WebhookServerProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
+
+    def start(self, redis_url: str, home: Path) -> WebhookServerProcess:
+        self.proc = WebhookServerProcess(
+            redis_url, self.secret, port=self.port, log_path=home / "webhooks.log",
+            env={"RUNQ_LOG_FORMAT": "json", "RUNQ_LOG_LEVEL": "WARNING"},
+        ).start()  # fmt: skip
+        return self.proc
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
 
 
 # -- watchers -------------------------------------------------------------------------------
@@ -209,10 +247,12 @@ def latencies_from(seen: dict[str, float], timelines: dict[str, dict[str, Any]])
     return [at - timelines[j]["done_at"] for j, at in seen.items() if j in timelines]
 
 
-def runq_worker_env(cfg: Config, home: Path) -> dict[str, str]:
+def runq_worker_env(cfg: Config, home: Path, name: str = "") -> dict[str, str]:
     env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json", "RUNQ_TOOL_MODULES": "examples.tools"}
     if cfg.poll_interval_max:
         env["RUNQ_POLL_INTERVAL_MAX"] = str(cfg.poll_interval_max)
+    if name == "runq_webhook":
+        env.update(RUNQ_MODE="webhook", RUNQ_SAFETY_POLL_INTERVAL=str(SAFETY_POLL_S))
     return env
 
 
@@ -251,7 +291,7 @@ class Workers:
 
 def start_workers(name: str, cfg: Config, url: str, base_url: str, home: Path) -> Workers:
     """naive's Celery worker, newcomer `runq worker`s, or one runq worker of a set shape."""
-    env = runq_worker_env(cfg, home)
+    env = runq_worker_env(cfg, home, name)
     if name == "naive":
         proc = start_naive_worker(url, base_url, cfg, home)
         return Workers(others=[proc], roots=[proc.pid])
@@ -276,13 +316,20 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
     naive = name == "naive"
     n = cfg.naive_jobs if naive else cfg.jobs
     server = EmbeddedRedis(home).start()
-    sandbox = sandbox_for(cfg).start()
+    hooks = BenchWebhooks() if name == "runq_webhook" else None
+    sandbox = sandbox_for(cfg, hooks).start()
     workers = Workers()
     try:
         workers = start_workers(name, cfg, server.url, sandbox.base_url, home)
-        roots = workers.roots
+        roots = list(workers.roots)
         root_pid = roots[0]
-        mode = "stream" if name == "runq_stream" else "poll"
+        receiver_pid = None
+        if hooks is not None:
+            receiver = hooks.start(server.url, home)
+            assert receiver.proc is not None
+            receiver_pid = receiver.proc.pid
+            roots.append(receiver_pid)  # its CPU is the worker side's too
+        mode = {"runq_stream": "stream", "runq_webhook": "webhook"}.get(name, "poll")
         script = script_for(cfg.tool_rounds)
         tools = ["calculator"] if cfg.tool_rounds else []
         metadata = {"sandbox_script": script} if script else {}
@@ -361,6 +408,10 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
             polls = [client.store.get(j).polls for j in ids[: min(n, 500)]]
             extra["polls_per_job"] = round(sum(polls) / max(len(polls), 1), 2)
             extra["mode_seen"] = sorted({client.store.get(j).spec.mode for j in ids[:20]})
+        if receiver_pid is not None:
+            used = watch.cpu_last.get(receiver_pid, 0.0) - watch.cpu_base.get(receiver_pid, 0.0)
+            extra["receiver_cpu_ms_per_job"] = round(used * 1000 / max(n, 1), 2)
+            extra["webhooks"] = stats.get("webhooks")
         return summarize(
             name, n, ended - started, latencies_from(seen, timelines), succeeded,
             watch.cpu_used(), cmds, watch.max_rss(pool_pids or None),
@@ -368,6 +419,8 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         )  # fmt: skip
     finally:
         workers.stop()
+        if hooks is not None:
+            hooks.stop()
         sandbox.stop()
         server.stop()
 
@@ -460,6 +513,8 @@ def ratios(res: dict[str, dict[str, Any]]) -> dict[str, float]:
         "runq_poll_vs_naive": r("runq_poll", "naive"),
         "runq_stream_vs_no_queue": r("runq_stream", "no_queue"),
         "runq_stream_vs_naive": r("runq_stream", "naive"),
+        "runq_webhook_vs_no_queue": r("runq_webhook", "no_queue"),
+        "runq_webhook_vs_naive": r("runq_webhook", "naive"),
         "no_queue_vs_naive": r("no_queue", "naive"),
     }
 

@@ -20,7 +20,8 @@ without a receiver:
   tolerance, so a replay inside the window is refused, and one outside it fails the
   timestamp check; then the response id is looked up.
 - `WebhookReceiver` puts them together and wakes the job: if the record says a poll of
-  that very response is due, it sends that poll now, with the record's token.
+  that very response is due, it sends that poll now, with the record's token, and drops
+  the safety poll that waits in `runq:delayed` (it would only find its token stale).
 
 Why waking is safe however often it happens: the woken poll carries the token of the
 step due, and a step acts only if the record's step and token are still its own. A
@@ -53,6 +54,7 @@ from runq.runs.replies import text
 if TYPE_CHECKING:
     import redis
 
+    from runq.runs.delays import DelayedSteps
     from runq.runs.store import JobStore
 
 log = structlog.get_logger("runq.webhooks")
@@ -218,11 +220,13 @@ class WebhookReceiver:
         inbox: WebhookInbox,
         store: JobStore,
         wake: Callable[[str, int], None],
+        delays: DelayedSteps | None = None,
     ) -> None:
         self.verifier = verifier
         self.inbox = inbox
         self.store = store
         self.wake = wake
+        self.delays = delays
 
     def receive(self, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """Take one delivery in; raises `WebhookRejected` for a forged or stale one."""
@@ -263,6 +267,11 @@ class WebhookReceiver:
                       step=str(job.step), status=str(job.status))  # fmt: skip
             return Receipt("not_due", job_id)
         self.wake(job_id, job.token)
+        if self.delays is not None:
+            # The safety poll of this wait, if it waits in Redis, would only find its token
+            # stale: drop it. The job's lease still brings the step back if the woken
+            # poll is lost with its worker.
+            self.delays.remove(job_id, Step.POLL, job.token)
         log.info("webhook.job_woken", job_id=job_id, response_id=delivery.object_id,
                  type=delivery.type)  # fmt: skip
         return Receipt("woken", job_id)

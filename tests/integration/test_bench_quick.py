@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTENDERS = ("runq_poll", "runq_stream", "naive", "no_queue")
+CONTENDERS = ("runq_poll", "runq_stream", "runq_webhook", "naive", "no_queue")
 FIELDS = (
     "jobs", "makespan_s", "jobs_per_s", "result_latency_p50_ms", "result_latency_p99_ms",
     "worker_cpu_ms_per_job", "redis_cmds_per_job", "peak_rss_mb", "max_in_flight",
@@ -39,3 +39,6 @@ def test_quick_benchmark_accounts_for_every_job(tmp_path: Path) -> None:
         assert entry["succeeded"] == entry["jobs"], (name, entry)
         assert entry["jobs_per_s"] > 0
     assert set(report["ratios"]) >= {"runq_poll_vs_no_queue", "runq_poll_vs_naive"}
+    # Webhook mode: every result came through a webhook, not one poll.
+    assert report["runq_webhook"]["polls_per_job"] == 0
+    assert report["runq_webhook"]["webhooks"]["succeeded"] >= report["runq_webhook"]["jobs"]

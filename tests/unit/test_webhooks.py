@@ -14,6 +14,7 @@ import pytest
 from runq.errors import ConfigurationError
 from runq.runs import keys
 from runq.runs.backends.base import RunState, ToolCallRequest
+from runq.runs.delays import DelayedSteps
 from runq.runs.job import Job, JobSpec, JobStatus, Step
 from runq.runs.retry import RetryPolicies
 from runq.runs.step_config import StepConfig
@@ -351,3 +352,15 @@ def test_a_tool_round_waits_for_the_webhook_of_its_new_response(
     assert scheduler.last()[3] == 45.0
     assert fake_redis.get(keys.webhook_response("resp_2")).decode() == job.id
     assert store.get(job.id).polls == 0
+
+
+def test_waking_drops_the_safety_poll_waiting_in_redis(store, fake_redis, wakes) -> None:
+    delays = DelayedSteps(fake_redis)
+    receiver = WebhookReceiver(
+        WebhookVerifier(SECRET), WebhookInbox(fake_redis), store, wakes, delays
+    )
+    job = _waiting_job(store, fake_redis)
+    delays.add(job.id, "poll", job.token, 60)
+    delays.add("job_other", "poll", 1, 60)
+    assert receiver.receive(*signed(completed("resp_1"))).status == "woken"
+    assert [m.decode() for m in fake_redis.zrange(keys.delayed(), 0, -1)] == ["job_other|poll|1"]

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from runq.config.logging import register_secret
 from runq.config.settings import Settings
 from runq.errors import ConfigurationError
+from runq.runs.delays import DelayedSteps
 from runq.runs.webhooks import SECRET_VAR, WebhookInbox, WebhookReceiver, WebhookVerifier
 
 if TYPE_CHECKING:
@@ -42,4 +43,5 @@ def build_receiver(client: Client) -> WebhookReceiver:
         WebhookInbox(client.redis),
         client.store,
         lambda job_id, token: enqueue_poll(client.app, job_id, token),
+        DelayedSteps(client.redis),
     )

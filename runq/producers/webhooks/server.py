@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+from runq.config.logging import configure_logging
 from runq.config.settings import get_settings
 from runq.producers.webhooks import PATH
 
@@ -20,6 +21,7 @@ def run_webhooks(*, host: str = LOCALHOST, port: int = DEFAULT_PORT) -> int:
     from runq.producers.webhooks.receiver import build_receiver
 
     settings = get_settings()
+    configure_logging(settings, process="webhooks")  # JSON lines, secrets redacted
     client = Client(require_redis_url(settings, "wake jobs in"), settings)
     receiver = build_receiver(client)  # refuses to start without a usable secret
     app = create_webhooks_app(receiver, max_body_bytes=settings.gateway_max_body_bytes)
