@@ -18,6 +18,7 @@ from runq.producers.ask import schema as ask_schema
 from runq.producers.client.sync import Client
 from runq.runs import keys
 from runq.worker.launcher import Stack
+from tests.conftest import wait_for
 from tests.integration.test_ask import backend_requests, counters, run_cli
 
 pytestmark = pytest.mark.integration
@@ -174,8 +175,13 @@ def test_a_failed_extraction_runs_again_and_the_others_are_reused(
     sheet_job = first.job_ids[[d.name for d in first.corpus.documents].index(
         "rs1_sensor_datasheet.json")]  # fmt: skip
     assert first.results[sheet_job]["output_parsed"]["battery"].startswith("One CR2032")
-    # Make one document's job look failed, as a job whose retries ran out would.
-    record = json.loads(client.redis.get(keys.job(sheet_job)))
+    # Make one document's job look failed, as a job whose retries ran out would: once
+    # the finish's publication (its last write of the record) has committed.
+    record = wait_for(
+        lambda: (r := json.loads(client.redis.get(keys.job(sheet_job)))).get("published") and r,
+        timeout=20,
+        what="the finish's publication",
+    )
     record["status"] = "failed"
     client.redis.set(keys.job(sheet_job), json.dumps(record))
 

@@ -217,15 +217,16 @@ def run_ask(
     console: Console | None = None,
     timeout: float = 900.0,
     vector_store: str | None = None,
-    schema: OutputSchema | None = None,
+    schema: OutputSchema | dict[str, Any] | None = None,
     per_file: bool = False,
     **options: Any,
 ) -> AskReport:
     """Answer `questions` from the documents under `paths`; see the module docstring.
 
     With `vector_store`, search that existing store instead of one runq builds: the
-    documents under `paths`, if any, are added to it. With `schema`, every answer is
-    JSON valid against it. With `per_file`, ask each document alone: the questions
+    documents under `paths`, if any, are added to it. With `schema` (an
+    `ask.schema.OutputSchema`, or the schema itself, checked the same way), every answer
+    is JSON valid against it. With `per_file`, ask each document alone: the questions
     (joined) or, when none are given, an extraction prompt built from the schema.
     """
     if console is None:
@@ -233,6 +234,8 @@ def run_ask(
 
         console = Console(stderr=True)
     started = time.monotonic()
+    if isinstance(schema, dict):
+        schema = ask_schema.check(schema)
     prompts = _prompts(questions, schema, per_file=per_file, vector_store=vector_store)
     if vector_store is not None and not vector_store.strip():
         raise ask_corpus.CorpusError("--vector-store must name a vector store id")
