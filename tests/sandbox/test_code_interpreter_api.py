@@ -119,6 +119,18 @@ def test_a_session_keeps_its_container(client: openai.OpenAI) -> None:
     assert second.output[0].outputs[0].logs == "kept\n"  # type: ignore[union-attr,index]
 
 
+def test_output_items_can_be_sent_back_as_input(client: openai.OpenAI) -> None:
+    tools = [{"type": "code_interpreter", "container": {"type": "auto"}}]
+    first = client.responses.create(
+        model="gpt-4o-mini", input="```python\nprint('first')\n```", tools=tools, store=False
+    )
+    history = [{"role": "user", "content": "```python\nprint('first')\n```"}]
+    history += [item.model_dump(exclude_none=True) for item in first.output]
+    history.append({"role": "user", "content": "```python\nprint('second')\n```"})
+    second = client.responses.create(model="gpt-4o-mini", input=history, tools=tools)  # type: ignore[arg-type]
+    assert second.output_text == "I ran the code.\n\nsecond"
+
+
 def test_the_script_channel_writes_the_code(client: openai.OpenAI) -> None:
     script = '[[{"name": "code_interpreter", "arguments": {"code": "print(sum(range(10)))"}}]]'
     response = client.responses.create(

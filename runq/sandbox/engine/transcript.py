@@ -92,7 +92,7 @@ def _item_turns(i: int, item: dict[str, Any]) -> list[Turn]:
         ]
     if kind == "compaction":
         return _expand_compaction(item.get("encrypted_content"))
-    if kind in ("file_search_call", "reasoning", "item_reference"):
+    if kind in ("file_search_call", "code_interpreter_call", "reasoning", "item_reference"):
         return []  # carried for continuity only; the model does not need them
     raise bad_request(f"Invalid 'input[{i}].type': {kind!r}.", f"input[{i}].type")
 
