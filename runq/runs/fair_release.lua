@@ -1,6 +1,7 @@
 -- A job leaves admission (runs/fairness.py): it ended, or was cancelled while it waited.
 -- KEYS[1] waiting hash; KEYS[2] admitted sorted set; KEYS[3] inflight hash (lane -> n);
--- KEYS[4] running hash (job id -> lane). ARGV[1] job id; ARGV[2] the lanes' list prefix.
+-- KEYS[4] running hash (job id -> lane); KEYS[5] lanes sorted set. ARGV[1] job id;
+-- ARGV[2] the lanes' list prefix.
 -- Returns 1 when the job held a place (waiting or in flight), else 0. Idempotent.
 local job = ARGV[1]
 local found = 0
@@ -8,6 +9,7 @@ local raw = redis.call('HGET', KEYS[1], job)
 if raw then
   local info = cjson.decode(raw)
   redis.call('LREM', ARGV[2] .. info.lane, 1, job)
+  if redis.call('LLEN', ARGV[2] .. info.lane) == 0 then redis.call('ZREM', KEYS[5], info.lane) end
   redis.call('HDEL', KEYS[1], job)
   found = 1
 end

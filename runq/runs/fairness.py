@@ -159,6 +159,7 @@ class Admission:
                 keys.fair("admitted"),
                 keys.fair("inflight"),
                 keys.fair("running"),
+                keys.fair("lanes"),
             ],
             args=[job_id, keys.fair_lane_prefix()],
         )
