@@ -5,7 +5,7 @@
 - `cli.conversations`: `conversations import|export`;
 - `cli.files`: `files` (the files a job's run produced);
 - `cli.budgets`: `budgets` (spend and what is left, jobs waiting by tenant);
-- `ops.commands`: `worker`, `up`, `demo`, `metrics`, `flower`, `gateway`;
+- `ops.commands`: `worker`, `up`, `demo`, `metrics`, `flower`, `gateway`, `webhooks`;
 - `ask.command`: `ask`;
 - `cli.completion`: `completion` (a shell completion script made from this parser);
 - `sandbox` is listed for `--help` only: `cli.entry` hands `runq sandbox ARGS` to the

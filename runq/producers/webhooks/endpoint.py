@@ -59,7 +59,7 @@ async def receive_openai_webhook(
         return JSONResponse({"detail": "the client went away"}, status_code=400)
     headers = {k: v for k, v in request.headers.items()}
     try:
-        taker = receiver()
+        taker = await run_in_threadpool(receiver)  # built once; imports the openai client
     except ConfigurationError as exc:  # no secret on this server: the sender retries later
         log.warning("webhook.not_configured", error=str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=503)
