@@ -8,6 +8,7 @@ checked against the client's types and OpenAI's OpenAPI description.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import openai
@@ -16,7 +17,14 @@ from openai.types import FileObject
 from openai.types.beta.threads import Message
 from openai.types.beta.threads.runs import RunStep
 from openai.types.responses import Response
-from test_sandbox_conformance import check, check_op, check_response_events, raw, sse
+from test_sandbox_conformance import (
+    check,
+    check_assistant_events,
+    check_op,
+    check_response_events,
+    raw,
+    sse,
+)
 
 from runq.sandbox.engine.containers import ContainerPool
 from runq.sandbox.server.serve import SandboxServer
@@ -314,3 +322,28 @@ def test_a_streamed_code_interpreter_response_conforms(client: openai.OpenAI) ->
     call = final.output[0]
     assert call.type == "code_interpreter_call" and call.outputs is not None
     assert final.output[1].content[0].annotations[0].type == "container_file_citation"  # type: ignore[union-attr]
+
+
+def test_a_streamed_assistants_run_shows_the_code_step_and_the_image(
+    client: openai.OpenAI,
+) -> None:
+    assistant = client.beta.assistants.create(
+        model="gpt-4o-mini", tools=[{"type": "code_interpreter"}]
+    )
+    question = f"```python\n{TINY_PLOT}\n```"
+    body = {
+        "assistant_id": assistant.id,
+        "thread": {"messages": [{"role": "user", "content": question}]},
+        "stream": True,
+    }
+    events = sse(client, "POST", "/threads/runs", body)
+    names = check_assistant_events(events)
+    assert names[-2] == "thread.run.completed"
+    created = [json.loads(data) for name, data in events if name == "thread.run.step.created"]
+    assert [step["type"] for step in created] == ["tool_calls", "message_creation"]
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": question}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        final = stream.get_final_messages()
+    image, text = final[0].content
+    assert image.type == "image_file"
+    assert text.type == "text" and "[l.png](sandbox:/mnt/data/l.png)" in text.text.value

@@ -39,6 +39,12 @@ def segment_events(run: RunRecord, index: int) -> list[RunEvent]:
         ev += [(t0, "thread.run.step.completed", prev[0])] if prev else []
     ev.append((t0, "thread.run.in_progress", render_run(run, t0, "in_progress")))
     steps = {s["id"]: s for s in render_steps(run, t1)}
+    if seg.code_step_id:  # the code interpreter's step: its code already ran
+        code_step = copy.deepcopy(steps[seg.code_step_id])
+        code_started = {**code_step, "status": "in_progress", "completed_at": None}
+        ev.append((t0, "thread.run.step.created", code_started))
+        ev.append((t0, "thread.run.step.in_progress", code_started))
+        ev.append((t0, "thread.run.step.completed", code_step))
     step = copy.deepcopy(steps[seg.step_id])
     started = {**step, "status": "in_progress", "completed_at": None, "usage": None}
     ev.append((t0, "thread.run.step.created", started))
@@ -48,7 +54,17 @@ def segment_events(run: RunRecord, index: int) -> list[RunEvent]:
         opening = {**msg, "status": "in_progress", "content": [], "completed_at": None}
         ev.append((t0, "thread.message.created", opening))
         ev.append((t0, "thread.message.in_progress", opening))
-        pieces = split_tokens(msg["content"][0]["text"]["value"])
+        parts = msg["content"]
+        at_text = next(i for i, part in enumerate(parts) if part["type"] == "text")
+        if at_text:  # images (a code interpreter's) come first, whole
+            images = [{"index": i, **part} for i, part in enumerate(parts[:at_text])]
+            delta = {
+                "id": msg["id"],
+                "object": "thread.message.delta",
+                "delta": {"content": images},
+            }
+            ev.append((t0, "thread.message.delta", delta))
+        pieces = split_tokens(parts[at_text]["text"]["value"])
         for i, piece in enumerate(pieces):
             at = t0 + (t1 - t0) * i / max(1, len(pieces))
             ev.append(
@@ -59,7 +75,9 @@ def segment_events(run: RunRecord, index: int) -> list[RunEvent]:
                         "id": msg["id"],
                         "object": "thread.message.delta",
                         "delta": {
-                            "content": [{"index": 0, "type": "text", "text": {"value": piece}}]
+                            "content": [
+                                {"index": at_text, "type": "text", "text": {"value": piece}}
+                            ]
                         },
                     },
                 )
