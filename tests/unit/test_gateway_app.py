@@ -84,7 +84,9 @@ def test_health_page_and_openapi(http: TestClient) -> None:
     assert 'src="http' not in page.text and 'href="http' not in page.text
     spec = http.get("/openapi.json").json()
     tools = spec["components"]["schemas"]["JobRequest"]["properties"]["tools"]
-    assert "calculator" in tools["anyOf"][0]["items"]["enum"]
+    names, hosted = tools["anyOf"][0]["items"]["anyOf"]
+    assert {"calculator", "code_interpreter", "web_search"} <= set(names["enum"])
+    assert hosted["type"] == "object"  # {"type": "mcp", ...}
     assert "bearer" in str(spec["components"]["securitySchemes"]).lower()
 
 

@@ -151,13 +151,20 @@ def _openapi(app: FastAPI, tools: list[str]) -> dict[str, Any]:
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
         props = schema["components"]["schemas"]["JobRequest"]["properties"]
+        hosted = {
+            "type": "object",
+            "required": ["type"],
+            "description": 'a hosted tool, e.g. {"type": "mcp", "server_label", "server_url"}',
+        }
+        names = {"type": "string", "enum": [*tools, "code_interpreter", "web_search"]}
         props["tools"] = {
             "anyOf": [
-                {"type": "array", "items": {"type": "string", "enum": tools}, "maxItems": 64},
+                {"type": "array", "items": {"anyOf": [names, hosted]}, "maxItems": 64},
                 {"type": "null"},
             ],
             "title": "Tools",
-            "description": "functions the model may call (the registered tools)",
+            "description": "functions the model may call (the registered tools), and hosted "
+            "tools the backend runs (code_interpreter, web_search, mcp servers)",
         }
         app.openapi_schema = schema
     return app.openapi_schema
