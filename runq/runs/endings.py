@@ -29,7 +29,7 @@ from runq.runs.publication import Publication
 from runq.runs.redaction import said
 from runq.runs.retry import RetryPolicies
 from runq.runs.run_status import RunStatus
-from runq.runs.store import JobStore
+from runq.runs.store import EndingWrites, JobStore
 
 log = structlog.get_logger("runq.steps")
 
@@ -93,11 +93,11 @@ class Endings:
         job.citations = state.citations
         job.source = link.name
         job.mark("run_completed_at")
-        if self.history is not None:
-            self.history.settle(ctx)  # the turn joins the conversation's record
+        # The turn joins the conversation's record in the commit that ends the job.
+        record = self.history.settle(ctx) if self.history is not None else None
         if link.kind == MODEL:
             self._credit_link(ctx, state)
-        return self._end(ctx, JobStatus.SUCCEEDED, events)
+        return self._end(ctx, JobStatus.SUCCEEDED, events, record=record)
 
     def _keep_run_outputs(self, ctx: StepContext, state: RunState) -> None:
         """The hosted tool calls for the result, and the files the run produced, downloaded
@@ -272,22 +272,33 @@ class Endings:
             # chain that changed, or a record someone wrote): nothing to cancel it with.
             log.warning("job.cancel_at_backend_failed", job_id=ctx.job.id, error=str(err))
 
-    def _end(self, ctx: StepContext, status: JobStatus, events: list[dict[str, Any]]) -> str:
+    def _end(
+        self,
+        ctx: StepContext,
+        status: JobStatus,
+        events: list[dict[str, Any]],
+        *,
+        record: tuple[str, str, int] | None = None,
+    ) -> str:
         """Commit the job's end, then publish it in the same task (`Publication`).
 
         The record and the `job.final` event are committed first, so a waiting producer
         has its answer as soon as the run has ended. Publishing in the same task saves
         one Celery task per job (its message, acks and task events: 13 of the 198 Redis
         commands of a job with a tool round).
+
+        The same commit writes the conversation's `record` with the job's turn and gives
+        its turn lock back (`EndingWrites`): the next job on the conversation starts only
+        once this one's end and turn are written, and a cancel that refuses the end
+        leaves no turn in the conversation.
         """
         job = ctx.job
         conversation = job.turn_lock or job.spec.thread_id or job.spec.conversation_id
-        if conversation:
-            self.store.give_back_conversation(conversation, job.id)
         job.move(status)
         job.mark("finished_at")
         events.append({"type": FINAL, "status": status, "result": job.result()})
-        token = self.frame.settle(ctx, Step.FINISH, events)
+        with self.store.ending(job.id, EndingWrites(conversation, record)):
+            token = self.frame.settle(ctx, Step.FINISH, events)
         if token is None:
             return Outcome.CONFLICT
         log.info("job.finished", job_id=job.id, status=status, source=job.source)

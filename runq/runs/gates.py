@@ -17,6 +17,7 @@ from runq.errors import BackendError, ConfigurationError, InvalidJobError, JobNo
 from runq.runs.breaker import Admission, CircuitBreaker
 from runq.runs.chains import Link
 from runq.runs.context import StepContext
+from runq.runs.conversations.record import first_job_of, of_job
 from runq.runs.error_codes import ErrorCode
 from runq.runs.frame import StepFrame
 from runq.runs.job import Job, JobSpec, Step
@@ -111,14 +112,29 @@ class Gates:
                 spec.conversation = earlier.spec.conversation
             else:  # a job from before runq kept conversations: its backend's handle
                 _take_over_handle(spec, earlier)
-        conversation = spec.conversation or spec.thread_id or spec.conversation_id
+        # A conversation's first job takes no lock on it: every later job waits for it
+        # to end instead (`runs.conversations.record.of_job`), which costs it nothing.
+        own = spec.conversation is not None and spec.conversation == of_job(job.id)
+        runq_own = None if own else spec.conversation
+        conversation = runq_own or spec.thread_id or spec.conversation_id
         if conversation and not job.handle:
+            first = first_job_of(runq_own)
+            if first is not None and not self._ended(first):
+                return self.multitask.busy(job, first)
             holder = self.store.take_conversation(conversation, job.id, spec.deadline)
             if holder != job.id:
                 return self.multitask.busy(job, holder)
             job.turn_lock = conversation
             self.multitask.took_turn(job)
         return None
+
+    def _ended(self, job_id: str) -> bool:
+        """Has the job that began a conversation ended (or expired)? It took no turn lock
+        (`runs.conversations.record.of_job`): the next job on it waits for its end."""
+        try:
+            return self.store.get(job_id).terminal
+        except JobNotFoundError:
+            return True
 
     def _earlier(self, job_id: str) -> Job:
         """The job a continuation continues; gone (expired, never there) is a bad job."""

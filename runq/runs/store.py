@@ -24,6 +24,8 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -112,6 +114,20 @@ class CreateCall:
         return job_id
 
 
+@dataclass(frozen=True)
+class EndingWrites:
+    """What the commit that ends a job writes besides the job, in the same Lua call.
+
+    `conversation_lock`: the conversation (or thread) whose turn lock the job holds, given
+    back only once the job's end is written, so the next job on it sees the end and the
+    turn. `record`: the conversation's record with the job's turn (`runs.conversations`),
+    `(conversation id, JSON, TTL)`. A cancel that refuses the end refuses these too.
+    """
+
+    conversation_lock: str | None = None
+    record: tuple[str, str, int] | None = None
+
+
 def _dump(job: Job) -> str:
     data = job.to_dict()
     version = data.pop(_VERSION_FIRST)
@@ -139,6 +155,8 @@ class JobStore:
         self._release = lua.register(client, "store_release")
         self._extend = lua.register(client, "store_extend_lock")
         self._request_cancel = lua.register(client, "cancel_request")
+        # The writes a job's ending commit carries, by job id (see `ending`).
+        self._ending: dict[str, EndingWrites] = {}
 
     # -- reading -----------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
@@ -251,6 +269,17 @@ class JobStore:
             raise CancelRequested
         return written == 1
 
+    @contextmanager
+    def ending(self, job_id: str, writes: EndingWrites) -> Iterator[None]:
+        """The commits of `job_id` made inside carry `writes` (`EndingWrites`): the step
+        that ends a job commits through `StepFrame.settle`, which knows nothing of them.
+        The step holds the job, so no other commit of it runs meanwhile."""
+        self._ending[job_id] = writes
+        try:
+            yield
+        finally:
+            self._ending.pop(job_id, None)
+
     def release(self, job_id: str, owner: str) -> None:
         """Give the lock back without writing (the step found nothing to do)."""
         self._release(keys=[keys.job_lock(job_id)], args=[owner])
@@ -355,26 +384,31 @@ class JobStore:
         done = job.terminal and job.published
         lease = "" if done else ("-" if lease_until is None else repr(lease_until))
         payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
-        result = self._commit(
-            keys=[
-                keys.job(job.id),
-                keys.job_lock(job.id),
-                keys.leases(),
-                keys.events(job.id),
-                keys.cancel(job.id),
-            ],
-            args=[
-                str(expected),
-                _dump(job),
-                owner,
-                lease,
-                ttl,
-                job.id,
-                len(payloads),
-                self.events_maxlen,
-                self.events_ttl,
-                "1" if unless_cancelled else "0",
-                *payloads,
-            ],
-        )
-        return int(result)
+        script_keys = [
+            keys.job(job.id),
+            keys.job_lock(job.id),
+            keys.leases(),
+            keys.events(job.id),
+            keys.cancel(job.id),
+        ]
+        args: list[Any] = [
+            str(expected),
+            _dump(job),
+            owner,
+            lease,
+            ttl,
+            job.id,
+            len(payloads),
+            self.events_maxlen,
+            self.events_ttl,
+            "1" if unless_cancelled else "0",
+            *payloads,
+        ]
+        ending = self._ending.get(job.id)
+        if ending is not None and (ending.record or ending.conversation_lock):
+            conversation, record, record_ttl = ending.record or ("", "", 0)
+            script_keys.append(keys.conversation(conversation) if record else keys.job(job.id))
+            lock = ending.conversation_lock
+            script_keys.append(keys.conversation_lock(lock) if lock else keys.job(job.id))
+            args += [record, record_ttl, "1" if lock else "0"]
+        return int(self._commit(keys=script_keys, args=args))

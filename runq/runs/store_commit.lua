@@ -12,7 +12,11 @@
 -- ARGV[5]  the record's TTL in seconds (0: none)    ARGV[6]  the job id (lease member)
 -- ARGV[7]  how many events follow   ARGV[8]  the stream's MAXLEN   ARGV[9]  its TTL
 -- ARGV[10] "1": refuse to write while the cancel flag is up; "0": write regardless
--- ARGV[11..] the events (JSON)
+-- ARGV[11..10+n] the events (JSON), n = ARGV[7]
+-- A job's ending commit may carry two more writes (JobStore.ending, EndingWrites), done
+-- only when the job is written, so a cancel that refuses the end refuses them too:
+-- KEYS[6]  a conversation record    ARGV[11+n] its JSON ("": none)   ARGV[12+n] its TTL
+-- KEYS[7]  a conversation's turn lock   ARGV[13+n] "1": give it back if the job holds it
 --
 -- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone, -2 when
 -- the cancel flag refused the write (nothing was written; the lock is still held).
@@ -35,5 +39,12 @@ end
 if n > 0 then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
 if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
   redis.call('DEL', KEYS[2])
+end
+local record = ARGV[11 + n]
+if record and record ~= '' then
+  redis.call('SET', KEYS[6], record, 'EX', ARGV[12 + n])
+end
+if ARGV[13 + n] == '1' and redis.call('GET', KEYS[7]) == ARGV[6] then
+  redis.call('DEL', KEYS[7])
 end
 return 1

@@ -9,10 +9,18 @@ Two moments of a job, both on the step that holds it:
   cheap); otherwise the history is replayed in the request (`replayed`, N turns, after
   the truncation policy). The choice is the job's `history`, which the result shows.
 - `settle`, when the job succeeded: the user's turn and the answer are appended to the
-  record, and the handle of the link that answered is recorded for that link.
+  record, and the handle of the link that answered is recorded for that link. The
+  record is not written here but by the commit that ends the job (`ending_record`, see
+  `runs.store.EndingWrites`): a cancel that refuses the end leaves no turn behind.
 
-Jobs on one conversation take turns (`runs.gates`), so a record is read and written by
-one job at a time.
+A job that names no conversation and continues none begins `rqc_<job id>` and writes no
+record at all (no Redis command): its job record holds the turn, and the record is built
+from it when a later job continues the conversation (`record.from_first_job`). A job
+that is part of a conversation (named, continued, imported) writes the record.
+
+Jobs on one conversation take turns (`runs.gates`: its turn lock; a conversation's
+first job holds none, and every later job waits for it to end), so a record is read
+and written by one job at a time.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ from runq.runs.conversations import replay
 from runq.runs.conversations.record import (
     Conversation,
     ConversationStore,
+    first_job_of,
     link_key,
-    new_conversation_id,
+    of_job,
 )
 from runq.runs.conversations.truncation import TruncationPolicy, window
 from runq.runs.job import Job
@@ -73,14 +82,23 @@ class ConversationHistory:
         if record is not None and record.tenant != spec.tenant:
             # Another tenant's conversation is not this job's to read or extend.
             raise InvalidJobError("conversation", f"no conversation {spec.conversation!r}")
+        if record is None and first_job_of(spec.conversation) is not None:
+            # Its one turn was kept in the job that began it, and that record is gone:
+            # going on without it would silently forget the turn.
+            raise InvalidJobError(
+                "conversation",
+                f"{spec.conversation!r} ended with the record of the job that began it "
+                "(job records expire with their results)",
+            )
         return record
 
     def prepare(self, ctx: StepContext) -> None:
         job, spec = ctx.job, ctx.job.spec
         if spec.conversation is None:
-            spec.conversation = new_conversation_id()  # the first job of a conversation
+            spec.conversation = of_job(job.id)  # the first job of a conversation
+        if spec.conversation == of_job(job.id):
             job.history = {"carried": NONE, "items": 0, "truncated": False}
-            return
+            return  # nothing before it, and nothing to read
         record = self._record(job)
         if record is None:
             job.history = {"carried": NONE, "items": 0, "truncated": False}
@@ -108,26 +126,37 @@ class ConversationHistory:
         log.info("conversation.prepared", job_id=job.id, conversation=spec.conversation,
                  link=ctx.link.name, **report(job.history) or {})  # fmt: skip
 
-    def settle(self, ctx: StepContext) -> None:
-        """Append the job's turn and answer; record the answering link's handle."""
+    def settle(self, ctx: StepContext) -> tuple[str, str, int] | None:
+        """The job succeeded: its turn and answer for the conversation's record.
+
+        Returns the record to write with the job's end (`(id, JSON, TTL)`, see
+        `runs.store.EndingWrites`), or None: a conversation's first job keeps its turn
+        in its own record (with the handle of the link that answered, under
+        `history.answered`), and a step run twice adds nothing twice.
+        """
         job, spec, link = ctx.job, ctx.job.spec, ctx.link
         if spec.conversation is None:
-            spec.conversation = new_conversation_id()  # answered by an instant link at once
+            spec.conversation = of_job(job.id)  # answered by an instant link at once
+        history = job.history or {"carried": NONE, "items": 0, "truncated": False}
+        history.pop("turns", None)  # the replayed turns need not stay in the job record
+        handle = handle_of(job, link) if link.kind == MODEL else None
+        if handle is not None:
+            history["answered"] = {"link": key_of(link), "handle": handle}
+        job.history = history
+        if spec.conversation == of_job(job.id):
+            return None  # a one-turn conversation: the job record is its record
         record = self._record(job) or Conversation(spec.conversation, tenant=spec.tenant)
         if any(t.get("job_id") == job.id for t in record.turns[-1:]):
-            return  # this job's turn is in already (a step run twice)
+            return None  # this job's turn is in already
         if spec.instructions:
             record.instructions = spec.instructions
         record.add_turns([*replay.input_turns(spec.input), replay.answer_turn(job)])
-        handle = handle_of(job, link) if link.kind == MODEL else None
         if handle is not None:
             record.record_handle(key_of(link), handle)
-        self.store.save(record)
-        if job.history is None:
-            job.history = {"carried": NONE, "items": 0, "truncated": False}
-        job.history.pop("turns", None)  # the replayed turns need not stay in the job record
+        data = self.store.encode(record)
         log.info("conversation.turn_recorded", job_id=job.id, conversation=record.id,
                  turns=len(record.turns), dropped=record.dropped)  # fmt: skip
+        return record.id, data, max(1, self.store.ttl)
 
 
 def history_from_settings(client: redis.Redis, settings: Settings) -> ConversationHistory:

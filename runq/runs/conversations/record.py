@@ -20,12 +20,21 @@ answered elsewhere makes the server's copy stale, and the next turn there replay
 The record lives at `runq:conversation:{id}` with a TTL (renewed by every turn) and a
 size cap: past the cap the oldest turns are dropped (`dropped` counts them) and every
 replay after says it was truncated (`runs.conversations.truncation`).
+
+A record is written only for a conversation of more than one job. A job that names no
+conversation and continues none (most of them: a batch of questions) begins the
+conversation `rqc_<its job id>` and writes nothing more: its own job record holds the
+turn (input, answer, the handle of the link that answered). Only when a later job
+continues it is the record built from that job record (`from_first_job`), which
+`ConversationStore.get` does for every reader, so a one-turn conversation is read,
+continued and exported like any other while the job's result lives.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,15 +43,47 @@ import redis
 
 from runq.errors import InvalidJobError, JobNotFoundError
 from runq.runs import keys
-from runq.runs.job import CONVERSATION_ID, TENANT, TENANT_RULE
+from runq.runs.conversations import replay
+from runq.runs.job import CONVERSATION_ID, TENANT, TENANT_RULE, Job, JobStatus
 
 ROLES = ("user", "assistant")
 PREFIX = "rqc_"
 MAX_ID = 128
 
 
+# The conversation a job begins when it names none: the job's id says where its turn is.
+_FIRST_JOB = re.compile(r"rqc_(job_[0-9a-f]{32})")
+
+
 def new_conversation_id() -> str:
     return PREFIX + uuid.uuid4().hex
+
+
+def of_job(job_id: str) -> str:
+    """The conversation a job begins when it names none and continues none."""
+    return PREFIX + job_id
+
+
+def first_job_of(conversation_id: str | None) -> str | None:
+    """The job that began `conversation_id` on its own (`of_job`), or None: while no
+    later job has continued it, that job's record is where its turn is."""
+    found = _FIRST_JOB.fullmatch(conversation_id or "")
+    return found.group(1) if found else None
+
+
+def from_first_job(conversation_id: str, job: Job) -> Conversation:
+    """The record of a one-turn conversation, built from the job that began it: its input
+    and answer, the handle of the link that answered (`history.answered`), its tenant
+    and instructions. A job that did not succeed added no turn."""
+    record = Conversation(conversation_id, tenant=job.spec.tenant)
+    if job.status != JobStatus.SUCCEEDED:
+        return record
+    record.instructions = job.spec.instructions
+    record.add_turns([*replay.input_turns(job.spec.input), replay.answer_turn(job)])
+    answered = (job.history or {}).get("answered")
+    if isinstance(answered, dict) and answered.get("link") and answered.get("handle"):
+        record.record_handle(answered["link"], dict(answered["handle"]))
+    return record
 
 
 def check_id(conversation: Any, option: str = "conversation") -> str:
@@ -160,10 +201,18 @@ class ConversationStore:
         self.max_bytes = max_bytes
 
     def get(self, conversation_id: str) -> Conversation | None:
+        """The record; for a one-turn conversation not written yet, built from the job
+        that began it (None once that job's record has expired too)."""
         raw = self.redis.get(keys.conversation(conversation_id))
-        if raw is None:
+        if raw is not None:
+            return Conversation.from_dict(json.loads(raw))
+        first = first_job_of(conversation_id)
+        if first is None:
             return None
-        return Conversation.from_dict(json.loads(raw))
+        data = self.redis.get(keys.job(first))
+        if data is None:
+            return None
+        return from_first_job(conversation_id, Job.from_dict(json.loads(data)))
 
     def load(self, conversation_id: str, tenant: str | None) -> Conversation:
         """The record, for `tenant` only: another tenant's conversation is not found."""
@@ -172,8 +221,8 @@ class ConversationStore:
             raise JobNotFoundError(f"no conversation {conversation_id!r}")
         return found
 
-    def save(self, conversation: Conversation) -> None:
-        """Write the record with a fresh TTL, dropping its oldest turns past the cap.
+    def encode(self, conversation: Conversation) -> str:
+        """The record as Redis holds it, its oldest turns dropped past the size cap.
 
         Turns are dropped in whole pairs from the front where possible, so the history
         still starts with a user turn; the instructions are never dropped.
@@ -184,11 +233,18 @@ class ConversationStore:
             del conversation.turns[:drop]
             conversation.dropped += drop
             data = json.dumps(conversation.to_dict(), separators=(",", ":"))
-        self.redis.set(keys.conversation(conversation.id), data, ex=self.ttl)
+        return data
+
+    def save(self, conversation: Conversation) -> None:
+        """Write the record with a fresh TTL (see `encode` for the size cap).
+
+        A job's turn is not written here but with the commit that ends the job
+        (`runs.store.EndingWrites`), so a cancel that refuses the end refuses the turn."""
+        self.redis.set(keys.conversation(conversation.id), self.encode(conversation), ex=self.ttl)
 
     def create(self, conversation: Conversation) -> None:
         """A new record (an import); an id in use is refused, not overwritten."""
-        if self.redis.exists(keys.conversation(conversation.id)):
+        if self.get(conversation.id) is not None:
             raise InvalidJobError("conversation", f"{conversation.id!r} exists already")
         self.save(conversation)
 
