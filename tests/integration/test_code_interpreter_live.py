@@ -83,10 +83,12 @@ def test_chat_refuses_the_code_interpreter_at_submit(stack: Stack, tmp_path: Pat
     assert done.stdout == ""  # nothing was enqueued, so no job id
 
 
-@pytest.mark.parametrize("mode", ["poll", "stream"])
-def test_python_api_returns_the_chart(client: Client, mode: str) -> None:
+@pytest.mark.parametrize(
+    ("backend", "mode"), [("responses", "poll"), ("responses", "stream"), ("assistants", "stream")]
+)
+def test_python_api_returns_the_chart(client: Client, backend: str, mode: str) -> None:
     handle = client.submit("Plot monthly sales", tools=["code_interpreter"], files=[SALES],
-                           mode=mode)  # fmt: skip
+                           backend=backend, mode=mode)  # fmt: skip
     result = handle.result(timeout=90)
     assert result["status"] == "succeeded", result["error"]
     (chart,) = [f for f in handle.files() if f.content_type == "image/png"]
