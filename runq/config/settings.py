@@ -287,13 +287,16 @@ class Settings:
 
     # Tenancy (runs.fairness, runs.budgets; docs/tenancy.md): new jobs start in weighted
     # round-robin order across tenants, at most `fair_window` admitted and not yet started
-    # (0: twice the live workers' slots); caps bound a tenant's jobs in flight; budgets
+    # (0: twice the live workers' slots); caps bound a tenant's jobs in flight, rates its
+    # starts and estimated tokens per minute (on top of the per-link limits); budgets
     # (JSON by tenant or `batch:<label>`) are reserved at admission with an estimate that
     # counts `budget_output_tokens` of output for a job that sets no max_output_tokens.
     fair_admission: bool = setting(True, _flag)
     fair_window: int = setting(0, _bounded(_integer, ge=0))
     tenant_weights: dict[str, int] = setting(dict, _tenant_numbers, factory=True)
     tenant_caps: dict[str, int] = setting(dict, _tenant_numbers, factory=True)
+    tenant_rpm: dict[str, int] = setting(dict, _tenant_numbers, factory=True)  # starts/min
+    tenant_tpm: dict[str, int] = setting(dict, _tenant_numbers, factory=True)  # tokens/min
     budgets: dict[str, Any] = setting(dict, _table, factory=True)
     budget_output_tokens: int = setting(1024, _bounded(_integer, ge=1))
 

@@ -14,7 +14,9 @@
 -- which an admitted job no longer counts in the window; ARGV[4] the lease an admitted
 -- job gets; ARGV[5] weights JSON {lane: n}; ARGV[6] default weight; ARGV[7] caps JSON
 -- {lane: n}; ARGV[8] budgets JSON (budget_check.lua); ARGV[9] the prefix of the lanes'
--- lists; ARGV[10] how long a lane held by a budget waits before it is looked at again.
+-- lists; ARGV[10] how long a lane held by a budget waits before it is looked at again;
+-- ARGV[11] rates JSON {lane: [starts per minute, estimated tokens per minute]} (0: no
+-- limit); ARGV[12] the prefix of the lanes' rate buckets (hash r, t, ts).
 -- Returns {admitted job ids, {job id, scope, reason}..., {lane, until, scope, job id}...}.
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
@@ -24,6 +26,8 @@ local caps = cjson.decode(ARGV[7])
 local budgets = cjson.decode(ARGV[8])
 local prefix = ARGV[9]
 local recheck = tonumber(ARGV[10])
+local rates = cjson.decode(ARGV[11])
+local rate_prefix = ARGV[12]
 local admitted, refused, held = {}, {}, {}
 
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
@@ -44,6 +48,35 @@ local function blocked(lane)
   local cap = caps[lane]
   if cap and tonumber(redis.call('HGET', KEYS[5], lane) or '0') >= cap then return true end
   return false
+end
+
+local function num(x) return string.format('%.17g', x) end
+
+local function rate_wait(lane, tokens)
+  -- A lane's own token bucket (starts and estimated tokens per minute, refilled
+  -- continuously, a minute's worth at most): 0 when the job may start now (and takes
+  -- its share), else the seconds until it could. A job of more tokens than a minute's
+  -- worth is charged a full bucket, or it would wait forever.
+  local rate = rates[lane]
+  if not rate then return 0 end
+  local rpm, tpm = tonumber(rate[1]) or 0, tonumber(rate[2]) or 0
+  local key = rate_prefix .. lane
+  local st = redis.call('HMGET', key, 'r', 't', 'ts')
+  local r, t = tonumber(st[1] or rpm), tonumber(st[2] or tpm)
+  local elapsed = math.max(0, now - tonumber(st[3] or now))
+  if rpm > 0 then r = math.min(rpm, r + rpm / 60 * elapsed) end
+  if tpm > 0 then t = math.min(tpm, t + tpm / 60 * elapsed) end
+  local need = math.min(tokens, tpm)
+  local wait = 0
+  if rpm > 0 and r < 1 then wait = (1 - r) / (rpm / 60) end
+  if tpm > 0 and t < need then wait = math.max(wait, (need - t) / (tpm / 60)) end
+  if wait <= 0 then
+    if rpm > 0 then r = r - 1 end
+    if tpm > 0 then t = t - need end
+  end
+  redis.call('HSET', key, 'r', num(r), 't', num(t), 'ts', num(math.max(now, tonumber(st[3] or now))))
+  redis.call('EXPIRE', key, 120)
+  return wait
 end
 
 local lane = redis.call('HGET', KEYS[2], 'lane')
@@ -69,7 +102,13 @@ while room > 0 and lane and idle < lanes do
       local raw = redis.call('HGET', KEYS[3], job)
       local info = raw and cjson.decode(raw) or {}
       local verdict, scope, reason, until_at = budget_verdict(info, budgets)
-      if verdict == 'wait' then
+      local wait = 0
+      if verdict == 'ok' and raw then wait = rate_wait(lane, tonumber(info.tokens or 0)) end
+      if wait > 0 then -- the lane's rate: it is looked at again when it has room
+        redis.call('HSET', KEYS[9], lane, num(now + wait))
+        move_on = true
+        idle = idle + 1
+      elseif verdict == 'wait' then
         redis.call('HSET', KEYS[9], lane, math.min(until_at, now + recheck))
         held[#held + 1] = {lane, tostring(until_at), scope, job}
         move_on = true

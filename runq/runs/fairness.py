@@ -16,7 +16,10 @@ time (`RUNQ_FAIR_WINDOW`; 0 derives it: twice the slots of the live workers, at 
 8), so a tenant that arrives late waits behind at most a window of jobs, not a backlog.
 A tenant alone on the fleet still gets all of it: the window refills as fast as starts
 take jobs from it. A per-tenant cap (`RUNQ_TENANT_CAPS="acme=20"`) bounds the jobs it
-has admitted and not yet ended; a tenant at its cap is skipped, not waited for.
+has admitted and not yet ended; a tenant at its cap is skipped, not waited for. Rates
+(`RUNQ_TENANT_RPM="acme=60"`, `RUNQ_TENANT_TPM="acme=100000"`: starts and estimated
+tokens per minute) skip a tenant until its own bucket has room; they come on top of
+the per-link limits (`runs.ratelimit`) that every start still takes from.
 
 Budgets (`runs.budgets`) are checked and reserved in the same Lua call. A job over a
 `wait` budget holds its tenant's turn (the tenant is looked at again every few seconds);
@@ -82,12 +85,16 @@ class Admission:
         *,
         weights: dict[str, int] | None = None,
         caps: dict[str, int] | None = None,
+        rpm: dict[str, int] | None = None,
+        tpm: dict[str, int] | None = None,
         window: int = 0,
         budgets: BudgetBook | None = None,
     ) -> None:
         self.redis = redis
         self.weights = dict(weights or {})
         self.caps = dict(caps or {})
+        rpm, tpm = rpm or {}, tpm or {}
+        self.rates = {lane: [rpm.get(lane, 0), tpm.get(lane, 0)] for lane in {*rpm, *tpm}}
         self.window = window
         self.budgets = budgets or BudgetBook(redis)
         self._push = lua.register(redis, "fair_push")
@@ -138,6 +145,8 @@ class Admission:
                 self.budgets.lua_arg(now),
                 keys.fair_lane_prefix(),
                 BUDGET_RECHECK,
+                json.dumps(self.rates) if self.rates else "{}",
+                keys.fair("rate:"),
             ],
         )
         admitted, refused, held = reply
@@ -205,6 +214,8 @@ def admission_from_settings(redis: Any, settings: Any) -> Admission:
         redis,
         weights=settings.tenant_weights,
         caps=settings.tenant_caps,
+        rpm=settings.tenant_rpm,
+        tpm=settings.tenant_tpm,
         window=settings.fair_window,
         budgets=BudgetBook(redis, settings.budgets, output_tokens=settings.budget_output_tokens),
     )

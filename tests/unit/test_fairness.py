@@ -132,3 +132,24 @@ def test_the_derived_window_is_twice_the_live_slots(admission: Admission) -> Non
     assert admission.current_window(now=100.0) == 16
     admission.heartbeat("w2", 4, now=99.0)
     assert admission.current_window(now=100.0) == 24
+
+
+def test_a_tenant_over_its_rate_is_skipped_until_its_bucket_refills(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    admission = Admission(fake_redis, rpm={"acme": 2})
+    submit(admission, "acme", 5)
+    submit(admission, "beta", 3)
+    first = admission.admit(now=1000.0, window=50).admitted
+    assert sorted(first) == ["acme-0", "acme-1", "beta-0", "beta-1", "beta-2"]
+    assert admission.admit(now=1010.0, window=50).admitted == []  # 2 a minute: not yet
+    assert admission.admit(now=1031.0, window=50).admitted == ["acme-2"]
+
+
+def test_a_token_rate_counts_each_jobs_estimate(fake_redis: fakeredis.FakeRedis) -> None:
+    # each job estimates 1 input token + 1024 output tokens
+    admission = Admission(fake_redis, tpm={"acme": 3000})
+    submit(admission, "acme", 4)
+    assert admission.admit(now=1000.0, window=50).admitted == ["acme-0", "acme-1"]
+    assert admission.admit(now=1010.0, window=50).admitted == ["acme-2"]  # 950 + 500 left
+    assert admission.admit(now=1011.0, window=50).admitted == []
