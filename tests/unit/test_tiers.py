@@ -3,6 +3,7 @@ life on the job's side (fakeredis; the backend's request is taken, never sent)."
 
 from __future__ import annotations
 
+import json
 import time
 
 import openai
@@ -122,8 +123,9 @@ def _flex_refusal() -> BackendError:
 def test_flex_refused_moves_the_job_to_standard_and_says_so(store, backend, scheduler) -> None:
     from runq.runs.backends.base import RunState
 
-    backend.states = [_flex_refusal(), RunState("completed", handle={"response_id": "r"},
-                      output_text="ok", usage={"input_tokens": 10, "output_tokens": 10})]  # fmt: skip
+    answer = RunState("completed", handle={"response_id": "r"}, output_text="ok",
+                      usage={"input_tokens": 10, "output_tokens": 10})  # fmt: skip
+    backend.states = [_flex_refusal(), answer]
     steps = _steps(store, backend, scheduler)
     job = _submit(store, tier="flex")
     assert steps.run("start", job.id, 0) == "retrying"
@@ -202,7 +204,7 @@ def test_a_failed_line_sends_the_job_along_its_chain(store, scheduler) -> None:
 
 
 def test_an_auto_job_leaves_a_slow_batch_for_standard(store, scheduler) -> None:
-    steps, queue = _batch_steps(store, scheduler)
+    steps, _ = _batch_steps(store, scheduler)
     job = _submit(store, tier="auto", deadline=24 * 3600)
     steps.run("start", job.id, 0)
     step, _, token, countdown = scheduler.last()
@@ -210,7 +212,7 @@ def test_an_auto_job_leaves_a_slow_batch_for_standard(store, scheduler) -> None:
     assert countdown == pytest.approx(24 * 3600 - 120, abs=5)  # when standard still fits
     record = store.get(job.id)
     record.timings["queued_at"] -= 24 * 3600 - 100  # the deadline came near
-    store.redis.set(f"runq:job:{job.id}", __import__("json").dumps(record.to_dict()))
+    store.redis.set(f"runq:job:{job.id}", json.dumps(record.to_dict()))
     assert steps.run("batch", job.id, token) == "retrying"
     moved = store.get(job.id)
     assert moved.tier["chosen"] == "standard" and moved.tier["pinned"] == "standard"

@@ -130,15 +130,15 @@ class BatchQueue:
         raw = self.redis.hgetall(keys.batch_lines(batch_id))
         return {text(k): text(v) for k, v in raw.items()}
 
-    def move(self, batch_id: str, was: str, to: str, **fields: Any) -> bool:
+    def move(self, local_id: str, was: str, to: str, /, **fields: Any) -> bool:
         """`was` -> `to` with `fields` set, only if the batch is still `was`."""
         pairs: list[str] = []
         for name, value in fields.items():
             pairs += [name, str(value)]
-        return bool(self._move(keys=[keys.batch(batch_id)], args=[was, to, *pairs]))
+        return bool(self._move(keys=[keys.batch(local_id)], args=[was, to, *pairs]))
 
-    def set_fields(self, batch_id: str, **fields: Any) -> None:
-        self.redis.hset(keys.batch(batch_id), mapping={k: str(v) for k, v in fields.items()})
+    def set_fields(self, local_id: str, /, **fields: Any) -> None:
+        self.redis.hset(keys.batch(local_id), mapping={k: str(v) for k, v in fields.items()})
 
     def store_outcomes(self, outcomes: dict[str, dict[str, Any]]) -> None:
         """Each line's result where its job's `batch` step reads it (set once: a second

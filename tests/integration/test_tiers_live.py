@@ -1,0 +1,237 @@
+"""Cost tiers end to end: real Redis, real Celery workers, the sandbox over HTTP.
+
+The sandbox here runs batches on a compressed clock (`batch_time_scale`) and refuses
+30 % of flex requests with 429 `resource_unavailable` (seeded dice); the workers cut a
+batch after 2 s and look at open batches every second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from runq.producers.client.sync import Client
+from runq.runs import keys
+from runq.runs.events import EventLog
+from runq.worker.launcher import SandboxProcess, Stack, WorkerProcess
+from tests.conftest import wait_for
+from tests.integration.conftest import WORKER_ENV, client_for, stack_on, worker_log
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "examples" / "docs"
+QUESTIONS = ROOT / "examples" / "questions.txt"
+SANDBOX_ENV = {
+    "RUNQ_SANDBOX_BATCH_TIME_SCALE": "0.02",
+    "RUNQ_SANDBOX_FLEX_UNAVAILABLE_RATE": "0.3",
+}
+ENV = {"RUNQ_BATCH_MAX_AGE": "2", "RUNQ_BATCH_POLL_INTERVAL": "1", "RUNQ_BATCH_TICK": "0.5"}
+
+
+@pytest.fixture(scope="module")
+def tier_sandbox() -> Iterator[SandboxProcess]:
+    proc = SandboxProcess(latency_ms=50, env=SANDBOX_ENV).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, tier_sandbox: SandboxProcess, tmp_path_factory) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("tiers")
+    with stack_on(redis_url, tier_sandbox, home, env=ENV) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Client:
+    return client_for(stack)
+
+
+def stats(stack: Stack) -> dict[str, Any]:
+    url = str(stack.base_url).removesuffix("/v1") + "/sandbox/stats"
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return dict(json.loads(reply.read()))
+
+
+def batch_results(client: Client, job_id: str) -> list[dict[str, Any]]:
+    return [e.data for e in EventLog(client.redis).read(job_id) if e.type == "job.batch_result"]
+
+
+def test_batch_jobs_share_one_batch_and_cost_half(stack: Stack, client: Client) -> None:
+    before = stats(stack)
+    handles = [client.submit(f"batch question {n}", tier="batch", deadline=600) for n in range(6)]
+    results = [h.result(timeout=90) for h in handles]
+    after = stats(stack)
+    assert after["batches_created"] - before["batches_created"] == 1
+    assert after["responses_created"] == before["responses_created"]  # no live request
+    for result in results:
+        assert result["status"] == "succeeded", result["error"]
+        assert result["output_text"]
+        assert result["tier"]["chosen"] == "batch"
+        cost = result["cost"]
+        assert cost["by_tier"]["batch"]["input_tokens"] > 0
+        assert cost["usd"] == pytest.approx(cost["standard_usd"] / 2)
+        assert result["backend_ids"]["batch_id"].startswith("batch_")
+    for handle in handles:
+        assert len(batch_results(client, handle.id)) == 1
+
+
+def test_auto_with_a_short_deadline_uses_standard_and_says_why(
+    stack: Stack, client: Client
+) -> None:
+    before = stats(stack)
+    result = client.submit("quick question", tier="auto", deadline=60).result(timeout=60)
+    assert result["status"] == "succeeded", result["error"]
+    assert result["tier"]["chosen"] == "standard"
+    assert "too short for batch, flex" in result["tier"]["reason"]
+    assert stats(stack)["batches_created"] == before["batches_created"]
+    assert result["cost"]["usd"] == pytest.approx(result["cost"]["standard_usd"])
+
+
+def test_every_flex_job_finishes_though_flex_refuses_some(stack: Stack, client: Client) -> None:
+    before = stats(stack)["requests_by_service_tier"].get("flex_refused", 0)
+    handles = [client.submit(f"flex question {n}", tier="flex", deadline=120) for n in range(12)]
+    results = [h.result(timeout=120) for h in handles]
+    assert all(r["status"] == "succeeded" for r in results), [r["error"] for r in results]
+    refused = stats(stack)["requests_by_service_tier"].get("flex_refused", 0) - before
+    assert refused > 0
+    moved = [r for r in results if r["tier"]["chosen"] == "standard"]
+    assert len(moved) == refused  # each refusal moved its job to standard, and says so
+    for result in moved:
+        (attempt,) = [a for a in result["attempts"] if a["code"] == "resource_unavailable"]
+        assert attempt["tier"] == "flex" and attempt["then"] == "standard"
+        assert result["tier"]["moves"][0] == {
+            "from": "flex", "to": "standard",
+            "reason": "flex had no capacity (429 resource_unavailable)",
+        }  # fmt: skip
+
+
+def test_a_create_lost_with_its_worker_is_adopted_not_repeated(
+    stack: Stack, client: Client
+) -> None:
+    """The batcher died between the backend's create and writing its id: the batch is
+    found by its metadata and adopted, and its jobs are answered from it."""
+    assert stack.base_url
+    before = stats(stack)
+    handles = [client.submit(f"adopted {n}", tier="batch", deadline=600) for n in range(3)]
+    # Take the lines out of the workers' hands the way a cut does, then play the dead
+    # batcher: intent written, batch created at the backend, id never written.
+    redis = client.redis
+    wait_for(lambda: redis.hlen(keys.batch_groups()) > 0, what="the lines to be queued")
+    batch_id = wait_for(
+        lambda: next((b.decode() for b in redis.smembers(keys.batches_open())), None),
+        timeout=30, what="a batch to be cut",
+    )  # fmt: skip
+    wait_for(lambda: redis.hget(keys.batch(batch_id), "status") == b"created",
+             interval=0.01, timeout=30, what="the batch to be created")  # fmt: skip
+    # Hold the batcher's lease, as a tick would, so no worker moves the batch meanwhile.
+    wait_for(lambda: redis.set(keys.batcher_lock(), "test", nx=True, px=30_000),
+             interval=0.01, what="the batcher's lease")  # fmt: skip
+    assert redis.hget(keys.batch(batch_id), "status") == b"created"
+    assert stats(stack)["batches_created"] - before["batches_created"] == 1
+    # Rewind to the moment before the id was written, as a killed batcher leaves it.
+    redis.hset(keys.batch(batch_id), mapping={"status": "creating", "intent_at": "0"})
+    redis.hdel(keys.batch(batch_id), "batch_id")
+    redis.delete(keys.batcher_lock())
+    results = [h.result(timeout=90) for h in handles]
+    assert all(r["status"] == "succeeded" for r in results), [r["error"] for r in results]
+    assert stats(stack)["batches_created"] - before["batches_created"] == 1
+    assert '"event": "batch.adopted"' in worker_log(stack)
+    for handle in handles:
+        assert len(batch_results(client, handle.id)) == 1
+
+
+def test_a_worker_killed_during_a_batch_gives_no_duplicate(stack: Stack, client: Client) -> None:
+    assert stack.redis_url and stack.base_url
+    before = stats(stack)
+    handles = [client.submit(f"survivor {n}", tier="batch", deadline=600) for n in range(4)]
+    redis = client.redis
+    batch_id = wait_for(
+        lambda: next((b.decode() for b in redis.smembers(keys.batches_open())), None),
+        interval=0.01, timeout=30, what="a batch to be cut",
+    )  # fmt: skip
+    wait_for(lambda: redis.hget(keys.batch(batch_id), "status") == b"created",
+             interval=0.01, timeout=30, what="the batch to be created")  # fmt: skip
+    killed = stack.worker_procs[0]
+    assert killed.proc is not None
+    os.killpg(killed.proc.pid, signal.SIGKILL)  # mid-life: no warm shutdown
+    killed.proc.wait(timeout=10)
+    stack.worker_procs.remove(killed)
+    replacement = WorkerProcess(
+        stack.redis_url, stack.base_url, concurrency=2, env={**WORKER_ENV, **ENV},
+        log_path=stack.worker_log,
+    ).start()  # fmt: skip
+    stack.worker_procs.append(replacement)
+    results = [h.result(timeout=120) for h in handles]
+    assert all(r["status"] == "succeeded" for r in results), [r["error"] for r in results]
+    assert stats(stack)["batches_created"] - before["batches_created"] == 1
+    # Every `batch` step sent again, with every token the jobs ever had: all stale.
+    for handle in handles:
+        job = client.store.get(handle.id)
+        for token in range(job.token + 1):
+            replacement_app_send(client, handle.id, token)
+    usage = {h.id: client.store.get(h.id).usage for h in handles}
+    # A barrier: a new job's start goes after in-flight steps (runq.config.celery).
+    assert client.submit("barrier").result(timeout=60)["status"] == "succeeded"
+    for handle in handles:
+        assert len(batch_results(client, handle.id)) == 1
+        assert client.store.get(handle.id).usage == usage[handle.id]
+
+
+def replacement_app_send(client: Client, job_id: str, token: int) -> None:
+    client.app.send_task("runq.jobs.batch", args=[job_id, token])
+
+
+def test_a_cancelled_job_never_cancels_its_batch(stack: Stack, client: Client) -> None:
+    before = stats(stack)
+    kept = [client.submit(f"kept {n}", tier="batch", deadline=600) for n in range(2)]
+    dropped = client.submit("dropped", tier="batch", deadline=600)
+    wait_for(lambda: client.store.get(dropped.id).step == "batch", what="the job to wait")
+    dropped.cancel()
+    assert dropped.result(timeout=30)["status"] == "cancelled"
+    results = [h.result(timeout=90) for h in kept]
+    assert all(r["status"] == "succeeded" for r in results)
+    after = stats(stack)
+    assert after["batches_created"] - before["batches_created"] == 1
+    assert after["batches_by_ending"].get("cancelled", 0) == before["batches_by_ending"].get(
+        "cancelled", 0
+    )
+    assert batch_results(client, dropped.id) == []
+
+
+def test_cli_submit_takes_a_tier_and_refuses_a_bad_one(stack: Stack, tmp_path: Path) -> None:
+    env = {**os.environ, "REDIS_URL": str(stack.redis_url)}
+    bad = subprocess.run(
+        [sys.executable, "-m", "runq.producers.cli", "submit", "hi", "--tier", "cheap"],
+        env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode != 0
+    assert "tier: must be one of auto, standard, flex, priority, batch" in bad.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "runq.producers.cli", "submit", "hi", "--tier", "flex",
+         "--wait", "--json"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert '"chosen": "' in ok.stdout
+
+
+def test_the_sandbox_lists_the_batches_runq_made(stack: Stack) -> None:
+    """Every batch runq created carries its own id in metadata (how a lost create is found)."""
+    backend = openai.OpenAI(base_url=stack.base_url, api_key="k", max_retries=0)
+    made = [b for b in backend.batches.list(limit=100) if (b.metadata or {}).get("runq_batch")]
+    assert made and all(b.metadata["runq_batch"].startswith("rqb_") for b in made)
+    assert len({b.metadata["runq_batch"] for b in made}) == len(made)
