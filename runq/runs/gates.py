@@ -99,6 +99,7 @@ class Gates:
         thread with an active run refuses new messages.
         """
         job, spec = ctx.job, ctx.job.spec
+        ended = None  # a job seen ended here (the one continued)
         if spec.continue_job and not (
             spec.previous_response_id or spec.thread_id or spec.conversation_id
             or spec.conversation
@@ -106,6 +107,7 @@ class Gates:
             earlier = self._earlier(spec.continue_job)
             if not earlier.terminal:
                 return self.multitask.busy(job, earlier.id)
+            ended = earlier.id
             if earlier.spec.conversation:
                 # runq's own record carries the history to whichever link answers
                 # (runs.conversations); a native handle is used where it still holds.
@@ -119,7 +121,7 @@ class Gates:
         conversation = runq_own or spec.thread_id or spec.conversation_id
         if conversation and not job.handle:
             first = first_job_of(runq_own)
-            if first is not None and not self._ended(first):
+            if first is not None and first != ended and not self._ended(first):
                 return self.multitask.busy(job, first)
             holder = self.store.take_conversation(conversation, job.id, spec.deadline)
             if holder != job.id:
