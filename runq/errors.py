@@ -135,6 +135,28 @@ class JobAlreadyEndedError(RunqError):
         super().__init__(f"job {job_id} had already ended ({status})")
 
 
+class ApprovalNotFoundError(JobNotFoundError):
+    """No call with this id waits for a person in this job (`runs.approvals`)."""
+
+    def __init__(self, job_id: str, call_id: str) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
+        self.call_id = call_id
+
+    def __str__(self) -> str:
+        return f"no tool call {self.call_id!r} waits for approval in job {self.job_id!r}"
+
+
+class ApprovalDecidedError(RunqError):
+    """The call was decided before (by a person or by its timeout): nothing changed."""
+
+    def __init__(self, job_id: str, call_id: str, status: str) -> None:
+        self.job_id = job_id
+        self.call_id = call_id
+        self.status = status
+        super().__init__(f"tool call {call_id} of job {job_id} was already {status}")
+
+
 class BudgetExceededError(RunqError):
     """A job refused at submit: a budget it falls under (`over: fail`) has no room left.
 

@@ -7,6 +7,7 @@ most one call, and hands the run state it got to `RunProgress`, or the error to
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -179,6 +180,8 @@ class BackendCalls:
     def submit_tool_outputs(self, ctx: StepContext) -> str:
         """Hand a finished round's outputs back to the model (a missing one as an error)."""
         job = ctx.job
+        if job.status == JobStatus.WAITING_APPROVAL and self._awaits_decision(ctx):
+            return Outcome.WAITING
         outputs = self.tool_outputs(job.id, job.round)
         stored = {c["call_id"]: outputs.get(c["call_id"], _MISSING) for c in job.pending_calls}
         done = [
@@ -204,6 +207,22 @@ class BackendCalls:
             return Outcome.RATE_LIMITED
         pairs = [(call_id, out.output) for call_id, out in stored.items()]
         return self._submit(ctx, pairs, done)
+
+    def _awaits_decision(self, ctx: StepContext) -> bool:
+        """A round with calls for a person (`runs.approvals`): deny those past their
+        deadline; True (the job given back) while a call still waits for its decision
+        or its tool, False once every output is in and the round goes to the model."""
+        job, approvals = ctx.job, self.progress.approvals
+        approvals.expire(job.id, len(job.pending_calls))
+        waiting = approvals.pending(job.id)
+        if waiting:  # the step is due again at the earliest deadline
+            due = min(a.deadline for a in waiting) - time.time()
+            self.frame.come_back(ctx, Step.SUBMIT_TOOL_OUTPUTS, max(0.0, due))
+            return True
+        if len(self.tool_outputs(job.id, job.round)) < len(job.pending_calls):
+            self.frame.release(ctx)  # an approved tool still runs: its task sends the submit
+            return True
+        return False
 
     def _submit(
         self, ctx: StepContext, pairs: list[tuple[str, str]], done: list[dict[str, Any]]

@@ -112,6 +112,11 @@ def conversation_lock(conversation: str) -> str:
     return f"{PREFIX}:conv:{conversation}"
 
 
+def approvals(job_id: str) -> str:
+    """Hash of call_id -> the tool calls of a job that wait for a person (`runs.approvals`)."""
+    return f"{PREFIX}:approvals:{job_id}"
+
+
 def interrupted(job_id: str) -> str:
     """The jobs `job_id` interrupted on its conversation (`runs.multitask`), until its turn."""
     return f"{PREFIX}:interrupted:{job_id}"

@@ -7,10 +7,12 @@ else ended the run badly: the retry policy decides (`Endings.on_error`).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
 
+from runq.runs import approvals as approval_calls
 from runq.runs import tiers
 from runq.runs.backends.base import WAITING, RunState
 from runq.runs.classify import classify_run_failure
@@ -49,6 +51,7 @@ class RunProgress:
         self.scheduler = scheduler
         self.config = config
         self.webhooks = WebhookIndex(frame.store.redis)
+        self.approvals = approval_calls.for_worker(frame.store.redis)  # calls a person decides
 
     def after_state(self, ctx: StepContext, state: RunState, events: list[dict[str, Any]]) -> str:
         """Take in what the call reported (usage, transcript), then act on the run's status."""
@@ -145,13 +148,20 @@ class RunProgress:
             {"call_id": c.call_id, "name": c.name, "arguments": c.arguments}
             for c in state.tool_calls
         ]
-        job.move(JobStatus.WAITING_TOOLS)
-        events.append({"type": "job.status", "status": JobStatus.WAITING_TOOLS, "round": job.round})
+        asked = self.approvals.ask(job, job.timings["queued_at"] + job.spec.deadline)
+        status = JobStatus.WAITING_APPROVAL if asked else JobStatus.WAITING_TOOLS
+        job.move(status)
+        events.append({"type": "job.status", "status": status, "round": job.round})
         events.extend({"type": "tool.call", "round": job.round, **c} for c in job.pending_calls)
-        wait = self.config.lock_seconds
+        events.extend(self.approvals.requested_event(a) for a in asked)
+        # Waiting for a person, the lease and the submit step (which denies what is still
+        # undecided) are due at the approvals' deadline; no worker waits meanwhile.
+        wait = max([a.deadline - time.time() for a in asked], default=self.config.lock_seconds)
         token = self.frame.settle(ctx, Step.SUBMIT_TOOL_OUTPUTS, events, wait=wait)
         if token is None:
             return Outcome.CONFLICT
+        if asked:
+            self.scheduler.schedule(Step.SUBMIT_TOOL_OUTPUTS, job.id, token, max(0.0, wait))
         self.scheduler.dispatch_tools(job, token)
         log.info(
             "job.tools_dispatched", job_id=job.id, round=job.round, calls=len(state.tool_calls)

@@ -20,6 +20,10 @@ as does a job on a fallback chain (its link may be a Chat model).
 
 A call of a job that ended, or whose producer asked to cancel it, does not run the tool:
 its output says so, and the round still completes (the job's next step ends it).
+
+A call that waits for a person (`runs.approvals`) runs nothing until it is decided: its
+task posts the approval webhook (when configured) and ends. The decision sends the task
+again: approved, the tool runs; denied, the denial is the call's output.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from collections.abc import Callable
 import structlog
 
 from runq.errors import JobNotFoundError
+from runq.runs.approval_webhook import ApprovalWebhook
+from runq.runs.approvals import APPROVED, PENDING, Approvals
 from runq.runs.job import Job, Step
 from runq.runs.scheduler import Scheduler
 from runq.runs.store import JobStore
@@ -51,13 +57,19 @@ class ToolCallStep:
         tools: ToolCalls,
         scheduler: Scheduler,
         submit: Callable[[str, int], object] | None = None,
+        *,
+        approvals: Approvals | None = None,
+        webhook: ApprovalWebhook | None = None,
     ) -> None:
         """`submit(job_id, token)` runs the submit step in this process (the worker's
-        `Steps.run`); without it the submit is scheduled as its own task."""
+        `Steps.run`); without it the submit is scheduled as its own task. `approvals`:
+        the calls that wait for a person (None: no call waits), `webhook` says they do."""
         self.store = store
         self.tools = tools
         self.scheduler = scheduler
         self.submit = submit
+        self.approvals = approvals
+        self.webhook = webhook
 
     def run(self, call: ToolCall, token: int) -> bool:
         """Run `call` at most once; True if it completed its round (the submit is done)."""
@@ -66,7 +78,19 @@ class ToolCallStep:
         except JobNotFoundError:
             return False
         cancelled = job.terminal or self.store.cancel_requested(call.job_id)
-        completed = self.tools.run(call, allowed=job.spec.tools, cancelled=cancelled)
+        given = None
+        if not cancelled and self.approvals is not None:
+            approval = self.approvals.get(call.job_id, call.call_id)
+            if approval is None and self.approvals.required(call.name, job.spec):
+                return False  # its round was not committed: the round's step asks again
+            if approval is not None and approval.status == PENDING:
+                if self.webhook is not None:
+                    self.webhook.notify(approval, job.spec.tenant)
+                log.info("tools.waiting_approval", job_id=call.job_id, call_id=call.call_id)
+                return False  # decided later: the decision sends this task again
+            if approval is not None and approval.status != APPROVED:
+                given = approval.output()
+        completed = self.tools.run(call, allowed=job.spec.tools, cancelled=cancelled, given=given)
         if completed:
             self._submit(job, token)
         return completed

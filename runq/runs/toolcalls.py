@@ -82,12 +82,20 @@ class ToolCalls:
         self.ttl = ttl
         self._store_and_count = lua.register(client, "toolcalls_store_and_count")
 
-    def run(self, call: ToolCall, allowed: list[str] | None, cancelled: bool = False) -> bool:
-        """Execute (at most once) and store the call; True if it completed the round."""
+    def run(
+        self,
+        call: ToolCall,
+        allowed: list[str] | None,
+        cancelled: bool = False,
+        given: StoredOutput | None = None,
+    ) -> bool:
+        """Execute (at most once) and store the call; True if it completed the round.
+
+        `given`: the call's output without running the tool (a call a person denied)."""
         out_key = keys.tool_output(call.job_id, call.round)
         raw = self.redis.hget(out_key, call.call_id)
         if raw is None:
-            stored = self._execute(call, allowed, cancelled)
+            stored = given if given is not None else self._execute(call, allowed, cancelled)
             # The call's metrics and its event: one round trip.
             pipe = self.redis.pipeline(transaction=True)
             if self.metrics is not None:

@@ -18,7 +18,9 @@ from celery import Celery
 from runq.config.celery import PRIORITY_NEW_JOB
 from runq.config.logging import register_secret
 from runq.config.settings import Settings
-from runq.errors import ToolError
+from runq.errors import ConfigurationError, ToolError
+from runq.runs import approvals
+from runq.runs.approval_webhook import ApprovalWebhook
 from runq.runs.backends import BackendFactory
 from runq.runs.batcher.driver import Batcher, BatchLimits, link_clients
 from runq.runs.batcher.queue import BatchQueue
@@ -231,6 +233,8 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
             tools,
             scheduler,
             submit=lambda job_id, token: steps.run(Step.SUBMIT_TOOL_OUTPUTS, job_id, token),
+            approvals=approvals.for_worker(client),
+            webhook=_approval_webhook(client, settings),
         ),
         sweeper=sweeper,
         delays=delays,
@@ -239,6 +243,21 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         batcher=batcher,
         batch_tick=settings.batch_tick,
     )
+
+
+def _approval_webhook(client: redis.Redis, settings: Settings) -> ApprovalWebhook | None:
+    """The signed `approval.requested` webhook, when RUNQ_APPROVAL_WEBHOOK_URL is set (its
+    secret is then required: an unsigned delivery could be forged by anyone)."""
+    url, secret = settings.approval_webhook_url, settings.approval_webhook_secret
+    if url is None:
+        return None
+    if secret is None:
+        raise ConfigurationError(
+            "RUNQ_APPROVAL_WEBHOOK_URL is set without RUNQ_APPROVAL_WEBHOOK_SECRET "
+            "(a whsec_<base64> secret the receiver verifies deliveries with)"
+        )
+    register_secret(secret.get_secret_value())
+    return ApprovalWebhook(client, url, secret.get_secret_value(), ttl=settings.result_expires)
 
 
 def _file_keeper(client: redis.Redis, settings: Settings) -> FileKeeper:

@@ -1,6 +1,7 @@
 """The `runq` argument parser: each subcommand is registered by the module that runs it.
 
 - `cli.jobs`: `submit`, `status`, `result`, `watch`, `cancel`, `tools`;
+- `cli.approve`: `approve` (a person decides a tool call that waits);
 - `cli.listing`: `jobs` (recent jobs, newest first);
 - `cli.conversations`: `conversations import|export`;
 - `cli.files`: `files` (the files a job's run produced);
@@ -22,7 +23,7 @@ import argparse
 
 from runq import __version__
 from runq.producers.ask import command as ask_command
-from runq.producers.cli import budgets, completion, conversations, files, jobs, listing
+from runq.producers.cli import approve, budgets, completion, conversations, files, jobs, listing
 from runq.producers.cli.help_format import RunqParser
 from runq.producers.ops import commands as ops_commands
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print runq's version and exit")  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     jobs.add_commands(sub)
+    approve.add_commands(sub)
     listing.add_commands(sub)
     conversations.add_commands(sub)
     files.add_commands(sub)

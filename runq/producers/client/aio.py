@@ -243,3 +243,15 @@ class AsyncJobHandle:
         if status not in TERMINAL:
             await asyncio.to_thread(enqueue_cancel, client.sync.app, self.id)
         return status
+
+    async def approvals(self) -> list[dict[str, Any]]:
+        """The job's tool calls that wait or waited for a person; see `JobHandle.approvals`."""
+        return await asyncio.to_thread(self.client.sync.approvals, self.id)
+
+    async def approve(self, call_id: str) -> dict[str, Any]:
+        """Let the waiting call run; see `JobHandle.approve`."""
+        return await asyncio.to_thread(self.client.sync.decide, self.id, call_id, True)
+
+    async def deny(self, call_id: str, reason: str | None = None) -> dict[str, Any]:
+        """Refuse the waiting call; see `JobHandle.deny`."""
+        return await asyncio.to_thread(self.client.sync.decide, self.id, call_id, False, reason)

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from runq.producers.client._resp import QuickReads
+    from runq.runs.approvals import Approval, Approvals
     from runq.runs.fairness import Admission
 
 # Until a worker takes the job, the sweeper waits this long before re-sending its start.
@@ -80,6 +81,22 @@ def waiting_events(job: Job, admission: Admission | None) -> list[dict[str, Any]
 def enqueue_cancel(app: Celery, job_id: str) -> None:
     """Send the task that acts on a cancel request at once, whatever step the job is in."""
     app.send_task("runq.jobs.cancel", args=[job_id, 0], ignore_result=True)
+
+
+def enqueue_decided_call(app: Celery, job: Job, approval: Approval) -> bool:
+    """Send the tool task of a call a person decided (`runs.approvals`): it runs the tool
+    or stores the denial, and the round goes on. False when the job's round moved on (a
+    timeout, a cancel): nothing is sent, the job's own steps took care of it."""
+    if job.terminal or job.round != approval.round:
+        return False
+    expected = len(job.pending_calls)
+    app.send_task(
+        "runq.tools.call",
+        args=[job.id, approval.round, approval.call_id, approval.name, approval.arguments,
+              expected, job.token],
+        queue=approval.queue, ignore_result=True,
+    )  # fmt: skip
+    return True
 
 
 def require_redis_url(settings: Settings, doing: str = "submit to or read from") -> str:
@@ -338,6 +355,24 @@ class Client:
             enqueue_cancel(self.app, job_id)
         return status
 
+    @cached_property
+    def approval_calls(self) -> Approvals:
+        from runq.runs.approvals import Approvals  # the tools' modules load on first use
+
+        return Approvals(self.redis, ttl=self.settings.result_expires)
+
+    def approvals(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's tool calls that wait (or waited) for a person, oldest first."""
+        return [a.view() for a in self.approval_calls.all(job_id)]
+
+    def decide(
+        self, job_id: str, call_id: str, approve: bool, reason: str | None = None
+    ) -> dict[str, Any]:
+        """Approve or deny one waiting call; the job resumes (see `JobHandle.approve`)."""
+        approval = self.approval_calls.decide(job_id, call_id, approve, reason)
+        enqueue_decided_call(self.app, self.store.get(job_id), approval)
+        return approval.view()
+
     def jobs(
         self, status: str | None = None, limit: int = 20, tenant: str | None = None
     ) -> list[JobSummary]:
@@ -446,6 +481,23 @@ class JobHandle:
         how it ended): its result stands, which the caller should know.
         """
         return self.client.cancel(self.id)
+
+    def approvals(self) -> list[dict[str, Any]]:
+        """The job's tool calls that wait (status `pending`) or waited for a person."""
+        return self.client.approvals(self.id)
+
+    def approve(self, call_id: str) -> dict[str, Any]:
+        """Let the waiting call `call_id` run; the job resumes. Returns the decided call.
+
+        Decided once: `ApprovalDecidedError` if it was decided before (by a person or its
+        timeout), `ApprovalNotFoundError` if no such call waits, `JobAlreadyEndedError`
+        if the job ended meanwhile."""
+        return self.client.decide(self.id, call_id, True)
+
+    def deny(self, call_id: str, reason: str | None = None) -> dict[str, Any]:
+        """Refuse the waiting call `call_id`: its tool never runs, and the model reads
+        `{"error": "denied by a person: <reason>"}` as its output. See `approve`."""
+        return self.client.decide(self.id, call_id, False, reason)
 
 
 def _sorted_tools(options: dict[str, Any]) -> dict[str, Any]:

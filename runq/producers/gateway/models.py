@@ -271,6 +271,36 @@ class CancelAccepted(BaseModel):
     cancel_requested: bool = True
 
 
+class ApprovalDecision(BaseModel):
+    """A person's decision on a tool call that waits (runs.approvals)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    approve: bool = Field(description="true: the tool runs; false: it never runs")
+    reason: str | None = Field(
+        default=None, max_length=1000, description="with a denial: what the model is told"
+    )
+
+
+class ApprovalView(BaseModel):
+    """A tool call that waits (status pending) or waited for a person."""
+
+    model_config = ConfigDict(extra="allow")
+
+    call_id: str
+    name: str
+    arguments: str
+    round: int
+    status: Literal["pending", "approved", "denied"]
+    deadline: float = Field(description="epoch seconds: undecided by then, it is denied")
+    reason: str | None = None
+    decided_by: Literal["person", "timeout"] | None = None
+
+
+class ApprovalList(BaseModel):
+    approvals: list[ApprovalView]
+
+
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     redis: bool

@@ -13,7 +13,13 @@ from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
-from runq.errors import BudgetExceededError, JobAlreadyEndedError, JobNotFoundError
+from runq.errors import (
+    ApprovalDecidedError,
+    ApprovalNotFoundError,
+    BudgetExceededError,
+    JobAlreadyEndedError,
+    JobNotFoundError,
+)
 from runq.producers.client.aio import AsyncClient, AsyncJobHandle
 from runq.producers.gateway import auth, page
 from runq.producers.gateway.limits import StreamSlot
@@ -22,6 +28,9 @@ from runq.producers.gateway.models import (
     IDEMPOTENCY_KEY_CHARS,
     JOB_ID_PATTERN,
     STREAM_ID_PATTERN,
+    ApprovalDecision,
+    ApprovalList,
+    ApprovalView,
     CancelAccepted,
     ConversationCreated,
     ConversationImport,
@@ -263,6 +272,45 @@ async def cancel(job_id: JobId, request: Request, owner: Tenant) -> Any:
         raise HTTPException(404, f"no job {job_id}") from None
     requested = status != JobStatus.CANCELLED
     return CancelAccepted(job_id=job_id, status=status, cancel_requested=requested)
+
+
+# -- approvals (runq.runs.approvals) ------------------------------------------------------
+CallId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,200}$")]
+DECIDE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    409: {"model": Problem, "description": "decided before, or the job has ended"},
+}
+
+
+@router.get("/v1/jobs/{job_id}/approvals", response_model=ApprovalList, responses=ERRORS)
+async def list_approvals(job_id: JobId, request: Request, owner: Tenant) -> Any:
+    """The job's tool calls that wait (`pending`) or waited for a person, oldest first."""
+    await owned_job(request, job_id, owner)
+    found = await AsyncJobHandle(job_id, client_of(request)).approvals()
+    return ApprovalList(approvals=[ApprovalView(**a) for a in found])
+
+
+@router.post("/v1/jobs/{job_id}/approvals/{call_id}", response_model=ApprovalView,
+             responses=DECIDE_RESPONSES)  # fmt: skip
+async def decide_approval(
+    job_id: JobId, call_id: CallId, body: ApprovalDecision, request: Request, owner: Tenant
+) -> Any:
+    """Approve or deny a waiting tool call of the tenant's job; the job resumes. A denial's
+    `reason` reaches the model as the tool's output. Decided once: again answers 409."""
+    await owned_job(request, job_id, owner)
+    handle = AsyncJobHandle(job_id, client_of(request))
+    try:
+        if body.approve:
+            decided = await handle.approve(call_id)
+        else:
+            decided = await handle.deny(call_id, body.reason)
+    except ApprovalNotFoundError:
+        raise HTTPException(404, f"no tool call {call_id} waits in job {job_id}") from None
+    except JobNotFoundError:
+        raise HTTPException(404, f"no job {job_id}") from None
+    except (ApprovalDecidedError, JobAlreadyEndedError) as err:
+        raise HTTPException(409, str(err)) from None
+    return ApprovalView(**decided)
 
 
 @router.get("/healthz", response_model=Health, responses={503: {"model": Health}})

@@ -81,6 +81,7 @@ class ToolRegistry:
         idempotent: bool = True,
         queue: str = QUEUE_TOOLS,
         isolation: Isolation | None = None,
+        requires_approval: bool = False,
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -96,6 +97,7 @@ class ToolRegistry:
         idempotent: bool = True,
         queue: str = QUEUE_TOOLS,
         isolation: Isolation | None = None,
+        requires_approval: bool = False,
     ) -> F | Callable[[F], F]:
         """Decorator registering a function as a tool; the function is returned unchanged
         (with its spec on `func.tool_spec`) so it stays directly callable and testable.
@@ -112,6 +114,7 @@ class ToolRegistry:
                 idempotent=idempotent,
                 queue=queue,
                 isolation=isolation,
+                requires_approval=requires_approval,
             )
             self.register(spec)
             fn.tool_spec = spec  # type: ignore[attr-defined]
@@ -243,6 +246,7 @@ def tool(
     idempotent: bool = True,
     queue: str = QUEUE_TOOLS,
     isolation: Isolation | None = None,
+    requires_approval: bool = False,
 ) -> Any:
     """Register a function as a tool of the default `registry`.
 
@@ -250,7 +254,8 @@ def tool(
     defaults to the function's name, the description to the docstring's first paragraph,
     the parameters schema to one derived from the type hints (see `runq.runs.tools.schema`).
     `isolation="process"` runs it in a process of its own that is killed at the timeout
-    (`process_runner`).
+    (`process_runner`). `requires_approval=True`: each call waits for a person's
+    decision (`runq approve`, `JobHandle.approve`; see `runs.approvals`).
     """
     # mypy gives up on the overloads' unions; the decorator's own overloads type callers.
     return registry.tool(  # type: ignore[misc]
@@ -263,6 +268,7 @@ def tool(
         idempotent=idempotent,
         queue=queue,
         isolation=isolation,
+        requires_approval=requires_approval,
     )
 
 

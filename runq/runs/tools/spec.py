@@ -44,6 +44,8 @@ class ToolSpec:
     idempotent: bool = True
     queue: str = QUEUE_TOOLS
     isolation: Isolation | None = None
+    # A person approves each call before it runs (`runs.approvals`): refunds, emails.
+    requires_approval: bool = False
     func: Callable[..., Any] = field(repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -86,6 +88,7 @@ class ToolSpec:
         idempotent: bool = True,
         queue: str = QUEUE_TOOLS,
         isolation: Isolation | None = None,
+        requires_approval: bool = False,
     ) -> ToolSpec:
         """A spec whose missing name, description and schema come from `func` itself."""
         return cls(
@@ -99,6 +102,7 @@ class ToolSpec:
             idempotent=bool(idempotent),
             queue=queue,
             isolation=isolation,
+            requires_approval=bool(requires_approval),
             func=func,
         )
 
@@ -118,4 +122,5 @@ class ToolSpec:
             "idempotent": self.idempotent,
             "queue": self.queue,
             "isolation": self.isolation,
+            "requires_approval": self.requires_approval,
         }
