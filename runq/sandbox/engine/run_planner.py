@@ -61,13 +61,19 @@ def _searcher(state: SandboxState, run: RunRecord, thread: ThreadRecord) -> mode
     return file_search.tool_searcher(state, tool, "tools", vector_store_ids=ids)
 
 
-def assistants_text(reply: model.Reply) -> tuple[str, list[dict[str, Any]]]:
-    """Answer text with ``【n†file】`` markers and Assistants-style file citations."""
+def assistants_text(
+    reply: model.Reply, *, markers: bool = True
+) -> tuple[str, list[dict[str, Any]]]:
+    """Answer text with ``【n†file】`` markers and Assistants-style file citations.
+
+    ``markers=False`` for a JSON answer (``response_format``): a marker inside would
+    break the JSON, so its citations span no text (``text`` empty, start = end).
+    """
     text, annotations = "", []
     for i, seg in enumerate(reply.segments):
         text += (" " if i else "") + seg.text
         if seg.file_id:
-            marker = f"【{i}:0†{seg.filename}】"
+            marker = f"【{i}:0†{seg.filename}】" if markers else ""
             annotations.append(
                 {
                     "type": "file_citation",
@@ -94,6 +100,7 @@ def plan_segment(
     p = run.params
     fault = p.get("fault")
     tools = [t["function"] for t in p.get("tools") or [] if t.get("type") == "function"]
+    fmt = output_format.from_response_format(p.get("response_format"))
     try:
         reply = model.reply(
             model.ModelInput(
@@ -104,14 +111,14 @@ def plan_segment(
                 metadata=p.get("metadata_for_script") or {},
                 search=_searcher(state, run, thread),
                 fault=fault,
-                output_format=output_format.from_response_format(p.get("response_format")),
+                output_format=fmt,
             )
         )
     except ScriptError as exc:
         raise bad_request(str(exc), "metadata") from exc
     if code_turn is not None:
         reply = code_turn.reply()
-    text, annotations = assistants_text(reply)
+    text, annotations = assistants_text(reply, markers=not fmt.is_json)
     outcome = "requires_action" if reply.calls else "completed"
     if first and fault in ("failed", "rate_limited"):
         outcome = "failed"
