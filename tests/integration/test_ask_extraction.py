@@ -14,6 +14,7 @@ import pytest
 
 from runq.config.settings import load_settings
 from runq.producers.ask import batch
+from runq.producers.ask import output as ask_output
 from runq.producers.ask import schema as ask_schema
 from runq.producers.client.sync import Client
 from runq.runs import keys
@@ -193,3 +194,23 @@ def test_a_failed_extraction_runs_again_and_the_others_are_reused(
     )
     # The document's store was reused: nothing was uploaded or built again.
     assert second.corpus.uploaded == 0 and second.corpus.stores_created == 0
+
+
+def test_schema_on_the_assistants_backend_gives_valid_json_with_its_citation(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Assistants take the schema as the run's `response_format`; the answer stays JSON
+    (no citation marker inside it) and keeps its citation."""
+    settings = load_settings(redis_url=stack.redis_url, openai_base_url=stack.base_url)
+    client = Client(stack.redis_url, settings)
+    question = "What battery does the RS1 room sensor use?"
+    report = batch.run_ask(
+        client, [str(DOCS)], [question], timeout=120, schema=ask_schema.load(PRODUCT),
+        backend="assistants",
+    )  # fmt: skip
+    assert report.done == 1, report.results
+    (row,) = ask_output.rows(report)
+    assert {f: row[f] for f in FIELDS} == expected_rows()["rs1_sensor_datasheet.json"]
+    assert row["answered"] and row["source_link"].endswith("rs1_sensor_datasheet.json")
+    # Assistants' citations carry a file id only; the row names the document.
+    assert row["citations"] == [{"file": "rs1_sensor_datasheet.json", "quote": ""}]

@@ -11,7 +11,8 @@ import time
 import openai
 
 from runq.sandbox.engine import structured
-from runq.sandbox.engine.model import material
+from runq.sandbox.engine.model import Reply, Segment, material
+from runq.sandbox.engine.run_planner import assistants_text
 from runq.sandbox.engine.transcript import Turn
 
 SCHEMA = {
@@ -74,3 +75,13 @@ def test_a_json_answer_from_file_search_is_grounded_in_the_file_and_cites_it(
     message = next(item for item in reply.output if item.type == "message")
     (annotation,) = message.content[0].annotations  # type: ignore[union-attr]
     assert annotation.filename == "sheet.txt" and annotation.index == len(reply.output_text)
+
+
+def test_an_assistants_json_answer_keeps_its_citation_without_a_marker() -> None:
+    reply = Reply(segments=[Segment('{"model": "NH-RS1"}', "file_1", "sheet.txt")])
+    text, (note,) = assistants_text(reply, markers=False)
+    assert json.loads(text) == {"model": "NH-RS1"}
+    assert note["file_citation"] == {"file_id": "file_1"}
+    assert note["text"] == "" and note["start_index"] == note["end_index"] == len(text)
+    marked, _ = assistants_text(reply)  # a text answer keeps its marker
+    assert marked.endswith("【0:0†sheet.txt】")

@@ -97,6 +97,8 @@ def test_the_cli_refuses_a_bad_schema_before_it_needs_redis(tmp_path: Path, caps
         ({"per_file": True}, "--per-file needs the fields to extract (--schema FILE)"),
         ({"per_file": True, "vector_store": "vs_1", "schema": ask_schema.check(SPEC)},
          "cannot search --vector-store"),
+        ({"per_file": True, "schema": SPEC, "backend": "chat"},
+         "file_search, which the chat backend does not run"),
     ],
 )  # fmt: skip
 def test_per_file_options_are_checked_before_any_document_is_read(

@@ -250,6 +250,12 @@ def run_ask(
     resolved = answer_options(client, options)
     # Refuse bad options (an empty model, an unknown backend) before any file is read.
     client.spec(prompts[0], **resolved)
+    if resolved["backend"] == "chat":
+        # Chat Completions has no file_search: the job would answer without the documents.
+        raise ask_corpus.CorpusError(
+            "runq ask searches the documents with file_search, which the chat backend "
+            "does not run: use --backend responses or assistants"
+        )
     corpus = collect(paths, console, required=vector_store is None)
     corpus.named_store = vector_store
     report = AskReport(

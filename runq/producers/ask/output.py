@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from runq.errors import RunqError
 from runq.producers.ask.columns import Layout, cell, field_values, found_any
+from runq.producers.ask.corpus import Document
 from runq.producers.ask.report import AskReport
 
 if TYPE_CHECKING:
@@ -68,7 +69,8 @@ def rows(report: AskReport) -> list[dict[str, Any]]:
         labels = [str(doc.path) for doc in report.corpus.documents]
     else:
         labels = list(report.questions)
-    paths = {fid: str(doc.path) for fid, doc in report.corpus.by_file_id().items()}
+    by_id = report.corpus.by_file_id()
+    paths = {fid: str(doc.path) for fid, doc in by_id.items()}
     out: list[dict[str, Any]] = []
     for label, job_id in zip(labels, report.job_ids, strict=False):
         row: dict[str, Any] = {shape.label: label}
@@ -92,7 +94,11 @@ def rows(report: AskReport) -> list[dict[str, Any]]:
         link = label if report.per_file else (paths.get(first) if first else None)
         row.update(
             {
-                "citations": [{"file": c["file"], "quote": c["quote"]} for c in cited],
+                # Assistants' citations carry a file id only: name the document it is.
+                "citations": [
+                    {"file": c["file"] or _name(by_id.get(c["file_id"])), "quote": c["quote"]}
+                    for c in cited
+                ],
                 "status": result["status"],
                 "answered": answered,
                 "source_link": link,
@@ -107,6 +113,10 @@ def rows(report: AskReport) -> list[dict[str, Any]]:
             row["error"] = message
         out.append(row)
     return out
+
+
+def _name(doc: Document | None) -> str | None:
+    return doc.name if doc is not None else None
 
 
 def _cited_files(row: dict[str, Any]) -> str:
