@@ -119,7 +119,7 @@ class TierPolicy:
         if remaining is None:
             return TierChoice(STANDARD, "auto: the job has no deadline, so standard")
         candidates = [t for t in CHEAPEST_FIRST if self.auto_priority or t != PRIORITY]
-        skipped = []
+        skipped: list[str] = []
         for tier in candidates:
             if why_not(tier, backend, mode, has_files) is not None:
                 continue

@@ -235,3 +235,38 @@ def test_the_sandbox_lists_the_batches_runq_made(stack: Stack) -> None:
     made = [b for b in backend.batches.list(limit=100) if (b.metadata or {}).get("runq_batch")]
     assert made and all(b.metadata["runq_batch"].startswith("rqb_") for b in made)
     assert len({b.metadata["runq_batch"] for b in made}) == len(made)
+
+
+def test_chat_jobs_batch_through_the_chat_endpoint(stack: Stack, client: Client) -> None:
+    before = stats(stack)
+    handles = [
+        client.submit(f"chat batch {n}", backend="chat", tier="batch", deadline=600)
+        for n in range(2)
+    ]
+    results = [h.result(timeout=90) for h in handles]
+    assert all(r["status"] == "succeeded" for r in results), [r["error"] for r in results]
+    after = stats(stack)
+    assert after["batches_created"] - before["batches_created"] == 1
+    assert after["chat_completions_created"] == before["chat_completions_created"]
+    for result in results:
+        assert result["output_text"] and result["tier"]["chosen"] == "batch"
+        assert result["backend_ids"]["chat_completion_id"]
+
+
+def test_a_batch_answer_asking_for_tools_goes_on_live(stack: Stack, client: Client) -> None:
+    """The batch's answer asks for a tool: the round runs, then the submit is a live
+    request at standard; the cost says which tokens were spent on which tier."""
+    script = json.dumps([[{"name": "calculator", "arguments": {"expression": "6*7"}}]])
+    before = stats(stack)
+    handle = client.submit("Use the tools, please.", tools=["calculator"], tier="batch",
+                           deadline=600, metadata={"sandbox_script": script})  # fmt: skip
+    result = handle.result(timeout=90)
+    assert result["status"] == "succeeded", result["error"]
+    assert [c["name"] for c in result["tool_calls"]] == ["calculator"]
+    assert "42" in result["output_text"]
+    after = stats(stack)
+    assert after["batches_created"] - before["batches_created"] == 1
+    assert after["responses_created"] - before["responses_created"] == 1  # the submit
+    assert result["tier"]["chosen"] == "standard"
+    assert result["tier"]["moves"][0]["from"] == "batch"
+    assert set(result["cost"]["by_tier"]) == {"batch", "standard"}

@@ -120,7 +120,8 @@ class Batcher:
             queued = self.queue.queued(group, self.limits.max_lines)
             if not queued.ids or queued.oldest is None:
                 return cuts
-            taken, size = [], 0
+            taken: list[str] = []
+            size = 0
             for line_id, bytes_ in zip(queued.ids, queued.sizes, strict=True):
                 if taken and size + bytes_ > self.limits.max_bytes:
                     break

@@ -17,9 +17,10 @@ import copy
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionMessageFunctionToolCall
 
 from runq.errors import BackendError
-from runq.runs.backends.base import RunState
+from runq.runs.backends.base import RunState, ToolCallRequest
 from runq.runs.backends.chat import _messages, _turn
 from runq.runs.backends.responses import normalize
 from runq.runs.job import Job
@@ -67,12 +68,10 @@ def run_state(backend_name: str, job: Job, body: dict[str, Any]) -> RunState:
         return normalize(body)
     completion = openai.types.chat.ChatCompletion.model_validate(body)
     choice = completion.choices[0]
-    from runq.runs.backends.base import ToolCallRequest
-
     calls = [
         ToolCallRequest(c.id, c.function.name, c.function.arguments or "")
         for c in (choice.message.tool_calls or [])
-        if getattr(c, "function", None) is not None
+        if isinstance(c, ChatCompletionMessageFunctionToolCall)
     ]
     state = _turn(_messages(job), completion.id, choice.message.content, calls,
                   choice.finish_reason, completion.usage, {})  # fmt: skip
