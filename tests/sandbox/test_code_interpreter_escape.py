@@ -16,6 +16,7 @@ from typing import Any
 import openai
 import pytest
 
+from runq.sandbox.engine import code_runner
 from runq.sandbox.engine.config import SandboxConfig
 from runq.sandbox.server.serve import SandboxServer
 
@@ -165,3 +166,26 @@ def test_code_may_read_and_write_its_own_directory(strict_client: openai.OpenAI)
     assert call["status"] == "completed"
     assert "ok ['out']" in logs_of(call)
     assert "[out/result.txt](sandbox:/mnt/data/out/result.txt)" in text
+
+
+def test_without_a_network_namespace_the_hook_refuses_sockets_and_says_so(
+    strict_server: SandboxServer, tmp_path: Path
+) -> None:
+    port = strict_server.sock.getsockname()[1]
+    code = f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2)"
+    limits = code_runner.CodeLimits(cpu_seconds=5, wall_seconds=10)
+    done = code_runner.execute(code, tmp_path, str(tmp_path / ".mpl"), limits, False)
+    assert done.logs.startswith(code_runner.FALLBACK_NOTE)
+    assert done.error is not None and "network access is disabled" in done.error
+
+
+def test_the_child_sees_no_network_device_but_loopback(tmp_path: Path) -> None:
+    """Below the hook, the kernel: in its own namespace the child has only ``lo``; a host
+    without user namespaces gets the documented fallback, said in the logs."""
+    code = "import socket\nprint([name for _, name in socket.if_nameindex()])"
+    done = code_runner.execute(code, tmp_path, str(tmp_path / ".mpl"), code_runner.CodeLimits())
+    assert done.ok, done.logs
+    if code_runner.network_namespace_available():
+        assert done.logs == "['lo']\n"
+    else:
+        assert done.logs.startswith(code_runner.FALLBACK_NOTE)

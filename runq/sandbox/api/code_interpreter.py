@@ -36,6 +36,9 @@ from runq.sandbox.engine.transcript import content_text, turns_from_response_inp
 log = logging.getLogger("sandbox")
 _LOCKS: dict[str, asyncio.Lock] = {}
 _WARMED: set[str] = set()
+# At most this many executions at once in one server (each is a Python process taking a
+# core at worst), as vector-store parsing does: a burst of code cannot take every core.
+PARALLEL_EXECUTIONS = 2
 
 
 def limits(state: SandboxState) -> code_runner.CodeLimits:
@@ -77,8 +80,11 @@ async def run_plans(
     """Run each plan in the container, one at a time, off the event loop."""
     pool = state.containers
     lock = _LOCKS.setdefault(rec.id, asyncio.Lock())
+    if pool.execution_slots is None:  # made on the server's own event loop
+        pool.execution_slots = asyncio.Semaphore(PARALLEL_EXECUTIONS)
+    slots: asyncio.Semaphore = pool.execution_slots
     calls: list[CodeCall] = []
-    async with lock:
+    async with lock, slots:
         if pool.matplotlib_dir not in _WARMED:
             await asyncio.to_thread(code_runner.warm_matplotlib, pool.matplotlib_dir)
             _WARMED.add(pool.matplotlib_dir)

@@ -135,8 +135,19 @@ def _listing(workdir: Path) -> dict[str, tuple[int, int]]:
     return found
 
 
-def execute(code: str, workdir: Path, mpl_dir: str, limits: CodeLimits) -> Execution:
-    """Run ``code`` in ``workdir`` under ``limits``; blocks until the child is gone."""
+def execute(
+    code: str,
+    workdir: Path,
+    mpl_dir: str,
+    limits: CodeLimits,
+    network_namespace: bool | None = None,
+) -> Execution:
+    """Run ``code`` in ``workdir`` under ``limits``; blocks until the child is gone.
+
+    ``network_namespace``: start the child in its own network namespace (``None``: when
+    the host allows it; ``False``: the audit hook alone refuses sockets, and the logs
+    say so).
+    """
     before = _listing(workdir)
     config = {
         "limits": {
@@ -148,7 +159,7 @@ def execute(code: str, workdir: Path, mpl_dir: str, limits: CodeLimits) -> Execu
         "readable": [*readable_roots(), mpl_dir],
     }
     command = [sys.executable, "-I", "-B", "-c", _BOOTSTRAP.read_text(), json.dumps(config)]
-    isolated = network_namespace_available()
+    isolated = network_namespace_available() if network_namespace is None else network_namespace
     if isolated:
         command = ["unshare", "-rn", "--", *command]
     env = {**_base_env(mpl_dir), "HOME": str(workdir)}

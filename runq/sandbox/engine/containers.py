@@ -100,6 +100,7 @@ class ContainerPool:
         self.idle_minutes = idle_minutes
         self.containers: dict[str, ContainerRecord] = {}
         self.thread_containers: dict[str, str] = {}  # Assistants thread -> its container
+        self.execution_slots: Any = None  # the API's semaphore of executions at once
         self._root: Path | None = None
 
     @property
