@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -65,8 +66,15 @@ def run_mode(
     sandbox = ProbeSandbox(latency_ms=latency_ms).start()
     env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json", "RUNQ_LOG_LEVEL": "WARNING",
            "RUNQ_FAIR_ADMISSION": "true" if fair else "false"}  # fmt: skip
-    worker = WorkerProcess(server.url, sandbox.base_url, queues="runs,tools", concurrency=2,
-                           pool="prefork", env=env, log_path=home / "worker.log").start()  # fmt: skip
+    worker = WorkerProcess(
+        server.url,
+        sandbox.base_url,
+        queues="runs,tools",
+        concurrency=2,
+        pool="prefork",
+        env=env,
+        log_path=home / "worker.log",
+    ).start()
     try:
         settings = load_settings(redis_url=server.url, home=home, fair_admission=fair)
         client = Client(server.url, settings)
@@ -84,7 +92,6 @@ def run_mode(
         submit_a_s = time.time() - t0
         behind_ids = [client.submit(PROMPT, tenant="tenant-b").id for _ in range(b_jobs)]
         behind = wait_started(client, behind_ids, timeout)
-        a_started = int(client.redis.zcard("runq:jobs")) - 4 - 2 * b_jobs  # jobs in all
         return {
             "fair_admission": fair,
             "a_jobs": a_jobs,
@@ -96,7 +103,6 @@ def run_mode(
             "b_behind_a_p50_ms": round(percentile(behind, 50) * 1000),
             "b_behind_a_p95_ms": round(percentile(behind, 95) * 1000),
             "ratio_p95": round(percentile(behind, 95) / max(percentile(alone, 95), 1e-3), 2),
-            "a_jobs_total": a_started,
         }
     finally:
         worker.stop()
@@ -118,8 +124,11 @@ def run_fairness(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fairness", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fairness",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--a-jobs", type=int, default=5000, help="tenant A's backlog")
     parser.add_argument("--b-jobs", type=int, default=20, help="tenant B's jobs")
     parser.add_argument("--latency-ms", type=int, default=500, help="the sandbox's run time")
@@ -131,11 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     def log(msg: str) -> None:
         print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-    import tempfile
-
     workdir = Path(tempfile.mkdtemp(prefix="runq-bench-fair-"))
-    found = run_fairness(a_jobs=args.a_jobs, b_jobs=args.b_jobs, latency_ms=args.latency_ms,
-                         workdir=workdir, log=log, fifo=args.fifo, timeout=args.timeout)  # fmt: skip
+    found = run_fairness(
+        a_jobs=args.a_jobs,
+        b_jobs=args.b_jobs,
+        latency_ms=args.latency_ms,
+        workdir=workdir,
+        log=log,
+        fifo=args.fifo,
+        timeout=args.timeout,
+    )
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / "fairness.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(found, indent=2) + "\n")
