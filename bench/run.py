@@ -23,6 +23,9 @@ Celery's result channel for naive, the coroutine itself for no-queue).
     python -m bench.run --quick        # CI smoke: N=60, L=200 ms -> bench/results/quick.json
     python -m bench.run --network-only # only the scenario below
 
+The `fairness` scenario (`bench.fairness`): tenant A submits N jobs, then tenant B 20;
+B's submit-to-start p95 against B alone (`--no-fairness` skips it).
+
 The full run ends with a third scenario, `network_100ms`: the sandbox holds every API
 request for 100 ms (a network and an API front end between workers and backend), and
 runq runs as a newcomer starts it: two `runq worker` processes with no flags at all,
@@ -575,6 +578,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="jobs for the cProfile pass of runq_poll (0 = skip)",
     )
+    parser.add_argument("--no-fairness", action="store_true",
+                        help="skip the fairness scenario (bench.fairness)")  # fmt: skip
     parser.add_argument("--out", help="JSON output (default bench/results/latest.json)")
     parser.add_argument("--doc", help="Markdown report (default docs/benchmarks.md; quick: none)")
     parser.add_argument("--no-doc", action="store_true",
@@ -631,6 +636,12 @@ def main(argv: list[str] | None = None) -> int:
             log(f"scenario: N={n} L={latency}ms, 0 tool rounds")
             scenarios["tool_rounds_0"] = {**run_scenario(zero, only, log)}
             scenarios["tool_rounds_0"]["ratios"] = ratios(scenarios["tool_rounds_0"])
+        if not args.quick and not args.no_fairness and not args.network_only:
+            from bench.fairness import run_fairness
+
+            log(f"scenario: fairness, tenant A's {n} jobs then tenant B's 20, L={latency}ms")
+            scenarios["fairness"] = run_fairness(a_jobs=n, latency_ms=latency, log=log,
+                                                 workdir=workdir / "fairness")  # fmt: skip
         report["scenarios"] = scenarios
         wanted = prof_n and "runq_poll" in only and not args.network_only
         profile = profile_runq_poll(base, prof_n, log) if wanted else ""
