@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
+from runq.runs.conversations.record import of_job
 from runq.worker.launcher import SandboxProcess, Stack, free_port
 from tests.conftest import wait_for
 from tests.integration.conftest import stack_on
@@ -66,6 +68,12 @@ def _done(handle) -> dict:
 def test_a_turn_answered_by_a_chat_fallback_is_remembered(client: Client) -> None:
     first = _done(client.submit(ZED, chain="chat_fallback"))
     assert (first["source"], first["fallback_used"]) == ("chat:gpt-5-mini", True)
+    # A one-turn conversation has no record of its own yet: it is exported from the job.
+    exported = client.export_conversation(first["conversation"])
+    assert [json.loads(line)["text"] for line in exported.splitlines()] == [
+        ZED,
+        first["output_text"],
+    ]
     second = _done(client.submit("What is my name?", chain="chat_fallback",
                                  continue_job=first["job_id"]))  # fmt: skip
     assert second["output_text"] == f'Echo: What is my name? (earlier: "{ZED}")'
@@ -83,6 +91,27 @@ def test_a_turn_answered_by_a_chat_fallback_is_remembered(client: Client) -> Non
                                  continue_job=third["job_id"]))  # fmt: skip
     assert fourth["history"] == {"carried": "native", "items": 6, "truncated": False}
     assert ZED in fourth["output_text"] and "And what do I like?" in fourth["output_text"]
+
+
+SLOW = {"sandbox_latency_ms": "1500"}  # the first turn is still running when the second comes
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["named-id", "id-a-one-shot-job-began"])
+def test_two_jobs_on_one_new_conversation_take_turns(client: Client, named: bool) -> None:
+    """The second job, submitted while the first runs, starts its run only after the
+    first has ended, and sees its turn: whether the producer named the new conversation
+    or the first job began it on its own (then it took no lock, and writes no record)."""
+    conversation = f"talk-{uuid.uuid4().hex}" if named else None
+    first = client.submit(ZED, backend="responses", conversation=conversation, metadata=SLOW)
+    second = client.submit("What is my name?", backend="responses",
+                           conversation=conversation or of_job(first.id))  # fmt: skip
+    one, two = _done(first), _done(second)
+    before, after = first.job(), second.job()
+    assert after.timings["queued_at"] < before.timings["finished_at"]  # it had to wait
+    assert after.timings["started_at"] >= before.timings["finished_at"]
+    assert two["conversation"] == one["conversation"]
+    assert two["history"] == {"carried": "native", "items": 2, "truncated": False}
+    assert ZED in two["output_text"]
 
 
 def _cli(stack: Stack, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
