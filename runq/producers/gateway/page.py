@@ -5,6 +5,10 @@ event stream with `fetch()` and a `ReadableStream`, not `EventSource`: fetch can
 the `Authorization` header, so the token never appears in a URL (URLs end up in access
 logs, proxies and browser history). It parses the SSE frames itself and, when the
 connection drops, reconnects with `Last-Event-ID` set to the last id it saw.
+
+A tool call that waits for a person (`approval.requested`, see `runs.approvals`) shows
+its tool and arguments with Approve and Deny buttons, which post the decision to
+`/v1/jobs/{id}/approvals/{call_id}`; arguments are set as text, never as HTML.
 """
 
 from __future__ import annotations
