@@ -32,11 +32,15 @@ def gateway_tokens(*, demo: bool, host: str) -> dict[str, str]:
 def run_gateway(*, host: str = LOCALHOST, port: int = 8000, demo: bool = False) -> int:
     import uvicorn
 
+    from runq.config.logging import configure_logging
     from runq.producers.client.sync import require_redis_url
     from runq.producers.gateway.app import create_app
 
     tokens = gateway_tokens(demo=demo, host=host)
     settings = get_settings()
+    # One log format with the workers (JSON when asked), secrets redacted; uvicorn's own
+    # loggers (log_config=None) pass through the same handler.
+    configure_logging(settings, process="gateway")
     redis_url = require_redis_url(settings, "serve jobs from")
     app = create_app(tokens, redis_url=redis_url, settings=settings, demo=demo)
     print(
@@ -45,5 +49,7 @@ def run_gateway(*, host: str = LOCALHOST, port: int = 8000, demo: bool = False) 
         file=sys.stderr,
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, log_level="info", timeout_graceful_shutdown=5
+    )
     return 0
