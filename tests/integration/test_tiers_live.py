@@ -270,3 +270,54 @@ def test_a_batch_answer_asking_for_tools_goes_on_live(stack: Stack, client: Clie
     assert result["tier"]["chosen"] == "standard"
     assert result["tier"]["moves"][0]["from"] == "batch"
     assert set(result["cost"]["by_tier"]) == {"batch", "standard"}
+
+
+def run_ask(stack: Stack, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": str(stack.redis_url), "OPENAI_BASE_URL": str(stack.base_url),
+           "COLUMNS": "200", "RUNQ_HOME": str(cwd / ".runq")}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "runq.producers.cli", "ask", str(DOCS), "--questions",
+         str(QUESTIONS), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def cost_of(stderr: str) -> tuple[float, float]:
+    """`cost: $X (on standard: $Y); tiers: ...` -> (X, Y)."""
+    line = next(ln for ln in stderr.splitlines() if ln.startswith("cost: $"))
+    usd, standard = line.split("(on standard: $")
+    return float(usd.removeprefix("cost: $").strip()), float(standard.split(")")[0])
+
+
+def answers(path: Path) -> dict[str, tuple[str, list[Any]]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return {r["question"]: (r["answer"], r["citations"]) for r in rows}
+
+
+def test_ask_on_the_batch_tier_answers_alike_in_one_batch_at_half_the_cost(
+    stack: Stack, tmp_path: Path
+) -> None:
+    standard = run_ask(stack, tmp_path, "--out", str(tmp_path / "standard.jsonl"))
+    assert standard.returncode == 0, standard.stderr
+    before = stats(stack)
+    batched = run_ask(stack, tmp_path, "--tier", "batch", "--deadline", "24h",
+                      "--out", str(tmp_path / "r.jsonl"))  # fmt: skip
+    assert batched.returncode == 0, batched.stderr
+    after = stats(stack)
+    assert after["batches_created"] - before["batches_created"] == 1
+    assert after["responses_created"] == before["responses_created"]  # no live question
+    assert answers(tmp_path / "r.jsonl") == answers(tmp_path / "standard.jsonl")
+    usd, on_standard = cost_of(batched.stderr)
+    assert usd == pytest.approx(on_standard / 2, rel=1e-3)
+    assert on_standard == pytest.approx(cost_of(standard.stderr)[0], rel=1e-3)
+    assert "tiers: batch=" in batched.stderr
+
+
+def test_ask_auto_with_a_deadline_too_short_for_batch_uses_standard(
+    stack: Stack, tmp_path: Path
+) -> None:
+    before = stats(stack)
+    asked = run_ask(stack, tmp_path, "--tier", "auto", "--deadline", "2m")
+    assert asked.returncode == 0, asked.stderr
+    assert stats(stack)["batches_created"] == before["batches_created"]
+    assert "tiers: standard=" in asked.stderr
+    assert "too short for batch, flex" in asked.stderr  # it says why

@@ -56,6 +56,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
             vector_store=args.vector_store,
             schema=schema,
             per_file=args.per_file,
+            tier=args.tier,
+            deadline=args.deadline,
         )
     except (AskInterrupted, KeyboardInterrupt) as exc:
         pending = exc.report.pending if isinstance(exc, AskInterrupted) else None
@@ -81,6 +83,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         soft_wrap=True,
         highlight=False,
     )
+    for line in report.cost_lines():  # what the answers cost, and on which tier
+        console.print(line, soft_wrap=True, highlight=False, markup=False)
     if unwritten is not None:
         raise unwritten
     if report.pending:
@@ -134,6 +138,12 @@ def add_commands(sub: Any) -> None:
                    "RUNQ_BACKEND, else responses)")  # fmt: skip
     p.add_argument("--model", help="the model to ask (default: RUNQ_MODEL, else gpt-5-mini)")
     p.add_argument("--mode", help="poll or stream (default: RUNQ_MODE, else poll)")
+    p.add_argument("--tier", metavar="TIER", help="cost tier: auto, standard, flex, priority "
+                   "or batch (half price: batch, flex; auto picks by --deadline; "
+                   "docs/tiers.md)")  # fmt: skip
+    p.add_argument("--deadline", type=option_types.duration, metavar="DURATION",
+                   help="each question's deadline: 600, 15m, 24h "
+                   "(default: RUNQ_JOB_DEADLINE)")  # fmt: skip
     p.add_argument(
         "--timeout",
         type=option_types.seconds,

@@ -49,6 +49,8 @@ def question_digest(corpus_fingerprint: str, question: str, options: dict[str, A
     shown = {k: options.get(k) for k in ANSWER_OPTIONS}
     if options.get("output_schema") is not None:  # absent otherwise: earlier ids stay valid
         shown["output_schema"] = options["output_schema"]
+    if options.get("tier") is not None:  # a tier asks again: its cost is part of the ask
+        shown["tier"] = options["tier"]
     payload = json.dumps([corpus_fingerprint, question, shown], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 

@@ -74,6 +74,30 @@ class AskReport:
             "elapsed_s": round(self.elapsed, 3),
         }
 
+    def cost_lines(self) -> list[str]:
+        """What the answers cost and on which tiers (`runs.tiers`), and what `auto` chose
+        and why; nothing for results from before runq priced them."""
+        costs = [r["cost"] for r in self.results.values() if r.get("cost")]
+        tiers: dict[str, int] = {}
+        reasons: dict[str, int] = {}
+        for result in self.results.values():
+            tier = result.get("tier") or {}
+            chosen = tier.get("chosen") or "standard"
+            tiers[chosen] = tiers.get(chosen, 0) + 1
+            if tier.get("requested") == "auto" and tier.get("reason"):
+                reasons[tier["reason"]] = reasons.get(tier["reason"], 0) + 1
+        lines = []
+        if costs:
+            shown = " ".join(f"{t}={n}" for t, n in sorted(tiers.items()))
+            if all(c.get("usd") is not None for c in costs):
+                usd = sum(c["usd"] for c in costs)
+                standard = sum(c["standard_usd"] for c in costs)
+                lines.append(f"cost: ${usd:.6f} (on standard: ${standard:.6f}); tiers: {shown}")
+            else:
+                lines.append(f"cost: unknown (a model is not in the price table); tiers: {shown}")
+        lines += [f"tier auto ({n} job(s)): {why}" for why, n in reasons.items()]
+        return lines
+
     def _per_file_counters(self) -> dict[str, Any]:
         c = self.corpus
         return {"per_file": len(c.documents), "stores_created": c.stores_created,

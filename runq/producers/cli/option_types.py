@@ -40,6 +40,23 @@ def not_negative(text: str) -> int:
     return value
 
 
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str) -> float:
+    """A duration more than zero: seconds (`90`), or with a unit: `90s`, `15m`, `24h`, `2d`."""
+    unit = _UNITS.get(text[-1:].lower()) if text else None
+    try:
+        value = float(text[:-1] if unit else text) * (unit or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a duration such as 600, 15m, 24h or 2d (got {text!r})"
+        ) from None
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds (got {text})")
+    return value
+
+
 def seconds(text: str) -> float:
     """A wait in seconds, more than zero."""
     try:
