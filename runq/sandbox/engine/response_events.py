@@ -19,18 +19,21 @@ from runq.sandbox.engine.tokens import split_tokens
 Event = tuple[float, dict[str, Any]]
 
 
+# What an item holds when it is announced (``response.output_item.added``), before its
+# content streams in.
+_EMPTY_WHEN_ADDED: dict[str, dict[str, Any]] = {
+    "message": {"content": []},
+    "function_call": {"arguments": ""},
+    "reasoning": {"summary": []},
+    "code_interpreter_call": {"code": "", "outputs": None},
+}
+
+
 def _item_events(rec: ResponseRecord, index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
     base = {"output_index": index, "item_id": item["id"]}
     added = copy.deepcopy(item)
     added["status"] = "in_progress"
-    if item["type"] == "message":
-        added["content"] = []
-    if item["type"] == "function_call":
-        added["arguments"] = ""
-    if item["type"] == "reasoning":
-        added["summary"] = []
-    if item["type"] == "code_interpreter_call":
-        added.update(code="", outputs=None)
+    added.update(copy.deepcopy(_EMPTY_WHEN_ADDED.get(item["type"], {})))
     events: list[dict[str, Any]] = [
         {"type": "response.output_item.added", "output_index": index, "item": added}
     ]
@@ -95,18 +98,22 @@ def _item_events(rec: ResponseRecord, index: int, item: dict[str, Any]) -> list[
     elif item["type"] == "file_search_call":
         for stage in ("in_progress", "searching", "completed"):
             events.append({**base, "type": f"response.file_search_call.{stage}"})
-    elif item["type"] == "code_interpreter_call":  # the code, then it runs (already done)
-        events.append({**base, "type": "response.code_interpreter_call.in_progress"})
-        for delta in split_tokens(item["code"] or ""):
-            events.append(
-                {**base, "type": "response.code_interpreter_call_code.delta", "delta": delta}
-            )
-        events.append(
-            {**base, "type": "response.code_interpreter_call_code.done", "code": item["code"] or ""}
-        )
-        events.append({**base, "type": "response.code_interpreter_call.interpreting"})
-        events.append({**base, "type": "response.code_interpreter_call.completed"})
+    elif item["type"] == "code_interpreter_call":
+        events.extend(_code_events(base, item))
     events.append({"type": "response.output_item.done", "output_index": index, "item": item})
+    return events
+
+
+def _code_events(base: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A code interpreter call: its code streamed, then it runs (it already ran)."""
+    code = item["code"] or ""
+    prefix = "response.code_interpreter_call"
+    events: list[dict[str, Any]] = [{**base, "type": f"{prefix}.in_progress"}]
+    for delta in split_tokens(code):
+        events.append({**base, "type": f"{prefix}_code.delta", "delta": delta})
+    events.append({**base, "type": f"{prefix}_code.done", "code": code})
+    events.append({**base, "type": f"{prefix}.interpreting"})
+    events.append({**base, "type": f"{prefix}.completed"})
     return events
 
 
