@@ -41,7 +41,7 @@ from runq.errors import (
     JobNotFoundError,
     ToolError,
 )
-from runq.runs import keys, lua
+from runq.runs import keys, lua, mcp_approvals
 from runq.runs.events import EventLog
 from runq.runs.job import TERMINAL, Job, JobSpec
 from runq.runs.replies import text
@@ -50,6 +50,7 @@ from runq.runs.tools import ToolRegistry, registry
 
 PENDING, APPROVED, DENIED = "pending", "approved", "denied"
 PERSON, TIMEOUT = "person", "timeout"
+FUNCTION, MCP = "function", "mcp"
 EVENT_REQUESTED, EVENT_DECIDED = "approval.requested", "approval.decided"
 MAX_REASON = 1000
 
@@ -70,7 +71,7 @@ class Approval:
     reason: str | None = None
     decided_at: float | None = None
     decided_by: str | None = None
-    kind: str = "function"  # or "mcp": an MCP server's call the backend asks about
+    kind: str = FUNCTION  # or MCP: an MCP server's call the backend asks about
     server_label: str | None = None
 
     def dumps(self) -> str:
@@ -87,7 +88,12 @@ class Approval:
         return asdict(self)
 
     def output(self) -> StoredOutput:
-        """A denied call's output, as the model reads it in place of the tool's."""
+        """A denied call's output, as the model reads it in place of the tool's; for an
+        MCP server's approval request, the decision either way (`runs.mcp_approvals`)."""
+        if self.kind == MCP:
+            return StoredOutput(
+                mcp_approvals.decision_output(self.status == APPROVED, self.reason), None
+            )
         if self.decided_by == TIMEOUT:
             message = f"denied: no decision {self.reason}" if self.reason else "denied: timed out"
         else:
@@ -105,6 +111,12 @@ def needs_approval(name: str, spec: JobSpec, registry: ToolRegistry | None) -> b
         return registry.get(name).requires_approval
     except ToolError:
         return False  # an unknown tool: its call reports that to the model, not a person
+
+
+def _mcp(name: str) -> dict[str, Any]:
+    if not mcp_approvals.is_mcp(name):
+        return {}
+    return {"kind": MCP, "server_label": mcp_approvals.server_label(name)}
 
 
 def _queue(name: str, registry: ToolRegistry | None) -> str:
@@ -150,9 +162,9 @@ class Approvals:
         asked = [
             Approval(job.id, c["call_id"], c["name"], str(c.get("arguments") or ""), job.round,
                      queue=_queue(c["name"], self.registry), requested_at=now, deadline=deadline,
-                     kind=c.get("kind") or "function", server_label=c.get("server_label"))
+                     **_mcp(c["name"]))
             for c in job.pending_calls
-            if c.get("kind") == "mcp_approval" or self.required(c["name"], job.spec)
+            if mcp_approvals.is_mcp(c["name"]) or self.required(c["name"], job.spec)
         ]  # fmt: skip
         if not asked:
             return []

@@ -34,7 +34,7 @@ import structlog
 
 from runq.errors import JobNotFoundError
 from runq.runs.approval_webhook import ApprovalWebhook
-from runq.runs.approvals import APPROVED, PENDING, Approvals
+from runq.runs.approvals import APPROVED, MCP, PENDING, Approvals
 from runq.runs.job import Job, Step
 from runq.runs.scheduler import Scheduler
 from runq.runs.store import JobStore
@@ -88,8 +88,8 @@ class ToolCallStep:
                     self.webhook.notify(approval, job.spec.tenant)
                 log.info("tools.waiting_approval", job_id=call.job_id, call_id=call.call_id)
                 return False  # decided later: the decision sends this task again
-            if approval is not None and approval.status != APPROVED:
-                given = approval.output()
+            if approval is not None and (approval.status != APPROVED or approval.kind == MCP):
+                given = approval.output()  # a denial, or an MCP server's answer
         completed = self.tools.run(call, allowed=job.spec.tools, cancelled=cancelled, given=given)
         if completed:
             self._submit(job, token)

@@ -13,7 +13,7 @@ from typing import Any
 import openai
 
 from runq.errors import ConfigurationError
-from runq.runs import hosted_tools, model_settings, structured_output
+from runq.runs import hosted_tools, mcp_approvals, model_settings, structured_output
 from runq.runs.backends import hosted_outputs
 from runq.runs.backends.base import (
     DeltaSink,
@@ -76,6 +76,8 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
             )
         else:  # a hosted tool's item (code interpreter, web search, mcp), or another
             hosted_calls.extend(hosted_outputs.responses_items(item))
+            if mcp_approvals.is_request(item):  # a person decides it (runs.approvals)
+                calls.append(mcp_approvals.call_of(item))
     status = str(_attr(response, "status", "queued"))
     if status == RunStatus.COMPLETED and calls:
         status = RunStatus.REQUIRES_TOOLS
@@ -204,10 +206,8 @@ class ResponsesBackend:
     def submit_tool_outputs(self, job: Job, outputs: list[tuple[str, str]]) -> RunState:
         params = self._common(job)
         params["previous_response_id"] = job.handle["response_id"]
-        params["input"] = [
-            {"type": "function_call_output", "call_id": call_id, "output": output}
-            for call_id, output in outputs
-        ]
+        # A decided MCP approval request goes back as `mcp_approval_response`.
+        params["input"] = mcp_approvals.responses_input(job.pending_calls, outputs)
         return self._create(params)
 
     @classified
