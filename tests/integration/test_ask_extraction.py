@@ -214,3 +214,19 @@ def test_schema_on_the_assistants_backend_gives_valid_json_with_its_citation(
     assert row["answered"] and row["source_link"].endswith("rs1_sensor_datasheet.json")
     # Assistants' citations carry a file id only; the row names the document.
     assert row["citations"] == [{"file": "rs1_sensor_datasheet.json", "quote": ""}]
+
+
+def test_per_file_on_the_assistants_backend_searches_each_document_alone(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """An assistant holds its vector stores: jobs searching other documents must not
+    share one (the second job used to search the first job's document)."""
+    out = tmp_path / "rows.jsonl"
+    args = [str(DOCS), "--per-file", "--schema", str(PRODUCT), "--backend", "assistants"]
+    done, _ = run_cli(stack, tmp_path, *args, "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = by_file(out)
+    want = expected_rows()
+    assert set(rows) == set(want)
+    for name, expected in want.items():
+        assert {f: rows[name][f] for f in FIELDS} == expected, name

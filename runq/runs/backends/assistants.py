@@ -91,6 +91,10 @@ class AssistantsBackend:
         identity_parts: list[Any] = [
             str(self.client.base_url), job.spec.model, job.spec.instructions, tools,
         ]  # fmt: skip
+        if job.spec.vector_store_ids:
+            # The stores are the assistant's own (tool_resources): two jobs searching other
+            # documents must not share one, or the second searches the first's.
+            identity_parts.append(sorted(job.spec.vector_store_ids))
         if own:  # absent for jobs without settings: their assistants keep their identity
             identity_parts.append(own)
         identity = json.dumps(identity_parts, sort_keys=True)
