@@ -139,6 +139,23 @@ def test_output_items_can_be_sent_back_as_input(client: openai.OpenAI) -> None:
     assert second.output_text == "I ran the code.\n\nsecond"
 
 
+def test_a_cut_answer_cites_only_the_files_it_kept(client: openai.OpenAI) -> None:
+    response = client.responses.create(
+        model="gpt-4o-mini",
+        input="Plot monthly sales",
+        tools=[
+            {
+                "type": "code_interpreter",
+                "container": {"type": "auto", "file_ids": [upload_sales(client)]},
+            }
+        ],
+        max_output_tokens=16,
+    )
+    assert response.status == "incomplete"
+    assert response.output[0].type == "code_interpreter_call"
+    assert response.output[1].content[0].annotations == []  # type: ignore[union-attr]
+
+
 def test_the_script_channel_writes_the_code(client: openai.OpenAI) -> None:
     script = '[[{"name": "code_interpreter", "arguments": {"code": "print(sum(range(10)))"}}]]'
     response = client.responses.create(

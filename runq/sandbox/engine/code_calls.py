@@ -123,8 +123,10 @@ class CodeTurn:
         for item in items:
             if item.get("type") == "message":
                 for part in item["content"]:
-                    if part.get("type") == "output_text":
-                        part["annotations"] = self.citations()
+                    if part.get("type") == "output_text":  # a cut answer cites what it kept
+                        kept = len(part["text"])
+                        cited = [c for c in self.citations() if c["end_index"] <= kept]
+                        part["annotations"] = cited
         at = next((i for i, item in enumerate(items) if item.get("type") == "message"), 0)
         items[at:at] = self.response_items(include)
 
