@@ -8,6 +8,8 @@ import time
 
 import openai
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.registry import CollectorRegistry
 
 from runq.errors import BackendError, ConfigurationError, InvalidJobError
 from runq.runs import tiers
@@ -15,6 +17,7 @@ from runq.runs.backends.responses import ResponsesBackend
 from runq.runs.batcher.queue import BatchQueue
 from runq.runs.chains import Link, parse_chains
 from runq.runs.job import Job, JobSpec, JobStatus
+from runq.runs.metrics import Metrics
 from runq.runs.retry import RetryPolicies
 from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
@@ -217,3 +220,17 @@ def test_an_auto_job_leaves_a_slow_batch_for_standard(store, scheduler) -> None:
     moved = store.get(job.id)
     assert moved.tier["chosen"] == "standard" and moved.tier["pinned"] == "standard"
     assert scheduler.last()[0] == "start"
+
+
+def test_prometheus_gets_cost_by_tier_and_model(fake_redis) -> None:
+    metrics = Metrics(fake_redis, prices=PRICES)
+    metrics.job_finished(status="succeeded", source="responses:gpt-5-mini", model="gpt-5-mini",
+                         latency_s=1.0, input_tokens=10, output_tokens=10,
+                         tier_costs={"batch": 0.25, "standard": 0.5})  # fmt: skip
+    snapshot = metrics.snapshot()
+    assert snapshot[("tier_cost_usd", (("model", "gpt-5-mini"), ("tier", "batch")))] == 0.25
+    assert snapshot[("tier_cost_usd", (("model", "gpt-5-mini"), ("tier", "standard")))] == 0.5
+    registry = CollectorRegistry()
+    registry.register(metrics.collector())
+    text = generate_latest(registry).decode()
+    assert 'runq_tier_cost_usd_total{model="gpt-5-mini",tier="batch"} 0.25' in text
