@@ -3,6 +3,7 @@ caps, the window, release and the lease an admitted job gets."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import fakeredis
@@ -153,3 +154,34 @@ def test_a_token_rate_counts_each_jobs_estimate(fake_redis: fakeredis.FakeRedis)
     assert admission.admit(now=1000.0, window=50).admitted == ["acme-0", "acme-1"]
     assert admission.admit(now=1010.0, window=50).admitted == ["acme-2"]  # 950 + 500 left
     assert admission.admit(now=1011.0, window=50).admitted == []
+
+
+def test_the_sweeper_keeps_a_waiting_job_waiting_and_starts_a_lost_admitted_one(
+    admission: Admission, fake_redis: fakeredis.FakeRedis, store, scheduler
+) -> None:
+    from runq.runs.events import EventLog
+    from runq.runs.sweeper import Sweeper
+    from runq.runs.toolcalls import ToolCalls
+    from runq.runs.tools import ToolRegistry
+
+    sweeper = Sweeper(
+        store,
+        scheduler,
+        ToolCalls(fake_redis, ToolRegistry(), EventLog(fake_redis)),
+        waiting=admission.is_waiting,
+        on_gone=admission.release,
+    )
+    jobs = [Job.new(JobSpec(input="hi", tenant="acme").validate(), f"acme-{i}") for i in range(2)]
+    for job in jobs:
+        store.create(job, [], lease_until=1000.0)
+        admission.push(job)
+    assert fake_redis.zscore(keys.leases(), "acme-0") > time.time() + 3000  # a long lease
+    # Admitted, then the worker died before sending its start: the lease brings it back.
+    assert admission.admit(now=2000.0, window=1).admitted == ["acme-0"]
+    assert sweeper.sweep(now=time.time() + 7000) == ["acme-0"]
+    assert scheduler.scheduled == [("start", "acme-0", 0, 0)]
+    assert fake_redis.zscore(keys.leases(), "acme-1") > time.time() + 7000  # pushed forward
+    # A record that is gone gives back its place.
+    fake_redis.delete(keys.job("acme-1"))
+    assert sweeper.sweep(now=time.time() + 20000) == ["acme-0"]  # acme-1: dropped
+    assert admission.waiting_by_tenant() == {}
