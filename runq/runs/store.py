@@ -6,7 +6,9 @@ A step is two Redis round trips:
    read the record, and read the cancel flag — one command.
 2. `commit` (Lua): compare-and-set the record on its version, append the step's events
    to the job's stream (bounded, TTL set in the same script), update the lease index
-   the sweeper reads, and release the lock — one command.
+   the sweeper reads, and release the lock — one command. The commit that ends a job
+   also writes its conversation's turn and gives the conversation's turn lock back
+   (`EndingWrites`).
 
 So a crashed task leaves at worst a lock that expires by itself, and two copies of the
 same task can never both act: the second sees the lock, or a stale token, or a version
