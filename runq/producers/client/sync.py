@@ -7,7 +7,8 @@
 
 A producer writes the job record, then sends one `runq.jobs.start` message; everything
 else happens in workers. With fair admission (the default, `runs.fairness`) it puts the
-job in its tenant's waiting list instead, and a worker sends the start in its turn. A bad job is refused here, before anything is enqueued, with
+job in its tenant's waiting list instead, and a worker sends the start in its turn.
+A bad job is refused here, before anything is enqueued, with
 an `InvalidJobError` that names the option (a tool no worker has, too: see
 `runs.tool_catalog`). With an `idempotency_key`, submitting the same job twice returns
 the same job; the same key with a different job raises `IdempotencyConflictError`.
