@@ -10,7 +10,7 @@ Two moments of a job, both on the step that holds it:
   the truncation policy). The choice is the job's `history`, which the result shows.
 - `settle`, when the job succeeded: the user's turn and the answer are appended to the
   record, and the handle of the link that answered is recorded for that link. The
-  record is not written here but by the commit that ends the job (`ending_record`, see
+  record is not written here but by the commit that ends the job (`Endings._end`, see
   `runs.store.EndingWrites`): a cancel that refuses the end leaves no turn behind.
 
 A job that names no conversation and continues none begins `rqc_<job id>` and writes no
