@@ -237,6 +237,7 @@ def test_spec_is_frozen_and_describes_itself(weather: ToolSpec) -> None:
         "idempotent": True,
         "queue": "tools",
         "isolation": None,
+        "requires_approval": False,
     }
     json.dumps(weather.describe())  # plain JSON data
     assert hash(weather) == hash(weather)
@@ -284,6 +285,7 @@ def test_names_specs_and_describe_are_sorted(reg: ToolRegistry) -> None:
         "idempotent",
         "queue",
         "isolation",
+        "requires_approval",
     }
     assert len(reg) == 3 and "mid" in reg and "nope" not in reg
     assert reg.unregister("mid") is not None and "mid" not in reg
