@@ -13,6 +13,8 @@ without this module following: the README cannot drift from what is tested.
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
 import re
@@ -82,7 +84,9 @@ CLAIMS = {
     "# mytools.py": "readme_stack writes it; test_run_the_stack_and_submit_jobs lists it",
     "[runq]": "readme_stack's .env names it; every job here runs on its chain",
     '$ runq submit "hi" --backend telepathy': "test_a_bad_job_is_refused_as_shown",
-    ".venv/bin/runq ask examples/docs": "test_batch_document_qa",
+    ".venv/bin/runq ask examples/docs --questions": "test_batch_document_qa",
+    ".venv/bin/runq ask examples/docs --per-file": "test_extraction_per_file",
+    '.venv/bin/runq submit "Plot monthly sales"': "test_code_interpreter_and_files",
     "RUNQ_GATEWAY_TOKENS=": "test_http_gateway",
     "from runq import Client, submit": "test_python_api",
     "from celery.result import AsyncResult": "test_python_api",
@@ -246,7 +250,7 @@ def test_a_bad_job_is_refused_as_shown(readme_stack: Folder) -> None:
 
 
 def test_batch_document_qa(readme_stack: Folder) -> None:
-    first, second, third = commands(block(".venv/bin/runq ask examples/docs"))
+    first, second, third = commands(block(".venv/bin/runq ask examples/docs --questions"))
     done = readme_stack.sh(first, timeout=300)
     assert done.returncode == 0, done.stderr
     answers = [
@@ -278,6 +282,33 @@ def test_batch_document_qa(readme_stack: Folder) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     shown = done.stdout + done.stderr  # the table goes to the terminal (stderr)
     assert "45 days" in shown, shown  # from the store alone: no DOCS given
+
+
+def test_code_interpreter_and_files(readme_stack: Folder) -> None:
+    submit, files = commands(block('.venv/bin/runq submit "Plot monthly sales"'))
+    done = readme_stack.sh(submit, timeout=180)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "succeeded", result
+    (png,) = [f for f in result["files"] if f["content_type"] == "image/png"]
+    wrote = readme_stack.sh(files.replace("JOB_ID", result["job_id"]))
+    assert wrote.returncode == 0, wrote.stderr
+    chart = readme_stack.path / "out" / png["name"]
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert hashlib.sha256(chart.read_bytes()).hexdigest() == png["sha256"]
+
+
+def test_extraction_per_file(readme_stack: Folder) -> None:
+    (line,) = commands(block(".venv/bin/runq ask examples/docs --per-file"))
+    done = readme_stack.sh(line, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with (readme_stack.path / "rows.csv").open(newline="") as fh:
+        rows = {Path(r["file"]).name: r for r in csv.DictReader(fh)}
+    assert len(rows) == len([p for p in (ROOT / "examples" / "docs").iterdir()
+                             if p.suffix != ".png"])  # fmt: skip
+    sensor = rows["rs1_sensor_datasheet.json"]
+    assert (sensor["model"], sensor["weight_grams"]) == ("NH-RS1", "18"), sensor
+    assert sensor["battery"] == "One CR2032 coin cell, included", sensor
 
 
 def test_http_gateway(readme_stack: Folder) -> None:
