@@ -237,6 +237,8 @@ class Settings:
     # goes unlooked-at when no delivery comes (a lost webhook delays a job this long).
     webhook_secret: Secret | None = setting(None, _secret, env="OPENAI_WEBHOOK_SECRET")
     safety_poll_interval: float = setting(60.0, _bounded(_number, gt=0))
+    # ... doubled after each look that finds the run still going, up to this (seconds).
+    safety_poll_max: float = setting(600.0, _bounded(_number, gt=0))
     job_deadline: float = setting(600.0, _bounded(_number, gt=0))  # seconds
     result_expires: int = setting(7 * 24 * 3600, _bounded(_integer, gt=0))  # seconds
     max_tool_rounds: int = setting(8, _bounded(_integer, ge=1))
@@ -309,6 +311,9 @@ class Settings:
     # Celery task events feed Flower; without Flower they are a quarter of the Redis
     # commands per job (docs/benchmarks.md), so a deployment may switch them off.
     task_events: bool = setting(True, _flag)
+    # Messages a worker process reserves ahead (Celery's prefetch multiplier): a step
+    # woken by a webhook waits behind at most this many per process (docs/webhooks.md).
+    worker_prefetch: int = setting(1, _bounded(_integer, ge=1))
     # Cost tiers (runs.tiers, docs/tiers.md): `auto`'s expected completion time per tier
     # (JSON {"batch": 3600, ...}) and its safety factor, whether auto may pick priority,
     # what a flex 429 resource_unavailable does ("standard": move on; "retry": stay on
@@ -435,6 +440,12 @@ def load_settings(**overrides: Any) -> Settings:
             "invalid configuration:\n  RUNQ_SAFETY_POLL_INTERVAL must be at least "
             f"RUNQ_POLL_INTERVAL_MIN ({settings.safety_poll_interval} < "
             f"{settings.poll_interval_min}): it is the long wait that covers a lost webhook"
+        )
+    if settings.safety_poll_max < settings.safety_poll_interval:
+        raise ConfigurationError(
+            "invalid configuration:\n  RUNQ_SAFETY_POLL_MAX must be at least "
+            f"RUNQ_SAFETY_POLL_INTERVAL ({settings.safety_poll_max} < "
+            f"{settings.safety_poll_interval}): the safety poll grows up to it"
         )
     return settings
 

@@ -110,7 +110,7 @@ class RunProgress:
         so the delivery finds the job. A delivery that came before the record (see
         runs.webhooks) makes the poll due now."""
         job = ctx.job
-        safety = max(0.0, min(self.config.safety_poll_interval, ctx.remaining()))
+        safety = self.safety_interval(ctx)
         token = self.frame.settle(ctx, Step.POLL, events, wait=safety)
         if token is None:
             return Outcome.CONFLICT
@@ -121,6 +121,16 @@ class RunProgress:
         log.debug("job.waiting_webhook", job_id=job.id, response_id=response_id,
                   safety_poll=round(safety, 3))  # fmt: skip
         return Outcome.WAITING
+
+    def safety_interval(self, ctx: StepContext) -> float:
+        """RUNQ_SAFETY_POLL_INTERVAL, doubled for each look that found the run still going
+        (`job.polls` counts only those in webhook mode), up to RUNQ_SAFETY_POLL_MAX, and
+        never past the job's deadline. A long run then costs a handful of looks, not one
+        a minute, and a lost webhook still delays its job by at most the cap."""
+        cfg = self.config
+        grown = cfg.safety_poll_interval * 2.0 ** min(ctx.job.polls, 30)
+        return max(0.0, min(max(cfg.safety_poll_interval, min(grown, cfg.safety_poll_max)),
+                            ctx.remaining()))  # fmt: skip
 
     def _poll_interval(self, job: Job, state: RunState) -> float:
         """The server's `openai-poll-after-ms` if given, else min·1.5^polls up to max."""

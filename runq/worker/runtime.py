@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from celery import Celery
 
-from runq.config.celery import PRIORITY_NEW_JOB
+from runq.config.celery import PRIORITY_IN_FLIGHT, PRIORITY_NEW_JOB
 from runq.config.logging import register_secret
 from runq.config.settings import Settings
 from runq.errors import ConfigurationError, ToolError
@@ -69,8 +69,7 @@ class CeleryScheduler:
 
     def send(self, step: str, job_id: str, token: int, countdown: float = 0.0) -> None:
         options: dict[str, Any] = {"countdown": countdown} if countdown > 0 else {}
-        if step == "start":
-            options["priority"] = PRIORITY_NEW_JOB
+        options["priority"] = PRIORITY_NEW_JOB if step == "start" else PRIORITY_IN_FLIGHT
         self.app.send_task(f"runq.jobs.{step}", args=[job_id, token], **options)
 
     def dispatch_tools(self, job: Job, token: int) -> None:
@@ -92,6 +91,7 @@ class CeleryScheduler:
                     token,
                 ],
                 queue=queue,
+                priority=PRIORITY_IN_FLIGHT,
             )
 
     def publish_result(self, job: Job) -> None:
@@ -165,6 +165,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         request_timeout=settings.request_timeout,
         tool_errors_fail_job=settings.tool_errors_fail_job,
         safety_poll_interval=settings.safety_poll_interval,
+        safety_poll_max=settings.safety_poll_max,
         webhooks=settings.mode == "webhook",
     )
     services = LinkServices(

@@ -330,7 +330,7 @@ def test_a_safety_poll_of_a_run_still_going_counts_and_waits_again(store, backen
     step, job_id, token, _ = scheduler.last()
     assert steps.run(step, job_id, token) == "waiting"
     assert store.get(job.id).polls == 1
-    assert scheduler.last()[3] == 45.0
+    assert scheduler.last()[3] == 90.0  # it doubles (tests/unit/test_webhooks_safety_poll.py)
 
 
 def test_a_tool_round_waits_for_the_webhook_of_its_new_response(

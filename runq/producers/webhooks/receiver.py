@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runq.config.celery import PRIORITY_WOKEN
 from runq.config.logging import register_secret
 from runq.config.settings import Settings
 from runq.errors import ConfigurationError
@@ -32,7 +33,8 @@ def webhook_secret(settings: Settings) -> str:
 def enqueue_poll(app: Celery, job_id: str, token: int) -> None:
     """Send the job's due poll now: the webhook says its run has ended. The token is the
     record's, so a second wake, or the safety poll after this one, is a stale no-op."""
-    app.send_task("runq.jobs.poll", args=[job_id, token], ignore_result=True)
+    app.send_task("runq.jobs.poll", args=[job_id, token], ignore_result=True,
+                  priority=PRIORITY_WOKEN)  # fmt: skip
 
 
 def build_receiver(client: Client) -> WebhookReceiver:
