@@ -17,7 +17,8 @@
 -- lists; ARGV[10] how long a lane held by a budget waits before it is looked at again;
 -- ARGV[11] rates JSON {lane: [starts per minute, estimated tokens per minute]} (0: no
 -- limit); ARGV[12] the prefix of the lanes' rate buckets (hash r, t, ts).
--- Returns {admitted job ids, {job id, scope, reason}..., {lane, until, scope, job id}...}.
+-- Returns {admitted job ids, {job id, scope, reason}..., {lane, until, scope, job id}...,
+-- the admitted jobs' waiting entries (JSON, in the order of their ids)}.
 local now = tonumber(ARGV[1])
 local window = tonumber(ARGV[2])
 local weights = cjson.decode(ARGV[5])
@@ -28,12 +29,12 @@ local prefix = ARGV[9]
 local recheck = tonumber(ARGV[10])
 local rates = cjson.decode(ARGV[11])
 local rate_prefix = ARGV[12]
-local admitted, refused, held = {}, {}, {}
+local admitted, refused, held, entries = {}, {}, {}, {}
 
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
 local room = window - redis.call('ZCARD', KEYS[4])
 local lanes = redis.call('ZCARD', KEYS[1])
-if room <= 0 or lanes == 0 then return {admitted, refused, held} end
+if room <= 0 or lanes == 0 then return {admitted, refused, held, entries} end
 
 local function next_lane(after)
   local found = {}
@@ -126,6 +127,7 @@ while room > 0 and lane and idle < lanes do
           redis.call('HINCRBY', KEYS[5], lane, 1)
           redis.call('HSET', KEYS[6], job, lane)
           admitted[#admitted + 1] = job
+          entries[#entries + 1] = raw
           room = room - 1
           used = used + 1
         end
@@ -147,4 +149,4 @@ if lane then
 else
   redis.call('DEL', KEYS[2])
 end
-return {admitted, refused, held}
+return {admitted, refused, held, entries}

@@ -74,6 +74,9 @@ class AdmitResult:
     admitted: list[str] = field(default_factory=list)
     refused: list[tuple[str, str, str]] = field(default_factory=list)  # job, scope, reason
     held: list[tuple[str, float, str, str]] = field(default_factory=list)  # lane, until, ...
+    # The log context each admitted job's producer had (`request_id`...), by job id: its
+    # start message carries it, as the producer's own send would have.
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Admission:
@@ -102,11 +105,19 @@ class Admission:
         self._admit = redis.register_script(lua.source("budget_check") + lua.source("fair_admit"))
 
     # -- producers ---------------------------------------------------------------------
-    def push(self, job: Job) -> int:
-        """Put a new job in its tenant's waiting list; returns its place (0: already in)."""
+    def push(self, job: Job, context: dict[str, Any] | None = None) -> int:
+        """Put a new job in its tenant's waiting list; returns its place (0: already in).
+        `context`: the producer's log context that travels with the job (`request_id`)."""
         usd, tokens = self.budgets.estimate(job.spec)
         lane = lane_of(job)
-        entry = {"lane": lane, "usd": usd, "tokens": tokens, "scopes": scopes_of(job.spec)}
+        entry: dict[str, Any] = {
+            "lane": lane,
+            "usd": usd,
+            "tokens": tokens,
+            "scopes": scopes_of(job.spec),
+        }
+        if context:
+            entry["context"] = context
         place = self._push(
             keys=[
                 keys.fair("waiting"),
@@ -149,9 +160,16 @@ class Admission:
                 keys.fair("rate:"),
             ],
         )
-        admitted, refused, held = reply
+        admitted, refused, held, entries = reply
+        ids = [text(job) for job in admitted]
+        contexts = {}
+        for job_id, raw in zip(ids, entries, strict=True):
+            context = json.loads(raw).get("context")
+            if context:
+                contexts[job_id] = context
         return AdmitResult(
-            admitted=[text(job) for job in admitted],
+            admitted=ids,
+            contexts=contexts,
             refused=[(text(j), text(s), text(r)) for j, s, r in refused],
             held=[(text(lane), float(text(u)), text(s), text(j)) for lane, u, s, j in held],
         )

@@ -56,7 +56,7 @@ class AdmissionPump:
         held by a `wait` budget why it waits. Returns how many started."""
         result = self.admission.admit()
         for job_id in result.admitted:
-            self.scheduler.send(Step.START, job_id, 0)
+            self._send_start(job_id, result.contexts.get(job_id, {}))
         for job_id, scope, reason in result.refused:
             why = REASONS.get(reason, reason)
             log.info("job.budget_refused", job_id=job_id, budget=scope, reason=reason)
@@ -72,6 +72,18 @@ class AdmissionPump:
                      "until": iso_utc(until)},
                 )  # fmt: skip
         return len(result.admitted)
+
+    def _send_start(self, job_id: str, context: dict[str, Any]) -> None:
+        """Send a start with its producer's log context, not the context of the task or
+        thread that admitted it (a start step's prerun admits other jobs)."""
+        bound = structlog.contextvars.get_contextvars()
+        structlog.contextvars.clear_contextvars()
+        try:
+            structlog.contextvars.bind_contextvars(**context)
+            self.scheduler.send(Step.START, job_id, 0)
+        finally:
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(**bound)
 
     def job_starting(self, job_id: str) -> None:
         """A start step begins: its place in the window goes to the next waiting job."""

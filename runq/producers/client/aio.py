@@ -41,6 +41,7 @@ from runq.producers.client.sync import (
     Client,
     enqueue_cancel,
     enqueue_start,
+    travelling_context,
     waiting_events,
 )
 from runq.runs import cancellation, keys
@@ -133,7 +134,7 @@ class AsyncClient:
         if admission is None:
             await asyncio.to_thread(enqueue_start, self.sync.app, job.id)
         else:  # a worker sends its start in its tenant's turn (runs.fairness)
-            await asyncio.to_thread(admission.push, job)
+            await asyncio.to_thread(admission.push, job, travelling_context())
         return AsyncJobHandle(job.id, self, created=True, **typed)
 
     async def jobs(

@@ -80,6 +80,17 @@ def waiting_events(job: Job, admission: Admission | None) -> list[dict[str, Any]
     return [{"type": "job.waiting", "reason": "fair_share", "tenant": tenant}]
 
 
+def travelling_context() -> dict[str, Any]:
+    """The producer's log context a job's start message carries (`request_id`...): sent
+    by a worker under fair admission, so it travels in the job's waiting entry."""
+    import structlog
+
+    from runq.worker.signals import TRAVELLING
+
+    bound = structlog.contextvars.get_contextvars()
+    return {k: bound[k] for k in TRAVELLING if bound.get(k) is not None}
+
+
 def enqueue_cancel(app: Celery, job_id: str) -> None:
     """Send the task that acts on a cancel request at once, whatever step the job is in."""
     app.send_task("runq.jobs.cancel", args=[job_id, 0], ignore_result=True)
@@ -342,7 +353,8 @@ class Client:
         if admission is None:
             enqueue_start(app, job.id)
         else:
-            admission.push(job)  # a worker sends its start in its tenant's turn
+            # a worker sends its start in its tenant's turn, with this log context
+            admission.push(job, travelling_context())
         return JobHandle(job.id, self, output_type=output_type)
 
     def get_job(self, job_id: str, output_type: type[Any] | None = None) -> JobHandle:
