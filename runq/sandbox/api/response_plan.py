@@ -20,6 +20,7 @@ from runq.sandbox.engine.code_calls import CodeTurn
 from runq.sandbox.engine.errors import bad_request, not_found
 from runq.sandbox.engine.ids import new_id
 from runq.sandbox.engine.lifecycle import Timeline
+from runq.sandbox.engine.mcp_turn import McpTurn
 from runq.sandbox.engine.response_objects import (
     FAULT_ENDINGS,
     ResponseRecord,
@@ -31,6 +32,8 @@ from runq.sandbox.engine.state import SandboxState
 from runq.sandbox.engine.tokens import count_tokens, split_tokens
 from runq.sandbox.engine.tool_policy import ScriptError
 from runq.sandbox.engine.transcript import Turn, turns_from_response_input
+from runq.sandbox.engine.web_search import TOOL_TYPES as WEB_SEARCH_TYPES
+from runq.sandbox.engine.web_search import WebSearch
 
 
 def _history(state: SandboxState, body: dict[str, Any]) -> tuple[list[Turn], dict | None]:
@@ -81,9 +84,20 @@ def _tools(
             searcher = file_search.tool_searcher(state, tool, f"tools[{i}]")
         elif kind == "code_interpreter":
             continue  # checked and run before planning (runq.sandbox.api.code_interpreter)
+        elif kind in WEB_SEARCH_TYPES or kind == "mcp":
+            continue  # see _web_search; mcp is checked and run before planning (.mcp_turn)
         else:
             raise bad_request(f"Unsupported tool type: {kind!r}.", f"tools[{i}].type")
     return functions, searcher
+
+
+def _web_search(tools: list[Any], tool_choice: Any) -> WebSearch | None:
+    """The offered ``web_search`` tool, validated (``None``: not offered, or no tools)."""
+    for i, tool in enumerate(tools):
+        if isinstance(tool, dict) and tool.get("type") in WEB_SEARCH_TYPES:
+            web = WebSearch.parse(tool, f"tools[{i}]")
+            return None if tool_choice == "none" else web
+    return None
 
 
 def _truncate(text: str, max_tokens: int) -> str:
@@ -138,6 +152,7 @@ def plan_response(
     body: dict[str, Any],
     fault: str | None,
     code_turn: CodeTurn | None = None,
+    mcp_turn: McpTurn | None = None,
 ) -> ResponseRecord:
     """Validate a create body and plan the response's whole life (``code_turn``: what the
     code interpreter already ran for it, which is then the model's answer)."""
@@ -166,6 +181,7 @@ def plan_response(
     )
 
     functions, searcher = _tools(state, tools)
+    web = _web_search(tools, body.get("tool_choice"))
     try:
         reply = model.reply(
             model.ModelInput(
@@ -177,12 +193,15 @@ def plan_response(
                 search=searcher,
                 fault=fault,
                 output_format=fmt,
+                web_search=web.answer if web is not None else None,
             )
         )
     except ScriptError as exc:
         raise bad_request(str(exc), "metadata") from exc
     if code_turn is not None:
         reply = code_turn.reply()
+    elif mcp_turn is not None:
+        reply = mcp_turn.merge(reply)
     user_text = model.last_user_text(turns)
     effort = reasoning.effort_of(model_name, body.get("reasoning"))
     thinking = reasoning.reasoning_tokens(model_name, effort, reply, user_text)
@@ -199,6 +218,8 @@ def plan_response(
     file_search.attach_results(items, reply.search_results, body.get("include"))
     if code_turn is not None:
         code_turn.attach(items, body.get("include"))
+    elif reply.hosted is not None:  # a web search or MCP calls: their items and citations
+        reply.hosted.attach(items, body.get("include"))
     encrypted = "reasoning.encrypted_content" in (body.get("include") or [])
     thought = reasoning.reasoning_item(
         model_name, body.get("reasoning"), reply, user_text, encrypted

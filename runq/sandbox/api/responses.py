@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from runq.sandbox.api import code_interpreter, response_extras
+from runq.sandbox.api import code_interpreter, response_extras, validation
 from runq.sandbox.api.crud import Collection, page
 from runq.sandbox.api.http import get_state, ok, opt_bool, outcome_fault, read_json
-from runq.sandbox.api.response_plan import plan_response
+from runq.sandbox.api.response_plan import check_body, plan_response
 from runq.sandbox.api.sse import sse, wait_until
-from runq.sandbox.engine import service_tiers
+from runq.sandbox.engine import mcp_turn, service_tiers
 from runq.sandbox.engine.errors import bad_request
 from runq.sandbox.engine.faults import FAULT_HEADER
 from runq.sandbox.engine.response_events import plan_events
@@ -44,7 +44,12 @@ async def create_response(request: Request) -> Response:
     body = await read_json(request)
     fault = outcome_fault(request)
     code_turn = await code_interpreter.for_response(state, body)  # runs the code, if any
-    rec = plan_response(state, body, fault, code_turn)
+    mcp = None
+    if code_turn is None:  # lists and calls the MCP servers' tools, if any
+        mcp = await mcp_turn.for_response(
+            state, body, lambda: check_body(state, body, validation.RESPONSES_PARAMS)
+        )
+    rec = plan_response(state, body, fault, code_turn, mcp)
     tier = body.get("service_tier")
     factor = service_tiers.admit(state, tier, request.headers.get(FAULT_HEADER))
     rec.timeline = service_tiers.stretched(rec.timeline, factor)

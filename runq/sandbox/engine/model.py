@@ -13,7 +13,10 @@ Policy (documented in ``docs/sandbox.md``), first match wins:
 5. file_search is available -> an extractive answer: the best supporting sentence(s)
    from the retrieved chunks, each cited; or ``I could not find ...`` when nothing
    matches well enough;
-6. otherwise the echo answer ``Echo: <last user text>``, followed, when the
+6. web_search is offered (:mod:`.web_search`) -> a search of the sandbox's offline web
+   with the last user text, and an answer quoting the best passages, each cited
+   (``url_citation``);
+7. otherwise the echo answer ``Echo: <last user text>``, followed, when the
    conversation has earlier user turns, by `` (earlier: "<t1>" | "<t2>")`` so tests can
    prove that ``previous_response_id``, conversations and threads carry history.
 
@@ -68,6 +71,8 @@ class Reply:
     search_results: list[dict[str, Any]] = field(default_factory=list)
     searched: bool = False
     refusal: str | None = None
+    # What a hosted tool did for this step (a web search), attached to the output later.
+    hosted: Any = None
 
     @property
     def text(self) -> str:
@@ -103,6 +108,7 @@ class ModelInput:
     search: Searcher | None = None
     fault: str | None = None
     output_format: OutputFormat = TEXT
+    web_search: Callable[[str], Reply] | None = None  # the offered web_search tool's step
 
 
 def last_user_text(turns: list[Turn]) -> str:
@@ -204,6 +210,8 @@ def _decide(inp: ModelInput) -> Reply:
             return Reply(calls=_calls([{"name": tool["name"], "arguments": args}], inp.fault))
     if inp.search is not None:
         return _search_answer(inp.search, user_text)
+    if inp.web_search is not None and user_text.strip():
+        return inp.web_search(user_text)
     return Reply(segments=[Segment(echo_answer(turns))])
 
 

@@ -26,6 +26,8 @@ _EMPTY_WHEN_ADDED: dict[str, dict[str, Any]] = {
     "function_call": {"arguments": ""},
     "reasoning": {"summary": []},
     "code_interpreter_call": {"code": "", "outputs": None},
+    "mcp_list_tools": {"tools": []},
+    "mcp_call": {"arguments": "", "output": None, "error": None},
 }
 
 
@@ -100,6 +102,8 @@ def _item_events(rec: ResponseRecord, index: int, item: dict[str, Any]) -> list[
             events.append({**base, "type": f"response.file_search_call.{stage}"})
     elif item["type"] == "code_interpreter_call":
         events.extend(_code_events(base, item))
+    else:
+        events.extend(_hosted_events(base, item))
     events.append({"type": "response.output_item.done", "output_index": index, "item": item})
     return events
 
@@ -115,6 +119,26 @@ def _code_events(base: dict[str, Any], item: dict[str, Any]) -> list[dict[str, A
     events.append({**base, "type": f"{prefix}.interpreting"})
     events.append({**base, "type": f"{prefix}.completed"})
     return events
+
+
+def _hosted_events(base: dict[str, Any], item: dict[str, Any]) -> list[dict[str, Any]]:
+    """A web search or an MCP list or call: its stages (all already done)."""
+    kind = item["type"]
+    if kind == "web_search_call":
+        stages = ["in_progress", "searching", "completed"]
+        return [{**base, "type": f"response.web_search_call.{s}"} for s in stages]
+    if kind == "mcp_list_tools":
+        end = "failed" if item.get("error") else "completed"
+        return [{**base, "type": f"response.mcp_list_tools.{s}"} for s in ("in_progress", end)]
+    if kind == "mcp_call":
+        end = "failed" if item.get("status") == "failed" else "completed"
+        return [
+            {**base, "type": "response.mcp_call.in_progress"},
+            {**base, "type": "response.mcp_call_arguments.delta", "delta": item["arguments"]},
+            {**base, "type": "response.mcp_call_arguments.done", "arguments": item["arguments"]},
+            {**base, "type": f"response.mcp_call.{end}"},
+        ]
+    return []
 
 
 def _refusal_events(base: dict[str, Any], part: dict[str, Any]) -> list[dict[str, Any]]:

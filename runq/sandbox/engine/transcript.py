@@ -92,12 +92,19 @@ def _item_turns(i: int, item: dict[str, Any]) -> list[Turn]:
         ]
     if kind == "compaction":
         return _expand_compaction(item.get("encrypted_content"))
-    if kind in ("file_search_call", "code_interpreter_call", "reasoning", "item_reference"):
+    if kind in _CONTINUITY_ONLY:
         return []  # carried for continuity only; the model does not need them
     raise bad_request(f"Invalid 'input[{i}].type': {kind!r}.", f"input[{i}].type")
 
 
 _COMPACTION_PREFIX = "sandbox-compaction:"
+# Items a client sends back for continuity; the hosted tools read what they need of them
+# (an MCP approval response: runq.sandbox.engine.mcp_turn) from the request itself.
+_CONTINUITY_ONLY = (
+    "file_search_call", "code_interpreter_call", "reasoning", "item_reference",
+    "web_search_call", "mcp_list_tools", "mcp_call", "mcp_approval_request",
+    "mcp_approval_response",
+)  # fmt: skip
 
 
 def compaction_item(turns: list[Turn]) -> dict[str, Any]:
