@@ -149,6 +149,11 @@ class Approvals:
     def required(self, name: str, spec: JobSpec) -> bool:
         return needs_approval(name, spec, self.registry)
 
+    def asks(self, name: str, spec: JobSpec) -> bool:
+        """Does a call of `name` wait for a person: its tool needs one, or it is an MCP
+        server's approval request?"""
+        return mcp_approvals.is_mcp(name) or self.required(name, spec)
+
     def ask(self, job: Job, deadline_cap: float) -> list[Approval]:
         """Write an entry for each call of the job's round that needs a person; return them.
 
@@ -164,7 +169,7 @@ class Approvals:
                      queue=_queue(c["name"], self.registry), requested_at=now, deadline=deadline,
                      **_mcp(c["name"]))
             for c in job.pending_calls
-            if mcp_approvals.is_mcp(c["name"]) or self.required(c["name"], job.spec)
+            if self.asks(c["name"], job.spec)
         ]  # fmt: skip
         if not asked:
             return []

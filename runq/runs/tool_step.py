@@ -38,7 +38,7 @@ from runq.runs.approvals import APPROVED, MCP, PENDING, Approvals
 from runq.runs.job import Job, Step
 from runq.runs.scheduler import Scheduler
 from runq.runs.store import JobStore
-from runq.runs.toolcalls import ToolCall, ToolCalls
+from runq.runs.toolcalls import StoredOutput, ToolCall, ToolCalls
 
 log = structlog.get_logger("runq.tools")
 
@@ -79,21 +79,31 @@ class ToolCallStep:
             return False
         cancelled = job.terminal or self.store.cancel_requested(call.job_id)
         given = None
-        if not cancelled and self.approvals is not None:
-            approval = self.approvals.get(call.job_id, call.call_id)
-            if approval is None and self.approvals.required(call.name, job.spec):
-                return False  # its round was not committed: the round's step asks again
-            if approval is not None and approval.status == PENDING:
-                if self.webhook is not None:
-                    self.webhook.notify(approval, job.spec.tenant)
-                log.info("tools.waiting_approval", job_id=call.job_id, call_id=call.call_id)
+        if not cancelled:
+            waits, given = self._decision(call, job)
+            if waits:
                 return False  # decided later: the decision sends this task again
-            if approval is not None and (approval.status != APPROVED or approval.kind == MCP):
-                given = approval.output()  # a denial, or an MCP server's answer
         completed = self.tools.run(call, allowed=job.spec.tools, cancelled=cancelled, given=given)
         if completed:
             self._submit(job, token)
         return completed
+
+    def _decision(self, call: ToolCall, job: Job) -> tuple[bool, StoredOutput | None]:
+        """For a call that waits for a person: whether it still waits, and the output
+        that replaces the tool's (a denial, an MCP server's answer). Other calls: run."""
+        if self.approvals is None or not self.approvals.asks(call.name, job.spec):
+            return False, None
+        approval = self.approvals.get(call.job_id, call.call_id)
+        if approval is None:
+            return True, None  # its round was not committed: the round's step asks again
+        if approval.status == PENDING:
+            if self.webhook is not None:
+                self.webhook.notify(approval, job.spec.tenant)
+            log.info("tools.waiting_approval", job_id=call.job_id, call_id=call.call_id)
+            return True, None
+        if approval.status != APPROVED or approval.kind == MCP:
+            return False, approval.output()
+        return False, None
 
     def _submit(self, job: Job, token: int) -> None:
         job_id = job.id

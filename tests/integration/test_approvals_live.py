@@ -253,3 +253,36 @@ def test_a_worker_killed_while_the_job_waits_loses_nothing(
     result = handle.result(timeout=60)
     assert result["status"] == "succeeded", result["error"]
     assert (refunds / f"refund-{order}").read_text() == "25.0\n"
+
+
+def test_a_waiting_approval_survives_a_redis_restart(
+    sandbox: SandboxProcess, env: dict[str, str], refunds: Path, tmp_path: Path
+) -> None:
+    """Redis with AOF, as in production: stopped and started while the job waits, the
+    approval is still there to decide, and the job completes."""
+    shape = Stack(home=tmp_path, base_url=sandbox.base_url, persist=True, concurrency=2,
+                  worker_env={**WORKER_ENV, **env}, worker_log=tmp_path / "worker.log")  # fmt: skip
+    with shape as stack:
+        assert stack.redis is not None and stack.redis_url
+        order = "redis-restart-1"
+        handle = _refund(client_for(stack), order)
+        asked = _waiting(client_for(stack), handle)
+        for worker in list(stack.worker_procs):  # no worker while Redis is away
+            worker.stop()
+            stack.worker_procs.remove(worker)
+        stack.redis.stop()
+        stack.redis.start()
+        client = client_for(stack)
+        again = client.get_job(handle.id)
+        assert again.status() == "waiting_approval"
+        assert [a["call_id"] for a in again.approvals() if a["status"] == "pending"] == [
+            asked["call_id"]
+        ]
+        again.approve(asked["call_id"])
+        stack.worker_procs.append(WorkerProcess(
+            stack.redis_url, stack.base_url, concurrency=2, env={**WORKER_ENV, **env},
+            log_path=stack.worker_log,
+        ).start())  # fmt: skip
+        result = again.result(timeout=60)
+        assert result["status"] == "succeeded", result["error"]
+        assert (refunds / f"refund-{order}").read_text() == "25.0\n"
