@@ -22,7 +22,9 @@ read (`BatchQueue.move`):
   written after (`created`). A batcher that finds a batch still `creating` after the
   request timeout (its creator died between the call and the write) looks the batch up
   by that metadata in the backend's list: found, it adopts its id; not found, it was
-  never created, and it is created now. So a batch is never created twice;
+  never created, and it is created now. The lease is renewed before every call for
+  longer than the call may take, so the next holder of the lease never finds a create
+  still in flight. So a batch is never created twice;
 * **created**: the batch, not its jobs, is looked at every `batch_poll_interval`;
 * **results**: when it ended, each line's outcome is stored once (`SET NX`) where its
   job's `batch` step reads it; then each job still waiting for that line is sent its
@@ -58,6 +60,10 @@ OPENAI_MAX_BYTES = 200 * 1024 * 1024
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
 
 
+class _LeaseLost(Exception):
+    """The batcher's lease passed to another worker: this tick stops where it is."""
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     max_lines: int = OPENAI_MAX_LINES
@@ -90,6 +96,8 @@ class Batcher:
         self.limits = limits or BatchLimits()
         self.lease = max(60.0, 4 * request_timeout)
         self.create_grace = request_timeout + 10.0  # a create older than this is over
+        self.upload_timeout = max(600.0, request_timeout)  # a file may be 200 MB
+        self._owner = ""
         self._renew = lua.register(queue.redis, "store_extend_lock")
         self._release = lua.register(queue.redis, "store_release")
 
@@ -100,18 +108,27 @@ class Batcher:
         done = {"cut": 0, "moved": 0}
         if not redis.set(batcher_lock(), owner, nx=True, px=int(self.lease * 1000)):
             return done
+        self._owner = owner
         try:
             groups = {g.id: g for g in self.queue.groups()}
             for group in groups.values():
                 done["cut"] += self._cut_due(group)
             for batch_id in self.queue.open_batches():
-                if not self._renew(keys=[batcher_lock()], args=[owner, int(self.lease * 1000)]):
-                    log.warning("batcher.lease_lost", owner=owner)
-                    break
                 done["moved"] += self._advance(batch_id, groups)
+        except _LeaseLost:
+            log.warning("batcher.lease_lost", owner=owner)
         finally:
             self._release(keys=[batcher_lock()], args=[owner])
         return done
+
+    def _hold(self, seconds: float) -> None:
+        """Renew the lease for `seconds` before a call, or stop the tick if it is lost.
+
+        Renewed before every backend call for longer than the call may take, so no other
+        batcher holds the lease while one of this tick's calls is in flight: a create
+        found `creating` by the next holder has ended, one way or the other."""
+        if not self._renew(keys=[batcher_lock()], args=[self._owner, int(seconds * 1000)]):
+            raise _LeaseLost
 
     # -- cut -----------------------------------------------------------------------------
     def _cut_due(self, group: Group) -> int:
@@ -143,6 +160,7 @@ class Batcher:
         """Move one batch on as far as it goes now; how many statuses it moved."""
         moved = 0
         for _ in range(5):
+            self._hold(self.lease)
             rec = self.queue.record(batch_id)
             group = groups.get(rec.get("group", ""))
             if group is None:  # a record without its group: nothing to send it with
@@ -162,7 +180,8 @@ class Batcher:
     def _on_cut(self, batch_id: str, rec: dict[str, str], group: Group) -> bool:
         lines = self.queue.lines(batch_id)
         data = "".join(line + "\n" for line in lines.values()).encode()
-        client = self.client_for(group)
+        client = self.client_for(group).with_options(timeout=self.upload_timeout)
+        self._hold(self.upload_timeout + 60.0)
         uploaded = client.files.create(file=(f"{batch_id}.jsonl", data), purpose="batch")
         log.info("batch.uploaded", batch=batch_id, file_id=uploaded.id, bytes=len(data))
         return self.queue.move(batch_id, "cut", "uploaded", file_id=uploaded.id)
