@@ -148,21 +148,29 @@ def test_gateway_refuses_bad_files_and_tools_by_name(gateway: str) -> None:
     assert reply.status_code == 422 and "no credential" in reply.text
 
 
-@pytest.mark.parametrize(
-    ("tool", "kind", "item"),
-    [
-        ("web_search", "web_search", "web_search_call"),
-        ({"type": "mcp", "server_label": "wiki", "server_url": "https://mcp.example/sse",
-          "allowed_tools": ["ask"], "require_approval": "never"}, "mcp", "mcp_call"),
-    ],
-)  # fmt: skip
-def test_a_hosted_tool_the_backend_cannot_run_is_never_dropped(
-    client: Client, tool: Any, kind: str, item: str
-) -> None:
-    """Passed through to the backend: the job fails with the backend's reason, which names
-    the tool, or (a backend that runs it) lists the tool's call in the result."""
-    result = client.submit("What changed in Python 3.14?", tools=[tool]).result(timeout=60)
-    if result["status"] == "failed":
-        assert kind in result["error"]["message"], result["error"]
-    else:
-        assert any(c["type"] == item for c in result["hosted_tool_calls"]), result
+def test_web_search_and_mcp_jobs_list_their_calls_with_outputs(client: Client) -> None:
+    """Passed through to the backend, which runs them (the sandbox searches its offline web
+    and calls a real MCP server): the result lists each call with what it gave back."""
+    from tests.sandbox.mcp_server import McpTestServer  # a real MCP server, in a thread
+
+    searched = client.submit("What changed in Python 3.14?", tools=["web_search"])
+    result = searched.result(timeout=60)
+    assert result["status"] == "succeeded", result
+    (search,) = [c for c in result["hosted_tool_calls"] if c["type"] == "web_search_call"]
+    assert search["status"] == "completed"
+    assert search["action"]["type"] == "search"
+    assert search["action"]["query"] == "What changed in Python 3.14?"
+    assert "https://docs.example.com/python/whats-new-3-14" in result["output_text"]
+    with McpTestServer() as server:
+        tool = {"type": "mcp", "server_label": "calc", "server_url": server.url,
+                "allowed_tools": ["add"], "require_approval": "never"}  # fmt: skip
+        result = client.submit('Please add {"a": 20, "b": 22}', tools=[tool]).result(timeout=60)
+    assert result["status"] == "succeeded", result
+    kinds = [c["type"] for c in result["hosted_tool_calls"]]
+    assert kinds == ["mcp_list_tools", "mcp_call"], result["hosted_tool_calls"]
+    listing, call = result["hosted_tool_calls"]
+    assert listing["server_label"] == "calc" and listing["tools"] == ["add"]
+    assert call["name"] == "add" and call["status"] == "completed"
+    assert json.loads(call["arguments"]) == {"a": 20, "b": 22} and call["output"] == "42"
+    assert "error" not in call
+    assert result["output_text"] == "Tool results: add: 42"

@@ -55,7 +55,8 @@ class McpError(Exception):
 
 def _sse_messages(text: str) -> list[Any]:
     """The JSON ``data`` of each server-sent event in ``text``."""
-    messages, data = [], []
+    messages: list[Any] = []
+    data: list[str] = []
     for line in [*text.splitlines(), ""]:
         if not line:
             if data:
