@@ -16,7 +16,8 @@
 -- {lane: n}; ARGV[8] budgets JSON (budget_check.lua); ARGV[9] the prefix of the lanes'
 -- lists; ARGV[10] how long a lane held by a budget waits before it is looked at again;
 -- ARGV[11] rates JSON {lane: [starts per minute, estimated tokens per minute]} (0: no
--- limit); ARGV[12] the prefix of the lanes' rate buckets (hash r, t, ts).
+-- limit); ARGV[12] the prefix of the lanes' rate buckets (hash r, t, ts); ARGV[13] a
+-- job whose start step began (it leaves the window first), or "".
 -- Returns {admitted job ids, {job id, scope, reason}..., {lane, until, scope, job id}...,
 -- the admitted jobs' waiting entries (JSON, in the order of their ids)}.
 local now = tonumber(ARGV[1])
@@ -31,6 +32,7 @@ local rates = cjson.decode(ARGV[11])
 local rate_prefix = ARGV[12]
 local admitted, refused, held, entries = {}, {}, {}, {}
 
+if ARGV[13] ~= '' then redis.call('ZREM', KEYS[4], ARGV[13]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
 local room = window - redis.call('ZCARD', KEYS[4])
 local lanes = redis.call('ZCARD', KEYS[1])

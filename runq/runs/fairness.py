@@ -130,8 +130,11 @@ class Admission:
         return int(place)
 
     # -- workers -----------------------------------------------------------------------
-    def admit(self, now: float | None = None, window: int | None = None) -> AdmitResult:
-        """Take the next jobs in round-robin order, up to the window's free room."""
+    def admit(
+        self, now: float | None = None, window: int | None = None, started: str = ""
+    ) -> AdmitResult:
+        """Take the next jobs in round-robin order, up to the window's free room; first,
+        `started` (a job whose start step began) leaves the window."""
         now = time.time() if now is None else now
         reply = self._admit(
             keys=[
@@ -158,6 +161,7 @@ class Admission:
                 BUDGET_RECHECK,
                 json.dumps(self.rates) if self.rates else "{}",
                 keys.fair("rate:"),
+                started,
             ],
         )
         admitted, refused, held, entries = reply

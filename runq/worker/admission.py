@@ -51,10 +51,11 @@ class AdmissionPump:
             self.admission.heartbeat(worker, self.slots)
         return self.admit_waiting()
 
-    def admit_waiting(self) -> int:
+    def admit_waiting(self, started: str = "") -> int:
         """Start the next waiting jobs; end those a `fail` budget refuses; tell a job
-        held by a `wait` budget why it waits. Returns how many started."""
-        result = self.admission.admit()
+        held by a `wait` budget why it waits. Returns how many started. `started`: a job
+        whose start step began, which leaves the window first (same Lua call)."""
+        result = self.admission.admit(started=started)
         for job_id in result.admitted:
             self._send_start(job_id, result.contexts.get(job_id, {}))
         for job_id, scope, reason in result.refused:
@@ -87,8 +88,7 @@ class AdmissionPump:
 
     def job_starting(self, job_id: str) -> None:
         """A start step begins: its place in the window goes to the next waiting job."""
-        self.admission.started(job_id)
-        self.admit_waiting()
+        self.admit_waiting(started=job_id)
 
     def job_published(self, job: Job) -> None:
         """An ended job gives back its place in flight and settles its reservation."""

@@ -185,3 +185,10 @@ def test_the_sweeper_keeps_a_waiting_job_waiting_and_starts_a_lost_admitted_one(
     fake_redis.delete(keys.job("acme-1"))
     assert sweeper.sweep(now=time.time() + 20000) == ["acme-0"]  # acme-1: dropped
     assert admission.waiting_by_tenant() == {}
+
+
+def test_a_start_that_began_frees_its_place_in_the_same_call(admission: Admission) -> None:
+    submit(admission, "acme", 3)
+    assert admission.admit(window=1).admitted == ["acme-0"]
+    assert admission.admit(window=1).admitted == []
+    assert admission.admit(window=1, started="acme-0").admitted == ["acme-1"]
