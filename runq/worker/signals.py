@@ -114,6 +114,12 @@ def _check_worker(app: WorkerApp) -> None:
     # Producers refuse a job naming a tool or a chain no worker has.
     tool_catalog.publish_to(resolve_redis_url(settings), registry)
     chain_catalog.publish_to(resolve_redis_url(settings), settings.chains)
+    from runq.runs.budgets import parse_budgets
+
+    try:  # a bad RUNQ_BUDGETS would fail every admission, not the start
+        parse_budgets(settings.budgets)
+    except ConfigurationError as exc:
+        _refuse(str(exc))
     log.info("worker.ready_check_passed", tool_modules=settings.tool_modules)
 
 
