@@ -49,6 +49,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +130,8 @@ class BenchWebhooks:
     def start(self, redis_url: str, home: Path) -> WebhookServerProcess:
         self.proc = WebhookServerProcess(
             redis_url, self.secret, port=self.port, log_path=home / "webhooks.log",
-            env={"RUNQ_LOG_FORMAT": "json", "RUNQ_LOG_LEVEL": "WARNING"},
+            # INFO: `webhook.job_woken` lines time each wake (latency after the delivery).
+            env={"RUNQ_LOG_FORMAT": "json", "RUNQ_LOG_LEVEL": "INFO"},
         ).start()  # fmt: skip
         return self.proc
 
@@ -246,17 +248,54 @@ def summarize(
     }
 
 
+def wakes_from(log_path: Path) -> dict[str, float]:
+    """When the receiver woke the job of each response (its `webhook.job_woken` lines):
+    the delivery is in, the job's step is sent; what follows is the workers' part."""
+    woken: dict[str, float] = {}
+    with contextlib.suppress(OSError), log_path.open(errors="replace") as lines:
+        for line in lines:
+            if '"webhook.job_woken"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                entry = json.loads(line)
+                at = datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
+                woken.setdefault(entry["response_id"], at.timestamp())
+    return woken
+
+
 def latencies_from(seen: dict[str, float], timelines: dict[str, dict[str, Any]]) -> list[float]:
     return [at - timelines[j]["done_at"] for j, at in seen.items() if j in timelines]
 
 
+def parse_contender(spec: str) -> tuple[str, dict[str, str]]:
+    """`runq_webhook` or a variant of it, `runq_webhook[RUNQ_X=1;RUNQ_Y=2]`: the contender
+    and the environment its workers get on top, so two settings of one contender are
+    measured side by side in one run (the machine's noise cancels out of the comparison)."""
+    base, _, rest = spec.partition("[")
+    env: dict[str, str] = {}
+    for pair in rest.rstrip("]").split(";") if rest else []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"contender {spec!r}: {pair!r} is not NAME=VALUE")
+        env[key.strip()] = value.strip()
+    if base not in CONTENDERS:
+        raise SystemExit(f"unknown contender {base!r} (known: {', '.join(CONTENDERS)})")
+    return base, env
+
+
+def slug(spec: str) -> str:
+    """A contender's name fit for a directory, a worker name and job ids."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in spec).strip("-")
+
+
 def runq_worker_env(cfg: Config, home: Path, name: str = "") -> dict[str, str]:
+    base, extra = parse_contender(name) if name else ("", {})
     env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json", "RUNQ_TOOL_MODULES": "examples.tools"}
     if cfg.poll_interval_max:
         env["RUNQ_POLL_INTERVAL_MAX"] = str(cfg.poll_interval_max)
-    if name == "runq_webhook":
+    if base == "runq_webhook":
         env.update(RUNQ_MODE="webhook", RUNQ_SAFETY_POLL_INTERVAL=str(SAFETY_POLL_S))
-    return env
+    return {**env, **extra}
 
 
 def start_newcomer_workers(
@@ -295,17 +334,19 @@ class Workers:
 def start_workers(name: str, cfg: Config, url: str, base_url: str, home: Path) -> Workers:
     """naive's Celery worker, newcomer `runq worker`s, or one runq worker of a set shape."""
     env = runq_worker_env(cfg, home, name)
-    if name == "naive":
+    if parse_contender(name)[0] == "naive":
         proc = start_naive_worker(url, base_url, cfg, home)
         return Workers(others=[proc], roots=[proc.pid])
     if cfg.newcomer_workers:
         procs = start_newcomer_workers(cfg, url, base_url, home, env)
         return Workers(others=procs, roots=[p.pid for p in procs])
-    threads = cfg.runq_pool == "threads"
+    # A variant may set the worker's shape too: `runq_webhook[pool=threads;concurrency=16]`.
+    pool = env.pop("pool", cfg.runq_pool)
+    threads = pool == "threads"
+    concurrency = int(env.pop("concurrency", cfg.threads if threads else cfg.concurrency))
     worker = WorkerProcess(
-        url, base_url, queues="runs,tools",
-        concurrency=cfg.threads if threads else cfg.concurrency,
-        pool=cfg.runq_pool, name=f"{name}-{os.getpid()}@%h", env=env,
+        url, base_url, queues="runs,tools", concurrency=concurrency,
+        pool=pool, name=f"{slug(name)}-{os.getpid()}@%h", env=env,
         log_path=home / "worker.log",
     ).start()  # fmt: skip
     assert worker.proc is not None
@@ -314,12 +355,13 @@ def start_workers(name: str, cfg: Config, url: str, base_url: str, home: Path) -
 
 def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, Any]:
     """runq_poll, runq_stream or naive: fresh Redis, fresh sandbox, one 2-process worker."""
-    home = cfg.workdir / name
+    base, _ = parse_contender(name)
+    home = cfg.workdir / slug(name)
     home.mkdir(parents=True, exist_ok=True)
-    naive = name == "naive"
+    naive = base == "naive"
     n = cfg.naive_jobs if naive else cfg.jobs
     server = EmbeddedRedis(home).start()
-    hooks = BenchWebhooks() if name == "runq_webhook" else None
+    hooks = BenchWebhooks() if base == "runq_webhook" else None
     sandbox = sandbox_for(cfg, hooks).start()
     workers = Workers()
     try:
@@ -332,7 +374,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
             assert receiver.proc is not None
             receiver_pid = receiver.proc.pid
             roots.append(receiver_pid)  # its CPU is the worker side's too
-        mode = {"runq_stream": "stream", "runq_webhook": "webhook"}.get(name, "poll")
+        mode = {"runq_stream": "stream", "runq_webhook": "webhook"}.get(base, "poll")
         script = script_for(cfg.tool_rounds)
         tools = ["calculator"] if cfg.tool_rounds else []
         metadata = {"sandbox_script": script} if script else {}
@@ -360,7 +402,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
             watcher = RunqWatcher(server.url)
         watcher.start()
         # Warm-up: both pool processes import everything and connect before the clock runs.
-        warm = [f"warm-{name}-{i}" for i in range(cfg.concurrency * 2 * max(1, len(roots)))]
+        warm = [f"warm-{slug(name)}-{i}" for i in range(cfg.concurrency * 2 * max(1, len(roots)))]
         for job_id in warm:
             submit(job_id)
         if not wait_for(
@@ -372,7 +414,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         rconn = redis.Redis.from_url(server.url)
         before = redis_counters(rconn)
         xread_before = getattr(watcher, "commands", 0)
-        ids = [f"{name}-{i:06d}" for i in range(n)]
+        ids = [f"{slug(name)}-{i:06d}" for i in range(n)]
         log(f"{name}: submitting {n} jobs")
         started = time.time()
         for job_id in ids:
@@ -414,6 +456,12 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         if receiver_pid is not None:
             used = watch.cpu_last.get(receiver_pid, 0.0) - watch.cpu_base.get(receiver_pid, 0.0)
             extra["receiver_cpu_ms_per_job"] = round(used * 1000 / max(n, 1), 2)
+            woken = wakes_from(home / "webhooks.log")
+            after = [at - woken[timelines[j]["response_id"]] for j, at in seen.items()
+                     if j in timelines and timelines[j]["response_id"] in woken]  # fmt: skip
+            extra["woken_jobs"] = len(after)
+            extra["result_after_delivery_p50_ms"] = round(percentile(after, 50) * 1000, 1)
+            extra["result_after_delivery_p99_ms"] = round(percentile(after, 99) * 1000, 1)
             extra["webhooks"] = stats.get("webhooks")
         return summarize(
             name, n, ended - started, latencies_from(seen, timelines), succeeded,
@@ -524,12 +572,11 @@ def ratios(res: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 def run_scenario(cfg: Config, only: list[str], log: Callable[[str], None]) -> dict[str, Any]:
     res: dict[str, Any] = {}
-    for name in CONTENDERS:
-        if name not in only:
-            continue
+    for name in sorted(only, key=lambda spec: CONTENDERS.index(parse_contender(spec)[0])):
         t0 = time.time()
         res[name] = run_no_queue(cfg, log) if name == "no_queue" else run_celery(name, cfg, log)
-        log(f"{name}: {json.dumps({k: res[name][k] for k in FIELDS})} "
+        shown = [*FIELDS, "result_after_delivery_p50_ms", "polls_per_job"]
+        log(f"{name}: {json.dumps({k: res[name][k] for k in shown if k in res[name]})} "
             f"({time.time() - t0:.0f}s)")  # fmt: skip
     return res
 
@@ -668,8 +715,11 @@ def main(argv: list[str] | None = None) -> int:
             write_markdown(doc, report, profile)
             log(f"wrote {doc}")
     finally:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(workdir)
+        if os.environ.get("RUNQ_BENCH_KEEP"):  # worker logs kept to study (bench/tasklog.py)
+            log(f"kept {workdir}")
+        else:
+            with contextlib.suppress(OSError):
+                shutil.rmtree(workdir)
     return 0
 
 
