@@ -15,7 +15,7 @@ and the next request answers it with an input item
 person: its call id is the request's id, its name `mcp:<server_label>:<tool>`, and the
 decision (approved or denied, by a person or the timeout) becomes the call's output,
 which `responses_input` turns into the `mcp_approval_response` item. Only the Responses
-API has these items; the sandbox does not emit them (see docs/approvals.md).
+API has these items (the sandbox emits them too, calling a real MCP server).
 """
 
 from __future__ import annotations

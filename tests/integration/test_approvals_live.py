@@ -232,6 +232,37 @@ def test_an_unanswered_call_is_denied_at_the_timeout(client: Client, refunds: Pa
     assert TIMEOUT_S - 1 < waited < TIMEOUT_S + 10, waited
 
 
+@pytest.mark.parametrize("approve", [True, False])
+def test_an_mcp_servers_approval_request_takes_the_same_path(client: Client, approve: bool) -> None:
+    """The sandbox asks before calling a real MCP server's tool (`require_approval`): the
+    job waits for a person like a function call; the decision goes back to the model as
+    `mcp_approval_response`, and the server's tool runs only when approved."""
+    from tests.sandbox.mcp_server import McpTestServer  # a real MCP server, in a thread
+
+    with McpTestServer() as server:
+        tool = {"type": "mcp", "server_label": "calc", "server_url": server.url,
+                "allowed_tools": ["add"], "require_approval": "always"}  # fmt: skip
+        handle = client.submit('Please add {"a": 20, "b": 22}', tools=[tool])
+        asked = _waiting(client, handle)
+        assert (asked["name"], asked["kind"], asked["server_label"]) == (
+            "mcp:calc:add", "mcp", "calc",
+        )  # fmt: skip
+        assert json.loads(asked["arguments"]) == {"a": 20, "b": 22}
+        if approve:
+            handle.approve(asked["call_id"])
+        else:
+            handle.deny(asked["call_id"], "not today")
+        result = handle.result(timeout=60)
+    assert result["status"] == "succeeded", result["error"]
+    calls = [c for c in result["hosted_tool_calls"] if c["type"] == "mcp_call"]
+    if approve:
+        assert [(c["name"], c["output"]) for c in calls] == [("add", "42")]
+        assert result["output_text"] == "Tool results: add: 42"
+    else:
+        assert calls == [], "the server's tool ran without approval"
+        assert result["output_text"] == "The call of add on calc was not approved: not today"
+
+
 def test_a_worker_killed_while_the_job_waits_loses_nothing(
     stack: Stack, client: Client, env: dict[str, str], refunds: Path
 ) -> None:

@@ -1,8 +1,8 @@
 """The approvals core on fakeredis: asked once, decided once, denied at the timeout, the
 webhook's signature, and OpenAI's MCP approval requests mapped onto the same path.
 
-The sandbox does not emit `mcp_approval_request` items, so their mapping is tested here:
-a Responses output item in, the `mcp_approval_response` input item out.
+The MCP mapping is checked item by item here (a Responses output item in, the
+`mcp_approval_response` input item out); test_approvals_live.py runs it end to end.
 """
 
 from __future__ import annotations
