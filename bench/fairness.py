@@ -123,6 +123,29 @@ def run_fairness(
     return found
 
 
+def markdown(found: dict[str, Any]) -> list[str]:
+    """The scenario's section of docs/benchmarks.md (`bench.report`)."""
+    fair = found["fair"]
+    parts = [
+        "## Fairness between tenants",
+        "",
+        f"Tenant A submits {fair['a_jobs']} jobs, then tenant B submits {fair['b_jobs']}; one"
+        " worker (prefork, concurrency 2), L="
+        f"{fair['latency_ms']} ms. B's submit-to-start time (`queued_at` to `started_at` in"
+        " the job records) against B submitting the same jobs alone (`bench.fairness`).",
+        "",
+        "| admission | B alone p50 | B alone p95 | B behind A p50 | B behind A p95 | p95 ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in found.items():
+        parts.append(
+            f"| {name} | {row['b_alone_p50_ms']} ms | {row['b_alone_p95_ms']} ms | "
+            f"{row['b_behind_a_p50_ms']} ms | {row['b_behind_a_p95_ms']} ms | "
+            f"{row['ratio_p95']} |"
+        )
+    return [*parts, ""]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.fairness",

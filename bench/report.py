@@ -84,6 +84,11 @@ def write_markdown(path: Path, report: dict[str, Any], profile: str, analysis: s
             ratios(net.get("ratios", {})),
             "",
         ]
+    fair = report.get("scenarios", {}).get("fairness")
+    if fair:
+        from bench.fairness import markdown
+
+        parts += markdown(fair)
     parts += [
         "## How each figure is measured",
         "",
