@@ -78,10 +78,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         deadline=args.deadline,
         continue_job=getattr(args, "continue_job", None),
         conversation=getattr(args, "conversation", None),
-        chain=args.chain,
-        idempotency_key=args.idempotency_key,
         multitask=getattr(args, "multitask", None),
         approval_required=getattr(args, "approve_tool", None),
+        chain=args.chain,
+        idempotency_key=args.idempotency_key,
         **job_options.options(args),
     )
     if not args.wait:
@@ -279,8 +279,6 @@ def _add_submit(sub: Any) -> None:
     p.add_argument("--conversation", metavar="ID",
                    help="continue a runq conversation (a result's `conversation`, or "
                    "`runq conversations import`; default: a new one)")  # fmt: skip
-    p.add_argument("--chain", metavar="NAME", help=f"a fallback chain named in configuration "
-                   f"{_from_settings('chain')}")  # fmt: skip
     multitask = p.add_argument("--multitask", metavar="STRATEGY",
                                help="while another job has the conversation: enqueue (wait), "
                                "reject, interrupt or rollback it (docs/approvals.md) "
@@ -289,6 +287,8 @@ def _add_submit(sub: Any) -> None:
     p.add_argument("--approve-tool", action="append", metavar="NAME",
                    help="calls of this tool wait for `runq approve`; repeat for several "
                    "(besides tools registered requires_approval)")  # fmt: skip
+    p.add_argument("--chain", metavar="NAME", help=f"a fallback chain named in configuration "
+                   f"{_from_settings('chain')}")  # fmt: skip
     p.add_argument("--idempotency-key", metavar="KEY",
                    help="submitting the same job with the same key again returns the first "
                    "job; another job with that key is refused (default: none)")  # fmt: skip
