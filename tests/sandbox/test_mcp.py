@@ -277,3 +277,16 @@ def test_background_and_stream(client: openai.OpenAI, mcp_server: McpTestServer)
         "response.mcp_call.completed",
     ]
     assert events[-1]["response"]["output"][1]["output"] == "11"
+
+
+def test_with_web_search_and_no_tool_named_the_model_searches_after_the_list(
+    client: openai.OpenAI, mcp_server: McpTestServer
+) -> None:
+    response = client.responses.create(
+        model="gpt-4o-mini",
+        input="What are template strings in Python 3.14?",
+        tools=[_tool(mcp_server.url, require_approval="never"), {"type": "web_search"}],
+    )
+    assert _types(response) == ["mcp_list_tools", "web_search_call", "message"]
+    notes = response.output[2].content[0].annotations
+    assert notes and notes[0].url == "https://docs.example.com/python/whats-new-3-14"

@@ -171,13 +171,16 @@ class McpTurn:
         return Reply(segments=[Segment(self.text)] if self.text else [], hosted=self)
 
     def attach(self, items: list[dict[str, Any]], include: Any) -> None:
+        """The lists first (they come before the model thinks), the call or the approval
+        request before the answer (none when approval is awaited: the response ends)."""
         if self.inner is not None:
             self.inner.attach(items, include)
-        if self.awaiting_approval:  # the response ends with the request
+        if self.awaiting_approval:
             items[:] = [i for i in items if i.get("type") != "message"]
         at = next((i for i, item in enumerate(items) if item.get("type") == "message"), None)
         at = len(items) if at is None else at
-        items[at:at] = self.items
+        items[at:at] = [i for i in self.items if i["type"] != "mcp_list_tools"]
+        items[:0] = [i for i in self.items if i["type"] == "mcp_list_tools"]
 
 
 def _script(metadata: dict[str, str], instructions: str | None) -> dict[str, Any] | None:
