@@ -17,11 +17,11 @@ import structlog
 from runq.runs.context import StepContext
 from runq.runs.frame import StepFrame
 from runq.runs.job import Job, Step
-from runq.runs.tiers import TIERS
 from runq.runs.metrics import Metrics
 from runq.runs.outcomes import Outcome
 from runq.runs.scheduler import Scheduler
 from runq.runs.store import JobStore
+from runq.runs.tiers import TIERS
 
 log = structlog.get_logger("runq.steps")
 
