@@ -112,7 +112,7 @@ class Runtime:
     sweeper: Sweeper
     delays: DelayedSteps
     scheduler: CeleryScheduler
-    admission: AdmissionPump | None = None  # None: RUNQ_FAIR_ADMISSION is off
+    admission: AdmissionPump | None = None  # the workers' side of fair admission
     batcher: Batcher | None = None
     batch_tick: float = 2.0
 
@@ -208,20 +208,18 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         history=history_from_settings(client, settings),
         tier_policy=tier_policy,
     )
-    admission = (
-        AdmissionPump(admission_from_settings(client, settings), scheduler, steps, events)
-        if settings.fair_admission
-        else None
-    )
-    waits = admission.admission if admission is not None else None
+    # Whatever RUNQ_FAIR_ADMISSION says (the producers' choice), a worker admits the jobs
+    # that wait: a producer and a worker configured differently never strand a job.
+    admission = AdmissionPump(admission_from_settings(client, settings), scheduler, steps, events)
+    waits = admission.admission
     sweeper = Sweeper(
         store,
         scheduler,
         tools,
         interval=settings.sweep_interval,
-        waiting=waits.is_waiting if waits is not None else None,
+        waiting=waits.is_waiting,
         waiting_extension=WAITING_LEASE,
-        on_gone=waits.release if waits is not None else None,
+        on_gone=waits.release,
     )
     return Runtime(
         redis=client,
