@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from runq.errors import BackendError
-from runq.runs import tiers
+from runq.runs import mcp_approvals, tiers
 from runq.runs.batcher.waiting import BatchWait
 from runq.runs.context import StepContext
 from runq.runs.endings import Endings
@@ -192,6 +192,7 @@ class BackendCalls:
                 "round": job.round,
             }
             for call in job.pending_calls
+            if not mcp_approvals.is_mcp(call["name"])  # a hosted call: listed as one
         ]
         failed = [c for c in done if c["error"]]
         if failed and self.config.tool_errors_fail_job:

@@ -134,6 +134,15 @@ def test_an_approved_call_runs_and_the_job_completes(
     # Nothing runs while it waits: no refund yet, and the job's next step is data in Redis.
     assert not (refunds / f"refund-{order}").exists()
     assert _parked(client, handle.id)
+    # The signed webhook says what is asked (a person acts on it); it verifies with the
+    # openai client.
+    [(headers, body)] = wait_for(lambda: hooks.for_call(asked["call_id"]), timeout=10,
+                                 what="the approval webhook")  # fmt: skip
+    openai.OpenAI(api_key="unused").webhooks.verify_signature(body, headers, secret=SECRET)
+    event = json.loads(body)
+    assert event["type"] == "approval.requested"
+    assert event["data"]["job_id"] == handle.id and event["data"]["name"] == "refund"
+    assert json.loads(event["data"]["arguments"])["order_id"] == order
 
     decided = handle.approve(asked["call_id"])
     assert decided["status"] == "approved" and decided["decided_by"] == "person"
@@ -142,15 +151,6 @@ def test_an_approved_call_runs_and_the_job_completes(
     assert (refunds / f"refund-{order}").read_text() == "25.0\n"
     [call] = result["tool_calls"]
     assert json.loads(call["output"]) == {"refunded": 25.0, "order_id": order}
-
-    # The signed webhook said what was asked; it verifies with the openai client.
-    [(headers, body)] = wait_for(lambda: hooks.for_call(asked["call_id"]), timeout=10,
-                                 what="the approval webhook")  # fmt: skip
-    openai.OpenAI(api_key="unused").webhooks.verify_signature(body, headers, secret=SECRET)
-    event = json.loads(body)
-    assert event["type"] == "approval.requested"
-    assert event["data"]["job_id"] == handle.id and event["data"]["name"] == "refund"
-    assert json.loads(event["data"]["arguments"])["order_id"] == order
 
 
 def test_a_denied_refund_never_runs_and_the_model_is_told(
@@ -254,6 +254,9 @@ def test_an_mcp_servers_approval_request_takes_the_same_path(client: Client, app
             handle.deny(asked["call_id"], "not today")
         result = handle.result(timeout=60)
     assert result["status"] == "succeeded", result["error"]
+    # Not a function call of the job: the approvals list it, with the decision.
+    assert result["tool_calls"] == []
+    assert [a["status"] for a in handle.approvals()] == ["approved" if approve else "denied"]
     calls = [c for c in result["hosted_tool_calls"] if c["type"] == "mcp_call"]
     if approve:
         assert [(c["name"], c["output"]) for c in calls] == [("add", "42")]
