@@ -20,6 +20,7 @@ import pytest
 from runq.config.settings import load_settings
 from runq.errors import BudgetExceededError
 from runq.producers.client.sync import Client, JobHandle
+from runq.runs.fairness import Admission
 from runq.runs.job import TERMINAL, JobStatus
 from runq.worker.launcher import SandboxProcess, Stack
 from tests.conftest import wait_for
@@ -48,6 +49,11 @@ def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator
 def client(stack: Stack) -> Client:
     assert stack.redis_url is not None
     return Client(stack.redis_url, load_settings(redis_url=stack.redis_url, budgets=BUDGETS))
+
+
+def admission(client: Client) -> Admission:
+    assert client.admission is not None  # on by default
+    return client.admission
 
 
 def tokens(usage: dict[str, int]) -> int:
@@ -98,7 +104,7 @@ def test_200_concurrent_jobs_against_a_budget_that_fits_50(client: Client) -> No
     assert len(refused) + (200 - len(handles)) >= 100  # most of the 200 did not fit
     spent = sum(tokens(j.usage) for j in succeeded)
     assert spent <= 50 * ESTIMATE + ESTIMATE
-    state = client.admission.budgets.state("spender-fail", time.time())
+    state = admission(client).budgets.state("spender-fail", time.time())
     assert state["tokens"]["spent"] == spent  # settled from the reported usage
     assert state["tokens"]["reserved"] == 0
     # The refused never reached the backend: no run was created for them.
@@ -113,7 +119,7 @@ def test_jobs_over_a_wait_budget_wait_and_can_be_cancelled(client: Client) -> No
 
     def settled() -> bool:
         # nothing in flight any more: each job ended, or waits with the budget's reason
-        state = client.admission.budgets.state("spender-wait", time.time())
+        state = admission(client).budgets.state("spender-wait", time.time())
         statuses = [h.status() for h in handles]
         return (
             state["tokens"]["reserved"] == 0
@@ -134,7 +140,7 @@ def test_jobs_over_a_wait_budget_wait_and_can_be_cancelled(client: Client) -> No
         assert handle.cancel() == JobStatus.QUEUED
     wait_for(lambda: all(h.status() == JobStatus.CANCELLED for h in waiting), timeout=30,
              what="the waiting jobs to be cancelled")  # fmt: skip
-    assert "spender-wait" not in client.admission.waiting_by_tenant()
+    assert "spender-wait" not in admission(client).waiting_by_tenant()
 
 
 def test_the_gateway_answers_429_over_a_fail_budget(

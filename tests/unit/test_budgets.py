@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import fakeredis
 import pytest
@@ -17,11 +18,11 @@ PRICES = {"gpt-5-mini": (0.25, 2.0)}
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC).timestamp()
 
 
-def job(n: int, tenant: str = "acme", **spec: object) -> Job:
+def job(n: int, tenant: str = "acme", **spec: Any) -> Job:
     return Job.new(JobSpec(input="x" * 400, tenant=tenant, max_output_tokens=100, **spec), f"j{n}")
 
 
-def book(redis: fakeredis.FakeRedis, **budget: object) -> BudgetBook:
+def book(redis: fakeredis.FakeRedis, **budget: Any) -> BudgetBook:
     return BudgetBook(redis, {"acme": budget}, prices=PRICES)
 
 
