@@ -75,7 +75,8 @@ def cmd_budgets(args: argparse.Namespace) -> int:
     else:
         widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
         for row in [header, *table]:
-            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+            cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+            print("  ".join(cells).rstrip())
     queues = sorted(set(found["waiting"]) | set(found["in_flight"]))
     if queues:
         print()
