@@ -120,12 +120,15 @@ def _parked(client: Client, job_id: str) -> bool:
     return any(m.decode().startswith(f"{job_id}|submit_tool_outputs|") for m in members)
 
 
-@pytest.mark.parametrize("backend", ["responses", "chat", "assistants"])
+@pytest.mark.parametrize(
+    ("backend", "mode"),
+    [("responses", "poll"), ("chat", "poll"), ("assistants", "poll"), ("responses", "stream")],
+)
 def test_an_approved_call_runs_and_the_job_completes(
-    client: Client, hooks: Hooks, refunds: Path, backend: str
+    client: Client, hooks: Hooks, refunds: Path, backend: str, mode: str
 ) -> None:
-    order = f"ok-{backend}"
-    handle = _refund(client, order, backend)
+    order = f"ok-{backend}-{mode}"
+    handle = _refund(client, order, backend, mode=mode)
     asked = _waiting(client, handle)
     assert asked["name"] == "refund"
     assert json.loads(asked["arguments"]) == {"order_id": order, "amount": 25}
