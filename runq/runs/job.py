@@ -254,6 +254,11 @@ class JobSpec:
             value = getattr(self, name)
             if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
                 raise InvalidJobError(name, "must be a list of names (not one string)")
+        unknown = [n for n in self.approval_required if n not in self.tools]
+        if unknown:  # a misspelt name would let its calls run without anyone's approval
+            raise InvalidJobError(
+                "approval_required", f"names {unknown[0]!r}, not one of the job's tools"
+            )
 
     def _validate_metadata(self) -> None:
         """The API's limits (16 pairs, keys up to 64 and values up to 512 characters), less

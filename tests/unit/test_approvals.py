@@ -187,3 +187,13 @@ def test_an_mcp_approval_request_goes_through_the_same_path(
     # An answer that is not a decision never approves a server's tool.
     [refused] = mcp_approvals.responses_input(other.pending_calls, [("mcpr_1", "oops")])
     assert refused["approve"] is False
+
+
+def test_a_per_job_list_names_only_the_jobs_tools() -> None:
+    from runq.errors import InvalidJobError
+
+    JobSpec(input="x", tools=["refund"], approval_required=["refund"]).validate()
+    with pytest.raises(InvalidJobError, match=r"approval_required: names 'refnd'"):
+        JobSpec(input="x", tools=["refund"], approval_required=["refnd"]).validate()
+    with pytest.raises(InvalidJobError, match="approval_required: must be a list"):
+        JobSpec(input="x", tools=["refund"], approval_required="refund").validate()  # type: ignore[arg-type]
