@@ -59,6 +59,7 @@ ADMITTED_LEASE = 60.0
 BUDGET_RECHECK = 5.0
 # A worker's slots count in the derived window while its heartbeat is this fresh.
 SLOTS_FRESH = 30.0
+SLOTS_FORGOTTEN = 3600.0  # ... and is dropped once it has been quiet this long
 MIN_WINDOW = 8
 
 
@@ -210,11 +211,15 @@ class Admission:
         if self.window > 0:
             return self.window
         now = time.time() if now is None else now
-        slots = 0
-        for raw in self.redis.hvals(keys.fair("slots")):
+        slots, gone = 0, []
+        for worker, raw in self.redis.hgetall(keys.fair("slots")).items():
             count, seen = json.loads(raw)
             if now - seen <= SLOTS_FRESH:
                 slots += int(count)
+            elif now - seen > SLOTS_FORGOTTEN:
+                gone.append(worker)
+        if gone:  # workers long gone (renamed, scaled down): no entry for ever
+            self.redis.hdel(keys.fair("slots"), *gone)
         return max(MIN_WINDOW, 2 * slots)
 
     # -- reading -------------------------------------------------------------------------

@@ -126,13 +126,17 @@ def test_stale_admissions_stop_filling_the_window(admission: Admission) -> None:
     assert admission.admit(now=1200.0, window=2).admitted == ["acme-2", "acme-3"]
 
 
-def test_the_derived_window_is_twice_the_live_slots(admission: Admission) -> None:
+def test_the_derived_window_is_twice_the_live_slots(
+    admission: Admission, fake_redis: fakeredis.FakeRedis
+) -> None:
     assert admission.current_window(now=100.0) == 8  # no worker seen: the minimum
     admission.heartbeat("w1", 8, now=100.0)
     admission.heartbeat("w2", 4, now=60.0)  # gone quiet
     assert admission.current_window(now=100.0) == 16
     admission.heartbeat("w2", 4, now=99.0)
     assert admission.current_window(now=100.0) == 24
+    assert admission.current_window(now=5000.0) == 8  # both long quiet: forgotten
+    assert fake_redis.hlen(keys.fair("slots")) == 0
 
 
 def test_a_tenant_over_its_rate_is_skipped_until_its_bucket_refills(
