@@ -20,7 +20,7 @@ from runq.runs import keys, mcp_approvals
 from runq.runs.approval_webhook import body_of, event_id, sign
 from runq.runs.approvals import Approval, Approvals, needs_approval
 from runq.runs.backends.responses import normalize
-from runq.runs.job import Job, JobSpec, JobStatus
+from runq.runs.job import Job, JobSpec, JobStatus, Step
 from runq.runs.run_status import RunStatus
 from runq.runs.store import JobStore
 from runq.runs.tools import ToolRegistry
@@ -197,3 +197,14 @@ def test_a_per_job_list_names_only_the_jobs_tools() -> None:
         JobSpec(input="x", tools=["refund"], approval_required=["refnd"]).validate()
     with pytest.raises(InvalidJobError, match="approval_required: must be a list"):
         JobSpec(input="x", tools=["refund"], approval_required="refund").validate()  # type: ignore[arg-type]
+
+
+def test_runq_status_says_who_decides_a_waiting_job() -> None:
+    from runq.producers.cli import status_view
+
+    job = Job.new(JobSpec(input="refund order 7", tools=["refund"]))
+    job.status = JobStatus.WAITING_APPROVAL
+    job.step = Step.SUBMIT_TOOL_OUTPUTS
+    shown = status_view.lines(job, due_at=time.time() + 3600)
+    assert shown[0] == "waiting_approval"
+    assert f"runq approve {job.id}" in "\n".join(shown)

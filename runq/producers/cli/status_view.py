@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from runq.runs import keys
-from runq.runs.job import Job, Step, iso_utc
+from runq.runs.job import Job, JobStatus, Step, iso_utc
 
 
 def next_due(reads: Any, job: Job) -> float | None:
@@ -64,6 +64,8 @@ def lines(job: Job, due_at: float | None, now: float | None = None) -> list[str]
             out.append(f"  {'error':<12}{job.error.get('code')}: {job.error.get('message')}")
         return out
     out.append(f"  {'step':<12}{_step(job)}")
+    if job.status == JobStatus.WAITING_APPROVAL:  # a person decides (runs.approvals)
+        out.append(f"  {'decide':<12}runq approve {job.id}  (lists the calls that wait)")
     if due_at is not None:
         wait = due_at - now
         when = f"in {duration(wait)}" if wait > 0 else f"{duration(-wait)} ago, being sent"
