@@ -330,7 +330,15 @@ async def index(request: Request) -> HTMLResponse:
     return HTMLResponse(page.render(demo_token=auth.DEMO_TOKEN if demo else ""))
 
 
-@router.post(webhook_endpoint.PATH, responses={400: {"model": Problem}, 401: {"model": Problem}})
+WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a webhook-* header missing, or no event signed"},
+    401: {"model": Problem, "description": "a forged or stale signature"},
+    413: {"model": Problem, "description": "a body over RUNQ_GATEWAY_MAX_BODY_BYTES"},
+    503: {"model": Problem, "description": "no webhook secret here, or Redis unreachable: retry"},
+}
+
+
+@router.post(webhook_endpoint.PATH, responses=WEBHOOK_RESPONSES)
 async def openai_webhook(request: Request) -> Any:
     """OpenAI's webhooks (webhook mode, docs/webhooks.md): authenticated by the delivery's
     signature with `OPENAI_WEBHOOK_SECRET`, not by a tenant's token; it only wakes the
