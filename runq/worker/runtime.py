@@ -122,6 +122,8 @@ class Runtime:
             return False
         if not self.redis.set(batcher_tick(), "1", nx=True, px=int(self.batch_tick * 1000)):
             return False
+        if not self.batcher.queue.has_work():  # no batch-tier job anywhere: no task
+            return False
         self.scheduler.app.send_task("runq.batches.tick")
         return True
 

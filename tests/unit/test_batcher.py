@@ -83,6 +83,21 @@ def test_a_group_is_cut_by_age_and_openai_limits_cap_the_settings(
     assert (capped.max_lines, capped.max_bytes) == (50_000, 200 * 1024 * 1024)
 
 
+def test_the_batcher_has_work_only_with_a_waiting_line_or_an_open_batch(
+    store, scheduler, fake_redis
+) -> None:
+    """Asked before the tick's task is sent: a fleet without batch jobs sends none."""
+    queue = BatchQueue(fake_redis)
+    assert not queue.has_work()
+    _queue_lines(queue, 2)
+    assert queue.has_work()  # lines wait in a group
+    _batcher(store, scheduler, max_lines=2, max_age=3600)._cut_due(GROUP)
+    assert queue.queued(GROUP, 10).ids == [] and queue.has_work()  # an open batch
+    for batch_id in queue.open_batches():
+        queue.close(batch_id)
+    assert not queue.has_work()  # the group is known, but nothing waits in it
+
+
 def test_a_tick_runs_only_under_the_lease(store, scheduler, fake_redis) -> None:
     _queue_lines(BatchQueue(fake_redis), 2)
     batcher = _batcher(store, scheduler, max_lines=2)

@@ -119,6 +119,21 @@ class BatchQueue:
         )  # fmt: skip
         return batch_id if int(moved) else None
 
+    def has_work(self) -> bool:
+        """Whether a tick has anything to do: an open batch, or a line waiting in a group.
+
+        Asked before the batcher's task is sent, so a fleet that never uses the batch
+        tier sends no task (and no Celery events) every tick."""
+        if self.redis.scard(keys.batches_open()):
+            return True
+        group_ids = [text(g) for g in self.redis.hkeys(keys.batch_groups())]
+        if not group_ids:
+            return False
+        pipe = self.redis.pipeline(transaction=False)
+        for group_id in group_ids:
+            pipe.zcard(keys.batch_queue(group_id))
+        return any(pipe.execute())
+
     def open_batches(self) -> list[str]:
         return sorted(text(b) for b in self.redis.smembers(keys.batches_open()))
 
