@@ -366,7 +366,7 @@ ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN)]
 
 
 @router.post("/v1/conversations", status_code=201, response_model=ConversationCreated,
-             responses={**ERRORS, 422: {"model": Problem}})  # fmt: skip
+             responses=ERRORS)  # fmt: skip
 async def import_conversation(body: ConversationImport, request: Request, owner: Tenant) -> Any:
     """A new conversation of the token's tenant from a transcript; jobs continue it with
     `conversation` on any backend."""
