@@ -518,3 +518,55 @@ def test_every_webhook_payload_conforms(
         unwrapped = client.webhooks.unwrap(delivery.body, delivery.headers, secret=SECRET)
         assert unwrapped.type == event["type"] and unwrapped.id == event["id"]
         assert abs(event["created_at"] - time.time()) < 120
+
+
+# -- refusals, as the spec bounds them -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "message"),
+    [
+        ({"completion_window": "48h"}, "completion_window", "Supported values are: '24h'."),
+        (
+            {"output_expires_after": {"anchor": "created_at", "seconds": 10}},
+            "output_expires_after.seconds",
+            "Expected a value >= 3600",
+        ),
+        (
+            {"output_expires_after": {"anchor": "created_at", "seconds": 31 * 24 * 3600}},
+            "output_expires_after.seconds",
+            "Expected a value <= 2592000",
+        ),
+        (
+            {"output_expires_after": {"anchor": "last_active_at", "seconds": 3600}},
+            "output_expires_after.anchor",
+            "Supported values are: 'created_at'.",
+        ),
+        ({"output_expires_after": {"seconds": 3600}}, "output_expires_after.anchor", "Missing"),
+        ({"output_expires_after": "1h"}, "output_expires_after", "expected an object"),
+    ],
+)
+def test_batch_create_refusals_conform(
+    quick: SandboxServer, extra: dict[str, Any], param: str, message: str
+) -> None:
+    client = client_of(quick)
+    body = {
+        "input_file_id": upload(client, questions(1)),
+        "endpoint": "/v1/responses",
+        "completion_window": "24h",
+        **extra,
+    }
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.post("/batches", body=body, cast_to=Batch)
+    error = refused.value.response.json()
+    check(error, dict, "ErrorResponse")
+    assert error["error"]["param"] == param
+    assert message in error["error"]["message"]
+    kept = {"anchor": "created_at", "seconds": 3600}
+    accepted = client.batches.create(
+        input_file_id=body["input_file_id"],
+        endpoint="/v1/responses",
+        completion_window="24h",
+        output_expires_after=kept,  # type: ignore[arg-type]
+    )
+    assert accepted.status in BATCH_STATUSES

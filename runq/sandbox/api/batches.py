@@ -71,6 +71,22 @@ def _start(state: SandboxState, rec: BatchRecord) -> None:
     state.batch_runner.start(state, rec, partial(answer_line, state), partial(_serves, state))
 
 
+def _check_output_expiry(value: Any) -> None:
+    """OpenAI's bounds on ``output_expires_after`` (an hour to 30 days after the file's
+    creation), refused as OpenAI does; within them it is ignored: result files stay."""
+    if value is None:
+        return
+    name = "output_expires_after"
+    if not isinstance(value, dict):
+        raise bad_request(f"Invalid type for '{name}': expected an object.", name, "invalid_type")
+    for field in ("anchor", "seconds"):
+        if value.get(field) is None:
+            raise bad_request(f"Missing required parameter: '{name}.{field}'.", f"{name}.{field}")
+    validation.one_of(value["anchor"], f"{name}.anchor", ("created_at",))
+    seconds = f"{name}.seconds"
+    validation.integer_in({seconds: value["seconds"]}, seconds, 3600, 30 * 24 * 3600)
+
+
 async def create_batch(request: Request) -> Response:
     state = get_state(request)
     body = await read_json(request)
@@ -95,6 +111,7 @@ async def create_batch(request: Request) -> Response:
     if window is None:
         raise bad_request("Missing required parameter: 'completion_window'.", "completion_window")
     validation.one_of(window, "completion_window", COMPLETION_WINDOWS)
+    _check_output_expiry(body.get("output_expires_after"))
     meta = metadata(body)
     source = state.store.find("files", file_id, "input_file_id")
     if source.purpose != "batch":

@@ -149,7 +149,11 @@ def one_of(value: Any, name: str, options: Iterable[str]) -> None:
     choices = list(options)
     if value is None or value in choices:
         return
-    listed = ", ".join(f"'{c}'" for c in choices[:-1]) + f", and '{choices[-1]}'"
+    quoted = [f"'{c}'" for c in choices]
+    if len(quoted) <= 2:
+        listed = " and ".join(quoted)
+    else:
+        listed = ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
     raise bad_request(
         f"Invalid value: '{value}'. Supported values are: {listed}.", name, "invalid_value"
     )
