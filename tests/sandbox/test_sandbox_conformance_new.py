@@ -293,6 +293,19 @@ def test_result_file_lines_conform(quick: SandboxServer, short_window: SandboxSe
         raw(client.files.with_raw_response.retrieve(responses.output_file_id)), dict, "OpenAIFile"
     )
 
+    code = {
+        "model": "gpt-4o-mini",
+        "input": "```python\nprint(6*7)\n```",
+        "tools": [CI_TOOL_AUTO],
+        "include": ["code_interpreter_call.outputs"],
+    }
+    ran = wait_ended(client, create(client, [line("code", code)]).id)
+    (row,) = result_lines(client, ran.output_file_id)
+    check_result_line(row, "/v1/responses")
+    call, answer = row["response"]["body"]["output"]
+    assert call["type"] == "code_interpreter_call" and call["outputs"][0]["logs"] == "42\n"
+    assert answer["content"][0]["text"] == "I ran the code.\n\n42"
+
     window_client = client_of(short_window)
     expired = wait_ended(window_client, create(window_client, questions(20)).id)
     late = result_lines(window_client, expired.error_file_id)

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from runq.sandbox.api import validation
+from runq.sandbox.api import code_interpreter, validation
 from runq.sandbox.api.chat import answer_chat, check_chat_request
 from runq.sandbox.api.crud import Collection, page
 from runq.sandbox.api.http import get_state, metadata, ok, read_json
@@ -38,12 +38,15 @@ from runq.sandbox.engine.state import SandboxState
 BATCHES = Collection[BatchRecord]("batches", "batch_id", "batch", BatchRecord.to_json)
 
 
-def answer_line(state: SandboxState, url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+async def answer_line(
+    state: SandboxState, url: str, body: dict[str, Any]
+) -> tuple[int, dict[str, Any]]:
     """One batch line's HTTP answer, from the engine that answers the live endpoint.
 
     No outcome faults and no service tier: a batch is its own tier. A Responses line is
     stored like any response (so ``previous_response_id`` can continue it) but is not
-    counted as a response created: the stats tell batch lines from live requests.
+    counted as a response created: the stats tell batch lines from live requests. A line
+    offering the code interpreter runs its code in a container, as a live request does.
     """
     try:
         if body.get("stream"):
@@ -52,7 +55,8 @@ def answer_line(state: SandboxState, url: str, body: dict[str, Any]) -> tuple[in
             raise bad_request("Background mode is not supported in a batch.", "background")
         if url == "/v1/chat/completions":
             return 200, answer_chat(state, check_chat_request(state, body), None).completion
-        rec = plan_response(state, body, None)
+        code_turn = await code_interpreter.for_response(state, body)
+        rec = plan_response(state, body, None, code_turn)
         if rec.store:
             state.store.responses[rec.id] = rec
             conv = rec.params.get("conversation")

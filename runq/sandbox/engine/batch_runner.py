@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from runq.sandbox.engine.batches import (
@@ -44,7 +44,8 @@ if TYPE_CHECKING:  # the state holds the runner: no import at run time
 
 log = logging.getLogger("sandbox")
 
-Answerer = Callable[[str, dict[str, Any]], tuple[int, dict[str, Any]]]
+# Async: a line may run code in a container (the code interpreter), as a live request does.
+Answerer = Callable[[str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
 ModelCheck = Callable[[str], bool]
 
 EXPIRED_MESSAGE = "This request could not be executed before the completion window expired."
@@ -158,15 +159,15 @@ class BatchRunner:
             if time.time() >= rec.expires_at:
                 self._end(state, rec, "expired")
                 return
-            self._answer_line(rec, answer)
+            await self._answer_line(rec, answer)
         await self._sleep_until(rec, min(rec.in_progress_at + span, rec.expires_at))
         if rec.status == "in_progress":
             rec.status, rec.finalizing_at = "finalizing", time.time()
 
-    def _answer_line(self, rec: BatchRecord, answer: Answerer) -> None:
+    async def _answer_line(self, rec: BatchRecord, answer: Answerer) -> None:
         line = rec.lines[rec.answered]
         try:
-            status_code, body = answer(rec.endpoint, dict(line.body))
+            status_code, body = await answer(rec.endpoint, dict(line.body))
         except Exception as exc:  # a bug answering one line must not stop the batch
             log.exception("sandbox: batch %s line %d", rec.id, line.line)
             status_code = 500
