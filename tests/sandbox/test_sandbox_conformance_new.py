@@ -32,6 +32,7 @@ import openai
 import pydantic
 import pytest
 from batch_helpers import client_of, create, line, question, serve, upload, wait_ended
+from mcp_server import McpTestServer
 from openai.types import Batch
 from openai.types.beta.threads import Message
 from openai.types.beta.threads.runs import RunStep
@@ -312,6 +313,34 @@ def test_result_file_lines_conform(quick: SandboxServer, short_window: SandboxSe
     assert late and {row["error"]["code"] for row in late} == {"batch_expired"}
     for row in late + result_lines(window_client, expired.output_file_id):
         check_result_line(row, "/v1/responses")
+
+
+def test_a_batch_line_calls_its_mcp_server_as_a_live_request_does(quick: SandboxServer) -> None:
+    client = client_of(quick)
+    with McpTestServer() as mcp:
+        tool = {
+            "type": "mcp",
+            "server_label": "calc",
+            "server_url": mcp.url,
+            "require_approval": "never",
+        }
+        body = {"model": "gpt-4o-mini", "input": 'Please add {"a": 2, "b": 40}', "tools": [tool]}
+        live = raw(client.responses.with_raw_response.create(**body))
+        done = wait_ended(client, create(client, [line("mcp", body)]).id)
+    (row,) = result_lines(client, done.output_file_id)
+    check_result_line(row, "/v1/responses")
+    batched = row["response"]["body"]
+    kinds = [item["type"] for item in batched["output"]]
+    assert (
+        kinds
+        == [item["type"] for item in live["output"]]
+        == [
+            "mcp_list_tools",
+            "mcp_call",
+            "message",
+        ]
+    )
+    assert batched["output"][1]["output"] == live["output"][1]["output"] == "42"
 
 
 # -- Containers, code interpreter items and citations ----------------------------------------

@@ -23,7 +23,8 @@ from runq.sandbox.api import code_interpreter, validation
 from runq.sandbox.api.chat import answer_chat, check_chat_request
 from runq.sandbox.api.crud import Collection, page
 from runq.sandbox.api.http import get_state, metadata, ok, read_json
-from runq.sandbox.api.response_plan import plan_response
+from runq.sandbox.api.response_plan import check_body, plan_response
+from runq.sandbox.engine import mcp_turn
 from runq.sandbox.engine.batches import (
     CANCELLABLE,
     COMPLETION_WINDOWS,
@@ -46,7 +47,8 @@ async def answer_line(
     No outcome faults and no service tier: a batch is its own tier. A Responses line is
     stored like any response (so ``previous_response_id`` can continue it) but is not
     counted as a response created: the stats tell batch lines from live requests. A line
-    offering the code interpreter runs its code in a container, as a live request does.
+    offering the code interpreter or MCP servers runs its code or calls its servers, as a
+    live request does.
     """
     try:
         if body.get("stream"):
@@ -56,7 +58,12 @@ async def answer_line(
         if url == "/v1/chat/completions":
             return 200, answer_chat(state, check_chat_request(state, body), None).completion
         code_turn = await code_interpreter.for_response(state, body)
-        rec = plan_response(state, body, None, code_turn)
+        mcp = None
+        if code_turn is None:
+            mcp = await mcp_turn.for_response(
+                state, body, lambda: check_body(state, body, validation.RESPONSES_PARAMS)
+            )
+        rec = plan_response(state, body, None, code_turn, mcp)
         if rec.store:
             state.store.responses[rec.id] = rec
             conv = rec.params.get("conversation")
