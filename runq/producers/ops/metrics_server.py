@@ -34,7 +34,7 @@ import redis
 from prometheus_client import CollectorRegistry, make_asgi_app, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from runq.config.celery import QUEUE_RUNS, QUEUE_TOOLS
+from runq.config.celery import QUEUE_RUNS, QUEUE_TOOLS, priority_lists
 from runq.config.settings import METRICS_PORT
 from runq.runs import keys
 from runq.runs.metrics import Metrics
@@ -78,12 +78,17 @@ class QueueCollector:
 
     def collect(self) -> Iterator[Metric]:
         pipe = self.redis.pipeline(transaction=False)
-        for queue in self.queues:
-            pipe.llen(queue)
+        lists = {queue: priority_lists(queue) for queue in self.queues}
+        for names in lists.values():
+            for name in names:
+                pipe.llen(name)
         pipe.zcard(keys.delayed())
         pipe.zcount(keys.delayed(), "-inf", time.time() - self.OVERDUE)
         *lengths, delayed, overdue = pipe.execute()
-        yield from self._families(dict(zip(self.queues, lengths, strict=True)), delayed, overdue)
+        totals, at = {}, 0
+        for queue, names in lists.items():  # every priority's list counts (kombu's steps)
+            totals[queue], at = sum(lengths[at : at + len(names)]), at + len(names)
+        yield from self._families(totals, delayed, overdue)
 
     def _families(
         self, lengths: dict[str, int], delayed: int, overdue: int
