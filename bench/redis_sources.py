@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import threading
 import time
@@ -170,6 +171,7 @@ def measure(mode: str, jobs: int, env: dict[str, str]) -> dict[str, Any]:
             hooks.stop()
         sandbox.stop()
         server.stop()
+        shutil.rmtree(home, ignore_errors=True)
     per_job = {
         src: {"sent": round(monitor.sent[src] / jobs, 2),
               "in_scripts": round(monitor.scripted[src] / jobs, 2)}
