@@ -22,6 +22,8 @@ from runq.producers import cli
         (["result", "job_x", "--timeout", "soon"], "must be a number of seconds (got 'soon')"),
         (["ask", "docs", "-q", "x", "--timeout", "0"], "--timeout: must be more than 0"),
         (["watch", "job_x", "--timeout", "nan"], "--timeout: must be more than 0"),
+        (["submit", "hi", "--deadline", "soon"], "must be a duration such as 600, 15m, 24h"),
+        (["submit", "hi", "--deadline", "0m"], "--deadline: must be more than 0 seconds"),
     ],
 )
 def test_bad_numbers_are_refused_by_name(
@@ -36,6 +38,16 @@ def test_bad_numbers_are_refused_by_name(
 def test_good_numbers_pass() -> None:
     args = cli.build_parser().parse_args(["up", "--workers", "2", "--flower-port", "0"])
     assert (args.workers, args.flower_port, args.tool_workers) == (2, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"), [("600", 600.0), ("90s", 90.0), ("15m", 900.0), ("24h", 86400.0)]
+)
+def test_submit_deadline_takes_durations_like_ask(given: str, seconds: float) -> None:
+    parser = cli.build_parser()
+    submitted = parser.parse_args(["submit", "hi", "--deadline", given])
+    asked = parser.parse_args(["ask", "docs", "-q", "x", "--deadline", given])
+    assert submitted.deadline == asked.deadline == seconds
 
 
 def test_an_unreachable_redis_is_one_line_not_a_traceback(

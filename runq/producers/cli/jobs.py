@@ -271,9 +271,9 @@ def _add_submit(sub: Any) -> None:
                    "them; default: none)")  # fmt: skip
     p.add_argument("--instructions", metavar="TEXT",
                    help="system instructions for the model (default: none)")  # fmt: skip
-    p.add_argument("--deadline", type=float, metavar="SECONDS",
-                   help=f"seconds the job may take in all {_from_settings('job_deadline')}",
-                   )  # fmt: skip
+    p.add_argument("--deadline", type=option_types.duration, metavar="DURATION",
+                   help="how long the job may take in all: 600 (seconds), 90s, 15m, 24h, 2d "
+                   f"{_from_settings('job_deadline')}")  # fmt: skip
     p.add_argument("--continue", dest="continue_job", metavar="JOB_ID",
                    help="continue the conversation of an earlier job")  # fmt: skip
     p.add_argument("--conversation", metavar="ID",
