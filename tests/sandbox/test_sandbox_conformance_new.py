@@ -423,11 +423,19 @@ def test_code_interpreter_items_and_citations_conform(quick: SandboxServer) -> N
     history = [{"role": "user", "content": "Plot monthly sales"}, call, message]
     history.append({"role": "user", "content": "```python\nprint(2)\n```"})
     follow = client.responses.create(model="gpt-4o-mini", input=history, tools=tools)  # type: ignore[arg-type]
-    items = raw(client.responses.input_items.with_raw_response.list(follow.id))
+    items = raw(client.responses.input_items.with_raw_response.list(follow.id, order="asc"))
     check_op(items, dict, "get", "/responses/{response_id}/input_items")
-    # The sandbox lists the input's messages only: items sent back for continuity
-    # (code_interpreter_call, file_search_call...) are read, not listed (a known gap).
-    assert [item["type"] for item in items["data"]].count("message") == 3
+    # Every item the request carried is listed, in order, each with an id: the ones sent
+    # back keep theirs (the code interpreter call keeps its container and outputs).
+    listed = items["data"]
+    kinds = [item["type"] for item in listed]
+    assert kinds == ["message", "code_interpreter_call", "message", "message"]
+    assert all(item["id"] for item in listed)
+    assert listed[1] == call
+    assert listed[2]["id"] == message["id"]
+    assert listed[2]["content"][0]["text"] == message["content"][0]["text"]
+    assert listed[3]["content"] == [{"type": "input_text", "text": "```python\nprint(2)\n```"}]
+    assert (items["first_id"], items["last_id"]) == (listed[0]["id"], listed[3]["id"])
 
     conversation = client.conversations.create()
     client.responses.create(
@@ -439,6 +447,34 @@ def test_code_interpreter_items_and_citations_conform(quick: SandboxServer) -> N
     stored = raw(client.conversations.items.with_raw_response.list(conversation.id))
     check_op(stored, dict, "get", "/conversations/{conversation_id}/items")
     assert [item["type"] for item in stored["data"]].count("code_interpreter_call") == 1
+
+
+def test_input_items_list_every_item_in_order(client: openai.OpenAI) -> None:
+    """``input_items`` lists function calls, their outputs and a referenced item (as the
+    item it names) besides messages, each with an id, as OpenAI does."""
+    first = client.responses.create(model="gpt-4o-mini", input="Say hello")
+    answer = first.output[-1]
+    call = {"type": "function_call", "call_id": "call_1", "name": "lookup", "arguments": "{}"}
+    output = {"type": "function_call_output", "call_id": "call_1", "output": "42"}
+    follow = client.responses.create(
+        model="gpt-4o-mini",
+        input=[  # type: ignore[list-item]
+            {"type": "item_reference", "id": answer.id},
+            {"role": "user", "content": "Look it up"},
+            call,
+            output,
+        ],
+    )
+    items = raw(client.responses.input_items.with_raw_response.list(follow.id, order="asc"))
+    check_op(items, dict, "get", "/responses/{response_id}/input_items")
+    listed = items["data"]
+    kinds = [item["type"] for item in listed]
+    assert kinds == ["message", "message", "function_call", "function_call_output"]
+    assert listed[0] == first.model_dump(mode="json", exclude_unset=True)["output"][-1]
+    assert listed[2]["id"].startswith("fc_") and listed[3]["id"].startswith("fco_")
+    assert {k: listed[2][k] for k in call} == call
+    assert {k: listed[3][k] for k in output} == output
+    assert len({item["id"] for item in listed}) == 4
 
 
 def test_assistants_code_interpreter_steps_and_image_file_conform(quick: SandboxServer) -> None:

@@ -268,3 +268,79 @@ def test_strict_schema_must_be_closed(client: openai.OpenAI) -> None:
         "is required to be supplied and to be false."
     )
     assert (body["param"], body["code"]) == ("text.format.schema", "invalid_json_schema")
+
+
+def test_unknown_include_value(client: openai.OpenAI) -> None:
+    """OpenAI: 400 ``Invalid value: 'code_interpreter_call.bogus'. Supported values are:
+    'file_search_call.results', ... and 'message.output_text.logprobs'.`` with
+    ``param: include[1]`` and code ``invalid_value``."""
+    status, body = error_of(
+        lambda: client.responses.create(
+            model=MODEL,
+            input="hi",
+            include=["code_interpreter_call.outputs", "code_interpreter_call.bogus"],  # type: ignore[list-item]
+        )
+    )
+    assert status == 400
+    assert body["message"] == (
+        "Invalid value: 'code_interpreter_call.bogus'. Supported values are: "
+        "'file_search_call.results', 'web_search_call.results', "
+        "'web_search_call.action.sources', 'message.input_image.image_url', "
+        "'computer_call_output.output.image_url', 'code_interpreter_call.outputs', "
+        "'reasoning.encrypted_content', and 'message.output_text.logprobs'."
+    )
+    assert (body["type"], body["param"], body["code"]) == (
+        "invalid_request_error",
+        "include[1]",
+        "invalid_value",
+    )
+    every = client.responses.create(
+        model=MODEL,
+        input="hi",
+        include=[  # every includable value of the spec is accepted
+            "file_search_call.results",
+            "web_search_call.results",
+            "web_search_call.action.sources",
+            "message.input_image.image_url",
+            "computer_call_output.output.image_url",
+            "code_interpreter_call.outputs",
+            "reasoning.encrypted_content",
+            "message.output_text.logprobs",
+        ],
+    )
+    assert every.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("item", "missing"),
+    [
+        (
+            {"type": "code_interpreter_call", "id": "ci_1", "status": "completed",
+             "code": "print(1)", "outputs": None},
+            "container_id",
+        ),
+        ({"type": "function_call", "call_id": "call_1", "arguments": "{}"}, "name"),
+        ({"type": "function_call_output", "call_id": "call_1"}, "output"),
+        ({"type": "reasoning", "id": "rs_1"}, "summary"),
+        ({"type": "web_search_call", "id": "ws_1", "status": "completed"}, "action"),
+        ({"type": "mcp_approval_response", "approve": True}, "approval_request_id"),
+        ({"type": "item_reference"}, "id"),
+        ({"role": "user"}, "content"),
+    ],
+)  # fmt: skip
+def test_input_item_missing_required_field(
+    client: openai.OpenAI, item: dict[str, Any], missing: str
+) -> None:
+    """OpenAI: 400 ``Missing required parameter: 'input[2].container_id'.`` with that
+    ``param`` and code ``missing_required_parameter``, before any tool runs."""
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    status, body = error_of(
+        lambda: client.responses.create(model=MODEL, input=[*history, item])  # type: ignore[list-item]
+    )
+    assert status == 400
+    assert body == {
+        "message": f"Missing required parameter: 'input[2].{missing}'.",
+        "type": "invalid_request_error",
+        "param": f"input[2].{missing}",
+        "code": "missing_required_parameter",
+    }

@@ -15,7 +15,7 @@ from typing import Any
 
 from runq.sandbox.api import validation
 from runq.sandbox.api.http import metadata, opt_bool, opt_int, opt_str
-from runq.sandbox.engine import file_search, model, output_format, reasoning
+from runq.sandbox.engine import file_search, input_items, model, output_format, reasoning
 from runq.sandbox.engine.code_calls import CodeTurn
 from runq.sandbox.engine.errors import bad_request, not_found
 from runq.sandbox.engine.ids import new_id
@@ -24,7 +24,6 @@ from runq.sandbox.engine.mcp_turn import McpTurn
 from runq.sandbox.engine.response_objects import (
     FAULT_ENDINGS,
     ResponseRecord,
-    input_item,
     output_items,
     usage_block,
 )
@@ -126,6 +125,8 @@ def check_body(state: SandboxState, body: dict[str, Any], allowed: frozenset[str
     """The checks OpenAI makes on a create body before any work; the model's name."""
     validation.known_parameters(body, allowed)
     model_name = validation.responses_model(state.config.models, body.get("model"))
+    validation.includes(body)
+    input_items.check_required(body.get("input"))
     validation.number_in(body, "temperature", 0, 2)
     validation.number_in(body, "top_p", 0, 1)
     validation.integer_in(body, "top_logprobs", 0, 20)
@@ -271,12 +272,30 @@ def plan_response(
         final_status=final_status,
         output=items,
         usage=usage_block(in_tokens, out_tokens + thinking, thinking),
-        input_items=[input_item(t) for t in new_turns],
+        input_items=input_items.listed(body.get("input"), _stored_item(state)),
         history=history,
         error=error,
         incomplete_details=incomplete,
         job_id=meta.get("runq_job_id"),
     )
+
+
+def _stored_item(state: SandboxState) -> input_items.Resolver:
+    """Finds an item an ``item_reference`` names: a stored response's input or output
+    item, or a conversation's item (searched only when a reference is listed)."""
+
+    def find(item_id: str) -> dict[str, Any] | None:
+        for rec in state.store.responses.values():
+            for item in (*rec.input_items, *rec.output):
+                if item.get("id") == item_id:
+                    return item
+        for conv in state.store.conversations.values():
+            for item in conv.items:
+                if item.get("id") == item_id:
+                    return item
+        return None
+
+    return find
 
 
 def _text_echo(text: Any) -> dict[str, Any]:

@@ -74,6 +74,13 @@ COMPACT_PARAMS = frozenset(
         "prompt_cache_options", "prompt_cache_retention", "service_tier",
     ]
 )  # fmt: skip
+# The spec's ``IncludeEnum``: what a Responses ``include`` may ask for.
+INCLUDABLE = (
+    "file_search_call.results", "web_search_call.results", "web_search_call.action.sources",
+    "message.input_image.image_url", "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs", "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+)  # fmt: skip
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 _DATED = re.compile(r"^(?P<base>.+?)-\d{4}-\d{2}-\d{2}$")
 
@@ -157,6 +164,22 @@ def one_of(value: Any, name: str, options: Iterable[str]) -> None:
     raise bad_request(
         f"Invalid value: '{value}'. Supported values are: {listed}.", name, "invalid_value"
     )
+
+
+def includes(body: dict[str, Any]) -> None:
+    """``include``: an array of the spec's includable values, each refused by index."""
+    values = body.get("include")
+    if values is None:
+        return
+    if not isinstance(values, list):
+        raise bad_request(
+            "Invalid type for 'include': expected an array of strings, but got "
+            f"{_kind(values)} instead.",
+            "include",
+            "invalid_type",
+        )
+    for i, value in enumerate(values):
+        one_of(value, f"include[{i}]", INCLUDABLE)
 
 
 def _kind(value: Any) -> str:
