@@ -105,6 +105,9 @@ def test_approval_request_then_approval_response_continues(
     assert _types(approved) == ["mcp_call", "message"]
     call = approved.output[0]
     assert call.output == "3" and call.approval_request_id == request.id
+    (listed,) = client.responses.input_items.list(approved.id).data  # given an id, as OpenAI does
+    assert listed.type == "mcp_approval_response" and listed.id.startswith("mcpr_")
+    assert (listed.approval_request_id, listed.approve) == (request.id, True)
     # `shout` is read-only: the filter lets it run without asking.
     direct = client.responses.create(
         model="gpt-4o-mini", input='shout {"text": "ok"}', tools=[tool]
