@@ -26,14 +26,6 @@ PRIORITY_IN_FLIGHT = 3
 PRIORITY_NEW_JOB = 9
 
 
-def priority_lists(queue: str) -> list[str]:
-    """The Redis lists a queue's messages wait in, one per priority step (kombu's names):
-    a queue's length is the sum of theirs, not the length of the list named `queue`."""
-    from kombu.transport.redis import PRIORITY_STEPS, Channel
-
-    return [f"{queue}{Channel.sep}{step}" if step else queue for step in PRIORITY_STEPS]
-
-
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
     """The Celery settings for runq's Redis at `broker_url`.
 

@@ -7,13 +7,8 @@ import fakeredis
 from kombu.transport.redis import PRIORITY_STEPS
 from prometheus_client import CollectorRegistry
 
-from runq.config.celery import (
-    PRIORITY_IN_FLIGHT,
-    PRIORITY_NEW_JOB,
-    PRIORITY_WOKEN,
-    priority_lists,
-)
-from runq.producers.ops.metrics_server import QueueCollector
+from runq.config.celery import PRIORITY_IN_FLIGHT, PRIORITY_NEW_JOB, PRIORITY_WOKEN
+from runq.producers.ops.metrics_server import QueueCollector, priority_lists
 
 
 def test_a_woken_step_goes_before_steps_in_flight_and_new_jobs() -> None:

@@ -34,7 +34,7 @@ import redis
 from prometheus_client import CollectorRegistry, make_asgi_app, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from runq.config.celery import QUEUE_RUNS, QUEUE_TOOLS, priority_lists
+from runq.config.celery import QUEUE_RUNS, QUEUE_TOOLS
 from runq.config.settings import METRICS_PORT
 from runq.runs import keys
 from runq.runs.metrics import Metrics
@@ -58,6 +58,15 @@ def token_matches(expected: str, authorization: str | None) -> bool:
 
 
 QUEUES = (QUEUE_RUNS, QUEUE_TOOLS)
+
+
+def priority_lists(queue: str) -> list[str]:
+    """The Redis lists a queue's messages wait in, one per priority step (kombu's names):
+    a queue's length is the sum of theirs, not the length of the list named `queue`.
+    Here, not in `config.celery`: the core must not import kombu, even lazily."""
+    from kombu.transport.redis import PRIORITY_STEPS, Channel
+
+    return [f"{queue}{Channel.sep}{step}" if step else queue for step in PRIORITY_STEPS]
 
 
 class QueueCollector:
