@@ -14,6 +14,7 @@ per worker, whatever the load) is shown as its own source.
 
     python -m bench.redis_sources --mode webhook --jobs 50
     python -m bench.redis_sources --mode poll --jobs 50 --env RUNQ_TASK_EVENTS=false
+    python -m bench.redis_sources --mode webhook --jobs 5 --trace commands.txt
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def source_of(command: str, args: list[str]) -> str | None:
 class Monitor(threading.Thread):
     """Counts MONITOR lines by source, sent and in scripts, leaving out one client port."""
 
-    def __init__(self, url: str, skip_port: int) -> None:
+    def __init__(self, url: str, skip_port: int, trace: list[str] | None = None) -> None:
         super().__init__(daemon=True)
+        self.trace = trace  # every line counted, as MONITOR printed it (`--trace`)
         self.conn = redis.Redis.from_url(url, decode_responses=True)
         self.skip_port = skip_port
         self.sent: Counter[str] = Counter()
@@ -118,13 +120,18 @@ class Monitor(threading.Thread):
                         pending[client] = pending.get(client, 0) + 1
                         continue
                 last[client] = source
+                if self.trace is not None:
+                    where = "lua" if lua else client
+                    self.trace.append(f"{entry.get('time')} {where} {entry['command'][:300]}")
                 counter = self.scripted if lua else self.sent
                 counter[source] += 1 + (0 if lua else pending.pop(client, 0))
                 self.by_command[command] += 1
                 self.detail[f"{source}: {command}{' (lua)' if lua else ''}"] += 1
 
 
-def measure(mode: str, jobs: int, env: dict[str, str]) -> dict[str, Any]:
+def measure(
+    mode: str, jobs: int, env: dict[str, str], trace: list[str] | None = None
+) -> dict[str, Any]:
     cfg = Config(jobs=jobs, latency_ms=500, tool_rounds=1, naive_jobs=0)
     home = Path(tempfile.mkdtemp(prefix="runq-redis-sources-"))
     name = "runq_webhook" if mode == "webhook" else "runq_poll"
@@ -146,7 +153,7 @@ def measure(mode: str, jobs: int, env: dict[str, str]) -> dict[str, Any]:
         waiter = redis.Redis.from_url(server.url, single_connection_client=True)
         waiter.ping()
         assert waiter.connection is not None and waiter.connection._sock is not None
-        monitor = Monitor(server.url, waiter.connection._sock.getsockname()[1])
+        monitor = Monitor(server.url, waiter.connection._sock.getsockname()[1], trace)
         monitor.start()
         monitor.ready.wait(10)
         started = time.time()
@@ -200,9 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["poll", "webhook"], default="webhook")
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the workers")
+    parser.add_argument(
+        "--trace",
+        metavar="FILE",
+        help="write every counted command to FILE, in order (grep a job id to see its steps)",
+    )
     args = parser.parse_args(argv)
     env = dict(pair.split("=", 1) for pair in args.env)
-    result = measure(args.mode, args.jobs, env)
+    trace: list[str] | None = [] if args.trace else None
+    result = measure(args.mode, args.jobs, env, trace)
+    if args.trace and trace is not None:
+        Path(args.trace).write_text("\n".join(trace) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))
     print("\n| source | sent / job | in scripts / job |\n|---|---:|---:|")
     for src, row in result["by_source_per_job"].items():
