@@ -1,9 +1,13 @@
 """The per-job event stream (a Redis Stream): state changes, tool calls, text deltas, final.
 
 Writers: the job store appends a step's events atomically with the record it commits;
-`EventLog.append` adds events outside a commit (text deltas while a stream runs). Both
-bound the stream (`MAXLEN ~`) and set its TTL in the same transaction, so a stream never
-outlives its job or grows without limit. Every job ends with exactly one event whose
+`EventLog.append` adds events outside a commit (text deltas while a stream runs), and
+`EventLog.queue` adds one to a caller's transaction (a tool call's output). Every writer
+bounds the stream (`MAXLEN ~`). Its TTL is set when the job is created (long enough for
+the job's deadline) and again by the commit that ends the job, so a stream never
+outlives its job by more than the TTL; a step's commit and a tool call's output do not
+set it again (an `EXPIRE` each, for nothing). `append`, which may come at any time (a
+decision, a budget's wait), still sets it. Every job ends with exactly one event whose
 `type` is `job.final`.
 """
 
@@ -57,22 +61,24 @@ class EventLog:
         self.ttl = ttl
 
     def append(self, job_id: str, event: dict[str, Any]) -> str:
+        """Add one event and set the stream's TTL (it may come after the job's end)."""
         pipe = self.redis.pipeline(transaction=True)
         self.queue(pipe, job_id, event)
+        pipe.expire(keys.events(job_id), self.ttl)
         entry_id, _ = pipe.execute()
         return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
 
     def queue(self, pipe: redis.client.Pipeline, job_id: str, event: dict[str, Any]) -> None:
-        """Add the append (XADD, then EXPIRE: two replies) to a caller's transaction, so
-        writes that go with the event share its round trip (a tool call's metrics)."""
-        key = keys.events(job_id)
+        """Add the append (one XADD, one reply) to a caller's transaction, so writes that
+        go with the event share its round trip (a tool call's metrics). The stream's TTL
+        is left as it is: only for an event of a job that has not ended (whose end sets
+        it again), see the module docstring."""
         pipe.xadd(
-            key,
+            keys.events(job_id),
             {"data": json.dumps({"ts": time.time(), **event})},
             maxlen=self.maxlen,
             approximate=True,
         )
-        pipe.expire(key, self.ttl)
 
     def read(self, job_id: str, after: str = "0-0", count: int = 500) -> list[Event]:
         """Events strictly after `after` (a stream id), oldest first, without waiting."""

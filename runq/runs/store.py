@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import uuid
 from collections.abc import Iterator
@@ -130,6 +131,14 @@ class EndingWrites:
     record: tuple[str, str, int] | None = None
 
 
+def _life_bound(job: Job) -> int:
+    """Seconds a job lives at most before it ends, for its stream's first TTL: only the
+    commit that ends a job sets the stream's TTL again (the steps' commits do not), so
+    the first one must outlast the job. Its deadline bounds a job's life once it has
+    started; a job that waited for admission longer ends with a stream started afresh."""
+    return math.ceil(float(job.spec.deadline))
+
+
 def _dump(job: Job) -> str:
     data = job.to_dict()
     version = data.pop(_VERSION_FIRST)
@@ -214,7 +223,7 @@ class JobStore:
                 repr(lease_until),
                 job.id,
                 self.events_maxlen,
-                self.events_ttl,
+                self.events_ttl + _life_bound(job),
                 spec_fingerprint(job.spec) if idem else "",
                 repr(created),
                 self.result_ttl * INDEX_LIFETIMES,

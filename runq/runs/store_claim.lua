@@ -6,11 +6,17 @@
 --
 -- Returns {0, ms the holder still has} when busy, {-1, 0} when there is no record,
 -- else {1, 0, record, cancel flag set (0/1)}.
-local holder = redis.call('GET', KEYS[2])
-if holder and holder ~= ARGV[1] then
-  return {0, redis.call('PTTL', KEYS[2])}
+--
+-- The lock is taken with SET NX first: a free job (the usual case) costs one command
+-- for it, not a GET and a SET; only a lock already there is read, to tell the
+-- claimer's own lock (taken again, with a fresh time) from another task's.
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local holder = redis.call('GET', KEYS[2])
+  if holder and holder ~= ARGV[1] then
+    return {0, redis.call('PTTL', KEYS[2])}
+  end
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 end
-redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 local data = redis.call('GET', KEYS[1])
 if not data then
   redis.call('DEL', KEYS[2])

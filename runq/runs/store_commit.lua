@@ -9,8 +9,10 @@
 -- ARGV[2]  the new record (JSON, "version" its first key)
 -- ARGV[3]  the lock owner to release, or ""
 -- ARGV[4]  the lease: a score, "" to drop it, "-" to leave it as it is
--- ARGV[5]  the record's TTL in seconds (0: none)    ARGV[6]  the job id (lease member)
--- ARGV[7]  how many events follow   ARGV[8]  the stream's MAXLEN   ARGV[9]  its TTL
+-- ARGV[5]  the record's TTL in seconds: 0 (none) until the job has ended
+-- ARGV[6]  the job id (lease member)
+-- ARGV[7]  how many events follow   ARGV[8]  the stream's MAXLEN
+-- ARGV[9]  the stream's TTL, set again by the commit that ends the job
 -- ARGV[10] "1": refuse to write while the cancel flag is up; "0": write regardless
 -- ARGV[11..10+n] the events (JSON), n = ARGV[7]
 -- A job's ending commit may carry two more writes (JobStore.ending, EndingWrites), done
@@ -25,8 +27,12 @@ if not data then return -1 end
 local current = string.match(data, '"version": (%d+)')
 if current ~= ARGV[1] then return 0 end
 if ARGV[10] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then return -2 end
-redis.call('SET', KEYS[1], ARGV[2])
-if tonumber(ARGV[5]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[5]) end
+local ended = tonumber(ARGV[5]) > 0
+if ended then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
 if ARGV[4] == '' then
   redis.call('ZREM', KEYS[3], ARGV[6])
 elseif ARGV[4] ~= '-' then
@@ -36,7 +42,9 @@ local n = tonumber(ARGV[7])
 for i = 0, n - 1 do
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'data', ARGV[11 + i])
 end
-if n > 0 then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
+-- The stream got its TTL when the job was created (store_create.lua); XADD keeps it. Only
+-- the commit that ends the job (its `job.final` event) sets it again, from the end.
+if n > 0 and ended then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
 if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
   redis.call('DEL', KEYS[2])
 end

@@ -6,10 +6,13 @@
 -- KEYS[4]  the idempotency hash (or the record again when there is no key)
 -- KEYS[5]  the index of every job   KEYS[6]  the tenant's index (or KEYS[5] again)
 -- ARGV[1]  the record (JSON)   ARGV[2]  the lease score   ARGV[3]  the job id
--- ARGV[4]  the stream's MAXLEN   ARGV[5]  its TTL (also the idempotency mapping's)
+-- ARGV[4]  the stream's MAXLEN   ARGV[5]  its TTL (also the idempotency mapping's): the
+--          job's deadline more than the TTL after its end, since the commits of its steps
+--          do not set it again (only the commit that ends it does, store_commit.lua)
 -- ARGV[6]  the spec's fingerprint, or "" when there is no idempotency key
 -- ARGV[7]  the creation time (the indexes' score)
 -- ARGV[8]  how long an index keeps an entry, in seconds
+-- (A job without a tenant names the index of every job twice: it is written once.)
 -- ARGV[9]  how many events follow   ARGV[10..] the events (JSON)
 --
 -- Returns {outcome, job id}: "created"; "exists" (a record with this id is there);
@@ -40,7 +43,9 @@ if keyed then
   redis.call('EXPIRE', KEYS[4], ARGV[5])
 end
 local oldest = tonumber(ARGV[7]) - tonumber(ARGV[8])
-for _, index in ipairs({KEYS[5], KEYS[6]}) do
+local indexes = {KEYS[5]}
+if KEYS[6] ~= KEYS[5] then indexes[2] = KEYS[6] end
+for _, index in ipairs(indexes) do
   redis.call('ZADD', index, ARGV[7], ARGV[3])
   redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. oldest)
   redis.call('EXPIRE', index, ARGV[8])

@@ -83,6 +83,9 @@ def test_create_indexes_the_job_for_everyone_and_its_tenant(
     for index in (keys.jobs_index(), keys.tenant_jobs("acme")):
         assert fake_redis.zscore(index, job.id) == pytest.approx(job.timings["queued_at"])
         assert 0 < fake_redis.ttl(index) <= 900 * INDEX_LIFETIMES
+    # A job without a tenant is indexed once (its tenant's index is the same key).
+    plain = _new(store)
+    assert fake_redis.zscore(keys.jobs_index(), plain.id) is not None
     # An entry older than the index keeps them is trimmed by the next create.
     fake_redis.zadd(keys.jobs_index(), {"job_ancient": time.time() - 900 * INDEX_LIFETIMES - 5})
     _new(store)
@@ -123,7 +126,41 @@ def test_commit_releases_the_lock_and_appends_events(store: JobStore, fake_redis
     assert store.claim(job.id, lock_seconds=30).acquired
     events = EventLog(fake_redis).read(job.id)
     assert [e.type for e in events] == ["job.status", "a", "b"]
+    # The stream's TTL is the one the create set (the TTL after the end, plus the
+    # deadline): a step's commit does not set it again.
+    assert 600 < fake_redis.ttl(keys.events(job.id)) <= 600 + 600
+
+
+def test_the_ending_commit_sets_the_streams_ttl_from_the_end(store: JobStore, fake_redis) -> None:
+    job = _new(store)
+    job.move(JobStatus.RUNNING)
+    assert store.commit(job, [{"type": "job.status"}], lease_until=time.time() + 30)
+    assert fake_redis.ttl(keys.events(job.id)) > 600
+    job.move(JobStatus.SUCCEEDED)
+    assert store.commit(job, [{"type": "job.final"}], lease_until=time.time() + 30)
     assert 0 < fake_redis.ttl(keys.events(job.id)) <= 600
+
+
+def test_a_stream_started_again_mid_job_gets_its_ttl_at_the_end(
+    store: JobStore, fake_redis
+) -> None:
+    job = _new(store)
+    fake_redis.delete(keys.events(job.id))  # expired while the job waited its turn
+    job.move(JobStatus.RUNNING)
+    assert store.commit(job, [{"type": "job.status"}], lease_until=time.time() + 30)
+    assert fake_redis.ttl(keys.events(job.id)) == -1
+    job.move(JobStatus.FAILED)
+    assert store.commit(job, [{"type": "job.final"}], lease_until=time.time() + 30)
+    assert 0 < fake_redis.ttl(keys.events(job.id)) <= 600
+
+
+def test_a_claimer_may_take_its_own_lock_again(store: JobStore) -> None:
+    job = _new(store)
+    first = store.claim(job.id, lock_seconds=1)
+    again = store.claim(job.id, lock_seconds=30, owner=first.owner)
+    assert again.acquired and again.owner == first.owner
+    assert not store.claim(job.id, lock_seconds=30).acquired
+    assert store.redis.pttl(keys.job_lock(job.id)) > 1000  # the lock time is the new one
 
 
 def test_terminal_commit_sets_ttl_and_keeps_the_lease_until_published(
