@@ -45,10 +45,15 @@ class Publication:
 
         The job keeps a lease until its finish commits, so a finish that raises here is
         sent as `runq.jobs.finish`, and one lost with its worker is re-driven by the
-        sweeper.
+        sweeper. The ending commit kept the job's lock (`StepFrame.settle`): the
+        publication goes on with the job as claimed, without a claim of its own.
         """
+        ended = self.frame.take_ended(job_id)
         try:
-            self.finish(job_id, token)
+            if ended is not None:
+                self._publish(ended, token)
+            else:
+                self.finish(job_id, token)
         except Exception as err:  # the end is committed; publication gets its own task
             log.warning("job.publish_deferred", job_id=job_id, error=repr(err))
             self.scheduler.schedule(Step.FINISH, job_id, token, 0)
