@@ -33,10 +33,11 @@ local rate_prefix = ARGV[12]
 local admitted, refused, held, entries = {}, {}, {}, {}
 
 if ARGV[13] ~= '' then redis.call('ZREM', KEYS[4], ARGV[13]) end
+local lanes = redis.call('ZCARD', KEYS[1])
+if lanes == 0 then return {admitted, refused, held, entries} end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
 local room = window - redis.call('ZCARD', KEYS[4])
-local lanes = redis.call('ZCARD', KEYS[1])
-if room <= 0 or lanes == 0 then return {admitted, refused, held, entries} end
+if room <= 0 then return {admitted, refused, held, entries} end
 
 local function next_lane(after)
   local found = {}
@@ -45,12 +46,27 @@ local function next_lane(after)
   return found[1]
 end
 
+-- What this call learnt of each lane (read once, kept up to date as the call goes).
+local paused_until, inflight = {}, {}
+
 local function blocked(lane)
-  local until_at = tonumber(redis.call('HGET', KEYS[9], lane) or '0')
-  if until_at > now then return true end
+  if paused_until[lane] == nil then
+    paused_until[lane] = tonumber(redis.call('HGET', KEYS[9], lane) or '0')
+  end
+  if paused_until[lane] > now then return true end
   local cap = caps[lane]
-  if cap and tonumber(redis.call('HGET', KEYS[5], lane) or '0') >= cap then return true end
+  if cap then
+    if inflight[lane] == nil then
+      inflight[lane] = tonumber(redis.call('HGET', KEYS[5], lane) or '0')
+    end
+    if inflight[lane] >= cap then return true end
+  end
   return false
+end
+
+local function pause(lane, until_at)
+  redis.call('HSET', KEYS[9], lane, until_at)
+  paused_until[lane] = tonumber(until_at)
 end
 
 local function num(x) return string.format('%.17g', x) end
@@ -82,25 +98,28 @@ local function rate_wait(lane, tokens)
   return wait
 end
 
-local lane = redis.call('HGET', KEYS[2], 'lane')
-local used = tonumber(redis.call('HGET', KEYS[2], 'used') or '0')
+local state = redis.call('HMGET', KEYS[2], 'lane', 'used')
+local lane = state[1]
+local used = tonumber(state[2] or '0')
 if not lane or not redis.call('ZSCORE', KEYS[1], lane) then
   lane = next_lane(lane or nil)
   used = 0
 end
 local idle = 0 -- lanes passed in a row without a job taken from them
 while room > 0 and lane and idle < lanes do
-  local move_on = false
+  local move_on, gone = false, false
   if blocked(lane) then
     move_on = true
     idle = idle + 1
   else
+    -- The lane's oldest job, taken off its list; put back first if it must wait. A
+    -- lane whose list ran out is seen empty here, the next time its turn comes.
     local list = prefix .. lane
-    local job = redis.call('LINDEX', list, 0)
+    local job = redis.call('LPOP', list)
     if not job then
       redis.call('ZREM', KEYS[1], lane)
       lanes = lanes - 1
-      move_on = true
+      move_on, gone = true, true
     else
       local raw = redis.call('HGET', KEYS[3], job)
       local info = raw and cjson.decode(raw) or {}
@@ -108,16 +127,17 @@ while room > 0 and lane and idle < lanes do
       local wait = 0
       if verdict == 'ok' and raw then wait = rate_wait(lane, tonumber(info.tokens or 0)) end
       if wait > 0 then -- the lane's rate: it is looked at again when it has room
-        redis.call('HSET', KEYS[9], lane, num(now + wait))
+        redis.call('LPUSH', list, job)
+        pause(lane, num(now + wait))
         move_on = true
         idle = idle + 1
       elseif verdict == 'wait' then
-        redis.call('HSET', KEYS[9], lane, math.min(until_at, now + recheck))
+        redis.call('LPUSH', list, job)
+        pause(lane, math.min(until_at, now + recheck))
         held[#held + 1] = {lane, tostring(until_at), scope, job}
         move_on = true
         idle = idle + 1
       else
-        redis.call('LPOP', list)
         redis.call('HDEL', KEYS[3], job)
         idle = 0
         if verdict == 'fail' then
@@ -127,22 +147,22 @@ while room > 0 and lane and idle < lanes do
           redis.call('ZADD', KEYS[4], now, job)
           redis.call('ZADD', KEYS[7], now + tonumber(ARGV[4]), job)
           redis.call('HINCRBY', KEYS[5], lane, 1)
+          if inflight[lane] ~= nil then inflight[lane] = inflight[lane] + 1 end
           redis.call('HSET', KEYS[6], job, lane)
           admitted[#admitted + 1] = job
           entries[#entries + 1] = raw
           room = room - 1
           used = used + 1
         end
-        if redis.call('LLEN', list) == 0 then
-          redis.call('ZREM', KEYS[1], lane)
-          lanes = lanes - 1
-          move_on = true
-        end
       end
     end
   end
   if move_on or used >= (weights[lane] or default_weight) then
-    if lanes == 0 then lane = nil else lane = next_lane(lane) end
+    if lanes == 0 then
+      lane = nil
+    elseif lanes > 1 or gone then -- (the one lane left is this one: its turn again)
+      lane = next_lane(lane)
+    end
     used = 0
   end
 end

@@ -61,6 +61,9 @@ BUDGET_RECHECK = 5.0
 SLOTS_FRESH = 30.0
 SLOTS_FORGOTTEN = 3600.0  # ... and is dropped once it has been quiet this long
 MIN_WINDOW = 8
+# The derived window an `admit` uses is read again after this long: workers say their
+# slots every few seconds, and every start step admits (one HGETALL a call, for nothing).
+WINDOW_REUSE = 1.0
 
 
 def lane_of(job: Job) -> str:
@@ -104,6 +107,7 @@ class Admission:
         self._push = lua.register(redis, "fair_push")
         self._release = lua.register(redis, "fair_release")
         self._admit = redis.register_script(lua.source("budget_check") + lua.source("fair_admit"))
+        self._window: tuple[float, int] | None = None  # (monotonic time read, window)
 
     # -- producers ---------------------------------------------------------------------
     def push(self, job: Job, context: dict[str, Any] | None = None) -> int:
@@ -151,7 +155,7 @@ class Admission:
             ],
             args=[
                 repr(now),
-                self.current_window(now) if window is None else window,
+                self._window_now(now) if window is None else window,
                 ADMITTED_STALE,
                 ADMITTED_LEASE,
                 json.dumps(self.weights) if self.weights else "{}",
@@ -205,6 +209,16 @@ class Admission:
         """A worker says how many tasks it runs at once (the derived window sums them)."""
         now = time.time() if now is None else now
         self.redis.hset(keys.fair("slots"), worker, json.dumps([slots, now]))
+        self._window = None
+
+    def _window_now(self, now: float) -> int:
+        """`current_window`, read at most once per `WINDOW_REUSE` by this process."""
+        if self.window > 0:
+            return self.window
+        seen = time.monotonic()
+        if self._window is None or seen - self._window[0] >= WINDOW_REUSE:
+            self._window = (seen, self.current_window(now))
+        return self._window[1]
 
     def current_window(self, now: float | None = None) -> int:
         """`RUNQ_FAIR_WINDOW`, or twice the slots of the workers seen lately (at least 8)."""
@@ -228,7 +242,9 @@ class Admission:
         pipe = self.redis.pipeline(transaction=False)
         for lane in lanes:
             pipe.llen(keys.fair_lane_prefix() + lane)
-        return dict(zip(lanes, (int(n) for n in pipe.execute()), strict=True))
+        counts = zip(lanes, (int(n) for n in pipe.execute()), strict=True)
+        # A lane whose list ran out stays listed until the round-robin comes to it again.
+        return {lane: n for lane, n in counts if n}
 
     def inflight_by_tenant(self) -> dict[str, int]:
         raw = self.redis.hgetall(keys.fair("inflight"))

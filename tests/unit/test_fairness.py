@@ -196,3 +196,30 @@ def test_a_start_that_began_frees_its_place_in_the_same_call(admission: Admissio
     assert admission.admit(window=1).admitted == ["acme-0"]
     assert admission.admit(window=1).admitted == []
     assert admission.admit(window=1, started="acme-0").admitted == ["acme-1"]
+
+
+def test_the_derived_window_is_reused_briefly_and_read_again_after_a_heartbeat(
+    admission: Admission, fake_redis: fakeredis.FakeRedis
+) -> None:
+    submit(admission, "acme", 40)
+    assert len(admission.admit().admitted) == 8  # no worker seen: the minimum
+    # Another worker's heartbeat is not read again within the second...
+    Admission(fake_redis).heartbeat("w2", 6)
+    assert admission.admit().admitted == []
+    # ... this process's own heartbeat is (and so is any after WINDOW_REUSE).
+    admission.heartbeat("w1", 4)
+    assert len(admission.admit().admitted) == 2 * (6 + 4) - 8
+
+
+def test_a_lane_whose_list_ran_out_is_dropped_at_its_next_turn(
+    admission: Admission, fake_redis: fakeredis.FakeRedis
+) -> None:
+    submit(admission, "acme", 2)
+    assert admission.admit(window=2).admitted == ["acme-0", "acme-1"]
+    assert admission.waiting_by_tenant() == {}
+    for job_id in ("acme-0", "acme-1"):
+        admission.started(job_id)
+    assert admission.admit(window=2).admitted == []
+    assert fake_redis.zcard(keys.fair("lanes")) == 0
+    submit(admission, "acme", 1, prefix="again")
+    assert admission.admit(window=2).admitted == ["again-0"]
