@@ -11,7 +11,7 @@
 -- KEYS[8] reservations: hash job id -> JSON {keys, usd, tokens} (budget_check.lua)
 -- KEYS[9] paused: hash lane -> until when the lane is held (a budget says wait)
 -- ARGV[1] now; ARGV[2] window (admitted, not started, at most); ARGV[3] seconds after
--- which an admitted job no longer counts in the window; ARGV[4] the lease an admitted
+-- which an admitted job no longer counts in a full window; ARGV[4] the lease an admitted
 -- job gets; ARGV[5] weights JSON {lane: n}; ARGV[6] default weight; ARGV[7] caps JSON
 -- {lane: n}; ARGV[8] budgets JSON (budget_check.lua); ARGV[9] the prefix of the lanes'
 -- lists; ARGV[10] how long a lane held by a budget waits before it is looked at again;
@@ -35,9 +35,14 @@ local admitted, refused, held, entries = {}, {}, {}, {}
 if ARGV[13] ~= '' then redis.call('ZREM', KEYS[4], ARGV[13]) end
 local lanes = redis.call('ZCARD', KEYS[1])
 if lanes == 0 then return {admitted, refused, held, entries} end
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3]))
 local room = window - redis.call('ZCARD', KEYS[4])
-if room <= 0 then return {admitted, refused, held, entries} end
+if room <= 0 then -- admissions whose start never came stop filling the window
+  if redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[3])) == 0 then
+    return {admitted, refused, held, entries}
+  end
+  room = window - redis.call('ZCARD', KEYS[4])
+  if room <= 0 then return {admitted, refused, held, entries} end
+end
 
 local function next_lane(after)
   local found = {}
@@ -101,6 +106,7 @@ end
 local state = redis.call('HMGET', KEYS[2], 'lane', 'used')
 local lane = state[1]
 local used = tonumber(state[2] or '0')
+local was_lane, was_used = lane, used
 if not lane or not redis.call('ZSCORE', KEYS[1], lane) then
   lane = next_lane(lane or nil)
   used = 0
@@ -167,7 +173,9 @@ while room > 0 and lane and idle < lanes do
   end
 end
 if lane then
-  redis.call('HSET', KEYS[2], 'lane', lane, 'used', used)
+  if lane ~= was_lane or used ~= was_used then
+    redis.call('HSET', KEYS[2], 'lane', lane, 'used', used)
+  end
 else
   redis.call('DEL', KEYS[2])
 end
