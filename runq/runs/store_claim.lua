@@ -17,9 +17,11 @@ if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   end
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 end
-local data = redis.call('GET', KEYS[1])
+-- The record and the cancel flag in one MGET.
+local found = redis.call('MGET', KEYS[1], KEYS[3])
+local data = found[1]
 if not data then
   redis.call('DEL', KEYS[2])
   return {-1, 0}
 end
-return {1, 0, data, redis.call('EXISTS', KEYS[3])}
+return {1, 0, data, found[2] and 1 or 0}

@@ -22,11 +22,15 @@
 --
 -- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone, -2 when
 -- the cancel flag refused the write (nothing was written; the lock is still held).
-local data = redis.call('GET', KEYS[1])
+-- The record and, for a step's outcome, the cancel flag in one MGET.
+local guarded = ARGV[10] == '1'
+local found
+if guarded then found = redis.call('MGET', KEYS[1], KEYS[5]) else found = {redis.call('GET', KEYS[1])} end
+local data = found[1]
 if not data then return -1 end
 local current = string.match(data, '"version": (%d+)')
 if current ~= ARGV[1] then return 0 end
-if ARGV[10] == '1' and redis.call('EXISTS', KEYS[5]) == 1 then return -2 end
+if guarded and found[2] then return -2 end
 local ended = tonumber(ARGV[5]) > 0
 if ended then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])

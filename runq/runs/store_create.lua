@@ -30,8 +30,7 @@ if keyed then
     return {'same', redis.call('GET', KEYS[4])}
   end
 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists', ARGV[3]} end
-redis.call('SET', KEYS[1], ARGV[1])
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX') then return {'exists', ARGV[3]} end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
 local n = tonumber(ARGV[9])
 for i = 0, n - 1 do
