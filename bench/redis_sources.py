@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--mode", choices=["poll", "webhook"], default="webhook")
+    parser.add_argument("--mode", choices=["poll", "webhook", "stream"], default="webhook")
     parser.add_argument("--jobs", type=int, default=50)
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for the workers")
     parser.add_argument(

@@ -166,6 +166,7 @@ class JobStore:
         self._release = lua.register(client, "store_release")
         self._extend = lua.register(client, "store_extend_lock")
         self._request_cancel = lua.register(client, "cancel_request")
+        self._delta = lua.register(client, "store_delta")
         # The writes a job's ending commit carries, by job id (see `ending`).
         self._ending: dict[str, EndingWrites] = {}
 
@@ -359,16 +360,15 @@ class JobStore:
     def forward_delta(self, job_id: str, run_id: str, seq: int, delta: str) -> None:
         """Append a text delta to the job's events and remember its sequence number.
 
-        One transaction, so a resumed stream neither repeats nor skips a delta.
+        One Lua call (`store_delta.lua`), so a resumed stream neither repeats nor skips a
+        delta: 4 commands a delta, where a transaction that also set the event stream's
+        TTL took 6 (the stream keeps the TTL of its creation until the job's end).
         """
-        pipe = self.redis.pipeline(transaction=True)
-        events_key = keys.events(job_id)
         payload = json.dumps({"ts": time.time(), "type": "text.delta", "seq": seq, "delta": delta})
-        pipe.xadd(events_key, {"data": payload}, maxlen=self.events_maxlen, approximate=True)
-        pipe.expire(events_key, self.events_ttl)
-        pipe.hset(keys.stream_seq(job_id), run_id, seq)
-        pipe.expire(keys.stream_seq(job_id), self.events_ttl)
-        pipe.execute()
+        self._delta(
+            keys=[keys.events(job_id), keys.stream_seq(job_id)],
+            args=[self.events_maxlen, payload, run_id, seq, self.events_ttl],
+        )
 
     def extend_lock(self, job_id: str, owner: str, seconds: float) -> bool:
         """Keep holding the job during a long step (a stream); False if the lock was lost."""

@@ -220,3 +220,19 @@ def test_wait_many_returns_only_what_is_new_per_job(fake_redis: fakeredis.FakeRe
     assert list(newer) == ["a"]
     assert newer["a"][0].final and newer["a"][0].data["result"] == {"job_id": "a"}
     assert log.wait_many({}, block_ms=1) == {}
+
+
+def test_a_forwarded_delta_and_its_position_are_written_together(
+    store: JobStore, fake_redis
+) -> None:
+    job = _new(store)
+    ttl_before = fake_redis.ttl(keys.events(job.id))
+    store.forward_delta(job.id, "resp_1", 7, "Hel")
+    store.forward_delta(job.id, "resp_1", 8, "lo")
+    assert store.stream_position(job.id, "resp_1") == 8
+    assert store.stream_position(job.id, "resp_other") is None
+    deltas = [e for e in EventLog(fake_redis).read(job.id) if e.type == "text.delta"]
+    assert [(e.data["seq"], e.data["delta"]) for e in deltas] == [(7, "Hel"), (8, "lo")]
+    assert 0 < fake_redis.ttl(keys.stream_seq(job.id)) <= 600
+    # The event stream keeps the TTL its creation set (the end sets it again).
+    assert ttl_before - 2 <= fake_redis.ttl(keys.events(job.id)) <= ttl_before
