@@ -15,6 +15,7 @@ per worker, whatever the load) is shown as its own source.
     python -m bench.redis_sources --mode webhook --jobs 50
     python -m bench.redis_sources --mode poll --jobs 50 --env RUNQ_TASK_EVENTS=false
     python -m bench.redis_sources --mode webhook --jobs 5 --trace commands.txt
+    python -m bench.redis_sources --mode stream --jobs 50   # text deltas through the job store
 """
 
 from __future__ import annotations
