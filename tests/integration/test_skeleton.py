@@ -149,7 +149,9 @@ def test_bad_input_is_refused_before_enqueueing(
     env = {**os.environ, "REDIS_URL": str(stack.redis_url), "PYTHONPATH": str(ROOT)}
     done = _cli(*args, env=env, cwd=tmp_path)
     assert done.returncode == 2
-    assert f"error: {named}:" in done.stderr
+    # Named as the job option (`error: backend: ...`) or, for a value argparse parses
+    # itself (a duration), as the flag (`error: argument --deadline: ...`).
+    assert f"error: {named}:" in done.stderr or f"error: argument --{named}:" in done.stderr
     assert len(client.redis.keys(keys.job("*"))) == jobs_before
     assert client.redis.llen("runs") == queued_before
 
