@@ -140,25 +140,13 @@ class Multitask:
 def remove_turn(
     conversations: ConversationStore, conversation: str, job_id: str, tenant: str | None
 ) -> int:
-    """Remove every turn job `job_id` added to the conversation; returns how many.
-
-    A handle recorded after those turns covers them: it no longer holds the history
-    without them, so it is dropped and the next turn replays."""
+    """Remove the turns job `job_id` added to the tenant's conversation (see
+    `Conversation.remove_turn`); returns how many."""
     record = conversations.get(conversation)
     if record is None or record.tenant != tenant:
         return 0
-    kept: list[dict[str, Any]] = []
-    for turn in record.turns:
-        if turn.get("job_id") == job_id:
-            if turn.get("role") == "assistant":  # an answer: its question goes with it
-                while kept and kept[-1].get("role") == "user" and "job_id" not in kept[-1]:
-                    kept.pop()
-            continue
-        kept.append(turn)
-    removed = len(record.turns) - len(kept)
+    removed = record.remove_turn(job_id)
     if removed:
-        record.turns = kept
-        record.handles = {}
         conversations.save(record)
     return removed
 

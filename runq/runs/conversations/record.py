@@ -162,6 +162,25 @@ class Conversation:
         """`handle` holds every turn so far (the link just answered the last one)."""
         self.handles[key] = {**handle, "covers": len(self.turns) + self.dropped}
 
+    def remove_turn(self, job_id: str) -> int:
+        """Remove the turns job `job_id` added (its answer with the question before it,
+        or questions marked with its id); returns how many. A double-texting `rollback`
+        (`runs.multitask`) undoes the turn it interrupted. Every backend handle covered
+        the removed turns, so none holds the history without them: all are dropped."""
+        kept: list[dict[str, Any]] = []
+        for turn in self.turns:
+            if turn.get("job_id") == job_id:
+                if turn.get("role") == "assistant":  # an answer: its question goes with it
+                    while kept and kept[-1].get("role") == "user" and "job_id" not in kept[-1]:
+                        kept.pop()
+                continue
+            kept.append(turn)
+        removed = len(self.turns) - len(kept)
+        if removed:
+            self.turns = kept
+            self.handles = {}
+        return removed
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
