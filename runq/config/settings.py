@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -159,6 +160,26 @@ def _optional_path(value: Any) -> Path | None:
     return None if value is None or value == "" else _path(value)
 
 
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9._/-]*")
+
+
+def _bucket(value: Any) -> str | None:
+    """An S3 bucket name: 3 to 63 lowercase letters, digits, dots and hyphens."""
+    text = _optional_text(value)
+    if text is not None and not _BUCKET.fullmatch(text):
+        raise ValueError("must be a bucket name (3-63 lowercase letters, digits, '.', '-')")
+    return text
+
+
+def _key_prefix(value: Any) -> str:
+    """A key prefix such as `runq/files/`: plain characters, no leading `/`, no `..`."""
+    text = _optional_text(value) or ""
+    if not _KEY_PREFIX.fullmatch(text) or text.startswith("/") or ".." in text:
+        raise ValueError("must be plain letters, digits, '.', '_', '-' and '/' (e.g. runq/)")
+    return text
+
+
 def _secret(value: Any) -> Secret | None:
     if value is None or value == "":
         return None
@@ -274,8 +295,13 @@ class Settings:
     conversation_max_tokens: int = setting(32_000, _bounded(_integer, ge=1))
     # Files (runq.runs.files): a job's input files and the files its run produced are
     # capped per file and per job; produced files go to Redis unless RUNQ_FILES_DIR
-    # names a directory (shared with the producers that read them).
+    # names a directory (shared with the producers that read them) or
+    # RUNQ_FILES_S3_BUCKET a bucket (keys <prefix><job id>/<sha256>/<name>; an endpoint
+    # URL for S3-compatible servers such as MinIO; credentials from boto3's own chain).
     files_dir: Path | None = setting(None, _optional_path)
+    files_s3_bucket: str | None = setting(None, _bucket)
+    files_s3_prefix: str = setting("", _key_prefix)
+    files_s3_endpoint_url: str | None = setting(None, _url("http://", "https://"))
     file_max_bytes: int = setting(10 * 1024 * 1024, _bounded(_integer, ge=1))
     job_files_max_bytes: int = setting(50 * 1024 * 1024, _bounded(_integer, ge=1))
 
@@ -441,6 +467,7 @@ def load_settings(**overrides: Any) -> Settings:
             f"RUNQ_POLL_INTERVAL_MIN ({settings.safety_poll_interval} < "
             f"{settings.poll_interval_min}): it is the long wait that covers a lost webhook"
         )
+    _check_files_storage(settings)
     if settings.safety_poll_max < settings.safety_poll_interval:
         raise ConfigurationError(
             "invalid configuration:\n  RUNQ_SAFETY_POLL_MAX must be at least "
@@ -448,6 +475,22 @@ def load_settings(**overrides: Any) -> Settings:
             f"{settings.safety_poll_interval}): the safety poll grows up to it"
         )
     return settings
+
+
+def _check_files_storage(settings: Settings) -> None:
+    """Produced files go to one place; the S3 details need the bucket they are for."""
+    if settings.files_dir is not None and settings.files_s3_bucket is not None:
+        raise ConfigurationError(
+            "invalid configuration:\n  RUNQ_FILES_DIR and RUNQ_FILES_S3_BUCKET are both set; "
+            "produced files go to one place: unset one of them"
+        )
+    if settings.files_s3_bucket is None:
+        for name in ("files_s3_prefix", "files_s3_endpoint_url"):
+            if getattr(settings, name):
+                raise ConfigurationError(
+                    f"invalid configuration:\n  {env_name(name)} is set without "
+                    "RUNQ_FILES_S3_BUCKET: name the bucket, or unset it"
+                )
 
 
 @lru_cache(maxsize=1)

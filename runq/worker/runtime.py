@@ -31,7 +31,7 @@ from runq.runs.events import EventLog
 from runq.runs.fairness import WAITING_LEASE, admission_from_settings
 from runq.runs.files.inputs import InputFiles
 from runq.runs.files.produced import FileKeeper, FileLimits
-from runq.runs.files.storage import DirectoryFiles, FileStorage, RedisFiles
+from runq.runs.files.storage import configured_storage
 from runq.runs.job import Job, Step
 from runq.runs.keys import batcher_tick
 from runq.runs.links import LinkServices
@@ -262,13 +262,10 @@ def _approval_webhook(client: redis.Redis, settings: Settings) -> ApprovalWebhoo
 
 
 def _file_keeper(client: redis.Redis, settings: Settings) -> FileKeeper:
-    """Where the files runs produce are kept: RUNQ_FILES_DIR, else Redis (as long as
-    job records), within RUNQ_FILE_MAX_BYTES per file and RUNQ_JOB_FILES_MAX_BYTES per job."""
-    storage: FileStorage = (
-        DirectoryFiles(settings.files_dir)
-        if settings.files_dir is not None
-        else RedisFiles(client, settings.result_expires)
-    )
+    """Where the files runs produce are kept: RUNQ_FILES_DIR, RUNQ_FILES_S3_BUCKET, else
+    Redis (as long as job records), within RUNQ_FILE_MAX_BYTES per file and
+    RUNQ_JOB_FILES_MAX_BYTES per job."""
+    storage = configured_storage(client, settings)
     limits = FileLimits(per_file=settings.file_max_bytes, per_job=settings.job_files_max_bytes)
     return FileKeeper(storage, limits)
 

@@ -14,6 +14,7 @@ import fakeredis
 import pytest
 from pydantic import ValidationError
 
+from runq.config.settings import Settings
 from runq.errors import BackendError, InvalidJobError
 from runq.producers.gateway.models import JobRequest
 from runq.runs import keys
@@ -93,7 +94,7 @@ def test_the_keeper_stores_files_within_the_caps() -> None:
     assert redis.ttl(first["ref"]) > 0
     assert entries[2]["stored"] is False and "per-file cap of 200" in entries[2]["reason"]
     assert entries[3]["stored"] is False and "per-job cap of 250" in entries[3]["reason"]
-    loaded = load("job_1", entries, redis=redis, files_dir=None)
+    loaded = load("job_1", entries, redis=redis, settings=Settings())
     assert [f.content for f in loaded] == [PNG, PNG + b"2"]
 
 
@@ -102,10 +103,10 @@ def test_a_directory_store_writes_under_the_job(tmp_path: Path) -> None:
     (entry,) = keeper.keep("job_2", [{"name": "../../x.png", "file_id": "f"}], _reader({"f": PNG}))
     assert entry["name"] == "x.png" and entry["ref"] == "job_2/x.png"
     assert (tmp_path / "job_2" / "x.png").read_bytes() == PNG
-    (found,) = load("job_2", [entry], redis=None, files_dir=tmp_path)
+    (found,) = load("job_2", [entry], redis=None, settings=Settings(files_dir=tmp_path))
     assert found.save(tmp_path / "out").read_bytes() == PNG
     with pytest.raises(FileGoneError, match="RUNQ_FILES_DIR"):
-        load("job_2", [entry], redis=None, files_dir=None)
+        load("job_2", [entry], redis=None, settings=Settings())
 
 
 @pytest.mark.parametrize(
@@ -121,9 +122,9 @@ def test_a_tampered_entry_reads_nothing_else(tmp_path: Path, tampered: dict[str,
     keeper = FileKeeper(RedisFiles(redis, ttl=600))
     (entry,) = keeper.keep("job_3", [{"name": "a.png", "file_id": "f"}], _reader({"f": PNG}))
     with pytest.raises(FileGoneError):
-        load_one("job_3", {**entry, **tampered}, redis=redis, files_dir=tmp_path)
+        load_one("job_3", {**entry, **tampered}, redis=redis, settings=Settings(files_dir=tmp_path))
     with pytest.raises(FileGoneError):
-        load_one("../job_3", entry, redis=redis, files_dir=tmp_path)
+        load_one("../job_3", entry, redis=redis, settings=Settings(files_dir=tmp_path))
 
 
 def test_the_gateway_body_takes_files_in_base64() -> None:
@@ -175,7 +176,7 @@ def test_the_ending_step_keeps_the_runs_files_and_calls(store, scheduler, fake_r
     assert result["hosted_tool_calls"][0]["code"] == "plot()"
     (entry,) = result["files"]
     assert entry["name"] == "chart.png" and entry["stored"] and entry["storage"] == "redis"
-    (found,) = load(job.id, result["files"], redis=fake_redis, files_dir=None)
+    (found,) = load(job.id, result["files"], redis=fake_redis, settings=Settings())
     assert found.content == PNG
 
 

@@ -47,7 +47,7 @@ def cmd_files(args: argparse.Namespace) -> int:
                 print(f"{entry.get('name')}  {_size(entry)} bytes  not kept: {entry.get('reason')}")
         return 0
     try:
-        found = load(job.id, entries, redis=client.redis, files_dir=client.settings.files_dir)
+        found = load(job.id, entries, redis=client.redis, settings=client.settings)
     except FileGoneError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -215,7 +215,7 @@ class AsyncJobHandle:
         job = await self.job()
         sync = self.client.sync
         return await asyncio.to_thread(
-            load_files, job.id, job.files, redis=sync.redis, files_dir=sync.settings.files_dir
+            load_files, job.id, job.files, redis=sync.redis, settings=sync.settings
         )
 
     async def output(self, timeout: float | None = None) -> Any:

@@ -469,9 +469,7 @@ class JobHandle:
         each checked against its hash; `JobFile.save(dir)` writes one. Files over the
         caps are not kept (the result's `files` says why). Read once the job has ended."""
         job = self.job()
-        return load_files(
-            job.id, job.files, redis=self.client.redis, files_dir=self.client.settings.files_dir
-        )
+        return load_files(job.id, job.files, redis=self.client.redis, settings=self.client.settings)
 
     def output(self, timeout: float | None = None) -> Any:
         """Wait for the job and return its parsed answer (`result()["output_parsed"]`):

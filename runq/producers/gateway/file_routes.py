@@ -76,7 +76,7 @@ async def get_file(
     client = client_of(request)
     try:
         found = await asyncio.to_thread(
-            load_one, job.id, entry, redis=client.sync.redis, files_dir=client.settings.files_dir
+            load_one, job.id, entry, redis=client.sync.redis, settings=client.settings
         )
     except FileGoneError as err:
         raise HTTPException(404, str(err)) from None

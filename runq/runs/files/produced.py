@@ -4,8 +4,8 @@ The step that ends a job with hosted tools asks its backend which files the run 
 (`Backend.run_outputs`: container files a Responses answer cites or its code wrote;
 Assistants `image_file` and `file_path` files) and `FileKeeper.keep` downloads each
 through the backend (`read(ref, limit)`, which stops reading past `limit`), under a
-per-file and a per-job cap. A file over a cap is listed with `stored: false` and why;
-the job still succeeds with its answer.
+per-file and a per-job cap. A file over a cap, or one its storage refused (a bucket
+down), is listed with `stored: false` and why; the job still succeeds with its answer.
 
 Each stored entry: `name`, `bytes`, `content_type`, `sha256`, `storage`, `ref`, and
 the backend's `file_id` (and `container_id`). `load` reads them back for a producer.
@@ -18,12 +18,15 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from runq.runs.files.inputs import content_type, safe_name
-from runq.runs.files.storage import FileStorage, storage_for
+from runq.runs.files.storage import FileStorage, FileStorageError, storage_for
+
+if TYPE_CHECKING:
+    from runq.config.settings import Settings
 
 log = structlog.get_logger("runq.files")
 
@@ -77,9 +80,17 @@ class FileKeeper:
                 )
                 log.warning("job.file_skipped", job_id=job_id, file=name, reason=why)
                 continue
-            total += len(content)
             sha = hashlib.sha256(content).hexdigest()
-            stored_at = self.storage.put(job_id, name, sha, content)
+            try:
+                stored_at = self.storage.put(job_id, name, sha, content)
+            except FileStorageError as err:
+                why = f"{self.storage.kind} storage refused it: {err}"
+                entries.append(
+                    {"name": name, "bytes": len(content), "stored": False, "reason": why, **ids}
+                )
+                log.warning("job.file_not_stored", job_id=job_id, file=name, reason=why)
+                continue
+            total += len(content)
             entries.append({
                 "name": name, "bytes": len(content), "content_type": content_type(name, content),
                 "sha256": sha, "stored": True, "storage": self.storage.kind, "ref": stored_at,
@@ -112,27 +123,29 @@ class FileGoneError(LookupError):
 
 
 def load(job_id: str, entries: list[dict[str, Any]], *, redis: Any,
-         files_dir: Path | None) -> list[JobFile]:  # fmt: skip
-    """The stored files of a result's `files`, with their bytes checked against the hash."""
+         settings: Settings) -> list[JobFile]:  # fmt: skip
+    """The stored files of a result's `files`, with their bytes checked against the hash,
+    read from where this process's `settings` say (RUNQ_FILES_DIR, RUNQ_FILES_S3_*)."""
     found: list[JobFile] = []
     for entry in entries:
         if not entry.get("stored"):
             continue
-        found.append(load_one(job_id, entry, redis=redis, files_dir=files_dir))
+        found.append(load_one(job_id, entry, redis=redis, settings=settings))
     return found
 
 
-def load_one(job_id: str, entry: dict[str, Any], *, redis: Any, files_dir: Path | None) -> JobFile:
+def load_one(job_id: str, entry: dict[str, Any], *, redis: Any, settings: Settings) -> JobFile:
     name, sha = str(entry.get("name")), str(entry.get("sha256"))
-    storage = storage_for(str(entry.get("storage")), redis=redis, files_dir=files_dir)
+    storage = storage_for(str(entry.get("storage")), redis=redis, settings=settings)
     if storage is None:
         raise FileGoneError(
             f"{name} is kept in {entry.get('storage')!r} storage, which this process cannot "
-            "read (a directory store needs RUNQ_FILES_DIR set to the workers' directory)"
+            "read (a directory store needs RUNQ_FILES_DIR set to the workers' directory, "
+            "a bucket RUNQ_FILES_S3_BUCKET and its endpoint)"
         )
     try:
         content = storage.get(job_id, name, sha)
-    except ValueError as err:
+    except (ValueError, FileStorageError) as err:
         raise FileGoneError(f"{name}: {err}") from None
     if content is None or hashlib.sha256(content).hexdigest() != sha:
         raise FileGoneError(f"{name} of job {job_id} is gone from {storage.kind} storage")

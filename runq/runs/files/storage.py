@@ -1,13 +1,15 @@
-"""Where the files a job's run produced are kept: Redis (the default) or a directory.
+"""Where the files a job's run produced are kept: Redis (the default), a directory, or
+an S3-compatible bucket (`runq.runs.files.s3`).
 
-A result lists each file with `storage` (`redis` or `dir`) and a `ref` to show; reading
+A result lists each file with `storage` (`redis`, `dir` or `s3`) and a `ref` to show; reading
 a file back never follows a location from the record. The key or path is derived from
 the job id, the file's hash and its name, each checked, so a record someone wrote cannot
 point a reader (the gateway, `runq files`) at another key or outside the directory.
 
 Redis keeps files as long as job records (`RUNQ_RESULT_EXPIRES`); a directory
 (`RUNQ_FILES_DIR`) keeps them until removed, and producers that read them must see the
-same directory as the workers (a shared volume). S3-compatible storage is not built yet.
+same directory as the workers (a shared volume). A bucket (`RUNQ_FILES_S3_BUCKET`) keeps
+them as its lifecycle rules say, and producers reach it with their own credentials.
 """
 
 from __future__ import annotations
@@ -16,14 +18,24 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from runq.errors import ConfigurationError
 from runq.runs import keys
 from runq.runs.files.inputs import SHA256, safe_name
+
+if TYPE_CHECKING:
+    from runq.config.settings import Settings
 
 JOB_ID = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
 REDIS = "redis"
 DIRECTORY = "dir"
+S3 = "s3"
+
+
+class FileStorageError(Exception):
+    """A storage could not keep or read a file (a bucket refused, an endpoint is down):
+    the message says why in one line and carries no credential."""
 
 
 class FileStorage(Protocol):
@@ -36,7 +48,8 @@ class FileStorage(Protocol):
         """The bytes, or None when they are gone."""
 
 
-def _checked(job_id: str, name: str, sha256: str) -> None:
+def checked_location(job_id: str, name: str, sha256: str) -> None:
+    """Refuse a job id, name or hash that could make a key or path point elsewhere."""
     if not JOB_ID.fullmatch(job_id) or ".." in job_id:
         raise ValueError(f"not a job id: {job_id!r}")
     if safe_name(name) != name:
@@ -55,13 +68,13 @@ class RedisFiles:
         self.ttl = ttl
 
     def put(self, job_id: str, name: str, sha256: str, content: bytes) -> str:
-        _checked(job_id, name, sha256)
+        checked_location(job_id, name, sha256)
         key = keys.job_file(job_id, sha256)
         self.redis.set(key, content, ex=self.ttl)
         return key
 
     def get(self, job_id: str, name: str, sha256: str) -> bytes | None:
-        _checked(job_id, name, sha256)
+        checked_location(job_id, name, sha256)
         found = self.redis.get(keys.job_file(job_id, sha256))
         return None if found is None else bytes(found)
 
@@ -75,7 +88,7 @@ class DirectoryFiles:
         self.root = Path(root)
 
     def _path(self, job_id: str, name: str, sha256: str) -> Path:
-        _checked(job_id, name, sha256)
+        checked_location(job_id, name, sha256)
         return self.root / job_id / name
 
     def put(self, job_id: str, name: str, sha256: str, content: bytes) -> str:
@@ -98,12 +111,34 @@ class DirectoryFiles:
             return None
 
 
-def storage_for(
-    kind: str, *, redis: Any, files_dir: Path | None, ttl: int = 0
-) -> FileStorage | None:
-    """The storage a result's entry names, as this process sees it (None: not here)."""
+def storage_for(kind: str, *, redis: Any, settings: Settings, ttl: int = 0) -> FileStorage | None:
+    """The storage a result's entry names, as this process's settings reach it (None:
+    not from here). The location is the settings', never the entry's."""
     if kind == REDIS:
         return RedisFiles(redis, ttl)
-    if kind == DIRECTORY and files_dir is not None:
-        return DirectoryFiles(files_dir)
+    if kind == DIRECTORY and settings.files_dir is not None:
+        return DirectoryFiles(settings.files_dir)
+    if kind == S3 and settings.files_s3_bucket is not None:
+        from runq.runs.files.s3 import S3Files  # boto3 only where a bucket is configured
+
+        return S3Files(
+            settings.files_s3_bucket, settings.files_s3_prefix, settings.files_s3_endpoint_url
+        )
     return None
+
+
+def configured_storage(redis: Any, settings: Settings) -> FileStorage:
+    """Where a worker keeps the files runs produce: RUNQ_FILES_DIR, RUNQ_FILES_S3_BUCKET,
+    else Redis for as long as job records (`RUNQ_RESULT_EXPIRES`)."""
+    if settings.files_dir is not None and settings.files_s3_bucket is not None:
+        raise ConfigurationError(FILES_DIR_AND_BUCKET)
+    kind = DIRECTORY if settings.files_dir else S3 if settings.files_s3_bucket else REDIS
+    storage = storage_for(kind, redis=redis, settings=settings, ttl=settings.result_expires)
+    assert storage is not None  # the kind was picked from what is set
+    return storage
+
+
+FILES_DIR_AND_BUCKET = (
+    "invalid configuration:\n  RUNQ_FILES_DIR and RUNQ_FILES_S3_BUCKET are both set; "
+    "produced files go to one place: unset one of them"
+)
