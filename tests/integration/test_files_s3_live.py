@@ -1,5 +1,5 @@
 """Produced files kept in an S3-compatible bucket (RUNQ_FILES_S3_BUCKET) and read back by
-`runq files` and `JobHandle.files()`: real Redis, real workers, the sandbox's code
+`runq files`, `JobHandle.files()` and the gateway: real Redis, real workers, the sandbox's code
 interpreter over HTTP, and boto3 over HTTP to an S3-compatible server.
 
 The server is moto's `ThreadedMotoServer`, a standalone S3-compatible HTTP server in a
@@ -11,6 +11,7 @@ module of its own: its workers must be the only ones taking jobs while it runs.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
@@ -29,12 +31,15 @@ from runq.producers.client.sync import Client
 from runq.runs.files.produced import FileKeeper
 from runq.runs.files.s3 import S3Files
 from runq.worker.launcher import SandboxProcess, Stack
+from tests.conftest import wait_for
 from tests.integration.conftest import stack_on
+from tests.integration.gateway_process import start_gateway, stop
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 SALES = ROOT / "examples" / "data" / "sales.csv"
 PNG = b"\x89PNG\r\n\x1a\n"
+A, B = {"Authorization": "Bearer token-a"}, {"Authorization": "Bearer token-b"}
 BUCKET, PREFIX = "runq-files", "runq/charts/"
 # Test credentials for the stand-in server; boto3 reads them from the environment.
 AWS_ENV = {
@@ -80,6 +85,20 @@ def stack(
     home = tmp_path_factory.mktemp("files_s3")
     with stack_on(redis_url, sandbox, home, env=_s3_env(s3_endpoint)) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    stack: Stack, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`runq gateway` reading the same bucket; tokens `token-a` (alice), `token-b` (bob)."""
+    tmp = tmp_path_factory.mktemp("gateway_s3")
+    proc, base = start_gateway(str(stack.redis_url), tmp, tokens="token-a:alice,token-b:bob",
+                               env=_s3_env(s3_endpoint))  # fmt: skip
+    try:
+        yield base
+    finally:
+        stop(proc)
 
 
 def _cli(stack: Stack, endpoint: str, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -134,6 +153,28 @@ def test_the_chart_is_kept_in_the_bucket_and_read_back(
                  str(tmp_path / "again"))  # fmt: skip
     assert again.returncode == 1 and "gone from s3 storage" in again.stderr, again.stderr
     assert not (tmp_path / "again" / png["name"]).exists()
+
+
+def _ended(gateway: str, job_id: str) -> dict[str, Any] | None:
+    view = httpx.get(f"{gateway}/v1/jobs/{job_id}", headers=A, timeout=10).json()
+    return view if view["status"] in ("succeeded", "failed", "cancelled") else None
+
+
+def test_the_gateway_serves_a_bucket_file_to_its_tenant_only(gateway: str) -> None:
+    upload = {"name": "sales.csv", "content_base64": base64.b64encode(SALES.read_bytes()).decode()}
+    body = {"input": "Plot monthly sales", "tools": ["code_interpreter"], "files": [upload]}
+    reply = httpx.post(f"{gateway}/v1/jobs", json=body, headers=A, timeout=30)
+    assert reply.status_code == 201, reply.text
+    job_id = str(reply.json()["job_id"])
+    view = wait_for(lambda: _ended(gateway, job_id), timeout=90, what="the job to end")
+    assert view["status"] == "succeeded", view["error"]
+    (png,) = [f for f in view["files"] if f.get("content_type") == "image/png"]
+    assert png["storage"] == "s3"
+    url = f"{gateway}/v1/jobs/{job_id}/files/{png['name']}"
+    got = httpx.get(url, headers=A, timeout=10)
+    assert got.status_code == 200 and got.content.startswith(PNG)
+    assert hashlib.sha256(got.content).hexdigest() == png["sha256"]
+    assert httpx.get(url, headers=B, timeout=10).status_code == 404
 
 
 def test_a_bucket_that_refuses_the_file_lists_it_as_not_kept(s3_endpoint: str) -> None:

@@ -131,14 +131,16 @@ def configured_storage(redis: Any, settings: Settings) -> FileStorage:
     """Where a worker keeps the files runs produce: RUNQ_FILES_DIR, RUNQ_FILES_S3_BUCKET,
     else Redis for as long as job records (`RUNQ_RESULT_EXPIRES`)."""
     if settings.files_dir is not None and settings.files_s3_bucket is not None:
-        raise ConfigurationError(FILES_DIR_AND_BUCKET)
-    kind = DIRECTORY if settings.files_dir else S3 if settings.files_s3_bucket else REDIS
-    storage = storage_for(kind, redis=redis, settings=settings, ttl=settings.result_expires)
-    assert storage is not None  # the kind was picked from what is set
-    return storage
+        raise ConfigurationError(
+            "invalid configuration:\n  RUNQ_FILES_DIR and RUNQ_FILES_S3_BUCKET are both set; "
+            "produced files go to one place: unset one of them"
+        )
+    if settings.files_dir is not None:
+        return DirectoryFiles(settings.files_dir)
+    if settings.files_s3_bucket is not None:
+        from runq.runs.files.s3 import S3Files
 
-
-FILES_DIR_AND_BUCKET = (
-    "invalid configuration:\n  RUNQ_FILES_DIR and RUNQ_FILES_S3_BUCKET are both set; "
-    "produced files go to one place: unset one of them"
-)
+        return S3Files(
+            settings.files_s3_bucket, settings.files_s3_prefix, settings.files_s3_endpoint_url
+        )
+    return RedisFiles(redis, settings.result_expires)
