@@ -96,7 +96,7 @@ def finished(client: Client, job_ids: list[str], timeout: float = 90) -> list[An
 @pytest.fixture(scope="module")
 def gateway_setup(redis_url: str, tmp_path_factory) -> Iterator[tuple[Client, SandboxProcess]]:
     tmp = tmp_path_factory.mktemp("webhook-gateway")
-    redis_url = own_db(redis_url, 11)
+    redis_url = own_db(redis_url, 14)  # 11 is test_gateway_limits_live's (no worker)
     proc, base = start_gateway(
         redis_url, tmp, tokens="token-a:alice", env={"OPENAI_WEBHOOK_SECRET": SECRET}
     )
