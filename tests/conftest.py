@@ -30,6 +30,17 @@ os.environ.setdefault("RUNQ_TOOL_MODULES", "examples.tools")
 #   12, 13, 14 test_webhook_mode.
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the environment it set: `get_settings()` is cached per process,
+    and a CLI test run after one that cached other settings would see those."""
+    from runq.config.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def runq_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("runq-home")

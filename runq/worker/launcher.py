@@ -21,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
@@ -332,6 +333,36 @@ class Stack:
         except BaseException:
             self.stop()
             raise
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> Stack:
+        """Return once every worker has started its pump (it heartbeats in Redis), which
+        it does after publishing its tools and chains: a producer checking a job's tools
+        against the workers' catalog right after `start()` would otherwise race them."""
+        import redis
+
+        from runq.runs import keys
+
+        assert self.redis_url is not None
+        client = redis.Redis.from_url(self.redis_url)
+        names = [p.name.split("@", 1)[0] for p in self.worker_procs if p.name]
+
+        def all_beating() -> bool:
+            fields = client.hkeys(keys.fair("slots"))
+            beating = [(f.decode() if isinstance(f, bytes) else f).split("@", 1)[0] for f in fields]
+            return all(name in beating for name in names)
+
+        deadline = time.monotonic() + timeout
+        try:
+            while not all_beating():
+                for proc in self.worker_procs:
+                    if proc.proc is not None and proc.proc.poll() is not None:
+                        raise LaunchError(f"a worker exited with code {proc.proc.returncode}")
+                if time.monotonic() > deadline:
+                    raise LaunchError(f"the workers did not become ready within {timeout:.0f}s")
+                time.sleep(0.05)
+        finally:
+            client.close()
         return self
 
     def stop(self) -> None:

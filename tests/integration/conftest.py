@@ -50,7 +50,8 @@ def stack_on(
         worker_log=home / "worker.log",
         worker_env={**WORKER_ENV, **(env or {})},
     ) as running:
-        yield running
+        # The first test submits at once: its tools must be in the workers' catalog.
+        yield running.wait_ready()
 
 
 def client_for(stack: Stack) -> Client:
