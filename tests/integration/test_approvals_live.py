@@ -301,6 +301,7 @@ def test_a_waiting_approval_survives_a_redis_restart(
                   worker_env={**WORKER_ENV, **env}, worker_log=tmp_path / "worker.log")  # fmt: skip
     with shape as stack:
         assert stack.redis is not None and stack.redis_url
+        stack.wait_ready()  # its own fresh Redis: `refund` is listed once a worker is up
         order = "redis-restart-1"
         handle = _refund(client_for(stack), order)
         asked = _waiting(client_for(stack), handle)
