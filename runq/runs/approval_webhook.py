@@ -15,8 +15,10 @@ with the headers `webhook-id` (the event id), `webhook-timestamp` (epoch seconds
 secret's decoded bytes; `openai.OpenAI().webhooks.unwrap(body, headers, secret=...)`
 verifies it. The event id is the same for every attempt at one approval
 (`evt_appr_<hash of job and call>`), so a receiver can drop duplicates: delivery is at
-least once. It is sent by the tool task of the waiting call, a few tries with a short
-backoff; a call's delivery that succeeded is not sent again (`runq:approvals:{job}:sent`).
+least once. The tool task of the waiting call hands it to a daemon thread of its worker
+and ends, so the task frees its slot at once while the thread makes a few tries with a
+short backoff (a slow or failing receiver never holds a worker slot); a call's delivery
+that succeeded is not sent again (`runq:approvals:{job}:sent`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -96,16 +99,27 @@ class ApprovalWebhook:
         self.url = url
         self.key = decode_secret(secret)
         self.ttl = ttl
+        self.stopped = threading.Event()  # set: deliveries in their backoff give up
 
-    def notify(self, approval: Approval, tenant: str | None) -> bool:
-        """Deliver (unless delivered before); True when the receiver answered 2xx."""
+    def notify(self, approval: Approval, tenant: str | None) -> None:
+        """Deliver (unless delivered before) from a daemon thread; the caller goes on."""
+        thread = threading.Thread(
+            target=self.deliver, args=(approval, tenant), name="runq-approval-webhook",
+            daemon=True,
+        )  # fmt: skip
+        thread.start()
+
+    def deliver(self, approval: Approval, tenant: str | None) -> bool:
+        """Deliver (unless delivered before); True when the receiver answered 2xx.
+
+        Backoff between tries: BACKOFF * 2**(n-1) seconds before try n+1."""
         sent_key = keys.approvals(approval.job_id) + ":sent"
         if self.redis.hexists(sent_key, approval.call_id):
             return True
         body = body_of(approval, tenant, int(time.time()))
         for attempt in range(TRIES):
-            if attempt:
-                time.sleep(BACKOFF * 2 ** (attempt - 1))  # a retry's backoff, not a wait
+            if attempt and self.stopped.wait(BACKOFF * 2 ** (attempt - 1)):
+                return False
             if self._post(approval, body):
                 pipe = self.redis.pipeline(transaction=True)
                 pipe.hset(sent_key, approval.call_id, "1")
