@@ -47,6 +47,7 @@ from runq.worker.discovery import resolve_base_url
 if TYPE_CHECKING:
     import openai
     from rich.console import Console
+    from rich.progress import Progress
 
 
 def read_questions(path: str | Path) -> list[str]:
@@ -135,20 +136,22 @@ def collect(paths: Sequence[str], console: Console, *, required: bool = True) ->
     return corpus
 
 
+def _progress(console: Console) -> Progress:
+    """The uploading and indexing bars of `prepare` and `prepare_per_file`."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+
+    return Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+        console=console,
+    )  # fmt: skip
+
+
 def prepare(
     client: Client, corpus: Corpus, console: Console, *, ingest_timeout: float = 600.0
 ) -> None:
     """Upload what the backend does not have, build or reuse the vector store, index."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
     api = openai_client(client)
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-    ) as progress:
+    with _progress(console) as progress:
         up = progress.add_task("uploading", total=len(corpus.documents))
         ask_corpus.upload(corpus, api, client.redis, on_file=lambda _d, _r: progress.advance(up))
         if corpus.named_store is not None:
@@ -176,17 +179,9 @@ def prepare_per_file(
 ) -> dict[str, str]:
     """Upload what the backend does not have; give each document in `todo` its own
     store (`ask.per_file`); return them by content hash."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
-
     api = openai_client(client)
     docs = [corpus.documents[item.index] for item in todo]
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-    ) as progress:
+    with _progress(console) as progress:
         up = progress.add_task("uploading", total=len(corpus.documents))
         ask_corpus.upload(corpus, api, client.redis, on_file=lambda _d, _r: progress.advance(up))
         ingest = progress.add_task("indexing each file", total=len(docs))
