@@ -1,4 +1,5 @@
--- Budget functions shared by fair_admit.lua (prepended to it; not a script of its own).
+-- Budget functions shared by fair_admit.lua, fair_release.lua and budget_settle.lua
+-- (prepended to each; not a script of its own).
 --
 -- A job's waiting entry carries its estimate: {usd, tokens, scopes}. `budgets` is
 -- {scope: {key, usd, tokens, over, until}}: the hash of the scope's current period
@@ -36,6 +37,7 @@ end
 
 local function budget_reserve(job, info, budgets, reservations)
   -- Reserve the job's estimate in every budget it falls under; settled at its end.
+  -- Returns whether it reserved anything (a job under no budget holds no reservation).
   local keys = {}
   for _, scope in ipairs(info.scopes or {}) do
     local budget = budgets[scope]
@@ -50,4 +52,20 @@ local function budget_reserve(job, info, budgets, reservations)
     redis.call('HSET', reservations, job,
       cjson.encode({keys = keys, usd = tonumber(info.usd or 0), tokens = tonumber(info.tokens or 0)}))
   end
+  return #keys > 0
+end
+
+local function budget_settle(job, reservations, usd, tokens)
+  -- Settle the job's reservation from its reported usage, once: 1 when it held one.
+  local raw = redis.call('HGET', reservations, job)
+  if not raw then return 0 end
+  redis.call('HDEL', reservations, job)
+  local held = cjson.decode(raw)
+  for _, key in ipairs(held.keys) do
+    redis.call('HINCRBYFLOAT', key, 'usd_reserved', -tonumber(held.usd))
+    redis.call('HINCRBYFLOAT', key, 'usd_spent', tonumber(usd))
+    redis.call('HINCRBY', key, 'tok_reserved', -tonumber(held.tokens))
+    redis.call('HINCRBY', key, 'tok_spent', tonumber(tokens))
+  end
+  return 1
 end

@@ -13,8 +13,9 @@ They are enforced at admission (`runs.fairness`), before a job is sent to a work
 job reserves its **estimate** in each budget it falls under, in the same Lua call that
 admits it (`budget_check.lua`), so two workers admitting at once cannot both take the
 last of a budget. When the job ends its reservation is **settled** from the usage the
-backend reported (`budget_settle.lua`, once). Reservations never exceed a budget; only a
-job that uses more than its estimate can go over, by at most that job's excess.
+backend reported (once, in the call that gives back its place: `fair_release.lua`).
+Reservations never exceed a budget; only a job that uses more than its estimate can go
+over, by at most that job's excess.
 
 The estimate (`estimate`) is deliberately cheap and on the high side: the input's
 characters divided by four (a token is about four characters of English) plus the
@@ -163,7 +164,8 @@ class BudgetBook:
         self.budgets = parse_budgets(budgets or {})
         self.output_tokens = output_tokens
         self.prices = dict(load_prices() if prices is None else prices)
-        self._settle = lua.register(redis, "budget_settle")
+        settle = lua.source("budget_check") + lua.source("budget_settle")
+        self._settle = redis.register_script(settle)
 
     def estimate(self, spec: JobSpec) -> tuple[float, int]:
         return estimate(spec, self.output_tokens, self.prices)
@@ -181,14 +183,17 @@ class BudgetBook:
             table[scope] = entry
         return json.dumps(table) if table else "{}"
 
-    def settle(self, job: Job) -> bool:
-        """Settle the job's reservation from its usage (once: a repeat does nothing)."""
+    def spent(self, job: Job) -> tuple[float, int]:
+        """What an ended job cost, from the usage its backend reported: (USD, tokens)."""
         tokens_in = int(job.usage.get("input_tokens", 0) or 0)
         tokens_out = int(job.usage.get("output_tokens", 0) or 0)
-        usd = cost_of(job.spec.model, tokens_in, tokens_out, self.prices)
-        settled = self._settle(
-            keys=[keys.budget_reservations()], args=[job.id, repr(usd), tokens_in + tokens_out]
-        )
+        return cost_of(job.spec.model, tokens_in, tokens_out, self.prices), tokens_in + tokens_out
+
+    def settle(self, job: Job) -> bool:
+        """Settle the job's reservation from its usage (once: a repeat does nothing).
+        An ended job's release settles it in the same call (`Admission.release`)."""
+        usd, tokens = self.spent(job)
+        settled = self._settle(keys=[keys.budget_reservations()], args=[job.id, repr(usd), tokens])
         return bool(settled)
 
     def state(self, scope: str, now: float) -> dict[str, Any]:

@@ -6,7 +6,8 @@
 -- KEYS[3] waiting: hash job id -> JSON {lane, usd, tokens, scopes}
 -- KEYS[4] admitted: sorted set of admitted, not yet started job ids, scored by when
 -- KEYS[5] inflight: hash lane -> jobs admitted and not yet ended
--- KEYS[6] running: hash job id -> lane (the jobs counted in `inflight`)
+-- KEYS[6] running: hash job id -> "<lane>|<1 when it holds a budget reservation, else 0>"
+--         (the jobs counted in `inflight`; fair_release.lua reads the mark)
 -- KEYS[7] leases: the job store's lease sorted set
 -- KEYS[8] reservations: hash job id -> JSON {keys, usd, tokens} (budget_check.lua)
 -- KEYS[9] paused: hash lane -> until when the lane is held (a budget says wait)
@@ -149,12 +150,12 @@ while room > 0 and lane and idle < lanes do
         if verdict == 'fail' then
           refused[#refused + 1] = {job, scope, reason}
         elseif raw then -- a job with no waiting entry was cancelled meanwhile: drop it
-          budget_reserve(job, info, budgets, KEYS[8])
+          local reserved = budget_reserve(job, info, budgets, KEYS[8])
           redis.call('ZADD', KEYS[4], now, job)
           redis.call('ZADD', KEYS[7], now + tonumber(ARGV[4]), job)
           redis.call('HINCRBY', KEYS[5], lane, 1)
           if inflight[lane] ~= nil then inflight[lane] = inflight[lane] + 1 end
-          redis.call('HSET', KEYS[6], job, lane)
+          redis.call('HSET', KEYS[6], job, lane .. (reserved and '|1' or '|0'))
           admitted[#admitted + 1] = job
           entries[#entries + 1] = raw
           room = room - 1

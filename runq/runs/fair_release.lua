@@ -1,16 +1,28 @@
 -- A job leaves admission (runs/fairness.py): it ended, or was cancelled while it waited.
 -- KEYS[1] waiting hash; KEYS[2] admitted sorted set; KEYS[3] inflight hash (lane -> n);
--- KEYS[4] running hash (job id -> lane); KEYS[5] lanes sorted set. ARGV[1] job id;
--- ARGV[2] the lanes' list prefix.
+-- KEYS[4] running hash (job id -> its lane and whether it holds a budget reservation);
+-- KEYS[5] lanes sorted set; KEYS[6] reservations hash (budget_check.lua).
+-- ARGV[1] job id; ARGV[2] the lanes' list prefix; ARGV[3] its cost in USD and ARGV[4]
+-- its tokens, to settle its budget reservation with (both "": not settled, the job's
+-- usage is unknown).
 -- Returns 1 when the job held a place (waiting or in flight), else 0. Idempotent.
 -- A job is pushed once (by its producer) and admission moves it from waiting to
 -- running in one call, so a job found running is not looked for among the waiting.
+--
+-- The settle is budget_check.lua's `budget_settle` (prepended to this text), run only
+-- when the running entry says the job holds a reservation ("<lane>|1"; "<lane>|0" holds
+-- none; a bare "<lane>", written before the mark existed, is looked up): most jobs fall
+-- under no budget, and their end then costs no reservation lookup. In the same call as
+-- the release, the two can no longer be parted by a crash between them.
 local job = ARGV[1]
 redis.call('ZREM', KEYS[2], job)
-local lane = redis.call('HGET', KEYS[4], job)
-if lane then
+local held = redis.call('HGET', KEYS[4], job)
+if held then
   redis.call('HDEL', KEYS[4], job)
+  local lane, mark = string.match(held, '^(.*)|([01])$')
+  if not lane then lane, mark = held, '?' end
   if redis.call('HINCRBY', KEYS[3], lane, -1) <= 0 then redis.call('HDEL', KEYS[3], lane) end
+  if mark ~= '0' and ARGV[3] ~= '' then budget_settle(job, KEYS[6], ARGV[3], ARGV[4]) end
   return 1
 end
 local raw = redis.call('HGET', KEYS[1], job)

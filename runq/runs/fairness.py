@@ -29,7 +29,9 @@ Crash safety: a waiting job keeps its lease pushed forward by the sweeper (it is
 not lost: `is_waiting`); admitting it gives it a fresh lease, so a worker that dies
 between the Lua call and the Celery send leaves a job the sweeper starts. A job leaves
 admission through `release` when it ends (`Publication`) or its record is gone
-(sweeper): its in-flight count and its budget reservation are given back exactly once.
+(sweeper): its in-flight count and its budget reservation are given back exactly once,
+in one call (a job under no budget is marked so when admitted, and its release looks for
+no reservation).
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ class Admission:
         self.window = window
         self.budgets = budgets or BudgetBook(redis)
         self._push = lua.register(redis, "fair_push")
-        self._release = lua.register(redis, "fair_release")
+        self._release = redis.register_script(
+            lua.source("budget_check") + lua.source("fair_release")
+        )
         self._admit = redis.register_script(lua.source("budget_check") + lua.source("fair_admit"))
         self._window: tuple[float, int] | None = None  # (monotonic time read, window)
 
@@ -187,8 +191,11 @@ class Admission:
         """A start step began: the job no longer fills the window."""
         self.redis.zrem(keys.fair("admitted"), job_id)
 
-    def release(self, job_id: str) -> bool:
-        """The job ended (or its record is gone): give back its place. Idempotent."""
+    def release(self, job_id: str, spent: tuple[float, int] | None = None) -> bool:
+        """The job ended (or its record is gone): give back its place. Idempotent.
+        `spent` (USD, tokens; `BudgetBook.spent`): settle its budget reservation, if it
+        holds one, in the same call; None (its record is gone): leave it unsettled."""
+        usd, tokens = ("", "") if spent is None else (repr(spent[0]), str(spent[1]))
         found = self._release(
             keys=[
                 keys.fair("waiting"),
@@ -196,8 +203,9 @@ class Admission:
                 keys.fair("inflight"),
                 keys.fair("running"),
                 keys.fair("lanes"),
+                keys.budget_reservations(),
             ],
-            args=[job_id, keys.fair_lane_prefix()],
+            args=[job_id, keys.fair_lane_prefix(), usd, tokens],
         )
         return bool(found)
 

@@ -91,6 +91,6 @@ class AdmissionPump:
         self.admit_waiting(started=job_id)
 
     def job_published(self, job: Job) -> None:
-        """An ended job gives back its place in flight and settles its reservation."""
-        self.admission.release(job.id)
-        self.admission.budgets.settle(job)
+        """An ended job gives back its place in flight and settles its reservation (one
+        call; a job under no budget holds none, and its release looks for none)."""
+        self.admission.release(job.id, spent=self.admission.budgets.spent(job))

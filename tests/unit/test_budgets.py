@@ -10,6 +10,7 @@ import fakeredis
 import pytest
 
 from runq.errors import ConfigurationError
+from runq.runs import keys
 from runq.runs.budgets import BudgetBook, estimate, parse_budgets
 from runq.runs.fairness import Admission
 from runq.runs.job import Job, JobSpec
@@ -171,3 +172,44 @@ def test_prometheus_and_runq_budgets_show_spend_reserved_and_remaining(
     assert 'runq_tenant_in_flight_jobs{tenant="beta"} 1.0' in lines
     [row] = rows(admission.budgets.states(now))
     assert row[:7] == ["acme", row[1], "tokens", "1,000", "0", "200", "800"]
+
+
+def test_the_release_of_an_ended_job_settles_its_reservation_in_the_same_call(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    budgets = book(fake_redis, tokens=1000, over="wait")
+    admission = Admission(fake_redis, budgets=budgets)
+    admission.push(job(0))
+    admission.push(job(1, tenant="beta"))  # under no budget
+    assert admission.admit(now=NOW, window=10).admitted == ["j0", "j1"]
+    assert budgets.state("acme", NOW)["tokens"]["reserved"] == 200
+    ended = job(0)
+    ended.usage = {"input_tokens": 90, "output_tokens": 10}
+    assert admission.release("j0", spent=budgets.spent(ended)) is True
+    state = budgets.state("acme", NOW)["tokens"]
+    assert (state["spent"], state["reserved"]) == (100, 0)
+    assert budgets.settle(ended) is False  # settled once only
+    assert admission.release("j0", spent=budgets.spent(ended)) is False
+    assert budgets.state("acme", NOW)["tokens"]["spent"] == 100
+    # A job under no budget was admitted as holding none: its release settles nothing.
+    assert fake_redis.hget(keys.fair("running"), "j1") == b"beta|0"
+    assert admission.release("j1", spent=(0.5, 999)) is True
+    assert admission.inflight_by_tenant() == {}
+
+
+def test_a_release_without_usage_or_of_an_entry_without_its_mark(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    budgets = book(fake_redis, tokens=1000, over="wait")
+    admission = Admission(fake_redis, budgets=budgets)
+    for n in range(2):
+        admission.push(job(n))
+    assert admission.admit(now=NOW, window=10).admitted == ["j0", "j1"]
+    # A record that is gone (the sweeper): its place is given back, its usage unknown.
+    assert admission.release("j0") is True
+    assert budgets.state("acme", NOW)["tokens"]["reserved"] == 400
+    # An entry written before the reservation mark existed (a bare lane) is looked up.
+    fake_redis.hset(keys.fair("running"), "j1", "acme")
+    assert admission.release("j1", spent=(0.0, 50)) is True
+    state = budgets.state("acme", NOW)["tokens"]
+    assert (state["spent"], state["reserved"]) == (50, 200)
