@@ -19,9 +19,8 @@ QUEUE_TOOLS = "tools"
 
 # Redis emulates priorities with one list per step (0, 3, 6, 9); a worker pops lower
 # numbers first. New work (a job's start) goes last, so runs already in flight — their
-# polls, tool calls and submits — are never stuck behind a backlog of thousands of starts;
-# a step a webhook woke goes first: its run has ended and a caller waits on the result.
-PRIORITY_WOKEN = 0
+# polls, tool calls and submits — are never stuck behind a backlog of thousands of starts.
+# (A poll a webhook wakes is no message at all: it goes to the wake queue, `runs.wakes`.)
 PRIORITY_IN_FLIGHT = 3
 PRIORITY_NEW_JOB = 9
 
@@ -59,8 +58,8 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
             "runq.tools.*": {"queue": QUEUE_TOOLS},
             "runq.*": {"queue": QUEUE_RUNS},
         },
-        # One message reserved per process: a step a webhook wakes (PRIORITY_WOKEN) then
-        # waits behind at most the task each process is running, not a prefetched batch.
+        # One message reserved per process: a step in flight (a tool call) then waits
+        # behind at most the task each process is running, not a prefetched batch of starts.
         "worker_prefetch_multiplier": settings.worker_prefetch,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,

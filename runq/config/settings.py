@@ -340,6 +340,9 @@ class Settings:
     # Messages a worker process reserves ahead (Celery's prefetch multiplier): a step
     # woken by a webhook waits behind at most this many per process (docs/webhooks.md).
     worker_prefetch: int = setting(1, _bounded(_integer, ge=1))
+    # Threads of each `runs` worker's wake runner (runs.wakes): polls that are due now (a
+    # webhook woke them, or the safety poll's time came) run there, one HTTP request each.
+    wake_threads: int = setting(32, _bounded(_integer, ge=1))
     # Cost tiers (runs.tiers, docs/tiers.md): `auto`'s expected completion time per tier
     # (JSON {"batch": 3600, ...}) and its safety factor, whether auto may pick priority,
     # what a flex 429 resource_unavailable does ("standard": move on; "retry": stay on

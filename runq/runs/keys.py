@@ -66,6 +66,12 @@ def delayed() -> str:
     return f"{PREFIX}:delayed"
 
 
+def wakes() -> str:
+    """List of `job_id|step|token`: steps due now that a worker runs in-process
+    (`runs.wakes`), not through a Celery message."""
+    return f"{PREFIX}:wakes"
+
+
 def webhook_seen(webhook_id: str) -> str:
     """Set (with a TTL past the signature's tolerance) once a delivery was taken in: a
     replay of the same `webhook-id` finds it and is refused (runs.webhooks)."""

@@ -46,24 +46,34 @@ from runq.runs.tiers import policy_from_settings
 from runq.runs.tool_step import ToolCallStep
 from runq.runs.toolcalls import ToolCalls
 from runq.runs.tools import registry
+from runq.runs.wakes import WAKEABLE, WakeQueue
 from runq.worker.admission import AdmissionPump
 from runq.worker.discovery import resolve_base_url
 
 
 class CeleryScheduler:
-    """The core's `Scheduler`, on Celery: every future step is a message.
+    """The core's `Scheduler`, on Celery: every future step is a message, or a wake.
 
     A step due soon is a message with a countdown; one due later waits in Redis
     (`runs.delays`) until the workers' pump sends it, so no worker holds it in memory.
+    A poll due now (a webhook's early delivery) or brought by the pump goes to the wake
+    queue instead (`runs.wakes`): a `runs` worker runs it in-process, without the
+    broker's round for one message.
     """
 
-    def __init__(self, app: Celery, delays: DelayedSteps | None = None) -> None:
+    def __init__(
+        self, app: Celery, delays: DelayedSteps | None = None, wakes: WakeQueue | None = None
+    ) -> None:
         self.app = app
         self.delays = delays
+        self.wakes = wakes
 
     def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
         if self.delays is not None and self.delays.wants(countdown):
             self.delays.add(job_id, step, token, countdown)
+            return
+        if self.wakes is not None and countdown <= 0 and step in WAKEABLE:
+            self.wakes.push(job_id, step, token)
             return
         self.send(step, job_id, token, countdown)
 
@@ -111,6 +121,7 @@ class Runtime:
     tool_calls: ToolCallStep
     sweeper: Sweeper
     delays: DelayedSteps
+    wakes: WakeQueue
     scheduler: CeleryScheduler
     admission: AdmissionPump | None = None  # the workers' side of fair admission
     batcher: Batcher | None = None
@@ -128,10 +139,15 @@ class Runtime:
         return True
 
     def send_due_steps(self) -> int:
-        """Send every delayed step that is due; returns how many (the workers' pump)."""
+        """Send every delayed step that is due; returns how many (the workers' pump).
+
+        Polls go to the wake queue in one push (`runs.wakes`), other steps as tasks."""
         due = self.delays.pop_due()
+        woken = [item for item in due if item.step in WAKEABLE]
+        self.wakes.push_many(woken)
         for item in due:
-            self.scheduler.send(item.step, item.job_id, item.token)
+            if item.step not in WAKEABLE:
+                self.scheduler.send(item.step, item.job_id, item.token)
         return len(due)
 
 
@@ -182,7 +198,8 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         files=_file_keeper(client, settings),
     )
     delays = DelayedSteps(client)
-    scheduler = CeleryScheduler(app, delays)
+    wakes = WakeQueue(client)
+    scheduler = CeleryScheduler(app, delays, wakes)
     tier_policy = policy_from_settings(settings)
     batcher = Batcher(
         BatchQueue(client, outcome_ttl=settings.result_expires),
@@ -239,6 +256,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         ),
         sweeper=sweeper,
         delays=delays,
+        wakes=wakes,
         scheduler=scheduler,
         admission=admission,
         batcher=batcher,

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 from celery import signals
 
+from runq.config.celery import QUEUE_RUNS
 from runq.config.logging import configure_logging
 from runq.config.settings import get_settings
 from runq.errors import ConfigurationError
+from runq.worker.wake_runner import WakeRunner
 
 if TYPE_CHECKING:
     from runq.worker.runtime import Runtime
@@ -43,11 +45,20 @@ def connect(app: WorkerApp) -> None:
     def check_worker(sender: Any = None, **_: Any) -> None:
         _check_worker(app)
 
+    runners: list[WakeRunner] = []
+
     def start_sweeper(sender: Any = None, **_: Any) -> None:
         if app.runtime.admission is not None:  # its share of the derived window
             controller = getattr(sender, "controller", None)
             app.runtime.admission.slots = int(getattr(controller, "concurrency", 0) or 1)
         _start_sweeper(app.runtime, str(getattr(sender, "hostname", "worker")))
+        if QUEUE_RUNS in _consumed_queues(sender):
+            runners.append(_start_wake_runner(app.runtime))
+
+    def stop_wake_runners(**_: Any) -> None:
+        """Warm shutdown: the steps the runner is running finish, as Celery's tasks do."""
+        while runners:
+            runners.pop().stop()
 
     def admit_next(task: Any = None, args: Any = None, **_: Any) -> None:
         """A start step begins: the next waiting job takes its place (runs.fairness)."""
@@ -71,6 +82,7 @@ def connect(app: WorkerApp) -> None:
     # weak=False: these closures have no other reference that would keep them alive.
     signals.worker_init.connect(check_worker, weak=False, dispatch_uid=uid + "-check")
     signals.worker_ready.connect(start_sweeper, weak=False, dispatch_uid=uid + "-sweeper")
+    signals.worker_shutdown.connect(stop_wake_runners, weak=False, dispatch_uid=uid + "-wakes")
     signals.worker_process_init.connect(after_fork, weak=False, dispatch_uid=uid + "-fork")
     signals.task_prerun.connect(admit_next, weak=False, dispatch_uid=uid + "-admission")
 
@@ -155,6 +167,22 @@ def _start_sweeper(rt: Runtime, owner: str) -> None:
                 log.exception("sweeper.failed")
 
     threading.Thread(target=loop, name="runq-sweeper", daemon=True).start()
+
+
+def _consumed_queues(consumer: Any) -> set[str]:
+    """The queues this worker takes (`-Q`); Celery's default when it says none."""
+    task_consumer = getattr(consumer, "task_consumer", None)
+    queues = getattr(task_consumer, "queues", None) or []
+    names = {str(getattr(q, "name", "")) for q in queues}
+    return names or {QUEUE_RUNS}
+
+
+def _start_wake_runner(rt: Runtime) -> WakeRunner:
+    """A worker that takes the `runs` queue also runs the polls of the wake queue
+    (`runs.wakes`): a webhook's wake or a safety poll, in-process, without a message."""
+    runner = WakeRunner(rt.wakes, rt.steps.run, threads=get_settings().wake_threads)
+    log.info("wake.runner_started", threads=runner.threads)
+    return runner.start()
 
 
 # Log context that travels with a message, from the producer (or the step that scheduled

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -94,7 +95,9 @@ def finished(client: Client, job_ids: list[str], timeout: float = 90) -> list[An
 
 # -- deliveries arrive (the gateway receives) -------------------------------------------
 @pytest.fixture(scope="module")
-def gateway_setup(redis_url: str, tmp_path_factory) -> Iterator[tuple[Client, SandboxProcess]]:
+def gateway_setup(
+    redis_url: str, tmp_path_factory
+) -> Iterator[tuple[Client, SandboxProcess, Path]]:
     tmp = tmp_path_factory.mktemp("webhook-gateway")
     redis_url = own_db(redis_url, 14)  # 11 is test_gateway_limits_live's (no worker)
     proc, base = start_gateway(
@@ -104,15 +107,26 @@ def gateway_setup(redis_url: str, tmp_path_factory) -> Iterator[tuple[Client, Sa
     try:
         # A safety poll far beyond the test: any poll at all would show.
         with workers(redis_url, sandbox, tmp, RUNQ_SAFETY_POLL_INTERVAL="600") as stack:
-            yield client_for(stack), sandbox
+            assert stack.worker_log is not None
+            yield client_for(stack), sandbox, stack.worker_log
     finally:
         sandbox.stop()
         stop(proc)
 
 
+def tasks_received(log: Path, since: int) -> dict[str, int]:
+    """Celery tasks the workers received after byte `since` of their log, by name."""
+    with log.open("rb") as f:
+        f.seek(since)
+        text = f.read().decode(errors="replace")
+    names = re.findall(r"Task (runq\.[a-z_.]+)\[[^\]]+\] received", text)
+    return {name: names.count(name) for name in set(names)}
+
+
 def test_results_arrive_with_zero_polls(gateway_setup) -> None:
-    client, sandbox = gateway_setup
+    client, sandbox, worker_log = gateway_setup
     before = stats(sandbox)
+    log_start = worker_log.stat().st_size
     plain = [client.submit(f"Say hello, number {n}.") for n in range(4)]
     tooled = client.submit(
         "Use the tool.", tools=["calculator"], metadata={"sandbox_script": TOOL_SCRIPT}
@@ -131,10 +145,16 @@ def test_results_arrive_with_zero_polls(gateway_setup) -> None:
     # Each response was read once, after its webhook said it had ended: no poll.
     assert retrieves(after) - retrieves(before) == created
     assert after["webhooks"]["succeeded"] - before["webhooks"]["succeeded"] >= created
+    # The woken polls ran in the workers' wake runners (runs.wakes), not as Celery tasks:
+    # the tasks were the five starts and the one tool call.
+    ran = tasks_received(worker_log, log_start)
+    assert "runq.jobs.poll" not in ran, ran
+    assert ran.get("runq.jobs.start") == 5, ran
+    assert ran.get("runq.tools.call") == 1, ran
 
 
 def test_the_gateway_refuses_a_forged_delivery(gateway_setup, redis_url: str) -> None:
-    client, sandbox = gateway_setup
+    client, sandbox, _ = gateway_setup
     base = stats(sandbox)  # the sandbox is untouched by what follows
     gateway = _gateway_base(gateway_setup)
     body = json.dumps({"id": "evt_x", "object": "event", "created_at": int(time.time()),
@@ -149,9 +169,9 @@ def test_the_gateway_refuses_a_forged_delivery(gateway_setup, redis_url: str) ->
     assert retrieves(stats(sandbox)) == retrieves(base)
 
 
-def _gateway_base(setup: tuple[Client, SandboxProcess]) -> str:
+def _gateway_base(setup: tuple[Client, SandboxProcess, Path]) -> str:
     """The gateway's address, from the webhook URL the sandbox was started with."""
-    _, sandbox = setup
+    _, sandbox, _ = setup
     url = sandbox.extra_args[1]
     return url.removesuffix(PATH)
 

@@ -1,5 +1,5 @@
-"""Priorities of webhook mode's steps: a woken step goes before the steps in flight,
-which go before new jobs; a queue's length counts every priority's list (fakeredis)."""
+"""Priorities of a job's steps: the steps in flight go before new jobs; a queue's length
+counts every priority's list (fakeredis)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ import fakeredis
 from kombu.transport.redis import PRIORITY_STEPS
 from prometheus_client import CollectorRegistry
 
-from runq.config.celery import PRIORITY_IN_FLIGHT, PRIORITY_NEW_JOB, PRIORITY_WOKEN
+from runq.config.celery import PRIORITY_IN_FLIGHT, PRIORITY_NEW_JOB
 from runq.producers.ops.metrics_server import QueueCollector, priority_lists
 
 
-def test_a_woken_step_goes_before_steps_in_flight_and_new_jobs() -> None:
+def test_steps_in_flight_go_before_new_jobs() -> None:
     # kombu's Redis transport pops the lower number first, in these steps.
-    assert PRIORITY_WOKEN < PRIORITY_IN_FLIGHT < PRIORITY_NEW_JOB
-    assert {PRIORITY_WOKEN, PRIORITY_IN_FLIGHT, PRIORITY_NEW_JOB} <= set(PRIORITY_STEPS)
+    assert PRIORITY_IN_FLIGHT < PRIORITY_NEW_JOB
+    assert {PRIORITY_IN_FLIGHT, PRIORITY_NEW_JOB} <= set(PRIORITY_STEPS)
 
 
 def test_a_queues_length_counts_the_messages_of_every_priority() -> None:

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from runq.config.celery import PRIORITY_WOKEN
 from runq.config.logging import register_secret
 from runq.config.settings import Settings
 from runq.errors import ConfigurationError
 from runq.runs.delays import DelayedSteps
+from runq.runs.job import Step
+from runq.runs.wakes import WakeQueue
 from runq.runs.webhooks import SECRET_VAR, WebhookInbox, WebhookReceiver, WebhookVerifier
 
 if TYPE_CHECKING:
-    from celery import Celery
-
     from runq.producers.client.sync import Client
 
 
@@ -30,20 +29,16 @@ def webhook_secret(settings: Settings) -> str:
     return secret
 
 
-def enqueue_poll(app: Celery, job_id: str, token: int) -> None:
-    """Send the job's due poll now: the webhook says its run has ended. The token is the
-    record's, so a second wake, or the safety poll after this one, is a stale no-op."""
-    app.send_task("runq.jobs.poll", args=[job_id, token], ignore_result=True,
-                  priority=PRIORITY_WOKEN)  # fmt: skip
-
-
 def build_receiver(client: Client) -> WebhookReceiver:
-    """A receiver on the client's Redis that wakes jobs through the client's Celery app."""
+    """A receiver on the client's Redis that wakes jobs through the wake queue: a `runs`
+    worker runs the job's due poll in-process (`runs.wakes`). The token is the record's,
+    so a second wake, or the safety poll after this one, is a stale no-op."""
     verifier = WebhookVerifier(webhook_secret(client.settings))
+    wakes = WakeQueue(client.redis)
     return WebhookReceiver(
         verifier,
         WebhookInbox(client.redis),
         client.store,
-        lambda job_id, token: enqueue_poll(client.app, job_id, token),
+        lambda job_id, token: wakes.push(job_id, Step.POLL, token),
         DelayedSteps(client.redis),
     )

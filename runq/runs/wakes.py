@@ -1,0 +1,69 @@
+"""Steps due now, run by a worker in-process instead of through a Celery message.
+
+A poll that a webhook wakes (or whose safety-poll time came) is one HTTP request and one
+commit. As a Celery task it also cost the broker's whole round for one message: the
+`LPUSH`, the `BRPOP`, with `acks_late` the unacked copy and its removal (two
+transactions), and four task events: about 14 Redis commands and a millisecond or two of
+worker CPU, more than the step itself (docs/benchmarks.md). Here it costs an `LPUSH` and
+a `BRPOP`.
+
+What makes this safe is what made the Celery message safe: the step carries the token of
+the step due, and acts only if the record still says so (`runs.steps`); a duplicate or a
+late one is a stale no-op. A wake that is lost (its worker killed between the pop and the
+commit) is what the job's lease is for: the sweeper re-drives the job, exactly as it did
+for a woken Celery poll, whose message came back only after the broker's visibility
+timeout (an hour).
+
+What it costs: these steps are not Celery tasks, so Flower does not show them (the
+job's start and its tool calls still are tasks); the worker's logs (`wake.step`) and the
+job's events do show them.
+
+Members are `job_id|step|token`, as in `runs.delays`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from runq.runs import keys
+from runq.runs.delays import DueStep
+from runq.runs.replies import text
+
+WAKEABLE = frozenset({"poll"})
+"""Steps that go through the wake queue. A poll is one request; a stream holds its thread
+for a whole run and a start is what Flower and admission watch, so they stay tasks."""
+
+
+class WakeQueue:
+    """The Redis list the receivers and the delays pump push to, and the runners pop."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.key = keys.wakes()
+
+    def push(self, job_id: str, step: str, token: int) -> None:
+        self.redis.lpush(self.key, _member(job_id, step, token))
+
+    def push_many(self, steps: Iterable[DueStep]) -> int:
+        """Push several due steps in one command; returns how many."""
+        members = [_member(s.job_id, s.step, s.token) for s in steps]
+        if members:
+            self.redis.lpush(self.key, *members)
+        return len(members)
+
+    def take(self, timeout: float) -> DueStep | None:
+        """The oldest due step, waiting up to `timeout` seconds for one (each step is
+        returned to one caller only)."""
+        reply = self.redis.brpop([self.key], timeout=timeout)
+        if reply is None:
+            return None
+        job_id, step, token = text(reply[1]).rsplit("|", 2)  # a job id may contain "|"
+        return DueStep(job_id, step, int(token))
+
+    def pending(self) -> int:
+        return int(self.redis.llen(self.key))
+
+
+def _member(job_id: str, step: str, token: int) -> str:
+    return f"{job_id}|{step}|{token}"

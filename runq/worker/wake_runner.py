@@ -1,0 +1,91 @@
+"""The thread in each `runs` worker that runs the steps of the wake queue (`runs.wakes`).
+
+One taker thread pops a due step only when a slot is free, and hands it to a small pool
+of threads: a step is one HTTP request and one commit, so a few dozen threads keep many
+runs' ends moving while they wait on the network. A step that raises is logged and its
+job's lease brings it back (as Celery would have done with a failed task); the runner
+keeps going. On shutdown it stops taking and lets the running steps finish.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import structlog
+
+from runq.runs.delays import DueStep
+from runq.runs.wakes import WakeQueue
+
+log = structlog.get_logger("runq.worker")
+
+TAKE_TIMEOUT = 1.0
+"""How long one `BRPOP` waits: the runner notices a stop this soon when idle (an idle
+worker costs one Redis command a second for it)."""
+
+
+class WakeRunner:
+    """Takes due steps from `queue` and runs each with `run_step(step, job_id, token)`."""
+
+    def __init__(
+        self,
+        queue: WakeQueue,
+        run_step: Callable[[str, str, int], str],
+        threads: int = 32,
+    ) -> None:
+        self.queue = queue
+        self.run_step = run_step
+        self.threads = threads
+        self._slots = threading.BoundedSemaphore(threads)
+        self._stopping = threading.Event()
+        self._pool: ThreadPoolExecutor | None = None
+        self._taker: threading.Thread | None = None
+
+    def start(self) -> WakeRunner:
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="runq-wake")
+        self._taker = threading.Thread(target=self._take_loop, name="runq-wake-taker",
+                                       daemon=True)  # fmt: skip
+        self._taker.start()
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking, then wait up to `timeout` for the steps that run."""
+        self._stopping.set()
+        if self._taker is not None:
+            self._taker.join(TAKE_TIMEOUT + 1.0)
+        if self._pool is not None:
+            done = threading.Thread(target=self._pool.shutdown, daemon=True)
+            done.start()
+            done.join(timeout)
+
+    def _take_loop(self) -> None:
+        while not self._stopping.is_set():
+            if not self._slots.acquire(timeout=TAKE_TIMEOUT):
+                continue
+            try:
+                due = self.queue.take(TAKE_TIMEOUT)
+            except Exception:  # a Redis blip: the next turn tries again
+                self._slots.release()
+                log.exception("wake.take_failed")
+                self._stopping.wait(TAKE_TIMEOUT)
+                continue
+            if due is None:
+                self._slots.release()
+                continue
+            assert self._pool is not None
+            self._pool.submit(self._run, due)
+
+    def _run(self, due: DueStep) -> None:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(process="worker", job_id=due.job_id,
+                                               task_name=f"runq.wake.{due.step}")  # fmt: skip
+        try:
+            outcome = self.run_step(due.step, due.job_id, due.token)
+            log.debug("wake.step", step=due.step, outcome=str(outcome))
+        except Exception:
+            # The step gave its lock back (`Steps.run`); the job's lease brings it back.
+            log.exception("wake.step_failed", step=due.step)
+        finally:
+            structlog.contextvars.clear_contextvars()
+            self._slots.release()
