@@ -71,6 +71,26 @@ def test_result_backend_holds_the_result_under_the_job_id(client: Client) -> Non
     assert got["output_text"] == expected["output_text"]
 
 
+def test_a_result_waited_for_before_the_job_ends_arrives_as_celery_writes_it(
+    client: Client,
+) -> None:
+    # The worker writes the result entry itself (`CeleryScheduler.publish_result`): the
+    # PUBLISH wakes a `get()` that subscribed while the job ran, and the entry has the
+    # shape and TTL Celery's own backend gives a task's result.
+    handle = client.submit("celery result backend, waited for")
+    app = make_app(client.redis_url)
+    got = AsyncResult(handle.id, app=app).get(timeout=60)
+    assert got["job_id"] == handle.id
+    assert got["status"] == "succeeded"
+    key = app.backend.get_key_for_task(handle.id)
+    meta = app.backend.decode(client.redis.get(key))
+    assert meta["status"] == "SUCCESS"
+    assert meta["task_id"] == handle.id
+    assert meta["result"]["job_id"] == handle.id
+    assert meta["date_done"] and meta["traceback"] is None
+    assert 0 < client.redis.ttl(key) <= app.conf.result_expires
+
+
 def test_submit_and_cancel_subscribe_to_no_result_channel(client: Client) -> None:
     # runq's tasks store no result; a producer that let Celery subscribe to each task's
     # result channel paid a SUBSCRIBE and an UNSUBSCRIBE per send, on a pub/sub connection.
