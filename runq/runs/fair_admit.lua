@@ -6,8 +6,8 @@
 -- KEYS[3] waiting: hash job id -> JSON {lane, usd, tokens, scopes}
 -- KEYS[4] admitted: sorted set of admitted, not yet started job ids, scored by when
 -- KEYS[5] inflight: hash lane -> jobs admitted and not yet ended
--- KEYS[6] running: hash job id -> "<lane>|<1 when it holds a budget reservation, else 0>"
---         (the jobs counted in `inflight`; fair_release.lua reads the mark)
+-- KEYS[6] running: hash job id -> lane (the jobs counted in `inflight`), and
+--         "<job id>|0" -> 1 for a job that holds no budget reservation (fair_release.lua)
 -- KEYS[7] leases: the job store's lease sorted set
 -- KEYS[8] reservations: hash job id -> JSON {keys, usd, tokens} (budget_check.lua)
 -- KEYS[9] paused: hash lane -> until when the lane is held (a budget says wait)
@@ -155,11 +155,23 @@ while room > 0 and lane and idle < lanes do
           redis.call('ZADD', KEYS[7], now + tonumber(ARGV[4]), job)
           redis.call('HINCRBY', KEYS[5], lane, 1)
           if inflight[lane] ~= nil then inflight[lane] = inflight[lane] + 1 end
-          redis.call('HSET', KEYS[6], job, lane .. (reserved and '|1' or '|0'))
+          if reserved then
+            redis.call('HSET', KEYS[6], job, lane)
+          else -- the mark saves its release the reservation lookup (fair_release.lua)
+            redis.call('HSET', KEYS[6], job, lane, job .. '|0', 1)
+          end
           admitted[#admitted + 1] = job
           entries[#entries + 1] = raw
           room = room - 1
           used = used + 1
+          if caps[lane] and inflight[lane] >= caps[lane] and redis.call('LLEN', list) == 0 then
+            -- Its last job took the lane to its cap: it is not looked at again (and
+            -- so not found empty) until one of its jobs ends, and while it is listed
+            -- every push waits (fair_push.lua). Dropped now, as an empty lane.
+            redis.call('ZREM', KEYS[1], lane)
+            lanes = lanes - 1
+            move_on, gone = true, true
+          end
         end
       end
     end

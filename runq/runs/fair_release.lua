@@ -1,6 +1,6 @@
 -- A job leaves admission (runs/fairness.py): it ended, or was cancelled while it waited.
 -- KEYS[1] waiting hash; KEYS[2] admitted sorted set; KEYS[3] inflight hash (lane -> n);
--- KEYS[4] running hash (job id -> its lane and whether it holds a budget reservation);
+-- KEYS[4] running hash (job id -> lane; "<job id>|0" -> 1: it holds no reservation);
 -- KEYS[5] lanes sorted set; KEYS[6] reservations hash (budget_check.lua).
 -- ARGV[1] job id; ARGV[2] the lanes' list prefix; ARGV[3] its cost in USD and ARGV[4]
 -- its tokens, to settle its budget reservation with (both "": not settled, the job's
@@ -9,20 +9,21 @@
 -- A job is pushed once (by its producer) and admission moves it from waiting to
 -- running in one call, so a job found running is not looked for among the waiting.
 --
--- The settle is budget_check.lua's `budget_settle` (prepended to this text), run only
--- when the running entry says the job holds a reservation ("<lane>|1"; "<lane>|0" holds
--- none; a bare "<lane>", written before the mark existed, is looked up): most jobs fall
--- under no budget, and their end then costs no reservation lookup. In the same call as
--- the release, the two can no longer be parted by a crash between them.
+-- The settle is budget_check.lua's `budget_settle` (prepended to this text), skipped
+-- when admission marked the job as holding no reservation (its "<job id>|0" field, read
+-- in the same HMGET as its lane): most jobs fall under no budget, and their end then
+-- costs no reservation lookup. A job admitted without the mark (it reserved, or an older
+-- worker admitted it) is looked up. The running entry keeps its form, the bare lane, so
+-- an older worker's release still finds the lane (it leaves the mark behind). In the
+-- same call as the release, the settle can no longer be parted from it by a crash.
 local job = ARGV[1]
 redis.call('ZREM', KEYS[2], job)
-local held = redis.call('HGET', KEYS[4], job)
-if held then
-  redis.call('HDEL', KEYS[4], job)
-  local lane, mark = string.match(held, '^(.*)|([01])$')
-  if not lane then lane, mark = held, '?' end
+local held = redis.call('HMGET', KEYS[4], job, job .. '|0')
+local lane, unreserved = held[1], held[2]
+if lane then
+  redis.call('HDEL', KEYS[4], job, job .. '|0')
   if redis.call('HINCRBY', KEYS[3], lane, -1) <= 0 then redis.call('HDEL', KEYS[3], lane) end
-  if mark ~= '0' and ARGV[3] ~= '' then budget_settle(job, KEYS[6], ARGV[3], ARGV[4]) end
+  if not unreserved and ARGV[3] ~= '' then budget_settle(job, KEYS[6], ARGV[3], ARGV[4]) end
   return 1
 end
 local raw = redis.call('HGET', KEYS[1], job)

@@ -9,6 +9,15 @@ begins) moves waiting jobs into the Celery `runs` queue with one atomic Lua call
 (`fair_admit.lua`), so there is no dispatcher process that could die: whichever worker
 calls, the round-robin goes on from where Redis says it is.
 
+Uncontended, a job does not wait for a pump: the push itself admits it (`enter`) when
+the round-robin's next call would take it anyway, and the producer sends its start.
+That is when no job waits in any lane (so no tenant's turn is passed over), the job
+falls under no budget and its tenant has no rate (those jobs always go through the
+pump), its tenant is under its cap and the window has room. The caps, the window and
+which tenants and scopes have rates and budgets are the workers' (their heartbeats
+publish them, `policy`; none published lately: the job waits), so a producer
+configured differently from the workers admits nothing they would hold.
+
 The order: tenant by tenant in name order, each taking up to its weight
 (`RUNQ_TENANT_WEIGHTS="acme=3,beta=1"`, default 1) of its oldest jobs before the next
 tenant's turn. Only a small **window** of admitted jobs wait in the Celery queue at any
@@ -27,7 +36,8 @@ one over a `fail` budget comes back in `AdmitResult.refused` for the worker to e
 
 Crash safety: a waiting job keeps its lease pushed forward by the sweeper (it is waiting,
 not lost: `is_waiting`); admitting it gives it a fresh lease, so a worker that dies
-between the Lua call and the Celery send leaves a job the sweeper starts. A job leaves
+between the Lua call and the Celery send leaves a job the sweeper starts (a job admitted
+at its push keeps its record's first lease, as short, for the producer's send). A job leaves
 admission through `release` when it ends (`Publication`) or its record is gone
 (sweeper): its in-flight count and its budget reservation are given back exactly once,
 in one call (a job under no budget is marked so when admitted, and its release looks for
@@ -59,6 +69,9 @@ ADMITTED_LEASE = 60.0
 # A lane held by a budget is looked at again after this long (running jobs may settle
 # below their estimate and give room back before the period ends).
 BUDGET_RECHECK = 5.0
+# The policy a worker publishes with its heartbeat (every 5 s) lapses after this long:
+# with no live worker, no job is admitted at its push.
+POLICY_FRESH = 15.0
 # A worker's slots count in the derived window while its heartbeat is this fresh.
 SLOTS_FRESH = 30.0
 SLOTS_FORGOTTEN = 3600.0  # ... and is dropped once it has been quiet this long
@@ -106,7 +119,7 @@ class Admission:
         self.rates = {lane: [rpm.get(lane, 0), tpm.get(lane, 0)] for lane in {*rpm, *tpm}}
         self.window = window
         self.budgets = budgets or BudgetBook(redis)
-        self._push = lua.register(redis, "fair_push")
+        self._push_script = lua.register(redis, "fair_push")
         self._release = redis.register_script(
             lua.source("budget_check") + lua.source("fair_release")
         )
@@ -114,9 +127,25 @@ class Admission:
         self._window: tuple[float, int] | None = None  # (monotonic time read, window)
 
     # -- producers ---------------------------------------------------------------------
+    def enter(self, job: Job, context: dict[str, Any] | None = None) -> bool:
+        """A new job enters admission: True when it was admitted at once, and the caller
+        sends its start now; else it waits in its tenant's list (`push`).
+
+        At once only when that is what the round-robin would do at its next call: no
+        job waits in any lane, the workers' policy (published with their heartbeats)
+        holds no budget over the job and no rate over its tenant, its tenant is under
+        its cap and the window has room (`fair_push.lua`). Its record's lease (short:
+        `SUBMIT_LEASE`) stands for the admitted job's: a producer that dies before its
+        send leaves a job the sweeper starts. `context`: as `push`, unused at once (the
+        producer's own send carries it)."""
+        return self._push(job, context, at_once=True) < 0
+
     def push(self, job: Job, context: dict[str, Any] | None = None) -> int:
         """Put a new job in its tenant's waiting list; returns its place (0: already in).
         `context`: the producer's log context that travels with the job (`request_id`)."""
+        return self._push(job, context, at_once=False)
+
+    def _push(self, job: Job, context: dict[str, Any] | None, at_once: bool) -> int:
         usd, tokens = self.budgets.estimate(job.spec)
         lane = lane_of(job)
         entry: dict[str, Any] = {
@@ -127,15 +156,21 @@ class Admission:
         }
         if context:
             entry["context"] = context
-        place = self._push(
+        now = time.time()
+        place = self._push_script(
             keys=[
                 keys.fair("waiting"),
                 keys.fair_lane_prefix() + lane,
                 keys.fair("lanes"),
                 keys.leases(),
+                keys.fair("policy"),
+                keys.fair("admitted"),
+                keys.fair("inflight"),
+                keys.fair("running"),
             ],
-            args=[job.id, json.dumps(entry), lane, repr(time.time() + WAITING_LEASE)],
-        )
+            args=[job.id, json.dumps(entry), lane, repr(now + WAITING_LEASE),
+                  repr(now) if at_once else ""],
+        )  # fmt: skip
         return int(place)
 
     # -- workers -----------------------------------------------------------------------
@@ -214,10 +249,24 @@ class Admission:
 
     # -- the window ----------------------------------------------------------------------
     def heartbeat(self, worker: str, slots: int, now: float | None = None) -> None:
-        """A worker says how many tasks it runs at once (the derived window sums them)."""
+        """A worker says how many tasks it runs at once (the derived window sums them),
+        and publishes the policy a producer admits an uncontended job by (`enter`)."""
         now = time.time() if now is None else now
         self.redis.hset(keys.fair("slots"), worker, json.dumps([slots, now]))
-        self._window = None
+        window = self.current_window(now)
+        self._window = (time.monotonic(), window)
+        policy = json.dumps(self.policy(window))
+        self.redis.set(keys.fair("policy"), policy, ex=int(POLICY_FRESH))
+
+    def policy(self, window: int) -> dict[str, Any]:
+        """What `fair_push.lua` needs to admit a job at once: the window, the caps, the
+        tenants with a rate and the scopes with a budget (such jobs always wait)."""
+        return {
+            "window": window,
+            "caps": self.caps,
+            "rated": {lane: 1 for lane in self.rates},
+            "budgeted": {scope: 1 for scope in self.budgets.budgets},
+        }
 
     def _window_now(self, now: float) -> int:
         """`current_window`, read at most once per `WINDOW_REUSE` by this process."""

@@ -192,12 +192,12 @@ def test_the_release_of_an_ended_job_settles_its_reservation_in_the_same_call(
     assert admission.release("j0", spent=budgets.spent(ended)) is False
     assert budgets.state("acme", NOW)["tokens"]["spent"] == 100
     # A job under no budget was admitted as holding none: its release settles nothing.
-    assert fake_redis.hget(keys.fair("running"), "j1") == b"beta|0"
+    assert fake_redis.hmget(keys.fair("running"), "j1", "j1|0") == [b"beta", b"1"]
     assert admission.release("j1", spent=(0.5, 999)) is True
     assert admission.inflight_by_tenant() == {}
 
 
-def test_a_release_without_usage_or_of_an_entry_without_its_mark(
+def test_a_release_without_usage_and_one_of_a_job_an_older_worker_admitted(
     fake_redis: fakeredis.FakeRedis,
 ) -> None:
     budgets = book(fake_redis, tokens=1000, over="wait")
@@ -208,8 +208,10 @@ def test_a_release_without_usage_or_of_an_entry_without_its_mark(
     # A record that is gone (the sweeper): its place is given back, its usage unknown.
     assert admission.release("j0") is True
     assert budgets.state("acme", NOW)["tokens"]["reserved"] == 400
-    # An entry written before the reservation mark existed (a bare lane) is looked up.
+    # A job admitted without the mark (it reserved, or an older worker admitted it) is
+    # looked up.
     fake_redis.hset(keys.fair("running"), "j1", "acme")
+    fake_redis.hdel(keys.fair("running"), "j1|0")
     assert admission.release("j1", spent=(0.0, 50)) is True
     state = budgets.state("acme", NOW)["tokens"]
     assert (state["spent"], state["reserved"]) == (50, 200)

@@ -131,10 +131,13 @@ class AsyncClient:
             return AsyncJobHandle(job.id, self, created=False, **typed)
         if created != job.id:  # the idempotency key was used before, for this same job
             return AsyncJobHandle(created, self, created=False, **typed)
-        if admission is None:
+        # With admission a worker sends its start in its tenant's turn (runs.fairness);
+        # uncontended, the job is admitted at once and its start sent here.
+        at_once = admission is None or await asyncio.to_thread(
+            admission.enter, job, travelling_context()
+        )
+        if at_once:
             await asyncio.to_thread(enqueue_start, self.sync.app, job.id)
-        else:  # a worker sends its start in its tenant's turn (runs.fairness)
-            await asyncio.to_thread(admission.push, job, travelling_context())
         return AsyncJobHandle(job.id, self, created=True, **typed)
 
     async def jobs(

@@ -350,11 +350,10 @@ class Client:
             return JobHandle(job.id, self, output_type=output_type)
         if created != job.id:  # the idempotency key was used before, for this same job
             return JobHandle(created, self, output_type=output_type)
-        if admission is None:
+        # With admission, a worker sends its start in its tenant's turn, with this log
+        # context; uncontended, the job is admitted at once and its start sent here.
+        if admission is None or admission.enter(job, travelling_context()):
             enqueue_start(app, job.id)
-        else:
-            # a worker sends its start in its tenant's turn, with this log context
-            admission.push(job, travelling_context())
         return JobHandle(job.id, self, output_type=output_type)
 
     def get_job(self, job_id: str, output_type: type[Any] | None = None) -> JobHandle:
