@@ -32,9 +32,10 @@ local function open_now()
 end
 
 if op == 'allow' then
-  -- {allowed, state, seconds until this state can change (as a string)}
+  -- {allowed, state, seconds until this state can change (as a string), 1 when the
+  -- breaker is closed with no failures counted (then the caller's success is a no-op)}
   if state == 'closed' then
-    return {1, state, '0'}
+    return {1, state, '0', h[1] and 0 or 1}
   end
   if state == 'open' and now >= opened + open_seconds then
     save({'state', 'half_open', 'probe', num(now)})
@@ -58,7 +59,9 @@ elseif op == 'success' then
   if state == 'open' then
     return state
   end
-  redis.call('DEL', key)  -- closed with no failures is the default: nothing to keep
+  if h[1] then
+    redis.call('DEL', key)  -- closed with no failures is the default: nothing to keep
+  end
   return 'closed'
 elseif op == 'failure' then
   if state == 'half_open' then

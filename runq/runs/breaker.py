@@ -50,6 +50,7 @@ class Admission:
     allowed: bool
     state: State
     wait: float = 0.0
+    clean: bool = False  # closed with no failures counted when asked: nothing to reset
 
     @property
     def probe(self) -> bool:
@@ -103,8 +104,9 @@ class CircuitBreaker:
 
     def ask(self) -> Admission:
         """`allow()`, plus what a refused caller needs to know to come back in time."""
-        allowed, state, wait = self._call("allow")
-        return Admission(bool(int(allowed)), self._state(state), max(0.0, float(text(wait))))
+        allowed, state, wait, *clean = self._call("allow")
+        return Admission(bool(int(allowed)), self._state(state), max(0.0, float(text(wait))),
+                         clean=bool(clean and int(clean[0])))  # fmt: skip
 
     def release_probe(self) -> State:
         """The probe this caller was given will not call the link: let another go now."""

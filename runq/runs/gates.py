@@ -63,8 +63,13 @@ class BreakerPass:
             self.breaker.release_probe()
 
     def answered(self) -> None:
-        """The link answered: close its breaker (or end the probe) now."""
-        if self.breaker is not None:
+        """The link answered: close its breaker (or end the probe) now.
+
+        Nothing to do when the breaker was closed with no failures counted as this call
+        was let through (most calls): a success would only delete a key that is not
+        there. A failure another job recorded meanwhile is then reset by the next
+        success reported after it, not by this one (one call's time later)."""
+        if self.breaker is not None and not (self.admission and self.admission.clean):
             self.breaker.record_success()
 
 

@@ -44,6 +44,21 @@ def test_starts_closed_and_allows(redis, clock):
     assert not redis.exists(keys.breaker("responses:gpt-5"))
 
 
+def test_a_clean_breaker_says_so_and_a_success_on_it_writes_nothing(redis, clock):
+    # Most calls meet a closed breaker with no failures: their success is skipped
+    # (`BreakerPass.answered`), and one reported anyway deletes nothing.
+    breaker = _breaker(redis, clock)
+    assert breaker.ask().clean is True
+    assert breaker.record_success() == "closed"
+    assert not redis.exists(keys.breaker("responses:gpt-5"))
+    breaker.record_failure()
+    admission = breaker.ask()
+    assert admission.allowed and admission.state == "closed" and not admission.clean
+    assert breaker.record_success() == "closed"
+    assert not redis.exists(keys.breaker("responses:gpt-5"))  # the count was reset
+    assert breaker.ask().clean is True
+
+
 def test_opens_after_k_consecutive_failures(redis, clock):
     breaker = _breaker(redis, clock)
     assert breaker.record_failure() == "closed"
@@ -131,7 +146,7 @@ def test_lost_probe_is_replaced_after_the_probe_timeout(redis, clock):
 
 def test_a_refused_caller_learns_when_to_ask_again(redis, clock):
     breaker = _breaker(redis, clock, probe_timeout=5.0)
-    assert breaker.ask() == Admission(True, "closed", 0.0)
+    assert breaker.ask() == Admission(True, "closed", 0.0, clean=True)
     for _ in range(3):
         breaker.record_failure()
     clock.now += 4
