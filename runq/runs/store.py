@@ -306,6 +306,12 @@ class JobStore:
         script_keys, args = cancellation.request_call(job_id, self.events_ttl)
         return cancellation.outcome(job_id, self._request_cancel(keys=script_keys, args=args))
 
+    def get_with_cancel(self, job_id: str) -> tuple[Job, bool]:
+        """The record and whether its cancel flag is up, in one `MGET` (a tool call's
+        look before it runs)."""
+        data, flag = self.redis.mget([keys.job(job_id), keys.cancel(job_id)])
+        return load_record(job_id, data), flag is not None
+
     def cancel_requested(self, job_id: str) -> bool:
         """Is the cancel flag up? (A step learns it with its claim; a tool call asks.)"""
         return bool(self.redis.exists(keys.cancel(job_id)))

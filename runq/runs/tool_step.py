@@ -74,10 +74,10 @@ class ToolCallStep:
     def run(self, call: ToolCall, token: int) -> bool:
         """Run `call` at most once; True if it completed its round (the submit is done)."""
         try:
-            job = self.store.get(call.job_id)
+            job, cancel_flag = self.store.get_with_cancel(call.job_id)
         except JobNotFoundError:
             return False
-        cancelled = job.terminal or self.store.cancel_requested(call.job_id)
+        cancelled = job.terminal or cancel_flag
         given = None
         if not cancelled:
             waits, given = self._decision(call, job)
