@@ -2,7 +2,8 @@
 -- The budget functions (budget_check.lua) are prepended to this text when it is loaded.
 --
 -- KEYS[1] lanes: sorted set of the tenants with waiting jobs (score 0: ordered by name)
--- KEYS[2] state: hash {lane: the lane being served, used: jobs it took in its turn}
+-- KEYS[2] state: hash {lane: the lane being served, used: jobs it took in its turn,
+--         paused: JSON {lane: until when it is held (a rate or a budget says wait)}}
 -- KEYS[3] waiting: hash job id -> JSON {lane, usd, tokens, scopes}
 -- KEYS[4] admitted: sorted set of admitted, not yet started job ids, scored by when
 -- KEYS[5] inflight: hash lane -> jobs admitted and not yet ended
@@ -10,7 +11,6 @@
 --         "<job id>|0" -> 1 for a job that holds no budget reservation (fair_release.lua)
 -- KEYS[7] leases: the job store's lease sorted set
 -- KEYS[8] reservations: hash job id -> JSON {keys, usd, tokens} (budget_check.lua)
--- KEYS[9] paused: hash lane -> until when the lane is held (a budget says wait)
 -- ARGV[1] now; ARGV[2] window (admitted, not started, at most); ARGV[3] seconds after
 -- which an admitted job no longer counts in a full window; ARGV[4] the lease an admitted
 -- job gets; ARGV[5] weights JSON {lane: n}; ARGV[6] default weight; ARGV[7] caps JSON
@@ -53,13 +53,12 @@ local function next_lane(after)
 end
 
 -- What this call learnt of each lane (read once, kept up to date as the call goes).
-local paused_until, inflight = {}, {}
+-- The lanes' pauses come with the round-robin's state (one HMGET a call, not an HGET a
+-- lane), and are written back with it when this call paused a lane.
+local paused_until, inflight, pauses_changed = {}, {}, false
 
 local function blocked(lane)
-  if paused_until[lane] == nil then
-    paused_until[lane] = tonumber(redis.call('HGET', KEYS[9], lane) or '0')
-  end
-  if paused_until[lane] > now then return true end
+  if (paused_until[lane] or 0) > now then return true end
   local cap = caps[lane]
   if cap then
     if inflight[lane] == nil then
@@ -71,8 +70,8 @@ local function blocked(lane)
 end
 
 local function pause(lane, until_at)
-  redis.call('HSET', KEYS[9], lane, until_at)
   paused_until[lane] = tonumber(until_at)
+  pauses_changed = true
 end
 
 local function num(x) return string.format('%.17g', x) end
@@ -104,9 +103,10 @@ local function rate_wait(lane, tokens)
   return wait
 end
 
-local state = redis.call('HMGET', KEYS[2], 'lane', 'used')
+local state = redis.call('HMGET', KEYS[2], 'lane', 'used', 'paused')
 local lane = state[1]
 local used = tonumber(state[2] or '0')
+if state[3] then paused_until = cjson.decode(state[3]) end
 local was_lane, was_used = lane, used
 if not lane or not redis.call('ZSCORE', KEYS[1], lane) then
   lane = next_lane(lane or nil)
@@ -186,9 +186,19 @@ while room > 0 and lane and idle < lanes do
   end
 end
 if lane then
+  local fields = {}
   if lane ~= was_lane or used ~= was_used then
-    redis.call('HSET', KEYS[2], 'lane', lane, 'used', used)
+    fields = {'lane', lane, 'used', used}
   end
+  if pauses_changed then -- the pauses still running, the lapsed ones left out
+    local kept = {}
+    for name, until_at in pairs(paused_until) do
+      if until_at > now then kept[name] = until_at end
+    end
+    fields[#fields + 1] = 'paused'
+    fields[#fields + 1] = cjson.encode(kept)
+  end
+  if #fields > 0 then redis.call('HSET', KEYS[2], unpack(fields)) end
 else
   redis.call('DEL', KEYS[2])
 end

@@ -190,7 +190,6 @@ class Admission:
                 keys.fair("running"),
                 keys.leases(),
                 keys.budget_reservations(),
-                keys.fair("paused"),
             ],
             args=[
                 repr(now),
@@ -234,7 +233,6 @@ class Admission:
         found = self._release(
             keys=[
                 keys.fair("waiting"),
-                keys.fair("admitted"),
                 keys.fair("inflight"),
                 keys.fair("running"),
                 keys.fair("lanes"),
