@@ -343,6 +343,9 @@ class Settings:
     # Threads of each `runs` worker's wake runner (runs.wakes): polls that are due now (a
     # webhook woke them, or the safety poll's time came) run there, one HTTP request each.
     wake_threads: int = setting(32, _bounded(_integer, ge=1))
+    # Each worker process adds its metric increments up and sends them to Redis at most
+    # this often, in seconds (runs.metrics_buffer); 0 sends every record at once.
+    metrics_flush_interval: float = setting(1.0, _bounded(_number, ge=0))
     # Cost tiers (runs.tiers, docs/tiers.md): `auto`'s expected completion time per tier
     # (JSON {"batch": 3600, ...}) and its safety factor, whether auto may pick priority,
     # what a flex 429 resource_unavailable does ("standard": move on; "retry": stay on

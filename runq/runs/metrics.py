@@ -2,13 +2,22 @@
 
 Workers are separate processes (and run on several machines): a Prometheus registry per
 process would count a fraction of the work each and lose it when the process is
-recycled. So every record call is one Redis round trip: a pipeline of `HINCRBY` /
-`HINCRBYFLOAT` on a single hash (`keys.metrics()`), and a `prometheus_client` custom
-collector renders that hash at scrape time (`runq metrics`, or the gateway's `/metrics`).
-The pipeline is not a transaction: increments commute and nothing reads between them,
-so `MULTI`/`EXEC` would only add two commands to every record. A finished job's figures
-go out in one such pipeline; a tool call's ride in the transaction that appends its
-`tool.output` event (`pipe=`), so recording them costs no round trip of its own.
+recycled. So the figures are `HINCRBY` / `HINCRBYFLOAT` increments of a single hash
+(`keys.metrics()`), and a `prometheus_client` custom collector renders that hash at
+scrape time (`runq metrics`, or the gateway's `/metrics`).
+
+How increments reach the hash depends on `flush_interval` (`RUNQ_METRICS_FLUSH_INTERVAL`,
+1 second in a worker). Above 0, a record call only adds to in-process sums
+(`runs.metrics_buffer`), and a daemon thread sends them in one pipeline per interval:
+one command per field touched in the interval instead of a dozen per finished job, so
+the hash's hot key takes a few commands per process per second at any job rate. The
+price: readers see figures up to one interval late, and a process killed without a
+chance to run Python (SIGKILL, OOM) loses at most its last interval's increments (a
+clean exit and a worker's shutdown flush). At 0 (the default of a bare `Metrics`, as
+the readers build it) every record call is one round trip, as before: a finished job's
+figures in one pipeline, a tool call's riding in the transaction that appends its
+`tool.output` event (`pipe=`). Either way the pipeline is not a transaction: increments
+commute and nothing reads between them, so `MULTI`/`EXEC` would only add two commands.
 
 Hash fields are the series name followed by its labels as sorted JSON, e.g.
 ``jobs_total{"source":"responses:gpt-5-mini","status":"succeeded"}``. A histogram keeps
@@ -16,7 +25,8 @@ one field per bucket, counting the observations that fell *into* that bucket (no
 cumulative count), so an observation is a single increment; the collector sums them
 into Prometheus' cumulative ``le`` buckets. Counters never reset (Redis persists them).
 
-Recording never breaks a job: a Redis error while recording is logged and dropped.
+Recording never breaks a job: a Redis error while recording is logged and dropped
+(buffered sums are kept for the next flush instead, up to a bound).
 
 Cost is computed when a job finishes, from a price table (USD per 1M tokens, input and
 output): `DEFAULT_PRICES` overridden by `RUNQ_PRICES` (JSON ``{"model": [in, out]}``).
@@ -49,6 +59,7 @@ from prometheus_client.utils import floatToGoString
 
 from runq.errors import ConfigurationError
 from runq.runs import keys
+from runq.runs.metrics_buffer import MetricsBuffer
 
 log = structlog.get_logger("runq.metrics")
 
@@ -179,11 +190,22 @@ class Metrics:
         prices: dict[str, tuple[float, float]] | None = None,
         *,
         known_models: Iterable[str] = (),
+        flush_interval: float = 0.0,
     ) -> None:
+        """`flush_interval` > 0: increments are summed in-process and sent at most every
+        that many seconds (a worker's runtime passes `RUNQ_METRICS_FLUSH_INTERVAL`); 0:
+        each record call sends its own pipeline (readers, tests)."""
+        if not flush_interval >= 0:
+            raise ConfigurationError(
+                f"RUNQ_METRICS_FLUSH_INTERVAL must be at least 0 (got {flush_interval!r})"
+            )
         self.redis = redis_client
         self.prices = load_prices() if prices is None else dict(prices)
         self.known_models = frozenset(known_models)
         self.key = keys.metrics()
+        self.buffer = (
+            MetricsBuffer(redis_client, self.key, flush_interval) if flush_interval > 0 else None
+        )
 
     def model_label(self, model: str | None) -> str:
         """`model` when configuration knows it (price table, chain links), else ``other``:
@@ -212,8 +234,8 @@ class Metrics:
         `tier_costs` is the job's cost in USD by tier (`Job.cost`), priced by the tier's
         factor; `cost_usd` stays the standard-price estimate it always was.
 
-        `run_wait_s` (creation to completion of its last run at the backend) goes into
-        the same transaction: one round trip per finished job.
+        `run_wait_s` (creation to completion of its last run at the backend) goes with
+        the rest: one pipeline per finished job, or the buffer's sums.
         """
         model_l = self.model_label(model)
         ints: list[tuple[str, int]] = [
@@ -246,7 +268,8 @@ class Metrics:
     ) -> None:
         """One tool call ran; `error` is a short error code (or None when it succeeded).
 
-        With `pipe`, the increments are only queued on it: the caller executes it."""
+        With `pipe` and no buffer, the increments are only queued on it: the caller
+        executes it. With a buffer they go to the buffer, and `pipe` is left alone."""
         tool = _label(name)
         ints = (
             []
@@ -270,11 +293,20 @@ class Metrics:
         observations: Iterable[tuple[str, dict[str, str], float]],
         pipe: redis.client.Pipeline | None = None,
     ) -> None:
+        counts, amounts = list(ints), list(floats)
+        for series, labels, value in observations:  # one bucket and the sum (module doc)
+            value = max(0.0, float(value))
+            bucket = _bucket_for(value, HISTOGRAMS[series][2])
+            counts.append((_field(series + "_bucket", {**labels, "le": bucket}), 1))
+            amounts.append((_field(series + "_sum", labels), value))
+        if self.buffer is not None:
+            self.buffer.add(counts, amounts)
+            return
         if pipe is not None:
-            self._queue(pipe, ints, floats, observations)
+            self._queue(pipe, counts, amounts)
             return
         own = self.redis.pipeline(transaction=False)
-        self._queue(own, ints, floats, observations)
+        self._queue(own, counts, amounts)
         try:
             own.execute()
         except redis.RedisError as exc:
@@ -285,25 +317,26 @@ class Metrics:
         pipe: redis.client.Pipeline,
         ints: Iterable[tuple[str, int]],
         floats: Iterable[tuple[str, float]],
-        observations: Iterable[tuple[str, dict[str, str], float]],
     ) -> None:
         for field, count in ints:
             pipe.hincrby(self.key, field, count)
         for field, amount in floats:
             pipe.hincrbyfloat(self.key, field, amount)
-        for series, labels, value in observations:
-            value = max(0.0, float(value))
-            bounds = HISTOGRAMS[series][2]
-            pipe.hincrby(
-                self.key,
-                _field(series + "_bucket", {**labels, "le": _bucket_for(value, bounds)}),
-                1,
-            )
-            pipe.hincrbyfloat(self.key, _field(series + "_sum", labels), value)
+
+    def flush(self) -> bool:
+        """Send the buffered sums now; False when Redis refused them (they are kept)."""
+        return True if self.buffer is None else self.buffer.flush()
+
+    def close(self) -> bool:
+        """Stop the flush thread and send what is left (a process that stops recording)."""
+        return True if self.buffer is None else self.buffer.close()
 
     # -- reading -----------------------------------------------------------------------
     def snapshot(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every stored series: (name, sorted labels) -> value (histograms per bucket)."""
+        """Every stored series: (name, sorted labels) -> value (histograms per bucket).
+
+        This process's buffered sums are flushed first, so it reads its own figures."""
+        self.flush()
         raw = self.redis.hgetall(self.key)
         out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         for field, value in raw.items():
@@ -320,7 +353,11 @@ class Metrics:
         return RedisCollector(self)
 
     def reset(self) -> None:
-        """Forget every recorded value (tests, or a deliberate reset by an operator)."""
+        """Forget every recorded value (tests, or a deliberate reset by an operator).
+
+        Other processes' buffered sums still arrive at their next flush."""
+        if self.buffer is not None:
+            self.buffer.discard()
         self.redis.delete(self.key)
 
 

@@ -197,6 +197,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         client,
         known_models={settings.model}
         | {link.model for chain in chains.values() for link in chain if link.model},
+        flush_interval=settings.metrics_flush_interval,  # summed per process (runs.metrics)
     )
     registry.default_isolation = settings.tool_isolation
     tools = ToolCalls(client, registry, events, metrics=metrics)

@@ -19,6 +19,7 @@ from runq.config.celery import QUEUE_RUNS
 from runq.config.logging import configure_logging
 from runq.config.settings import get_settings
 from runq.errors import ConfigurationError
+from runq.runs.metrics_buffer import flush_all
 from runq.worker.wake_runner import WakeRunner
 
 if TYPE_CHECKING:
@@ -56,9 +57,11 @@ def connect(app: WorkerApp) -> None:
             runners.append(_start_wake_runner(app.runtime))
 
     def stop_wake_runners(**_: Any) -> None:
-        """Warm shutdown: the steps the runner is running finish, as Celery's tasks do."""
+        """Warm shutdown: the steps the runner is running finish, as Celery's tasks do;
+        then the metrics this process summed go out (runs.metrics_buffer)."""
         while runners:
             runners.pop().stop()
+        flush_all()
 
     def admit_next(task: Any = None, args: Any = None, **_: Any) -> None:
         """A start step begins: the next waiting job takes its place (runs.fairness)."""
@@ -92,6 +95,13 @@ def connect(app: WorkerApp) -> None:
 def _setup_logging(**_: Any) -> None:
     """Celery must not install its own handlers: structlog renders every record."""
     configure_logging(get_settings(), process="worker")
+
+
+@signals.worker_process_shutdown.connect
+def _flush_metrics(**_: Any) -> None:
+    """A prefork child's exit sends its summed metrics: it leaves by `os._exit`, which
+    skips `atexit` (runs.metrics_buffer)."""
+    flush_all()
 
 
 def _check_worker(app: WorkerApp) -> None:
