@@ -171,10 +171,17 @@ def test_metrics_count_every_job_exactly_once(ops_client: Client, metrics_url: s
     def jobs_delta(samples: Samples) -> float:
         return total(samples, "runq_jobs_total") - total(before, "runq_jobs_total")
 
+    def flushed(samples: Samples) -> bool:
+        """Each worker process flushes its sums once a second (RUNQ_METRICS_FLUSH_INTERVAL),
+        the tool call's maybe from another process than the job's end."""
+        tool_calls = total(samples, "runq_tool_latency_seconds_count", tool="calculator")
+        before_calls = total(before, "runq_tool_latency_seconds_count", tool="calculator")
+        return jobs_delta(samples) >= n and tool_calls - before_calls >= 1
+
     wait_for(
-        lambda: jobs_delta(scrape(metrics_url)) >= n,
+        lambda: flushed(scrape(metrics_url)),
         timeout=15,
-        what="runq_jobs_total to count the finished jobs",
+        what="runq_jobs_total and the tool call to count the finished jobs",
     )
     after = scrape(metrics_url)
     assert jobs_delta(after) == n
