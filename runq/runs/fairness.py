@@ -111,6 +111,7 @@ class Admission:
         tpm: dict[str, int] | None = None,
         window: int = 0,
         budgets: BudgetBook | None = None,
+        events_maxlen: int = 2000,
     ) -> None:
         self.redis = redis
         self.weights = dict(weights or {})
@@ -125,6 +126,9 @@ class Admission:
         )
         self._admit = redis.register_script(lua.source("budget_check") + lua.source("fair_admit"))
         self._window: tuple[float, int] | None = None  # (monotonic time read, window)
+        # The workers' policy as this process last read it: (monotonic time read, policy).
+        self._policy: tuple[float, dict[str, Any] | None] | None = None
+        self.events_maxlen = events_maxlen  # for a waiting job's event (EventLog's)
 
     # -- producers ---------------------------------------------------------------------
     def enter(self, job: Job, context: dict[str, Any] | None = None) -> bool:
@@ -132,20 +136,38 @@ class Admission:
         sends its start now; else it waits in its tenant's list (`push`).
 
         At once only when that is what the round-robin would do at its next call: no
-        job waits in any lane, the workers' policy (published with their heartbeats)
-        holds no budget over the job and no rate over its tenant, its tenant is under
-        its cap and the window has room (`fair_push.lua`). Its record's lease (short:
-        `SUBMIT_LEASE`) stands for the admitted job's: a producer that dies before its
-        send leaves a job the sweeper starts. `context`: as `push`, unused at once (the
-        producer's own send carries it)."""
-        return self._push(job, context, at_once=True) < 0
+        job waits in any lane, the workers' policy (published with their heartbeats,
+        read at most once a second here) holds no budget over the job and no rate over
+        its tenant, its tenant is under its cap and the window has room
+        (`fair_push.lua`). Its record's lease (short: `SUBMIT_LEASE`) stands for the
+        admitted job's: a producer that dies before its send leaves a job the sweeper
+        starts. A job that waits gets its `job.waiting` event in the same call; one
+        admitted at once gets none (it never waited). `context`: as `push`, unused at
+        once (the producer's own send carries it)."""
+        lane = lane_of(job)
+        policy = self._policy_now()
+        at_once: tuple[int, int | None] | None = None  # the window, the lane's cap
+        if (
+            policy is not None
+            and lane not in policy["rated"]
+            and not any(scope in policy["budgeted"] for scope in scopes_of(job.spec))
+        ):
+            at_once = (int(policy["window"]), policy["caps"].get(lane))
+        event = {"type": "job.waiting", "reason": "fair_share", "tenant": lane}
+        return self._push(job, context, at_once, event) < 0
 
     def push(self, job: Job, context: dict[str, Any] | None = None) -> int:
         """Put a new job in its tenant's waiting list; returns its place (0: already in).
         `context`: the producer's log context that travels with the job (`request_id`)."""
-        return self._push(job, context, at_once=False)
+        return self._push(job, context, None, None)
 
-    def _push(self, job: Job, context: dict[str, Any] | None, at_once: bool) -> int:
+    def _push(
+        self,
+        job: Job,
+        context: dict[str, Any] | None,
+        at_once: tuple[int, int | None] | None,
+        event: dict[str, Any] | None,
+    ) -> int:
         usd, tokens = self.budgets.estimate(job.spec)
         lane = lane_of(job)
         entry: dict[str, Any] = {
@@ -157,21 +179,33 @@ class Admission:
         if context:
             entry["context"] = context
         now = time.time()
+        window, cap = at_once or (0, None)
+        waiting = json.dumps({"ts": now, **event}) if event else ""
         place = self._push_script(
             keys=[
                 keys.fair("waiting"),
                 keys.fair_lane_prefix() + lane,
                 keys.fair("lanes"),
                 keys.leases(),
-                keys.fair("policy"),
                 keys.fair("admitted"),
                 keys.fair("inflight"),
                 keys.fair("running"),
+                keys.events(job.id),
             ],
             args=[job.id, json.dumps(entry), lane, repr(now + WAITING_LEASE),
-                  repr(now) if at_once else ""],
+                  repr(now) if at_once else "", window, "" if cap is None else cap,
+                  waiting, self.events_maxlen],
         )  # fmt: skip
         return int(place)
+
+    def _policy_now(self) -> dict[str, Any] | None:
+        """The policy the workers published (`heartbeat`), read at most once per
+        `WINDOW_REUSE` by this process; None when no worker published one lately."""
+        seen = time.monotonic()
+        if self._policy is None or seen - self._policy[0] >= WINDOW_REUSE:
+            raw = self.redis.get(keys.fair("policy"))
+            self._policy = (seen, json.loads(raw) if raw else None)
+        return self._policy[1]
 
     # -- workers -----------------------------------------------------------------------
     def admit(
@@ -257,8 +291,8 @@ class Admission:
         self.redis.set(keys.fair("policy"), policy, ex=int(POLICY_FRESH))
 
     def policy(self, window: int) -> dict[str, Any]:
-        """What `fair_push.lua` needs to admit a job at once: the window, the caps, the
-        tenants with a rate and the scopes with a budget (such jobs always wait)."""
+        """What `enter` needs to admit a job at once: the window, the caps, the tenants
+        with a rate and the scopes with a budget (their jobs always wait)."""
         return {
             "window": window,
             "caps": self.caps,
@@ -316,4 +350,5 @@ def admission_from_settings(redis: Any, settings: Any) -> Admission:
         tpm=settings.tenant_tpm,
         window=settings.fair_window,
         budgets=BudgetBook(redis, settings.budgets, output_tokens=settings.budget_output_tokens),
+        events_maxlen=settings.events_maxlen,
     )

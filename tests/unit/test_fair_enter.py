@@ -95,14 +95,29 @@ def test_the_workers_caps_rates_and_budgets_decide_not_the_producers(
     assert producer.enter(new_job("d-1", tenant=None)) is True  # `default`: no budget
 
 
-def test_the_policy_lapses_without_heartbeats(
-    producer: Admission, fake_redis: fakeredis.FakeRedis
-) -> None:
+def test_the_policy_lapses_without_heartbeats(fake_redis: fakeredis.FakeRedis) -> None:
     worker(fake_redis)
     ttl = fake_redis.ttl(keys.fair("policy"))
     assert 0 < ttl <= 15
     fake_redis.delete(keys.fair("policy"))  # what its lapse does
-    assert producer.enter(new_job("a-0")) is False
+    # (a producer reads it at most once a second: this one reads it now)
+    assert Admission(fake_redis).enter(new_job("a-0")) is False
+
+
+def test_only_a_job_that_waits_says_so(
+    producer: Admission, fake_redis: fakeredis.FakeRedis
+) -> None:
+    from runq.runs.events import EventLog
+
+    worker(fake_redis, window=1)
+    assert producer.enter(new_job("a-0")) is True
+    assert producer.enter(new_job("b-0", tenant=None)) is False
+    events = EventLog(fake_redis)
+    assert [e.type for e in events.read("a-0")] == []
+    [waiting] = events.read("b-0")
+    assert {"type": "job.waiting", "reason": "fair_share", "tenant": "default"}.items() <= (
+        waiting.data.items()
+    )
 
 
 def test_a_producer_that_dies_before_its_send_leaves_a_job_the_sweeper_starts(

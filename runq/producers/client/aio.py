@@ -42,7 +42,6 @@ from runq.producers.client.sync import (
     enqueue_cancel,
     enqueue_start,
     travelling_context,
-    waiting_events,
 )
 from runq.runs import cancellation, keys
 from runq.runs.events import Event, _decode
@@ -121,7 +120,7 @@ class AsyncClient:
         admission = self.sync.admission
         call = self.sync.store.create_call(
             job,
-            [{"type": "job.status", "status": job.status}, *waiting_events(job, admission)],
+            [{"type": "job.status", "status": job.status}],  # job.waiting: Admission.enter
             lease_until=time.time() + SUBMIT_LEASE,
             idempotency_key=idempotency_key,
         )

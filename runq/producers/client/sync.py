@@ -72,14 +72,6 @@ def enqueue_start(app: Celery, job_id: str) -> None:
                   ignore_result=True)  # fmt: skip
 
 
-def waiting_events(job: Job, admission: Admission | None) -> list[dict[str, Any]]:
-    """The event that says a new job waits for its tenant's turn (none without admission)."""
-    if admission is None:
-        return []
-    tenant = job.spec.tenant or "default"
-    return [{"type": "job.waiting", "reason": "fair_share", "tenant": tenant}]
-
-
 def travelling_context() -> dict[str, Any]:
     """The producer's log context a job's start message carries (`request_id`...): sent
     by a worker under fair admission, so it travels in the job's waiting entry."""
@@ -342,7 +334,8 @@ class Client:
         admission = self.admission
         created = self.store.create(
             job,
-            [{"type": "job.status", "status": job.status}, *waiting_events(job, admission)],
+            # (a job that waits for its tenant's turn says so as it enters admission)
+            [{"type": "job.status", "status": job.status}],
             lease_until=time.time() + SUBMIT_LEASE,
             idempotency_key=idempotency_key,
         )  # IdempotencyConflictError when the key names a job asked differently
