@@ -24,18 +24,26 @@ from tests.conftest import wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 
-def user_env(folder: Path) -> dict[str, str]:
+ROOT = Path(__file__).resolve().parents[2]
+# A user's own tools, importable from where they run `runq up` (here: the examples').
+USER_TOOLS = {"RUNQ_TOOL_MODULES": "examples.tools", "PYTHONPATH": str(ROOT)}
+
+
+def user_env(folder: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNQ_", "OPENAI_"))}
     env.pop("REDIS_URL", None)
     env.update(RUNQ_HOME=str(folder / ".runq"), RUNQ_TEST_MODE="1", RUNQ_LOG_FORMAT="json")
+    env.update(extra)
     return env
 
 
-def runq(folder: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def runq(
+    folder: Path, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "runq.producers.cli", *args],
         cwd=folder,
-        env=user_env(folder),
+        env=user_env(folder, **(env or {})),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -44,13 +52,16 @@ def runq(folder: Path, *args: str, timeout: float = 120) -> subprocess.Completed
 
 
 @contextmanager
-def runq_up(folder: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+def runq_up(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     """`runq up` in `folder`, ready for commands; killed at the end if still running."""
     log = folder / f"up-{len(list(folder.glob('up-*.log')))}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runq.producers.cli", "up", *args],
-            cwd=folder, env=user_env(folder), stdout=out, stderr=subprocess.STDOUT,
+            cwd=folder, env=user_env(folder, **(env or {})), stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
         try:
@@ -84,6 +95,21 @@ def all_gone(processes: list[psutil.Process]) -> bool:
         except psutil.NoSuchProcess:
             continue
     return not alive
+
+
+def test_a_tool_job_typed_as_the_banner_shows_is_accepted(tmp_path: Path) -> None:
+    # `runq up` says it is ready (and writes the state file other commands find it by)
+    # only once its workers have published their tools: the first `runq submit --tool`
+    # is not refused for a tool no worker has announced yet.
+    with runq_up(tmp_path, env=USER_TOOLS):
+        listed = runq(tmp_path, "tools", env=USER_TOOLS)
+        assert listed.returncode == 0, listed.stderr
+        assert "calculator" in listed.stdout
+        assert "no worker has published" not in listed.stdout + listed.stderr
+        done = runq(tmp_path, "submit", "Use the tool.", "--tool", "calculator", "--wait",
+                    "--json", env=USER_TOOLS)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert json.loads(done.stdout)["status"] == "succeeded"
 
 
 def test_jobs_outlive_a_restart_and_fresh_starts_empty(tmp_path: Path) -> None:

@@ -83,6 +83,11 @@ def run_up(
     flower_proc: subprocess.Popen[bytes] | None = None
     receiver: WebhookServerProcess | None = None
     with stack:
+        # Other commands find the stack through the state file: written once every
+        # worker heartbeats, after publishing its tools and chains, so a `runq submit
+        # --tool ...` typed the moment the banner shows is not refused for a tool no
+        # worker has said it has yet.
+        stack.wait_ready()
         if hooks is not None:
             assert stack.redis_url is not None
             receiver = hooks.start_receiver(stack.redis_url, settings.home / "webhooks.log")
