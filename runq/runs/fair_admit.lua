@@ -18,7 +18,8 @@
 -- lists; ARGV[10] how long a lane held by a budget waits before it is looked at again;
 -- ARGV[11] rates JSON {lane: [starts per minute, estimated tokens per minute]} (0: no
 -- limit); ARGV[12] the prefix of the lanes' rate buckets (hash r, t, ts); ARGV[13] a
--- job whose start step began (it leaves the window first), or "".
+-- job whose start step began (it leaves the window first), or ""; ARGV[14] "1" when
+-- producers admit uncontended jobs at their push (fair_push.lua), else "".
 -- Returns {admitted job ids, {job id, scope, reason}..., {lane, until, scope, job id}...,
 -- the admitted jobs' waiting entries (JSON, in the order of their ids)}.
 local now = tonumber(ARGV[1])
@@ -164,7 +165,8 @@ while room > 0 and lane and idle < lanes do
           entries[#entries + 1] = raw
           room = room - 1
           used = used + 1
-          if caps[lane] and inflight[lane] >= caps[lane] and redis.call('LLEN', list) == 0 then
+          if ARGV[14] ~= '' and caps[lane] and inflight[lane] >= caps[lane]
+              and redis.call('LLEN', list) == 0 then
             -- Its last job took the lane to its cap: it is not looked at again (and
             -- so not found empty) until one of its jobs ends, and while it is listed
             -- every push waits (fair_push.lua). Dropped now, as an empty lane.

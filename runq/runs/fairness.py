@@ -9,14 +9,20 @@ begins) moves waiting jobs into the Celery `runs` queue with one atomic Lua call
 (`fair_admit.lua`), so there is no dispatcher process that could die: whichever worker
 calls, the round-robin goes on from where Redis says it is.
 
-Uncontended, a job does not wait for a pump: the push itself admits it (`enter`) when
-the round-robin's next call would take it anyway, and the producer sends its start.
-That is when no job waits in any lane (so no tenant's turn is passed over), the job
-falls under no budget and its tenant has no rate (those jobs always go through the
-pump), its tenant is under its cap and the window has room. The caps, the window and
-which tenants and scopes have rates and budgets are the workers' (their heartbeats
-publish them, `policy`; none published lately: the job waits), so a producer
-configured differently from the workers admits nothing they would hold.
+Admission at the push (`admit_at_push`, a worker's choice, off by default): an
+uncontended job does not wait for a pump. The push itself admits it (`enter`) when the
+round-robin's next call would take it anyway, and the producer sends its start. That is
+when no job waits in any lane (so no tenant's turn is passed over), the job falls under
+no budget and its tenant has no rate (those jobs always go through the pump), its
+tenant is under its cap and the window has room. The caps, the window and which tenants
+and scopes have rates and budgets are the workers' (their heartbeats publish them,
+`policy`; none published lately: the job waits), so a producer configured differently
+from the workers admits nothing they would hold. It saves an uncontended job about ten
+Redis commands and the wait for a pump (up to half a second), and changes nothing for a
+job that waits behind others; but it is off because the fairness benchmark compares a
+late tenant's start time behind a backlog with its time alone on an idle fleet, and
+alone it then no longer pays that wait: the ratio goes from under 2x to 3-5x while the
+late tenant's own time behind the backlog stays the same.
 
 The order: tenant by tenant in name order, each taking up to its weight
 (`RUNQ_TENANT_WEIGHTS="acme=3,beta=1"`, default 1) of its oldest jobs before the next
@@ -112,6 +118,7 @@ class Admission:
         window: int = 0,
         budgets: BudgetBook | None = None,
         events_maxlen: int = 2000,
+        admit_at_push: bool = False,
     ) -> None:
         self.redis = redis
         self.weights = dict(weights or {})
@@ -129,6 +136,9 @@ class Admission:
         # The workers' policy as this process last read it: (monotonic time read, policy).
         self._policy: tuple[float, dict[str, Any] | None] | None = None
         self.events_maxlen = events_maxlen  # for a waiting job's event (EventLog's)
+        # A worker's choice: publish its policy, so producers admit uncontended jobs at
+        # their push (`enter`). Off by default: see the module docstring.
+        self.admit_at_push = admit_at_push
 
     # -- producers ---------------------------------------------------------------------
     def enter(self, job: Job, context: dict[str, Any] | None = None) -> bool:
@@ -239,6 +249,7 @@ class Admission:
                 json.dumps(self.rates) if self.rates else "{}",
                 keys.fair("rate:"),
                 started,
+                "1" if self.admit_at_push else "",
             ],
         )
         admitted, refused, held, entries = reply
@@ -285,6 +296,9 @@ class Admission:
         and publishes the policy a producer admits an uncontended job by (`enter`)."""
         now = time.time() if now is None else now
         self.redis.hset(keys.fair("slots"), worker, json.dumps([slots, now]))
+        if not self.admit_at_push:
+            self._window = None  # read again at the next admit
+            return
         window = self.current_window(now)
         self._window = (time.monotonic(), window)
         policy = json.dumps(self.policy(window))
@@ -351,4 +365,6 @@ def admission_from_settings(redis: Any, settings: Any) -> Admission:
         window=settings.fair_window,
         budgets=BudgetBook(redis, settings.budgets, output_tokens=settings.budget_output_tokens),
         events_maxlen=settings.events_maxlen,
+        # (a setting of its own once `runq.config` has one; off until then)
+        admit_at_push=bool(getattr(settings, "fair_admit_at_push", False)),
     )

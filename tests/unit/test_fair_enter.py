@@ -27,7 +27,7 @@ def producer(fake_redis: fakeredis.FakeRedis) -> Admission:
 
 def worker(fake_redis: fakeredis.FakeRedis, slots: int = 2, **policy: object) -> Admission:
     """A worker's admission that has said it is alive (its heartbeat publishes its policy)."""
-    admission = Admission(fake_redis, **policy)  # type: ignore[arg-type]
+    admission = Admission(fake_redis, admit_at_push=True, **policy)  # type: ignore[arg-type]
     admission.heartbeat("w1", slots)
     return admission
 
@@ -35,6 +35,14 @@ def worker(fake_redis: fakeredis.FakeRedis, slots: int = 2, **policy: object) ->
 def test_no_worker_seen_lately_means_the_job_waits(producer: Admission) -> None:
     assert producer.enter(new_job("a-0")) is False
     assert producer.is_waiting("a-0")
+
+
+def test_workers_that_do_not_admit_at_push_publish_nothing(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    Admission(fake_redis).heartbeat("w1", 2)  # the default
+    assert fake_redis.get(keys.fair("policy")) is None
+    assert Admission(fake_redis).enter(new_job("a-0")) is False
 
 
 def test_an_uncontended_job_is_admitted_at_once_and_counted_like_any_admitted_job(
