@@ -43,11 +43,11 @@ one over a `fail` budget comes back in `AdmitResult.refused` for the worker to e
 Crash safety: a waiting job keeps its lease pushed forward by the sweeper (it is waiting,
 not lost: `is_waiting`); admitting it gives it a fresh lease, so a worker that dies
 between the Lua call and the Celery send leaves a job the sweeper starts (a job admitted
-at its push keeps its record's first lease, as short, for the producer's send). A job leaves
-admission through `release` when it ends (`Publication`) or its record is gone
+at its push keeps its record's first lease, as short, for the producer's send). A job
+leaves admission through `release` when it ends (`Publication`) or its record is gone
 (sweeper): its in-flight count and its budget reservation are given back exactly once,
-in one call (a job under no budget is marked so when admitted, and its release looks for
-no reservation).
+in one call (a job under no budget is marked so when admitted, and its release looks
+for no reservation). It leaves the window when its start step begins, not at release.
 """
 
 from __future__ import annotations
@@ -145,10 +145,10 @@ class Admission:
         """A new job enters admission: True when it was admitted at once, and the caller
         sends its start now; else it waits in its tenant's list (`push`).
 
-        At once only when that is what the round-robin would do at its next call: no
-        job waits in any lane, the workers' policy (published with their heartbeats,
-        read at most once a second here) holds no budget over the job and no rate over
-        its tenant, its tenant is under its cap and the window has room
+        At once only when the workers publish their policy (`admit_at_push`; read at
+        most once a second here) and that is what the round-robin would do at its next
+        call: no job waits in any lane, the policy holds no budget over the job and no
+        rate over its tenant, its tenant is under its cap and the window has room
         (`fair_push.lua`). Its record's lease (short: `SUBMIT_LEASE`) stands for the
         admitted job's: a producer that dies before its send leaves a job the sweeper
         starts. A job that waits gets its `job.waiting` event in the same call; one
@@ -168,7 +168,8 @@ class Admission:
 
     def push(self, job: Job, context: dict[str, Any] | None = None) -> int:
         """Put a new job in its tenant's waiting list; returns its place (0: already in).
-        `context`: the producer's log context that travels with the job (`request_id`)."""
+        `context`: the producer's log context that travels with the job (`request_id`).
+        No `job.waiting` event (`enter` writes one)."""
         return self._push(job, context, None, None)
 
     def _push(
