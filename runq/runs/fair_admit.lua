@@ -109,24 +109,33 @@ local lane = state[1]
 local used = tonumber(state[2] or '0')
 if state[3] then paused_until = cjson.decode(state[3]) end
 local was_lane, was_used = lane, used
-if not lane or not redis.call('ZSCORE', KEYS[1], lane) then
-  lane = next_lane(lane or nil)
+-- The state's lane may have left the set since (its last job cancelled while it
+-- waited: fair_release.lua). Not asked upfront: a job taken off its list says it is
+-- there (a lane is listed whenever its list holds a job), an empty list is dropped as
+-- any; only a blocked lane is asked, so that a lane gone is not counted as one passed.
+local verified = false
+if not lane then
+  lane = next_lane(nil)
   used = 0
+  verified = true
 end
 local idle = 0 -- lanes passed in a row without a job taken from them
 while room > 0 and lane and idle < lanes do
   local move_on, gone = false, false
   if blocked(lane) then
     move_on = true
-    idle = idle + 1
+    if verified or redis.call('ZSCORE', KEYS[1], lane) then
+      idle = idle + 1
+    else
+      gone = true -- the state's lane, no longer listed: on to the next listed lane
+    end
   else
     -- The lane's oldest job, taken off its list; put back first if it must wait. A
     -- lane whose list ran out is seen empty here, the next time its turn comes.
     local list = prefix .. lane
     local job = redis.call('LPOP', list)
     if not job then
-      redis.call('ZREM', KEYS[1], lane)
-      lanes = lanes - 1
+      if redis.call('ZREM', KEYS[1], lane) == 1 then lanes = lanes - 1 end
       move_on, gone = true, true
     else
       local raw = redis.call('HGET', KEYS[3], job)
@@ -186,6 +195,7 @@ while room > 0 and lane and idle < lanes do
     end
     used = 0
   end
+  verified = true -- a listed lane from here on (next_lane, or one a job came out of)
 end
 if lane then
   local fields = {}

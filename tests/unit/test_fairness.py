@@ -223,3 +223,20 @@ def test_a_lane_whose_list_ran_out_is_dropped_at_its_next_turn(
     assert fake_redis.zcard(keys.fair("lanes")) == 0
     submit(admission, "acme", 1, prefix="again")
     assert admission.admit(window=2).admitted == ["again-0"]
+
+
+@pytest.mark.parametrize("capped", [False, True])
+def test_a_turn_left_to_a_lane_that_emptied_since_goes_to_the_next_lane(
+    fake_redis: fakeredis.FakeRedis, capped: bool
+) -> None:
+    # acme's turn (weight 2) is left after one job; its other job is then cancelled
+    # while it waits, so its lane leaves the set while the round-robin still names it.
+    admission = Admission(fake_redis, weights={"acme": 2}, caps={"acme": 1} if capped else {})
+    submit(admission, "acme", 2)
+    submit(admission, "beta", 2)
+    assert admission.admit(window=1).admitted == ["acme-0"]
+    assert admission.release("acme-1") is True  # cancelled while it waited
+    assert fake_redis.hget(keys.fair("state"), "lane") == b"acme"
+    # Capped (acme-0 in flight) or not, beta is served, not passed over for a lane gone.
+    assert admission.admit(window=10).admitted == ["beta-0", "beta-1"]
+    assert admission.waiting_by_tenant() == {}
