@@ -320,6 +320,9 @@ class Settings:
     # (JSON by tenant or `batch:<label>`) are reserved at admission with an estimate that
     # counts `budget_output_tokens` of output for a job that sets no max_output_tokens.
     fair_admission: bool = setting(True, _flag)
+    # A worker's choice: an uncontended job is admitted by its push, without waiting for
+    # a pump (runs.fairness explains why it is off by default).
+    fair_admit_at_push: bool = setting(False, _flag)
     fair_window: int = setting(0, _bounded(_integer, ge=0))
     tenant_weights: dict[str, int] = setting(dict, _tenant_numbers, factory=True)
     tenant_caps: dict[str, int] = setting(dict, _tenant_numbers, factory=True)

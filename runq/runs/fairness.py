@@ -367,5 +367,5 @@ def admission_from_settings(redis: Any, settings: Any) -> Admission:
         budgets=BudgetBook(redis, settings.budgets, output_tokens=settings.budget_output_tokens),
         events_maxlen=settings.events_maxlen,
         # (a setting of its own once `runq.config` has one; off until then)
-        admit_at_push=bool(getattr(settings, "fair_admit_at_push", False)),
+        admit_at_push=settings.fair_admit_at_push,
     )

@@ -159,3 +159,17 @@ def test_a_producer_that_dies_before_its_send_leaves_a_job_the_sweeper_starts(
     assert fake_redis.zcard(keys.fair("admitted")) == 0
     assert pump.release("a-0", spent=(0.0, 0)) is True
     assert pump.inflight_by_tenant() == {}
+
+
+def test_the_workers_setting_turns_admission_at_the_push_on(
+    fake_redis: fakeredis.FakeRedis, producer: Admission, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runq.config.settings import load_settings
+    from runq.runs.fairness import admission_from_settings
+
+    assert admission_from_settings(fake_redis, load_settings()).admit_at_push is False
+    monkeypatch.setenv("RUNQ_FAIR_ADMIT_AT_PUSH", "true")
+    workers = admission_from_settings(fake_redis, load_settings())
+    assert workers.admit_at_push is True
+    workers.heartbeat("w1", 2)
+    assert producer.enter(new_job("a-0")) is True  # nothing waits: admitted at its push
