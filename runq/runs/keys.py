@@ -199,7 +199,9 @@ def conversation(conversation_id: str) -> str:
 # Fair admission between tenants and budgets (runs.fairness, runs.budgets).
 def fair(name: str) -> str:
     """Admission state: `lanes` (tenants with waiting jobs), `state` (the round-robin's
-    place), `waiting`, `admitted`, `inflight`, `running`, `paused`, `slots`."""
+    place and the lanes' pauses), `waiting`, `admitted`, `inflight`, `running`, `slots`
+    (the workers' heartbeats), `policy` (the window, caps, rates and budgets the workers
+    admit by, for admission at the push)."""
     return f"{PREFIX}:fair:{name}"
 
 
