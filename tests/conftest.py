@@ -27,7 +27,7 @@ os.environ.setdefault("RUNQ_TOOL_MODULES", "examples.tools")
 # waiting there, so two modules sharing one would run each other's jobs):
 #   0 the shared stacks; 4 test_event_hub; 5 test_aio; 6 unit tests no worker reads;
 #   7 test_gateway (heartbeats); 9 test_gateway_fuzz; 11 test_gateway_limits_live;
-#   12, 13, 14 test_webhook_mode.
+#   12, 13, 14, 15 test_webhook_mode.
 
 
 @pytest.fixture(autouse=True)

@@ -89,6 +89,18 @@ def webhook_early(response_id: str) -> str:
     return f"{PREFIX}:webhook:early:{response_id}"
 
 
+def webhook_batch(backend_batch_id: str) -> str:
+    """runq's own id of the batch the backend knows as this (a `batch.*` webhook names
+    only the backend's id): written when the batcher adopts the batch."""
+    return f"{PREFIX}:webhook:batch:{backend_batch_id}"
+
+
+def webhook_batch_early(backend_batch_id: str) -> str:
+    """Set when a `batch.*` delivery came before the batcher wrote `webhook_batch`: the
+    batcher then looks at that batch at once."""
+    return f"{PREFIX}:webhook:batch-early:{backend_batch_id}"
+
+
 def sweeper_lock() -> str:
     """Held for one sweep interval by the worker that sweeps (one sweep fleet-wide)."""
     return f"{PREFIX}:sweeper"

@@ -67,10 +67,11 @@ SEEN_TTL_SECONDS = 2 * TOLERANCE_SECONDS + 300
 EARLY_TTL_SECONDS = 120  # a step writes its index milliseconds after its run is created
 HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 MAX_WEBHOOK_ID = 200
-# Events of a background response; `batch.*` and the rest are acknowledged and ignored.
+# Events of a background response, and of a batch; the rest are acknowledged and ignored.
 RESPONSE_EVENTS = frozenset(
     {"response.completed", "response.failed", "response.cancelled", "response.incomplete"}
 )
+BATCH_EVENTS = frozenset({"batch.completed", "batch.failed", "batch.expired", "batch.cancelled"})
 
 
 class WebhookRejected(RunqError):
@@ -180,13 +181,16 @@ class WebhookInbox:
         self._receive = lua.register(client, "webhook_receive")
 
     def take(self, delivery: Delivery) -> tuple[str, str | None]:
-        """`("duplicate", None)`, `("job", job_id)` or `("early", None)`."""
+        """`("duplicate", None)`, `("job", job_id)` or `("early", None)`: a response's
+        delivery, or a batch's (then the id found is runq's own batch id)."""
+        if delivery.type in BATCH_EVENTS:
+            index = keys.webhook_batch(delivery.object_id)
+            early = keys.webhook_batch_early(delivery.object_id)
+        else:
+            index = keys.webhook_response(delivery.object_id)
+            early = keys.webhook_early(delivery.object_id)
         reply = self._receive(
-            keys=[
-                keys.webhook_seen(delivery.webhook_id),
-                keys.webhook_response(delivery.object_id),
-                keys.webhook_early(delivery.object_id),
-            ],
+            keys=[keys.webhook_seen(delivery.webhook_id), index, early],
             args=[SEEN_TTL_SECONDS, EARLY_TTL_SECONDS],
         )
         kind = text(reply[0])
@@ -202,7 +206,7 @@ class Receipt:
     """What the receiver did with a delivery (the HTTP answer is 200 for all of them)."""
 
     status: str  # woken, duplicate, unknown, not_due, ignored
-    job_id: str | None = None
+    job_id: str | None = None  # or, for a batch's delivery, runq's batch id
 
     def body(self) -> dict[str, Any]:
         return {"status": self.status}  # never the job id: the poster is no tenant
@@ -211,7 +215,10 @@ class Receipt:
 class WebhookReceiver:
     """Verify, dedupe, map, wake: what both HTTP endpoints (gateway, `runq webhooks`) run.
 
-    `wake(job_id, token)` sends the job's poll step now (the producer's Celery app).
+    `wake(job_id, token)` makes the job's poll due now (the wake queue, `runs.wakes`).
+    `wake_batch(batch_id)` makes the batcher look at runq's batch `batch_id` at its next
+    tick instead of at its poll interval; it returns False when that batch no longer
+    waits for the backend (its results are in, or it is gone).
     """
 
     def __init__(
@@ -221,33 +228,53 @@ class WebhookReceiver:
         store: JobStore,
         wake: Callable[[str, int], None],
         delays: DelayedSteps | None = None,
+        wake_batch: Callable[[str], bool] | None = None,
     ) -> None:
         self.verifier = verifier
         self.inbox = inbox
         self.store = store
         self.wake = wake
         self.delays = delays
+        self.wake_batch = wake_batch
 
     def receive(self, body: bytes, headers: Mapping[str, str]) -> Receipt:
         """Take one delivery in; raises `WebhookRejected` for a forged or stale one."""
         delivery = self.verifier.verify(body, headers)
-        if delivery.type not in RESPONSE_EVENTS:
+        batch = delivery.type in BATCH_EVENTS and self.wake_batch is not None
+        if delivery.type not in RESPONSE_EVENTS and not batch:
             log.debug("webhook.ignored", type=delivery.type, object_id=delivery.object_id)
             return Receipt("ignored")
         kind, job_id = self.inbox.take(delivery)
         if kind == "duplicate":
             log.info("webhook.replay_refused", webhook_id=delivery.webhook_id,
-                     response_id=delivery.object_id)  # fmt: skip
+                     object_id=delivery.object_id)  # fmt: skip
             return Receipt("duplicate")
-        job_id = job_id or delivery.job_hint
-        if job_id is None:
-            log.debug("webhook.unknown_response", response_id=delivery.object_id)
-            return Receipt("unknown")
         try:
+            if batch:
+                return self._wake_batch(delivery, job_id)
+            job_id = job_id or delivery.job_hint
+            if job_id is None:
+                log.debug("webhook.unknown_response", response_id=delivery.object_id)
+                return Receipt("unknown")
             return self._wake(delivery, job_id)
         except BaseException:
             self.inbox.forget(delivery)  # the sender retries a non-2xx; let it in
             raise
+
+    def _wake_batch(self, delivery: Delivery, batch_id: str | None) -> Receipt:
+        """A batch ended: the batcher fetches its results at its next tick (a few
+        seconds) instead of at its next look (`RUNQ_BATCH_POLL_INTERVAL`). Before the
+        batcher adopted the batch, the early mark makes it look at once when it does."""
+        assert self.wake_batch is not None
+        if batch_id is None:
+            log.debug("webhook.batch_early", batch_id=delivery.object_id)
+            return Receipt("unknown")
+        if not self.wake_batch(batch_id):
+            log.debug("webhook.batch_not_due", batch=batch_id, batch_id=delivery.object_id)
+            return Receipt("not_due", batch_id)
+        log.info("webhook.batch_woken", batch=batch_id, batch_id=delivery.object_id,
+                 type=delivery.type)  # fmt: skip
+        return Receipt("woken", batch_id)
 
     def _wake(self, delivery: Delivery, job_id: str) -> Receipt:
         try:

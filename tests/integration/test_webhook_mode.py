@@ -47,12 +47,12 @@ def own_db(redis_url: str, db: int) -> str:
     return redis_url.rsplit("/", 1)[0] + f"/{db}"
 
 
-def sandbox_sending(url: str, faults: str | None = None) -> SandboxProcess:
+def sandbox_sending(url: str, faults: str | None = None, **env: str) -> SandboxProcess:
     extra = ["--webhook-url", url]
     if faults:
         extra += ["--faults", faults, "--seed", "7"]
     return SandboxProcess(
-        latency_ms=200, extra_args=extra, env={"RUNQ_SANDBOX_WEBHOOK_SECRET": SECRET}
+        latency_ms=200, extra_args=extra, env={"RUNQ_SANDBOX_WEBHOOK_SECRET": SECRET, **env}
     ).start()
 
 
@@ -240,6 +240,43 @@ def test_duplicate_deliveries_do_not_double_apply(redis_url, tmp_path) -> None:
 def _all_delivered(sandbox: SandboxProcess) -> dict[str, Any] | None:
     sent: dict[str, Any] = stats(sandbox)["webhooks"]
     return sent if sent["pending"] == 0 and sent["succeeded"] >= 6 else None
+
+
+# -- a batch's webhook: its results fetched at once, not at the batch poll interval ------
+def test_a_batch_webhook_brings_its_results_without_waiting_for_the_poll(
+    redis_url, tmp_path
+) -> None:
+    redis_url = own_db(redis_url, 15)
+    port = free_port()
+    sandbox = sandbox_sending(f"http://127.0.0.1:{port}{PATH}",
+                              RUNQ_SANDBOX_BATCH_TIME_SCALE="0.02")  # fmt: skip
+    try:
+        log_path = tmp_path / "webhooks.log"
+        receiver = WebhookServerProcess(redis_url, SECRET, port=port, log_path=log_path,
+                                        env={"RUNQ_LOG_FORMAT": "json"}).start()  # fmt: skip
+        # The batcher would look at an open batch only every 10 minutes.
+        batch_env = {"RUNQ_BATCH_POLL_INTERVAL": "600", "RUNQ_BATCH_MAX_AGE": "1",
+                     "RUNQ_BATCH_TICK": "0.5"}  # fmt: skip
+        try:
+            with workers(redis_url, sandbox, tmp_path, **batch_env) as stack:
+                client = client_for(stack)
+                handles = [client.submit(f"Batch {n}?", tier="batch", deadline=900)
+                           for n in range(3)]  # fmt: skip
+                started = time.monotonic()
+                jobs = finished(client, [h.id for h in handles], timeout=120)
+                took = time.monotonic() - started
+        finally:
+            receiver.stop()
+        assert all(job.status == JobStatus.SUCCEEDED for job in jobs), [j.error for j in jobs]
+        assert took < 120  # nowhere near the 600 s batch poll
+        snapshot = stats(sandbox)
+        assert snapshot["batches_created"] == 1
+        batch_looks = sum(n for key, n in snapshot["requests"].items()
+                          if key.startswith("GET /v1/batches/{"))  # fmt: skip
+        assert batch_looks == 1  # once, when its webhook said it had ended
+        assert "webhook.batch_woken" in log_path.read_text()
+    finally:
+        sandbox.stop()
 
 
 # -- runq up --webhooks --------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from runq.config.logging import register_secret
 from runq.config.settings import Settings
 from runq.errors import ConfigurationError
+from runq.runs.batcher.queue import BatchQueue
 from runq.runs.delays import DelayedSteps
 from runq.runs.job import Step
 from runq.runs.wakes import WakeQueue
@@ -32,7 +33,8 @@ def webhook_secret(settings: Settings) -> str:
 def build_receiver(client: Client) -> WebhookReceiver:
     """A receiver on the client's Redis that wakes jobs through the wake queue: a `runs`
     worker runs the job's due poll in-process (`runs.wakes`). The token is the record's,
-    so a second wake, or the safety poll after this one, is a stale no-op."""
+    so a second wake, or the safety poll after this one, is a stale no-op. A batch's
+    delivery makes the batcher look at that batch at its next tick."""
     verifier = WebhookVerifier(webhook_secret(client.settings))
     wakes = WakeQueue(client.redis)
     return WebhookReceiver(
@@ -41,4 +43,5 @@ def build_receiver(client: Client) -> WebhookReceiver:
         client.store,
         lambda job_id, token: wakes.push(job_id, Step.POLL, token),
         DelayedSteps(client.redis),
+        wake_batch=BatchQueue(client.redis).look_now,
     )

@@ -25,7 +25,9 @@ read (`BatchQueue.move`):
   never created, and it is created now. The lease is renewed before every call for
   longer than the call may take, so the next holder of the lease never finds a create
   still in flight. So a batch is never created twice;
-* **created**: the batch, not its jobs, is looked at every `batch_poll_interval`;
+* **created**: the batch, not its jobs, is looked at every `batch_poll_interval`, and
+  at the next tick when its `batch.*` webhook arrives (`runs.webhooks`: the receiver
+  finds runq's batch by the backend's id, written here, and makes it due);
 * **results**: when it ended, each line's outcome is stored once (`SET NX`) where its
   job's `batch` step reads it; then each job still waiting for that line is sent its
   `batch` step with its record's token. A duplicate send is a stale step; a job that
@@ -215,8 +217,15 @@ class Batcher:
 
     def _adopt(self, batch_id: str, backend_id: str) -> bool:
         log.info("batch.created", batch=batch_id, batch_id=backend_id)
-        return self.queue.move(batch_id, "creating", "created", batch_id=backend_id,
-                               next_poll=repr(time.time() + self.limits.poll_interval))  # fmt: skip
+        next_poll = repr(time.time() + self.limits.poll_interval)
+        moved = self.queue.move(
+            batch_id, "creating", "created", batch_id=backend_id, next_poll=next_poll
+        )
+        # Its `batch.*` webhook (webhook mode) makes it due at once; one that came
+        # already left an early mark.
+        if moved and self.queue.expect_webhook(batch_id, backend_id):
+            self.queue.look_now(batch_id)
+        return moved
 
     def _on_creating(self, batch_id: str, rec: dict[str, str], group: Group) -> bool:
         """A create whose outcome was never written: adopt the batch if it exists."""

@@ -72,6 +72,10 @@ def job_of(line_id: str) -> str:
     return line_id.rsplit(":", 2)[0]
 
 
+WEBHOOK_INDEX_TTL = 2 * 24 * 3600
+"""How long a batch's id is kept for its webhook: OpenAI's completion window is 24 h."""
+
+
 class BatchQueue:
     """Queued lines, batches and outcomes (see the module docstring)."""
 
@@ -151,6 +155,22 @@ class BatchQueue:
         for name, value in fields.items():
             pairs += [name, str(value)]
         return bool(self._move(keys=[keys.batch(local_id)], args=[was, to, *pairs]))
+
+    def expect_webhook(self, local_id: str, backend_id: str) -> bool:
+        """Record that runq's batch `local_id` is the backend's `backend_id`, so its
+        `batch.*` webhook finds it (runs.webhooks); True if that delivery already came
+        (then the batch should be looked at now). Written after the batch is `created`:
+        Redis orders this and the receiver's lookup, so one of them sees the other."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(keys.webhook_batch(backend_id), local_id, ex=WEBHOOK_INDEX_TTL)
+        pipe.getdel(keys.webhook_batch_early(backend_id))
+        _, early = pipe.execute()
+        return early is not None
+
+    def look_now(self, local_id: str) -> bool:
+        """Make a `created` batch due for a look at the batcher's next tick (a webhook
+        said it ended); False when it is past `created` or gone."""
+        return self.move(local_id, "created", "created", next_poll="0")
 
     def set_fields(self, local_id: str, /, **fields: Any) -> None:
         self.redis.hset(keys.batch(local_id), mapping={k: str(v) for k, v in fields.items()})
