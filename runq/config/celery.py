@@ -25,6 +25,17 @@ PRIORITY_IN_FLIGHT = 3
 PRIORITY_NEW_JOB = 9
 
 
+# kombu's Redis transport with one redis-py client per channel (`runq.worker.broker`),
+# named, not imported: kombu imports it where a connection is made.
+REDIS_TRANSPORT = "runq.worker.broker:Transport"
+
+
+def transport_for(broker_url: str) -> str | None:
+    """What Celery's `broker_transport` names for `broker_url`: runq's Redis transport
+    for `redis://`, else None (kombu picks its own by the URL's scheme)."""
+    return REDIS_TRANSPORT if broker_url.startswith("redis://") else None
+
+
 def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
     """The Celery settings for runq's Redis at `broker_url`.
 
@@ -35,8 +46,11 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "visibility_timeout": settings.visibility_timeout,
         "health_check_interval": 10,
     }
+    broker = settings.broker_url or broker_url
     return {
-        "broker_url": settings.broker_url or broker_url,
+        "broker_url": broker,
+        # kombu's Redis transport, reusing its redis-py client (runq.worker.broker).
+        "broker_transport": transport_for(broker),
         "result_backend": broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport,
