@@ -98,6 +98,11 @@ def test_ten_stream_cancels_at_random_moments_all_win(client: Client, stack: Sta
     asked_at: dict[str, float] = {}
     for _ in range(10):
         handle = client.submit("Tell me a long story.", mode="stream", instructions=SLOW)
+        # The random moment is one of the run's: admission and the start take a moment
+        # before the run exists (longer on a busy machine), and a cancel before it would
+        # leave the job with no run to count below.
+        wait_for(lambda h=handle: h.job().handle.get("response_id"), interval=0.01,
+                 timeout=30, what="the job's run to be created")  # fmt: skip
         result, took[handle.id], asked_at[handle.id] = _cancel_at_random(handle, rng)
         assert result["status"] == "cancelled", (seed, result)
         assert result["error"]["code"] == "cancelled"

@@ -36,7 +36,10 @@ SANDBOX_ENV = {
     "RUNQ_SANDBOX_BATCH_TIME_SCALE": "0.02",
     "RUNQ_SANDBOX_FLEX_UNAVAILABLE_RATE": "0.3",
 }
-ENV = {"RUNQ_BATCH_MAX_AGE": "2", "RUNQ_BATCH_POLL_INTERVAL": "1", "RUNQ_BATCH_TICK": "0.5"}
+# The batcher's lease is max(60 s, 4 request timeouts): a worker killed while it holds
+# it leaves the batcher idle that long. 10 s keeps it at 60 s, inside the tests' waits.
+ENV = {"RUNQ_BATCH_MAX_AGE": "2", "RUNQ_BATCH_POLL_INTERVAL": "1", "RUNQ_BATCH_TICK": "0.5",
+       "RUNQ_REQUEST_TIMEOUT": "10"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
