@@ -108,14 +108,25 @@ class RunProgress:
     def _wait_for_webhook(self, ctx: StepContext, events: list[dict[str, Any]]) -> str:
         """Commit the wait with only the safety poll due, then record `response -> job`
         so the delivery finds the job. A delivery that came before the record (see
-        runs.webhooks) makes the poll due now."""
+        runs.webhooks) makes the poll due now.
+
+        A safety look that finds the run still going (a `poll` step) writes no record:
+        the step that created the response wrote it, for the job's whole deadline, and
+        a delivery that came before it was seen then. Two Redis commands a look fewer.
+        (A response created while the workers did not wait for webhooks has no record:
+        its deliveries are not matched, and the safety poll finishes its job.)"""
         job = ctx.job
         safety = self.safety_interval(ctx)
         token = self.frame.settle(ctx, Step.POLL, events, wait=safety)
         if token is None:
             return Outcome.CONFLICT
         response_id = job.handle.get("response_id")
-        if response_id and self.webhooks.expect(response_id, job.id, ctx.remaining() + 600):
+        indexed = ctx.step == Step.POLL
+        if (
+            response_id
+            and not indexed
+            and self.webhooks.expect(response_id, job.id, ctx.remaining() + 600)
+        ):
             safety = 0.0
         self.scheduler.schedule(Step.POLL, job.id, token, safety)
         log.debug("job.waiting_webhook", job_id=job.id, response_id=response_id,

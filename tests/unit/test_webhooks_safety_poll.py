@@ -89,3 +89,23 @@ def test_a_cap_below_the_interval_is_refused_naming_both() -> None:
         ConfigurationError, match=r"RUNQ_SAFETY_POLL_MAX.*RUNQ_SAFETY_POLL_INTERVAL"
     ):
         load_settings(safety_poll_interval=120.0, safety_poll_max=60.0)
+
+
+def test_a_safety_look_leaves_the_response_index_as_its_run_wrote_it(
+    store, backend, scheduler, fake_redis
+) -> None:
+    # The start wrote `response -> job` for the job's whole deadline; a look that finds
+    # the run still going writes nothing there (nor looks for an early mark again).
+    from runq.runs import keys
+
+    backend.states = [RunState("queued", handle={"response_id": "resp_1"}), *_going(2)]
+    steps = _steps(store, backend, scheduler, safety_poll_interval=60.0, safety_poll_max=600.0)
+    job = _submit(store, deadline=3600)
+    steps.run("start", job.id, 0)
+    index = keys.webhook_response("resp_1")
+    assert fake_redis.get(index) == job.id.encode()
+    fake_redis.set(index, job.id, ex=5000)  # a TTL no write of a step would give
+    step, job_id, token, _ = scheduler.last()
+    assert steps.run(step, job_id, token) == "waiting"
+    assert fake_redis.ttl(index) > 4500  # a rewrite would set deadline + 600 s (4200)
+    assert store.get(job.id).polls == 1
