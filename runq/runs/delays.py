@@ -34,6 +34,19 @@ class DueStep:
     step: str
     token: int
 
+    def member(self) -> str:
+        """`job_id|step|token`, as the delays' sorted set and the wake queue hold it."""
+        return member(self.job_id, self.step, self.token)
+
+    @classmethod
+    def parse(cls, raw: Any) -> DueStep:
+        job_id, step, token = text(raw).rsplit("|", 2)  # a job id may contain "|" itself
+        return cls(job_id, step, int(token))
+
+
+def member(job_id: str, step: str, token: int) -> str:
+    return f"{job_id}|{step}|{token}"
+
 
 class DelayedSteps:
     """The sorted set of steps waiting for their time (see the module docstring)."""
@@ -49,22 +62,18 @@ class DelayedSteps:
         return countdown > self.threshold
 
     def add(self, job_id: str, step: str, token: int, countdown: float) -> None:
-        self.redis.zadd(self.key, {f"{job_id}|{step}|{token}": time.time() + countdown})
+        self.redis.zadd(self.key, {member(job_id, step, token): time.time() + countdown})
 
     def remove(self, job_id: str, step: str, token: int) -> None:
         """Drop a step that will not be needed: a webhook sent it early (runs.webhooks), so
         it would only run later to find its token stale."""
-        self.redis.zrem(self.key, f"{job_id}|{step}|{token}")
+        self.redis.zrem(self.key, member(job_id, step, token))
 
     def pop_due(self, now: float | None = None, limit: int = 500) -> list[DueStep]:
         """Take the steps that are due (each is returned to one caller only)."""
         now = time.time() if now is None else now
         members = self._pop(keys=[self.key], args=[repr(now), limit])
-        due = []
-        for raw in members:
-            job_id, step, token = text(raw).rsplit("|", 2)  # a job id may contain "|" itself
-            due.append(DueStep(job_id, step, int(token)))
-        return due
+        return [DueStep.parse(raw) for raw in members]
 
     def pending(self) -> int:
         return int(self.redis.zcard(self.key))

@@ -27,8 +27,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from runq.runs import keys
-from runq.runs.delays import DueStep
-from runq.runs.replies import text
+from runq.runs.delays import DueStep, member
 
 WAKEABLE = frozenset({"poll"})
 """Steps that go through the wake queue. A poll is one request; a stream holds its thread
@@ -43,11 +42,11 @@ class WakeQueue:
         self.key = keys.wakes()
 
     def push(self, job_id: str, step: str, token: int) -> None:
-        self.redis.lpush(self.key, _member(job_id, step, token))
+        self.redis.lpush(self.key, member(job_id, step, token))
 
     def push_many(self, steps: Iterable[DueStep]) -> int:
         """Push several due steps in one command; returns how many."""
-        members = [_member(s.job_id, s.step, s.token) for s in steps]
+        members = [s.member() for s in steps]
         if members:
             self.redis.lpush(self.key, *members)
         return len(members)
@@ -58,12 +57,7 @@ class WakeQueue:
         reply = self.redis.brpop([self.key], timeout=timeout)
         if reply is None:
             return None
-        job_id, step, token = text(reply[1]).rsplit("|", 2)  # a job id may contain "|"
-        return DueStep(job_id, step, int(token))
+        return DueStep.parse(reply[1])
 
     def pending(self) -> int:
         return int(self.redis.llen(self.key))
-
-
-def _member(job_id: str, step: str, token: int) -> str:
-    return f"{job_id}|{step}|{token}"
