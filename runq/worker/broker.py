@@ -13,6 +13,9 @@ every caller, from any thread, as kombu's own `Channel.client` already does for 
 asynchronous pool. Nothing else changes: the same pool, the same commands, the same
 acknowledgement emulation.
 
+Its acknowledgement bookkeeping (`QoS`) also sends its two writes as a plain pipeline
+rather than a `MULTI`/`EXEC` transaction: see `QoS.pipe_or_acquire`.
+
 Celery is told to use it by name, `broker_transport = "runq.worker.broker:Transport"`
 (`runq.config.celery`), when the broker is a `redis://` URL; any other broker keeps its
 own transport. kombu imports it by that name in workers and producers alike.
@@ -20,14 +23,42 @@ own transport. kombu imports it by that name in workers and producers alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
 
 
+class QoS(kombu_redis.QoS):
+    """kombu's acknowledgement emulation, its bookkeeping sent without a transaction.
+
+    With `acks_late`, kombu keeps a copy of every reserved message (`HSET unacked`) and
+    its time (`ZADD unacked_index`) so that a message whose worker died is restored
+    after the visibility timeout, and drops both at the acknowledgement. It sends each
+    pair as `MULTI` / two writes / `EXEC`: four commands where two do, eight a task.
+
+    The pair needs no transaction. The restore only takes entries older than the
+    visibility timeout (an hour), so it never sees a pair being written; and a pair
+    half removed (a connection lost between the `ZREM` and the `HDEL`) leaves only an
+    unindexed copy that nothing restores, which is the acknowledgement's intent anyway.
+    The restore itself (`restore_by_tag`) passes its own transactional pipeline and is
+    unchanged.
+    """
+
+    @contextmanager
+    def pipe_or_acquire(self, pipe: Any = None, client: Any = None) -> Iterator[Any]:
+        if pipe:
+            yield pipe
+        else:
+            with self.channel.conn_or_acquire(client) as client:
+                yield client.pipeline(transaction=False)
+
+
 class Channel(kombu_redis.Channel):
     """A Redis channel that reuses its synchronous client."""
 
+    QoS = QoS
     _sync_client: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:

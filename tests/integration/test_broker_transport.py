@@ -4,7 +4,11 @@ messages still go and come back acknowledged."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
+import redis
 from kombu import Connection, Exchange, Queue
 
 from runq.config.celery import REDIS_TRANSPORT, transport_for
@@ -45,3 +49,77 @@ def test_a_channel_reuses_its_client_and_messages_still_flow(redis_url: str) -> 
         assert sorted(got) == [0, 1, 2]
         # Acknowledged: nothing is left unacked for a redelivery.
         assert first.hlen("unacked") == 0
+
+
+def _monitored(url: str, db: int, lines: list[str], stop: threading.Event) -> None:
+    """Collect the commands Redis runs on database `db` until `stop` is set."""
+    client = redis.Redis.from_url(url)
+    with client.monitor() as monitor:
+        for entry in monitor.listen():
+            if entry["db"] == db:
+                lines.append(entry["command"].split(" ", 1)[0].upper())
+            if stop.is_set():
+                return
+
+
+def test_acknowledgements_keep_their_bookkeeping_without_transactions(redis_url: str) -> None:
+    queue = Queue("runq-transport-acks", Exchange("runq-transport-acks"), "a")
+    lines: list[str] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_monitored, args=(redis_url, 6, lines, stop), daemon=True)
+    watcher.start()
+    with Connection(own_db(redis_url), transport=REDIS_TRANSPORT) as conn:
+        client = conn.default_channel._create_client()
+        client.delete("unacked", "unacked_index")
+        producer = conn.Producer(serializer="json")
+        for n in range(2):
+            producer.publish({"n": n}, exchange=queue.exchange, routing_key="a",
+                             declare=[queue])  # fmt: skip
+        held: list[int] = []
+
+        def take(body: dict[str, int], msg: object) -> None:
+            held.append(body["n"])
+            # While a message is reserved, its copy waits for a redelivery.
+            assert client.hlen("unacked") == 1 and client.zcard("unacked_index") == 1
+            msg.ack()  # type: ignore[attr-defined]
+
+        with conn.Consumer(queue, callbacks=[take], prefetch_count=1):
+            while len(held) < 2:
+                conn.drain_events(timeout=5)
+        assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
+        client.ping()  # the last command the watcher waits for
+    deadline = time.monotonic() + 5
+    while "PING" not in lines and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    client.ping()
+    watcher.join(5)
+    # From the first delivery on (the queue's declaration has transactions of its own):
+    # the copy and its removal were each written for the 2 messages...
+    delivered = lines[lines.index("BRPOP") :]
+    for command in ("ZADD", "HSET", "ZREM", "HDEL"):
+        assert delivered.count(command) == 2, (command, delivered)
+    # ...in plain pipelines: no MULTI / EXEC around them.
+    assert "MULTI" not in delivered and "EXEC" not in delivered, delivered
+
+
+def test_a_message_never_acknowledged_comes_back(redis_url: str) -> None:
+    """The restore path (a transaction of its own) still brings back an unacked message."""
+    queue = Queue("runq-transport-restore", Exchange("runq-transport-restore"), "r")
+    with Connection(own_db(redis_url), transport=REDIS_TRANSPORT) as conn:
+        producer = conn.Producer(serializer="json")
+        producer.publish({"n": 7}, exchange=queue.exchange, routing_key="r", declare=[queue])
+        seen: list[int] = []
+        with conn.Consumer(queue, callbacks=[lambda body, msg: seen.append(body["n"])],
+                           prefetch_count=1):  # fmt: skip
+            while not seen:
+                conn.drain_events(timeout=5)
+    # The connection closed with the message unacknowledged: kombu restores it.
+    with Connection(own_db(redis_url), transport=REDIS_TRANSPORT) as conn:
+        again: list[int] = []
+        with conn.Consumer(queue, callbacks=[lambda body, msg: (again.append(body["n"]),
+                                                                msg.ack())]):  # fmt: skip
+            while not again:
+                conn.drain_events(timeout=5)
+        assert again == [7]
+        assert conn.default_channel._create_client().hlen("unacked") == 0
