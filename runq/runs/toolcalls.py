@@ -96,8 +96,9 @@ class ToolCalls:
         raw = self.redis.hget(out_key, call.call_id)
         if raw is None:
             stored = given if given is not None else self._execute(call, allowed, cancelled)
-            # The call's metrics and its event: one round trip.
-            pipe = self.redis.pipeline(transaction=True)
+            # The call's metrics and its event: one round trip. Not a transaction: each
+            # write stands alone (a MULTI/EXEC around them cost two commands a call).
+            pipe = self.redis.pipeline(transaction=False)
             if self.metrics is not None:
                 self.metrics.tool_call(
                     name=call.name, seconds=stored.seconds, error=stored.error, pipe=pipe
