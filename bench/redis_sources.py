@@ -45,6 +45,7 @@ GROUPS = (
     ("runq:seq:", "job store"), ("runq:leases", "job store"), ("runq:jobs", "job store"),
     ("runq:idem:", "job store"), ("runq:cancel:", "job store"),
     ("runq:metrics", "metrics"), ("runq:delayed", "delays (pump)"), ("runq:wakes", "wakes"),
+    ("runq:looks", "safety looks"),
     ("runq:webhook:", "webhooks"), ("runq:fair", "admission"), ("runq:budget", "admission"),
     ("runq:tenant:", "admission"), ("runq:tools:", "tool calls"), ("runq:effects:", "tool calls"),
     ("runq:approvals:", "tool calls"), ("runq:rl:", "rate limit / breaker"),

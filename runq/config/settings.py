@@ -258,7 +258,9 @@ class Settings:
     # goes unlooked-at when no delivery comes (a lost webhook delays a job this long).
     webhook_secret: Secret | None = setting(None, _secret, env="OPENAI_WEBHOOK_SECRET")
     safety_poll_interval: float = setting(60.0, _bounded(_number, gt=0))
-    # ... doubled after each look that finds the run still going, up to this (seconds).
+    # ... multiplied by this after each look that finds the run still going (1: the same
+    # interval every time), up to `safety_poll_max` (seconds).
+    safety_poll_growth: float = setting(3.0, _bounded(_number, ge=1))
     safety_poll_max: float = setting(600.0, _bounded(_number, gt=0))
     job_deadline: float = setting(600.0, _bounded(_number, gt=0))  # seconds
     result_expires: int = setting(7 * 24 * 3600, _bounded(_integer, gt=0))  # seconds

@@ -15,6 +15,7 @@ import structlog
 
 from runq.errors import BackendError
 from runq.runs import mcp_approvals, tiers
+from runq.runs.backends.base import RunState
 from runq.runs.batcher.waiting import BatchWait
 from runq.runs.context import StepContext
 from runq.runs.endings import Endings
@@ -165,14 +166,20 @@ class BackendCalls:
         return Outcome.RETRYING
 
     # -- poll --------------------------------------------------------------------------
-    def poll(self, ctx: StepContext) -> str:
-        """Look at the run once; `RunProgress` schedules the next look while it waits."""
-        if not self.gates.take_capacity(ctx, Step.POLL, tokens=0):
+    def poll(self, ctx: StepContext, seen: RunState | None = None) -> str:
+        """Look at the run once; `RunProgress` schedules the next look while it waits.
+
+        `seen`: the run's state as a safety look just fetched it (`runs.look_step`),
+        taken on as this poll's own, without a second request."""
+        if seen is not None:
+            state = seen
+        elif not self.gates.take_capacity(ctx, Step.POLL, tokens=0):
             return Outcome.RATE_LIMITED
-        try:
-            state = ctx.backend.retrieve(ctx.job)
-        except BackendError as err:
-            return self.endings.on_error(ctx, err, Step.POLL)
+        else:
+            try:
+                state = ctx.backend.retrieve(ctx.job)
+            except BackendError as err:
+                return self.endings.on_error(ctx, err, Step.POLL)
         self.progress.count_poll(ctx, state)
         return self.progress.after_state(ctx, state, [])
 

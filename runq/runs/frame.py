@@ -31,6 +31,7 @@ from runq.runs.backends.base import Backend
 from runq.runs.chains import Chain, Link
 from runq.runs.context import StepContext
 from runq.runs.job import Job, JobStatus, Step
+from runq.runs.looks import LookCounts, waits_for_webhook
 from runq.runs.outcomes import Outcome
 from runq.runs.scheduler import Scheduler
 from runq.runs.step_config import StepConfig
@@ -55,8 +56,10 @@ class StepFrame:
         *,
         backend_for: Callable[[Job, Link], Backend],
         chain_of: Callable[[Job], Chain],
+        looks: LookCounts | None = None,
     ) -> None:
         self.store = store
+        self.looks = looks  # safety looks not yet in their records (`runs.looks`)
         self.scheduler = scheduler
         self.config = config
         self.backend_for = backend_for
@@ -120,17 +123,30 @@ class StepFrame:
         """
         token = ctx.job.due(step)
         keep = step == Step.FINISH
+        looked = self._looks_to_add(ctx.job) if keep else 0
         lease = time.time() + wait + self.config.lease_grace + self.config.lock_seconds
         written = self.store.commit(
             ctx.job, events, owner="" if keep else ctx.owner, lease_until=lease,
             unless_cancelled=_honours_cancel(ctx.job),
         )  # fmt: skip
         if not written:
+            ctx.job.polls -= looked
             log.warning("job.commit_conflict", job_id=ctx.job.id, step=step)
             return None
+        if looked and self.looks is not None:
+            self.looks.clear(ctx.job.id)
         if keep:
             self._ended[ctx.job.id] = ctx
         return token
+
+    def _looks_to_add(self, job: Job) -> int:
+        """The ending commit adds the job's safety looks to its `polls` (`runs.looks`):
+        one `HGET` for a job that waited for webhooks, none for any other."""
+        if self.looks is None or not waits_for_webhook(job, self.config):
+            return 0
+        looked = self.looks.pending(job.id)
+        job.polls += looked
+        return looked
 
     def take_ended(self, job_id: str) -> StepContext | None:
         """The job this process just ended (`settle`), still locked by it, or None."""

@@ -57,6 +57,10 @@ class Step(StrEnum):
     # Waiting for the job's line of a Batch API batch (`runs.batcher`): sent when the
     # batch's results are in, or at the job's deadline.
     BATCH = "batch"
+    # A safety look at a run that waits for its webhook (`runs.looks`): never due in the
+    # record (which says `poll`), it is what the safety poll sends, and it becomes the
+    # `poll` step when the run has ended.
+    LOOK = "look"
 
 
 # Plain names that code outside the core imports (`producers.ask`, `bench.ask_wait`).

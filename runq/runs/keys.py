@@ -66,6 +66,12 @@ def delayed() -> str:
     return f"{PREFIX}:delayed"
 
 
+def looks() -> str:
+    """Hash of job id -> safety looks at its run not yet added to its record's `polls`
+    (`runs.looks`: a look writes no record; the job's end adds them up)."""
+    return f"{PREFIX}:looks"
+
+
 def wakes() -> str:
     """List of `job_id|step|token`: steps due now that a worker runs in-process
     (`runs.wakes`), not through a Celery message."""

@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 
 from runq.runs import approvals as approval_calls
-from runq.runs import tiers
+from runq.runs import looks, tiers
 from runq.runs.backends.base import WAITING, RunState
 from runq.runs.classify import classify_run_failure
 from runq.runs.context import StepContext
@@ -92,11 +92,8 @@ class RunProgress:
         return Outcome.WAITING
 
     def waits_for_webhook(self, ctx: StepContext) -> bool:
-        """Does this run end with a webhook? A background response does, in webhook mode
-        (the job's, or the worker's for jobs that poll: the deployment receives them)."""
-        mode = ctx.job.spec.mode
-        webhook_mode = mode == "webhook" or (mode == "poll" and self.config.webhooks)
-        return webhook_mode and ctx.job.spec.backend == "responses"
+        """Does this run end with a webhook? (`runs.looks.waits_for_webhook`)"""
+        return looks.waits_for_webhook(ctx.job, self.config)
 
     def count_poll(self, ctx: StepContext, state: RunState) -> None:
         """Count a look at the run. Waiting for a webhook, a look that finds the run ended
@@ -128,18 +125,21 @@ class RunProgress:
             and self.webhooks.expect(response_id, job.id, ctx.remaining() + 600)
         ):
             safety = 0.0
-        self.scheduler.schedule(Step.POLL, job.id, token, safety)
+        # Due now (an early delivery, or no time left): the poll itself. Later: a safety
+        # look, which costs no lock and no commit while the run goes on (`runs.looks`).
+        self.scheduler.schedule(Step.LOOK if safety > 0 else Step.POLL, job.id, token, safety)
         log.debug("job.waiting_webhook", job_id=job.id, response_id=response_id,
                   safety_poll=round(safety, 3))  # fmt: skip
         return Outcome.WAITING
 
-    def safety_interval(self, ctx: StepContext) -> float:
-        """RUNQ_SAFETY_POLL_INTERVAL, doubled for each look that found the run still going
-        (`job.polls` counts only those in webhook mode), up to RUNQ_SAFETY_POLL_MAX, and
-        never past the job's deadline. A long run then costs a handful of looks, not one
-        a minute, and a lost webhook still delays its job by at most the cap."""
+    def safety_interval(self, ctx: StepContext, looks: int = 0) -> float:
+        """RUNQ_SAFETY_POLL_INTERVAL, grown RUNQ_SAFETY_POLL_GROWTH times for each look
+        that found the run still going (`job.polls` counts only those in webhook mode,
+        plus the `looks` not yet added to it: `runs.looks`), up to RUNQ_SAFETY_POLL_MAX,
+        and never past the job's deadline. A long run then costs a handful of looks, not
+        one a minute, and a lost webhook still delays its job by at most the cap."""
         cfg = self.config
-        grown = cfg.safety_poll_interval * 2.0 ** min(ctx.job.polls, 30)
+        grown = cfg.safety_poll_interval * cfg.safety_poll_growth ** min(ctx.job.polls + looks, 30)
         return max(0.0, min(max(cfg.safety_poll_interval, min(grown, cfg.safety_poll_max)),
                             ctx.remaining()))  # fmt: skip
 

@@ -16,11 +16,12 @@ class StepConfig:
     turn_wait: float = 0.5  # seconds between looks while another job has the conversation
     deadline_margin: float = 2.0  # a model link is skipped with less time than this left
     # Webhook mode (runs.webhooks): a waiting run is looked at after this long unless its
-    # webhook wakes the job first, the wait doubling after each look that finds the run
-    # still going, up to `safety_poll_max`; `webhooks` says this deployment receives them,
-    # so jobs in poll mode wait for them too.
+    # webhook wakes the job first, the wait growing `safety_poll_growth` times after each
+    # look that finds the run still going, up to `safety_poll_max`; `webhooks` says this
+    # deployment receives them, so jobs in poll mode wait for them too.
     safety_poll_interval: float = 60.0
     safety_poll_max: float = 600.0
+    safety_poll_growth: float = 3.0
     webhooks: bool = False
 
     @property

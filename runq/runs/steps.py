@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from runq.errors import ConfigurationError, InvalidJobError, ToolError
-from runq.runs.backends.base import Backend
+from runq.runs.backends.base import Backend, RunState
 from runq.runs.batcher.queue import BatchQueue
 from runq.runs.batcher.waiting import BatchWait
 from runq.runs.calls import BackendCalls
@@ -35,6 +35,8 @@ from runq.runs.frame import StepFrame
 from runq.runs.gates import Gates
 from runq.runs.job import Job, JobStatus, Step
 from runq.runs.links import LinkServices
+from runq.runs.look_step import SafetyLook
+from runq.runs.looks import LookCounts
 from runq.runs.metrics import Metrics, load_prices
 from runq.runs.outcomes import Outcome
 from runq.runs.publication import Publication
@@ -82,9 +84,11 @@ class Steps:
             )
         services = services or LinkServices()
         self.store = store
+        look_counts = LookCounts(store.redis)
         self._frame = StepFrame(
-            store, scheduler, config, backend_for=backend_for, chain_of=services.chain
-        )
+            store, scheduler, config, backend_for=backend_for, chain_of=services.chain,
+            looks=look_counts,
+        )  # fmt: skip
         self._publication = Publication(self._frame, store, scheduler, metrics)
         self._endings = Endings(
             self._frame,
@@ -101,10 +105,13 @@ class Steps:
             self._frame, self._endings, progress, BatchQueue(store.redis), tier_policy
         )
         streaming = StreamDriver(self._frame, store, gates, self._endings, progress, config)
-        calls = BackendCalls(
+        calls = self._calls = BackendCalls(
             self._frame, gates, self._endings, progress, streaming, tool_outputs, config,
             tier_policy=tier_policy, batching=batching,
         )  # fmt: skip
+        self._look = SafetyLook(
+            self._frame, progress, services, scheduler, look_counts, poll=self._poll
+        )
         self._actions: dict[Step, Callable[[StepContext], str]] = {
             Step.START: calls.start,
             Step.POLL: calls.poll,
@@ -116,8 +123,23 @@ class Steps:
     def run(self, step: str, job_id: str, token: int) -> str:
         """Run `step` for the job if it is due; returns what happened (for logs and tests):
         an `Outcome`, the job's status if the step ended it, or the code it failed with."""
-        action = self._actions[Step(step)]
-        claimed = self._frame.claim(Step(step), job_id, token)
+        if step == Step.LOOK:  # no claim unless the run has ended (`runs.look_step`)
+            return self._look.look(job_id, token)
+        return self._claim_and_run(Step(step), job_id, token, self._actions[Step(step)])
+
+    def _poll(self, job_id: str, token: int, seen: RunState | None) -> str:
+        """The poll step, for a safety look that did not find the run simply going on;
+        with the run's state the look `seen` (an end), without fetching it again."""
+        if seen is None:
+            return self.run(Step.POLL, job_id, token)
+        return self._claim_and_run(
+            Step.POLL, job_id, token, lambda ctx: self._calls.poll(ctx, seen=seen)
+        )
+
+    def _claim_and_run(
+        self, step: Step, job_id: str, token: int, action: Callable[[StepContext], str]
+    ) -> str:
+        claimed = self._frame.claim(step, job_id, token)
         if isinstance(claimed, Outcome):
             return claimed
         try:

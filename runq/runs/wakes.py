@@ -29,9 +29,10 @@ from typing import Any
 from runq.runs import keys
 from runq.runs.delays import DueStep, member
 
-WAKEABLE = frozenset({"poll"})
-"""Steps that go through the wake queue. A poll is one request; a stream holds its thread
-for a whole run and a start is what Flower and admission watch, so they stay tasks."""
+WAKEABLE = frozenset({"poll", "look"})
+"""Steps that go through the wake queue. A poll is one request, and so is a safety look
+(`runs.looks`); a stream holds its thread for a whole run and a start is what Flower and
+admission watch, so they stay tasks."""
 
 
 class WakeQueue:

@@ -298,7 +298,7 @@ class WebhookReceiver:
             # The safety poll of this wait, if it waits in Redis, would only find its token
             # stale: drop it. The job's lease still brings the step back if the woken
             # poll is lost with its worker.
-            self.delays.remove(job_id, Step.POLL, job.token)
+            self.delays.remove(job_id, Step.LOOK, job.token)
         log.info("webhook.job_woken", job_id=job_id, response_id=delivery.object_id,
                  type=delivery.type)  # fmt: skip
         return Receipt("woken", job_id)

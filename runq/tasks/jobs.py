@@ -21,6 +21,13 @@ def poll(job_id: str, token: int) -> str:
     return app.runtime.steps.run("poll", job_id, token)
 
 
+@app.task(name="runq.jobs.look", ignore_result=True)
+def look(job_id: str, token: int) -> str:
+    """A safety look at a run waiting for its webhook (usually a wake, not a task: a
+    look due within a few seconds is sent as this task)."""
+    return app.runtime.steps.run("look", job_id, token)
+
+
 @app.task(name="runq.jobs.stream", ignore_result=True)
 def stream(job_id: str, token: int) -> str:
     """Follow the run's event stream, forwarding text deltas (stream mode)."""

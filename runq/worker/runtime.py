@@ -49,6 +49,7 @@ from runq.runs.tools import registry
 from runq.runs.wakes import WAKEABLE, WakeQueue
 from runq.worker.admission import AdmissionPump
 from runq.worker.discovery import resolve_base_url
+from runq.worker.wake_runner import WakeRunner
 
 
 class CeleryScheduler:
@@ -149,6 +150,7 @@ class Runtime:
     admission: AdmissionPump | None = None  # the workers' side of fair admission
     batcher: Batcher | None = None
     batch_tick: float = 2.0
+    local_runner: WakeRunner | None = None  # this process's wake runner, once started
 
     def send_batcher_tick(self) -> bool:
         """Send the batcher's task, at most once per `batch_tick` fleet-wide (runs.batcher)."""
@@ -164,9 +166,13 @@ class Runtime:
     def send_due_steps(self) -> int:
         """Send every delayed step that is due; returns how many (the workers' pump).
 
-        Polls go to the wake queue in one push (`runs.wakes`), other steps as tasks."""
+        Polls and safety looks go to this process's wake runner while it has free
+        threads, the rest to the wake queue in one push (`runs.wakes`); other steps go
+        as tasks."""
         due = self.delays.pop_due()
         woken = [item for item in due if item.step in WAKEABLE]
+        if self.local_runner is not None:  # this process's own wake runner first
+            woken = self.local_runner.offer(woken)
         self.wakes.push_many(woken)
         for item in due:
             if item.step not in WAKEABLE:
@@ -208,6 +214,7 @@ def build_runtime(app: Celery, settings: Settings) -> Runtime:
         tool_errors_fail_job=settings.tool_errors_fail_job,
         safety_poll_interval=settings.safety_poll_interval,
         safety_poll_max=settings.safety_poll_max,
+        safety_poll_growth=settings.safety_poll_growth,
         webhooks=settings.mode == "webhook",
     )
     services = LinkServices(

@@ -192,7 +192,8 @@ def _start_wake_runner(rt: Runtime) -> WakeRunner:
     (`runs.wakes`): a webhook's wake or a safety poll, in-process, without a message."""
     runner = WakeRunner(rt.wakes, rt.steps.run, threads=get_settings().wake_threads)
     log.info("wake.runner_started", threads=runner.threads)
-    return runner.start()
+    rt.local_runner = runner.start()  # the pump hands it due steps first
+    return runner
 
 
 # Log context that travels with a message, from the producer (or the step that scheduled

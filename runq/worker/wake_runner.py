@@ -59,6 +59,21 @@ class WakeRunner:
             done.start()
             done.join(timeout)
 
+    def offer(self, steps: list[DueStep]) -> list[DueStep]:
+        """Run at once as many of `steps` as there are free threads; returns the others.
+
+        The pump of this same process pops the due safety looks of thousands of waiting
+        runs (`runs.delays`); handing them to its own runner saves each one the queue's
+        `LPUSH` and `BRPOP`. What it cannot take goes to the wake queue, for any worker.
+        """
+        taken = 0
+        while taken < len(steps) and self._pool is not None and not self._stopping.is_set():
+            if not self._slots.acquire(blocking=False):
+                break
+            self._pool.submit(self._run, steps[taken])
+            taken += 1
+        return steps[taken:]
+
     def _take_loop(self) -> None:
         while not self._stopping.is_set():
             if not self._slots.acquire(timeout=TAKE_TIMEOUT):

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from runq.producers.client.sync import Client
 from runq.producers.webhooks import PATH
@@ -201,6 +202,52 @@ def test_dropped_deliveries_finish_through_the_safety_poll(redis_url, tmp_path) 
         assert snapshot["webhooks"]["dropped"] >= 4 and snapshot["webhooks"]["sent"] == 0
         assert snapshot["responses_created"] == 4
         assert retrieves(snapshot) >= 4
+    finally:
+        sandbox.stop()
+
+
+def test_a_lost_webhook_costs_looks_not_steps(redis_url, tmp_path) -> None:
+    """A safety look that finds the run going writes nothing and sends no task; the one
+    that finds the end hands its fetch to the poll; the record counts the looks."""
+    redis_url = own_db(redis_url, 12)
+    redis.Redis.from_url(redis_url).flushdb()  # the test above's leftovers
+    port = free_port()
+    sandbox = SandboxProcess(
+        latency_ms=9000,  # each run takes 9 s: the first look (6 s) finds it going
+        extra_args=["--webhook-url", f"http://127.0.0.1:{port}{PATH}",
+                    "--faults", "webhook_drop=1.0", "--seed", "7"],
+        env={"RUNQ_SANDBOX_WEBHOOK_SECRET": SECRET},
+    ).start()  # fmt: skip
+    try:
+        receiver = WebhookServerProcess(redis_url, SECRET, port=port,
+                                        log_path=tmp_path / "webhooks.log").start()  # fmt: skip
+        try:
+            # Looks at 6 s (past the 5 s a countdown may wait in a worker: the pump brings
+            # it) and 6 + 9 = 15 s.
+            env = {"RUNQ_SAFETY_POLL_INTERVAL": "6", "RUNQ_SAFETY_POLL_GROWTH": "1.5"}
+            with workers(redis_url, sandbox, tmp_path, **env) as stack:
+                assert stack.worker_log is not None
+                log_start = stack.worker_log.stat().st_size
+                client = client_for(stack)
+                handles = [client.submit(f"Slow and lost {n}?") for n in range(3)]
+                jobs = finished(client, [h.id for h in handles], timeout=90)
+                ran = tasks_received(stack.worker_log, log_start)
+        finally:
+            receiver.stop()
+        for job in jobs:
+            assert job.status == JobStatus.SUCCEEDED, job.error
+            assert job.polls == 1  # the look at 6 s, added to the record at the end
+            waited = job.timings["finished_at"] - job.timings["run_created_at"]
+            assert waited >= 14.5  # the second look, not a webhook, found the end
+        snapshot = stats(sandbox)
+        assert snapshot["webhooks"]["sent"] == 0
+        # Two fetches a job: the look that found it going, the look that found the end
+        # (whose state the poll step took on, without a third).
+        assert retrieves(snapshot) == 2 * len(jobs)
+        # The looks ran in the workers' wake runners: no look or poll was a Celery task.
+        assert "runq.jobs.look" not in ran and "runq.jobs.poll" not in ran, ran
+        assert ran.get("runq.jobs.start") == len(jobs), ran
+        assert not redis.Redis.from_url(redis_url).hlen("runq:looks")  # none left beside
     finally:
         sandbox.stop()
 

@@ -81,6 +81,35 @@ def test_the_runner_takes_no_more_steps_than_it_has_threads(queue: WakeQueue) ->
         runner.stop(timeout=5)
 
 
+def test_the_pump_hands_its_own_runner_what_it_can_run_at_once(queue: WakeQueue) -> None:
+    """`offer`: the steps a runner has free threads for run in this process; the others
+    are given back for the wake queue (where any worker takes them)."""
+    release = threading.Event()
+    ran: list[str] = []
+
+    def run_step(step: str, job_id: str, token: int) -> str:
+        ran.append(job_id)
+        release.wait(10)
+        return "waiting"
+
+    # Three threads: the taker keeps one for the step it waits for in Redis.
+    runner = WakeRunner(queue, run_step, threads=3).start()
+    try:
+        due = [DueStep(f"job-{n}", "look", 1) for n in range(3)]
+        assert runner.offer(due) == due[2:]
+        wait_for(lambda: len(ran) == 2 or None, timeout=10, what="two looks running")
+        assert runner.offer([DueStep("job-9", "look", 1)]) == [DueStep("job-9", "look", 1)]
+        release.set()
+        wait_for(lambda: runner.offer([DueStep("job-x", "look", 1)]) == [] or None,
+                 timeout=10, what="a free thread again")  # fmt: skip
+        wait_for(lambda: "job-x" in ran or None, timeout=10, what="the offered look run")
+        assert sorted(ran) == ["job-0", "job-1", "job-x"]
+        assert queue.pending() == 0  # nothing went through Redis
+    finally:
+        release.set()
+        runner.stop(timeout=5)
+
+
 class RecordingApp:
     """The Celery app's `send_task`, recorded (the scheduler's only use of the app)."""
 
@@ -99,7 +128,9 @@ def test_a_poll_due_now_is_a_wake_and_other_steps_stay_messages(queue: WakeQueue
     scheduler.schedule("poll", "soon", 2, 1.5)  # a short countdown: a message
     scheduler.schedule("start", "new", 0, 0)
     scheduler.schedule("poll", "later", 3, 60)  # a long wait: runs.delays
+    scheduler.schedule("look", "looked", 4, 0)  # a safety look due now: a wake too
     assert queue.take(0.1) == DueStep("now", "poll", 1)
+    assert queue.take(0.1) == DueStep("looked", "look", 4)
     assert queue.take(0.1) is None
     assert [(name, args) for name, args, _ in app.sent] == [
         ("runq.jobs.poll", ["soon", 2]),

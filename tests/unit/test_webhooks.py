@@ -16,6 +16,7 @@ from runq.runs import keys
 from runq.runs.backends.base import RunState, ToolCallRequest
 from runq.runs.delays import DelayedSteps
 from runq.runs.job import Job, JobSpec, JobStatus, Step
+from runq.runs.looks import LookCounts
 from runq.runs.retry import RetryPolicies
 from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
@@ -259,7 +260,7 @@ def test_webhook_mode_schedules_only_the_safety_poll(store, backend, scheduler, 
     steps = _steps(store, backend, scheduler, safety_poll_interval=45.0)
     job = _submit(store, mode="webhook")
     assert steps.run("start", job.id, 0) == "waiting"
-    assert scheduler.scheduled == [("poll", job.id, store.get(job.id).token, 45.0)]
+    assert scheduler.scheduled == [("look", job.id, store.get(job.id).token, 45.0)]
     assert fake_redis.get(keys.webhook_response("resp_1")).decode() == job.id
     assert fake_redis.ttl(keys.webhook_response("resp_1")) > 600
 
@@ -329,8 +330,9 @@ def test_a_safety_poll_of_a_run_still_going_counts_and_waits_again(store, backen
     steps.run("start", job.id, 0)
     step, job_id, token, _ = scheduler.last()
     assert steps.run(step, job_id, token) == "waiting"
-    assert store.get(job.id).polls == 1
-    assert scheduler.last()[3] == 90.0  # it doubles (tests/unit/test_webhooks_safety_poll.py)
+    # Counted beside the record until the job ends (runs.looks; tests/unit/test_safety_look.py)
+    assert LookCounts(store.redis).pending(job.id) == 1
+    assert scheduler.last()[3] == 135.0  # it grows (tests/unit/test_webhooks_safety_poll.py)
 
 
 def test_a_tool_round_waits_for_the_webhook_of_its_new_response(
@@ -360,7 +362,7 @@ def test_waking_drops_the_safety_poll_waiting_in_redis(store, fake_redis, wakes)
         WebhookVerifier(SECRET), WebhookInbox(fake_redis), store, wakes, delays
     )
     job = _waiting_job(store, fake_redis)
-    delays.add(job.id, "poll", job.token, 60)
-    delays.add("job_other", "poll", 1, 60)
+    delays.add(job.id, "look", job.token, 60)
+    delays.add("job_other", "look", 1, 60)
     assert receiver.receive(*signed(completed("resp_1"))).status == "woken"
-    assert [m.decode() for m in fake_redis.zrange(keys.delayed(), 0, -1)] == ["job_other|poll|1"]
+    assert [m.decode() for m in fake_redis.zrange(keys.delayed(), 0, -1)] == ["job_other|look|1"]

@@ -1,6 +1,7 @@
-"""The safety poll of webhook mode grows: RUNQ_SAFETY_POLL_INTERVAL, doubled after each
-look that finds the run still going, up to RUNQ_SAFETY_POLL_MAX, never past the deadline;
-a lost webhook still only delays its job (fakeredis, the core's steps)."""
+"""The safety poll of webhook mode grows: RUNQ_SAFETY_POLL_INTERVAL, tripled (by default:
+RUNQ_SAFETY_POLL_GROWTH) after each look that finds the run still going, up to
+RUNQ_SAFETY_POLL_MAX, never past the deadline; a lost webhook still only delays its job
+(fakeredis, the core's steps)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from runq.config.settings import load_settings
 from runq.errors import ConfigurationError
 from runq.runs.backends.base import RunState
 from runq.runs.job import Job, JobSpec, JobStatus
+from runq.runs.looks import LookCounts
 from runq.runs.retry import RetryPolicies
 from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
@@ -50,12 +52,26 @@ def _safety_waits(steps, scheduler, job, looks: int) -> list[float]:
     return waits
 
 
-def test_the_safety_poll_doubles_up_to_its_cap(store, backend, scheduler) -> None:
+def test_the_safety_poll_grows_up_to_its_cap(store, backend, scheduler) -> None:
     backend.states = [RunState("queued", handle={"response_id": "resp_1"}), *_going(5)]
-    steps = _steps(store, backend, scheduler, safety_poll_interval=60.0, safety_poll_max=600.0)
+    steps = _steps(store, backend, scheduler, safety_poll_interval=60.0, safety_poll_max=600.0,
+                   safety_poll_growth=2.0)  # fmt: skip
     job = _submit(store, deadline=86400)
     assert _safety_waits(steps, scheduler, job, 5) == [60.0, 120.0, 240.0, 480.0, 600.0, 600.0]
-    assert store.get(job.id).polls == 5
+    assert LookCounts(store.redis).pending(job.id) == 5  # the record's `polls` at the end
+
+
+def test_the_safety_poll_grows_three_times_by_default(store, backend, scheduler) -> None:
+    backend.states = [RunState("queued", handle={"response_id": "resp_1"}), *_going(3)]
+    steps = _steps(store, backend, scheduler, safety_poll_interval=60.0, safety_poll_max=600.0)
+    assert load_settings().safety_poll_growth == 3.0
+    job = _submit(store, deadline=86400)
+    assert _safety_waits(steps, scheduler, job, 3) == [60.0, 180.0, 540.0, 600.0]
+
+
+def test_a_growth_below_one_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="RUNQ_SAFETY_POLL_GROWTH"):
+        load_settings(safety_poll_growth=0.5)
 
 
 def test_the_safety_poll_never_waits_past_the_deadline(store, backend, scheduler) -> None:
@@ -76,7 +92,7 @@ def test_a_lost_webhook_delays_the_job_and_the_safety_poll_finishes_it(
     backend.states = [RunState("queued", handle={"response_id": "resp_1"}), *_going(2), done]
     steps = _steps(store, backend, scheduler, safety_poll_interval=60.0, safety_poll_max=600.0)
     job = _submit(store, deadline=86400)
-    assert _safety_waits(steps, scheduler, job, 2) == [60.0, 120.0, 240.0]
+    assert _safety_waits(steps, scheduler, job, 2) == [60.0, 180.0, 540.0]
     step, job_id, token, _ = scheduler.last()
     assert steps.run(step, job_id, token) == JobStatus.SUCCEEDED
     ended = store.get(job.id)
@@ -108,4 +124,4 @@ def test_a_safety_look_leaves_the_response_index_as_its_run_wrote_it(
     step, job_id, token, _ = scheduler.last()
     assert steps.run(step, job_id, token) == "waiting"
     assert fake_redis.ttl(index) > 4500  # a rewrite would set deadline + 600 s (4200)
-    assert store.get(job.id).polls == 1
+    assert LookCounts(store.redis).pending(job.id) == 1
