@@ -282,3 +282,18 @@ def test_docker_compose_config_validates_the_file() -> None:
         refused = subprocess.run([*base, "config", "-q"], capture_output=True, text=True,
                                  env={**without, "PATH": os.environ["PATH"]})  # fmt: skip
         assert refused.returncode != 0 and name in refused.stderr
+
+
+def test_produced_files_share_one_volume_across_containers() -> None:
+    """RUNQ_FILES_DIR on a scaled deployment: the workers that write a run's files and
+    the gateway that serves them mount one volume at the path .env.example names."""
+    for name in [*WORKERS, "gateway"]:
+        service = SERVICES[name]
+        assert "runq-files:/srv/runq-files" in service.get("volumes", []), name
+        assert service["environment"]["RUNQ_FILES_DIR"] == "${RUNQ_FILES_DIR:-}", name
+    assert "runq-files" in COMPOSE["volumes"]
+    assert "RUNQ_FILES_DIR" in env_example()
+    assert "/srv/runq-files" in (ROOT / ".env.example").read_text()
+    # Empty (the default) keeps the files in Redis; the path is accepted as a setting.
+    assert load_settings(files_dir=None).files_dir is None
+    assert str(load_settings(files_dir="/srv/runq-files").files_dir) == "/srv/runq-files"
