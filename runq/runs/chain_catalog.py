@@ -5,16 +5,16 @@ environment or `.env`): a job names one, and the worker resolves its links from 
 settings (`runq.runs.chains`). A producer started in another terminal may read another
 configuration, or none, so checking `--chain NAME` against its own settings would
 accept a chain no worker has (the job then fails at the worker) or refuse one they all
-have. Every worker therefore publishes its chain names when it starts (`worker.signals`),
-into one set, and producers refuse a chain that neither it nor their own settings name.
-
-Workers add to the set and never remove from it, as for tools (`tool_catalog`): a chain
-dropped from every worker stays listed until `DEL runq:chaincatalog` and a restart of
-the workers.
+have. Every worker therefore publishes its chain names, as for tools (`tool_catalog`):
+a hash of chain name -> when a worker last said it has it, written when the worker
+starts and again every `tool_catalog.REFRESH_EVERY` seconds. Producers refuse a chain
+that neither their own settings nor a worker seen in the last `STALE_AFTER` seconds
+name; a chain dropped from every worker leaves the catalog a few minutes later.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,21 +22,32 @@ import structlog
 
 from runq.runs import keys
 from runq.runs.replies import text
+from runq.runs.tool_catalog import seen_lately
 
 log = structlog.get_logger("runq.chains")
 
 
-def publish(redis: Any, names: Iterable[str]) -> None:
-    """Add these chain names to the catalog; a Redis failure is logged, not raised."""
+def publish(redis: Any, names: Iterable[str], *, now: float | None = None,
+            quiet: bool = False) -> None:  # fmt: skip
+    """Mark these chain names seen now and drop the ones nobody refreshed; a Redis
+    failure is logged, not raised. `quiet`: a refresh, logged at debug level."""
     chains = sorted(names)
     if not chains:
         return
+    now = time.time() if now is None else now
     try:
-        redis.sadd(keys.chain_catalog(), *chains)
+        pipe = redis.pipeline(transaction=False)
+        pipe.hset(keys.chain_catalog(), mapping={name: repr(now) for name in chains})
+        pipe.hgetall(keys.chain_catalog())
+        pipe.delete(keys.legacy_chain_catalog())  # a set without times, never refreshed
+        _, seen, _ = pipe.execute()
+        stale = sorted({text(name) for name in seen} - seen_lately(seen, now))
+        if stale:
+            redis.hdel(keys.chain_catalog(), *stale)
     except Exception as exc:  # redis-py's errors; the worker must start regardless
         log.warning("chains.publish_failed", error=str(exc), chains=len(chains))
         return
-    log.info("chains.published", chains=chains)
+    (log.debug if quiet else log.info)("chains.published", chains=chains, dropped=stale)
 
 
 def publish_to(redis_url: str | None, names: Iterable[str]) -> None:
@@ -52,7 +63,8 @@ def publish_to(redis_url: str | None, names: Iterable[str]) -> None:
         client.close()
 
 
-def published_names(redis: Any) -> set[str] | None:
-    """The chain names workers published, or None when no worker has published any."""
-    names = {text(name) for name in redis.smembers(keys.chain_catalog())}
+def published_names(redis: Any, *, now: float | None = None) -> set[str] | None:
+    """The chain names workers published lately, or None when no worker has lately."""
+    seen = redis.hgetall(keys.chain_catalog())
+    names = seen_lately(seen, time.time() if now is None else now)
     return names or None

@@ -172,12 +172,22 @@ def tenant_jobs(tenant: str) -> str:
 
 
 def tool_catalog() -> str:
-    """Hash tool name -> its description (JSON), published by every worker at start."""
+    """Hash tool name -> its description (JSON), published by every worker."""
     return f"{PREFIX}:toolcatalog"
 
 
+def tool_catalog_seen() -> str:
+    """Hash tool name -> when a worker last published it (unix time; runs.tool_catalog)."""
+    return f"{PREFIX}:toolcatalog:seen"
+
+
 def chain_catalog() -> str:
-    """Set of the fallback chain names the workers know, published by each at start."""
+    """Hash chain name -> when a worker last published it (unix time; runs.chain_catalog)."""
+    return f"{PREFIX}:chaincatalog:seen"
+
+
+def legacy_chain_catalog() -> str:
+    """The set of chain names earlier releases kept, without times: deleted by workers."""
     return f"{PREFIX}:chaincatalog"
 
 

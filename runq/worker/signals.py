@@ -19,7 +19,9 @@ from runq.config.celery import QUEUE_RUNS
 from runq.config.logging import configure_logging
 from runq.config.settings import get_settings
 from runq.errors import ConfigurationError
+from runq.runs import chain_catalog, tool_catalog
 from runq.runs.metrics_buffer import flush_all
+from runq.runs.tools import registry
 from runq.worker.wake_runner import WakeRunner
 
 if TYPE_CHECKING:
@@ -123,8 +125,7 @@ def _check_worker(app: WorkerApp) -> None:
             "OpenAI-compatible server such as the sandbox: `runq sandbox --port 8765` then "
             "OPENAI_BASE_URL=http://127.0.0.1:8765/v1), or use `runq up`, which starts one"
         )
-    from runq.runs import chain_catalog, tool_catalog
-    from runq.runs.tools import load_tool_modules, registry
+    from runq.runs.tools import load_tool_modules
     from runq.worker.discovery import resolve_redis_url
 
     try:
@@ -164,6 +165,7 @@ def _start_sweeper(rt: Runtime, owner: str) -> None:
     def loop() -> None:
         stop = threading.Event()
         next_sweep = time.monotonic() + rt.sweeper.interval
+        next_catalogs = time.monotonic() + tool_catalog.REFRESH_EVERY
         while not stop.wait(PUMP_INTERVAL):
             try:
                 rt.send_due_steps()
@@ -173,6 +175,10 @@ def _start_sweeper(rt: Runtime, owner: str) -> None:
                 if time.monotonic() >= next_sweep:
                     next_sweep = time.monotonic() + rt.sweeper.interval
                     rt.sweeper.sweep_if_due(owner)
+                if time.monotonic() >= next_catalogs:  # still here: tools and chains
+                    next_catalogs = time.monotonic() + tool_catalog.REFRESH_EVERY
+                    tool_catalog.publish(rt.redis, registry, quiet=True)
+                    chain_catalog.publish(rt.redis, get_settings().chains, quiet=True)
             except Exception:  # a Redis blip must not kill the thread; the next turn retries
                 log.exception("sweeper.failed")
 

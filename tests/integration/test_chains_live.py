@@ -8,6 +8,7 @@ import pytest
 
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
+from runq.runs import keys
 from runq.worker.launcher import Stack, free_port
 
 pytestmark = pytest.mark.integration
@@ -91,7 +92,7 @@ def test_a_producer_without_the_chains_checks_against_the_workers(chain_stack: C
 
     bare = Client(chain_stack.redis_url, load_settings(redis_url=chain_stack.redis_url))
     assert bare.settings.chains == {}
-    wait_for(lambda: bare.redis.exists("runq:chaincatalog"), timeout=30, what="the catalog")
+    wait_for(lambda: bare.redis.exists(keys.chain_catalog()), timeout=30, what="the catalog")
     result = bare.submit("hello from elsewhere", chain="resilient").result(timeout=60)
     assert result["status"] == "succeeded"
     with pytest.raises(InvalidJobError, match=r"unknown chain 'nope' \(chains: all_keyless, "):

@@ -1,4 +1,5 @@
-"""Recent jobs (runs.recent) and the workers' tool catalog (runs.tool_catalog), on fakeredis."""
+"""Recent jobs (runs.recent) and the workers' tool and chain catalogs (runs.tool_catalog,
+runs.chain_catalog), on fakeredis."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 import fakeredis
 import pytest
 
-from runq.runs import keys, tool_catalog
+from runq.runs import chain_catalog, keys, tool_catalog
 from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.recent import input_preview, recent_jobs
 from runq.runs.store import JobStore
@@ -91,3 +92,62 @@ def test_workers_publish_the_union_of_their_tools(fake_redis: fakeredis.FakeRedi
     described = tool_catalog.published(fake_redis)
     assert [d["name"] for d in described] == ["add", "shout"]
     assert described[0]["parameters"]["properties"]["a"]["type"] == "integer"
+
+
+def test_a_tool_no_worker_refreshes_leaves_the_catalog(fake_redis: fakeredis.FakeRedis) -> None:
+    old, current = ToolRegistry(), ToolRegistry()
+
+    @old.tool
+    def retired(text: str) -> str:
+        """A tool the new deployment dropped."""
+        return text
+
+    @current.tool
+    def kept(text: str) -> str:
+        """A tool every worker still has."""
+        return text
+
+    t0 = 1_000_000.0
+    tool_catalog.publish(fake_redis, old, now=t0)
+    tool_catalog.publish(fake_redis, current, now=t0)
+    # The old workers are gone; the new ones refresh every minute.
+    for minute in range(1, 6):
+        tool_catalog.publish(fake_redis, current, now=t0 + 60 * minute)
+    later = t0 + tool_catalog.STALE_AFTER + 1
+    assert tool_catalog.published_names(fake_redis, now=later) == {"kept"}
+    assert [d["name"] for d in tool_catalog.published(fake_redis, now=later)] == ["kept"]
+    tool_catalog.publish(fake_redis, current, now=later)  # a refresh deletes the rest
+    assert set(fake_redis.hkeys(keys.tool_catalog())) == {b"kept"}
+    assert set(fake_redis.hkeys(keys.tool_catalog_seen())) == {b"kept"}
+    # No worker seen lately at all: producers check nothing, as before any worker.
+    assert tool_catalog.published_names(fake_redis, now=later + 3600) is None
+
+
+def test_tools_listed_before_the_catalog_kept_times_are_dropped(
+    fake_redis: fakeredis.FakeRedis,
+) -> None:
+    fake_redis.hset(keys.tool_catalog(), "ancient", '{"name": "ancient"}')
+    registry = ToolRegistry()
+
+    @registry.tool
+    def fresh(text: str) -> str:
+        """Published now."""
+        return text
+
+    assert tool_catalog.published_names(fake_redis) is None  # no time: not listed
+    tool_catalog.publish(fake_redis, registry)
+    assert tool_catalog.published_names(fake_redis) == {"fresh"}
+    assert set(fake_redis.hkeys(keys.tool_catalog())) == {b"fresh"}
+
+
+def test_chains_no_worker_refreshes_leave_the_catalog(fake_redis: fakeredis.FakeRedis) -> None:
+    fake_redis.sadd(keys.legacy_chain_catalog(), "from-an-earlier-release")
+    t0 = 1_000_000.0
+    chain_catalog.publish(fake_redis, ["cheap", "retired"], now=t0)
+    assert not fake_redis.exists(keys.legacy_chain_catalog())  # a set nobody refreshes
+    chain_catalog.publish(fake_redis, ["cheap"], now=t0 + 200)
+    assert chain_catalog.published_names(fake_redis, now=t0 + 250) == {"cheap", "retired"}
+    later = t0 + tool_catalog.STALE_AFTER + 1
+    assert chain_catalog.published_names(fake_redis, now=later) == {"cheap"}
+    chain_catalog.publish(fake_redis, ["cheap"], now=later)
+    assert set(fake_redis.hkeys(keys.chain_catalog())) == {b"cheap"}
