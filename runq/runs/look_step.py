@@ -70,6 +70,8 @@ class SafetyLook:
         except JobNotFoundError:
             return Outcome.NOT_FOUND
         if job.terminal or job.step != Step.POLL or job.token != token:
+            if job.terminal:  # a look that raced the end may have counted after it
+                self.looks.clear(job_id)
             return Outcome.STALE
         ctx = StepContext(job, "", Step.LOOK, cancel_requested=cancelled,
                           backend_for=self.frame.backend_for,

@@ -120,3 +120,16 @@ def test_a_failed_look_leaves_the_retry_to_the_poll_step(store, backend, schedul
     after = store.get(job.id)
     assert after.polls == 1 and after.status == JobStatus.RUNNING
     assert scheduler.last()[0] == "look"
+
+
+def test_a_look_that_raced_the_end_leaves_no_count_behind(store, backend, scheduler):
+    """A look saw the run going just as the woken poll ended the job, and counted itself
+    after the end added the counts up; its next look finds the job ended and drops it."""
+    steps = _steps(store, backend, scheduler)
+    job = _waiting(store, steps, backend, scheduler)
+    backend.states.append(RunState("completed", handle={"response_id": "resp_1"}))
+    assert steps.run("poll", job.id, job.token) == JobStatus.SUCCEEDED  # the woken poll
+    LookCounts(store.redis).add(job.id)  # the racing look's count, after the end
+    assert steps.run("look", job.id, job.token) == "stale"  # the look it scheduled
+    assert LookCounts(store.redis).pending(job.id) == 0
+    assert store.get(job.id).polls == 0
