@@ -60,5 +60,13 @@ class WakeQueue:
             return None
         return DueStep.parse(reply[1])
 
+    def take_more(self, count: int) -> list[DueStep]:
+        """Up to `count` more due steps, without waiting: one `RPOP` with a count for a
+        burst (the pump pushes the due safety looks of many waiting runs at once)."""
+        if count <= 0:
+            return []
+        reply = self.redis.rpop(self.key, count)
+        return [DueStep.parse(raw) for raw in reply or []]
+
     def pending(self) -> int:
         return int(self.redis.llen(self.key))

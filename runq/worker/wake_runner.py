@@ -90,6 +90,27 @@ class WakeRunner:
                 continue
             assert self._pool is not None
             self._pool.submit(self._run, due)
+            if due.step == "look":  # looks come in bursts: take what else is there
+                for more in self._take_more():
+                    self._pool.submit(self._run, more)
+
+    def _take_more(self) -> list[DueStep]:
+        """As many more due steps as there are free threads, in one command, each
+        holding its thread; the threads left unused are given back. (Only after a look:
+        after a lone webhook's wake it would be a command that finds nothing.)"""
+        free = 0
+        while free < self.threads and self._slots.acquire(blocking=False):
+            free += 1
+        if not free:
+            return []
+        try:
+            more = self.queue.take_more(free)
+        except Exception:  # a Redis blip: they stay queued for the next turn
+            log.exception("wake.take_failed")
+            more = []
+        for _ in range(free - len(more)):
+            self._slots.release()
+        return more
 
     def _run(self, due: DueStep) -> None:
         structlog.contextvars.clear_contextvars()

@@ -138,3 +138,31 @@ def test_a_poll_due_now_is_a_wake_and_other_steps_stay_messages(queue: WakeQueue
     ]
     assert app.sent[0][2]["countdown"] == 1.5
     assert delays.pending() == 1
+
+
+def test_a_burst_of_looks_is_taken_in_one_more_command(queue: WakeQueue) -> None:
+    """After a look, the runner takes what else waits (up to its free threads) with one
+    `RPOP` of a count, not a `BRPOP` each."""
+    ran: list[str] = []
+    lock = threading.Lock()
+
+    def run_step(step: str, job_id: str, token: int) -> str:
+        with lock:
+            ran.append(job_id)
+        return "waiting"
+
+    queue.push_many([DueStep(f"job-{n}", "look", 1) for n in range(10)])
+    assert queue.take_more(2) == [DueStep("job-0", "look", 1), DueStep("job-1", "look", 1)]
+    assert queue.take_more(0) == []
+    pops: list[str] = []
+    real_rpop, real_brpop = queue.redis.rpop, queue.redis.brpop
+    queue.redis.rpop = lambda *a, **k: (pops.append("rpop"), real_rpop(*a, **k))[1]
+    queue.redis.brpop = lambda *a, **k: (pops.append("brpop"), real_brpop(*a, **k))[1]
+    runner = WakeRunner(queue, run_step, threads=32).start()
+    try:
+        wait_for(lambda: len(ran) == 8 or None, timeout=10, what="the eight looks run")
+    finally:
+        runner.stop(timeout=5)
+    assert sorted(ran) == sorted(f"job-{n}" for n in range(2, 10))
+    assert pops[:2] == ["brpop", "rpop"]  # one blocking pop, then the rest in one
+    assert pops.count("rpop") == 1
