@@ -126,7 +126,7 @@ class RunProgress:
         ):
             safety = 0.0
         # Due now (an early delivery, or no time left): the poll itself. Later: a safety
-        # look, which costs no lock and no commit while the run goes on (`runs.looks`).
+        # look, which costs no lock and no commit while the run goes on (`runs.look_step`).
         self.scheduler.schedule(Step.LOOK if safety > 0 else Step.POLL, job.id, token, safety)
         log.debug("job.waiting_webhook", job_id=job.id, response_id=response_id,
                   safety_poll=round(safety, 3))  # fmt: skip
