@@ -133,3 +133,20 @@ def test_a_look_that_raced_the_end_leaves_no_count_behind(store, backend, schedu
     assert steps.run("look", job.id, job.token) == "stale"  # the look it scheduled
     assert LookCounts(store.redis).pending(job.id) == 0
     assert store.get(job.id).polls == 0
+
+
+def test_a_look_without_rate_capacity_comes_back_uncounted(store, backend, scheduler, fake_redis):
+    """A look takes a request from the link's bucket like any poll; with none left it
+    calls nothing, counts nothing, and comes back after the bucket's wait."""
+    from runq.runs.links import LinkServices
+
+    services = LinkServices(fake_redis, default_rpm=1)  # the start takes the only request
+    steps = Steps(store, lambda job, link: backend, scheduler, lambda job_id, rnd: {},
+                  config=StepConfig(safety_poll_interval=60.0),
+                  retry=RetryPolicies(test_mode=True), services=services)  # fmt: skip
+    job = _waiting(store, steps, backend, scheduler)
+    assert steps.run("look", job.id, job.token) == "rate_limited"
+    assert backend.calls == ["start"]
+    assert LookCounts(fake_redis).pending(job.id) == 0
+    step, job_id, token, wait = scheduler.last()
+    assert (step, job_id, token) == ("look", job.id, job.token) and 0 < wait <= 60.0
