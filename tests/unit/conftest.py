@@ -90,3 +90,22 @@ def scheduler() -> RecordingScheduler:
 @pytest.fixture
 def backend() -> ScriptedBackend:
     return ScriptedBackend()
+
+
+def scripted_steps(
+    store: JobStore, backend: ScriptedBackend, scheduler: RecordingScheduler, **config: Any
+) -> Any:
+    """The core's `Steps` on a scripted backend and a recording scheduler, with test
+    retry timings; `config` goes to `StepConfig` (imported here: the steps are heavy)."""
+    from runq.runs.retry import RetryPolicies
+    from runq.runs.step_config import StepConfig
+    from runq.runs.steps import Steps
+
+    return Steps(
+        store,
+        lambda job, link: backend,
+        scheduler,
+        lambda job_id, rnd: {},
+        config=StepConfig(**config),
+        retry=RetryPolicies(test_mode=True),
+    )

@@ -18,25 +18,17 @@ from runq.runs.cancellation import CancelRequested
 from runq.runs.events import EventLog
 from runq.runs.frame import CANCEL_RECHECK
 from runq.runs.job import Job, JobSpec, JobStatus
-from runq.runs.retry import RetryPolicies
-from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
 from runq.runs.store import JobStore
 from runq.runs.stream_watch import StreamStopped, StreamWatch
+from tests.unit.conftest import scripted_steps
 
 # A watch looks at the flag every quarter second; a cancel must land well inside a second.
 INTERRUPT_WITHIN = 1.0
 
 
 def _steps(store, backend, scheduler, **config) -> Steps:
-    return Steps(
-        store,
-        lambda job, link: backend,
-        scheduler,
-        lambda job_id, rnd: {},
-        config=StepConfig(**config),
-        retry=RetryPolicies(test_mode=True),
-    )
+    return scripted_steps(store, backend, scheduler, **config)
 
 
 def _submit(store: JobStore, **spec: Any) -> Job:

@@ -16,17 +16,11 @@ from runq.runs.retry import RetryPolicies
 from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
 from runq.runs.store import JobStore
+from tests.unit.conftest import scripted_steps
 
 
 def _steps(store, backend, scheduler, **config) -> Steps:
-    return Steps(
-        store,
-        lambda job, link: backend,
-        scheduler,
-        lambda job_id, rnd: {},
-        config=StepConfig(**{"safety_poll_interval": 60.0, **config}),
-        retry=RetryPolicies(test_mode=True),
-    )
+    return scripted_steps(store, backend, scheduler, **{"safety_poll_interval": 60.0, **config})
 
 
 def _waiting(store: JobStore, steps: Steps, backend, scheduler, **spec) -> Job:

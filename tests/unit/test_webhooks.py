@@ -17,8 +17,6 @@ from runq.runs.backends.base import RunState, ToolCallRequest
 from runq.runs.delays import DelayedSteps
 from runq.runs.job import Job, JobSpec, JobStatus, Step
 from runq.runs.looks import LookCounts
-from runq.runs.retry import RetryPolicies
-from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
 from runq.runs.store import JobStore
 from runq.runs.webhooks import (
@@ -31,6 +29,7 @@ from runq.runs.webhooks import (
     WebhookVerifier,
     check_secret,
 )
+from tests.unit.conftest import scripted_steps
 
 SECRET = "whsec_" + base64.b64encode(b"a test signing secret, 32 bytes!").decode()
 
@@ -80,14 +79,7 @@ def receiver(fake_redis, store, wakes) -> WebhookReceiver:
 
 
 def _steps(store, backend, scheduler, **config) -> Steps:
-    return Steps(
-        store,
-        lambda job, link: backend,
-        scheduler,
-        lambda job_id, rnd: {},
-        config=StepConfig(**config),
-        retry=RetryPolicies(test_mode=True),
-    )
+    return scripted_steps(store, backend, scheduler, **config)
 
 
 def _submit(store: JobStore, **spec) -> Job:

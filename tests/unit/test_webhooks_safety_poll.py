@@ -14,21 +14,13 @@ from runq.errors import ConfigurationError
 from runq.runs.backends.base import RunState
 from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.looks import LookCounts
-from runq.runs.retry import RetryPolicies
-from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
 from runq.runs.store import JobStore
+from tests.unit.conftest import scripted_steps
 
 
 def _steps(store, backend, scheduler, **config) -> Steps:
-    return Steps(
-        store,
-        lambda job, link: backend,
-        scheduler,
-        lambda job_id, rnd: {},
-        config=StepConfig(**config),
-        retry=RetryPolicies(test_mode=True),
-    )
+    return scripted_steps(store, backend, scheduler, **config)
 
 
 def _submit(store: JobStore, **spec) -> Job:
