@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from runq.producers.client.sync import Client
 from runq.producers.webhooks import PATH
 from runq.producers.webhooks.process import WebhookServerProcess
 from runq.runs.job import JobStatus
-from runq.worker.launcher import SandboxProcess, Stack, free_port
+from runq.worker.launcher import SandboxProcess, Stack, WorkerProcess, free_port
 from tests.conftest import wait_for
 from tests.integration.conftest import WORKER_ENV, client_for
 from tests.integration.gateway_process import start_gateway, stop
@@ -248,6 +249,47 @@ def test_a_lost_webhook_costs_looks_not_steps(redis_url, tmp_path) -> None:
         assert "runq.jobs.look" not in ran and "runq.jobs.poll" not in ran, ran
         assert ran.get("runq.jobs.start") == len(jobs), ran
         assert not redis.Redis.from_url(redis_url).hlen("runq:looks")  # none left beside
+    finally:
+        sandbox.stop()
+
+
+def test_a_waiting_run_outlives_its_worker_through_its_looks(redis_url, tmp_path) -> None:
+    """The next safety look and the looks counted so far are in Redis, not in a worker:
+    a worker killed between two looks (the sweeper off, so no lease re-drives the job)
+    leaves a job that a new worker still looks at, finishes and counts right."""
+    redis_url = own_db(redis_url, 12)
+    redis.Redis.from_url(redis_url).flushdb()
+    port = free_port()
+    sandbox = sandbox_sending(f"http://127.0.0.1:{port}{PATH}", faults="webhook_drop=1.0")
+    try:
+        receiver = WebhookServerProcess(redis_url, SECRET, port=port,
+                                        log_path=tmp_path / "webhooks.log").start()  # fmt: skip
+        env = {"RUNQ_SAFETY_POLL_INTERVAL": "6", "RUNQ_SAFETY_POLL_GROWTH": "1.5",
+               "RUNQ_SWEEP_INTERVAL": "3600"}  # fmt: skip
+        try:
+            with workers(redis_url, sandbox, tmp_path, **env) as stack:
+                client = client_for(stack)
+                # A run of 9 s: looks at 6 s (going) and 6 + 9 = 15 s (ended).
+                handle = client.submit("Slow, lost, and orphaned?",
+                                       instructions="sandbox_latency_ms: 9000")  # fmt: skip
+                wait_for(lambda: client.redis.hget("runq:looks", handle.id), timeout=30,
+                         what="the first look to be counted")  # fmt: skip
+                killed = stack.worker_procs[0]
+                assert killed.proc is not None
+                os.killpg(killed.proc.pid, signal.SIGKILL)  # no warm shutdown
+                killed.proc.wait(timeout=10)
+                assert stack.base_url is not None
+                replacement = WorkerProcess(
+                    redis_url, stack.base_url, concurrency=2, log_path=stack.worker_log,
+                    env={**WORKER_ENV, "RUNQ_MODE": "webhook", **env},
+                ).start()  # fmt: skip
+                stack.worker_procs.append(replacement)
+                (job,) = finished(client, [handle.id], timeout=60)
+        finally:
+            receiver.stop()
+        assert job.status == JobStatus.SUCCEEDED, job.error
+        assert job.polls == 1  # the look before the kill, counted through it
+        assert stats(sandbox)["webhooks"]["sent"] == 0  # the looks, not a webhook
     finally:
         sandbox.stop()
 
