@@ -102,6 +102,11 @@ class StepFrame:
         cfg = self.config
         return cfg.stream_lock_seconds if step == Step.STREAM else cfg.lock_seconds
 
+    def lease_after(self, wait: float) -> float:
+        """When the lease of a job that waits `wait` seconds on purpose runs out:
+        `now + wait + grace + lock` (see the module docstring)."""
+        return time.time() + wait + self.config.lease_grace + self.config.lock_seconds
+
     def release(self, ctx: StepContext) -> None:
         """Give the job back without writing: the step found nothing to do."""
         self.store.release(ctx.job.id, ctx.owner)
@@ -124,7 +129,7 @@ class StepFrame:
         token = ctx.job.due(step)
         keep = step == Step.FINISH
         looked = self._looks_to_add(ctx.job) if keep else 0
-        lease = time.time() + wait + self.config.lease_grace + self.config.lock_seconds
+        lease = self.lease_after(wait)
         written = self.store.commit(
             ctx.job, events, owner="" if keep else ctx.owner, lease_until=lease,
             unless_cancelled=_honours_cancel(ctx.job),
@@ -174,7 +179,7 @@ class StepFrame:
         on purpose (its turn, a breaker, the rate limiter) for one whose worker died.
         """
         job = ctx.job
-        lease = time.time() + wait + self.config.lease_grace + self.config.lock_seconds
+        lease = self.lease_after(wait)
         self.store.extend_lease(job.id, lease)
         self.store.release(job.id, ctx.owner)
         self.scheduler.schedule(step, job.id, job.token, wait)
@@ -183,7 +188,7 @@ class StepFrame:
         """Commit with `poll` due and a lease, keeping the lock: the stream goes on, and
         if this worker dies the sweeper polls the run instead."""
         ctx.job.due(Step.POLL)
-        lease = time.time() + self.config.lock_seconds + self.config.lease_grace
+        lease = self.lease_after(0.0)
         return self.store.commit(
             ctx.job, events, owner="", lease_until=lease, unless_cancelled=True
         )

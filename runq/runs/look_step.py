@@ -24,7 +24,6 @@ before, and the receiver that wakes the job drops the pending one.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import structlog
@@ -99,6 +98,5 @@ class SafetyLook:
     def _look_again(self, ctx: StepContext, token: int, wait: float) -> None:
         """The lease past the next look (the sweeper re-drives the job if that look is
         lost with its worker), then the look itself."""
-        cfg = self.config
-        self.store.extend_lease(ctx.job.id, time.time() + wait + cfg.lease_grace + cfg.lock_seconds)
+        self.store.extend_lease(ctx.job.id, self.frame.lease_after(wait))
         self.scheduler.schedule(Step.LOOK, ctx.job.id, token, wait)
