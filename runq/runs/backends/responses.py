@@ -111,6 +111,15 @@ def normalize(response: Any, poll_after_ms: str | None = None) -> RunState:
     )
 
 
+def _state(raw: Any) -> RunState:
+    """The run state in a raw reply of the `openai` client, read from its JSON body.
+
+    `raw.parse()` would build the typed `Response` first (about 165 us for a small
+    one, against 5 us for `json.loads`), and `normalize` reads a dict as well.
+    """
+    return normalize(raw.http_response.json(), raw.headers.get("openai-poll-after-ms"))
+
+
 def ratelimit_headers(headers: Any) -> dict[str, str]:
     """The `x-ratelimit-*` headers of a reply (they calibrate the link's bucket)."""
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith("x-ratelimit-")}
@@ -190,17 +199,19 @@ class ResponsesBackend:
         return self._create(params)
 
     def _create(self, params: dict[str, Any]) -> RunState:
-        raw = self.client.responses.with_raw_response.create(**params)
+        # The parameters go as `extra_body`, and the reply is read as plain JSON: they
+        # are JSON already, and the client's typed walk over them and its typed
+        # `Response` cost more worker CPU than the rest of the call (see `_state`).
+        raw = self.client.responses.with_raw_response.create(extra_body=params)
         # A background create may say when to poll, as a retrieve does: the first poll
         # then lands when the run ends instead of at the shortest interval.
-        state = normalize(raw.parse(), raw.headers.get("openai-poll-after-ms"))
+        state = _state(raw)
         state.headers = ratelimit_headers(raw.headers)
         return state
 
     @classified
     def retrieve(self, job: Job) -> RunState:
-        raw = self.client.responses.with_raw_response.retrieve(job.handle["response_id"])
-        return normalize(raw.parse(), raw.headers.get("openai-poll-after-ms"))
+        return _state(self.client.responses.with_raw_response.retrieve(job.handle["response_id"]))
 
     @classified
     def submit_tool_outputs(self, job: Job, outputs: list[tuple[str, str]]) -> RunState:
