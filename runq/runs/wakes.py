@@ -45,6 +45,16 @@ class WakeQueue:
     def push(self, job_id: str, step: str, token: int) -> None:
         self.redis.lpush(self.key, member(job_id, step, token))
 
+    def wake_poll(self, job_id: str, token: int) -> None:
+        """A webhook's wake: the job's poll due now, and the safety look of the same wait
+        dropped from `runq:delayed` (it would only find its token stale), in one round
+        trip. The job's lease still brings the step back if the woken poll is lost with
+        its worker."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(self.key, member(job_id, "poll", token))
+        pipe.zrem(keys.delayed(), member(job_id, "look", token))
+        pipe.execute()
+
     def push_many(self, steps: Iterable[DueStep]) -> int:
         """Push several due steps in one command; returns how many."""
         members = [s.member() for s in steps]

@@ -14,11 +14,12 @@ import pytest
 from runq.errors import ConfigurationError
 from runq.runs import keys
 from runq.runs.backends.base import RunState, ToolCallRequest
-from runq.runs.delays import DelayedSteps
+from runq.runs.delays import DelayedSteps, DueStep
 from runq.runs.job import Job, JobSpec, JobStatus, Step
 from runq.runs.looks import LookCounts
 from runq.runs.steps import Steps
 from runq.runs.store import JobStore
+from runq.runs.wakes import WakeQueue
 from runq.runs.webhooks import (
     SEEN_TTL_SECONDS,
     TOLERANCE_SECONDS,
@@ -348,13 +349,16 @@ def test_a_tool_round_waits_for_the_webhook_of_its_new_response(
     assert store.get(job.id).polls == 0
 
 
-def test_waking_drops_the_safety_poll_waiting_in_redis(store, fake_redis, wakes) -> None:
-    delays = DelayedSteps(fake_redis)
+def test_waking_drops_the_safety_poll_waiting_in_redis(store, fake_redis) -> None:
+    queue = WakeQueue(fake_redis)
     receiver = WebhookReceiver(
-        WebhookVerifier(SECRET), WebhookInbox(fake_redis), store, wakes, delays
+        WebhookVerifier(SECRET), WebhookInbox(fake_redis), store, queue.wake_poll
     )
     job = _waiting_job(store, fake_redis)
+    delays = DelayedSteps(fake_redis)
     delays.add(job.id, "look", job.token, 60)
     delays.add("job_other", "look", 1, 60)
     assert receiver.receive(*signed(completed("resp_1"))).status == "woken"
     assert [m.decode() for m in fake_redis.zrange(keys.delayed(), 0, -1)] == ["job_other|look|1"]
+    assert queue.take(0.1) == DueStep(job.id, "poll", job.token)
+    assert queue.pending() == 0

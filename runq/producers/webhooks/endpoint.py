@@ -59,12 +59,12 @@ async def receive_openai_webhook(
         return JSONResponse({"detail": "the client went away"}, status_code=400)
     headers = {k: v for k, v in request.headers.items()}
     try:
-        taker = await run_in_threadpool(receiver)  # built once; imports the openai client
+        # One thread hop: the receiver is built on the first delivery (it imports the
+        # openai client), and taking a delivery in talks to Redis.
+        receipt = await run_in_threadpool(lambda: receiver().receive(body, headers))
     except ConfigurationError as exc:  # no secret on this server: the sender retries later
         log.warning("webhook.not_configured", error=str(exc))
         return JSONResponse({"detail": str(exc)}, status_code=503)
-    try:
-        receipt = await run_in_threadpool(taker.receive, body, headers)
     except WebhookRejected as refused:
         log.warning("webhook.refused", status=refused.status, reason=refused.reason)
         return JSONResponse({"detail": refused.reason}, status_code=refused.status)

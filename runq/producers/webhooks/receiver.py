@@ -9,8 +9,6 @@ from runq.config.logging import register_secret
 from runq.config.settings import Settings
 from runq.errors import ConfigurationError
 from runq.runs.batcher.queue import BatchQueue
-from runq.runs.delays import DelayedSteps
-from runq.runs.job import Step
 from runq.runs.wakes import WakeQueue
 from runq.runs.webhooks import SECRET_VAR, WebhookInbox, WebhookReceiver, WebhookVerifier
 
@@ -41,7 +39,6 @@ def build_receiver(client: Client) -> WebhookReceiver:
         verifier,
         WebhookInbox(client.redis),
         client.store,
-        lambda job_id, token: wakes.push(job_id, Step.POLL, token),
-        DelayedSteps(client.redis),
+        wakes.wake_poll,
         wake_batch=BatchQueue(client.redis).look_now,
     )
