@@ -247,3 +247,27 @@ def test_classify_run_failure(status, error_code, code, retryable):
 def test_classify_run_failure_refuses_completed():
     with pytest.raises(ValueError, match="completed"):
         classify_run_failure("completed")
+
+
+@pytest.mark.parametrize("body", [b"<html>bad gateway</html>", b"[1, 2]"])
+def test_a_responses_reply_that_is_no_json_object_is_an_invalid_response(body):
+    """The Responses backend reads replies as JSON itself (no typed `Response`): a body
+    that is not a JSON object is classified as the client's validation error would be."""
+    from runq.runs.backends.responses import ResponsesBackend
+    from runq.runs.job import Job, JobSpec
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, content=body, headers={"content-type": "application/json"})
+
+    client = openai.OpenAI(
+        api_key="test",
+        base_url="http://backend.test/v1",
+        max_retries=0,
+        http_client=httpx2.Client(transport=httpx2.MockTransport(handler)),
+    )
+    job = Job.new(JobSpec(input="hi"))
+    job.handle["response_id"] = "resp_1"
+    with pytest.raises(BackendError) as info:
+        ResponsesBackend(client).retrieve(job)
+    assert info.value.code == "invalid_response"
+    assert "not a JSON object" in str(info.value)

@@ -115,9 +115,18 @@ def _state(raw: Any) -> RunState:
     """The run state in a raw reply of the `openai` client, read from its JSON body.
 
     `raw.parse()` would build the typed `Response` first (about 165 us for a small
-    one, against 5 us for `json.loads`), and `normalize` reads a dict as well.
+    one, against 5 us for `json.loads`), and `normalize` reads a dict as well. A body
+    that is no JSON object is the client's own validation error (`invalid_response`).
     """
-    return normalize(raw.http_response.json(), raw.headers.get("openai-poll-after-ms"))
+    try:
+        body = raw.http_response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise openai.APIResponseValidationError(
+            raw.http_response, raw.text, message="the reply is not a JSON object"
+        )
+    return normalize(body, raw.headers.get("openai-poll-after-ms"))
 
 
 def ratelimit_headers(headers: Any) -> dict[str, str]:
