@@ -9,8 +9,6 @@ the answer (``finish_reason: length``), ``bad_args`` malforms tool-call argument
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -276,9 +274,7 @@ async def create_chat_completion(request: Request) -> Response:
         return StreamingResponse(
             _stream(stream, timeline, usage_chunk), media_type="text/event-stream"
         )
-    delay = timeline.done_at - time.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    await wait_until(timeline.done_at)
     return ok(completion)
 
 

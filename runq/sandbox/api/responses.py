@@ -7,7 +7,6 @@ stores it; status is then derived lazily from the clock (see
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -66,9 +65,7 @@ async def create_response(request: Request) -> Response:
         return _stream(rec, -1)
     if rec.background:
         return ok(render(rec), headers=_poll_headers(rec))
-    delay = rec.timeline.done_at - time.time()
-    if delay > 0:
-        await asyncio.sleep(delay)
+    await wait_until(rec.timeline.done_at)
     return ok(render(rec))
 
 

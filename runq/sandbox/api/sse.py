@@ -21,7 +21,11 @@ def sse(data: Any, event: str | None = None) -> bytes:
 
 
 async def wait_until(due: float) -> None:
-    """Sleep until the wall-clock time ``due`` (return at once if it has passed)."""
-    delay = due - time.time()
-    if delay > 0:
+    """Sleep until the wall-clock time ``due`` (return at once if it has passed).
+
+    Sleeps again for what is left: an event loop's timer may fire a little before the
+    wall clock says (uvloop's clock is cached per loop iteration, to the millisecond),
+    and a response rendered then would still be ``in_progress``.
+    """
+    while (delay := due - time.time()) > 0:
         await asyncio.sleep(delay)
