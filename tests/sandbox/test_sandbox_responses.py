@@ -190,3 +190,20 @@ def test_async_client_background_flow(aclient: openai.AsyncOpenAI) -> None:
         return texts
 
     assert asyncio.run(flow()) == [f"Echo: n{i}" for i in range(20)]
+
+
+def test_waiting_for_a_moment_outlasts_a_timer_that_fires_early(monkeypatch) -> None:
+    """An event loop's timer may fire before the wall clock says (uvloop's clock is
+    cached per loop iteration): a foreground create woken then answered `in_progress`
+    with no output. `wait_until` sleeps again for what is left."""
+    from runq.sandbox.api import sse
+
+    real_sleep = asyncio.sleep
+
+    async def early(delay: float) -> None:  # wakes after half the time asked for
+        await real_sleep(delay / 2)
+
+    monkeypatch.setattr(sse.asyncio, "sleep", early)
+    due = time.time() + 0.2
+    asyncio.run(sse.wait_until(due))
+    assert time.time() >= due
