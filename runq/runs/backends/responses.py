@@ -210,7 +210,7 @@ class ResponsesBackend:
     def _create(self, params: dict[str, Any]) -> RunState:
         # The parameters go as `extra_body`, and the reply is read as plain JSON: they
         # are JSON already, and the client's typed walk over them and its typed
-        # `Response` cost more worker CPU than the rest of the call (see `_state`).
+        # `Response` were nearly half of the call's worker CPU (see `_state`).
         raw = self.client.responses.with_raw_response.create(extra_body=params)
         # A background create may say when to poll, as a retrieve does: the first poll
         # then lands when the run ends instead of at the shortest interval.
