@@ -64,11 +64,6 @@ class DelayedSteps:
     def add(self, job_id: str, step: str, token: int, countdown: float) -> None:
         self.redis.zadd(self.key, {member(job_id, step, token): time.time() + countdown})
 
-    def remove(self, job_id: str, step: str, token: int) -> None:
-        """Drop a step that will not be needed: a webhook sent it early (runs.webhooks), so
-        it would only run later to find its token stale."""
-        self.redis.zrem(self.key, member(job_id, step, token))
-
     def pop_due(self, now: float | None = None, limit: int = 500) -> list[DueStep]:
         """Take the steps that are due (each is returned to one caller only)."""
         now = time.time() if now is None else now
