@@ -122,7 +122,7 @@ class RunProgress:
         if (
             response_id
             and not indexed
-            and self.webhooks.expect(response_id, job.id, ctx.remaining() + 600)
+            and self.webhooks.expect(response_id, job.id, token, ctx.remaining() + 600)
         ):
             safety = 0.0
         # Due now (an early delivery, or no time left): the poll itself. Later: a safety

@@ -1,14 +1,37 @@
--- Take in one verified webhook delivery (runs/webhooks.py): refuse a replay, find the job.
--- KEYS[1] the delivery's id mark; KEYS[2] the response -> job index; KEYS[3] the early mark.
--- ARGV[1] how long a delivery id is remembered (s); ARGV[2] how long an early mark lives (s).
--- Returns {'duplicate'}, {'job', job_id}, or {'early'} when no run of runq's is known yet
--- under that response id: the mark lets the step that writes the index poll at once.
+-- Take in one verified webhook delivery (runs/webhooks.py): refuse a replay, find the job,
+-- and wake its poll when the wait the delivery ends is still pending.
+-- KEYS[1] the delivery's id mark; KEYS[2] the response -> job index; KEYS[3] the early
+-- mark; KEYS[4] the wake queue; KEYS[5] the delayed steps (runs/delays.py).
+-- ARGV[1] how long a delivery id is remembered (s); ARGV[2] how long an early mark lives
+-- (s); ARGV[3] '1' to wake a job's poll here (a response's delivery), '0' not (a batch's).
+--
+-- The step that created the response indexed it as `token|job_id`: the token of the
+-- wait it committed. While that wait's safety look is still in the delayed steps, the job
+-- waits for this very response: the look is dropped and the poll pushed to the wake
+-- queue (WakeQueue.wake_poll's two writes). Anything else (no look: it is being run, the
+-- poll came early, the job moved on; or an index of the older `job_id` form) returns
+-- the job for the caller to decide from the record.
+--
+-- Returns {'duplicate'}, {'woken', job_id}, {'job', job_id}, or {'early'} when no run of
+-- runq's is known yet under that id: the mark lets the step that writes the index poll
+-- at once.
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   return {'duplicate'}
 end
-local job = redis.call('GET', KEYS[2])
-if job then
-  return {'job', job}
+local entry = redis.call('GET', KEYS[2])
+if not entry then
+  redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
+  return {'early'}
 end
-redis.call('SET', KEYS[3], '1', 'EX', ARGV[2])
-return {'early'}
+if ARGV[3] ~= '1' then
+  return {'job', entry}
+end
+local token, job = string.match(entry, '^(%d+)|(.+)$')
+if not job then
+  return {'job', entry}
+end
+if redis.call('ZREM', KEYS[5], job .. '|look|' .. token) == 1 then
+  redis.call('LPUSH', KEYS[4], job .. '|poll|' .. token)
+  return {'woken', job}
+end
+return {'job', job}

@@ -9,19 +9,23 @@ The parts, each small, so the receiver is tested without a server and the worker
 without a receiver:
 
 - `WebhookVerifier` checks a delivery with the real `openai` client's
-  `webhooks.unwrap(body, headers, secret=...)`: the HMAC signature over
+  `webhooks.verify_signature(body, headers, secret=...)`: the HMAC signature over
   `id.timestamp.body` and the timestamp within 5 minutes. Missing headers or a body that
   is not an event answer 400; a bad signature or a stale timestamp 401.
 - `WebhookIndex` is the worker's side: when a run starts to wait in webhook mode the step
-  records `response id -> job id` (with a TTL), and learns whether a delivery for that
-  response already came (then it polls at once; see "early deliveries" below).
+  records `response id -> token|job id` (with a TTL), and learns whether a delivery for
+  that response already came (then it polls at once; see "early deliveries" below).
 - `WebhookInbox` is the receiver's side, one Lua call (`webhook_receive.lua`): the
   delivery's `webhook-id` is remembered with `SET NX` for longer than the signature's
   tolerance, so a replay inside the window is refused, and one outside it fails the
-  timestamp check; then the response id is looked up.
-- `WebhookReceiver` puts them together and wakes the job: if the record says a poll of
-  that very response is due, it sends that poll now, with the record's token, and drops
-  the safety poll that waits in `runq:delayed` (it would only find its token stale).
+  timestamp check; then the response id is looked up, and when the wait it was indexed
+  with still has its safety look in `runq:delayed`, the look is dropped and the poll
+  pushed to the wake queue in the same call. That is a delivery's usual path: one round
+  trip to Redis, no record read.
+- `WebhookReceiver` puts them together. When the inbox could not tell (the safety look
+  is being run right now, the index is of an older form, the job moved on), it reads the
+  record: if a poll of that very response is due, it sends that poll now, with the
+  record's token, and drops the safety look that waits in `runq:delayed`.
 
 Why waking is safe however often it happens: the woken poll carries the token of the
 step due, and a step acts only if the record's step and token are still its own. A
@@ -163,35 +167,41 @@ class WebhookIndex:
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
 
-    def expect(self, response_id: str, job_id: str, ttl: float) -> bool:
-        """Record that `job_id` waits for `response_id`; True if its delivery already came."""
+    def expect(self, response_id: str, job_id: str, token: int, ttl: float) -> bool:
+        """Record that `job_id` waits for `response_id` in the wait committed with `token`
+        (so the receiver can wake that wait without reading the record); True if the
+        response's delivery already came."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.webhook_response(response_id), job_id, ex=max(1, int(ttl)))
+        pipe.set(keys.webhook_response(response_id), f"{token}|{job_id}", ex=max(1, int(ttl)))
         pipe.getdel(keys.webhook_early(response_id))
         _, early = pipe.execute()
         return early is not None
 
 
 class WebhookInbox:
-    """The receiver's side in Redis: replays refused, response ids looked up (one call)."""
+    """The receiver's side in Redis: replays refused, response ids looked up, and a
+    pending wait woken, in one call."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
         self._receive = lua.register(client, "webhook_receive")
 
     def take(self, delivery: Delivery) -> tuple[str, str | None]:
-        """`("duplicate", None)`, `("job", job_id)` or `("early", None)`: a response's
-        delivery, or a batch's (then the id found is runq's own batch id)."""
-        if delivery.type in BATCH_EVENTS:
+        """`("duplicate", None)`, `("woken", job_id)` (its poll is pushed), `("job",
+        job_id)` (the caller decides from the record) or `("early", None)`: a response's
+        delivery, or a batch's (then the id found is runq's own batch id, never woken)."""
+        batch = delivery.type in BATCH_EVENTS
+        if batch:
             index = keys.webhook_batch(delivery.object_id)
             early = keys.webhook_batch_early(delivery.object_id)
         else:
             index = keys.webhook_response(delivery.object_id)
             early = keys.webhook_early(delivery.object_id)
         reply = self._receive(
-            keys=[keys.webhook_seen(delivery.webhook_id), index, early],
-            args=[SEEN_TTL_SECONDS, EARLY_TTL_SECONDS],
-        )
+            keys=[keys.webhook_seen(delivery.webhook_id), index, early, keys.wakes(),
+                  keys.delayed()],
+            args=[SEEN_TTL_SECONDS, EARLY_TTL_SECONDS, "0" if batch else "1"],
+        )  # fmt: skip
         kind = text(reply[0])
         return kind, (text(reply[1]) if len(reply) > 1 else None)
 
@@ -250,6 +260,10 @@ class WebhookReceiver:
         try:
             if batch:
                 return self._wake_batch(delivery, job_id)
+            if kind == "woken":
+                log.info("webhook.job_woken", job_id=job_id, response_id=delivery.object_id,
+                         type=delivery.type)  # fmt: skip
+                return Receipt("woken", job_id)
             job_id = job_id or delivery.job_hint
             if job_id is None:
                 log.debug("webhook.unknown_response", response_id=delivery.object_id)

@@ -158,8 +158,9 @@ def _waiting_job(store: JobStore, fake_redis, response_id: str = "resp_1") -> Jo
     claim.job.move(JobStatus.RUNNING)
     claim.job.due(Step.POLL)
     store.commit(claim.job, [], owner=claim.owner, lease_until=time.time() + 60)
-    WebhookIndex(fake_redis).expect(response_id, job.id, 600)
-    return store.get(job.id)
+    waiting = store.get(job.id)
+    WebhookIndex(fake_redis).expect(response_id, job.id, waiting.token, 600)
+    return waiting
 
 
 def test_a_delivery_wakes_the_due_poll_with_its_token(receiver, store, fake_redis, wakes) -> None:
@@ -253,8 +254,9 @@ def test_webhook_mode_schedules_only_the_safety_poll(store, backend, scheduler, 
     steps = _steps(store, backend, scheduler, safety_poll_interval=45.0)
     job = _submit(store, mode="webhook")
     assert steps.run("start", job.id, 0) == "waiting"
-    assert scheduler.scheduled == [("look", job.id, store.get(job.id).token, 45.0)]
-    assert fake_redis.get(keys.webhook_response("resp_1")).decode() == job.id
+    token = store.get(job.id).token
+    assert scheduler.scheduled == [("look", job.id, token, 45.0)]
+    assert fake_redis.get(keys.webhook_response("resp_1")).decode() == f"{token}|{job.id}"
     assert fake_redis.ttl(keys.webhook_response("resp_1")) > 600
 
 
@@ -345,8 +347,9 @@ def test_a_tool_round_waits_for_the_webhook_of_its_new_response(
     token = store.get(job.id).token
     assert steps.run("submit_tool_outputs", job.id, token) == "waiting"
     assert scheduler.last()[3] == 45.0
-    assert fake_redis.get(keys.webhook_response("resp_2")).decode() == job.id
-    assert store.get(job.id).polls == 0
+    waiting = store.get(job.id)
+    assert fake_redis.get(keys.webhook_response("resp_2")).decode() == f"{waiting.token}|{job.id}"
+    assert waiting.polls == 0
 
 
 def test_waking_drops_the_safety_poll_waiting_in_redis(store, fake_redis) -> None:
@@ -362,3 +365,70 @@ def test_waking_drops_the_safety_poll_waiting_in_redis(store, fake_redis) -> Non
     assert [m.decode() for m in fake_redis.zrange(keys.delayed(), 0, -1)] == ["job_other|look|1"]
     assert queue.take(0.1) == DueStep(job.id, "poll", job.token)
     assert queue.pending() == 0
+
+
+class NoRecordReads:
+    """A store that fails the test if the receiver reads a record."""
+
+    def get(self, job_id: str) -> Job:
+        raise AssertionError(f"the receiver read the record of {job_id}")
+
+
+def test_a_pending_wait_is_woken_in_one_call_without_reading_the_record(store, fake_redis):
+    """The usual path: the index names the wait's token and its safety look still waits
+    in Redis, so the inbox's one call drops the look and pushes the poll."""
+    queue = WakeQueue(fake_redis)
+    receiver = WebhookReceiver(
+        WebhookVerifier(SECRET), WebhookInbox(fake_redis), NoRecordReads(), queue.wake_poll
+    )
+    job = _waiting_job(store, fake_redis)
+    DelayedSteps(fake_redis).add(job.id, "look", job.token, 60)
+    receipt = receiver.receive(*signed(completed("resp_1")))
+    assert (receipt.status, receipt.job_id) == ("woken", job.id)
+    assert fake_redis.zcard(keys.delayed()) == 0
+    assert queue.take(0.1) == DueStep(job.id, "poll", job.token)
+    # A second delivery (a new webhook id) finds no look left: the record decides.
+    with pytest.raises(AssertionError, match="read the record"):
+        receiver.receive(*signed(completed("resp_1"), webhook_id="wh_2"))
+
+
+def test_without_its_safety_look_in_redis_the_record_decides(receiver, store, fake_redis, wakes):
+    """The look was taken by a worker that is running it right now: the delivery still
+    wakes the poll the record says is due (the look alone might miss the end)."""
+    job = _waiting_job(store, fake_redis)
+    assert fake_redis.zcard(keys.delayed()) == 0
+    assert receiver.receive(*signed(completed("resp_1"))).status == "woken"
+    assert wakes.sent == [(job.id, job.token)]
+
+
+def test_an_index_of_the_older_form_still_finds_its_job(receiver, store, fake_redis, wakes):
+    """An index written before the token was in it (`response id -> job id`)."""
+    job = _waiting_job(store, fake_redis)
+    fake_redis.set(keys.webhook_response("resp_1"), job.id)
+    DelayedSteps(fake_redis).add(job.id, "look", job.token, 60)
+    assert receiver.receive(*signed(completed("resp_1"))).status == "woken"
+    assert wakes.sent == [(job.id, job.token)]
+
+
+def test_a_wake_for_a_wait_the_job_left_is_a_stale_no_op(store, backend, scheduler, fake_redis):
+    """The job moved on while its safety look still waits (a cancel, say): the one-call
+    wake pushes the poll of the old token, which does nothing when it runs."""
+    backend.states = [RunState("queued", handle={"response_id": "resp_1"})]
+    steps = _steps(store, backend, scheduler, safety_poll_interval=45.0)
+    job = _submit(store, mode="webhook")
+    steps.run("start", job.id, 0)
+    step, _, token, _ = scheduler.last()
+    DelayedSteps(fake_redis).add(job.id, step, token, 45.0)
+    claim = store.claim(job.id, 30)
+    assert claim.job is not None
+    claim.job.move(JobStatus.CANCELLED)
+    store.commit(claim.job, [], owner=claim.owner, lease_until=time.time() + 60)
+    queue = WakeQueue(fake_redis)
+    receiver = WebhookReceiver(
+        WebhookVerifier(SECRET), WebhookInbox(fake_redis), NoRecordReads(), queue.wake_poll
+    )
+    assert receiver.receive(*signed(completed("resp_1"))).status == "woken"
+    woken = queue.take(0.1)
+    assert woken == DueStep(job.id, "poll", token)
+    assert steps.run(woken.step, woken.job_id, woken.token) == "stale"
+    assert store.get(job.id).status == JobStatus.CANCELLED

@@ -102,7 +102,7 @@ def test_a_cap_below_the_interval_is_refused_naming_both() -> None:
 def test_a_safety_look_leaves_the_response_index_as_its_run_wrote_it(
     store, backend, scheduler, fake_redis
 ) -> None:
-    # The start wrote `response -> job` for the job's whole deadline; a look that finds
+    # The start wrote `response -> token|job` for the job's whole deadline; a look that finds
     # the run still going writes nothing there (nor looks for an early mark again).
     from runq.runs import keys
 
@@ -111,9 +111,9 @@ def test_a_safety_look_leaves_the_response_index_as_its_run_wrote_it(
     job = _submit(store, deadline=3600)
     steps.run("start", job.id, 0)
     index = keys.webhook_response("resp_1")
-    assert fake_redis.get(index) == job.id.encode()
-    fake_redis.set(index, job.id, ex=5000)  # a TTL no write of a step would give
     step, job_id, token, _ = scheduler.last()
+    assert fake_redis.get(index) == f"{token}|{job.id}".encode()
+    fake_redis.set(index, f"{token}|{job.id}", ex=5000)  # a TTL no write of a step would give
     assert steps.run(step, job_id, token) == "waiting"
     assert fake_redis.ttl(index) > 4500  # a rewrite would set deadline + 600 s (4200)
     assert LookCounts(store.redis).pending(job.id) == 1
