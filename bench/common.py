@@ -116,7 +116,11 @@ class ProcWatch:
             self._thread.join()
 
     def cpu_used(self) -> float:
-        return sum(v - self.cpu_base.get(pid, 0.0) for pid, v in self.cpu_last.items())
+        return sum(self.cpu_of(pid) for pid in self.cpu_last)
+
+    def cpu_of(self, pid: int) -> float:
+        """CPU seconds one process used since the baseline."""
+        return self.cpu_last.get(pid, 0.0) - self.cpu_base.get(pid, 0.0)
 
     def max_rss(self, pids: Iterable[int] | None = None) -> float:
         wanted = set(pids) if pids is not None else set(self.peak_rss)

@@ -445,6 +445,13 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
             "redis_cmds_by_name_per_job": {k: round(v / n, 2) for k, v in
                                            sorted(delta.items(), key=lambda kv: -kv[1]) if v},
             "worker_main_rss_mb": round(watch.peak_rss.get(root_pid, 0.0), 1),
+            # Where the worker CPU went: each worker's main process (Celery's consumer,
+            # the wake runner, the pumps), each pool process, in webhook mode the receiver.
+            "worker_cpu_ms_per_job_by_process": {
+                "main": [round(watch.cpu_of(p) * 1000 / max(n, 1), 2) for p in workers.roots],
+                "pool": [round(watch.cpu_of(p) * 1000 / max(n, 1), 2)
+                         for p in sorted(watch.cpu_last) if p not in roots],
+            },
             "worker_pool_rss_mb": [round(watch.peak_rss[p], 1) for p in pool_pids],
             "backend_requests": sum(stats.get("requests", {}).values()),
             "responses_created": stats.get("responses_created"),
@@ -456,6 +463,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
         if receiver_pid is not None:
             used = watch.cpu_last.get(receiver_pid, 0.0) - watch.cpu_base.get(receiver_pid, 0.0)
             extra["receiver_cpu_ms_per_job"] = round(used * 1000 / max(n, 1), 2)
+            extra["worker_cpu_ms_per_job_by_process"]["receiver"] = extra["receiver_cpu_ms_per_job"]
             woken = wakes_from(home / "webhooks.log")
             after = [at - woken[timelines[j]["response_id"]] for j, at in seen.items()
                      if j in timelines and timelines[j]["response_id"] in woken]  # fmt: skip
