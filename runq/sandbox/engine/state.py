@@ -17,6 +17,7 @@ from runq.sandbox.engine.ratelimit import RateLimiter
 from runq.sandbox.engine.service_tiers import FlexCapacity
 from runq.sandbox.engine.stats import Stats
 from runq.sandbox.engine.store import Store
+from runq.sandbox.engine.webhook_endpoints import EndpointRegistry
 from runq.sandbox.engine.webhooks import WebhookSender
 
 
@@ -28,7 +29,8 @@ class SandboxState:
     faults: FaultInjector = field(init=False)
     limiter: RateLimiter = field(init=False)
     ingestor: Ingestor = field(init=False)
-    webhooks: WebhookSender = field(init=False)  # inert unless config.webhook_url is set
+    webhook_endpoints: EndpointRegistry = field(default_factory=EndpointRegistry)
+    webhooks: WebhookSender = field(init=False)  # inert without a URL or an endpoint
     flex_capacity: FlexCapacity = field(init=False)
     batch_runner: BatchRunner = field(default_factory=BatchRunner)
     containers: ContainerPool = field(init=False)  # the code interpreter's
@@ -51,6 +53,7 @@ class SandboxState:
             max_attempts=cfg.webhook_max_attempts,
             retry_base_seconds=cfg.webhook_retry_base_seconds,
             delay_seconds=cfg.webhook_delay_seconds,
+            endpoints=self.webhook_endpoints,
         )
         self.flex_capacity = FlexCapacity(cfg.flex_unavailable_rate, cfg.seed)
         self.containers = ContainerPool(cfg.container_idle_minutes)
@@ -61,6 +64,7 @@ class SandboxState:
         self.stats.reset()
         self.faults.reset()
         self.limiter.reset()
+        self.webhook_endpoints.reset()
         self.webhooks.reset()
         self.flex_capacity.reset()
         self.batch_runner.reset()

@@ -28,6 +28,7 @@ from runq.sandbox.api import (
     responses,
     runs,
     vector_stores,
+    webhook_endpoints,
 )
 from runq.sandbox.api.errors import EXCEPTION_HANDLERS
 from runq.sandbox.api.gateway import Gateway
@@ -53,6 +54,7 @@ def all_routes() -> list[BaseRoute]:
         *containers.routes,
         *vector_stores.routes,
         *models.routes,
+        *webhook_endpoints.routes,
         *admin.routes,
     ]
 
