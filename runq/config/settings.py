@@ -257,6 +257,11 @@ class Settings:
     # the receiver only (the openai client's own variable), and how long a waiting run
     # goes unlooked-at when no delivery comes (a lost webhook delays a job this long).
     webhook_secret: Secret | None = setting(None, _secret, env="OPENAI_WEBHOOK_SECRET")
+    # ... or a file holding it (0600; `runq webhooks register|rotate` write it), which
+    # the receiver reads again when a delivery fails its check: a rotation needs no restart.
+    webhook_secret_file: Path | None = setting(
+        None, _optional_path, env="OPENAI_WEBHOOK_SECRET_FILE"
+    )
     safety_poll_interval: float = setting(60.0, _bounded(_number, gt=0))
     # ... multiplied by this after each look that finds the run still going (1: the same
     # interval every time), up to `safety_poll_max` (seconds).

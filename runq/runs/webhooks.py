@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -114,10 +115,21 @@ def check_secret(secret: str) -> str:
 
 
 class WebhookVerifier:
-    """Checks signature and timestamp with the `openai` client (no request is ever sent)."""
+    """Checks signature and timestamp with the `openai` client (no request is ever sent).
 
-    def __init__(self, secret: str) -> None:
+    `reload`, when given, reads the secret again (from its file): a delivery whose
+    signature does not match makes the verifier read it, at most once every
+    `RELOAD_SECONDS`, and check again with a secret that changed. So a receiver whose
+    secret was rotated (`runq webhooks rotate`) takes the new one without a restart,
+    and forged deliveries cannot make it read the file more often than that.
+    """
+
+    RELOAD_SECONDS = 5.0
+
+    def __init__(self, secret: str, reload: Callable[[], str] | None = None) -> None:
         self._secret = check_secret(secret)
+        self._reload = reload
+        self._reloaded_at = float("-inf")
         from openai import OpenAI
 
         # The client only verifies: no request goes out, so no key is needed or sent.
@@ -135,14 +147,39 @@ class WebhookVerifier:
         if len(webhook_id) > MAX_WEBHOOK_ID:
             raise WebhookRejected(400, f"webhook-id is longer than {MAX_WEBHOOK_ID} characters")
         try:
-            # Only the check: `unwrap` would also build the library's typed event, which
-            # nothing here reads (`_delivery` takes the three fields it needs).
-            self._client.webhooks.verify_signature(body, lowered, secret=self._secret)
+            self._check(body, lowered)
         except InvalidWebhookSignatureError as exc:
-            # The library's reason: a signature that does not match, or a timestamp
-            # too old / too new / not a number. Nothing of the secret is in it.
-            raise WebhookRejected(401, str(exc)) from None
+            if not self._secret_changed():
+                # The library's reason: a signature that does not match, or a timestamp
+                # too old / too new / not a number. Nothing of the secret is in it.
+                raise WebhookRejected(401, str(exc)) from None
+            try:
+                self._check(body, lowered)
+            except InvalidWebhookSignatureError as again:
+                raise WebhookRejected(401, str(again)) from None
         return _delivery(webhook_id, body)
+
+    def _check(self, body: bytes, headers: Mapping[str, str]) -> None:
+        # Only the check: `unwrap` would also build the library's typed event, which
+        # nothing here reads (`_delivery` takes the three fields it needs).
+        self._client.webhooks.verify_signature(body, headers, secret=self._secret)
+
+    def _secret_changed(self) -> bool:
+        """Read the secret again if allowed now; True when it is a new one."""
+        now = time.monotonic()
+        if self._reload is None or now - self._reloaded_at < self.RELOAD_SECONDS:
+            return False
+        self._reloaded_at = now
+        try:
+            fresh = check_secret(self._reload())
+        except RunqError as err:  # a file being replaced, emptied: keep the one we have
+            log.warning("webhook.secret_unreadable", error=str(err))
+            return False
+        if fresh == self._secret:
+            return False
+        self._secret = fresh
+        log.info("webhook.secret_reloaded")
+        return True
 
 
 def _delivery(webhook_id: str, body: bytes) -> Delivery:

@@ -13,7 +13,6 @@ file (`runq.worker.discovery`). An explicit `REDIS_URL` always wins.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import secrets
@@ -78,22 +77,6 @@ def stack_password(data_dir: Path) -> str:
     except FileExistsError:
         return path.read_text().strip()
     secret = secrets.token_hex(24)
-    with os.fdopen(fd, "w") as out:
-        out.write(secret + "\n")
-    return secret
-
-
-def stack_webhook_secret(data_dir: Path) -> str:
-    """The signing secret the embedded sandbox signs its webhooks with (`runq up
-    --webhooks`): made once as OpenAI makes them (`whsec_` + base64 of 32 random bytes)
-    and kept in `data_dir/webhook_secret` (mode 0600), like the Redis password."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / "webhook_secret"
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
     with os.fdopen(fd, "w") as out:
         out.write(secret + "\n")
     return secret

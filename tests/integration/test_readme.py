@@ -92,6 +92,7 @@ CLAIMS = {
     "from celery.result import AsyncResult": "test_python_api",
     "OPENAI_API_KEY=sk-... .venv/bin/runq worker": "test_workers_and_the_sandbox",
     ".venv/bin/runq sandbox --port 8765": "test_workers_and_the_sandbox",
+    ".venv/bin/runq webhooks register": "test_webhook_endpoint_commands",
     "make test ": "test_development_targets_exist",
 }
 
@@ -377,6 +378,38 @@ def test_workers_and_the_sandbox(readme_stack: Folder, tmp_path: Path) -> None:
                 stop(worker)
     finally:
         stop(sandbox)
+
+
+def test_webhook_endpoint_commands(readme_stack: Folder) -> None:
+    """Register a receiver at the stack's sandbox (standing for OpenAI), serve it with the
+    secret file, have a sample sent to it, rotate; `YOUR-HOST` is the receiver's."""
+    register, serve, test, rotate = commands(block(".venv/bin/runq webhooks register"))
+    port = str(free_port())
+    register = register.replace("https://YOUR-HOST", f"http://127.0.0.1:{port}")
+    done = readme_stack.sh(register)
+    assert done.returncode == 0, done.stderr
+    endpoint_id = re.search(r"registered (whe_\w+)", done.stdout).group(1)  # type: ignore[union-attr]
+    secret_file = readme_stack.path / ".runq" / "webhooks" / "signing_secret"
+    first_secret = secret_file.read_text()
+    receiver = readme_stack.background(serve.replace("8010", port), "webhooks.log")
+    try:
+        wait_for(
+            lambda: readme_stack.sh(f"curl -sf http://127.0.0.1:{port}/healthz").returncode == 0,
+            timeout=60,
+            what="runq webhooks",
+        )
+        tested = readme_stack.sh(test.replace("whe_...", endpoint_id))
+        assert tested.returncode == 0 and "HTTP 200" in tested.stdout, tested.stdout + tested.stderr
+        rotated = readme_stack.sh(rotate.replace("whe_...", endpoint_id))
+        assert rotated.returncode == 0, rotated.stderr
+        assert "valid for 24 hours" in rotated.stdout
+        assert secret_file.read_text() != first_secret
+        # The receiver still holds the first secret; the sandbox signs with both for a day.
+        again = readme_stack.sh(test.replace("whe_...", endpoint_id))
+        assert "HTTP 200" in again.stdout, again.stdout + again.stderr
+    finally:
+        stop(receiver)
+        readme_stack.sh(f".venv/bin/runq webhooks remove {endpoint_id}")
 
 
 def test_development_targets_exist() -> None:

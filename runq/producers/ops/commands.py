@@ -16,7 +16,7 @@ from typing import Any
 
 from runq.config.extras import require
 from runq.config.settings import METRICS_PORT
-from runq.producers.cli import option_types
+from runq.producers.cli import option_types, webhook_endpoints
 from runq.producers.ops.flower import DEFAULT_PORT as FLOWER_PORT
 
 
@@ -214,8 +214,11 @@ def _add_gateway_command(sub: Any) -> None:
         "webhooks",
         help="receive OpenAI's webhooks without the gateway (webhook mode)",
         description="Serve POST /v1/webhooks/openai: verify each delivery with "
-        "OPENAI_WEBHOOK_SECRET and wake the job whose run ended (docs/webhooks.md).",
+        "OPENAI_WEBHOOK_SECRET (or OPENAI_WEBHOOK_SECRET_FILE) and wake the job whose run "
+        "ended. With an ACTION, manage the backend's webhook endpoints instead "
+        "(docs/webhooks.md).",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind")
     p.add_argument("--port", type=option_types.port, default=8010, help="port")
     p.set_defaults(func=cmd_webhooks)
+    webhook_endpoints.add_actions(p)

@@ -15,6 +15,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import openai
+
 from runq.config.extras import require
 from runq.config.logging import redact_text, register_secret
 from runq.config.settings import Settings, get_settings
@@ -22,10 +24,12 @@ from runq.config.worker_pools import PoolShape, default_shape
 from runq.errors import ConfigurationError
 from runq.producers.ops.flower import FlowerOptions, flower_command, resolve_auth
 from runq.producers.webhooks import PATH as WEBHOOK_PATH
+from runq.producers.webhooks import endpoints
 from runq.producers.webhooks.process import WebhookServerProcess
+from runq.producers.webhooks.receiver import webhook_secret
 from runq.worker.children import free_port
 from runq.worker.discovery import read_state, write_state
-from runq.worker.launcher import Stack, spawn, stack_webhook_secret, stop_process
+from runq.worker.launcher import Stack, spawn, stop_process
 
 
 def run_up(
@@ -89,8 +93,7 @@ def run_up(
         # worker has said it has yet.
         stack.wait_ready()
         if hooks is not None:
-            assert stack.redis_url is not None
-            receiver = hooks.start_receiver(stack.redis_url, settings.home / "webhooks.log")
+            receiver = hooks.start_receiver(stack, settings.home / "webhooks.log")
             print(f"runq up: webhooks {receiver.url} (safety poll every "
                   f"{settings.safety_poll_interval:g} s)", flush=True)  # fmt: skip
         write_state(settings.home, redis_url=stack.redis_url, base_url=stack.base_url)
@@ -156,38 +159,48 @@ def require_extras(settings: Settings, *, flower: bool) -> None:
 
 
 class _WebhookParts:
-    """What `runq up --webhooks` adds: workers in webhook mode, a sandbox that signs and
-    sends its webhooks to `runq webhooks`, and that receiver, all with one secret.
+    """What `runq up --webhooks` adds: workers in webhook mode, `runq webhooks` to receive
+    the deliveries, and, with the sandbox, that receiver registered at the sandbox.
 
-    The secret is `OPENAI_WEBHOOK_SECRET` when set (a real endpoint's), else one made for
-    this folder and kept in `RUNQ_HOME/webhooks/webhook_secret` (0600). It reaches the
-    sandbox and the receiver through their environment, never their command line.
+    With the sandbox the receiver is registered as one is at OpenAI, through the webhook
+    endpoints API (`producers.webhooks.endpoints.register`), once the sandbox is up: the
+    signing secret it returns goes to the receiver through its environment, never its
+    command line. With a backend of your own (`OPENAI_BASE_URL`), its endpoint's secret
+    is `OPENAI_WEBHOOK_SECRET` or `OPENAI_WEBHOOK_SECRET_FILE`.
     """
 
-    def __init__(self, secret: str, sandboxed: bool) -> None:
-        self.secret = secret
-        self.sandboxed = sandboxed
+    def __init__(self, secret: str | None) -> None:
+        self.secret = secret  # None: the sandbox's, learnt when registering
         self.port = free_port()
 
     def configure(self, stack: Stack) -> None:
-        """Before the stack starts: workers in webhook mode, a sandbox that sends."""
+        """Before the stack starts: workers in webhook mode."""
         stack.worker_env = {**stack.worker_env, "RUNQ_MODE": "webhook"}
-        if self.sandboxed:
-            url = f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
-            stack.sandbox_args = [*stack.sandbox_args, "--webhook-url", url]
-            stack.sandbox_env = {**stack.sandbox_env, "RUNQ_SANDBOX_WEBHOOK_SECRET": self.secret}
 
-    def start_receiver(self, redis_url: str, log_path: Path) -> WebhookServerProcess:
+    def start_receiver(self, stack: Stack, log_path: Path) -> WebhookServerProcess:
+        """After the stack is up: register with the sandbox if it is ours, then serve."""
+        assert stack.redis_url is not None
+        url = f"http://127.0.0.1:{self.port}{WEBHOOK_PATH}"
+        secret = self.secret
+        if secret is None:
+            assert stack.base_url is not None
+            client = openai.OpenAI(base_url=stack.base_url, api_key="sandbox-no-key")
+            secret = endpoints.register(client, url, name="runq up").signing_secret
+            register_secret(secret)
         return WebhookServerProcess(
-            redis_url, self.secret, port=self.port, log_path=log_path
+            stack.redis_url, secret, port=self.port, log_path=log_path
         ).start()
 
 
 def _webhook_parts(settings: Settings) -> _WebhookParts:
     require("gateway", "runq up --webhooks")  # `runq webhooks` runs on the gateway's stack
-    if settings.webhook_secret is not None:
-        secret = settings.webhook_secret.get_secret_value()
-    else:
-        secret = stack_webhook_secret(settings.home / "webhooks")
-    register_secret(secret)
-    return _WebhookParts(secret, sandboxed=settings.openai_base_url is None)
+    if settings.openai_base_url is None:
+        return _WebhookParts(None)
+    try:
+        return _WebhookParts(webhook_secret(settings))
+    except ConfigurationError:
+        raise ConfigurationError(
+            "runq up --webhooks with OPENAI_BASE_URL needs the signing secret of the "
+            "endpoint your backend posts to: set OPENAI_WEBHOOK_SECRET, or register one "
+            "with `runq webhooks register URL` and set OPENAI_WEBHOOK_SECRET_FILE"
+        ) from None
