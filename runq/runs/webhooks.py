@@ -44,6 +44,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -130,6 +131,7 @@ class WebhookVerifier:
         self._secret = check_secret(secret)
         self._reload = reload
         self._reloaded_at = float("-inf")
+        self._reloading = threading.Lock()
         from openai import OpenAI
 
         # The client only verifies: no request goes out, so no key is needed or sent.
@@ -146,38 +148,46 @@ class WebhookVerifier:
         webhook_id = lowered["webhook-id"]
         if len(webhook_id) > MAX_WEBHOOK_ID:
             raise WebhookRejected(400, f"webhook-id is longer than {MAX_WEBHOOK_ID} characters")
+        used = self._secret
         try:
-            self._check(body, lowered)
+            self._check(body, lowered, used)
         except InvalidWebhookSignatureError as exc:
-            if not self._secret_changed():
+            if not self._secret_changed(used):
                 # The library's reason: a signature that does not match, or a timestamp
                 # too old / too new / not a number. Nothing of the secret is in it.
                 raise WebhookRejected(401, str(exc)) from None
             try:
-                self._check(body, lowered)
+                self._check(body, lowered, self._secret)
             except InvalidWebhookSignatureError as again:
                 raise WebhookRejected(401, str(again)) from None
         return _delivery(webhook_id, body)
 
-    def _check(self, body: bytes, headers: Mapping[str, str]) -> None:
+    def _check(self, body: bytes, headers: Mapping[str, str], secret: str) -> None:
         # Only the check: `unwrap` would also build the library's typed event, which
         # nothing here reads (`_delivery` takes the three fields it needs).
-        self._client.webhooks.verify_signature(body, headers, secret=self._secret)
+        self._client.webhooks.verify_signature(body, headers, secret=secret)
 
-    def _secret_changed(self) -> bool:
-        """Read the secret again if allowed now; True when it is a new one."""
-        now = time.monotonic()
-        if self._reload is None or now - self._reloaded_at < self.RELOAD_SECONDS:
+    def _secret_changed(self, used: str) -> bool:
+        """Is there a newer secret than `used`: read by a concurrent delivery meanwhile,
+        or read now from the file (when allowed)? Deliveries that fail together after a
+        rotation wait for one read, and all check again with its secret."""
+        if self._reload is None:
             return False
-        self._reloaded_at = now
-        try:
-            fresh = check_secret(self._reload())
-        except RunqError as err:  # a file being replaced, emptied: keep the one we have
-            log.warning("webhook.secret_unreadable", error=str(err))
-            return False
-        if fresh == self._secret:
-            return False
-        self._secret = fresh
+        with self._reloading:
+            if self._secret != used:
+                return True
+            now = time.monotonic()
+            if now - self._reloaded_at < self.RELOAD_SECONDS:
+                return False
+            self._reloaded_at = now
+            try:
+                fresh = check_secret(self._reload())
+            except RunqError as err:  # a file being replaced, emptied: keep the one we have
+                log.warning("webhook.secret_unreadable", error=str(err))
+                return False
+            if fresh == self._secret:
+                return False
+            self._secret = fresh
         log.info("webhook.secret_reloaded")
         return True
 

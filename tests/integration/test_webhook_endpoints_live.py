@@ -64,6 +64,8 @@ def test_a_registered_receiver_verifies_through_both_kinds_of_rotation(
     secret = secret_file.read_text().strip()
     assert secret.startswith("whsec_")
     assert secret not in registered.stdout + registered.stderr  # only in the file
+    twice = cli(tmp_path, sandbox, "register", url, "--print-secret")
+    assert twice.returncode == 2 and f"registered already, as {endpoint_id}" in twice.stderr
 
     log_path = tmp_path / "webhooks.log"
     # No secret in the receiver's environment: it reads the file, and reads it again.

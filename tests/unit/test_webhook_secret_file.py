@@ -103,6 +103,18 @@ def test_forged_deliveries_do_not_make_the_receiver_read_its_file_each_time() ->
     assert source.reads == 1  # once per WebhookVerifier.RELOAD_SECONDS at most
 
 
+def test_deliveries_failing_together_after_a_rotation_all_take_the_new_secret() -> None:
+    """Two deliveries checked with the old secret at the same moment: the first to ask
+    reads the file, the second finds the secret changed since its check (no second read,
+    though the 5-second limit is on) and checks again instead of refusing."""
+    source = FileSecret(NEW_SECRET)
+    verifier = WebhookVerifier(SECRET, reload=source)
+    assert verifier._secret_changed(SECRET) is True
+    assert verifier._secret_changed(SECRET) is True
+    assert source.reads == 1
+    assert verifier._secret_changed(NEW_SECRET) is False  # checked with the new one: no
+
+
 def test_an_unreadable_file_keeps_the_secret_in_use() -> None:
     def broken() -> str:
         raise ConfigurationError("the webhook secret file is empty")

@@ -75,7 +75,18 @@ def register(
     event_types: tuple[str, ...] = RUNQ_EVENT_TYPES,
 ) -> Any:
     """Register `url` for `event_types`; the endpoint, with its `signing_secret` (shown
-    only this once)."""
+    only this once).
+
+    A URL registered already is refused: a second endpoint would send every event twice,
+    signed with a secret the receiver does not hold, and the backend would retry each
+    refused copy for hours. Its secret is what `rotate` renews."""
+    for existing in client.webhooks.list():
+        if existing.url == url:
+            raise ConfigurationError(
+                f"{url} is registered already, as {existing.id}: `runq webhooks rotate "
+                f"{existing.id}` gives it a new secret, `runq webhooks remove "
+                f"{existing.id}` deletes it"
+            )
     return client.webhooks.create(url=url, name=name, event_types=list(event_types))  # type: ignore[arg-type]
 
 
