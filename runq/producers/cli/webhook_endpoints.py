@@ -67,11 +67,7 @@ def cmd_rotate(args: argparse.Namespace) -> int:
 
     client, settings = _backend()
     endpoint = endpoints.rotate(client, args.endpoint_id, keep_old=args.keep_old)
-    grace = (
-        "the old secret stays valid for 24 hours"
-        if args.keep_old
-        else ("the old secret no longer verifies")
-    )
+    grace = "the old secret stays valid for 24 hours" if args.keep_old else "the old one stops now"
     print(f"rotated the secret of {endpoint.id}; {grace}")
     return _keep_secret(args, settings, endpoint.signing_secret)
 
