@@ -90,16 +90,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
         else:
             print(handle.id)
         return 0
-    # The id first, so a wait cut short (Ctrl-C, a closed terminal) leaves it on screen;
-    # with --json on stderr, so stdout stays one JSON document.
-    print(handle.id, file=sys.stderr if args.json else sys.stdout, flush=True)
-    return _wait_and_print(handle, args.timeout, args.json)
+    return _wait_and_print(handle, args.timeout, args.json, show_id=True)
 
 
-def _wait_and_print(handle: Any, timeout: float | None, as_json: bool) -> int:
+def _wait_and_print(
+    handle: Any, timeout: float | None, as_json: bool, *, show_id: bool = False
+) -> int:
     from runq.errors import JobTimeoutError
 
     try:
+        if show_id:
+            # The id first, so a wait cut short (Ctrl-C, a closed terminal) leaves it on
+            # screen; with --json on stderr, so stdout stays one JSON document. Inside the
+            # `try`: a Ctrl-C the moment it is printed still gets the hint below.
+            print(handle.id, file=sys.stderr if as_json else sys.stdout, flush=True)
         result = handle.result(timeout=timeout)
     except KeyboardInterrupt:
         print(f"\nstopped waiting; job {handle.id} goes on. Get its result later with: "
