@@ -151,6 +151,18 @@ def test_gateway_and_metrics_require_their_credentials() -> None:
         assert SERVICES[service]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
 
 
+def test_webhook_mode_is_a_setting_away_and_only_the_gateway_holds_its_secret() -> None:
+    shared = SERVICES["worker-runs"]["environment"]
+    assert interpolate(shared["RUNQ_MODE"], {}) == "poll"
+    assert interpolate(shared["RUNQ_MODE"], {"RUNQ_MODE": "webhook"}) == "webhook"
+    secret = SERVICES["gateway"]["environment"]["OPENAI_WEBHOOK_SECRET"]
+    assert interpolate(secret, {"OPENAI_WEBHOOK_SECRET": "whsec_x"}) == "whsec_x"
+    holders = [
+        n for n, s in SERVICES.items() if "OPENAI_WEBHOOK_SECRET" in (s.get("environment") or {})
+    ]
+    assert holders == ["gateway"]
+
+
 def test_metrics_and_sandbox_commands_parse() -> None:
     metrics = build_parser().parse_args(command("metrics")[1:])
     assert (metrics.command, metrics.host, metrics.port) == ("metrics", "0.0.0.0", 9808)
