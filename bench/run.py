@@ -20,7 +20,7 @@ Celery's result channel for naive, the coroutine itself for no-queue).
 
     python -m bench.run                # N=1000, L=500 ms -> docs/benchmarks.md, latest.json
     python -m bench.run --full         # N=5000
-    python -m bench.run --quick        # CI smoke: N=60, L=200 ms -> bench/results/quick.json
+    python -m bench.run --quick        # CI smoke: N=30, L=200 ms -> bench/results/quick.json
     python -m bench.run --network-only # only the scenario below
 
 The `fairness` scenario (`bench.fairness`): tenant A submits N jobs, then tenant B 20;
@@ -642,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.quick:
-        n, latency, naive_n, prof_n = 60, 200, 8, 0
+        n, latency, naive_n, prof_n = 30, 200, 4, 0
     else:
         n, latency, naive_n, prof_n = (5000 if args.full else 1000), 500, 50, 300
     n = args.jobs or n
