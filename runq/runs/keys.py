@@ -78,6 +78,12 @@ def wakes() -> str:
     return f"{PREFIX}:wakes"
 
 
+def wake_stop(runner_id: str) -> str:
+    """List one wake runner waits on beside `wakes()`: a push there ends its `BRPOP` at
+    once when its worker stops, instead of after the wait's timeout."""
+    return f"{PREFIX}:wakes:stop:{runner_id}"
+
+
 def webhook_seen(webhook_id: str) -> str:
     """Set (with a TTL past the signature's tolerance) once a delivery was taken in: a
     replay of the same `webhook-id` finds it and is refused (runs.webhooks)."""

@@ -62,13 +62,26 @@ class WakeQueue:
             self.redis.lpush(self.key, *members)
         return len(members)
 
-    def take(self, timeout: float) -> DueStep | None:
+    def take(self, timeout: float, stop_key: str | None = None) -> DueStep | None:
         """The oldest due step, waiting up to `timeout` seconds for one (each step is
-        returned to one caller only)."""
-        reply = self.redis.brpop([self.key], timeout=timeout)
+        returned to one caller only). A push to `stop_key` (`interrupt`) ends the wait
+        at once, with `None`; a due step waiting already comes first."""
+        listened = [self.key] if stop_key is None else [self.key, stop_key]
+        reply = self.redis.brpop(listened, timeout=timeout)
         if reply is None:
             return None
-        return DueStep.parse(reply[1])
+        key, raw = reply
+        if (key.decode() if isinstance(key, bytes) else key) != self.key:
+            return None
+        return DueStep.parse(raw)
+
+    def interrupt(self, stop_key: str) -> None:
+        """End the `take` that waits on `stop_key` now. The key lapses by itself if
+        nobody takes the push (the taker had already left)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lpush(stop_key, "stop")
+        pipe.expire(stop_key, 60)
+        pipe.execute()
 
     def take_more(self, count: int) -> list[DueStep]:
         """Up to `count` more due steps, without waiting: one `RPOP` with a count for a

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from runq.config.worker_pools import default_shape
 from runq.errors import LaunchError
-from runq.worker.children import free_port, spawn, stop_process, wait_until
+from runq.worker.children import free_port, spawn, stop_process, stop_processes, wait_until
 from runq.worker.discovery import clear_state
 
 MIN_REDIS_VERSION = (6, 2)
@@ -349,8 +349,8 @@ class Stack:
         return self
 
     def stop(self) -> None:
-        for proc in reversed(self.worker_procs):
-            proc.stop()
+        # The workers first (their warm shutdowns need Redis), all at once.
+        stop_processes([worker.proc for worker in self.worker_procs], timeout=20.0)
         self.worker_procs.clear()
         if self.sandbox is not None:
             self.sandbox.stop()

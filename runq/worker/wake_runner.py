@@ -10,19 +10,22 @@ keeps going. On shutdown it stops taking and lets the running steps finish.
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
+from runq.runs import keys
 from runq.runs.delays import DueStep
 from runq.runs.wakes import WakeQueue
 
 log = structlog.get_logger("runq.worker")
 
 TAKE_TIMEOUT = 1.0
-"""How long one `BRPOP` waits: the runner notices a stop this soon when idle (an idle
-worker costs one Redis command a second for it)."""
+"""How long one `BRPOP` waits (an idle worker costs one Redis command a second for it).
+A stop does not wait for it: `stop` pushes to the runner's own stop key, which the
+`BRPOP` listens to as well, so a worker's warm shutdown is not a second longer."""
 
 
 class WakeRunner:
@@ -41,6 +44,7 @@ class WakeRunner:
         self._stopping = threading.Event()
         self._pool: ThreadPoolExecutor | None = None
         self._taker: threading.Thread | None = None
+        self._stop_key = keys.wake_stop(uuid.uuid4().hex)
 
     def start(self) -> WakeRunner:
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="runq-wake")
@@ -53,6 +57,10 @@ class WakeRunner:
         """Stop taking, then wait up to `timeout` for the steps that run."""
         self._stopping.set()
         if self._taker is not None:
+            try:
+                self.queue.interrupt(self._stop_key)
+            except Exception:  # Redis unreachable: the wait ends by its timeout
+                log.warning("wake.interrupt_failed", exc_info=True)
             self._taker.join(TAKE_TIMEOUT + 1.0)
         if self._pool is not None:
             done = threading.Thread(target=self._pool.shutdown, daemon=True)
@@ -79,7 +87,7 @@ class WakeRunner:
             if not self._slots.acquire(timeout=TAKE_TIMEOUT):
                 continue
             try:
-                due = self.queue.take(TAKE_TIMEOUT)
+                due = self.queue.take(TAKE_TIMEOUT, stop_key=self._stop_key)
             except Exception:  # a Redis blip: the next turn tries again
                 self._slots.release()
                 log.exception("wake.take_failed")

@@ -166,3 +166,31 @@ def test_a_burst_of_looks_is_taken_in_one_more_command(queue: WakeQueue) -> None
     assert sorted(ran) == sorted(f"job-{n}" for n in range(2, 10))
     assert pops[:2] == ["brpop", "rpop"]  # one blocking pop, then the rest in one
     assert pops.count("rpop") == 1
+
+
+def test_an_interrupt_ends_a_take_and_a_waiting_step_comes_first(queue: WakeQueue) -> None:
+    queue.push("due", "poll", 1)
+    queue.interrupt("runq:wakes:stop:r1")
+    assert queue.take(0.1, stop_key="runq:wakes:stop:r1") == DueStep("due", "poll", 1)
+    assert queue.take(0.1, stop_key="runq:wakes:stop:r1") is None  # the interrupt
+    assert not queue.redis.exists("runq:wakes:stop:r1")  # taken: nothing left behind
+    queue.interrupt("runq:wakes:stop:gone")  # a taker that had left: the push lapses
+    assert 0 < queue.redis.ttl("runq:wakes:stop:gone") <= 60
+
+
+def test_a_stop_does_not_wait_for_the_takers_timeout(
+    queue: WakeQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's warm shutdown stops its runner: the idle taker's `BRPOP` ends when the
+    stop pushes to the runner's own key, not when its wait runs out."""
+    monkeypatch.setattr("runq.worker.wake_runner.TAKE_TIMEOUT", 30.0)
+    ran: list[str] = []
+    runner = WakeRunner(queue, lambda step, job_id, token: ran.append(job_id) or "ok").start()
+    queue.push("before-the-stop", "poll", 1)
+    wait_for(lambda: ran or None, timeout=10, what="the step run")
+    began = time.monotonic()
+    runner.stop(timeout=5)
+    assert runner._taker is not None and not runner._taker.is_alive()
+    assert time.monotonic() - began < 10, "the stop waited for the 30 s take"
+    queue.push("after-the-stop", "poll", 2)
+    assert queue.pending() == 1 and ran == ["before-the-stop"]  # left for other workers
