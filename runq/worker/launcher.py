@@ -285,6 +285,9 @@ class Stack:
     redis: EmbeddedRedis | None = None
     sandbox: SandboxProcess | None = None
     worker_procs: list[WorkerProcess] = field(default_factory=list)
+    # Processes started beside the stack (`runq up`'s Flower and webhook receiver): they
+    # stop with the workers, all signalled at once.
+    companions: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start(self) -> Stack:
         try:
@@ -350,8 +353,10 @@ class Stack:
 
     def stop(self) -> None:
         # The workers first (their warm shutdowns need Redis), all at once.
-        stop_processes([worker.proc for worker in self.worker_procs], timeout=20.0)
+        procs = [worker.proc for worker in self.worker_procs] + self.companions
+        stop_processes(procs, timeout=20.0)
         self.worker_procs.clear()
+        self.companions.clear()
         if self.sandbox is not None:
             self.sandbox.stop()
         if self.redis is not None:

@@ -141,3 +141,19 @@ def test_no_process_of_the_stack_outlives_runq_up(tmp_path: Path, how: signal.Si
         wait_for(lambda: all_gone(children), timeout=30, what="the stack's processes to end")
     if how == signal.SIGHUP:
         assert up.returncode == 0
+
+
+def test_ctrl_c_stops_flower_and_the_webhook_receiver_with_the_stack(tmp_path: Path) -> None:
+    """The processes `runq up` starts beside the stack stop with its workers."""
+    from runq.worker.children import free_port
+
+    port = str(free_port())
+    with runq_up(tmp_path, "--flower-demo", "--flower-port", port, "--webhooks") as up:
+        children = stack_processes(up)
+        names = " ".join(" ".join(child.cmdline()) for child in children)
+        assert "flower" in names and "webhooks" in names, names
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+        wait_for(lambda: all_gone(children), timeout=30, what="the stack's processes to end")
+    assert up.returncode == 0
+    assert "runq up: stopped" in (tmp_path / "up-0.log").read_text()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import threading
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from runq.producers.webhooks.process import WebhookServerProcess
 from runq.producers.webhooks.receiver import webhook_secret
 from runq.worker.children import free_port
 from runq.worker.discovery import read_state, write_state
-from runq.worker.launcher import Stack, spawn, stop_process
+from runq.worker.launcher import Stack, spawn
 
 
 def run_up(
@@ -84,7 +83,6 @@ def run_up(
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, _stop)
-    flower_proc: subprocess.Popen[bytes] | None = None
     receiver: WebhookServerProcess | None = None
     with stack:
         # Other commands find the stack through the state file: written once every
@@ -94,13 +92,15 @@ def run_up(
         stack.wait_ready()
         if hooks is not None:
             receiver = hooks.start_receiver(stack, settings.home / "webhooks.log")
+            assert receiver.proc is not None
+            stack.companions.append(receiver.proc)
             print(f"runq up: webhooks {receiver.url} (safety poll every "
                   f"{settings.safety_poll_interval:g} s)", flush=True)  # fmt: skip
         write_state(settings.home, redis_url=stack.redis_url, base_url=stack.base_url)
         if flower:
             assert stack.redis_url is not None
             argv, env = flower_command(flower_options, stack.redis_url)
-            flower_proc = spawn(argv, env=env)
+            stack.companions.append(spawn(argv, env=env))
             auth = "no auth (--flower-demo)" if flower_demo else "basic auth"
             print(f"runq up: flower  http://127.0.0.1:{flower_port}/ ({auth})", flush=True)
         print(f"runq up: redis   {redact_text(str(stack.redis_url))}", flush=True)
@@ -112,9 +112,7 @@ def run_up(
         print("runq up: Ctrl-C stops everything", flush=True)
         while not stopping.wait(0.5):
             _watch_children(stack, receiver, stopping)
-        stop_process(flower_proc)
-        if receiver is not None:
-            receiver.stop()
+        # Leaving the block stops the workers, Flower and the receiver together.
     print("runq up: stopped", flush=True)
     return 0
 
