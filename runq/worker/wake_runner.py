@@ -57,15 +57,20 @@ class WakeRunner:
         """Stop taking, then wait up to `timeout` for the steps that run."""
         self._stopping.set()
         if self._taker is not None:
-            try:
-                self.queue.interrupt(self._stop_key)
-            except Exception:  # Redis unreachable: the wait ends by its timeout
-                log.warning("wake.interrupt_failed", exc_info=True)
+            # On a thread of its own: a Redis that does not answer cannot make the stop
+            # wait longer than the take's own timeout would.
+            threading.Thread(target=self._interrupt, name="runq-wake-stop", daemon=True).start()
             self._taker.join(TAKE_TIMEOUT + 1.0)
         if self._pool is not None:
             done = threading.Thread(target=self._pool.shutdown, daemon=True)
             done.start()
             done.join(timeout)
+
+    def _interrupt(self) -> None:
+        try:
+            self.queue.interrupt(self._stop_key)
+        except Exception:  # Redis unreachable: the taker's wait ends by its timeout
+            log.warning("wake.interrupt_failed", exc_info=True)
 
     def offer(self, steps: list[DueStep]) -> list[DueStep]:
         """Run at once as many of `steps` as there are free threads; returns the others.

@@ -194,3 +194,18 @@ def test_a_stop_does_not_wait_for_the_takers_timeout(
     assert time.monotonic() - began < 10, "the stop waited for the 30 s take"
     queue.push("after-the-stop", "poll", 2)
     assert queue.pending() == 1 and ran == ["before-the-stop"]  # left for other workers
+
+
+def test_a_redis_that_does_not_answer_the_stop_does_not_hold_it(
+    queue: WakeQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The interrupt is a command like any other: if it hangs, the stop still ends once
+    the taker's own wait (1 s) runs out, as it did before there was an interrupt."""
+    hung = threading.Event()
+    monkeypatch.setattr(queue, "interrupt", lambda stop_key: hung.wait(30))
+    runner = WakeRunner(queue, lambda step, job_id, token: "ok").start()
+    began = time.monotonic()
+    runner.stop(timeout=5)
+    hung.set()
+    assert runner._taker is not None and not runner._taker.is_alive()
+    assert time.monotonic() - began < 10, "the stop waited for the hung interrupt"
