@@ -28,6 +28,7 @@ from typing import Any
 
 from runq.runs import keys
 from runq.runs.delays import DueStep, member
+from runq.runs.replies import text
 
 WAKEABLE = frozenset({"poll", "look"})
 """Steps that go through the wake queue. A poll is one request, and so is a safety look
@@ -71,7 +72,7 @@ class WakeQueue:
         if reply is None:
             return None
         key, raw = reply
-        if (key.decode() if isinstance(key, bytes) else key) != self.key:
+        if text(key) != self.key:
             return None
         return DueStep.parse(raw)
 
