@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 
 
@@ -65,10 +66,31 @@ class Channel(kombu_redis.Channel):
         if asynchronous:
             return super()._create_client(asynchronous=True)
         client = self._sync_client
+        if self._pool is None and self.connection.client is None:
+            return self._client_after_the_transport_closed(client)
         if client is None or client.connection_pool is not self.pool:
             # First use, or the channel's pool was replaced: a client on the new pool.
             client = self._sync_client = super()._create_client()
         return client
+
+    def _client_after_the_transport_closed(self, client: Any) -> Any:
+        """A client for a channel closed after its transport let go of its `Connection`.
+
+        Celery's consumer, on a lost broker connection, `collect()`s the connection and
+        then `close()`s it, ignoring only connection errors. When the first close of the
+        channel is cut short by the lost connection, the second one restores the
+        unacknowledged messages with a fresh client; kombu builds its pool from the
+        transport's `Connection`, which `collect()` has set to None, and the
+        `AttributeError` that follows is unrecoverable for Celery: the worker exits
+        (found by `bench.chaos --mode webhook` with a Redis restart). The client this
+        channel already has still reaches Redis, and the restore goes on with it;
+        without one, a connection error, which the close ignores: the messages then stay
+        in `unacked` until the visibility timeout brings them back, and runq's leases
+        re-drive their jobs before that.
+        """
+        if client is not None:
+            return client
+        raise redis.exceptions.ConnectionError("the broker connection is closed")
 
 
 class Transport(kombu_redis.Transport):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ from kombu import Connection, Exchange, Queue
 from runq.config.celery import REDIS_TRANSPORT, transport_for
 from runq.worker.broker import Transport
 from runq.worker.celery_app import make_app
+from runq.worker.launcher import EmbeddedRedis
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +125,67 @@ def test_a_message_never_acknowledged_comes_back(redis_url: str) -> None:
                 conn.drain_events(timeout=5)
         assert again == [7]
         assert conn.default_channel._create_client().hlen("unacked") == 0
+
+
+def _holding_an_unacked_message(url: str, queue: Queue) -> Connection:
+    """A consumer's connection with one message received and not acknowledged."""
+    conn = Connection(url, transport=REDIS_TRANSPORT)
+    conn.Producer(serializer="json").publish(
+        {"n": 1}, exchange=queue.exchange, routing_key=queue.routing_key, declare=[queue]
+    )
+    held: list[int] = []
+    consumer = conn.Consumer(queue, callbacks=[lambda body, msg: held.append(body["n"])],
+                             prefetch_count=1)  # fmt: skip
+    consumer.consume()
+    while not held:
+        conn.drain_events(timeout=5)
+    return conn
+
+
+def _waiting(url: str, queue: Queue) -> tuple[int, int]:
+    """(messages in the queue, messages kept unacknowledged) on the Redis at `url`."""
+    client = redis.Redis.from_url(url)
+    try:
+        return int(client.llen(queue.name)), int(client.hlen("unacked"))
+    finally:
+        client.close()
+
+
+def test_a_lost_broker_connection_closes_without_killing_the_worker(tmp_path: Path) -> None:
+    """Celery 5.7's consumer, on a lost broker connection, first `collect()`s the
+    connection, which drops the transport's reference to its `Connection`; when the
+    channel's close is cut short there (its pending BRPOP read fails), it is left open.
+    Celery then `close()`s the connection, ignoring only connection errors, and that
+    close restores the unacked messages through a new client, whose pool kombu built
+    from the dropped reference: `AttributeError`, unrecoverable for Celery, and the
+    worker exited (found by `bench.chaos --mode webhook`, at its Redis restart).
+    The close must end quietly, and the message must wait in Redis for its restore."""
+    from kombu.common import ignore_errors
+
+    queue = Queue("runq-transport-lost", Exchange("runq-transport-lost"), "l")
+    server = EmbeddedRedis(tmp_path, appendonly=True).start()
+    try:
+        conn = _holding_an_unacked_message(server.url, queue)
+        server.stop()
+        conn._do_close_transport()  # where `collect()` leaves it (see the docstring)
+        ignore_errors(conn, conn.close)  # Celery's close: it raised AttributeError
+        server.start()
+        # Redis was down at the close: the message is still kept as unacknowledged, for
+        # the visibility timeout's restore (and the job's lease) to bring back.
+        assert _waiting(server.url, queue) == (0, 1)
+    finally:
+        server.stop()
+
+
+def test_a_close_after_the_transport_let_go_still_restores_unacked_messages(
+    redis_url: str,
+) -> None:
+    """The same close with Redis up: the channel's own client restores the message."""
+    url = own_db(redis_url)
+    queue = Queue("runq-transport-let-go", Exchange("runq-transport-let-go"), "g")
+    redis.Redis.from_url(url).delete("unacked", "unacked_index", queue.name)
+    conn = _holding_an_unacked_message(url, queue)
+    assert _waiting(url, queue) == (0, 1)
+    conn._do_close_transport()
+    conn.close()
+    assert _waiting(url, queue) == (1, 0)
