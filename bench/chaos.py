@@ -18,7 +18,16 @@ Counted at the end:
 - time to recover: for each fault (kill or Redis restart), the time until the next job
   reached a terminal state; and the time from the last fault to the last job's end.
 
+`--mode webhook` runs the same jobs in webhook mode: the sandbox signs and sends a
+webhook when each response ends, `runq webhooks` receives it and wakes the job, and the
+safety poll (`--safety-poll`, 15 s) is all that covers a lost one. On top of the faults
+above, the sandbox drops, delays and duplicates deliveries (`--webhook-faults`), and the
+receiver itself is SIGKILLed and started again on the same port twice (the sandbox
+retries the deliveries it could not make). A woken poll runs in the worker's main
+process, so a whole-worker kill also takes the polls its wake runner had popped.
+
     python -m bench.chaos [--jobs 500] [--faults SPEC] [--seed 7] [--kills 20] [--quick]
+    python -m bench.chaos --mode webhook [--webhook-faults SPEC] [--safety-poll 15]
 """
 
 from __future__ import annotations
@@ -37,12 +46,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ProbeSandbox, descendants, machine_info, percentile
+from bench.run import BenchWebhooks
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
 from runq.worker.launcher import EmbeddedRedis, WorkerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FAULTS = "429=0.1,500=0.05,hang=0.02,failed=0.02,expired=0.01"
+DEFAULT_WEBHOOK_FAULTS = "webhook_drop=0.1,webhook_delay=0.1,webhook_duplicate=0.1"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
@@ -57,6 +68,9 @@ class Fleet:
         self.url, self.base_url, self.home, self.env = url, base_url, home, env
         self.workers: list[WorkerProcess | None] = [None] * count
         self.started = 0
+        # Workers that exited without being killed: (time, index, exit code). Each is
+        # started again, as a supervisor (compose's restart policy) would, and reported.
+        self.exits: list[tuple[float, int, int]] = []
         for i in range(count):
             self.start(i)
 
@@ -87,6 +101,15 @@ class Fleet:
             os.kill(random.choice(children), signal.SIGKILL)
         return True
 
+    def replace_exited(self) -> None:
+        """Start again every worker that exited on its own, and note it."""
+        for index, proc in enumerate(self.workers):
+            code = proc.proc.poll() if proc is not None and proc.proc is not None else None
+            if code is not None:
+                self.exits.append((time.time(), index, code))
+                log(f"worker {index} exited on its own (code {code}); starting it again")
+                self.start(index)
+
     def stop(self) -> None:
         for proc in self.workers:
             if proc is not None:
@@ -101,6 +124,90 @@ def job_states(client: Client, ids: list[str]) -> dict[str, Any]:
         except Exception:  # missing record, or Redis is restarting
             out[job_id] = None
     return out
+
+
+def kill_receiver(hooks: BenchWebhooks) -> None:
+    """SIGKILL `runq webhooks`: deliveries in its hands are lost, later ones refused until
+    it is back (the sandbox retries those with backoff)."""
+    proc = hooks.proc.proc if hooks.proc is not None else None
+    if proc is not None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        proc.wait(timeout=10)
+    hooks.proc = None
+
+
+def webhook_figures(home: Path, stats: dict[str, Any], safety: float) -> dict[str, Any]:
+    """What the deliveries did (the sandbox's counts) and what moved each job on once its
+    run ended, read from the workers' log: a step that dispatched a round's tools or
+    finished the job, by the task that ran it. `runq.wake.poll` is a poll a delivery woke
+    (or one due now); `runq.wake.look` a safety look that found the run ended, so its
+    delivery was lost, late or refused; `runq.jobs.poll` a poll task (after a failed
+    call, or the sweeper's re-drive)."""
+    moved: Counter[str] = Counter()
+    log_file = home / "worker.log"
+    for line in log_file.read_text(errors="replace").splitlines() if log_file.exists() else []:
+        if '"job.tools_dispatched"' in line or '"job.finished"' in line:
+            with contextlib.suppress(ValueError):
+                moved[json.loads(line).get("task_name") or "?"] += 1
+    return {"safety_poll_s": safety, "webhooks": stats.get("webhooks"),
+            "run_ends_taken_by": dict(moved)}  # fmt: skip
+
+
+def start_sandbox(
+    args: argparse.Namespace, faults: str, hooks: BenchWebhooks | None, redis_url: str, home: Path
+) -> ProbeSandbox:
+    """The sandbox with the fault profile; in webhook mode it sends to a started receiver."""
+    extra = ["--faults", faults, "--seed", str(args.seed)]
+    env = {"RUNQ_SANDBOX_HANG_SECONDS": "60"}
+    if hooks is not None:
+        extra += ["--webhook-url", hooks.url]
+        env["RUNQ_SANDBOX_WEBHOOK_SECRET"] = hooks.secret
+        hooks.start(redis_url, home)
+    return ProbeSandbox(latency_ms=args.latency_ms, extra_args=extra, env=env).start()
+
+
+def inject_faults(
+    fleet: Fleet,
+    server: EmbeddedRedis,
+    hooks: BenchWebhooks | None,
+    home: Path,
+    *,
+    kills: int,
+    workers: int,
+    rng: random.Random,
+    faults: list[tuple[float, str]],
+) -> EmbeddedRedis:
+    """`kills` SIGKILLs at random intervals (even: a whole worker, replaced; odd: one pool
+    process), Redis restarted half-way, and with `hooks` the receiver killed and started
+    again at a quarter and three quarters. Returns the Redis server now running."""
+    port = server.port
+    receiver_kills = {kills // 4, (3 * kills) // 4} if hooks is not None else set()
+    for k in range(kills):
+        time.sleep(rng.uniform(0.5, 3.0))
+        fleet.replace_exited()
+        index = rng.randrange(workers)
+        if k % 2 == 0:
+            fleet.kill_worker(index)
+            faults.append((time.time(), f"SIGKILL worker {index} (whole process group)"))
+            time.sleep(rng.uniform(0.2, 1.5))
+            fleet.start(index)
+        elif fleet.kill_pool_process(index):
+            faults.append((time.time(), f"SIGKILL one pool process of worker {index}"))
+        if hooks is not None and k in receiver_kills:
+            kill_receiver(hooks)
+            faults.append((time.time(), "SIGKILL the webhook receiver"))
+            time.sleep(1.0)
+            hooks.start(server.url, home)
+            faults.append((time.time(), "webhook receiver started (same port)"))
+        if k == kills // 2:
+            server.stop()
+            faults.append((time.time(), "Redis stopped"))
+            time.sleep(1.0)
+            server = EmbeddedRedis(home, port=port, appendonly=True).start()
+            faults.append((time.time(), "Redis started (same port, AOF)"))
+            log("Redis restarted")
+    return server
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,23 +228,35 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this long")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--mode", choices=["poll", "webhook"], default="poll")
+    parser.add_argument(
+        "--webhook-faults", default=DEFAULT_WEBHOOK_FAULTS,
+        help="webhook mode: the sandbox's delivery faults, added to --faults",
+    )  # fmt: skip
+    parser.add_argument(
+        "--safety-poll", type=float, default=15.0,
+        help="webhook mode: RUNQ_SAFETY_POLL_INTERVAL, what finishes a job whose webhook is lost",
+    )  # fmt: skip
     parser.add_argument("--out", help="JSON (default bench/results/chaos.json; quick: chaos-quick)")
     args = parser.parse_args(argv)
     n = args.jobs or (40 if args.quick else 500)
     kills = args.kills if args.kills is not None else (4 if args.quick else 20)
-    name = "chaos-quick.json" if args.quick else "chaos.json"
+    webhooks = args.mode == "webhook"
+    name = "chaos" + ("-webhook" if webhooks else "") + ("-quick" if args.quick else "") + ".json"
+    faults_profile = f"{args.faults},{args.webhook_faults}" if webhooks else args.faults
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / name
     rng = random.Random(args.seed)
     random.seed(args.seed)
     home = Path(tempfile.mkdtemp(prefix="runq-chaos-"))
     port = free_port()
     server = EmbeddedRedis(home, port=port, appendonly=True).start()
-    sandbox = ProbeSandbox(
-        latency_ms=args.latency_ms, extra_args=["--faults", args.faults, "--seed", str(args.seed)],
-        env={"RUNQ_SANDBOX_HANG_SECONDS": "60"},
-    ).start()  # fmt: skip
+    hooks = BenchWebhooks() if webhooks else None
+    sandbox = start_sandbox(args, faults_profile, hooks, server.url, home)
     env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json", "RUNQ_SWEEP_INTERVAL": "5",
+           "RUNQ_TOOL_MODULES": "examples.tools",
            "RUNQ_REQUEST_TIMEOUT": str(args.request_timeout)}  # fmt: skip
+    if webhooks:
+        env.update(RUNQ_MODE="webhook", RUNQ_SAFETY_POLL_INTERVAL=str(args.safety_poll))
     fleet = Fleet(server.url, sandbox.base_url, home, args.workers, env)
     client = Client(server.url, load_settings(redis_url=server.url, home=home))
     faults: list[tuple[float, str]] = []
@@ -148,25 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             script = json.dumps([[{"name": "append_note", "arguments": {"note": job_id}}]])
             client.submit("Save a note", job_id=job_id, tools=["append_note"],
                           metadata={"sandbox_script": script})  # fmt: skip
-        log(f"submitted {n} jobs; faults {args.faults} seed {args.seed}")
-        redis_restart_at = kills // 2
-        for k in range(kills):
-            time.sleep(rng.uniform(0.5, 3.0))
-            index = rng.randrange(args.workers)
-            if k % 2 == 0:
-                fleet.kill_worker(index)
-                faults.append((time.time(), f"SIGKILL worker {index} (whole process group)"))
-                time.sleep(rng.uniform(0.2, 1.5))
-                fleet.start(index)
-            elif fleet.kill_pool_process(index):
-                faults.append((time.time(), f"SIGKILL one pool process of worker {index}"))
-            if k == redis_restart_at:
-                server.stop()
-                faults.append((time.time(), "Redis stopped"))
-                time.sleep(1.0)
-                server = EmbeddedRedis(home, port=port, appendonly=True).start()
-                faults.append((time.time(), "Redis started (same port, AOF)"))
-                log("Redis restarted")
+        log(f"submitted {n} jobs; faults {faults_profile} seed {args.seed}")
+        server = inject_faults(
+            fleet, server, hooks, home, kills=kills, workers=args.workers, rng=rng, faults=faults
+        )
         log(f"{len(faults)} faults injected; waiting for every job to end")
         deadline = time.time() + args.timeout
         states: dict[str, Any] = {}
@@ -175,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             done = sum(1 for j in states.values() if j is not None and j.status in TERMINAL)
             if done == n:
                 break
+            fleet.replace_exited()
             time.sleep(2.0)
         ended = time.time()
         # Then every ended job must also be published by `runq.jobs.finish` (a finish lost
@@ -194,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         fleet.stop()
         sandbox.stop()
+        if hooks is not None:
+            hooks.stop()
         server.stop()
 
     status = Counter((j.status if j is not None else "missing") for j in states.values())
@@ -220,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "command": "python -m bench.chaos " + " ".join(argv if argv is not None else sys.argv[1:]),
         "jobs": n,
-        "faults_profile": args.faults,
+        "mode": args.mode,
+        "faults_profile": faults_profile,
         "seed": args.seed,
         "latency_ms": args.latency_ms,
         "workers": f"{args.workers} celery workers x 2 prefork",
@@ -246,7 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         "in_result_backend": in_result_backend,
         "publish_wait_after_last_end_s": round(published_at - ended, 2),
         "faults": [{"at_s": round(at - t0, 2), "what": what} for at, what in faults],
+        "workers_exited_on_their_own": [
+            {"at_s": round(at - t0, 2), "worker": index, "exit_code": code}
+            for at, index, code in fleet.exits
+        ],
         "sandbox_faults": stats.get("faults"),
+        **(webhook_figures(home, stats, args.safety_poll) if webhooks else {}),
         "recover_s_median": round(percentile(recover, 50), 2) if recover else None,
         "recover_s_max": round(max(recover), 2) if recover else None,
         "drain_after_last_fault_s": round(last_end - last_fault, 2),
@@ -257,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(report, indent=2) + "\n")
     log(json.dumps({k: report[k] for k in ("submitted", "succeeded", "failed", "lost",
                     "duplicate_run_jobs", "duplicate_tool_executions", "recover_s_max",
-                    "drain_after_last_fault_s", "published", "in_result_backend")}))  # fmt: skip
+                    "drain_after_last_fault_s", "published", "in_result_backend",
+                    "run_ends_taken_by", "webhooks", "workers_exited_on_their_own")
+                    if k in report}))  # fmt: skip
     log(f"wrote {out}")
     return 0
 
