@@ -137,13 +137,22 @@ def kill_receiver(hooks: BenchWebhooks) -> None:
     hooks.proc = None
 
 
+def interrupted_calls(log_file: Path) -> int:
+    """Tool calls reported `tool_interrupted` in the workers' log."""
+    if not log_file.exists():
+        return 0
+    lines = log_file.read_text(errors="replace").splitlines()
+    return sum(1 for line in lines if '"tool.failed"' in line and '"tool_interrupted"' in line)
+
+
 def webhook_figures(home: Path, stats: dict[str, Any], safety: float) -> dict[str, Any]:
     """What the deliveries did (the sandbox's counts) and what moved each job on once its
     run ended, read from the workers' log: a step that dispatched a round's tools or
     finished the job, by the task that ran it. `runq.wake.poll` is a poll a delivery woke
-    (or one due now); `runq.wake.look` a safety look that found the run ended, so its
-    delivery was lost, late or refused; `runq.jobs.poll` a poll task (after a failed
-    call, or the sweeper's re-drive)."""
+    (or one due now); `runq.wake.look` (or `runq.jobs.look`, a look due within 5 s,
+    sent as a Celery countdown) a safety look that found the run ended, so its delivery
+    was lost, late or refused; `runq.jobs.poll` a poll task (after a failed call, or the
+    sweeper's re-drive)."""
     moved: Counter[str] = Counter()
     log_file = home / "worker.log"
     for line in log_file.read_text(errors="replace").splitlines() if log_file.exists() else []:
@@ -350,6 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         "tool_executions": len(lines),
         "jobs_with_a_note": len(per_note),
         "duplicate_tool_executions": dup_tools,
+        # A call whose worker died after it was marked started: not run again (the tool
+        # is not idempotent), and the model is told (`tool_interrupted`).
+        "tool_calls_interrupted": interrupted_calls(home / "worker.log"),
         "published": sum(1 for j in states.values() if j is not None and j.published),
         "in_result_backend": in_result_backend,
         "publish_wait_after_last_end_s": round(published_at - ended, 2),
@@ -369,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     log(json.dumps({k: report[k] for k in ("submitted", "succeeded", "failed", "lost",
-                    "duplicate_run_jobs", "duplicate_tool_executions", "recover_s_max",
+                    "duplicate_run_jobs", "duplicate_tool_executions", "tool_calls_interrupted",
+                    "recover_s_max",
                     "drain_after_last_fault_s", "published", "in_result_backend",
                     "run_ends_taken_by", "webhooks", "workers_exited_on_their_own")
                     if k in report}))  # fmt: skip
