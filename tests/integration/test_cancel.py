@@ -139,6 +139,10 @@ def test_ten_stream_cancels_at_random_moments_all_win(client: Client, stack: Sta
 
 def test_a_poll_mode_cancel_wins_too(client: Client, stack: Stack) -> None:
     handle = client.submit("Tell me a long story.", instructions=SLOW)
+    # As for streams above: the random moment is one of the run's, so the job has a run
+    # to cancel at the backend (a cancel before its start creates none).
+    wait_for(lambda: handle.job().handle.get("response_id"), interval=0.01, timeout=30,
+             what="the job's run to be created")  # fmt: skip
     result, took, _ = _cancel_at_random(handle, random.Random())
     assert result["status"] == "cancelled"
     assert took < CANCEL_WITHIN
