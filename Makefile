@@ -78,10 +78,10 @@ bench-ask: $(STAMP)
 	$(BIN)/python -m bench.ask_rerun
 
 # Reliability harness: faults, worker kills and a Redis restart, then the rate-limit run
-# (docs/reliability.md); WEBHOOKS=1 runs the harness in webhook mode, with lost,
-# late and duplicate deliveries and receiver kills.
+# (docs/reliability.md); MODE=webhook runs the harness in webhook mode (lost, late and
+# duplicate deliveries, receiver kills), MODE=stream in stream mode.
 chaos: $(STAMP)
-	$(BIN)/python -m bench.chaos $(if $(QUICK),--quick,) $(if $(WEBHOOKS),--mode webhook,)
+	$(BIN)/python -m bench.chaos $(if $(QUICK),--quick,) $(if $(MODE),--mode $(MODE),)
 	$(BIN)/python -m bench.ratelimit_run $(if $(QUICK),--quick,)
 
 clean:

@@ -26,8 +26,14 @@ receiver itself is SIGKILLed and started again on the same port twice (the sandb
 retries the deliveries it could not make). A woken poll runs in the worker's main
 process, so a whole-worker kill also takes the polls its wake runner had popped.
 
+`--mode stream` runs them in stream mode: a step follows its run's event stream and
+forwards the text deltas, and a stream cut by a kill resumes after the last delta it
+forwarded. The report counts deltas forwarded twice within a run and succeeded jobs
+whose last run's deltas do not add up to their answer.
+
     python -m bench.chaos [--jobs 500] [--faults SPEC] [--seed 7] [--kills 20] [--quick]
     python -m bench.chaos --mode webhook [--webhook-faults SPEC] [--safety-poll 15]
+    python -m bench.chaos --mode stream
 """
 
 from __future__ import annotations
@@ -49,10 +55,19 @@ from bench.common import ProbeSandbox, descendants, machine_info, percentile
 from bench.run import BenchWebhooks
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
+from runq.runs import keys
 from runq.worker.launcher import EmbeddedRedis, WorkerProcess, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FAULTS = "429=0.1,500=0.05,hang=0.02,failed=0.02,expired=0.01"
+# What the harness prints when it ends (the JSON has everything).
+SUMMARY = (
+    "submitted", "succeeded", "failed", "lost", "duplicate_run_jobs",
+    "duplicate_tool_executions", "tool_calls_interrupted", "recover_s_max",
+    "drain_after_last_fault_s", "published", "in_result_backend", "run_ends_taken_by",
+    "webhooks", "stream_deltas", "stream_deltas_repeated", "stream_runs_followed_again",
+    "stream_answers_not_as_streamed", "workers_exited_on_their_own",
+)  # fmt: skip
 DEFAULT_WEBHOOK_FAULTS = "webhook_drop=0.1,webhook_delay=0.1,webhook_duplicate=0.1"
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
@@ -143,6 +158,55 @@ def interrupted_calls(log_file: Path) -> int:
         return 0
     lines = log_file.read_text(errors="replace").splitlines()
     return sum(1 for line in lines if '"tool.failed"' in line and '"tool_interrupted"' in line)
+
+
+def stream_figures(client: Client, states: dict[str, Any], home: Path) -> dict[str, Any]:
+    """Whether streams resumed after a kill repeated or skipped text, from each job's event
+    stream. A run's `text.delta` events carry its sequence numbers, which only grow; any
+    other event (a new run, a retry, a tool round) starts the next run's deltas. A delta
+    whose number does not grow within a run was forwarded twice; a succeeded job whose
+    last run's deltas do not add up to its answer lost or repeated some."""
+    repeated = forwarded = 0
+    mismatched: list[str] = []
+    for job_id, job in states.items():
+        if job is None:
+            continue
+        runs: list[list[str]] = [[]]
+        last = None
+        for _id, fields in client.redis.xrange(keys.events(job_id)):
+            event = json.loads(fields[b"data"])
+            if event.get("type") != "text.delta":
+                if runs[-1]:
+                    runs.append([])
+                last = None
+                continue
+            if last is not None and event["seq"] <= last:
+                repeated += 1
+            last = event["seq"]
+            runs[-1].append(event["delta"])
+            forwarded += 1
+        finals = [deltas for deltas in runs if deltas]
+        if job.status == "succeeded" and finals and "".join(finals[-1]) != job.output_text:
+            mismatched.append(job_id)
+    return {"stream_deltas": forwarded, "stream_deltas_repeated": repeated,
+            "stream_answers_not_as_streamed": mismatched,
+            "stream_runs_followed_again": runs_followed_again(home / "worker.log")}  # fmt: skip
+
+
+def runs_followed_again(log_file: Path) -> int:
+    """Runs whose stream more than one `runq.jobs.stream` task followed (a kill, a lost
+    lock, a failed call): each later one resumed after the last delta forwarded."""
+    followers: dict[tuple[str, str], set[str]] = {}
+    lines = log_file.read_text(errors="replace").splitlines() if log_file.exists() else []
+    for line in lines:
+        if '"runq.jobs.stream"' not in line:
+            continue
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("task_name") == "runq.jobs.stream" and record.get("run_id"):
+                run = (record.get("job_id", ""), record["run_id"])
+                followers.setdefault(run, set()).add(record.get("task_id", ""))
+    return sum(1 for tasks in followers.values() if len(tasks) > 1)
 
 
 def webhook_figures(home: Path, stats: dict[str, Any], safety: float) -> dict[str, Any]:
@@ -237,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this long")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--mode", choices=["poll", "webhook"], default="poll")
+    parser.add_argument("--mode", choices=["poll", "stream", "webhook"], default="poll")
     parser.add_argument(
         "--webhook-faults", default=DEFAULT_WEBHOOK_FAULTS,
         help="webhook mode: the sandbox's delivery faults, added to --faults",
@@ -251,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     n = args.jobs or (40 if args.quick else 500)
     kills = args.kills if args.kills is not None else (4 if args.quick else 20)
     webhooks = args.mode == "webhook"
-    name = "chaos" + ("-webhook" if webhooks else "") + ("-quick" if args.quick else "") + ".json"
+    mode_part = "" if args.mode == "poll" else f"-{args.mode}"
+    name = "chaos" + mode_part + ("-quick" if args.quick else "") + ".json"
     faults_profile = f"{args.faults},{args.webhook_faults}" if webhooks else args.faults
     out = Path(args.out) if args.out else ROOT / "bench" / "results" / name
     rng = random.Random(args.seed)
@@ -264,8 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json", "RUNQ_SWEEP_INTERVAL": "5",
            "RUNQ_TOOL_MODULES": "examples.tools",
            "RUNQ_REQUEST_TIMEOUT": str(args.request_timeout)}  # fmt: skip
+    env["RUNQ_MODE"] = args.mode
     if webhooks:
-        env.update(RUNQ_MODE="webhook", RUNQ_SAFETY_POLL_INTERVAL=str(args.safety_poll))
+        env["RUNQ_SAFETY_POLL_INTERVAL"] = str(args.safety_poll)
     fleet = Fleet(server.url, sandbox.base_url, home, args.workers, env)
     client = Client(server.url, load_settings(redis_url=server.url, home=home))
     faults: list[tuple[float, str]] = []
@@ -274,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         for job_id in ids:
             script = json.dumps([[{"name": "append_note", "arguments": {"note": job_id}}]])
-            client.submit("Save a note", job_id=job_id, tools=["append_note"],
+            client.submit("Save a note", job_id=job_id, tools=["append_note"], mode=args.mode,
                           metadata={"sandbox_script": script})  # fmt: skip
         log(f"submitted {n} jobs; faults {faults_profile} seed {args.seed}")
         server = inject_faults(
@@ -303,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         in_result_backend = sum(
             bool(client.redis.exists(f"celery-task-meta-{job_id}")) for job_id in ids
         )
+        streamed = stream_figures(client, states, home) if args.mode == "stream" else {}
         rows = sandbox.get("/bench/responses")
         stats = sandbox.stats()
     finally:
@@ -372,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "sandbox_faults": stats.get("faults"),
         **(webhook_figures(home, stats, args.safety_poll) if webhooks else {}),
+        **streamed,
         "recover_s_median": round(percentile(recover, 50), 2) if recover else None,
         "recover_s_max": round(max(recover), 2) if recover else None,
         "drain_after_last_fault_s": round(last_end - last_fault, 2),
@@ -380,12 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    log(json.dumps({k: report[k] for k in ("submitted", "succeeded", "failed", "lost",
-                    "duplicate_run_jobs", "duplicate_tool_executions", "tool_calls_interrupted",
-                    "recover_s_max",
-                    "drain_after_last_fault_s", "published", "in_result_backend",
-                    "run_ends_taken_by", "webhooks", "workers_exited_on_their_own")
-                    if k in report}))  # fmt: skip
+    log(json.dumps({k: report[k] for k in SUMMARY if k in report}))
     log(f"wrote {out}")
     return 0
 
