@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         "--safety-poll", type=float, default=15.0,
         help="webhook mode: RUNQ_SAFETY_POLL_INTERVAL, what finishes a job whose webhook is lost",
     )  # fmt: skip
-    parser.add_argument("--out", help="JSON (default bench/results/chaos.json; quick: chaos-quick)")
+    parser.add_argument("--out", help="JSON (default bench/results/chaos[-MODE][-quick].json)")
     args = parser.parse_args(argv)
     n = args.jobs or (40 if args.quick else 500)
     kills = args.kills if args.kills is not None else (4 if args.quick else 20)
@@ -327,9 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     hooks = BenchWebhooks() if webhooks else None
     sandbox = start_sandbox(args, faults_profile, hooks, server.url, home)
     env = {"RUNQ_HOME": str(home), "RUNQ_LOG_FORMAT": "json", "RUNQ_SWEEP_INTERVAL": "5",
-           "RUNQ_TOOL_MODULES": "examples.tools",
+           "RUNQ_TOOL_MODULES": "examples.tools", "RUNQ_MODE": args.mode,
            "RUNQ_REQUEST_TIMEOUT": str(args.request_timeout)}  # fmt: skip
-    env["RUNQ_MODE"] = args.mode
     if webhooks:
         env["RUNQ_SAFETY_POLL_INTERVAL"] = str(args.safety_poll)
     fleet = Fleet(server.url, sandbox.base_url, home, args.workers, env)
