@@ -79,8 +79,13 @@ def log(msg: str) -> None:
 class Fleet:
     """`count` runq workers that can be SIGKILLed and replaced."""
 
-    def __init__(self, url: str, base_url: str, home: Path, count: int, env: dict[str, str]):
+    def __init__(
+        self, url: str, base_url: str, home: Path, count: int, env: dict[str, str],
+        newcomer: bool = False,
+    ):  # fmt: skip
         self.url, self.base_url, self.home, self.env = url, base_url, home, env
+        # Prefork with two processes each, or (newcomer) the shape `runq worker` picks.
+        self.shape: dict[str, Any] = {} if newcomer else {"concurrency": 2, "pool": "prefork"}
         self.workers: list[WorkerProcess | None] = [None] * count
         self.started = 0
         # Workers that exited without being killed: (time, index, exit code). Each is
@@ -92,7 +97,7 @@ class Fleet:
     def start(self, index: int) -> None:
         self.started += 1
         self.workers[index] = WorkerProcess(
-            self.url, self.base_url, queues="runs,tools", concurrency=2, pool="prefork",
+            self.url, self.base_url, queues="runs,tools", **self.shape,
             name=f"chaos{index}-{self.started}-{os.getpid()}@%h", env=self.env,
             log_path=self.home / "worker.log",
         ).start()  # fmt: skip
@@ -303,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--mode", choices=["poll", "stream", "webhook"], default="poll")
     parser.add_argument(
+        "--newcomer", action="store_true",
+        help="start each worker as `runq worker` does (a threads pool), not prefork x 2; "
+        "then the odd kills have no pool process to hit",
+    )  # fmt: skip
+    parser.add_argument(
         "--webhook-faults", default=DEFAULT_WEBHOOK_FAULTS,
         help="webhook mode: the sandbox's delivery faults, added to --faults",
     )  # fmt: skip
@@ -331,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
            "RUNQ_REQUEST_TIMEOUT": str(args.request_timeout)}  # fmt: skip
     if webhooks:
         env["RUNQ_SAFETY_POLL_INTERVAL"] = str(args.safety_poll)
-    fleet = Fleet(server.url, sandbox.base_url, home, args.workers, env)
+    fleet = Fleet(server.url, sandbox.base_url, home, args.workers, env, args.newcomer)
     client = Client(server.url, load_settings(redis_url=server.url, home=home))
     faults: list[tuple[float, str]] = []
     try:
@@ -406,7 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         "faults_profile": faults_profile,
         "seed": args.seed,
         "latency_ms": args.latency_ms,
-        "workers": f"{args.workers} celery workers x 2 prefork",
+        "workers": f"{args.workers} celery workers x "
+        + ("the default shape (runq worker)" if args.newcomer else "2 prefork"),
         "request_timeout_s": args.request_timeout,
         "submitted": n,
         "succeeded": status.get("succeeded", 0),
