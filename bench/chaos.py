@@ -157,15 +157,28 @@ def kill_receiver(hooks: BenchWebhooks) -> None:
     hooks.proc = None
 
 
-def interrupted_calls(log_file: Path) -> int:
+def worker_log(home: Path) -> list[dict[str, Any]]:
+    """The workers' JSON log lines (every worker writes `home/worker.log`), read once for
+    the report's figures; lines that are not JSON (a banner) are left out."""
+    log_file = home / "worker.log"
+    records = []
+    for line in log_file.read_text(errors="replace").splitlines() if log_file.exists() else []:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def interrupted_calls(records: list[dict[str, Any]]) -> int:
     """Tool calls reported `tool_interrupted` in the workers' log."""
-    if not log_file.exists():
-        return 0
-    lines = log_file.read_text(errors="replace").splitlines()
-    return sum(1 for line in lines if '"tool.failed"' in line and '"tool_interrupted"' in line)
+    return sum(1 for r in records if r.get("event") == "tool.failed"
+               and r.get("code") == "tool_interrupted")  # fmt: skip
 
 
-def stream_figures(client: Client, states: dict[str, Any], home: Path) -> dict[str, Any]:
+def stream_figures(
+    client: Client, states: dict[str, Any], records: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Whether streams resumed after a kill repeated or skipped text, from each job's event
     stream. A run's `text.delta` events carry its sequence numbers, which only grow; any
     other event (a new run, a retry, a tool round) starts the next run's deltas. A delta
@@ -195,26 +208,23 @@ def stream_figures(client: Client, states: dict[str, Any], home: Path) -> dict[s
             mismatched.append(job_id)
     return {"stream_deltas": forwarded, "stream_deltas_repeated": repeated,
             "stream_answers_not_as_streamed": mismatched,
-            "stream_runs_followed_again": runs_followed_again(home / "worker.log")}  # fmt: skip
+            "stream_runs_followed_again": runs_followed_again(records)}  # fmt: skip
 
 
-def runs_followed_again(log_file: Path) -> int:
+def runs_followed_again(records: list[dict[str, Any]]) -> int:
     """Runs whose stream more than one `runq.jobs.stream` task followed (a kill, a lost
     lock, a failed call): each later one resumed after the last delta forwarded."""
     followers: dict[tuple[str, str], set[str]] = {}
-    lines = log_file.read_text(errors="replace").splitlines() if log_file.exists() else []
-    for line in lines:
-        if '"runq.jobs.stream"' not in line:
-            continue
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if record.get("task_name") == "runq.jobs.stream" and record.get("run_id"):
-                run = (record.get("job_id", ""), record["run_id"])
-                followers.setdefault(run, set()).add(record.get("task_id", ""))
+    for record in records:
+        if record.get("task_name") == "runq.jobs.stream" and record.get("run_id"):
+            run = (record.get("job_id", ""), record["run_id"])
+            followers.setdefault(run, set()).add(record.get("task_id", ""))
     return sum(1 for tasks in followers.values() if len(tasks) > 1)
 
 
-def webhook_figures(home: Path, stats: dict[str, Any], safety: float) -> dict[str, Any]:
+def webhook_figures(
+    records: list[dict[str, Any]], stats: dict[str, Any], safety: float
+) -> dict[str, Any]:
     """What the deliveries did (the sandbox's counts) and what moved each job on once its
     run ended, read from the workers' log: a step that dispatched a round's tools or
     finished the job, by the task that ran it. `runq.wake.poll` is a poll a delivery woke
@@ -222,12 +232,10 @@ def webhook_figures(home: Path, stats: dict[str, Any], safety: float) -> dict[st
     sent as a Celery countdown) a safety look that found the run ended, so its delivery
     was lost, late or refused; `runq.jobs.poll` a poll task (after a failed call, or the
     sweeper's re-drive)."""
-    moved: Counter[str] = Counter()
-    log_file = home / "worker.log"
-    for line in log_file.read_text(errors="replace").splitlines() if log_file.exists() else []:
-        if '"job.tools_dispatched"' in line or '"job.finished"' in line:
-            with contextlib.suppress(ValueError):
-                moved[json.loads(line).get("task_name") or "?"] += 1
+    moved = Counter(
+        r.get("task_name") or "?" for r in records
+        if r.get("event") in ("job.tools_dispatched", "job.finished")
+    )  # fmt: skip
     return {"safety_poll_s": safety, "webhooks": stats.get("webhooks"),
             "run_ends_taken_by": dict(moved)}  # fmt: skip
 
@@ -378,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         in_result_backend = sum(
             bool(client.redis.exists(f"celery-task-meta-{job_id}")) for job_id in ids
         )
-        streamed = stream_figures(client, states, home) if args.mode == "stream" else {}
+        records = worker_log(home)
+        streamed = stream_figures(client, states, records) if args.mode == "stream" else {}
         rows = sandbox.get("/bench/responses")
         stats = sandbox.stats()
     finally:
@@ -438,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         "duplicate_tool_executions": dup_tools,
         # A call whose worker died after it was marked started: not run again (the tool
         # is not idempotent), and the model is told (`tool_interrupted`).
-        "tool_calls_interrupted": interrupted_calls(home / "worker.log"),
+        "tool_calls_interrupted": interrupted_calls(records),
         "published": sum(1 for j in states.values() if j is not None and j.published),
         "in_result_backend": in_result_backend,
         "publish_wait_after_last_end_s": round(published_at - ended, 2),
@@ -448,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             for at, index, code in fleet.exits
         ],
         "sandbox_faults": stats.get("faults"),
-        **(webhook_figures(home, stats, args.safety_poll) if webhooks else {}),
+        **(webhook_figures(records, stats, args.safety_poll) if webhooks else {}),
         **streamed,
         "recover_s_median": round(percentile(recover, 50), 2) if recover else None,
         "recover_s_max": round(max(recover), 2) if recover else None,
