@@ -10,26 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.soak import kind_of
-
 ROOT = Path(__file__).resolve().parents[2]
 JOBS = 30
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(200)]
-
-
-def test_a_key_kind_is_a_key_with_its_ids_taken_out() -> None:
-    assert kind_of("runq:job:job_4da93b01d8fc4efb96ad3f1a6de50bfe") == "runq:job:<id>"
-    assert kind_of("runq:tools:job_4da93b01d8fc4efb96ad3f1a6de50bfe:0:submitted") == (
-        "runq:tools:<id>:<id>:submitted"
-    )
-    assert kind_of("celery-task-meta-job_f6de4fd4024141088ca6a300dde89760") == (
-        "celery-task-meta-<id>"
-    )
-    assert kind_of("runq:webhook:resp:resp_79b2fc98921d4c889bd9dea0c634eeed") == (
-        "runq:webhook:resp:<id>"
-    )
-    assert kind_of("_kombu.binding.runs") == "_kombu.binding.runs"
 
 
 @pytest.mark.parametrize("mode", ["poll", "webhook"])
