@@ -37,7 +37,7 @@ from typing import Any
 import redis
 
 from bench.common import ProcWatch, redis_counters, redis_delta
-from bench.run import BenchWebhooks, Config, RunqWatcher, sandbox_for, start_workers
+from bench.run import BenchWebhooks, Config, RunqWatcher, sandbox_for, start_workers, stop_stack
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
 from runq.worker.launcher import EmbeddedRedis
@@ -153,10 +153,7 @@ def run(
             "webhooks": final.get("webhooks"),
         }  # fmt: skip
     finally:
-        workers.stop()
-        hooks.stop()
-        sandbox.stop()
-        server.stop()
+        stop_stack(workers, hooks, sandbox, server)
         shutil.rmtree(home, ignore_errors=True)
 
 

@@ -32,7 +32,15 @@ from typing import Any
 
 import redis
 
-from bench.run import PROMPT, BenchWebhooks, Config, sandbox_for, script_for, start_workers
+from bench.run import (
+    PROMPT,
+    BenchWebhooks,
+    Config,
+    sandbox_for,
+    script_for,
+    start_workers,
+    stop_stack,
+)
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
 from runq.runs import keys
@@ -175,11 +183,7 @@ def measure(
         monitor.halt.set()
         waiter.ping()  # one more line so the monitor sees its halt
     finally:
-        workers.stop()
-        if hooks is not None:
-            hooks.stop()
-        sandbox.stop()
-        server.stop()
+        stop_stack(workers, hooks, sandbox, server)
         shutil.rmtree(home, ignore_errors=True)
     per_job = {
         src: {"sent": round(monitor.sent[src] / jobs, 2),

@@ -331,6 +331,18 @@ class Workers:
             stop_process(proc)
 
 
+def stop_stack(
+    workers: Workers, hooks: BenchWebhooks | None, sandbox: ProbeSandbox, server: EmbeddedRedis
+) -> None:
+    """Stop a contender's processes: its workers first (they talk to the rest), then the
+    webhook receiver, the sandbox and Redis."""
+    workers.stop()
+    if hooks is not None:
+        hooks.stop()
+    sandbox.stop()
+    server.stop()
+
+
 def start_workers(name: str, cfg: Config, url: str, base_url: str, home: Path) -> Workers:
     """naive's Celery worker, newcomer `runq worker`s, or one runq worker of a set shape."""
     env = runq_worker_env(cfg, home, name)
@@ -477,11 +489,7 @@ def run_celery(name: str, cfg: Config, log: Callable[[str], None]) -> dict[str, 
             int(stats.get("peak_in_flight_responses", 0)), **extra,
         )  # fmt: skip
     finally:
-        workers.stop()
-        if hooks is not None:
-            hooks.stop()
-        sandbox.stop()
-        server.stop()
+        stop_stack(workers, hooks, sandbox, server)
 
 
 def run_no_queue(cfg: Config, log: Callable[[str], None]) -> dict[str, Any]:

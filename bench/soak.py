@@ -32,7 +32,7 @@ from typing import Any
 import redis
 
 from bench.common import descendants, machine_info, rss_mb
-from bench.run import BenchWebhooks, Config, sandbox_for, script_for, start_workers
+from bench.run import BenchWebhooks, Config, sandbox_for, script_for, start_workers, stop_stack
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
 from runq.worker.launcher import EmbeddedRedis
@@ -151,11 +151,7 @@ def run(jobs: int, batch: int, mode: str, latency_ms: int, log: Any) -> dict[str
         keys_after = conn.dbsize()
         audit = audit_keys(conn, jobs + WARM_UP_JOBS)
     finally:
-        workers.stop()
-        if hooks is not None:
-            hooks.stop()
-        sandbox.stop()
-        server.stop()
+        stop_stack(workers, hooks, sandbox, server)
         shutil.rmtree(home, ignore_errors=True)
     second_half = [(s["jobs"], s["worker_rss_mb"]) for s in samples if s["jobs"] > jobs / 2]
     return {
