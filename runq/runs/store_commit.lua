@@ -22,15 +22,21 @@
 --
 -- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone, -2 when
 -- the cancel flag refused the write (nothing was written; the lock is still held).
--- The record and, for a step's outcome, the cancel flag in one MGET.
+-- The record, the lock (when one is to be released) and, for a step's outcome, the
+-- cancel flag: one MGET, read before anything is written (the script is atomic, so the
+-- lock read first is the lock the end of the script releases).
 local guarded = ARGV[10] == '1'
-local found
-if guarded then found = redis.call('MGET', KEYS[1], KEYS[5]) else found = {redis.call('GET', KEYS[1])} end
+local releasing = ARGV[3] ~= ''
+local wanted = {KEYS[1]}
+if releasing then wanted[#wanted + 1] = KEYS[2] end
+if guarded then wanted[#wanted + 1] = KEYS[5] end
+local found = redis.call('MGET', unpack(wanted))
 local data = found[1]
 if not data then return -1 end
 local current = string.match(data, '"version": (%d+)')
 if current ~= ARGV[1] then return 0 end
-if guarded and found[2] then return -2 end
+local lock_owner = releasing and found[2] or false
+if guarded and found[#wanted] then return -2 end
 local ended = tonumber(ARGV[5]) > 0
 if ended then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
@@ -49,9 +55,7 @@ end
 -- The stream got its TTL when the job was created (store_create.lua); XADD keeps it. Only
 -- the commit that ends the job (its `job.final` event) sets it again, from the end.
 if n > 0 and ended then redis.call('EXPIRE', KEYS[4], ARGV[9]) end
-if ARGV[3] ~= '' and redis.call('GET', KEYS[2]) == ARGV[3] then
-  redis.call('DEL', KEYS[2])
-end
+if releasing and lock_owner == ARGV[3] then redis.call('DEL', KEYS[2]) end
 local record = ARGV[11 + n]
 if record and record ~= '' then
   redis.call('SET', KEYS[6], record, 'EX', ARGV[12 + n])

@@ -131,6 +131,21 @@ def test_commit_releases_the_lock_and_appends_events(store: JobStore, fake_redis
     assert 600 < fake_redis.ttl(keys.events(job.id)) <= 600 + 600
 
 
+def test_a_commit_leaves_a_lock_another_step_took_over(store: JobStore, fake_redis) -> None:
+    # The first step's lock ran out and a second step holds the job now: the first
+    # step's commit must not free the second's lock (a third step would run alongside).
+    job = _new(store)
+    first = store.claim(job.id, lock_seconds=30)
+    fake_redis.delete(keys.job_lock(job.id))
+    second = store.claim(job.id, lock_seconds=30)
+    assert second.acquired
+    got = first.job
+    got.move(JobStatus.RUNNING)
+    assert store.commit(got, [], owner=first.owner, lease_until=time.time() + 5)
+    assert fake_redis.get(keys.job_lock(job.id)) == second.owner.encode()
+    assert not store.claim(job.id, lock_seconds=30).acquired
+
+
 def test_the_ending_commit_sets_the_streams_ttl_from_the_end(store: JobStore, fake_redis) -> None:
     job = _new(store)
     job.move(JobStatus.RUNNING)
