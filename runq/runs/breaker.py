@@ -103,7 +103,15 @@ class CircuitBreaker:
         return self.ask().allowed
 
     def ask(self) -> Admission:
-        """`allow()`, plus what a refused caller needs to know to come back in time."""
+        """`allow()`, plus what a refused caller needs to know to come back in time.
+
+        A closed breaker (almost every call) is read with one `HGET`: closed lets the
+        call through without writing anything, so reading it outside the script answers
+        what the script would have at that instant. Only a breaker that is open or half
+        open needs the script's clock and its probe's compare-and-set."""
+        stored = self.redis.hget(self.key, "state")
+        if stored is None or text(stored) == "closed":
+            return Admission(True, "closed", clean=stored is None)
         allowed, state, wait, *clean = self._call("allow")
         return Admission(bool(int(allowed)), self._state(state), max(0.0, float(text(wait))),
                          clean=bool(clean and int(clean[0])))  # fmt: skip
@@ -113,7 +121,12 @@ class CircuitBreaker:
         return self._state(self._call("release"))
 
     def record_success(self) -> State:
-        """A call succeeded: closes a half-open breaker, resets the failure count."""
+        """A call succeeded: closes a half-open breaker, resets the failure count.
+
+        A breaker with no key is closed with nothing counted (the usual case), and a
+        success would write nothing: one `HGET` says so, without the script."""
+        if self.redis.hget(self.key, "state") is None:
+            return "closed"
         return self._state(self._call("success"))
 
     def record_failure(self) -> State:
