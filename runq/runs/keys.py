@@ -91,26 +91,18 @@ def webhook_seen(webhook_id: str) -> str:
 
 
 def webhook_response(response_id: str) -> str:
-    """The job whose run is this background response (a webhook names only the response)."""
+    """The job whose run is this background response (a webhook names only the response).
+
+    Holds `early` when a delivery came before the job's step wrote it: that step then
+    polls at once instead of waiting for the safety poll (runs.webhooks)."""
     return f"{PREFIX}:webhook:resp:{response_id}"
-
-
-def webhook_early(response_id: str) -> str:
-    """Set when a delivery came before the job's step wrote `webhook_response`: that step
-    then polls at once instead of waiting for the safety poll."""
-    return f"{PREFIX}:webhook:early:{response_id}"
 
 
 def webhook_batch(backend_batch_id: str) -> str:
     """runq's own id of the batch the backend knows as this (a `batch.*` webhook names
-    only the backend's id): written when the batcher adopts the batch."""
+    only the backend's id): written when the batcher adopts the batch; `early` when its
+    delivery came first (the batcher then looks at that batch at once)."""
     return f"{PREFIX}:webhook:batch:{backend_batch_id}"
-
-
-def webhook_batch_early(backend_batch_id: str) -> str:
-    """Set when a `batch.*` delivery came before the batcher wrote `webhook_batch`: the
-    batcher then looks at that batch at once."""
-    return f"{PREFIX}:webhook:batch-early:{backend_batch_id}"
 
 
 def sweeper_lock() -> str:

@@ -33,10 +33,10 @@ duplicate delivery, one that arrives after a (safety) poll already saw the end, 
 safety poll that comes after a woken one, each find the token moved on and do nothing.
 
 Early deliveries: the index is written just after the step commits the wait, so a
-delivery can come first (a very short run). The receiver then sets an "early" mark, and
-the step reads (and deletes) it right after writing the index. Redis orders the two
-scripts, so one side always sees the other: either the receiver finds the index and
-wakes the job, or the step finds the mark and polls at once.
+delivery can come first (a very short run). The receiver then writes `early` where the
+index goes, and the step writes the index with `SET ... GET`, which answers what was
+there. Redis orders the two, so one side always sees the other: either the receiver
+finds the index and wakes the job, or the step finds the mark and polls at once.
 """
 
 from __future__ import annotations
@@ -208,6 +208,19 @@ def _delivery(webhook_id: str, body: bytes) -> Delivery:
     return Delivery(webhook_id, event["type"], object_id, hint if isinstance(hint, str) else None)
 
 
+EARLY = "early"
+"""What the receiver writes where an index is still to come (`webhook_receive.lua`)."""
+
+
+def index_and_take_early(client: redis.Redis, key: str, value: str, ttl: float) -> bool:
+    """Write an index entry; True if a delivery came before it (its early mark was there).
+
+    One `SET ... GET`: the write and the look at what it replaced are one command, so a
+    delivery is seen either by the receiver's lookup or here, never by neither."""
+    previous = client.set(key, value, ex=max(1, int(ttl)), get=True)
+    return previous is not None and text(previous) == EARLY
+
+
 class WebhookIndex:
     """The worker's side: which job a response belongs to, written when its wait starts."""
 
@@ -218,11 +231,9 @@ class WebhookIndex:
         """Record that `job_id` waits for `response_id` in the wait committed with `token`
         (so the receiver can wake that wait without reading the record); True if the
         response's delivery already came."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.webhook_response(response_id), f"{token}|{job_id}", ex=max(1, int(ttl)))
-        pipe.getdel(keys.webhook_early(response_id))
-        _, early = pipe.execute()
-        return early is not None
+        return index_and_take_early(
+            self.redis, keys.webhook_response(response_id), f"{token}|{job_id}", ttl
+        )
 
 
 class WebhookInbox:
@@ -240,13 +251,10 @@ class WebhookInbox:
         batch = delivery.type in BATCH_EVENTS
         if batch:
             index = keys.webhook_batch(delivery.object_id)
-            early = keys.webhook_batch_early(delivery.object_id)
         else:
             index = keys.webhook_response(delivery.object_id)
-            early = keys.webhook_early(delivery.object_id)
         reply = self._receive(
-            keys=[keys.webhook_seen(delivery.webhook_id), index, early, keys.wakes(),
-                  keys.delayed()],
+            keys=[keys.webhook_seen(delivery.webhook_id), index, keys.wakes(), keys.delayed()],
             args=[SEEN_TTL_SECONDS, EARLY_TTL_SECONDS, "0" if batch else "1"],
         )  # fmt: skip
         kind = text(reply[0])

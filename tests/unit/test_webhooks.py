@@ -285,8 +285,10 @@ def test_an_early_delivery_makes_the_poll_due_at_once(
     steps = _steps(store, backend, scheduler, safety_poll_interval=45.0)
     job = _submit(store, mode="webhook")
     steps.run("start", job.id, 0)
-    assert scheduler.last() == ("poll", job.id, store.get(job.id).token, 0.0)
-    assert fake_redis.get(keys.webhook_early("resp_1")) is None
+    token = store.get(job.id).token
+    assert scheduler.last() == ("poll", job.id, token, 0.0)
+    # The mark held the index's place: the index has replaced it.
+    assert fake_redis.get(keys.webhook_response("resp_1")) == f"{token}|{job.id}".encode()
 
 
 def test_woken_poll_duplicates_and_the_safety_poll_apply_once(

@@ -53,7 +53,7 @@ def test_a_delivery_before_the_batcher_adopted_the_batch_leaves_a_mark(
 ) -> None:
     assert receiver.receive(*signed(batch_event("batch_early"))).status == "unknown"
     assert created(fake_redis, queue, "rb_2", "batch_early") is True  # look at once
-    assert not fake_redis.exists(keys.webhook_batch_early("batch_early"))  # taken once
+    assert fake_redis.get(keys.webhook_batch("batch_early")) == b"rb_2"  # the mark, replaced
 
 
 def test_a_replayed_or_late_delivery_changes_nothing(fake_redis, queue, receiver) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from runq.runs import keys, lua
 from runq.runs.replies import text
+from runq.runs.webhooks import index_and_take_early
 
 
 @dataclass(frozen=True)
@@ -161,11 +162,9 @@ class BatchQueue:
         `batch.*` webhook finds it (runs.webhooks); True if that delivery already came
         (then the batch should be looked at now). Written after the batch is `created`:
         Redis orders this and the receiver's lookup, so one of them sees the other."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.set(keys.webhook_batch(backend_id), local_id, ex=WEBHOOK_INDEX_TTL)
-        pipe.getdel(keys.webhook_batch_early(backend_id))
-        _, early = pipe.execute()
-        return early is not None
+        return index_and_take_early(
+            self.redis, keys.webhook_batch(backend_id), local_id, WEBHOOK_INDEX_TTL
+        )
 
     def look_now(self, local_id: str) -> bool:
         """Make a `created` batch due for a look at the batcher's next tick (a webhook
