@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runq.errors import ConfigurationError
 from runq.producers.ask import corpus as ask_corpus
 from runq.producers.ask import per_file as ask_per_file
 from runq.producers.ask import schema as ask_schema
@@ -41,8 +42,8 @@ from runq.producers.ask.plan import ToSubmit, answer_options, plan
 from runq.producers.ask.progress import wait
 from runq.producers.ask.report import AskReport
 from runq.producers.ask.schema import OutputSchema
+from runq.producers.backend_client import backend_client
 from runq.producers.client.sync import Client
-from runq.worker.discovery import resolve_base_url
 
 if TYPE_CHECKING:
     import openai
@@ -69,20 +70,11 @@ def read_questions(path: str | Path) -> list[str]:
 
 
 def openai_client(client: Client) -> openai.OpenAI:
-    import openai
-
-    base_url = resolve_base_url(client.settings)
-    if not base_url and not client.settings.openai_api_key:
-        raise ask_corpus.CorpusError(
-            "no backend to upload documents to: set OPENAI_BASE_URL (or OPENAI_API_KEY), "
-            "or run `runq up` in this folder first"
-        )
-    return openai.OpenAI(
-        api_key=client.settings.api_key_value(),
-        base_url=base_url,
-        timeout=client.settings.request_timeout,
-        max_retries=3,
-    )
+    """The client the corpus is uploaded and indexed with (the workers' backend)."""
+    try:
+        return backend_client(client.settings, purpose="upload documents to", max_retries=3)
+    except ConfigurationError as err:
+        raise ask_corpus.CorpusError(str(err)) from None
 
 
 def submit(

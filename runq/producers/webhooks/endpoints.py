@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runq.errors import ConfigurationError
+from runq.producers.backend_client import backend_client as producers_backend_client
 
 if TYPE_CHECKING:
     import openai
@@ -49,22 +50,7 @@ DEFAULT_NAME = "runq"
 
 def backend_client(settings: Settings) -> openai.OpenAI:
     """A client for runq's configured backend, or an error saying how to name one."""
-    import openai
-
-    from runq.worker.discovery import resolve_base_url
-
-    base_url = resolve_base_url(settings)
-    if not base_url and settings.openai_api_key is None:
-        raise ConfigurationError(
-            "no backend to manage webhook endpoints at: set OPENAI_API_KEY (OpenAI) or "
-            "OPENAI_BASE_URL, or run `runq up` in this folder first"
-        )
-    return openai.OpenAI(
-        api_key=settings.api_key_value(),
-        base_url=base_url,
-        timeout=settings.request_timeout,
-        max_retries=2,
-    )
+    return producers_backend_client(settings, purpose="manage webhook endpoints at")
 
 
 def register(
