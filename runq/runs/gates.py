@@ -17,7 +17,7 @@ from runq.errors import BackendError, ConfigurationError, InvalidJobError, JobNo
 from runq.runs.breaker import Admission, CircuitBreaker
 from runq.runs.chains import Link
 from runq.runs.context import StepContext
-from runq.runs.conversations.record import first_job_of, of_job
+from runq.runs.conversations.ids import first_job_of, turns_on
 from runq.runs.error_codes import ErrorCode
 from runq.runs.frame import StepFrame
 from runq.runs.job import Job, JobSpec, Step
@@ -120,15 +120,14 @@ class Gates:
             else:  # a job from before runq kept conversations: its backend's handle
                 _take_over_handle(spec, earlier)
         # A conversation's first job takes no lock on it: every later job waits for it
-        # to end instead (`runs.conversations.record.of_job`), which costs it nothing.
-        own = spec.conversation is not None and spec.conversation == of_job(job.id)
-        runq_own = None if own else spec.conversation
-        conversation = runq_own or spec.thread_id or spec.conversation_id
+        # to end instead (`runs.conversations.ids.of_job`), which costs it nothing.
+        # The others take the turn in the order they were submitted.
+        conversation = turns_on(job.id, spec)
         if conversation and not job.handle:
-            first = first_job_of(runq_own)
-            if first is not None and first != ended and not self._ended(first):
+            first = first_job_of(spec.conversation)
+            if first not in (None, ended, job.id) and not self._ended(first):
                 return self.multitask.busy(job, first)
-            holder = self.store.take_conversation(conversation, job.id, spec.deadline)
+            holder = self.store.take_conversation(job, conversation)
             if holder != job.id:
                 return self.multitask.busy(job, holder)
             job.turn_lock = conversation
@@ -137,7 +136,7 @@ class Gates:
 
     def _ended(self, job_id: str) -> bool:
         """Has the job that began a conversation ended (or expired)? It took no turn lock
-        (`runs.conversations.record.of_job`): the next job on it waits for its end."""
+        (`runs.conversations.ids.of_job`): the next job on it waits for its end."""
         try:
             return self.store.get(job_id).terminal
         except JobNotFoundError:

@@ -134,6 +134,15 @@ def conversation_lock(conversation: str) -> str:
     return f"{PREFIX}:conv:{conversation}"
 
 
+def conversation_queue(conversation: str, tenant: str | None) -> str:
+    """Sorted set of one tenant's jobs that will take turns on a conversation or thread,
+    scored by submission time: the turn lock goes to them in that order
+    (`JobStore.take_conversation`). Per tenant, so that another tenant's job naming the
+    conversation (it fails at the history, which is not its own) never holds a place in
+    the owner's line."""
+    return f"{PREFIX}:convq:{tenant or ''}:{conversation}"
+
+
 def approvals(job_id: str) -> str:
     """Hash of call_id -> the tool calls of a job that wait for a person (`runs.approvals`)."""
     return f"{PREFIX}:approvals:{job_id}"

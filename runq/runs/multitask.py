@@ -3,7 +3,8 @@
 Jobs on one conversation take turns through a lock in Redis (`runs.gates`). When a
 job's start step finds another job holding its conversation, its strategy decides:
 
-- `enqueue` (the default): it waits its turn, as it always did;
+- `enqueue` (the default): it waits its turn, in the order the jobs were submitted
+  (`JobStore.take_conversation`);
 - `reject`: it fails at once with `conversation_busy` (nothing is sent to a backend);
 - `interrupt`: it asks the holder to stop (the holder's cancel flag and the cancel task,
   as `runq cancel` does: the holder's run is cancelled at the backend), then takes the
@@ -11,6 +12,10 @@ job's start step finds another job holding its conversation, its strategy decide
   conversation's history, marked `interrupted`, so the new turn sees what was asked;
 - `rollback`: as `interrupt`, and the interrupted turn is removed from the
   conversation's history, as if it had never been asked.
+
+The job in the way is the one holding the conversation or, while none does, the job
+submitted before this one that has yet to take its turn: `reject` fails behind either,
+and `interrupt` asks each in turn to stop.
 
 Only a holder of the same tenant is interrupted: a conversation id names a tenant's
 conversation, and a job of another tenant that names it waits (and then fails at its

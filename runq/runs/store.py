@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, cast
 from runq.errors import IdempotencyConflictError, JobNotFoundError
 from runq.runs import cancellation, keys, lua
 from runq.runs.cancellation import CancelRequested
+from runq.runs.conversations.ids import turns_on
 from runq.runs.job import Job, JobSpec
 from runq.runs.replies import text
 
@@ -48,6 +49,9 @@ CREATE = lua.source("store_create")
 # the job was created: long enough for any job whose deadline is within one lifetime;
 # an entry whose record expired earlier is skipped and pruned by its reader.
 INDEX_LIFETIMES = 2
+# A conversation's queue outlives the deadline of the last job that joined it by this
+# much (seconds): a job may wait for admission before its deadline starts to count.
+QUEUE_MARGIN = 24 * 3600
 
 # What the commit script answers when the cancel flag refused a step's outcome.
 _REFUSED_CANCELLED = -2
@@ -139,6 +143,13 @@ def _life_bound(job: Job) -> int:
     return math.ceil(float(job.spec.deadline))
 
 
+def _queue_ttl(job: Job) -> int:
+    """How long a conversation's queue is kept after a job joins it: past the job's
+    deadline, so the queue outlives every job still waiting in it (a queue that expired
+    anyway loses no order: each job joins again at its own submission time)."""
+    return _life_bound(job) + QUEUE_MARGIN
+
+
 def _dump(job: Job) -> str:
     data = job.to_dict()
     version = data.pop(_VERSION_FIRST)
@@ -164,6 +175,7 @@ class JobStore:
         self._create = lua.register(client, "store_create")
         self._commit = lua.register(client, "store_commit")
         self._release = lua.register(client, "store_release")
+        self._take_turn = lua.register(client, "conversation_turn")
         self._extend = lua.register(client, "store_extend_lock")
         self._request_cancel = lua.register(client, "cancel_request")
         self._delta = lua.register(client, "store_delta")
@@ -210,6 +222,7 @@ class JobStore:
         idem = keys.idempotency(tenant, idempotency_key) if idempotency_key else None
         payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
         created = job.timings.get("queued_at") or time.time()
+        conversation = turns_on(job.id, job.spec)
         return CreateCall(
             keys=[
                 keys.job(job.id),
@@ -218,6 +231,7 @@ class JobStore:
                 idem or keys.job(job.id),
                 keys.jobs_index(),
                 keys.tenant_jobs(tenant) if tenant else keys.jobs_index(),
+                keys.conversation_queue(conversation, tenant) if conversation else keys.job(job.id),
             ],
             args=[
                 _dump(job),
@@ -230,6 +244,7 @@ class JobStore:
                 self.result_ttl * INDEX_LIFETIMES,
                 len(payloads),
                 *payloads,
+                _queue_ttl(job) if conversation else "",
             ],
             job_id=job.id,
             idempotency_key=idempotency_key,
@@ -332,29 +347,36 @@ class JobStore:
         ids = self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
         return [text(i) for i in cast(list[bytes], ids)]
 
-    def take_conversation(self, conversation: str, job_id: str, ttl: float) -> str:
-        """Hold the conversation for `job_id`; return the holder (itself, or the job before it).
+    def take_conversation(self, job: Job, conversation: str) -> str:
+        """Hold the conversation for `job`, in submission order; return who has the turn:
+        the job itself, the job holding it, or the job submitted before it that has yet
+        to take it (conversation_turn.lua).
 
-        A holder that ended without giving the conversation back (its record is terminal
-        or gone) is replaced.
+        A job named that has ended (or is gone) is passed over: a holder that ended
+        without giving the conversation back loses the lock, and an earlier job that
+        ended before its turn (cancelled, failed at a gate, past its deadline) leaves
+        the queue.
         """
-        key = keys.conversation_lock(conversation)
-        ms = max(1000, int(ttl * 1000))
-        if self.redis.set(key, job_id, nx=True, px=ms):
-            return job_id
-        holder = self.redis.get(key)
-        if holder is None:
-            return self.take_conversation(conversation, job_id, ttl)
-        holder_id = text(holder)
-        if holder_id == job_id:
-            return job_id
-        try:
-            if not self.get(holder_id).terminal:
-                return holder_id
-        except JobNotFoundError:
-            pass
-        self._release(keys=[key], args=[holder_id])
-        return self.take_conversation(conversation, job_id, ttl)
+        lock = keys.conversation_lock(conversation)
+        queue = keys.conversation_queue(conversation, job.spec.tenant)
+        submitted = job.timings.get("queued_at") or time.time()
+        args: list[str | int] = [job.id, max(1000, int(job.spec.deadline * 1000)),
+                                 repr(submitted), _queue_ttl(job)]  # fmt: skip
+        while True:
+            reply = self._take_turn(keys=[lock, queue], args=args)
+            kind = text(reply[0])
+            if kind == "mine":
+                return job.id
+            other = text(reply[1])
+            try:
+                if not self.get(other).terminal:
+                    return other
+            except JobNotFoundError:
+                pass
+            if kind == "held":
+                self._release(keys=[lock], args=[other])
+            else:
+                self.redis.zrem(queue, other)
 
     def give_back_conversation(self, conversation: str, job_id: str) -> None:
         self._release(keys=[keys.conversation_lock(conversation)], args=[job_id])

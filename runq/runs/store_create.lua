@@ -13,7 +13,10 @@
 -- ARGV[7]  the creation time (the indexes' score)
 -- ARGV[8]  how long an index keeps an entry, in seconds
 -- (A job without a tenant names the index of every job twice: it is written once.)
--- ARGV[9]  how many events follow   ARGV[10..] the events (JSON)
+-- ARGV[9]  how many events follow   ARGV[10..9+n] the events (JSON)
+-- A job that will take turns on a conversation joins its queue, at its creation time
+-- (conversation_turn.lua gives the turn in that order):
+-- KEYS[7]  the conversation's queue   ARGV[10+n] the queue's TTL ("": no conversation)
 --
 -- Returns {outcome, job id}: "created"; "exists" (a record with this id is there);
 -- "same" (the key names an earlier job asked with this spec: its id); "conflict" (the
@@ -48,5 +51,12 @@ for _, index in ipairs(indexes) do
   redis.call('ZADD', index, ARGV[7], ARGV[3])
   redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. oldest)
   redis.call('EXPIRE', index, ARGV[8])
+end
+local queue_ttl = ARGV[10 + n]
+if queue_ttl and queue_ttl ~= '' then
+  redis.call('ZADD', KEYS[7], 'NX', ARGV[7], ARGV[3])
+  if redis.call('TTL', KEYS[7]) < tonumber(queue_ttl) then
+    redis.call('EXPIRE', KEYS[7], queue_ttl)
+  end
 end
 return {'created', ARGV[3]}

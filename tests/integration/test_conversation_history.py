@@ -18,7 +18,7 @@ import pytest
 
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
-from runq.runs.conversations.record import of_job
+from runq.runs.conversations.ids import of_job
 from runq.worker.launcher import SandboxProcess, Stack, free_port
 from tests.conftest import wait_for
 from tests.integration.conftest import stack_on

@@ -83,6 +83,21 @@ def test_enqueue_waits_for_the_running_job(gateway: str, stack: Stack) -> None:
     assert texts == ["My name is Zed.", "Tell me a long story.", "What is my name?"]
 
 
+def test_turns_submitted_together_run_in_submission_order(gateway: str) -> None:
+    # Eight turns sent at once: their starts reach the conversation in whatever order
+    # the worker's processes and threads take them; the turns still go in the order
+    # they were submitted.
+    conversation = "fifo-" + uuid.uuid4().hex[:12]
+    questions = [f"Question number {n}?" for n in range(1, 9)]
+    jobs = [_submit(gateway, {"input": q, "conversation": conversation}) for q in questions]
+    ended = [_ended(gateway, job, timeout=60) for job in jobs]
+    assert [j["status"] for j in ended] == ["succeeded"] * len(jobs)
+    starts = [j["timings"]["started_at"] for j in ended]
+    assert starts == sorted(starts), "a later turn started before an earlier one"
+    texts = [t["text"] for t in _transcript(gateway, conversation) if t["role"] == "user"]
+    assert texts == questions
+
+
 def test_reject_fails_at_once_with_conversation_busy(gateway: str, stack: Stack) -> None:
     conversation, slow = _busy_conversation(gateway)
     second = _submit(gateway, {"input": "What is my name?", "conversation": conversation,

@@ -13,7 +13,8 @@ from runq.runs import keys
 from runq.runs.backends.base import NO_STREAMING, RunState, StreamSupport
 from runq.runs.conversations import migration, replay
 from runq.runs.conversations.history import ConversationHistory
-from runq.runs.conversations.record import ConversationStore, of_job
+from runq.runs.conversations.ids import of_job
+from runq.runs.conversations.record import ConversationStore
 from runq.runs.conversations.truncation import TruncationPolicy
 from runq.runs.job import Job, JobSpec, JobStatus
 from runq.runs.links import LinkServices

@@ -251,3 +251,71 @@ def test_a_forwarded_delta_and_its_position_are_written_together(
     assert 0 < fake_redis.ttl(keys.stream_seq(job.id)) <= 600
     # The event stream keeps the TTL its creation set (the end sets it again).
     assert ttl_before - 2 <= fake_redis.ttl(keys.events(job.id)) <= ttl_before
+
+
+def _on_conversation(store: JobStore, at: float, conversation: str = "talk-1") -> Job:
+    job = Job.new(JobSpec(input="turn", conversation=conversation))
+    job.timings["queued_at"] = at
+    store.create(job, [], lease_until=time.time() + 60)
+    return job
+
+
+def test_the_turn_goes_in_submission_order_whoever_asks_first(store: JobStore) -> None:
+    # The starts reach the conversation in another order than the jobs were submitted.
+    a, b, c = (_on_conversation(store, at) for at in (100.0, 101.0, 102.0))
+    assert store.take_conversation(c, "talk-1") == a.id
+    assert store.take_conversation(b, "talk-1") == a.id
+    assert store.take_conversation(a, "talk-1") == a.id
+    assert store.take_conversation(c, "talk-1") == a.id  # a holds it now
+    store.give_back_conversation("talk-1", a.id)
+    assert store.take_conversation(c, "talk-1") == b.id
+    assert store.take_conversation(b, "talk-1") == b.id
+    store.give_back_conversation("talk-1", b.id)
+    assert store.take_conversation(c, "talk-1") == c.id
+
+
+def test_a_job_that_ended_before_its_turn_is_passed_over(store: JobStore) -> None:
+    a, b = _on_conversation(store, 100.0), _on_conversation(store, 101.0)
+    cancelled = store.get(a.id)
+    cancelled.move(JobStatus.CANCELLED)
+    assert store.commit(cancelled, [], lease_until=None)
+    assert store.take_conversation(b, "talk-1") == b.id
+    assert store.redis.zcard(keys.conversation_queue("talk-1", None)) == 0
+
+
+def test_a_job_missing_from_the_queue_joins_at_its_submission_time(
+    store: JobStore, fake_redis
+) -> None:
+    # A continuation learns its conversation at its start; a record written before the
+    # queue existed was never in it. Either takes its place by when it was submitted.
+    early, late = _on_conversation(store, 100.0), _on_conversation(store, 105.0)
+    fake_redis.delete(keys.conversation_queue("talk-1", None))
+    assert store.take_conversation(late, "talk-1") == late.id  # alone in the queue
+    store.give_back_conversation("talk-1", late.id)
+    third = _on_conversation(store, 110.0)
+    assert store.take_conversation(third, "talk-1") == third.id
+    store.give_back_conversation("talk-1", third.id)
+    newest = _on_conversation(store, 120.0)
+    assert store.take_conversation(early, "talk-1") == early.id
+    assert store.take_conversation(newest, "talk-1") == early.id
+
+
+def test_only_jobs_that_take_turns_join_a_queue(store: JobStore, fake_redis) -> None:
+    alone = Job.new(JobSpec(input="alone"))
+    store.create(alone, [], lease_until=time.time() + 60)
+    assert not fake_redis.keys("runq:convq:*")
+    threaded = Job.new(JobSpec(input="x", backend="assistants", thread_id="thread_9"))
+    store.create(threaded, [], lease_until=time.time() + 60)
+    queue = keys.conversation_queue("thread_9", None)
+    assert fake_redis.zrange(queue, 0, -1) == [threaded.id.encode()]
+    assert fake_redis.ttl(queue) > 24 * 3600
+
+
+def test_another_tenants_job_holds_no_place_in_the_owners_line(store: JobStore) -> None:
+    # A job of another tenant naming the conversation fails at its history, which is not
+    # its own; until then it must not keep the owner's later turns waiting behind it.
+    stranger = Job.new(JobSpec(input="x", conversation="talk-1", tenant="other"))
+    stranger.timings["queued_at"] = 50.0
+    store.create(stranger, [], lease_until=time.time() + 60)
+    mine = _on_conversation(store, 100.0)
+    assert store.take_conversation(mine, "talk-1") == mine.id

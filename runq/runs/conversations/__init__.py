@@ -1,6 +1,7 @@
 """runq's own conversation records: history that survives fallbacks and backend changes.
 
-`record` (the record and its store), `truncation` (which turns a replay carries),
+`ids` (conversation ids, and which conversation a job takes turns on), `record` (the
+record and its store), `truncation` (which turns a replay carries),
 `replay` (turns rendered per protocol), `history` (what a step does with them),
 `migration` (import from an Assistants thread or a JSONL transcript, export).
 """

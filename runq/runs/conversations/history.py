@@ -35,13 +35,8 @@ from runq.errors import InvalidJobError
 from runq.runs.chains import MODEL, Link
 from runq.runs.context import StepContext
 from runq.runs.conversations import replay
-from runq.runs.conversations.record import (
-    Conversation,
-    ConversationStore,
-    first_job_of,
-    link_key,
-    of_job,
-)
+from runq.runs.conversations.ids import first_job_of, of_job
+from runq.runs.conversations.record import Conversation, ConversationStore, link_key
 from runq.runs.conversations.truncation import TruncationPolicy, window
 from runq.runs.job import Job
 

@@ -23,6 +23,7 @@ import json
 from typing import Any
 
 from runq.errors import InvalidJobError
+from runq.runs.conversations.ids import new_conversation_id
 from runq.runs.conversations.record import (
     Conversation,
     ConversationStore,
@@ -30,7 +31,6 @@ from runq.runs.conversations.record import (
     check_tenant,
     check_turn,
     link_key,
-    new_conversation_id,
 )
 
 MAX_TURNS = 10_000

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,31 +42,11 @@ import redis
 from runq.errors import InvalidJobError, JobNotFoundError
 from runq.runs import keys
 from runq.runs.conversations import replay
+from runq.runs.conversations.ids import first_job_of
 from runq.runs.job import CONVERSATION_ID, TENANT, TENANT_RULE, Job, JobStatus
 
 ROLES = ("user", "assistant")
-PREFIX = "rqc_"
 MAX_ID = 128
-
-
-# The conversation a job begins when it names none: the job's id says where its turn is.
-_FIRST_JOB = re.compile(r"rqc_(job_[0-9a-f]{32})")
-
-
-def new_conversation_id() -> str:
-    return PREFIX + uuid.uuid4().hex
-
-
-def of_job(job_id: str) -> str:
-    """The conversation a job begins when it names none and continues none."""
-    return PREFIX + job_id
-
-
-def first_job_of(conversation_id: str | None) -> str | None:
-    """The job that began `conversation_id` on its own (`of_job`), or None: while no
-    later job has continued it, that job's record is where its turn is."""
-    found = _FIRST_JOB.fullmatch(conversation_id or "")
-    return found.group(1) if found else None
 
 
 def from_first_job(conversation_id: str, job: Job) -> Conversation:
