@@ -249,10 +249,7 @@ class WebhookInbox:
         job_id)` (the caller decides from the record) or `("early", None)`: a response's
         delivery, or a batch's (then the id found is runq's own batch id, never woken)."""
         batch = delivery.type in BATCH_EVENTS
-        if batch:
-            index = keys.webhook_batch(delivery.object_id)
-        else:
-            index = keys.webhook_response(delivery.object_id)
+        index = (keys.webhook_batch if batch else keys.webhook_response)(delivery.object_id)
         reply = self._receive(
             keys=[keys.webhook_seen(delivery.webhook_id), index, keys.wakes(), keys.delayed()],
             args=[SEEN_TTL_SECONDS, EARLY_TTL_SECONDS, "0" if batch else "1"],
