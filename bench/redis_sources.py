@@ -58,6 +58,7 @@ GROUPS = (
     ("runq:tenant:", "admission"), ("runq:tools:", "tool calls"), ("runq:effects:", "tool calls"),
     ("runq:approvals:", "tool calls"), ("runq:rl:", "rate limit / breaker"),
     ("runq:cb:", "rate limit / breaker"), ("runq:conv", "conversations"),
+    ("runq:turnnext:", "conversations"),
     ("runq:sweeper", "sweeper"), ("runq:batch", "batcher"), ("runq:toolcatalog", "catalogs"),
     ("runq:chaincatalog", "catalogs"), ("runq:cache:", "response cache"),
     ("celery-task-meta-", "Celery result backend"), ("unacked", "Celery broker (kombu)"),

@@ -12,22 +12,24 @@
 -- ARGV[1] the job id   ARGV[2] the lock's life (ms)   ARGV[3] the job's submission time
 -- ARGV[4] the queue's TTL (s), kept at least this long
 --
--- Returns {'mine'} when the job holds the turn (it leaves the queue), {'held', holder}
--- when another job holds it, {'behind', job} when a job submitted before it has yet to
--- take its turn. The caller looks at the job named: one that has ended or is gone is
--- passed over (JobStore.take_conversation) and the call made again.
+-- Returns {'mine'} when the job holds the turn (it leaves the queue), {'held', holder,
+-- next} when another job holds it (`next` is '1' when this job is first in line: the
+-- caller asks the holder's end to start it, JobStore.wait_for_end), {'behind', job} when
+-- a job submitted before it has yet to take its turn. The caller looks at the job named:
+-- one that has ended or is gone is passed over (JobStore.take_conversation) and the call
+-- made again.
 local job = ARGV[1]
 local holder = redis.call('GET', KEYS[1])
 if holder == job then
   redis.call('ZREM', KEYS[2], job)
   return {'mine'}
 end
-if holder then return {'held', holder} end
 if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], job) == 1
     and redis.call('TTL', KEYS[2]) < tonumber(ARGV[4]) then
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
 local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
+if holder then return {'held', holder, head == job and '1' or '0'} end
 if head ~= job then return {'behind', head} end
 redis.call('SET', KEYS[1], job, 'PX', ARGV[2])
 redis.call('ZREM', KEYS[2], job)

@@ -297,13 +297,32 @@ class Endings:
         job.move(status)
         job.mark("finished_at")
         events.append({"type": FINAL, "status": status, "result": job.result()})
-        with self.store.ending(job.id, EndingWrites(conversation, record)):
+        writes = EndingWrites(conversation, record)
+        with self.store.ending(job.id, writes):
             token = self.frame.settle(ctx, Step.FINISH, events)
         if token is None:
             return Outcome.CONFLICT
         log.info("job.finished", job_id=job.id, status=status, source=job.source)
+        if writes.next_turn is not None:
+            self._hand_over_turn(job, *writes.next_turn)
         self.publication.after_end(job.id, token)
         return status
+
+    def _hand_over_turn(self, job: Job, waiting: str, token: int) -> None:
+        """Start the job that waits first in line for this one's end, now.
+
+        It waits at its start and would look again within `turn_wait`; started here, it
+        takes the turn milliseconds after this end. Its own look, due later with the same
+        token, then finds the start done and does nothing. Best effort: that look is the
+        guarantee, so a failure here is only logged.
+        """
+        try:
+            self.frame.scheduler.schedule(Step.START, waiting, token, 0)
+        except Exception as err:
+            log.warning("job.turn_hand_over_failed", job_id=job.id, next_job=waiting,
+                        error=repr(err))  # fmt: skip
+            return
+        log.info("job.turn_handed_over", job_id=job.id, next_job=waiting)
 
 
 def _forget_run(job: Job) -> None:

@@ -126,7 +126,9 @@ class Gates:
         if conversation and not job.handle:
             first = first_job_of(spec.conversation)
             if first not in (None, ended, job.id) and not self._ended(first):
-                return self.multitask.busy(job, first)
+                waiting_for = self.multitask.busy(job, first)
+                self.store.wait_for_end(first, job, conversation)
+                return waiting_for
             holder = self.store.take_conversation(job, conversation)
             if holder != job.id:
                 return self.multitask.busy(job, holder)

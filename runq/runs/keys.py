@@ -143,6 +143,13 @@ def conversation_queue(conversation: str, tenant: str | None) -> str:
     return f"{PREFIX}:convq:{tenant or ''}:{conversation}"
 
 
+def turn_next(job_id: str) -> str:
+    """`job_id|token` of the start that waits first in line for `job_id` to give its
+    conversation back: the commit that ends `job_id` reads it, and that step starts the
+    waiting job at once (`JobStore.wait_for_end`, `EndingWrites.next_turn`)."""
+    return f"{PREFIX}:turnnext:{job_id}"
+
+
 def approvals(job_id: str) -> str:
     """Hash of call_id -> the tool calls of a job that wait for a person (`runs.approvals`)."""
     return f"{PREFIX}:approvals:{job_id}"

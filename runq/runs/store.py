@@ -52,6 +52,9 @@ INDEX_LIFETIMES = 2
 # A conversation's queue outlives the deadline of the last job that joined it by this
 # much (seconds): a job may wait for admission before its deadline starts to count.
 QUEUE_MARGIN = 24 * 3600
+# How long a start waiting for another job's end stays where that end finds it
+# (`JobStore.wait_for_end`); each look of the waiting job writes it again.
+TURN_NEXT_LIFE = 60
 
 # What the commit script answers when the cancel flag refused a step's outcome.
 _REFUSED_CANCELLED = -2
@@ -121,7 +124,7 @@ class CreateCall:
         return job_id
 
 
-@dataclass(frozen=True)
+@dataclass
 class EndingWrites:
     """What the commit that ends a job writes besides the job, in the same Lua call.
 
@@ -129,10 +132,15 @@ class EndingWrites:
     back only once the job's end is written, so the next job on it sees the end and the
     turn. `record`: the conversation's record with the job's turn (`runs.conversations`),
     `(conversation id, JSON, TTL)`. A cancel that refuses the end refuses these too.
+
+    `next_turn` is what the commit read back: the job waiting first in line for this
+    one's end, with the token of its start (`JobStore.wait_for_end`), for the step to
+    start it now. The same `MGET` that reads the record reads it: no command more.
     """
 
     conversation_lock: str | None = None
     record: tuple[str, str, int] | None = None
+    next_turn: tuple[str, int] | None = None
 
 
 def _life_bound(job: Job) -> int:
@@ -350,7 +358,8 @@ class JobStore:
     def take_conversation(self, job: Job, conversation: str) -> str:
         """Hold the conversation for `job`, in submission order; return who has the turn:
         the job itself, the job holding it, or the job submitted before it that has yet
-        to take it (conversation_turn.lua).
+        to take it (conversation_turn.lua). A job first in line behind the holder asks
+        the holder's end to start it (`wait_for_end`).
 
         A job named that has ended (or is gone) is passed over: a holder that ended
         without giving the conversation back loses the lock, and an earlier job that
@@ -370,6 +379,8 @@ class JobStore:
             other = text(reply[1])
             try:
                 if not self.get(other).terminal:
+                    if kind == "held" and text(reply[2]) == "1":
+                        self._wait_for_end(other, job)
                     return other
             except JobNotFoundError:
                 pass
@@ -377,6 +388,21 @@ class JobStore:
                 self._release(keys=[lock], args=[other])
             else:
                 self.redis.zrem(queue, other)
+
+    def wait_for_end(self, other: str, job: Job, conversation: str) -> None:
+        """Ask the end of `other` (the job that began `conversation`, which holds no turn
+        lock) to start `job` at once, if `job` is first in its tenant's line for it."""
+        head = self.redis.zrange(keys.conversation_queue(conversation, job.spec.tenant), 0, 0)
+        if head and text(head[0]) == job.id:
+            self._wait_for_end(other, job)
+
+    def _wait_for_end(self, other: str, job: Job) -> None:
+        """The commit that ends `other` reads this (`EndingWrites.next_turn`), and its step
+        starts `job` then, instead of at `job`'s next look. An end that came first finds
+        nothing: the look is still there; a job that stopped waiting is started once more
+        with a token it no longer has, which does nothing."""
+        mark = f"{job.id}|{job.token}"
+        self.redis.set(keys.turn_next(other), mark, px=TURN_NEXT_LIFE * 1000)
 
     def give_back_conversation(self, conversation: str, job_id: str) -> None:
         self._release(keys=[keys.conversation_lock(conversation)], args=[job_id])
@@ -444,10 +470,17 @@ class JobStore:
             *payloads,
         ]
         ending = self._ending.get(job.id)
-        if ending is not None and (ending.record or ending.conversation_lock):
+        if ending is not None:
             conversation, record, record_ttl = ending.record or ("", "", 0)
             script_keys.append(keys.conversation(conversation) if record else keys.job(job.id))
             lock = ending.conversation_lock
             script_keys.append(keys.conversation_lock(lock) if lock else keys.job(job.id))
+            script_keys.append(keys.turn_next(job.id))
             args += [record, record_ttl, "1" if lock else "0"]
-        return int(self._commit(keys=script_keys, args=args))
+        reply = self._commit(keys=script_keys, args=args)
+        if isinstance(reply, bytes | str):  # written, and a job waits for this end
+            waiting, token = text(reply).rsplit("|", 1)
+            if ending is not None:
+                ending.next_turn = (waiting, int(token))
+            return 1
+        return int(reply)

@@ -15,28 +15,34 @@
 -- ARGV[9]  the stream's TTL, set again by the commit that ends the job
 -- ARGV[10] "1": refuse to write while the cancel flag is up; "0": write regardless
 -- ARGV[11..10+n] the events (JSON), n = ARGV[7]
--- A job's ending commit may carry two more writes (JobStore.ending, EndingWrites), done
--- only when the job is written, so a cancel that refuses the end refuses them too:
+-- A job's ending commit (JobStore.ending, EndingWrites) carries three more keys, and may
+-- carry two more writes, done only when the job is written, so a cancel that refuses the
+-- end refuses them too:
 -- KEYS[6]  a conversation record    ARGV[11+n] its JSON ("": none)   ARGV[12+n] its TTL
 -- KEYS[7]  a conversation's turn lock   ARGV[13+n] "1": give it back if the job holds it
+-- KEYS[8]  the start waiting first in line for this end (JobStore.wait_for_end): read
+--          with the record, taken, and returned for the step to send
 --
 -- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone, -2 when
--- the cancel flag refused the write (nothing was written; the lock is still held).
--- The record, the lock (when one is to be released) and, for a step's outcome, the
--- cancel flag: one MGET, read before anything is written (the script is atomic, so the
--- lock read first is the lock the end of the script releases).
+-- the cancel flag refused the write (nothing was written; the lock is still held); an
+-- ending commit that was written returns the waiting start (`job_id|token`) if any.
+-- The record, the lock (when one is to be released), for a step's outcome the cancel
+-- flag and for an end the waiting start: one MGET, read before anything is written (the
+-- script is atomic, so the lock read first is the lock the end of the script releases).
 local guarded = ARGV[10] == '1'
 local releasing = ARGV[3] ~= ''
 local wanted = {KEYS[1]}
 if releasing then wanted[#wanted + 1] = KEYS[2] end
-if guarded then wanted[#wanted + 1] = KEYS[5] end
+local cancel_at, next_at = false, false
+if guarded then wanted[#wanted + 1] = KEYS[5]; cancel_at = #wanted end
+if KEYS[8] then wanted[#wanted + 1] = KEYS[8]; next_at = #wanted end
 local found = redis.call('MGET', unpack(wanted))
 local data = found[1]
 if not data then return -1 end
 local current = string.match(data, '"version": (%d+)')
 if current ~= ARGV[1] then return 0 end
 local lock_owner = releasing and found[2] or false
-if guarded and found[#wanted] then return -2 end
+if cancel_at and found[cancel_at] then return -2 end
 local ended = tonumber(ARGV[5]) > 0
 if ended then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[5])
@@ -62,5 +68,10 @@ if record and record ~= '' then
 end
 if ARGV[13 + n] == '1' and redis.call('GET', KEYS[7]) == ARGV[6] then
   redis.call('DEL', KEYS[7])
+end
+local waiting = next_at and found[next_at]
+if waiting then
+  redis.call('DEL', KEYS[8])
+  return waiting
 end
 return 1

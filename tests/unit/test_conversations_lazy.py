@@ -183,6 +183,32 @@ def test_a_job_on_a_conversation_waits_for_the_job_that_began_it(steps, job_stor
     assert backend.seen[1]["response_id"] == "resp_1"  # it saw the first turn
 
 
+def test_the_end_of_a_turn_starts_the_job_waiting_for_it(steps, job_store, scheduler) -> None:
+    first = _submit(job_store, input="My name is Zed.")
+    second = _submit(job_store, input="My name?", conversation=of_job(first.id))
+    third = _submit(job_store, input="And yours?", conversation=of_job(first.id))
+    assert steps.run("start", third.id, 0) == Outcome.WAITING_TURN  # not first in line
+    assert steps.run("start", second.id, 0) == Outcome.WAITING_TURN
+    assert [s[1] for s in scheduler.scheduled] == [third.id, second.id]  # their looks
+    scheduler.scheduled.clear()
+    assert steps.run("start", first.id, 0) == JobStatus.SUCCEEDED
+    # The end starts the job first in line now, with the token its start waits with.
+    assert ("start", second.id, 0, 0) in scheduler.scheduled
+    assert all(s[1] != third.id for s in scheduler.scheduled)
+    assert steps.run("start", second.id, 0) == JobStatus.SUCCEEDED
+    # Its own look comes later with the same token and finds the start done.
+    assert steps.run("start", second.id, 0) == Outcome.STALE
+
+
+def test_a_job_nobody_waits_for_ends_in_one_call(steps, job_store, redis_client) -> None:
+    _run(steps, job_store, input="What is 5*7?")  # the scripts loaded (SCRIPT LOAD, again)
+    job = _submit(job_store, input="What is 6*7?")
+    redis_client.commands.clear()
+    assert steps.run("start", job.id, 0) == JobStatus.SUCCEEDED
+    # Whether a job waits for this end is read by the ending commit's own MGET.
+    assert [c[0] for c in redis_client.naming(keys.turn_next(job.id))] == ["EVALSHA"]
+
+
 def test_a_named_conversations_lock_is_given_back_by_the_ending_commit(
     steps, job_store, redis_client
 ) -> None:

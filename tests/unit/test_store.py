@@ -7,9 +7,10 @@ import pytest
 
 from runq.errors import IdempotencyConflictError, JobNotFoundError
 from runq.runs import keys
+from runq.runs.cancellation import CancelRequested
 from runq.runs.events import EventLog
 from runq.runs.job import Job, JobSpec, JobStatus
-from runq.runs.store import INDEX_LIFETIMES, JobStore, spec_fingerprint
+from runq.runs.store import INDEX_LIFETIMES, EndingWrites, JobStore, spec_fingerprint
 
 
 def _new(store: JobStore, **kw) -> Job:
@@ -319,3 +320,63 @@ def test_another_tenants_job_holds_no_place_in_the_owners_line(store: JobStore) 
     store.create(stranger, [], lease_until=time.time() + 60)
     mine = _on_conversation(store, 100.0)
     assert store.take_conversation(mine, "talk-1") == mine.id
+
+
+def test_a_job_missing_from_the_queue_keeps_its_place_while_the_turn_is_held(
+    store: JobStore, fake_redis
+) -> None:
+    holder = _on_conversation(store, 100.0)
+    continuation = _on_conversation(store, 102.0)
+    later = _on_conversation(store, 105.0)
+    fake_redis.zrem(keys.conversation_queue("talk-1", None), continuation.id)
+    assert store.take_conversation(holder, "talk-1") == holder.id
+    assert store.take_conversation(continuation, "talk-1") == holder.id  # it joins the line
+    store.give_back_conversation("talk-1", holder.id)
+    assert store.take_conversation(later, "talk-1") == continuation.id
+
+
+def _end(store: JobStore, job: Job, conversation: str) -> EndingWrites:
+    ended = store.get(job.id)
+    ended.move(JobStatus.CANCELLED)
+    writes = EndingWrites(conversation_lock=conversation)
+    with store.ending(job.id, writes):
+        assert store.commit(ended, [], lease_until=None)
+    return writes
+
+
+def test_the_end_of_a_turn_names_the_start_waiting_first_in_line(
+    store: JobStore, fake_redis
+) -> None:
+    holder, first, second = (_on_conversation(store, at) for at in (100.0, 101.0, 102.0))
+    first.token = 3  # the token of its start step, which waits for the turn
+    assert store.take_conversation(holder, "talk-1") == holder.id
+    assert store.take_conversation(second, "talk-1") == holder.id  # not first in line
+    assert not fake_redis.exists(keys.turn_next(holder.id))
+    assert store.take_conversation(first, "talk-1") == holder.id
+    writes = _end(store, holder, "talk-1")
+    assert writes.next_turn == (first.id, 3)
+    assert not fake_redis.exists(keys.turn_next(holder.id)), "taken by the end that read it"
+    assert fake_redis.get(keys.conversation_lock("talk-1")) is None
+    assert store.take_conversation(first, "talk-1") == first.id
+
+
+def test_an_end_nobody_waits_for_names_no_start(store: JobStore) -> None:
+    alone = _on_conversation(store, 100.0)
+    assert store.take_conversation(alone, "talk-1") == alone.id
+    assert _end(store, alone, "talk-1").next_turn is None
+
+
+def test_an_end_refused_by_a_cancel_leaves_the_waiting_start_for_the_real_end(
+    store: JobStore, fake_redis
+) -> None:
+    holder, waiting = _on_conversation(store, 100.0), _on_conversation(store, 101.0)
+    store.take_conversation(holder, "talk-1")
+    store.take_conversation(waiting, "talk-1")
+    running = store.get(holder.id)
+    store.request_cancel(holder.id)
+    running.move(JobStatus.FAILED)
+    writes = EndingWrites(conversation_lock="talk-1")
+    with pytest.raises(CancelRequested), store.ending(holder.id, writes):
+        store.commit(running, [], lease_until=None, unless_cancelled=True)
+    assert writes.next_turn is None
+    assert fake_redis.exists(keys.turn_next(holder.id))
