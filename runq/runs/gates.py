@@ -111,7 +111,10 @@ class Gates:
         ):  # fmt: skip
             earlier = self._earlier(spec.continue_job)
             if not earlier.terminal:
-                return self.multitask.busy(job, earlier.id)
+                waiting_for = self.multitask.busy(job, earlier.id)
+                if earlier.spec.tenant == spec.tenant:  # never in another tenant's way
+                    self.store.wait_for_end(earlier.id, job)
+                return waiting_for
             ended = earlier.id
             if earlier.spec.conversation:
                 # runq's own record carries the history to whichever link answers
@@ -127,7 +130,7 @@ class Gates:
             first = first_job_of(spec.conversation)
             if first not in (None, ended, job.id) and not self._ended(first):
                 waiting_for = self.multitask.busy(job, first)
-                self.store.wait_for_end(first, job, conversation)
+                self.store.wait_for_end(first, job, first_in_line_of=conversation)
                 return waiting_for
             holder = self.store.take_conversation(job, conversation)
             if holder != job.id:

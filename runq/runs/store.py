@@ -380,7 +380,7 @@ class JobStore:
             try:
                 if not self.get(other).terminal:
                     if kind == "held" and text(reply[2]) == "1":
-                        self._wait_for_end(other, job)
+                        self.wait_for_end(other, job)
                     return other
             except JobNotFoundError:
                 pass
@@ -389,18 +389,21 @@ class JobStore:
             else:
                 self.redis.zrem(queue, other)
 
-    def wait_for_end(self, other: str, job: Job, conversation: str) -> None:
-        """Ask the end of `other` (the job that began `conversation`, which holds no turn
-        lock) to start `job` at once, if `job` is first in its tenant's line for it."""
-        head = self.redis.zrange(keys.conversation_queue(conversation, job.spec.tenant), 0, 0)
-        if head and text(head[0]) == job.id:
-            self._wait_for_end(other, job)
+    def wait_for_end(self, other: str, job: Job, *, first_in_line_of: str | None = None) -> None:
+        """Ask the end of `other` to start `job` at once: the commit that ends `other`
+        reads this (`EndingWrites.next_turn`), and its step starts `job` then, instead of
+        at `job`'s next look. With `first_in_line_of` (the conversation `other` began,
+        whose turn it holds without a lock), only if `job` is first in its tenant's line.
 
-    def _wait_for_end(self, other: str, job: Job) -> None:
-        """The commit that ends `other` reads this (`EndingWrites.next_turn`), and its step
-        starts `job` then, instead of at `job`'s next look. An end that came first finds
-        nothing: the look is still there; a job that stopped waiting is started once more
-        with a token it no longer has, which does nothing."""
+        An end that came first finds nothing, and the look is still there; a job that
+        stopped waiting is started once more with a token it no longer has, which does
+        nothing. One job is named at a time: others waiting on `other` keep their looks.
+        """
+        if first_in_line_of is not None:
+            line = keys.conversation_queue(first_in_line_of, job.spec.tenant)
+            head = self.redis.zrange(line, 0, 0)
+            if not head or text(head[0]) != job.id:
+                return
         mark = f"{job.id}|{job.token}"
         self.redis.set(keys.turn_next(other), mark, px=TURN_NEXT_LIFE * 1000)
 

@@ -200,6 +200,16 @@ def test_the_end_of_a_turn_starts_the_job_waiting_for_it(steps, job_store, sched
     assert steps.run("start", second.id, 0) == Outcome.STALE
 
 
+def test_the_end_of_a_job_starts_its_waiting_continuation(steps, job_store, scheduler) -> None:
+    first = _submit(job_store, input="My name is Zed.")
+    then = _submit(job_store, input="My name?", continue_job=first.id)
+    assert steps.run("start", then.id, 0) == Outcome.WAITING_TURN
+    scheduler.scheduled.clear()
+    assert steps.run("start", first.id, 0) == JobStatus.SUCCEEDED
+    assert ("start", then.id, 0, 0) in scheduler.scheduled
+    assert steps.run("start", then.id, 0) == JobStatus.SUCCEEDED
+
+
 def test_a_job_nobody_waits_for_ends_in_one_call(steps, job_store, redis_client) -> None:
     _run(steps, job_store, input="What is 5*7?")  # the scripts loaded (SCRIPT LOAD, again)
     job = _submit(job_store, input="What is 6*7?")
