@@ -14,6 +14,7 @@ file (`runq.worker.discovery`). An explicit `REDIS_URL` always wins.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -288,8 +289,11 @@ class Stack:
     # Processes started beside the stack (`runq up`'s Flower and webhook receiver): they
     # stop with the workers, all signalled at once.
     companions: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # When `start` launched the workers: `wait_ready` counts only heartbeats after it.
+    started_at: float = field(default=0.0, init=False)
 
     def start(self) -> Stack:
+        self.started_at = time.time()
         try:
             if self.redis_url is None:
                 self.redis = EmbeddedRedis(self.home, appendonly=self.persist).start()
@@ -324,18 +328,24 @@ class Stack:
     def wait_ready(self, timeout: float = 60.0) -> Stack:
         """Return once every worker has started its pump (it heartbeats in Redis), which
         it does after publishing its tools and chains: a producer checking a job's tools
-        against the workers' catalog right after `start()` would otherwise race them."""
+        against the workers' catalog right after `start()` would otherwise race them.
+        Only a heartbeat since `start()` counts: an earlier stack of the same process on
+        the same Redis left its workers' (of the same names) behind."""
         import redis
 
         from runq.runs import keys
+        from runq.runs.replies import text
 
         assert self.redis_url is not None
         client = redis.Redis.from_url(self.redis_url)
         names = [p.name.split("@", 1)[0] for p in self.worker_procs if p.name]
 
         def all_beating() -> bool:
-            fields = client.hkeys(keys.fair("slots"))
-            beating = [(f.decode() if isinstance(f, bytes) else f).split("@", 1)[0] for f in fields]
+            beating = set()
+            for field_, value in client.hgetall(keys.fair("slots")).items():
+                _, beat_at = json.loads(value)
+                if beat_at >= self.started_at:
+                    beating.add(text(field_).split("@", 1)[0])
             return all(name in beating for name in names)
 
         deadline = time.monotonic() + timeout
