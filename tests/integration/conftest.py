@@ -31,6 +31,20 @@ METRICS_TOKEN = "metrics-scraper-token"
 WORKER_ENV = {"RUNQ_TEST_MODE": "1", "RUNQ_LOG_FORMAT": "json", "RUNQ_TOOL_MODULES": TOOL_MODULES}
 
 
+def own_database(redis_url: str, db: int, *, empty: bool = True) -> str:
+    """The session's Redis, database `db` (its owner is listed in tests/conftest.py),
+    emptied first: a module whose figures or reuse must be its own alone. On the shared
+    database 0 a worker runs every job left waiting there, and `runq ask` reuses what an
+    earlier module asked of the same corpus; which modules ran before depends on the
+    order pytest (or pytest-xdist) gives them."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + f"/{db}"
+    if empty:
+        redis.Redis.from_url(url).flushdb()
+    return url
+
+
 @contextmanager
 def stack_on(
     redis_url: str,

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from runq.config.settings import load_settings
 from runq.producers.ask import batch
 from runq.producers.client.sync import Client
 from runq.runs import keys
-from runq.worker.launcher import Stack
+from runq.worker.launcher import SandboxProcess, Stack
 from tests.conftest import imported_modules
+from tests.integration.conftest import own_database, stack_on
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +28,15 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "examples" / "docs"
 QUESTIONS = ROOT / "examples" / "questions.txt"
 EXPECTED = json.loads((ROOT / "examples" / "expected_sources.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, sandbox: SandboxProcess, tmp_path_factory) -> Iterator[Stack]:
+    """Workers on an empty database of this module's own: the first run must ask every
+    question, and other modules ask the same corpus (what `runq ask` would reuse)."""
+    url = own_database(redis_url, 3)
+    with stack_on(url, sandbox, tmp_path_factory.mktemp("ask")) as running:
+        yield running
 
 
 def run_cli(

@@ -19,7 +19,7 @@ from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
 from runq.runs.metrics import Metrics
 from runq.worker.launcher import SandboxProcess, Stack
-from tests.integration.conftest import WORKER_ENV
+from tests.integration.conftest import WORKER_ENV, own_database
 
 pytestmark = pytest.mark.integration
 
@@ -34,6 +34,9 @@ def count(metrics: Metrics, series: str) -> float:
 def test_a_warm_shutdown_flushes_what_the_workers_summed(
     pool: str, redis_url: str, sandbox: SandboxProcess, tmp_path: Path
 ) -> None:
+    # A database of its own: on the shared one, these workers would also run (and
+    # count) a job another module left waiting.
+    redis_url = own_database(redis_url, 8)
     reader = Metrics(redis.Redis.from_url(redis_url))  # unbuffered, as the gateway's
     jobs_before = count(reader, "jobs")
     tools_before = count(reader, "tool_latency_seconds_bucket")
