@@ -171,23 +171,26 @@ def test_stats_count_requests_jobs_and_peak() -> None:
 
 def test_async_client_background_flow(aclient: openai.AsyncOpenAI) -> None:
     async def flow() -> list[str]:
-        created = await asyncio.gather(
-            *[
-                aclient.responses.create(model="gpt-4o-mini", input=f"n{i}", background=True)
-                for i in range(20)
-            ]
-        )
-        deadline = time.monotonic() + 10
-        texts = []
-        for c in created:
-            while True:
-                r = await aclient.responses.retrieve(c.id)
-                if is_terminal(r):
-                    texts.append(r.output_text)
-                    break
-                assert time.monotonic() < deadline
-                await asyncio.sleep(0.02)
-        return texts
+        # Closed inside the loop that opened its connections: left to the garbage
+        # collector after `asyncio.run`, they warn as unclosed transports.
+        async with aclient:
+            created = await asyncio.gather(
+                *[
+                    aclient.responses.create(model="gpt-4o-mini", input=f"n{i}", background=True)
+                    for i in range(20)
+                ]
+            )
+            deadline = time.monotonic() + 10
+            texts = []
+            for c in created:
+                while True:
+                    r = await aclient.responses.retrieve(c.id)
+                    if is_terminal(r):
+                        texts.append(r.output_text)
+                        break
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.02)
+            return texts
 
     assert asyncio.run(flow()) == [f"Echo: n{i}" for i in range(20)]
 
