@@ -25,10 +25,10 @@ os.environ.setdefault("RUNQ_TOOL_MODULES", "examples.tools")
 
 # The session's Redis databases, one owner each (a worker on a database runs every job
 # waiting there, so two modules sharing one would run each other's jobs):
-#   0 the shared stacks; 3 test_ask; 4 test_event_hub; 5 test_aio; 6 unit tests no worker
-#   reads; 7 test_gateway (heartbeats); 8 test_metrics_flush; 9 test_gateway_fuzz;
-#   10 test_webhook_endpoints_live; 11 test_gateway_limits_live; 12, 13, 14, 15
-#   test_webhook_mode.
+#   0 the shared stacks; 1 test_launcher; 3 test_ask; 4 test_event_hub; 5 test_aio;
+#   6 unit tests no worker reads; 7 test_gateway (heartbeats); 8 test_metrics_flush;
+#   9 test_gateway_fuzz; 10 test_webhook_endpoints_live; 11 test_gateway_limits_live;
+#   12, 13, 14, 15 test_webhook_mode.
 
 
 @pytest.fixture(autouse=True)

@@ -343,8 +343,7 @@ class Stack:
         def all_beating() -> bool:
             beating = set()
             for field_, value in client.hgetall(keys.fair("slots")).items():
-                _, beat_at = json.loads(value)
-                if beat_at >= self.started_at:
+                if _beat_time(value) >= self.started_at:
                     beating.add(text(field_).split("@", 1)[0])
             return all(name in beating for name in names)
 
@@ -388,3 +387,12 @@ def embedded_redis(home: Path) -> Iterator[EmbeddedRedis]:
         yield server
     finally:
         server.stop()
+
+
+def _beat_time(value: bytes | str) -> float:
+    """When a worker's heartbeat (`[slots, time]`, `runs.fairness`) was written; 0 for
+    a value it cannot read (written by another version): not a heartbeat of this stack."""
+    try:
+        return float(json.loads(value)[1])
+    except (ValueError, TypeError, IndexError, KeyError):
+        return 0.0

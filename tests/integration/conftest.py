@@ -31,7 +31,7 @@ METRICS_TOKEN = "metrics-scraper-token"
 WORKER_ENV = {"RUNQ_TEST_MODE": "1", "RUNQ_LOG_FORMAT": "json", "RUNQ_TOOL_MODULES": TOOL_MODULES}
 
 
-def own_database(redis_url: str, db: int, *, empty: bool = True) -> str:
+def own_database(redis_url: str, db: int) -> str:
     """The session's Redis, database `db` (its owner is listed in tests/conftest.py),
     emptied first: a module whose figures or reuse must be its own alone. On the shared
     database 0 a worker runs every job left waiting there, and `runq ask` reuses what an
@@ -40,8 +40,7 @@ def own_database(redis_url: str, db: int, *, empty: bool = True) -> str:
     import redis
 
     url = redis_url.rsplit("/", 1)[0] + f"/{db}"
-    if empty:
-        redis.Redis.from_url(url).flushdb()
+    redis.Redis.from_url(url).flushdb()
     return url
 
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import openai
 import pytest
+import redis
 
-from runq.worker.launcher import LaunchError, SandboxProcess
+from runq.runs import keys
+from runq.worker.launcher import LaunchError, SandboxProcess, Stack, WorkerProcess
+from tests.integration.conftest import own_database
 
 pytestmark = pytest.mark.integration
 
@@ -66,3 +72,18 @@ def test_a_redis_url_password_never_shows_in_a_log_line() -> None:
     )
     assert "s3cret-pass" not in shown and "pw1234" not in shown
     assert "redis://:[redacted]@127.0.0.1:6379/0" in shown
+
+
+def test_a_stack_is_ready_on_heartbeats_since_its_start_only(redis_url, tmp_path) -> None:
+    # A stack started earlier by the same process left heartbeats under the same
+    # worker names (they carry the launching pid): they must not make this one ready.
+    url = own_database(redis_url, 1)
+    stack = Stack(home=tmp_path, redis_url=url, base_url="http://127.0.0.1:9/v1")
+    stack.worker_procs = [WorkerProcess(url, "http://127.0.0.1:9/v1", name="runq0-1@host")]
+    beats = redis.Redis.from_url(url)
+    beats.hset(keys.fair("slots"), "runq0-1@host", json.dumps([2, time.time() - 60]))
+    stack.started_at = time.time()
+    with pytest.raises(LaunchError, match="did not become ready"):
+        stack.wait_ready(timeout=0.5)
+    beats.hset(keys.fair("slots"), "runq0-1@host", json.dumps([2, time.time()]))
+    assert stack.wait_ready(timeout=5) is stack
