@@ -5,7 +5,9 @@ between one turn's end and the next turn's start is what a chat user waits on to
 the backend when messages queue up. `--conversations` conversations get `--turns`
 turns each, all submitted at once, on `bench.run`'s stack (embedded Redis, the probe
 sandbox at `--latency-ms`, one worker `--pool prefork -c 2`). Reported: the gap's p50,
-p95 and max over every hand-over, and the time to the last turn's end.
+p95 and max over every hand-over, the time to the last turn's end, and the Redis
+commands a job cost (`INFO commandstats`, this harness's own reads left out): with long
+runs, mostly what the turns waiting behind them cost.
 
     python -m bench.turns --conversations 10 --turns 6 --out bench/results/turns.json
 """
@@ -47,12 +49,15 @@ def measure(conversations: int, turns: int, latency_ms: int) -> dict[str, Any]:
         lines: list[tuple[str, list[str]]] = [
             (f"talk-{uuid.uuid4().hex[:12]}", []) for _ in range(conversations)
         ]
+        conn = redis.Redis.from_url(server.url)
+        commands_before = _commands(conn)
         started = time.time()
         for turn in range(1, turns + 1):  # turn n of every conversation, then turn n + 1
             for name, ids in lines:
                 ids.append(client.submit(f"Turn {turn}?", conversation=name).id)
-        records = _wait_for(redis.Redis.from_url(server.url), [i for _, ids in lines for i in ids])
+        records, own = _wait_for(conn, [i for _, ids in lines for i in ids])
         elapsed = time.time() - started
+        commands = _commands(conn) - commands_before - own - 1
     finally:
         stop_stack(workers, None, sandbox, server)
         shutil.rmtree(home, ignore_errors=True)
@@ -65,26 +70,37 @@ def measure(conversations: int, turns: int, latency_ms: int) -> dict[str, Any]:
         "conversations": conversations, "turns": turns, "latency_ms": latency_ms,
         "succeeded": sum(1 for r in records.values() if r["status"] == "succeeded"),
         "jobs": len(records), "seconds_to_last_end": round(elapsed, 2),
+        "redis_commands_per_job": round(commands / len(records), 1),
         "gap_ms": {"p50": round(statistics.median(gaps), 1),
                    "p95": round(gaps[int(0.95 * (len(gaps) - 1))], 1),
                    "max": round(gaps[-1], 1)},
     }  # fmt: skip
 
 
-def _wait_for(conn: redis.Redis, ids: list[str], timeout: float = 600) -> dict[str, Any]:
+def _commands(conn: redis.Redis) -> int:
+    """Every command Redis has run so far, Lua's included (`INFO commandstats`)."""
+    return sum(int(row["calls"]) for row in conn.info("commandstats").values())
+
+
+def _wait_for(
+    conn: redis.Redis, ids: list[str], timeout: float = 600
+) -> tuple[dict[str, Any], int]:
+    """The jobs' ended records, and how many commands this waiting took (one `MGET` a
+    look)."""
     records: dict[str, Any] = {}
+    looks = 0
     deadline = time.time() + timeout
     while len(records) < len(ids) and time.time() < deadline:
-        for job_id in ids:
-            if job_id not in records:
-                raw = conn.get(keys.job(job_id))
-                record = json.loads(raw) if raw else {}
-                if record.get("status") in TERMINAL:
-                    records[job_id] = record
+        pending = [job_id for job_id in ids if job_id not in records]
+        looks += 1
+        for job_id, raw in zip(pending, conn.mget([keys.job(i) for i in pending]), strict=True):
+            record = json.loads(raw) if raw else {}
+            if record.get("status") in TERMINAL:
+                records[job_id] = record
         time.sleep(0.1)
     if len(records) < len(ids):
         raise SystemExit(f"{len(ids) - len(records)} jobs did not end within {timeout} s")
-    return records
+    return records, looks
 
 
 def main() -> None:

@@ -65,11 +65,15 @@ class BackendCalls:
     # -- start -------------------------------------------------------------------------
     def start(self, ctx: StepContext) -> str:
         """Create the job's run, or answer from an instant link, or wait at a gate."""
-        waiting_for = self.gates.turn_blocker(ctx)
-        if waiting_for is not None:
-            # Another job on this conversation goes first; this one keeps its place.
-            self.frame.come_back(ctx, Step.START, self.config.turn_wait)
-            log.info("job.waiting_turn", job_id=ctx.job.id, behind=waiting_for)
+        waiting = self.gates.turn_blocker(ctx)
+        if waiting is not None:
+            # Another job on this conversation goes first; this one keeps its place, and
+            # looks again soon, or late when that job's end will start it.
+            cfg = self.config
+            wait = cfg.turn_wait_handed_over if waiting.handed_over else cfg.turn_wait
+            self.frame.come_back(ctx, Step.START, wait)
+            log.info("job.waiting_turn", job_id=ctx.job.id, behind=waiting.holder,
+                     handed_over=waiting.handed_over)  # fmt: skip
             return Outcome.WAITING_TURN
         if ctx.link.instant:
             return self.endings.answer_instantly(ctx)

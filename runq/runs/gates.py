@@ -25,7 +25,7 @@ from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.multitask import for_worker as multitask_for_worker
 from runq.runs.ratelimit import estimate_tokens
-from runq.runs.store import JobStore
+from runq.runs.store import JobStore, Turn
 
 log = structlog.get_logger("runq.steps")
 
@@ -96,12 +96,13 @@ class Gates:
         # What a job does when another has its conversation (runs.multitask).
         self.multitask = multitask_for_worker(store, frame.scheduler)
 
-    def turn_blocker(self, ctx: StepContext) -> str | None:
+    def turn_blocker(self, ctx: StepContext) -> Turn | None:
         """The job this one must wait for, or None once it may talk to its conversation.
 
         A continuation waits until the earlier job ended, then takes over its backend ids;
         jobs on one thread or conversation take turns through a lock in Redis, because a
-        thread with an active run refuses new messages.
+        thread with an active run refuses new messages. A job the end of the other will
+        start (`JobStore.wait_for_end`) says so: `Turn.handed_over`.
         """
         job, spec = ctx.job, ctx.job.spec
         ended = None  # a job seen ended here (the one continued)
@@ -112,9 +113,15 @@ class Gates:
             earlier = self._earlier(spec.continue_job)
             if not earlier.terminal:
                 waiting_for = self.multitask.busy(job, earlier.id)
-                if earlier.spec.tenant == spec.tenant:  # never in another tenant's way
-                    self.store.wait_for_end(earlier.id, job)
-                return waiting_for
+                # Never in another tenant's way; asked before the second look, so the
+                # end is either seen there or finds the request.
+                if earlier.spec.tenant != spec.tenant or not self.store.wait_for_end(
+                    earlier.id, job
+                ):
+                    return Turn(waiting_for)
+                earlier = self._earlier(spec.continue_job)
+                if not earlier.terminal:
+                    return Turn(waiting_for, handed_over=True)
             ended = earlier.id
             if earlier.spec.conversation:
                 # runq's own record carries the history to whichever link answers
@@ -130,11 +137,13 @@ class Gates:
             first = first_job_of(spec.conversation)
             if first not in (None, ended, job.id) and not self._ended(first):
                 waiting_for = self.multitask.busy(job, first)
-                self.store.wait_for_end(first, job, first_in_line_of=conversation)
-                return waiting_for
-            holder = self.store.take_conversation(job, conversation)
-            if holder != job.id:
-                return self.multitask.busy(job, holder)
+                if not self.store.wait_for_end(first, job, first_in_line_of=conversation):
+                    return Turn(waiting_for)
+                if not self._ended(first):  # looked at again after the request: see above
+                    return Turn(waiting_for, handed_over=True)
+            turn = self.store.take_conversation(job, conversation)
+            if turn.holder != job.id:
+                return Turn(self.multitask.busy(job, turn.holder), turn.handed_over)
             job.turn_lock = conversation
             self.multitask.took_turn(job)
         return None

@@ -14,6 +14,9 @@ class StepConfig:
     tool_errors_fail_job: bool = False
     stream_lock_seconds: float = 10.0  # renewed while the stream runs; short so a crash frees it
     turn_wait: float = 0.5  # seconds between looks while another job has the conversation
+    # ... and for a job whose start the end it waits for will send (`runs.gates`): the
+    # look is then only the safety net, for a hand-over lost with its worker.
+    turn_wait_handed_over: float = 30.0
     deadline_margin: float = 2.0  # a model link is skipped with less time than this left
     # Webhook mode (runs.webhooks): a waiting run is looked at after this long unless its
     # webhook wakes the job first, the wait growing `safety_poll_growth` times after each

@@ -143,6 +143,16 @@ class EndingWrites:
     next_turn: tuple[str, int] | None = None
 
 
+@dataclass(frozen=True)
+class Turn:
+    """Who has a conversation's turn (`JobStore.take_conversation`): `holder`, the job
+    that asked when it has it; `handed_over` when the job waits first in line and the
+    holder's end will start it (`JobStore.wait_for_end`)."""
+
+    holder: str
+    handed_over: bool = False
+
+
 def _life_bound(job: Job) -> int:
     """Seconds a job lives at most before it ends, for its stream's first TTL: only the
     commit that ends a job sets the stream's TTL again (the steps' commits do not), so
@@ -355,11 +365,12 @@ class JobStore:
         ids = self.redis.zrangebyscore(keys.leases(), "-inf", now, start=0, num=limit)
         return [text(i) for i in cast(list[bytes], ids)]
 
-    def take_conversation(self, job: Job, conversation: str) -> str:
-        """Hold the conversation for `job`, in submission order; return who has the turn:
+    def take_conversation(self, job: Job, conversation: str) -> Turn:
+        """Hold the conversation for `job`, in submission order; say who has the turn:
         the job itself, the job holding it, or the job submitted before it that has yet
         to take it (conversation_turn.lua). A job first in line behind the holder asks
-        the holder's end to start it (`wait_for_end`).
+        the holder's end to start it (`wait_for_end`) before it looks at the holder, so
+        an end either finds that request or is seen here: `Turn.handed_over`.
 
         A job named that has ended (or is gone) is passed over: a holder that ended
         without giving the conversation back loses the lock, and an earlier job that
@@ -375,13 +386,14 @@ class JobStore:
             reply = self._take_turn(keys=[lock, queue], args=args)
             kind = text(reply[0])
             if kind == "mine":
-                return job.id
+                return Turn(job.id)
             other = text(reply[1])
+            handed_over = kind == "held" and text(reply[2]) == "1"
+            if handed_over:
+                self.wait_for_end(other, job)
             try:
                 if not self.get(other).terminal:
-                    if kind == "held" and text(reply[2]) == "1":
-                        self.wait_for_end(other, job)
-                    return other
+                    return Turn(other, handed_over=handed_over)
             except JobNotFoundError:
                 pass
             if kind == "held":
@@ -389,23 +401,26 @@ class JobStore:
             else:
                 self.redis.zrem(queue, other)
 
-    def wait_for_end(self, other: str, job: Job, *, first_in_line_of: str | None = None) -> None:
+    def wait_for_end(self, other: str, job: Job, *, first_in_line_of: str | None = None) -> bool:
         """Ask the end of `other` to start `job` at once: the commit that ends `other`
         reads this (`EndingWrites.next_turn`), and its step starts `job` then, instead of
         at `job`'s next look. With `first_in_line_of` (the conversation `other` began,
         whose turn it holds without a lock), only if `job` is first in its tenant's line.
+        Returns whether it asked.
 
-        An end that came first finds nothing, and the look is still there; a job that
-        stopped waiting is started once more with a token it no longer has, which does
-        nothing. One job is named at a time: others waiting on `other` keep their looks.
+        The caller looks at `other` after this: an end that came first is seen then, and
+        a later one finds the request. A job that stopped waiting is started once more
+        with a token it no longer has, which does nothing. One job is named at a time:
+        others waiting on `other` keep their looks.
         """
         if first_in_line_of is not None:
             line = keys.conversation_queue(first_in_line_of, job.spec.tenant)
             head = self.redis.zrange(line, 0, 0)
             if not head or text(head[0]) != job.id:
-                return
+                return False
         mark = f"{job.id}|{job.token}"
         self.redis.set(keys.turn_next(other), mark, px=TURN_NEXT_LIFE * 1000)
+        return True
 
     def give_back_conversation(self, conversation: str, job_id: str) -> None:
         self._release(keys=[keys.conversation_lock(conversation)], args=[job_id])

@@ -189,7 +189,9 @@ def test_the_end_of_a_turn_starts_the_job_waiting_for_it(steps, job_store, sched
     third = _submit(job_store, input="And yours?", conversation=of_job(first.id))
     assert steps.run("start", third.id, 0) == Outcome.WAITING_TURN  # not first in line
     assert steps.run("start", second.id, 0) == Outcome.WAITING_TURN
-    assert [s[1] for s in scheduler.scheduled] == [third.id, second.id]  # their looks
+    # Their looks: soon for the job behind another; late for the job first in line,
+    # whose start the end it waits for sends (the look is only the safety net then).
+    assert [(s[1], s[3]) for s in scheduler.scheduled] == [(third.id, 0.5), (second.id, 30.0)]
     scheduler.scheduled.clear()
     assert steps.run("start", first.id, 0) == JobStatus.SUCCEEDED
     # The end starts the job first in line now, with the token its start waits with.
@@ -204,6 +206,7 @@ def test_the_end_of_a_job_starts_its_waiting_continuation(steps, job_store, sche
     first = _submit(job_store, input="My name is Zed.")
     then = _submit(job_store, input="My name?", continue_job=first.id)
     assert steps.run("start", then.id, 0) == Outcome.WAITING_TURN
+    assert scheduler.last() == ("start", then.id, 0, 30.0)
     scheduler.scheduled.clear()
     assert steps.run("start", first.id, 0) == JobStatus.SUCCEEDED
     assert ("start", then.id, 0, 0) in scheduler.scheduled

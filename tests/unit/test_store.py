@@ -264,15 +264,15 @@ def _on_conversation(store: JobStore, at: float, conversation: str = "talk-1") -
 def test_the_turn_goes_in_submission_order_whoever_asks_first(store: JobStore) -> None:
     # The starts reach the conversation in another order than the jobs were submitted.
     a, b, c = (_on_conversation(store, at) for at in (100.0, 101.0, 102.0))
-    assert store.take_conversation(c, "talk-1") == a.id
-    assert store.take_conversation(b, "talk-1") == a.id
-    assert store.take_conversation(a, "talk-1") == a.id
-    assert store.take_conversation(c, "talk-1") == a.id  # a holds it now
+    assert store.take_conversation(c, "talk-1").holder == a.id
+    assert store.take_conversation(b, "talk-1").holder == a.id
+    assert store.take_conversation(a, "talk-1").holder == a.id
+    assert store.take_conversation(c, "talk-1").holder == a.id  # a holds it now
     store.give_back_conversation("talk-1", a.id)
-    assert store.take_conversation(c, "talk-1") == b.id
-    assert store.take_conversation(b, "talk-1") == b.id
+    assert store.take_conversation(c, "talk-1").holder == b.id
+    assert store.take_conversation(b, "talk-1").holder == b.id
     store.give_back_conversation("talk-1", b.id)
-    assert store.take_conversation(c, "talk-1") == c.id
+    assert store.take_conversation(c, "talk-1").holder == c.id
 
 
 def test_a_job_that_ended_before_its_turn_is_passed_over(store: JobStore) -> None:
@@ -280,7 +280,7 @@ def test_a_job_that_ended_before_its_turn_is_passed_over(store: JobStore) -> Non
     cancelled = store.get(a.id)
     cancelled.move(JobStatus.CANCELLED)
     assert store.commit(cancelled, [], lease_until=None)
-    assert store.take_conversation(b, "talk-1") == b.id
+    assert store.take_conversation(b, "talk-1").holder == b.id
     assert store.redis.zcard(keys.conversation_queue("talk-1", None)) == 0
 
 
@@ -291,14 +291,14 @@ def test_a_job_missing_from_the_queue_joins_at_its_submission_time(
     # queue existed was never in it. Either takes its place by when it was submitted.
     early, late = _on_conversation(store, 100.0), _on_conversation(store, 105.0)
     fake_redis.delete(keys.conversation_queue("talk-1", None))
-    assert store.take_conversation(late, "talk-1") == late.id  # alone in the queue
+    assert store.take_conversation(late, "talk-1").holder == late.id  # alone in the queue
     store.give_back_conversation("talk-1", late.id)
     third = _on_conversation(store, 110.0)
-    assert store.take_conversation(third, "talk-1") == third.id
+    assert store.take_conversation(third, "talk-1").holder == third.id
     store.give_back_conversation("talk-1", third.id)
     newest = _on_conversation(store, 120.0)
-    assert store.take_conversation(early, "talk-1") == early.id
-    assert store.take_conversation(newest, "talk-1") == early.id
+    assert store.take_conversation(early, "talk-1").holder == early.id
+    assert store.take_conversation(newest, "talk-1").holder == early.id
 
 
 def test_only_jobs_that_take_turns_join_a_queue(store: JobStore, fake_redis) -> None:
@@ -319,7 +319,7 @@ def test_another_tenants_job_holds_no_place_in_the_owners_line(store: JobStore) 
     stranger.timings["queued_at"] = 50.0
     store.create(stranger, [], lease_until=time.time() + 60)
     mine = _on_conversation(store, 100.0)
-    assert store.take_conversation(mine, "talk-1") == mine.id
+    assert store.take_conversation(mine, "talk-1").holder == mine.id
 
 
 def test_a_job_missing_from_the_queue_keeps_its_place_while_the_turn_is_held(
@@ -329,10 +329,10 @@ def test_a_job_missing_from_the_queue_keeps_its_place_while_the_turn_is_held(
     continuation = _on_conversation(store, 102.0)
     later = _on_conversation(store, 105.0)
     fake_redis.zrem(keys.conversation_queue("talk-1", None), continuation.id)
-    assert store.take_conversation(holder, "talk-1") == holder.id
-    assert store.take_conversation(continuation, "talk-1") == holder.id  # it joins the line
+    assert store.take_conversation(holder, "talk-1").holder == holder.id
+    assert store.take_conversation(continuation, "talk-1").holder == holder.id  # it joins the line
     store.give_back_conversation("talk-1", holder.id)
-    assert store.take_conversation(later, "talk-1") == continuation.id
+    assert store.take_conversation(later, "talk-1").holder == continuation.id
 
 
 def _end(store: JobStore, job: Job, conversation: str) -> EndingWrites:
@@ -349,20 +349,22 @@ def test_the_end_of_a_turn_names_the_start_waiting_first_in_line(
 ) -> None:
     holder, first, second = (_on_conversation(store, at) for at in (100.0, 101.0, 102.0))
     first.token = 3  # the token of its start step, which waits for the turn
-    assert store.take_conversation(holder, "talk-1") == holder.id
-    assert store.take_conversation(second, "talk-1") == holder.id  # not first in line
+    assert store.take_conversation(holder, "talk-1").holder == holder.id
+    behind = store.take_conversation(second, "talk-1")  # not first in line
+    assert (behind.holder, behind.handed_over) == (holder.id, False)
     assert not fake_redis.exists(keys.turn_next(holder.id))
-    assert store.take_conversation(first, "talk-1") == holder.id
+    waiting = store.take_conversation(first, "talk-1")
+    assert (waiting.holder, waiting.handed_over) == (holder.id, True)
     writes = _end(store, holder, "talk-1")
     assert writes.next_turn == (first.id, 3)
     assert not fake_redis.exists(keys.turn_next(holder.id)), "taken by the end that read it"
     assert fake_redis.get(keys.conversation_lock("talk-1")) is None
-    assert store.take_conversation(first, "talk-1") == first.id
+    assert store.take_conversation(first, "talk-1").holder == first.id
 
 
 def test_an_end_nobody_waits_for_names_no_start(store: JobStore) -> None:
     alone = _on_conversation(store, 100.0)
-    assert store.take_conversation(alone, "talk-1") == alone.id
+    assert store.take_conversation(alone, "talk-1").holder == alone.id
     assert _end(store, alone, "talk-1").next_turn is None
 
 
