@@ -70,10 +70,13 @@ class BackendCalls:
             # Another job on this conversation goes first; this one keeps its place, and
             # looks again soon, or late when that job's end will start it.
             cfg = self.config
-            wait = cfg.turn_wait_handed_over if waiting.handed_over else cfg.turn_wait
+            next_up = waiting.first_in_line
+            wait = cfg.turn_wait_handed_over if next_up else cfg.turn_wait
             self.frame.come_back(ctx, Step.START, wait)
+            if next_up:
+                self.gates.ask_hand_over(ctx.job, waiting)
             log.info("job.waiting_turn", job_id=ctx.job.id, behind=waiting.holder,
-                     handed_over=waiting.handed_over)  # fmt: skip
+                     first_in_line=next_up)  # fmt: skip
             return Outcome.WAITING_TURN
         if ctx.link.instant:
             return self.endings.answer_instantly(ctx)

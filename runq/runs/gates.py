@@ -101,8 +101,8 @@ class Gates:
 
         A continuation waits until the earlier job ended, then takes over its backend ids;
         jobs on one thread or conversation take turns through a lock in Redis, because a
-        thread with an active run refuses new messages. A job the end of the other will
-        start (`JobStore.wait_for_end`) says so: `Turn.handed_over`.
+        thread with an active run refuses new messages. `Turn.first_in_line`: the job is
+        next, so the other's end may start it (`ask_hand_over`).
         """
         job, spec = ctx.job, ctx.job.spec
         ended = None  # a job seen ended here (the one continued)
@@ -113,15 +113,8 @@ class Gates:
             earlier = self._earlier(spec.continue_job)
             if not earlier.terminal:
                 waiting_for = self.multitask.busy(job, earlier.id)
-                # Never in another tenant's way; asked before the second look, so the
-                # end is either seen there or finds the request.
-                if earlier.spec.tenant != spec.tenant or not self.store.wait_for_end(
-                    earlier.id, job
-                ):
-                    return Turn(waiting_for)
-                earlier = self._earlier(spec.continue_job)
-                if not earlier.terminal:
-                    return Turn(waiting_for, handed_over=True)
+                # Never in the way of another tenant's own next turn.
+                return Turn(waiting_for, first_in_line=earlier.spec.tenant == spec.tenant)
             ended = earlier.id
             if earlier.spec.conversation:
                 # runq's own record carries the history to whichever link answers
@@ -137,16 +130,26 @@ class Gates:
             first = first_job_of(spec.conversation)
             if first not in (None, ended, job.id) and not self._ended(first):
                 waiting_for = self.multitask.busy(job, first)
-                if not self.store.wait_for_end(first, job, first_in_line_of=conversation):
-                    return Turn(waiting_for)
-                if not self._ended(first):  # looked at again after the request: see above
-                    return Turn(waiting_for, handed_over=True)
+                return Turn(waiting_for, self.store.first_in_line(job, conversation))
             turn = self.store.take_conversation(job, conversation)
             if turn.holder != job.id:
-                return Turn(self.multitask.busy(job, turn.holder), turn.handed_over)
+                return Turn(self.multitask.busy(job, turn.holder), turn.first_in_line)
             job.turn_lock = conversation
             self.multitask.took_turn(job)
         return None
+
+    def ask_hand_over(self, job: Job, turn: Turn) -> None:
+        """Ask the end of the job this one waits for to start it (`JobStore.wait_for_end`),
+        then look at that job once more: an end before the request is seen then, and this
+        job's start is sent now; a later end finds the request.
+
+        Called once the waiting job is given back (`StepFrame.come_back`): a start sent
+        by the end while the job was still held would find it busy and come back only
+        when its lock ran out.
+        """
+        self.store.wait_for_end(turn.holder, job)
+        if self._ended(turn.holder):
+            self.frame.scheduler.schedule(Step.START, job.id, job.token, 0)
 
     def _ended(self, job_id: str) -> bool:
         """Has the job that began a conversation ended (or expired)? It took no turn lock

@@ -146,11 +146,11 @@ class EndingWrites:
 @dataclass(frozen=True)
 class Turn:
     """Who has a conversation's turn (`JobStore.take_conversation`): `holder`, the job
-    that asked when it has it; `handed_over` when the job waits first in line and the
-    holder's end will start it (`JobStore.wait_for_end`)."""
+    that asked when it has it; `first_in_line` when the job that asked is next, so the
+    holder's end may start it (`JobStore.wait_for_end`)."""
 
     holder: str
-    handed_over: bool = False
+    first_in_line: bool = False
 
 
 def _life_bound(job: Job) -> int:
@@ -368,9 +368,7 @@ class JobStore:
     def take_conversation(self, job: Job, conversation: str) -> Turn:
         """Hold the conversation for `job`, in submission order; say who has the turn:
         the job itself, the job holding it, or the job submitted before it that has yet
-        to take it (conversation_turn.lua). A job first in line behind the holder asks
-        the holder's end to start it (`wait_for_end`) before it looks at the holder, so
-        an end either finds that request or is seen here: `Turn.handed_over`.
+        to take it (conversation_turn.lua), and whether the job is next in line.
 
         A job named that has ended (or is gone) is passed over: a holder that ended
         without giving the conversation back loses the lock, and an earlier job that
@@ -388,12 +386,9 @@ class JobStore:
             if kind == "mine":
                 return Turn(job.id)
             other = text(reply[1])
-            handed_over = kind == "held" and text(reply[2]) == "1"
-            if handed_over:
-                self.wait_for_end(other, job)
             try:
                 if not self.get(other).terminal:
-                    return Turn(other, handed_over=handed_over)
+                    return Turn(other, first_in_line=kind == "held" and text(reply[2]) == "1")
             except JobNotFoundError:
                 pass
             if kind == "held":
@@ -401,26 +396,22 @@ class JobStore:
             else:
                 self.redis.zrem(queue, other)
 
-    def wait_for_end(self, other: str, job: Job, *, first_in_line_of: str | None = None) -> bool:
+    def first_in_line(self, job: Job, conversation: str) -> bool:
+        """Is `job` first in its tenant's line for `conversation`?"""
+        head = self.redis.zrange(keys.conversation_queue(conversation, job.spec.tenant), 0, 0)
+        return bool(head) and text(head[0]) == job.id
+
+    def wait_for_end(self, other: str, job: Job) -> None:
         """Ask the end of `other` to start `job` at once: the commit that ends `other`
         reads this (`EndingWrites.next_turn`), and its step starts `job` then, instead of
-        at `job`'s next look. With `first_in_line_of` (the conversation `other` began,
-        whose turn it holds without a lock), only if `job` is first in its tenant's line.
-        Returns whether it asked.
+        at `job`'s next look (`runs.gates.Gates.ask_hand_over`).
 
-        The caller looks at `other` after this: an end that came first is seen then, and
-        a later one finds the request. A job that stopped waiting is started once more
-        with a token it no longer has, which does nothing. One job is named at a time:
-        others waiting on `other` keep their looks.
+        A job that stopped waiting is started once more with a token it no longer has,
+        which does nothing. One job is named at a time: others waiting on `other` keep
+        their looks.
         """
-        if first_in_line_of is not None:
-            line = keys.conversation_queue(first_in_line_of, job.spec.tenant)
-            head = self.redis.zrange(line, 0, 0)
-            if not head or text(head[0]) != job.id:
-                return False
         mark = f"{job.id}|{job.token}"
         self.redis.set(keys.turn_next(other), mark, px=TURN_NEXT_LIFE * 1000)
-        return True
 
     def give_back_conversation(self, conversation: str, job_id: str) -> None:
         self._release(keys=[keys.conversation_lock(conversation)], args=[job_id])

@@ -213,6 +213,28 @@ def test_the_end_of_a_job_starts_its_waiting_continuation(steps, job_store, sche
     assert steps.run("start", then.id, 0) == JobStatus.SUCCEEDED
 
 
+def test_an_end_between_the_look_and_the_request_starts_the_waiting_job(
+    steps, job_store, scheduler
+) -> None:
+    # The job first in line asks for the hand-over once it is given back, then looks at
+    # the job it waits for again: an end that came in between (and so found no request)
+    # is seen by that look, and the start is sent there and then.
+    first = _submit(job_store, input="My name is Zed.")
+    second = _submit(job_store, input="My name?", conversation=of_job(first.id))
+    finish_first = steps.run  # ends `first` while `second` is being given back
+    job_store_release = job_store.release
+
+    def release_then_end(job_id: str, owner: str) -> None:
+        job_store_release(job_id, owner)
+        if job_id == second.id and job_store.get(first.id).status == JobStatus.QUEUED:
+            assert finish_first("start", first.id, 0) == JobStatus.SUCCEEDED
+
+    job_store.release = release_then_end  # type: ignore[method-assign]
+    assert steps.run("start", second.id, 0) == Outcome.WAITING_TURN
+    assert scheduler.last() == ("start", second.id, 0, 0)  # the look that saw the end
+    assert steps.run("start", second.id, 0) == JobStatus.SUCCEEDED
+
+
 def test_a_job_nobody_waits_for_ends_in_one_call(steps, job_store, redis_client) -> None:
     _run(steps, job_store, input="What is 5*7?")  # the scripts loaded (SCRIPT LOAD, again)
     job = _submit(job_store, input="What is 6*7?")

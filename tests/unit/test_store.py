@@ -350,11 +350,11 @@ def test_the_end_of_a_turn_names_the_start_waiting_first_in_line(
     holder, first, second = (_on_conversation(store, at) for at in (100.0, 101.0, 102.0))
     first.token = 3  # the token of its start step, which waits for the turn
     assert store.take_conversation(holder, "talk-1").holder == holder.id
-    behind = store.take_conversation(second, "talk-1")  # not first in line
-    assert (behind.holder, behind.handed_over) == (holder.id, False)
-    assert not fake_redis.exists(keys.turn_next(holder.id))
+    behind = store.take_conversation(second, "talk-1")
+    assert (behind.holder, behind.first_in_line) == (holder.id, False)
     waiting = store.take_conversation(first, "talk-1")
-    assert (waiting.holder, waiting.handed_over) == (holder.id, True)
+    assert (waiting.holder, waiting.first_in_line) == (holder.id, True)
+    store.wait_for_end(holder.id, first)
     writes = _end(store, holder, "talk-1")
     assert writes.next_turn == (first.id, 3)
     assert not fake_redis.exists(keys.turn_next(holder.id)), "taken by the end that read it"
@@ -373,7 +373,7 @@ def test_an_end_refused_by_a_cancel_leaves_the_waiting_start_for_the_real_end(
 ) -> None:
     holder, waiting = _on_conversation(store, 100.0), _on_conversation(store, 101.0)
     store.take_conversation(holder, "talk-1")
-    store.take_conversation(waiting, "talk-1")
+    store.wait_for_end(holder.id, waiting)
     running = store.get(holder.id)
     store.request_cancel(holder.id)
     running.move(JobStatus.FAILED)
