@@ -235,6 +235,18 @@ def test_an_end_between_the_look_and_the_request_starts_the_waiting_job(
     assert steps.run("start", second.id, 0) == JobStatus.SUCCEEDED
 
 
+def test_a_job_cancelled_before_it_starts_hands_its_turn_over(steps, job_store, scheduler) -> None:
+    # Every end is a step's, even of a job that never ran: the cancel task ends it.
+    first = _submit(job_store, input="My name is Zed.")
+    second = _submit(job_store, input="My name?", conversation=of_job(first.id))
+    assert steps.run("start", second.id, 0) == Outcome.WAITING_TURN
+    job_store.request_cancel(first.id)
+    scheduler.scheduled.clear()
+    assert steps.cancel(first.id) == JobStatus.CANCELLED
+    assert ("start", second.id, 0, 0) in scheduler.scheduled
+    assert steps.run("start", second.id, 0) == JobStatus.SUCCEEDED
+
+
 def test_a_job_nobody_waits_for_ends_in_one_call(steps, job_store, redis_client) -> None:
     _run(steps, job_store, input="What is 5*7?")  # the scripts loaded (SCRIPT LOAD, again)
     job = _submit(job_store, input="What is 6*7?")
