@@ -30,7 +30,9 @@ import redis
 from runq.producers.client.sync import Client
 from runq.producers.webhooks import PATH
 from runq.producers.webhooks.process import WebhookServerProcess
+from runq.runs import keys
 from runq.runs.job import JobStatus
+from runq.runs.replies import text
 from runq.worker.launcher import SandboxProcess, Stack, WorkerProcess, free_port
 from tests.conftest import wait_for
 from tests.integration.conftest import WORKER_ENV, client_for
@@ -47,6 +49,11 @@ def own_db(redis_url: str, db: int) -> str:
     """The session's Redis, another database: each test's workers see only its own jobs
     (a worker of another test would run them against another sandbox)."""
     return redis_url.rsplit("/", 1)[0] + f"/{db}"
+
+
+def next_look(conn: redis.Redis, job_id: str) -> bool:
+    """Is a safety look of the job waiting in Redis's delayed steps (`runs.delays`)?"""
+    return any(text(m).startswith(f"{job_id}|look|") for m in conn.zrange(keys.delayed(), 0, -1))
 
 
 def sandbox_sending(url: str, faults: str | None = None, **env: str) -> SandboxProcess:
@@ -274,6 +281,10 @@ def test_a_waiting_run_outlives_its_worker_through_its_looks(redis_url, tmp_path
                                        instructions="sandbox_latency_ms: 9000")  # fmt: skip
                 wait_for(lambda: client.redis.hget("runq:looks", handle.id), timeout=30,
                          what="the first look to be counted")  # fmt: skip
+                # Between two looks: the next one is in Redis (it is scheduled just after
+                # the count; a kill in between loses it to the lease, off here).
+                wait_for(lambda: next_look(client.redis, handle.id), timeout=10,
+                         what="the next look to be scheduled")  # fmt: skip
                 killed = stack.worker_procs[0]
                 assert killed.proc is not None
                 os.killpg(killed.proc.pid, signal.SIGKILL)  # no warm shutdown
