@@ -28,6 +28,7 @@ from typing import Any
 
 import redis
 
+from bench.common import redis_counters, redis_delta
 from bench.run import Config, sandbox_for, start_workers, stop_stack
 from runq.config.settings import load_settings
 from runq.producers.client.sync import Client
@@ -50,14 +51,16 @@ def measure(conversations: int, turns: int, latency_ms: int) -> dict[str, Any]:
             (f"talk-{uuid.uuid4().hex[:12]}", []) for _ in range(conversations)
         ]
         conn = redis.Redis.from_url(server.url)
-        commands_before = _commands(conn)
+        counters_before = redis_counters(conn)
         started = time.time()
         for turn in range(1, turns + 1):  # turn n of every conversation, then turn n + 1
             for name, ids in lines:
                 ids.append(client.submit(f"Turn {turn}?", conversation=name).id)
         records, own = _wait_for(conn, [i for _, ids in lines for i in ids])
         elapsed = time.time() - started
-        commands = _commands(conn) - commands_before - own - 1
+        delta = redis_delta(counters_before, redis_counters(conn))
+        # Less this harness's own: its MGETs, and the two INFOs of the first reading.
+        commands = sum(v for name, v in delta.items() if name != "__cpu_s") - own - 2
     finally:
         stop_stack(workers, None, sandbox, server)
         shutil.rmtree(home, ignore_errors=True)
@@ -75,11 +78,6 @@ def measure(conversations: int, turns: int, latency_ms: int) -> dict[str, Any]:
                    "p95": round(gaps[int(0.95 * (len(gaps) - 1))], 1),
                    "max": round(gaps[-1], 1)},
     }  # fmt: skip
-
-
-def _commands(conn: redis.Redis) -> int:
-    """Every command Redis has run so far, Lua's included (`INFO commandstats`)."""
-    return sum(int(row["calls"]) for row in conn.info("commandstats").values())
 
 
 def _wait_for(

@@ -152,8 +152,9 @@ class Gates:
             self.frame.scheduler.schedule(Step.START, job.id, job.token, 0)
 
     def _ended(self, job_id: str) -> bool:
-        """Has the job that began a conversation ended (or expired)? It took no turn lock
-        (`runs.conversations.ids.of_job`): the next job on it waits for its end."""
+        """Has the job ended (or expired)? The job that began a conversation took no turn
+        lock (`runs.conversations.ids.of_job`): the next job on it waits for its end, as
+        a job waits for the one whose end will hand it the turn (`ask_hand_over`)."""
         try:
             return self.store.get(job_id).terminal
         except JobNotFoundError:
