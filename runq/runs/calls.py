@@ -68,15 +68,15 @@ class BackendCalls:
         waiting = self.gates.turn_blocker(ctx)
         if waiting is not None:
             # Another job on this conversation goes first; this one keeps its place, and
-            # looks again soon, or late when that job's end will start it.
+            # looks again late when the end of the job before it will start it, else soon.
             cfg = self.config
-            next_up = waiting.first_in_line
-            wait = cfg.turn_wait_handed_over if next_up else cfg.turn_wait
+            after = waiting.after
+            wait = cfg.turn_wait_handed_over if after else cfg.turn_wait
             self.frame.come_back(ctx, Step.START, wait)
-            if next_up:
-                self.gates.ask_hand_over(ctx.job, waiting)
+            if after:
+                self.gates.ask_hand_over(ctx.job, after)
             log.info("job.waiting_turn", job_id=ctx.job.id, behind=waiting.holder,
-                     first_in_line=next_up)  # fmt: skip
+                     started_by=after)  # fmt: skip
             return Outcome.WAITING_TURN
         if ctx.link.instant:
             return self.endings.answer_instantly(ctx)

@@ -13,11 +13,12 @@
 -- ARGV[4] the queue's TTL (s), kept at least this long
 --
 -- Returns {'mine'} when the job holds the turn (it leaves the queue), {'held', holder,
--- next} when another job holds it (`next` is '1' when this job is first in line: the
--- caller asks the holder's end to start it, JobStore.wait_for_end), {'behind', job} when
--- a job submitted before it has yet to take its turn. The caller looks at the job named:
--- one that has ended or is gone is passed over (JobStore.take_conversation) and the call
--- made again.
+-- ahead} when another job holds it, {'behind', head, ahead} when a job submitted before
+-- it (the head of the line) has yet to take its turn. `ahead` is the job just before
+-- this one in line ('' when this one is first): the caller asks the end of the job
+-- before it (the holder when first) to start it (JobStore.wait_for_end). The caller
+-- looks at the job named second: one that has ended or is gone is passed over
+-- (JobStore.take_conversation) and the call made again.
 local job = ARGV[1]
 local holder = redis.call('GET', KEYS[1])
 if holder == job then
@@ -28,9 +29,11 @@ if redis.call('ZADD', KEYS[2], 'NX', ARGV[3], job) == 1
     and redis.call('TTL', KEYS[2]) < tonumber(ARGV[4]) then
   redis.call('EXPIRE', KEYS[2], ARGV[4])
 end
-local head = redis.call('ZRANGE', KEYS[2], 0, 0)[1]
-if holder then return {'held', holder, head == job and '1' or '0'} end
-if head ~= job then return {'behind', head} end
+local rank = redis.call('ZRANK', KEYS[2], job)
+local ahead = ''
+if rank > 0 then ahead = redis.call('ZRANGE', KEYS[2], rank - 1, rank - 1)[1] end
+if holder then return {'held', holder, ahead} end
+if rank > 0 then return {'behind', redis.call('ZRANGE', KEYS[2], 0, 0)[1], ahead} end
 redis.call('SET', KEYS[1], job, 'PX', ARGV[2])
 redis.call('ZREM', KEYS[2], job)
 return {'mine'}

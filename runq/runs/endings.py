@@ -303,18 +303,19 @@ class Endings:
         if token is None:
             return Outcome.CONFLICT
         log.info("job.finished", job_id=job.id, status=status, source=job.source)
-        if writes.next_turn is not None:
-            self._hand_over_turn(job, *writes.next_turn)
+        for waiting, waiting_token in writes.next_turns:
+            self._hand_over_turn(job, waiting, waiting_token)
         self.publication.after_end(job.id, token)
         return status
 
     def _hand_over_turn(self, job: Job, waiting: str, token: int) -> None:
-        """Start the job that waits first in line for this one's end, now.
+        """Start a job that waits for this one's end, now.
 
-        It waits at its start and would look again within `turn_wait`; started here, it
-        takes the turn milliseconds after this end. Its own look, due later with the same
-        token, then finds the start done and does nothing. Best effort: that look is the
-        guarantee, so a failure here is only logged.
+        It waits at its start and would look again only within `turn_wait_handed_over`;
+        started here, it takes the turn milliseconds after this end (or, further back in
+        line, asks the end of the job now holding it). Its own look, due later with the
+        same token, then finds the start done and does nothing. Best effort: that look is
+        the guarantee, so a failure here is only logged.
         """
         try:
             self.frame.scheduler.schedule(Step.START, waiting, token, 0)

@@ -101,8 +101,9 @@ class Gates:
 
         A continuation waits until the earlier job ended, then takes over its backend ids;
         jobs on one thread or conversation take turns through a lock in Redis, because a
-        thread with an active run refuses new messages. `Turn.first_in_line`: the job is
-        next, so the other's end may start it (`ask_hand_over`).
+        thread with an active run refuses new messages. `Turn.after`: the job whose end
+        will start this one (`ask_hand_over`): the other job when this one is next, else
+        the job just before it in line.
         """
         job, spec = ctx.job, ctx.job.spec
         ended = None  # a job seen ended here (the one continued)
@@ -114,7 +115,8 @@ class Gates:
             if not earlier.terminal:
                 waiting_for = self.multitask.busy(job, earlier.id)
                 # Never in the way of another tenant's own next turn.
-                return Turn(waiting_for, first_in_line=earlier.spec.tenant == spec.tenant)
+                own = earlier.spec.tenant == spec.tenant
+                return Turn(waiting_for, after=earlier.id if own else None)
             ended = earlier.id
             if earlier.spec.conversation:
                 # runq's own record carries the history to whichever link answers
@@ -128,18 +130,19 @@ class Gates:
         conversation = turns_on(job.id, spec)
         if conversation and not job.handle:
             first = first_job_of(spec.conversation)
-            if first not in (None, ended, job.id) and not self._ended(first):
+            if first not in (None, ended, job.id) and not self.store.has_ended(first):
                 waiting_for = self.multitask.busy(job, first)
-                return Turn(waiting_for, self.store.first_in_line(job, conversation))
+                ahead = self.store.ahead_in_line(job, conversation)
+                return Turn(waiting_for, after=first if ahead == "" else ahead)
             turn = self.store.take_conversation(job, conversation)
             if turn.holder != job.id:
-                return Turn(self.multitask.busy(job, turn.holder), turn.first_in_line)
+                return Turn(self.multitask.busy(job, turn.holder), turn.after)
             job.turn_lock = conversation
             self.multitask.took_turn(job)
         return None
 
-    def ask_hand_over(self, job: Job, turn: Turn) -> None:
-        """Ask the end of the job this one waits for to start it (`JobStore.wait_for_end`),
+    def ask_hand_over(self, job: Job, after: str) -> None:
+        """Ask the end of `after` (`Turn.after`) to start this job (`JobStore.wait_for_end`),
         then look at that job once more: an end before the request is seen then, and this
         job's start is sent now; a later end finds the request.
 
@@ -147,18 +150,9 @@ class Gates:
         by the end while the job was still held would find it busy and come back only
         when its lock ran out.
         """
-        self.store.wait_for_end(turn.holder, job)
-        if self._ended(turn.holder):
+        self.store.wait_for_end(after, job)
+        if self.store.has_ended(after):
             self.frame.scheduler.schedule(Step.START, job.id, job.token, 0)
-
-    def _ended(self, job_id: str) -> bool:
-        """Has the job ended (or expired)? The job that began a conversation took no turn
-        lock (`runs.conversations.ids.of_job`): the next job on it waits for its end, as
-        a job waits for the one whose end will hand it the turn (`ask_hand_over`)."""
-        try:
-            return self.store.get(job_id).terminal
-        except JobNotFoundError:
-            return True
 
     def _earlier(self, job_id: str) -> Job:
         """The job a continuation continues; gone (expired, never there) is a bad job."""

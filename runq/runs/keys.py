@@ -144,9 +144,10 @@ def conversation_queue(conversation: str, tenant: str | None) -> str:
 
 
 def turn_next(job_id: str) -> str:
-    """`job_id|token` of the start that waits first in line for `job_id` to give its
-    conversation back: the commit that ends `job_id` reads it, and that step starts the
-    waiting job at once (`JobStore.wait_for_end`, `EndingWrites.next_turn`)."""
+    """`job_id|token` of each start that waits for `job_id` to end (the next in its
+    conversation's line, a continuation), comma-separated: the commit that ends `job_id`
+    reads them, and that step starts the waiting jobs at once (`JobStore.wait_for_end`,
+    `EndingWrites.next_turns`)."""
     return f"{PREFIX}:turnnext:{job_id}"
 
 

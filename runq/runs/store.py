@@ -29,7 +29,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from runq.errors import IdempotencyConflictError, JobNotFoundError
@@ -133,24 +133,36 @@ class EndingWrites:
     turn. `record`: the conversation's record with the job's turn (`runs.conversations`),
     `(conversation id, JSON, TTL)`. A cancel that refuses the end refuses these too.
 
-    `next_turn` is what the commit read back: the job waiting first in line for this
-    one's end, with the token of its start (`JobStore.wait_for_end`), for the step to
-    start it now. The same `MGET` that reads the record reads it: no command more.
+    `next_turns` is what the commit read back: the jobs waiting for this one's end (the
+    next in its conversation's line, a continuation), each with the token of its start
+    (`JobStore.wait_for_end`), for the step to start them now. The same `MGET` that reads
+    the record reads them: no command more.
     """
 
     conversation_lock: str | None = None
     record: tuple[str, str, int] | None = None
-    next_turn: tuple[str, int] | None = None
+    next_turns: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Turn:
     """Who has a conversation's turn (`JobStore.take_conversation`): `holder`, the job
-    that asked when it has it; `first_in_line` when the job that asked is next, so the
-    holder's end may start it (`JobStore.wait_for_end`)."""
+    that asked when it has it. `after`: the job whose end will start the one that asked
+    (`JobStore.wait_for_end`): the holder when it is next in line, else the job just
+    before it in line; None when no end will (another tenant's job: it only looks)."""
 
     holder: str
-    first_in_line: bool = False
+    after: str | None = None
+
+    @property
+    def first_in_line(self) -> bool:
+        return self.after is not None and self.after == self.holder
+
+
+def _waiting_start(mark: str) -> tuple[str, int]:
+    """`job|token`, as `JobStore.wait_for_end` leaves it, as (job, token)."""
+    job_id, token = mark.rsplit("|", 1)
+    return job_id, int(token)
 
 
 def _life_bound(job: Job) -> int:
@@ -194,6 +206,7 @@ class JobStore:
         self._commit = lua.register(client, "store_commit")
         self._release = lua.register(client, "store_release")
         self._take_turn = lua.register(client, "conversation_turn")
+        self._wait_for_end = lua.register(client, "turn_wait")
         self._extend = lua.register(client, "store_extend_lock")
         self._request_cancel = lua.register(client, "cancel_request")
         self._delta = lua.register(client, "store_delta")
@@ -368,12 +381,13 @@ class JobStore:
     def take_conversation(self, job: Job, conversation: str) -> Turn:
         """Hold the conversation for `job`, in submission order; say who has the turn:
         the job itself, the job holding it, or the job submitted before it that has yet
-        to take it (conversation_turn.lua), and whether the job is next in line.
+        to take it (conversation_turn.lua), and whose end will start `job`.
 
         A job named that has ended (or is gone) is passed over: a holder that ended
         without giving the conversation back loses the lock, and an earlier job that
         ended before its turn (cancelled, failed at a gate, past its deadline) leaves
-        the queue.
+        the queue. (The job just before `job` must be live too: its end is what starts
+        `job`, and an end that already happened starts nothing.)
         """
         lock = keys.conversation_lock(conversation)
         queue = keys.conversation_queue(conversation, job.spec.tenant)
@@ -385,33 +399,57 @@ class JobStore:
             kind = text(reply[0])
             if kind == "mine":
                 return Turn(job.id)
-            other = text(reply[1])
-            try:
-                if not self.get(other).terminal:
-                    return Turn(other, first_in_line=kind == "held" and text(reply[2]) == "1")
-            except JobNotFoundError:
-                pass
-            if kind == "held":
-                self._release(keys=[lock], args=[other])
+            other, ahead = text(reply[1]), text(reply[2])
+            if self.has_ended(other):
+                if kind == "held":
+                    self._release(keys=[lock], args=[other])
+                else:
+                    self.redis.zrem(queue, other)
+            elif ahead and ahead != other and self.has_ended(ahead):
+                self.redis.zrem(queue, ahead)
             else:
-                self.redis.zrem(queue, other)
+                return Turn(other, after=ahead or other)
 
-    def first_in_line(self, job: Job, conversation: str) -> bool:
-        """Is `job` first in its tenant's line for `conversation`?"""
-        head = self.redis.zrange(keys.conversation_queue(conversation, job.spec.tenant), 0, 0)
-        return bool(head) and text(head[0]) == job.id
+    def ahead_in_line(self, job: Job, conversation: str) -> str | None:
+        """The job just before `job` in its tenant's line for `conversation`: "" when
+        `job` is first, None when it holds no place in the line. A job before it that
+        has ended (or is gone) is passed over, as `take_conversation` does."""
+        queue = keys.conversation_queue(conversation, job.spec.tenant)
+        while True:
+            rank = cast(int | None, self.redis.zrank(queue, job.id))
+            if rank is None:
+                return None
+            if rank == 0:
+                return ""
+            before = self.redis.zrange(queue, rank - 1, rank - 1)
+            if not before:
+                return ""
+            ahead = text(before[0])
+            if not self.has_ended(ahead):
+                return ahead
+            self.redis.zrem(queue, ahead)
+
+    def has_ended(self, job_id: str) -> bool:
+        """Has the job ended, or is its record gone (expired)? A job waiting for another
+        asks this of the job that began its conversation (it took no turn lock:
+        `runs.conversations.ids.of_job`) and of the job whose end it asked to start it."""
+        try:
+            return self.get(job_id).terminal
+        except JobNotFoundError:
+            return True
 
     def wait_for_end(self, other: str, job: Job) -> None:
         """Ask the end of `other` to start `job` at once: the commit that ends `other`
-        reads this (`EndingWrites.next_turn`), and its step starts `job` then, instead of
+        reads this (`EndingWrites.next_turns`), and its step starts `job` then, instead of
         at `job`'s next look (`runs.gates.Gates.ask_hand_over`).
 
-        A job that stopped waiting is started once more with a token it no longer has,
-        which does nothing. One job is named at a time: others waiting on `other` keep
-        their looks.
+        Several jobs may wait for one end (turn_wait.lua), each named once. A job that
+        stopped waiting is started once more with a token it no longer has, which does
+        nothing.
         """
-        mark = f"{job.id}|{job.token}"
-        self.redis.set(keys.turn_next(other), mark, px=TURN_NEXT_LIFE * 1000)
+        self._wait_for_end(
+            keys=[keys.turn_next(other)], args=[job.id, job.token, TURN_NEXT_LIFE * 1000]
+        )
 
     def give_back_conversation(self, conversation: str, job_id: str) -> None:
         self._release(keys=[keys.conversation_lock(conversation)], args=[job_id])
@@ -487,9 +525,8 @@ class JobStore:
             script_keys.append(keys.turn_next(job.id))
             args += [record, record_ttl, "1" if lock else "0"]
         reply = self._commit(keys=script_keys, args=args)
-        if isinstance(reply, bytes | str):  # written, and a job waits for this end
-            waiting, token = text(reply).rsplit("|", 1)
+        if isinstance(reply, bytes | str):  # written, and jobs wait for this end
             if ending is not None:
-                ending.next_turn = (waiting, int(token))
+                ending.next_turns = [_waiting_start(mark) for mark in text(reply).split(",")]
             return 1
         return int(reply)

@@ -20,14 +20,15 @@
 -- end refuses them too:
 -- KEYS[6]  a conversation record    ARGV[11+n] its JSON ("": none)   ARGV[12+n] its TTL
 -- KEYS[7]  a conversation's turn lock   ARGV[13+n] "1": give it back if the job holds it
--- KEYS[8]  the start waiting first in line for this end (JobStore.wait_for_end): read
+-- KEYS[8]  the starts waiting for this end (JobStore.wait_for_end, turn_wait.lua): read
 --          with the record, taken, and returned for the step to send
 --
 -- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone, -2 when
 -- the cancel flag refused the write (nothing was written; the lock is still held); an
--- ending commit that was written returns the waiting start (`job_id|token`) if any.
+-- ending commit that was written returns the waiting starts (`job_id|token`, comma-
+-- separated) if any.
 -- The record, the lock (when one is to be released), for a step's outcome the cancel
--- flag and for an end the waiting start: one MGET, read before anything is written (the
+-- flag and for an end the waiting starts: one MGET, read before anything is written (the
 -- script is atomic, so the lock read first is the lock the end of the script releases).
 local guarded = ARGV[10] == '1'
 local releasing = ARGV[3] ~= ''

@@ -189,17 +189,20 @@ def test_the_end_of_a_turn_starts_the_job_waiting_for_it(steps, job_store, sched
     third = _submit(job_store, input="And yours?", conversation=of_job(first.id))
     assert steps.run("start", third.id, 0) == Outcome.WAITING_TURN  # not first in line
     assert steps.run("start", second.id, 0) == Outcome.WAITING_TURN
-    # Their looks: soon for the job behind another; late for the job first in line,
-    # whose start the end it waits for sends (the look is only the safety net then).
-    assert [(s[1], s[3]) for s in scheduler.scheduled] == [(third.id, 0.5), (second.id, 30.0)]
+    # Each job's start is sent by the end of the job before it in line, so both look
+    # again only late: the look is the safety net for a hand-over lost with its worker.
+    assert [(s[1], s[3]) for s in scheduler.scheduled] == [(third.id, 30.0), (second.id, 30.0)]
     scheduler.scheduled.clear()
     assert steps.run("start", first.id, 0) == JobStatus.SUCCEEDED
     # The end starts the job first in line now, with the token its start waits with.
     assert ("start", second.id, 0, 0) in scheduler.scheduled
     assert all(s[1] != third.id for s in scheduler.scheduled)
+    scheduler.scheduled.clear()
     assert steps.run("start", second.id, 0) == JobStatus.SUCCEEDED
+    assert ("start", third.id, 0, 0) in scheduler.scheduled  # and its end, the next
     # Its own look comes later with the same token and finds the start done.
     assert steps.run("start", second.id, 0) == Outcome.STALE
+    assert steps.run("start", third.id, 0) == JobStatus.SUCCEEDED
 
 
 def test_the_end_of_a_job_starts_its_waiting_continuation(steps, job_store, scheduler) -> None:
@@ -211,6 +214,19 @@ def test_the_end_of_a_job_starts_its_waiting_continuation(steps, job_store, sche
     assert steps.run("start", first.id, 0) == JobStatus.SUCCEEDED
     assert ("start", then.id, 0, 0) in scheduler.scheduled
     assert steps.run("start", then.id, 0) == JobStatus.SUCCEEDED
+
+
+def test_one_end_starts_both_its_continuation_and_the_next_in_line(
+    steps, job_store, scheduler
+) -> None:
+    first = _submit(job_store, input="My name is Zed.")
+    then = _submit(job_store, input="My name?", continue_job=first.id)
+    second = _submit(job_store, input="And yours?", conversation=of_job(first.id))
+    assert steps.run("start", then.id, 0) == Outcome.WAITING_TURN
+    assert steps.run("start", second.id, 0) == Outcome.WAITING_TURN
+    scheduler.scheduled.clear()
+    assert steps.run("start", first.id, 0) == JobStatus.SUCCEEDED
+    assert {("start", then.id, 0, 0), ("start", second.id, 0, 0)} <= set(scheduler.scheduled)
 
 
 def test_an_end_between_the_look_and_the_request_starts_the_waiting_job(

@@ -351,21 +351,53 @@ def test_the_end_of_a_turn_names_the_start_waiting_first_in_line(
     first.token = 3  # the token of its start step, which waits for the turn
     assert store.take_conversation(holder, "talk-1").holder == holder.id
     behind = store.take_conversation(second, "talk-1")
-    assert (behind.holder, behind.first_in_line) == (holder.id, False)
+    assert (behind.holder, behind.after, behind.first_in_line) == (holder.id, first.id, False)
     waiting = store.take_conversation(first, "talk-1")
-    assert (waiting.holder, waiting.first_in_line) == (holder.id, True)
+    assert (waiting.holder, waiting.after, waiting.first_in_line) == (holder.id, holder.id, True)
     store.wait_for_end(holder.id, first)
     writes = _end(store, holder, "talk-1")
-    assert writes.next_turn == (first.id, 3)
+    assert writes.next_turns == [(first.id, 3)]
     assert not fake_redis.exists(keys.turn_next(holder.id)), "taken by the end that read it"
     assert fake_redis.get(keys.conversation_lock("talk-1")) is None
     assert store.take_conversation(first, "talk-1").holder == first.id
 
 
+def test_every_start_waiting_for_one_end_is_named_once(store: JobStore) -> None:
+    # The next in the conversation's line and a continuation of the holder both wait for
+    # its end; a job that asks again replaces its own mark (its start's newer token).
+    holder, first, other = (_on_conversation(store, at) for at in (100.0, 101.0, 102.0))
+    store.take_conversation(holder, "talk-1")
+    store.wait_for_end(holder.id, first)
+    other.token = 2
+    store.wait_for_end(holder.id, other)
+    other.token = 5
+    store.wait_for_end(holder.id, other)
+    assert sorted(_end(store, holder, "talk-1").next_turns) == sorted(
+        [(first.id, 0), (other.id, 5)]
+    )
+
+
+def test_a_job_further_back_waits_for_the_end_of_the_job_before_it(store: JobStore) -> None:
+    holder, first, second, third = (
+        _on_conversation(store, at) for at in (100.0, 101.0, 102.0, 103.0)
+    )
+    store.take_conversation(holder, "talk-1")
+    for job in (first, second, third):
+        store.take_conversation(job, "talk-1")
+    assert store.take_conversation(third, "talk-1").after == second.id
+    # The job before it ended before its turn (cancelled): it is passed over, so the end
+    # that will start `third` is one still to come.
+    _end(store, second, "talk-1")
+    assert store.take_conversation(third, "talk-1").after == first.id
+    assert store.ahead_in_line(third, "talk-1") == first.id
+    assert store.ahead_in_line(first, "talk-1") == ""
+    assert store.ahead_in_line(holder, "talk-1") is None  # it holds the turn: out of line
+
+
 def test_an_end_nobody_waits_for_names_no_start(store: JobStore) -> None:
     alone = _on_conversation(store, 100.0)
     assert store.take_conversation(alone, "talk-1").holder == alone.id
-    assert _end(store, alone, "talk-1").next_turn is None
+    assert _end(store, alone, "talk-1").next_turns == []
 
 
 def test_an_end_refused_by_a_cancel_leaves_the_waiting_start_for_the_real_end(
@@ -380,5 +412,5 @@ def test_an_end_refused_by_a_cancel_leaves_the_waiting_start_for_the_real_end(
     writes = EndingWrites(conversation_lock="talk-1")
     with pytest.raises(CancelRequested), store.ending(holder.id, writes):
         store.commit(running, [], lease_until=None, unless_cancelled=True)
-    assert writes.next_turn is None
+    assert writes.next_turns == []
     assert fake_redis.exists(keys.turn_next(holder.id))
