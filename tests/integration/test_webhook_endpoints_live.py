@@ -20,9 +20,9 @@ from runq.producers.webhooks import PATH
 from runq.producers.webhooks.process import WebhookServerProcess
 from runq.runs.job import JobStatus
 from runq.worker.launcher import SandboxProcess, free_port
-from tests.integration.conftest import client_for
+from tests.integration.conftest import client_for, own_database
 from tests.integration.test_up_lifecycle import runq
-from tests.integration.test_webhook_mode import TOOL_SCRIPT, finished, own_db, workers
+from tests.integration.test_webhook_mode import TOOL_SCRIPT, finished, workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -51,7 +51,7 @@ def run_jobs(stack: Any, n: int) -> list[Any]:
 def test_a_registered_receiver_verifies_through_both_kinds_of_rotation(
     sandbox, redis_url, tmp_path
 ) -> None:
-    redis_url = own_db(redis_url, 10)
+    redis_url = own_database(redis_url, 10)
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
     url = f"http://127.0.0.1:{port}{PATH}"

@@ -35,7 +35,7 @@ from runq.runs.job import JobStatus
 from runq.runs.replies import text
 from runq.worker.launcher import SandboxProcess, Stack, WorkerProcess, free_port
 from tests.conftest import wait_for
-from tests.integration.conftest import WORKER_ENV, client_for
+from tests.integration.conftest import WORKER_ENV, client_for, own_database
 from tests.integration.gateway_process import start_gateway, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
@@ -43,12 +43,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 # Each run's own secret, as `runq up --webhooks` makes one.
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 TOOL_SCRIPT = json.dumps([[{"name": "calculator", "arguments": {"expression": "6*7"}}]])
-
-
-def own_db(redis_url: str, db: int) -> str:
-    """The session's Redis, another database: each test's workers see only its own jobs
-    (a worker of another test would run them against another sandbox)."""
-    return redis_url.rsplit("/", 1)[0] + f"/{db}"
 
 
 def next_look(conn: redis.Redis, job_id: str) -> bool:
@@ -108,7 +102,7 @@ def gateway_setup(
     redis_url: str, tmp_path_factory
 ) -> Iterator[tuple[Client, SandboxProcess, Path]]:
     tmp = tmp_path_factory.mktemp("webhook-gateway")
-    redis_url = own_db(redis_url, 14)  # 11 is test_gateway_limits_live's (no worker)
+    redis_url = own_database(redis_url, 14)  # 11 is test_gateway_limits_live's (no worker)
     proc, base = start_gateway(
         redis_url, tmp, tokens="token-a:alice", env={"OPENAI_WEBHOOK_SECRET": SECRET}
     )
@@ -187,7 +181,7 @@ def _gateway_base(setup: tuple[Client, SandboxProcess, Path]) -> str:
 
 # -- deliveries dropped: the safety poll ---------------------------------------------------
 def test_dropped_deliveries_finish_through_the_safety_poll(redis_url, tmp_path) -> None:
-    redis_url = own_db(redis_url, 12)
+    redis_url = own_database(redis_url, 12)
     port = free_port()
     receiver_url = f"http://127.0.0.1:{port}{PATH}"
     sandbox = sandbox_sending(receiver_url, faults="webhook_drop=1.0")
@@ -217,7 +211,7 @@ def test_dropped_deliveries_finish_through_the_safety_poll(redis_url, tmp_path) 
 def test_a_lost_webhook_costs_looks_not_steps(redis_url, tmp_path) -> None:
     """A safety look that finds the run going writes nothing and sends no task; the one
     that finds the end hands its fetch to the poll; the record counts the looks."""
-    redis_url = own_db(redis_url, 12)
+    redis_url = own_database(redis_url, 12)
     redis.Redis.from_url(redis_url).flushdb()  # the test above's leftovers
     port = free_port()
     sandbox = SandboxProcess(
@@ -264,7 +258,7 @@ def test_a_waiting_run_outlives_its_worker_through_its_looks(redis_url, tmp_path
     """The next safety look and the looks counted so far are in Redis, not in a worker:
     a worker killed between two looks (the sweeper off, so no lease re-drives the job)
     leaves a job that a new worker still looks at, finishes and counts right."""
-    redis_url = own_db(redis_url, 12)
+    redis_url = own_database(redis_url, 12)
     redis.Redis.from_url(redis_url).flushdb()
     port = free_port()
     sandbox = sandbox_sending(f"http://127.0.0.1:{port}{PATH}", faults="webhook_drop=1.0")
@@ -307,7 +301,7 @@ def test_a_waiting_run_outlives_its_worker_through_its_looks(redis_url, tmp_path
 
 # -- duplicated deliveries: refused, nothing applied twice ---------------------------------
 def test_duplicate_deliveries_do_not_double_apply(redis_url, tmp_path) -> None:
-    redis_url = own_db(redis_url, 13)
+    redis_url = own_database(redis_url, 13)
     port = free_port()
     sandbox = sandbox_sending(f"http://127.0.0.1:{port}{PATH}", faults="webhook_duplicate=1.0")
     try:
@@ -346,7 +340,7 @@ def _all_delivered(sandbox: SandboxProcess) -> dict[str, Any] | None:
 def test_a_batch_webhook_brings_its_results_without_waiting_for_the_poll(
     redis_url, tmp_path
 ) -> None:
-    redis_url = own_db(redis_url, 15)
+    redis_url = own_database(redis_url, 15)
     port = free_port()
     sandbox = sandbox_sending(f"http://127.0.0.1:{port}{PATH}",
                               RUNQ_SANDBOX_BATCH_TIME_SCALE="0.02")  # fmt: skip
