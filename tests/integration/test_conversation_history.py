@@ -4,6 +4,7 @@ the sandbox over HTTP (whose echo model lists the earlier user turns it was give
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from runq.producers.client.sync import Client
 from runq.runs.conversations.ids import of_job
 from runq.worker.launcher import SandboxProcess, Stack, free_port
 from tests.conftest import wait_for
-from tests.integration.conftest import stack_on
+from tests.integration.conftest import stack_on, worker_log
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,6 +117,35 @@ def test_two_jobs_on_one_new_conversation_take_turns(client: Client, named: bool
     assert two["conversation"] == one["conversation"]
     assert two["history"] == {"carried": "native", "items": 2, "truncated": False}
     assert ZED in two["output_text"]
+
+
+def test_each_turn_in_line_is_started_by_the_end_of_the_one_before(
+    stack: Stack, client: Client
+) -> None:
+    """Three turns on a conversation, the last two sent while the first runs: each one's
+    start is sent by the end of the turn before it (the worker logs the hand-over),
+    not found by its own look, which comes only every 30 s."""
+    first = client.submit(ZED, backend="responses", metadata=SLOW)
+    wait_for(lambda: first.job().handle.get("response_id"), interval=0.01, timeout=30)
+    conversation = of_job(first.id)
+    second = client.submit("What is my name?", backend="responses", conversation=conversation)
+    third = client.submit("And what do I like?", backend="responses", conversation=conversation)
+    results = [_done(handle) for handle in (first, second, third)]
+    jobs = [handle.job() for handle in (first, second, third)]
+    for before, after in itertools.pairwise(jobs):
+        assert after.timings["started_at"] >= before.timings["finished_at"]
+
+    def hand_overs() -> set[tuple[str, str]]:
+        found = set()
+        for line in worker_log(stack).splitlines():
+            if '"job.turn_handed_over"' in line:
+                record = json.loads(line)
+                found.add((record["job_id"], record["next_job"]))
+        return found
+
+    wanted = {(first.id, second.id), (second.id, third.id)}
+    wait_for(lambda: wanted <= hand_overs(), timeout=10, what="both hand-overs logged")
+    assert "tea" in results[2]["output_text"]  # the third saw the first turn
 
 
 def _cli(stack: Stack, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
