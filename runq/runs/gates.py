@@ -133,13 +133,23 @@ class Gates:
             if first not in (None, ended, job.id) and not self.store.has_ended(first):
                 waiting_for = self.multitask.busy(job, first)
                 ahead = self.store.ahead_in_line(job, conversation)
-                return Turn(waiting_for, after=first if ahead == "" else ahead)
+                return self._in_line(job, waiting_for, first if ahead == "" else ahead)
             turn = self.store.take_conversation(job, conversation)
             if turn.holder != job.id:
-                return Turn(self.multitask.busy(job, turn.holder), turn.after)
+                return self._in_line(job, self.multitask.busy(job, turn.holder), turn.after)
             job.turn_lock = conversation
             self.multitask.took_turn(job)
         return None
+
+    def _in_line(self, job: Job, holder: str, after: str | None) -> Turn:
+        """A job waiting in a conversation's line, started by the end of `after`.
+
+        Except a job further back that interrupts (`interrupt`, `rollback`): it looks
+        again every `turn_wait`, since each look stops the job then in its way
+        (`runs.multitask`), and the end of the job before it would come too late."""
+        if after != holder and not self.multitask.waits_its_turn(job):
+            after = None
+        return Turn(holder, after)
 
     def ask_hand_over(self, job: Job, after: str) -> None:
         """Ask the end of `after` (`Turn.after`) to start this job (`JobStore.wait_for_end`),

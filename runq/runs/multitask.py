@@ -67,6 +67,11 @@ class Multitask:
         self.send_cancel = send_cancel  # sends `runq.jobs.cancel` for a job id
         self.conversations = conversations
 
+    @staticmethod
+    def waits_its_turn(job: Job) -> bool:
+        """Does the job wait its turn (`enqueue`) rather than stop the job in its way?"""
+        return strategy_of(job) == ENQUEUE
+
     def busy(self, job: Job, holder: str) -> str:
         """The conversation is `holder`'s: wait for it (returned), fail, or interrupt it."""
         strategy = strategy_of(job)

@@ -205,6 +205,20 @@ def test_the_end_of_a_turn_starts_the_job_waiting_for_it(steps, job_store, sched
     assert steps.run("start", third.id, 0) == JobStatus.SUCCEEDED
 
 
+def test_an_interrupting_job_further_back_keeps_looking_often(steps, job_store, scheduler) -> None:
+    # Each of its looks stops the job then in its way: waiting for the end of the job
+    # before it would let that job run to its end.
+    first = _submit(job_store, input="My name is Zed.")
+    second = _submit(job_store, input="My name?", conversation=of_job(first.id))
+    third = _submit(
+        job_store, input="No, my age?", conversation=of_job(first.id), multitask="interrupt"
+    )
+    assert steps.run("start", second.id, 0) == Outcome.WAITING_TURN
+    assert steps.run("start", third.id, 0) == Outcome.WAITING_TURN
+    looks = {s[1]: s[3] for s in scheduler.scheduled if s[0] == "start"}
+    assert looks == {second.id: 30.0, third.id: 0.5}
+
+
 def test_the_end_of_a_job_starts_its_waiting_continuation(steps, job_store, scheduler) -> None:
     first = _submit(job_store, input="My name is Zed.")
     then = _submit(job_store, input="My name?", continue_job=first.id)
