@@ -49,6 +49,10 @@ CREATE = lua.source("store_create")
 # the job was created: long enough for any job whose deadline is within one lifetime;
 # an entry whose record expired earlier is skipped and pruned by its reader.
 INDEX_LIFETIMES = 2
+# How often a process trims the indexes it adds to and sets their TTL again, in seconds:
+# with every creation, that was two commands more a job (four with a tenant) for entries
+# that age by days. A reader skips and prunes entries whose record is gone anyway.
+INDEX_TENDING = 60.0
 # A conversation's queue outlives the deadline of the last job that joined it by this
 # much (seconds): a job may wait for admission before its deadline starts to count.
 QUEUE_MARGIN = 24 * 3600
@@ -212,6 +216,8 @@ class JobStore:
         self._delta = lua.register(client, "store_delta")
         # The writes a job's ending commit carries, by job id (see `ending`).
         self._ending: dict[str, EndingWrites] = {}
+        # When this store last trimmed each recent-jobs index (`INDEX_TENDING`).
+        self._tended: dict[str, float] = {}
 
     # -- reading -----------------------------------------------------------------------
     def get(self, job_id: str) -> Job:
@@ -254,6 +260,7 @@ class JobStore:
         payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
         created = job.timings.get("queued_at") or time.time()
         conversation = turns_on(job.id, job.spec)
+        tenant_index = keys.tenant_jobs(tenant) if tenant else keys.jobs_index()
         return CreateCall(
             keys=[
                 keys.job(job.id),
@@ -261,7 +268,7 @@ class JobStore:
                 keys.events(job.id),
                 idem or keys.job(job.id),
                 keys.jobs_index(),
-                keys.tenant_jobs(tenant) if tenant else keys.jobs_index(),
+                tenant_index,
                 keys.conversation_queue(conversation, tenant) if conversation else keys.job(job.id),
             ],
             args=[
@@ -272,7 +279,7 @@ class JobStore:
                 self.events_ttl + _life_bound(job),
                 spec_fingerprint(job.spec) if idem else "",
                 repr(created),
-                self.result_ttl * INDEX_LIFETIMES,
+                self.result_ttl * INDEX_LIFETIMES if self._tend(tenant_index) else 0,
                 len(payloads),
                 *payloads,
                 _queue_ttl(job) if conversation else "",
@@ -280,6 +287,16 @@ class JobStore:
             job_id=job.id,
             idempotency_key=idempotency_key,
         )
+
+    def _tend(self, index: str) -> bool:
+        """Should this creation trim the recent-jobs indexes and set their TTL? Yes for a
+        store's first creation, then once every `INDEX_TENDING` seconds (per tenant's
+        index; the index of every job is tended with any of them)."""
+        now = time.monotonic()
+        if now - self._tended.get(index, -INDEX_TENDING) < INDEX_TENDING:
+            return False
+        self._tended[index] = now
+        return True
 
     def claim(self, job_id: str, lock_seconds: float, owner: str | None = None) -> Claim:
         """Lock the job for one step (or report who holds it) and read its record."""

@@ -11,7 +11,8 @@
 --          do not set it again (only the commit that ends it does, store_commit.lua)
 -- ARGV[6]  the spec's fingerprint, or "" when there is no idempotency key
 -- ARGV[7]  the creation time (the indexes' score)
--- ARGV[8]  how long an index keeps an entry, in seconds
+-- ARGV[8]  how long an index keeps an entry, in seconds; 0: only add the entry (the
+--          trim and the TTL are written by a creation in every minute or so, JobStore)
 -- (A job without a tenant names the index of every job twice: it is written once.)
 -- ARGV[9]  how many events follow   ARGV[10..9+n] the events (JSON)
 -- A job that will take turns on a conversation joins its queue, at its creation time
@@ -44,13 +45,15 @@ if keyed then
   redis.call('HSET', KEYS[4], 'job', ARGV[3], 'fingerprint', ARGV[6])
   redis.call('EXPIRE', KEYS[4], ARGV[5])
 end
-local oldest = tonumber(ARGV[7]) - tonumber(ARGV[8])
+local keep = tonumber(ARGV[8])
 local indexes = {KEYS[5]}
 if KEYS[6] ~= KEYS[5] then indexes[2] = KEYS[6] end
 for _, index in ipairs(indexes) do
   redis.call('ZADD', index, ARGV[7], ARGV[3])
-  redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. oldest)
-  redis.call('EXPIRE', index, ARGV[8])
+  if keep > 0 then
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. (tonumber(ARGV[7]) - keep))
+    redis.call('EXPIRE', index, keep)
+  end
 end
 local queue_ttl = ARGV[10 + n]
 if queue_ttl and queue_ttl ~= '' then

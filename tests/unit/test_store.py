@@ -10,7 +10,13 @@ from runq.runs import keys
 from runq.runs.cancellation import CancelRequested
 from runq.runs.events import EventLog
 from runq.runs.job import Job, JobSpec, JobStatus
-from runq.runs.store import INDEX_LIFETIMES, EndingWrites, JobStore, spec_fingerprint
+from runq.runs.store import (
+    INDEX_LIFETIMES,
+    INDEX_TENDING,
+    EndingWrites,
+    JobStore,
+    spec_fingerprint,
+)
 
 
 def _new(store: JobStore, **kw) -> Job:
@@ -77,7 +83,7 @@ def test_the_fingerprint_ignores_the_tenant_and_number_spelling() -> None:
 
 
 def test_create_indexes_the_job_for_everyone_and_its_tenant(
-    store: JobStore, fake_redis: fakeredis.FakeRedis
+    store: JobStore, fake_redis: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     job = Job.new(JobSpec(input="hi", tenant="acme").validate())
     store.create(job, [], lease_until=time.time())
@@ -87,10 +93,18 @@ def test_create_indexes_the_job_for_everyone_and_its_tenant(
     # A job without a tenant is indexed once (its tenant's index is the same key).
     plain = _new(store)
     assert fake_redis.zscore(keys.jobs_index(), plain.id) is not None
-    # An entry older than the index keeps them is trimmed by the next create.
+    # An entry older than the index keeps them is trimmed by a later create: not by
+    # every one, but once every INDEX_TENDING seconds (its TTL is set again then too).
     fake_redis.zadd(keys.jobs_index(), {"job_ancient": time.time() - 900 * INDEX_LIFETIMES - 5})
+    fake_redis.persist(keys.jobs_index())
+    _new(store)
+    assert fake_redis.zscore(keys.jobs_index(), "job_ancient") is not None
+    assert fake_redis.ttl(keys.jobs_index()) == -1
+    later = time.monotonic() + INDEX_TENDING + 1
+    monkeypatch.setattr(time, "monotonic", lambda: later)
     _new(store)
     assert fake_redis.zscore(keys.jobs_index(), "job_ancient") is None
+    assert 0 < fake_redis.ttl(keys.jobs_index()) <= 900 * INDEX_LIFETIMES
 
 
 def test_claim_is_exclusive_until_released(store: JobStore) -> None:
