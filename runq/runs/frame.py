@@ -120,15 +120,17 @@ class StepFrame:
         nothing was written, and the step that changed it goes on). Raises
         `CancelRequested` when the job's cancel flag refused the write.
 
-        The commit that ends a job (`finish` due) keeps the job's lock: the publication
+        A commit that ends a job (`finish` due) without its result (no result entry to
+        write with it: `Publication.result_entry`) keeps the job's lock: the publication
         that follows in the same task (`Publication.after_end`) takes the claimed job
         with `take_ended` instead of claiming it again, and its commit gives the lock
-        back. (A claim and a lock release saved per job; a publication that fails
-        releases the lock before handing over to the `finish` task.)
+        back. (A publication that fails releases the lock before handing over to the
+        `finish` task.) One that wrote the result gives the lock back as any commit.
         """
         token = ctx.job.due(step)
-        keep = step == Step.FINISH
-        looked = self._looks_to_add(ctx.job) if keep else 0
+        ending = step == Step.FINISH
+        keep = ending and not ctx.job.published
+        looked = self._looks_to_add(ctx.job) if ending else 0
         lease = self.lease_after(wait)
         written = self.store.commit(
             ctx.job, events, owner="" if keep else ctx.owner, lease_until=lease,

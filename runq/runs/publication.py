@@ -1,11 +1,19 @@
-"""The finish: publishing an ended job to the outside world, apart from ending it.
+"""The finish: publishing an ended job to the outside world.
 
 Ending a job is one commit (the record and its `job.final` event), so a waiting
-producer has its answer as soon as the run has ended. What only the outside world reads
-comes after, as a second commit: the result under the job id in the result backend (so
-`AsyncResult(job_id).get()` works for any producer), the job's metrics, and `published`
-in the record. Doing both in the task that ended the job saves one Celery task per job;
-keeping them apart keeps a publication that fails from touching the outcome.
+producer has its answer as soon as the run has ended. The same commit writes the result
+under the job id in the result backend (so `AsyncResult(job_id).get()` works for any
+producer) and says `published` in the record (`result_entry`, `EndingWrites.result`):
+the result is out the instant the job has ended, and a cancel that refuses the end
+refuses it too. What is left comes after, in the same task: the job's place in flight
+and its budget reservation are given back (`after_publish`), its lease is dropped, and
+its metrics are counted, once, by whoever dropped the lease (`settle`).
+
+Until its lease is dropped the ended job is the sweeper's: a worker that dies in
+between leaves a lease that runs out, and the `runq.jobs.finish` task the sweeper sends
+does what is left. A result that cannot go with the end (a result backend that is not
+the job store's Redis) is published after it, as a second commit, by the same task or
+that `finish` task.
 """
 
 from __future__ import annotations
@@ -40,36 +48,65 @@ class Publication:
         # in flight and its budget reservation); idempotent, as a finish may run twice.
         self.after_publish: Callable[[Job], None] | None = None
 
-    def after_end(self, job_id: str, token: int) -> None:
-        """Publish a job that was just ended, in the same task; or hand that to a task.
+    def result_entry(self, job: Job) -> tuple[str, str, int] | None:
+        """The result backend's entry for the job's end to write (`EndingWrites.result`),
+        or None: then the result is published after the end, as before that existed."""
+        try:
+            return self.scheduler.result_entry(job)
+        except Exception as err:  # the end goes on; the result follows it
+            log.warning("job.result_entry_failed", job_id=job.id, error=repr(err))
+            return None
 
-        The job keeps a lease until its finish commits, so a finish that raises here is
-        sent as `runq.jobs.finish`, and one lost with its worker is re-driven by the
-        sweeper. The ending commit kept the job's lock (`StepFrame.settle`): the
-        publication goes on with the job as claimed, without a claim of its own.
+    def after_end(self, job: Job, token: int) -> None:
+        """Finish publishing a job that was just ended, in the same task; or hand that to
+        a task.
+
+        The job keeps a lease until its publication is done, so a finish that raises
+        here is sent as `runq.jobs.finish`, and one lost with its worker is re-driven by
+        the sweeper. An ending commit that did not write the result kept the job's lock
+        (`StepFrame.settle`): the publication goes on with the job as claimed.
         """
-        ended = self.frame.take_ended(job_id)
+        ended = self.frame.take_ended(job.id)
         try:
             if ended is not None:
                 self._publish(ended, token)
+            elif job.published:
+                self.settle(job)
             else:
-                self.finish(job_id, token)
+                self.finish(job.id, token)
         except Exception as err:  # the end is committed; publication gets its own task
-            log.warning("job.publish_deferred", job_id=job_id, error=repr(err))
-            self.scheduler.schedule(Step.FINISH, job_id, token, 0)
+            log.warning("job.publish_deferred", job_id=job.id, error=repr(err))
+            self.scheduler.schedule(Step.FINISH, job.id, token, 0)
+
+    def settle(self, job: Job) -> str:
+        """What is left once the result is out: give back the job's place in flight and
+        its reservation (idempotent), drop its lease, and count its metrics if this call
+        dropped it, so a finish run twice counts the job once."""
+        if self.after_publish is not None:
+            self.after_publish(job)
+        if not self.store.drop_lease(job.id):
+            return Outcome.STALE
+        if self.metrics is not None:
+            self._record_metrics(self.metrics, job)
+        return Outcome.PUBLISHED
 
     def finish(self, job_id: str, token: int) -> str:
         """Publish an ended job: its result under the job id in the result backend, metrics.
 
         The step that ends a job calls this at once, in its own task; the `runq.jobs.finish`
         task runs it when that failed, and the sweeper when a worker died in between.
-        Idempotent: a duplicate finds the job published (or its token stale) and does
-        nothing; a finish that crashed before its commit is run again by the sweeper, and
-        writing the same result again is harmless.
+        Idempotent: a duplicate finds the job published and its lease gone (or its token
+        stale) and does nothing; a finish that crashed before its commit is run again by
+        the sweeper, and writing the same result again is harmless. A job whose result
+        went out with its end (`published` in the record) is settled (`settle`).
         """
         claimed = self.frame.claim(Step.FINISH, job_id, token)
         if isinstance(claimed, Outcome):
             return claimed
+        job = claimed.job
+        if job.published and job.terminal and job.step == Step.FINISH and job.token == token:
+            self.frame.release(claimed)  # its result went out with its end
+            return self.settle(job)
         return self._publish(claimed, token)
 
     def _publish(self, ctx: StepContext, token: int) -> str:

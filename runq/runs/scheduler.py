@@ -20,3 +20,8 @@ class Scheduler(Protocol):
 
     def publish_result(self, job: Job) -> None:
         """Put the ended job's result where any producer can read it by the job id."""
+
+    def result_entry(self, job: Job) -> tuple[str, str, int] | None:
+        """The ended job's result as `publish_result` would write it, `(key, value, TTL
+        in seconds, 0 for none)`, for the commit that ends the job to write with it; None
+        when the result backend is not the job store's Redis (then `publish_result`)."""

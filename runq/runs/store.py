@@ -137,6 +137,10 @@ class EndingWrites:
     turn. `record`: the conversation's record with the job's turn (`runs.conversations`),
     `(conversation id, JSON, TTL)`. A cancel that refuses the end refuses these too.
 
+    `result`: the job's entry in Celery's result backend, `(key, value, TTL)`
+    (`Scheduler.result_entry`), written and published with the end, so the result is out
+    the instant the record says the job ended (`runs.publication`).
+
     `next_turns` is what the commit read back: the jobs waiting for this one's end (the
     next in its conversation's line, a continuation), each with the token of its start
     (`JobStore.wait_for_end`), for the step to start them now. The same `MGET` that reads
@@ -145,6 +149,7 @@ class EndingWrites:
 
     conversation_lock: str | None = None
     record: tuple[str, str, int] | None = None
+    result: tuple[str, str, int] | None = None
     next_turns: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -495,8 +500,9 @@ class JobStore:
     def extend_lease(self, job_id: str, until: float) -> None:
         self.redis.zadd(keys.leases(), {job_id: until}, xx=True)
 
-    def drop_lease(self, job_id: str) -> None:
-        self.redis.zrem(keys.leases(), job_id)
+    def drop_lease(self, job_id: str) -> bool:
+        """Take the job off the sweeper's watch; False when it was not on it."""
+        return bool(self.redis.zrem(keys.leases(), job_id))
 
     def _write(
         self,
@@ -509,9 +515,11 @@ class JobStore:
         unless_cancelled: bool = False,
     ) -> int:
         ttl = self.result_ttl if job.terminal else 0
-        # Only a published job is done with the sweeper; until then it holds a lease.
-        done = job.terminal and job.published
-        lease = "" if done else ("-" if lease_until is None else repr(lease_until))
+        # Only a published job is done with the sweeper; until then it holds a lease. A
+        # lease given is written even so: the commit that ends a job and publishes its
+        # result with it keeps one, dropped once the job's place in flight is given back.
+        no_lease_given = "" if job.terminal and job.published else "-"
+        lease = no_lease_given if lease_until is None else repr(lease_until)
         payloads = [json.dumps({"ts": time.time(), **event}) for event in events]
         script_keys = [
             keys.job(job.id),
@@ -541,6 +549,10 @@ class JobStore:
             script_keys.append(keys.conversation_lock(lock) if lock else keys.job(job.id))
             script_keys.append(keys.turn_next(job.id))
             args += [record, record_ttl, "1" if lock else "0"]
+            if ending.result is not None:
+                result_key, value, result_ttl = ending.result
+                script_keys.append(result_key)
+                args += [value, result_ttl]
         reply = self._commit(keys=script_keys, args=args)
         if isinstance(reply, bytes | str):  # written, and jobs wait for this end
             if ending is not None:

@@ -22,6 +22,9 @@
 -- KEYS[7]  a conversation's turn lock   ARGV[13+n] "1": give it back if the job holds it
 -- KEYS[8]  the starts waiting for this end (JobStore.wait_for_end, turn_wait.lua): read
 --          with the record, taken, and returned for the step to send
+-- KEYS[9]  (optional) the job's entry in Celery's result backend: ARGV[14+n] its value
+--          and ARGV[15+n] its TTL (0: none), written and published as Celery's Redis
+--          backend does (`SET ... EX`, then `PUBLISH` on the key for a waiting `get()`)
 --
 -- Returns 1 when written, 0 on a version mismatch, -1 when the record is gone, -2 when
 -- the cancel flag refused the write (nothing was written; the lock is still held); an
@@ -69,6 +72,14 @@ if record and record ~= '' then
 end
 if ARGV[13 + n] == '1' and redis.call('GET', KEYS[7]) == ARGV[6] then
   redis.call('DEL', KEYS[7])
+end
+if KEYS[9] then
+  if tonumber(ARGV[15 + n]) > 0 then
+    redis.call('SET', KEYS[9], ARGV[14 + n], 'EX', ARGV[15 + n])
+  else
+    redis.call('SET', KEYS[9], ARGV[14 + n])
+  end
+  redis.call('PUBLISH', KEYS[9], ARGV[14 + n])
 end
 local waiting = next_at and found[next_at]
 if waiting then

@@ -3,8 +3,9 @@
 Every non-terminal job holds a lease in a sorted set (`runq:leases`), pushed forward by
 each step it takes. A lease runs out only when the job's driver is gone: a worker was
 killed mid-step, a message was lost with a Redis restart, or a producer died between
-writing the record and sending the start. An ended job keeps its lease until its finish
-step has published it, so a lost finish is re-driven too. The sweeper finds those jobs and re-drives
+writing the record and sending the start. An ended job keeps its lease until its
+publication is done (its result out, its place in flight given back: `runs.publication`),
+so a lost finish is re-driven too. The sweeper finds those jobs and re-drives
 the step their record says is due, with its token — duplicates stay harmless, because a
 step acts only when its token is due and it holds the job's lock.
 
@@ -74,7 +75,7 @@ class Sweeper:
                 if self.on_gone is not None:
                     self.on_gone(job_id)
                 continue
-            if job.terminal and (job.published or job.step != Step.FINISH):
+            if job.terminal and job.step != Step.FINISH:
                 self.store.drop_lease(job_id)
                 continue
             if job.step == Step.START and self.waiting is not None and self.waiting(job_id):

@@ -37,6 +37,7 @@ from runq.runs.keys import batcher_tick
 from runq.runs.links import LinkServices
 from runq.runs.metrics import Metrics
 from runq.runs.redaction import redact_result
+from runq.runs.replies import text
 from runq.runs.retry import RetryPolicies, output_policy
 from runq.runs.step_config import StepConfig
 from runq.runs.steps import Steps
@@ -115,17 +116,26 @@ class CeleryScheduler:
         being overwritten: a job's publication writes the same result every time): 2
         Redis commands instead of 5 (docs/benchmarks.md)."""
         backend = self.app.backend
-        result = redact_result(job.result())
-        if not hasattr(backend, "client"):  # not a Redis backend: its own way
-            backend.store_result(job.id, result, "SUCCESS")
+        entry = self.result_entry(job)
+        if entry is None:  # not a Redis backend: its own way
+            backend.store_result(job.id, redact_result(job.result()), "SUCCESS")
             return
-        meta = backend._get_result_meta(result, "SUCCESS", None, None)
+        backend.ensure(_write_result, (backend.client, *entry))
+
+    def result_entry(self, job: Job) -> tuple[str, str, int] | None:
+        """The result backend's entry for the job, as `publish_result` writes it, for the
+        commit that ends the job to write and publish with it (the job store and the
+        result backend are one Redis: `build_runtime`). None for another backend."""
+        backend = self.app.backend
+        if not hasattr(backend, "client"):
+            return None
+        meta = backend._get_result_meta(redact_result(job.result()), "SUCCESS", None, None)
         meta["task_id"] = job.id
-        key, value = backend.get_key_for_task(job.id), backend.encode(meta)
-        backend.ensure(_write_result, (backend.client, key, value, backend.expires))
+        key = backend.get_key_for_task(job.id)
+        return text(key), backend.encode(meta), int(backend.expires or 0)
 
 
-def _write_result(client: redis.Redis, key: bytes, value: str, expires: int | None) -> None:
+def _write_result(client: redis.Redis, key: str, value: str, expires: int) -> None:
     pipe = client.pipeline(transaction=False)
     if expires:
         pipe.setex(key, int(expires), value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,8 @@ from runq.errors import BackendError
 from runq.runs.backends.base import NO_STREAMING, RunState, StreamSupport
 from runq.runs.job import Job
 from runq.runs.store import JobStore
+
+RESULT_PREFIX = "celery-task-meta-"  # the result backend's key of a job, as Celery names it
 
 
 @pytest.fixture
@@ -26,11 +29,18 @@ def store(fake_redis: fakeredis.FakeRedis) -> JobStore:
 
 @dataclass
 class RecordingScheduler:
-    """Records what the core asked for instead of sending Celery messages."""
+    """Records what the core asked for instead of sending Celery messages.
 
+    As the worker's scheduler does, it hands each ending its result's entry, which the
+    job store writes with the end (`result_entry`) into `redis`; `entries=False` plays a
+    result backend that is not the job store's Redis: results are then published after
+    the end (`publish_result`), where `publish_failures` makes the first ones fail."""
+
+    redis: Any = None  # the job store's Redis, where the ends write their results
+    entries: bool = True
     scheduled: list[tuple[str, str, int, float]] = field(default_factory=list)
     dispatched: list[tuple[str, int, list[str]]] = field(default_factory=list)
-    published: list[dict[str, Any]] = field(default_factory=list)
+    stored: list[dict[str, Any]] = field(default_factory=list)  # by `publish_result`
     publish_failures: int = 0  # how many publications raise before one succeeds
 
     def schedule(self, step: str, job_id: str, token: int, countdown: float) -> None:
@@ -39,11 +49,25 @@ class RecordingScheduler:
     def dispatch_tools(self, job: Job, token: int) -> None:
         self.dispatched.append((job.id, token, [c["call_id"] for c in job.pending_calls]))
 
+    def result_entry(self, job: Job) -> tuple[str, str, int] | None:
+        if not self.entries:
+            return None
+        return f"{RESULT_PREFIX}{job.id}", json.dumps(job.result()), 900
+
     def publish_result(self, job: Job) -> None:
         if self.publish_failures:
             self.publish_failures -= 1
             raise ConnectionError("result backend unreachable")
-        self.published.append(job.result())
+        self.stored.append(job.result())
+
+    @property
+    def published(self) -> list[dict[str, Any]]:
+        """Every result out: those the ends wrote (by key), then those published after."""
+        written = []
+        if self.redis is not None:
+            for key in sorted(self.redis.keys(f"{RESULT_PREFIX}*")):
+                written.append(json.loads(self.redis.get(key)))
+        return written + self.stored
 
     def last(self) -> tuple[str, str, int, float]:
         return self.scheduled[-1]
@@ -83,8 +107,8 @@ class ScriptedBackend:
 
 
 @pytest.fixture
-def scheduler() -> RecordingScheduler:
-    return RecordingScheduler()
+def scheduler(fake_redis: fakeredis.FakeRedis) -> RecordingScheduler:
+    return RecordingScheduler(redis=fake_redis)
 
 
 @pytest.fixture

@@ -76,9 +76,58 @@ def test_a_job_goes_start_poll_finish(store, backend, scheduler, fake_redis) -> 
     assert scheduler.published[0]["output_text"] == "Echo: hello"
 
 
+def test_the_result_goes_out_with_the_end(store, backend, scheduler, fake_redis) -> None:
+    # The commit that ends the job writes its result backend entry and says published
+    # in the same Lua call; the job's lease is dropped right after, in the same task.
+    backend.states = [RunState("completed", handle={"response_id": "r"}, output_text="ok")]
+    steps = _steps(store, backend, scheduler)
+    job = _submit(store)
+    assert steps.run("start", job.id, 0) == JobStatus.SUCCEEDED
+    done = store.get(job.id)
+    assert done.published and scheduler.published == [done.result()]
+    assert scheduler.stored == []  # nothing was published after the end
+    assert fake_redis.ttl(f"celery-task-meta-{job.id}") > 0
+    assert fake_redis.zscore(keys.leases(), job.id) is None
+    assert not fake_redis.exists(keys.job_lock(job.id))
+
+
+def test_what_follows_an_end_that_failed_is_done_by_the_finish_task(
+    store, backend, scheduler, fake_redis
+) -> None:
+    # The result went out with the end, but giving back the job's place in flight
+    # raised: the job keeps its lease, and the finish task does what was left, once.
+    backend.states = [RunState("completed", handle={"response_id": "r"}, output_text="ok")]
+    metrics = Metrics(fake_redis, prices={})
+    steps = Steps(store, lambda job, link: backend, scheduler, lambda job_id, rnd: {},
+                  retry=RetryPolicies(test_mode=True), metrics=metrics)  # fmt: skip
+    released: list[str] = []
+
+    def release(ended: Job) -> None:
+        released.append(ended.id)
+        if len(released) == 1:
+            raise ConnectionError("admission unreachable")
+
+    steps.after_publish(release)
+    job = _submit(store)
+    assert steps.run("start", job.id, 0) == JobStatus.SUCCEEDED
+    assert store.get(job.id).published and len(scheduler.published) == 1
+    assert fake_redis.zscore(keys.leases(), job.id) is not None  # the sweeper's safety net
+    step, job_id, token, countdown = scheduler.last()
+    assert (step, job_id, countdown) == ("finish", job.id, 0)
+    assert steps.finish(job_id, token) == "published"
+    assert steps.finish(job_id, token) == "stale"  # a duplicate: no lease left to drop
+    assert fake_redis.zscore(keys.leases(), job.id) is None
+    assert released == [job.id] * 3  # idempotent, so a repeat is harmless
+    jobs = {k: v for k, v in metrics.snapshot().items() if k[0] == "jobs"}
+    assert list(jobs.values()) == [1.0]
+
+
 def test_a_failed_publication_is_handed_to_the_finish_task(
     store, backend, scheduler, fake_redis
 ) -> None:
+    # A result backend that is not the job store's Redis: the result is published after
+    # the end, and a publication that raises goes to the finish task.
+    scheduler.entries = False
     scheduler.publish_failures = 1
     backend.states = [RunState("completed", handle={"response_id": "r"}, output_text="ok")]
     steps = _steps(store, backend, scheduler)

@@ -46,6 +46,22 @@ def test_an_ended_job_whose_finish_was_lost_is_finished(store, scheduler, fake_r
     assert scheduler.scheduled == [("finish", job.id, token, 0)]
 
 
+def test_an_ended_job_whose_result_went_out_with_its_end_is_finished_too(
+    store, scheduler, fake_redis
+) -> None:
+    # Its worker died after the end (result included) and before the job's place in
+    # flight was given back: the lease it kept brings the finish task to do that.
+    job = Job.new(JobSpec(input="hi").validate())
+    store.create(job, [], lease_until=time.time() - 1)
+    job.move(JobStatus.RUNNING)
+    job.move(JobStatus.SUCCEEDED)
+    token = job.due("finish")
+    job.published = True
+    store.commit(job, lease_until=time.time() - 1)
+    assert _sweeper(store, scheduler, fake_redis).sweep() == [job.id]
+    assert scheduler.scheduled == [("finish", job.id, token, 0)]
+
+
 def test_waiting_tools_redispatches_missing_calls(store, scheduler, fake_redis) -> None:
     job = Job.new(JobSpec(input="hi").validate())
     store.create(job, [], lease_until=time.time() - 1)
