@@ -208,6 +208,6 @@ class Steps:
         return self._endings.fail(claimed, code, message, cancel_run=False)
 
     def after_publish(self, hook: Callable[[Job], None]) -> None:
-        """Call `hook` with each ended job as it is published (before its commit, so a
-        finish that crashes calls it again: it must be idempotent)."""
+        """Call `hook` with each ended job as it is published (before its lease is
+        dropped, so a finish that crashes calls it again: it must be idempotent)."""
         self._publication.after_publish = hook
