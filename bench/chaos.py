@@ -15,6 +15,10 @@ Counted at the end:
   `(runq_attempt, runq_round)` (metadata runq sends with every create). A retry bumps the
   attempt, so retried runs are not duplicates; a second create of the same step is;
 - duplicate tool executions: lines in `notes.txt` beyond one per job;
+- published and settled: every ended job's result in the record and the result backend,
+  and none left on the sweeper's watch or holding a place in flight (the harness waits
+  for that, so a kill between a job's end and the rest of its publication shows as the
+  time it took, `publish_wait_after_last_end_s`);
 - time to recover: for each fault (kill or Redis restart), the time until the next job
   reached a terminal state; and the time from the last fault to the last job's end.
 
@@ -64,7 +68,8 @@ DEFAULT_FAULTS = "429=0.1,500=0.05,hang=0.02,failed=0.02,expired=0.01"
 SUMMARY = (
     "submitted", "succeeded", "failed", "lost", "duplicate_run_jobs",
     "duplicate_tool_executions", "tool_calls_interrupted", "recover_s_max",
-    "drain_after_last_fault_s", "published", "in_result_backend", "run_ends_taken_by",
+    "drain_after_last_fault_s", "published", "in_result_backend", "leased_after_the_end",
+    "in_flight_after_the_end", "publish_wait_after_last_end_s", "run_ends_taken_by",
     "webhooks", "stream_deltas", "stream_deltas_repeated", "stream_runs_followed_again",
     "stream_answers_not_as_streamed", "workers_exited_on_their_own",
 )  # fmt: skip
@@ -144,6 +149,17 @@ def job_states(client: Client, ids: list[str]) -> dict[str, Any]:
         except Exception:  # missing record, or Redis is restarting
             out[job_id] = None
     return out
+
+
+def unsettled(client: Client, ids: list[str]) -> dict[str, int]:
+    """Of these jobs, how many still hold a lease (the sweeper's watch, which an ended job
+    keeps until its publication is done) and a place in flight at fair admission."""
+    leases = client.redis.zmscore(keys.leases(), ids)
+    running = client.redis.hmget(keys.fair("running"), ids)
+    return {
+        "leased": sum(score is not None for score in leases),
+        "in_flight": sum(lane is not None for lane in running),
+    }
 
 
 def kill_receiver(hooks: BenchWebhooks) -> None:
@@ -374,11 +390,15 @@ def main(argv: list[str] | None = None) -> int:
             fleet.replace_exited()
             time.sleep(2.0)
         ended = time.time()
-        # Then every ended job must also be published by `runq.jobs.finish` (a finish lost
-        # to a kill is re-sent by the sweeper once the job's lease runs out).
+        # Then every ended job must also be published and settled: its result out, its
+        # place in flight given back, its lease dropped. What a kill interrupted there is
+        # done by `runq.jobs.finish`, which the sweeper sends once the job's lease runs out.
+        left = {"leased": n, "in_flight": n}
         while time.time() < deadline:
             states = job_states(client, ids)
-            if all(j is not None and j.published for j in states.values()):
+            left = unsettled(client, ids)
+            published = all(j is not None and j.published for j in states.values())
+            if published and not any(left.values()):
                 break
             time.sleep(2.0)
         published_at = time.time()
@@ -450,6 +470,10 @@ def main(argv: list[str] | None = None) -> int:
         "tool_calls_interrupted": interrupted_calls(records),
         "published": sum(1 for j in states.values() if j is not None and j.published),
         "in_result_backend": in_result_backend,
+        # Ended jobs still on the sweeper's watch, or holding a place in flight: 0 and 0
+        # unless the harness timed out before their publication was done.
+        "leased_after_the_end": left["leased"],
+        "in_flight_after_the_end": left["in_flight"],
         "publish_wait_after_last_end_s": round(published_at - ended, 2),
         "faults": [{"at_s": round(at - t0, 2), "what": what} for at, what in faults],
         "workers_exited_on_their_own": [

@@ -39,6 +39,7 @@ def test_the_chaos_harness_accounts_for_every_job_in_webhook_mode(tmp_path: Path
     assert report["lost"] == 0 and report["duplicate_tool_executions"] == 0, report
     assert report["tool_executions"] == JOBS  # the scripted `append_note` ran, once a job
     assert report["published"] == JOBS and report["in_result_backend"] == JOBS
+    assert report["leased_after_the_end"] == 0 and report["in_flight_after_the_end"] == 0
     assert report["workers_exited_on_their_own"] == []
     hooks = report["webhooks"]
     assert hooks["dropped"] >= 1 and hooks["duplicated"] >= 1, hooks
