@@ -269,10 +269,9 @@ class Approvals:
     def store_output(self, approval: Approval, output: StoredOutput, expected: int) -> bool:
         """Store a call's output without running its tool; True if it completed the round."""
         completed = self._store_and_count(
-            keys=[keys.tool_output(approval.job_id, approval.round),
-                  keys.tool_round_submitted(approval.job_id, approval.round)],
+            keys=[keys.tool_output(approval.job_id, approval.round)],
             args=[approval.call_id, output.dumps(), expected, self.ttl],
-        )  # fmt: skip
+        )
         return bool(int(completed))
 
 

@@ -124,11 +124,6 @@ def tool_effects(job_id: str) -> str:
     return f"{PREFIX}:effects:{job_id}"
 
 
-def tool_round_submitted(job_id: str, round_no: int) -> str:
-    """Set once when a round's outputs have been handed to submit (fan-in guard)."""
-    return f"{PREFIX}:tools:{job_id}:{round_no}:submitted"
-
-
 def conversation_lock(conversation: str) -> str:
     """Serialises jobs that continue the same conversation or thread."""
     return f"{PREFIX}:conv:{conversation}"

@@ -2,10 +2,10 @@
 
 Each call of a round runs as its own task. Its output is stored under
 `(job, round, call_id)` with HSETNX, so a redelivered task finds the output and does not
-run the tool again. After storing, one Lua script counts the round's outputs and, when
-the last one is in, sets the round's "submitted" flag with NX: exactly one task — even
-if several tasks run twice, concurrently — learns that it completed the round and
-schedules the submit step.
+run the tool again. The store and the count are one Lua script: the call whose output
+is the round's last to be stored, and only that one, learns that it completed the
+round — even if several tasks run twice, concurrently — and schedules the submit step.
+A repeat stores nothing, so it completes nothing.
 
 Non-idempotent tools get one more guard: a "started" mark set before the tool runs. A
 task that finds the mark but no output knows an earlier attempt died mid-call; rather
@@ -119,7 +119,7 @@ class ToolCalls:
             pipe.execute()
             raw = stored.dumps()
         completed = self._store_and_count(
-            keys=[out_key, keys.tool_round_submitted(call.job_id, call.round)],
+            keys=[out_key],
             args=[call.call_id, raw, call.expected, self.ttl],
         )
         return bool(int(completed))

@@ -69,6 +69,21 @@ def test_exactly_one_call_completes_the_round_under_duplicates() -> None:
     assert len(tools.outputs("j2", 1)) == 3
 
 
+def test_the_call_that_completed_its_round_completes_nothing_when_delivered_again() -> None:
+    # The task that completed the round died before its submit: its redelivery finds the
+    # output and must not submit a second time (the sweeper re-drives the submit step).
+    redis, ran = fakeredis.FakeRedis(), []
+    tools = _calls(redis, ran)
+    first = ToolCall("j3", 1, "c1", "add", '{"a": 1, "b": 1}', expected=2)
+    last = ToolCall("j3", 1, "c2", "add", '{"a": 2, "b": 2}', expected=2)
+    assert tools.run(first, allowed=["add"]) is False
+    assert tools.run(last, allowed=["add"]) is True
+    assert tools.run(last, allowed=["add"]) is False
+    assert tools.run(first, allowed=["add"]) is False
+    assert ran == ["add", "add"]
+    assert redis.ttl(keys.tool_output("j3", 1)) > 0
+
+
 def test_bad_calls_become_error_outputs() -> None:
     redis, ran = fakeredis.FakeRedis(), []
     tools = _calls(redis, ran)
