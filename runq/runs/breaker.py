@@ -23,17 +23,10 @@ cannot both become the probe or lose a failure count (`breaker.lua`).
 
 Record only failures that say the link is unhealthy (retryable errors: timeouts,
 5xx, connection errors), not a 400 caused by the job's own input.
-
-A worker asks before every run it creates and credits every answer, and almost always
-meets a closed breaker with nothing counted. With `clean_reuse`, a process that read
-that a moment ago answers from that reading for so long: a breaker another process
-opens meanwhile is seen at most `clean_reuse` seconds later, a few calls more to a
-failing link, while this process's own failure forgets the reading at once.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -82,7 +75,6 @@ class CircuitBreaker:
         *,
         probe_timeout: float | None = None,
         idle_seconds: float = 3600.0,
-        clean_reuse: float = 0.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if int(failure_threshold) < 1:
@@ -96,15 +88,10 @@ class CircuitBreaker:
         self.open_seconds = float(open_seconds)
         self.probe_timeout = float(open_seconds if probe_timeout is None else probe_timeout)
         self.idle_seconds = float(idle_seconds)
-        self.clean_reuse = float(clean_reuse)
         self.clock = clock
         self._script = lua.register(redis, "breaker")
-        # Until when (monotonic) this process takes the breaker as closed with nothing
-        # counted without reading it (`clean_reuse`; 0: read every time).
-        self._clean_until = 0.0
 
     def _call(self, op: str) -> Any:
-        self._clean_until = 0.0  # whatever the script does, the reading is stale now
         now = "" if self.clock is None else repr(float(self.clock()))
         ttl = self.open_seconds + self.probe_timeout + self.idle_seconds
         args: list[str | int] = [op, now, self.failure_threshold, repr(self.open_seconds)]
@@ -121,13 +108,8 @@ class CircuitBreaker:
         A closed breaker (almost every call) is read with one `HGET`: closed lets the
         call through without writing anything, so reading it outside the script answers
         what the script would have at that instant. Only a breaker that is open or half
-        open needs the script's clock and its probe's compare-and-set. A clean reading
-        serves this process for `clean_reuse` seconds (the module docstring)."""
-        if self._clean_now():
-            return Admission(True, "closed", clean=True)
+        open needs the script's clock and its probe's compare-and-set."""
         stored = self.redis.hget(self.key, "state")
-        if stored is None:
-            self._clean_until = time.monotonic() + self.clean_reuse
         if stored is None or text(stored) == "closed":
             return Admission(True, "closed", clean=stored is None)
         allowed, state, wait, *clean = self._call("allow")
@@ -142,12 +124,8 @@ class CircuitBreaker:
         """A call succeeded: closes a half-open breaker, resets the failure count.
 
         A breaker with no key is closed with nothing counted (the usual case), and a
-        success would write nothing: one `HGET` says so, without the script (or a clean
-        reading of the last `clean_reuse` seconds, without the `HGET`)."""
-        if self._clean_now():
-            return "closed"
+        success would write nothing: one `HGET` says so, without the script."""
         if self.redis.hget(self.key, "state") is None:
-            self._clean_until = time.monotonic() + self.clean_reuse
             return "closed"
         return self._state(self._call("success"))
 
@@ -161,13 +139,7 @@ class CircuitBreaker:
 
     def reset(self) -> None:
         """Close the breaker by hand (an operator knows the link is back)."""
-        self._clean_until = 0.0
         self.redis.delete(self.key)
-
-    def _clean_now(self) -> bool:
-        """Was the breaker closed with nothing counted when this process last read it,
-        less than `clean_reuse` seconds ago, with no failure of its own since?"""
-        return self.clean_reuse > 0 and time.monotonic() < self._clean_until
 
     @staticmethod
     def _state(raw: Any) -> State:

@@ -31,10 +31,6 @@ class LinkServices:
     default_tpm: float | None = None
     cache_ttl: int = 7 * 24 * 3600
     files: FileKeeper | None = None  # where a run's files go (None: Redis, default caps)
-    # A closed breaker with nothing counted, once read, serves this process for so long
-    # (CircuitBreaker's `clean_reuse`): two Redis reads a job fewer under load.
-    breaker_clean_reuse: float = 1.0
-    _breakers: dict[str, CircuitBreaker] = field(default_factory=dict, repr=False)
 
     def chain(self, job: Job) -> Chain:
         """The job's chain from this worker's configuration.
@@ -47,20 +43,14 @@ class LinkServices:
         return resolve_chain(name, job.spec, self.chains)
 
     def breaker(self, link: Link) -> CircuitBreaker | None:
-        """The link's breaker, one per endpoint in this process (its clean reading is
-        the process's)."""
         if self.redis is None or self.breaker_failures <= 0:
             return None
-        breaker = self._breakers.get(link.endpoint)
-        if breaker is None:
-            breaker = self._breakers.setdefault(link.endpoint, CircuitBreaker(
-                self.redis,
-                link.endpoint,
-                failure_threshold=self.breaker_failures,
-                open_seconds=self.breaker_open_seconds,
-                clean_reuse=self.breaker_clean_reuse,
-            ))  # fmt: skip
-        return breaker
+        return CircuitBreaker(
+            self.redis,
+            link.endpoint,
+            failure_threshold=self.breaker_failures,
+            open_seconds=self.breaker_open_seconds,
+        )
 
     def limiter(self, link: Link) -> RateLimiter | None:
         rpm = link.rpm if link.rpm is not None else self.default_rpm

@@ -9,8 +9,6 @@ import pytest
 
 from runq.runs import keys
 from runq.runs.breaker import Admission, CircuitBreaker
-from runq.runs.chains import Link
-from runq.runs.links import LinkServices
 
 T0 = 1_800_000_000.0
 
@@ -249,58 +247,3 @@ def test_redis_server_time_is_used_without_a_clock(redis):
     zero.record_failure()
     assert zero.allow() is True  # open period of 0: the next call is the probe
     assert zero.allow() is True  # ... and a probe timeout of 0 allows the next one
-
-
-class Monotonic:
-    """`time.monotonic` for the clean reading's age."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_a_clean_reading_serves_for_clean_reuse_then_is_read_again(redis, clock, monkeypatch):
-    ticks = Monotonic()
-    monkeypatch.setattr("runq.runs.breaker.time.monotonic", ticks)
-    ours = _breaker(redis, clock, failure_threshold=1, clean_reuse=1.0)
-    theirs = _breaker(redis, clock, failure_threshold=1)  # another process's
-    assert ours.ask().clean is True
-    theirs.record_failure()  # opens it for everyone
-    ticks.now += 0.9
-    # Within a second of its clean reading, this process does not read it again...
-    assert ours.ask().allowed is True
-    assert ours.record_success() == "closed"
-    assert redis.hget(keys.breaker("responses:gpt-5"), "state") == b"open"  # nothing reset
-    ticks.now += 0.2
-    # ...and then it does: the breaker another process opened refuses it.
-    refused = ours.ask()
-    assert (refused.allowed, refused.state) == (False, "open")
-
-
-def test_a_failure_of_its_own_forgets_the_clean_reading_at_once(redis, clock, monkeypatch):
-    monkeypatch.setattr("runq.runs.breaker.time.monotonic", Monotonic())  # time stands still
-    breaker = _breaker(redis, clock, failure_threshold=1, clean_reuse=60.0)
-    assert breaker.ask().clean is True
-    assert breaker.record_failure() == "open"
-    assert breaker.ask().allowed is False
-    breaker.reset()
-    assert breaker.ask().clean is True
-
-
-def test_without_clean_reuse_every_ask_reads_the_breaker(redis, clock, monkeypatch):
-    monkeypatch.setattr("runq.runs.breaker.time.monotonic", Monotonic())
-    ours = _breaker(redis, clock, failure_threshold=1)
-    assert ours.ask().clean is True
-    _breaker(redis, clock, failure_threshold=1).record_failure()
-    assert ours.ask().allowed is False
-
-
-def test_link_services_keep_one_breaker_per_endpoint(redis):
-    services = LinkServices(redis)
-    first = services.breaker(Link(backend="responses", model="gpt-5"))
-    assert first is not None and first.clean_reuse == 1.0
-    assert services.breaker(Link(backend="responses", model="gpt-5")) is first
-    assert services.breaker(Link(backend="responses", model="gpt-5-mini")) is not first
-    assert LinkServices(redis, breaker_failures=0).breaker(Link(backend="responses")) is None
