@@ -118,8 +118,9 @@ def test_the_timeout_denies_and_stores_the_calls_output(
     assert (denied.status, denied.decided_by) == ("denied", "timeout")
     stored = json.loads(fake_redis.hget(keys.tool_output(job.id, 1), "call_1"))
     assert json.loads(stored["output"]) == {"error": "denied: no decision within 5s"}
-    # The round is complete: the denial was its last output, so storing it again (or
-    # any later output of the round) completes nothing.
+    # The round is complete: its one output is in, and it was the denial's store that
+    # completed it, so storing the denial again completes nothing.
+    assert fake_redis.hlen(keys.tool_output(job.id, 1)) == 1
     assert approvals.store_output(denied, denied.output(), expected=1) is False
 
 
