@@ -12,6 +12,10 @@ from runq.sandbox.engine.config import SandboxConfig
 from runq.sandbox.server.serve import SandboxServer
 
 LATENCY_MS = 150
+CLIENT_TIMEOUT = SandboxConfig().code_wall_seconds + 30
+"""The clients wait longer than a code-interpreter run may take (the sandbox's own
+wall-clock limit), with room for a loaded machine: a test fails on what the sandbox
+answered, never because a busy CI host ran matplotlib slower than a fixed 10 s."""
 
 
 @pytest.fixture(scope="session")
@@ -31,11 +35,13 @@ def _fresh_state(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture
 def client(server: SandboxServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=10)
+    return openai.OpenAI(
+        base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=CLIENT_TIMEOUT
+    )
 
 
 @pytest.fixture
 def aclient(server: SandboxServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
-        base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=10
+        base_url=server.base_url, api_key="sk-test", max_retries=0, timeout=CLIENT_TIMEOUT
     )
