@@ -90,12 +90,15 @@ def test_acknowledgements_keep_their_bookkeeping_without_transactions(redis_url:
                 conn.drain_events(timeout=5)
         assert client.hlen("unacked") == 0 and client.zcard("unacked_index") == 0
         client.ping()  # the last command the watcher waits for
-    deadline = time.monotonic() + 5
+    # MONITOR's feed can fall seconds behind on a loaded host: wait for the PING itself
+    # (at once, normally), so a late feed is not mistaken for missing commands.
+    deadline = time.monotonic() + 60
     while "PING" not in lines and time.monotonic() < deadline:
         time.sleep(0.01)
     stop.set()
     client.ping()
     watcher.join(5)
+    assert "PING" in lines, f"MONITOR's feed stopped after {lines}"
     # From the first delivery on (the queue's declaration has transactions of its own):
     # the copy and its removal were each written for the 2 messages...
     delivered = lines[lines.index("BRPOP") :]
