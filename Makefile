@@ -51,7 +51,7 @@ test-latest:
 # Pin every dependency (extras all and dev) to what resolves today; commit the result.
 # The project itself is dropped from the file: `make` installs it editable on its own.
 lock: $(STAMP)
-	$(BIN)/pip-compile -q --no-emit-index-url --no-emit-trusted-host --no-emit-find-links \
+	$(BIN)/pip-compile -q --upgrade --no-emit-index-url --no-emit-trusted-host --no-emit-find-links \
 		--strip-extras --extra dev --extra all -o $(LOCK) pyproject.toml
 	awk '/^runq @ /{skip=1; next} skip && /^    #/{next} {skip=0; print}' $(LOCK) > $(LOCK).tmp
 	mv $(LOCK).tmp $(LOCK)
