@@ -204,7 +204,9 @@ def test_metrics_count_every_job_exactly_once(ops_client: Client, metrics_url: s
     assert delta("runq_cost_usd_total", model=MODEL) == pytest.approx(expected_cost)
     assert delta("runq_tool_latency_seconds_count", tool="calculator") == 1
     assert delta("runq_tool_errors_total") == 0
-    assert total(after, "runq_queue_length", queue="runs") >= 0
+    assert ("runq_queue_length", (("queue", "runs"),)) in after
+    # Every job ended, so no woken step is left waiting for a runner.
+    assert after[("runq_wake_queue_length", ())] == 0
 
 
 def test_worker_log_is_json_with_job_ids_and_no_secret(

@@ -16,6 +16,7 @@ from runq.errors import ConfigurationError
 from runq.producers.ops.metrics_server import MetricsServer, QueueCollector, build_registry
 from runq.runs import keys
 from runq.runs.metrics import DEFAULT_PRICES, Metrics, load_prices, price_for
+from runq.runs.wakes import WakeQueue
 
 PRICES = {"m-cheap": (1.0, 2.0), "m-dear": (10.0, 40.0)}
 
@@ -226,6 +227,21 @@ def test_queue_lengths(r: fakeredis.FakeRedis) -> None:
     assert registry.get_sample_value("runq_queue_length", {"queue": "runs"}) == 3
     assert registry.get_sample_value("runq_queue_length", {"queue": "tools"}) == 1
     assert registry.get_sample_value("runq_delayed_steps") == 0
+
+
+def test_wake_queue_length_counts_the_steps_no_runner_took(r: fakeredis.FakeRedis) -> None:
+    """Woken polls are not Celery messages: without this gauge a worker that cannot keep
+    up with its webhooks shows an empty `runs` queue."""
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(r))
+    assert registry.get_sample_value("runq_wake_queue_length") == 0
+    wakes = WakeQueue(r)
+    wakes.wake_poll("job_a", 3)
+    wakes.push("job_b", "look", 1)
+    assert registry.get_sample_value("runq_wake_queue_length") == 2
+    assert registry.get_sample_value("runq_queue_length", {"queue": "runs"}) == 0
+    assert wakes.take(0.1) is not None  # a runner takes one: it no longer waits
+    assert registry.get_sample_value("runq_wake_queue_length") == 1
 
 
 def test_delayed_steps_and_the_overdue_ones(r: fakeredis.FakeRedis) -> None:

@@ -71,7 +71,9 @@ def priority_lists(queue: str) -> list[str]:
 
 class QueueCollector:
     """What waits for a worker: `runq_queue_length{queue}` (messages in each runq queue,
-    Redis broker), `runq_delayed_steps` (steps waiting for their time in Redis) and
+    Redis broker), `runq_wake_queue_length` (steps due now that no worker's wake runner
+    has taken yet: woken polls and due safety looks, which are not Celery messages,
+    `runs.wakes`), `runq_delayed_steps` (steps waiting for their time in Redis) and
     `runq_delayed_steps_overdue` (of those, due more than `OVERDUE` seconds ago: every
     worker's pump sends them within a second, so a value that stays above 0 means no
     worker is running, or all are stuck)."""
@@ -83,7 +85,7 @@ class QueueCollector:
         self.queues = tuple(queues)
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._families({}, 0, 0)
+        yield from self._families({}, 0, 0, 0)
 
     def collect(self) -> Iterator[Metric]:
         pipe = self.redis.pipeline(transaction=False)
@@ -91,16 +93,17 @@ class QueueCollector:
         for names in lists.values():
             for name in names:
                 pipe.llen(name)
+        pipe.llen(keys.wakes())
         pipe.zcard(keys.delayed())
         pipe.zcount(keys.delayed(), "-inf", time.time() - self.OVERDUE)
-        *lengths, delayed, overdue = pipe.execute()
+        *lengths, wakes, delayed, overdue = pipe.execute()
         totals, at = {}, 0
         for queue, names in lists.items():  # every priority's list counts (kombu's steps)
             totals[queue], at = sum(lengths[at : at + len(names)]), at + len(names)
-        yield from self._families(totals, delayed, overdue)
+        yield from self._families(totals, wakes, delayed, overdue)
 
     def _families(
-        self, lengths: dict[str, int], delayed: int, overdue: int
+        self, lengths: dict[str, int], wakes: int, delayed: int, overdue: int
     ) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
             "runq_queue_length", "Messages waiting in a runq queue (not yet taken by a worker).",
@@ -109,6 +112,11 @@ class QueueCollector:
         for queue, length in lengths.items():
             family.add_metric([queue], float(length))
         yield family
+        yield GaugeMetricFamily(
+            "runq_wake_queue_length",
+            "Steps due now (woken polls, safety looks) that no worker has taken yet.",
+            value=float(wakes),
+        )
         yield GaugeMetricFamily(
             "runq_delayed_steps", "Steps waiting in Redis for their time (long waits).",
             value=float(delayed),
