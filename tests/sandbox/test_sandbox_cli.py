@@ -33,11 +33,11 @@ def test_cli_port_zero_prints_real_url_and_serves() -> None:
         assert line.startswith("sandbox listening on http://127.0.0.1:")
         url = line.rsplit(" ", 1)[1]
         assert not url.endswith(":0/v1")
-        client = openai.OpenAI(base_url=url, api_key="k", max_retries=0, timeout=10)
-        assert client.responses.create(model="gpt-4o-mini", input="cli").output_text == "Echo: cli"
+        with openai.OpenAI(base_url=url, api_key="k", max_retries=0, timeout=10) as client:
+            reply = client.responses.create(model="gpt-4o-mini", input="cli")
+        assert reply.output_text == "Echo: cli"
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        _stop(proc)
 
 
 def test_env_gives_defaults() -> None:
@@ -131,6 +131,14 @@ def _serve(*flags: str) -> tuple[subprocess.Popen[str], str]:
     return proc, line.rsplit(" ", 1)[-1]
 
 
+def _stop(proc: subprocess.Popen[str]) -> int | None:
+    """SIGTERM, then read what is left of its output (which closes the pipes); its exit
+    status."""
+    proc.terminate()
+    proc.communicate(timeout=10)
+    return proc.returncode
+
+
 def test_cli_snapshot_is_saved_on_sigterm_and_loaded_again(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     flags = ("--snapshot", str(path), "--snapshot-interval", "0")
@@ -140,9 +148,9 @@ def test_cli_snapshot_is_saved_on_sigterm_and_loaded_again(tmp_path: Path) -> No
         resp = client.responses.create(model="gpt-4o-mini", input="kept")
         client.close()
     finally:
-        proc.terminate()  # SIGTERM: a clean shutdown, which saves
-        # uvicorn shuts down, then re-raises the signal: the exit status is -SIGTERM
-        assert proc.wait(timeout=10) in (0, -signal.SIGTERM)
+        # SIGTERM: a clean shutdown, which saves. uvicorn shuts down, then re-raises the
+        # signal: the exit status is -SIGTERM.
+        assert _stop(proc) in (0, -signal.SIGTERM)
     assert resp.id in json.loads(path.read_text())["objects"]["responses"]
     proc, url = _serve(*flags)
     try:
@@ -150,8 +158,7 @@ def test_cli_snapshot_is_saved_on_sigterm_and_loaded_again(tmp_path: Path) -> No
         assert client.responses.retrieve(resp.id).output_text == "Echo: kept"
         client.close()
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        _stop(proc)
 
 
 def test_cli_refuses_a_bad_snapshot(tmp_path: Path) -> None:
