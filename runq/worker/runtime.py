@@ -82,9 +82,13 @@ class CeleryScheduler:
     def send(self, step: str, job_id: str, token: int, countdown: float = 0.0) -> None:
         options: dict[str, Any] = {"countdown": countdown} if countdown > 0 else {}
         options["priority"] = PRIORITY_NEW_JOB if step == "start" else PRIORITY_IN_FLIGHT
-        self.app.send_task(f"runq.jobs.{step}", args=[job_id, token], **options)
+        self.app.send_task(f"runq.jobs.{step}", args=[job_id, token], ignore_result=True,
+                           **options)  # fmt: skip
 
     def dispatch_tools(self, job: Job, token: int) -> None:
+        # `ignore_result` on each send: runq's tasks store no result, and in a process
+        # that is no Celery worker (the wake runner's own) Celery would otherwise
+        # subscribe to each task's result channel, a SUBSCRIBE and an UNSUBSCRIBE a call.
         expected = len(job.pending_calls)
         for call in job.pending_calls:
             try:
@@ -104,6 +108,7 @@ class CeleryScheduler:
                 ],
                 queue=queue,
                 priority=PRIORITY_IN_FLIGHT,
+                ignore_result=True,
             )
 
     def publish_result(self, job: Job) -> None:
