@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--newcomer", action="store_true",
         help="start each worker as `runq worker` does (a threads pool), not prefork x 2; "
-        "then the odd kills have no pool process to hit",
+        "then the odd kills hit the worker's wake runner process, which it starts again",
     )  # fmt: skip
     parser.add_argument(
         "--webhook-faults", default=DEFAULT_WEBHOOK_FAULTS,

@@ -353,6 +353,13 @@ class Settings:
     # Threads of each `runs` worker's wake runner (runs.wakes): polls that are due now (a
     # webhook woke them, or the safety poll's time came) run there, one HTTP request each.
     wake_threads: int = setting(32, _bounded(_integer, ge=1))
+    # Where that runner runs: `process` (a child interpreter of the worker, so the steps
+    # that end jobs do not queue for the interpreter lock behind a burst of starts),
+    # `thread` (the worker's main process), or `auto`: `process` unless the pool is
+    # prefork, whose main process already runs no task (runq.worker.wake_process).
+    wake_runner: Literal["auto", "process", "thread"] = setting(
+        "auto", _one_of("auto", "process", "thread")
+    )
     # Each worker process adds its metric increments up and sends them to Redis at most
     # this often, in seconds (runs.metrics_buffer); 0 sends every record at once.
     metrics_flush_interval: float = setting(1.0, _bounded(_number, ge=0))

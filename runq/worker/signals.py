@@ -22,6 +22,7 @@ from runq.errors import ConfigurationError
 from runq.runs import chain_catalog, tool_catalog
 from runq.runs.metrics_buffer import flush_all
 from runq.runs.tools import registry
+from runq.worker.wake_process import WakeProcess
 from runq.worker.wake_runner import WakeRunner
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def connect(app: WorkerApp) -> None:
     def check_worker(sender: Any = None, **_: Any) -> None:
         _check_worker(app)
 
-    runners: list[WakeRunner] = []
+    runners: list[WakeRunner | WakeProcess] = []
 
     def start_sweeper(sender: Any = None, **_: Any) -> None:
         if app.runtime.admission is not None:  # its share of the derived window
@@ -56,7 +57,7 @@ def connect(app: WorkerApp) -> None:
             app.runtime.admission.slots = int(getattr(controller, "concurrency", 0) or 1)
         _start_sweeper(app.runtime, str(getattr(sender, "hostname", "worker")))
         if QUEUE_RUNS in _consumed_queues(sender):
-            runners.append(_start_wake_runner(app.runtime))
+            runners.append(_start_wakes(app, sender))
 
     def stop_wake_runners(**_: Any) -> None:
         """Warm shutdown: the steps the runner is running finish, as Celery's tasks do;
@@ -191,6 +192,26 @@ def _consumed_queues(consumer: Any) -> set[str]:
     queues = getattr(task_consumer, "queues", None) or []
     names = {str(getattr(q, "name", "")) for q in queues}
     return names or {QUEUE_RUNS}
+
+
+def _wake_runner_in_a_child(consumer: Any) -> bool:
+    """Whether the wake runner gets a process of its own (`RUNQ_WAKE_RUNNER`): by default
+    unless the pool is prefork, whose main process runs no task of its own."""
+    where = get_settings().wake_runner
+    if where != "auto":
+        return where == "process"
+    pool = getattr(getattr(consumer, "controller", None), "pool", None)
+    return "prefork" not in type(pool).__module__
+
+
+def _start_wakes(app: WorkerApp, consumer: Any) -> WakeRunner | WakeProcess:
+    """The wake runner, in a child interpreter (`runq.worker.wake_process`) on the Redis
+    this worker uses (found through `runq up`'s state, or given to Celery, as well as
+    REDIS_URL), or in this process."""
+    if _wake_runner_in_a_child(consumer):
+        url = app.redis_url()
+        return WakeProcess(env={"REDIS_URL": url} if url else None).start()
+    return _start_wake_runner(app.runtime)
 
 
 def _start_wake_runner(rt: Runtime) -> WakeRunner:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import redis
 
@@ -295,6 +296,65 @@ def test_a_waiting_run_outlives_its_worker_through_its_looks(redis_url, tmp_path
         assert job.status == JobStatus.SUCCEEDED, job.error
         assert job.polls == 1  # the look before the kill, counted through it
         assert stats(sandbox)["webhooks"]["sent"] == 0  # the looks, not a webhook
+    finally:
+        sandbox.stop()
+
+
+# -- the wake runner's own process beside a threads worker --------------------------------
+def wake_children(worker_pid: int) -> list[int]:
+    """The live wake-runner children of a worker (`runq.worker.wake_process`)."""
+    found = []
+    for child in psutil.Process(worker_pid).children():
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and any(
+                "runq.worker.wake_process" in part for part in child.cmdline()
+            ):
+                found.append(child.pid)
+        except psutil.Error:  # it ended while we looked
+            continue
+    return found
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_the_wake_process_is_restarted_and_dies_with_its_worker(redis_url, tmp_path) -> None:
+    """A worker on the threads pool (the default) runs its woken steps in a child
+    interpreter. Killed, the child is started again and jobs still end with zero
+    polls; the worker killed (no warm shutdown), the child goes too."""
+    redis_url = own_database(redis_url, 12)
+    port = free_port()
+    sandbox = sandbox_sending(f"http://127.0.0.1:{port}{PATH}")
+    try:
+        receiver = WebhookServerProcess(redis_url, SECRET, port=port,
+                                        log_path=tmp_path / "webhooks.log").start()  # fmt: skip
+        try:
+            with workers(redis_url, sandbox, tmp_path, RUNQ_SAFETY_POLL_INTERVAL="600") as stack:
+                worker = stack.worker_procs[0].proc
+                assert worker is not None
+                (first,) = wait_for(lambda: wake_children(worker.pid), timeout=30,
+                                    what="the wake process")  # fmt: skip
+                client = client_for(stack)
+                before = finished(client, [client.submit("Woken next door?").id])
+                os.kill(first, signal.SIGKILL)
+                (second,) = wait_for(
+                    lambda: [pid for pid in wake_children(worker.pid) if pid != first],
+                    timeout=30, what="the wake process started again",
+                )  # fmt: skip
+                after = finished(client, [client.submit("Woken again?").id])
+                os.killpg(worker.pid, signal.SIGKILL)  # the child is in a session of its own
+                worker.wait(timeout=10)
+                wait_for(lambda: gone(second), timeout=40, what="the orphaned wake process to end")
+        finally:
+            receiver.stop()
+        for job in before + after:
+            assert job.status == JobStatus.SUCCEEDED and job.polls == 0, job.error
+        log = (tmp_path / "worker.log").read_text()
+        assert log.count("wake.process_started") == 2 and "wake.process_exited" in log
     finally:
         sandbox.stop()
 
